@@ -1,0 +1,69 @@
+#include "app.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+namespace semline::app {
+
+void add_line_flags(CLI::App& cmd, LineFlags& f) {
+  cmd.add_option("-c,--config", f.config, "Pipeline config (TOML); see configs/");
+  cmd.add_option("-m,--model", f.model, "Model file (GGUF); overrides [model].path");
+  cmd.add_option("--set", f.sets, "Override a config key, e.g. --set stages.attention.variant=dense");
+  cmd.add_option("--plugin-path", f.plugin_paths, "Extra folder or file to load plugins from");
+}
+
+Config make_config(const LineFlags& f) {
+  Config c = f.config.empty() ? Config{} : load_config(f.config);
+  if (!f.model.empty()) {
+    c.model.path = f.model;
+    c.model.pos = SourcePos{"--model", 0, 0};
+  }
+  for (const std::string& s : f.sets) apply_override(c, s);
+  for (const std::string& p : f.plugin_paths) c.runtime.plugin_paths.push_back(p);
+  if (c.model.path.empty()) throw Error((f.config.empty() ? std::string("(defaults)") : f.config) +
+                                        ": no model: set [model].path or pass --model");
+  return c;
+}
+
+std::unique_ptr<Plugins> load_plugins(const std::vector<std::filesystem::path>& config_paths,
+                                      const std::map<std::string, std::string>& prefer) {
+  auto p = std::make_unique<Plugins>();
+  p->registry.set_preferences(prefer);
+  p->refused = p->host.load_all(PluginHost::search_path(config_paths));
+  p->registry.check_preferences();
+  if (p->registry.plugins().empty())
+    spdlog::warn("no plugins found; searched: config plugin_paths, SEMLINE_PLUGIN_PATH and the install folder");
+  return p;
+}
+
+std::unique_ptr<gguf::GgufFile> open_model(const std::filesystem::path& path) {
+  auto m = gguf::GgufFile::open(path);
+  spdlog::debug("{}: GGUF v{}, {} metadata keys, {} tensors", path.string(), m->version(), m->metadata().size(),
+                m->tensors().size());
+  return m;
+}
+
+Progress::Progress(std::string label)
+    : label_(std::move(label)),
+      enabled_(isatty(fileno(stderr)) && spdlog::get_level() <= spdlog::level::info) {}
+
+Progress::~Progress() {
+  if (enabled_ && last_permille_ >= 0) std::fprintf(stderr, "\n");
+}
+
+void Progress::operator()(uint64_t done, uint64_t total) {
+  if (!enabled_ || total == 0) return;
+  int permille = static_cast<int>(done * 1000 / total);
+  if (permille == last_permille_) return;
+  last_permille_ = permille;
+  const int width = 40, filled = permille * width / 1000;
+  std::fprintf(stderr, "\r%s [%.*s%*s] %5.1f%% (%.1f / %.1f MiB)", label_.c_str(), filled,
+               "########################################", width - filled, "", permille / 10.0,
+               done / 1048576.0, total / 1048576.0);
+  std::fflush(stderr);
+}
+
+}  // namespace semline::app

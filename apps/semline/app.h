@@ -1,0 +1,66 @@
+// What every command shares: logging, the plugin host and registry, the config and the model.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "core/config/config.h"
+#include "core/host/plugin_host.h"
+#include "core/host/registry.h"
+#include "core/model/gguf.h"
+
+namespace semline::app {
+
+// Flags every command that builds a line accepts.
+struct LineFlags {
+  std::string config;               // --config
+  std::string model;                // --model (overrides [model].path)
+  std::vector<std::string> sets;    // --set key=value
+  std::vector<std::string> plugin_paths;  // --plugin-path
+};
+void add_line_flags(CLI::App& cmd, LineFlags& f);
+
+// The registry with every plugin found on the search path loaded (config paths first).
+struct Plugins {
+  StageRegistry registry;
+  PluginHost host{registry};
+  std::vector<std::string> refused;  // one line per plugin the host refused
+};
+std::unique_ptr<Plugins> load_plugins(const std::vector<std::filesystem::path>& config_paths,
+                                      const std::map<std::string, std::string>& prefer = {});
+
+// The config from --config (or defaults), with --model and --set applied.
+Config make_config(const LineFlags& f);
+
+std::unique_ptr<gguf::GgufFile> open_model(const std::filesystem::path& path);
+
+// A progress bar on stderr for long work (convert, quantize, synth, load, bench); silent when
+// stderr is not a terminal or logging is quiet.
+class Progress {
+ public:
+  explicit Progress(std::string label);
+  ~Progress();
+  void operator()(uint64_t done, uint64_t total);
+
+ private:
+  std::string label_;
+  bool enabled_;
+  int last_permille_ = -1;
+};
+
+void add_plugins_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_graph_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+void add_synth_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+}  // namespace semline::app

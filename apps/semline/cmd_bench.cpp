@@ -1,0 +1,224 @@
+// semline bench: prompt processing (ppN) and generation (tgN) speed, in llama-bench's terms, so the
+// figures sit beside llama.cpp's: the same flags, the same table, the same JSON field names.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app.h"
+#include "core/engine/generator.h"
+#include "core/engine/pipeline.h"
+#include "core/graph/graph.h"
+#include "core/util/text.h"
+
+namespace semline::app {
+
+namespace {
+
+struct BenchOpts {
+  LineFlags line;
+  std::vector<std::string> models;
+  std::vector<int> n_prompt = {512};
+  std::vector<int> n_gen = {128};
+  int reps = 5;
+  std::vector<int> threads;
+  std::string output = "md";
+};
+
+struct Record {
+  std::string model_filename, model_type, backend;
+  uint64_t model_size = 0, model_n_params = 0;
+  int n_threads = 0, n_prompt = 0, n_gen = 0, n_batch = 0;
+  std::string type_k;
+  std::vector<double> samples_ns;
+
+  std::string test() const { return n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen); }
+  std::vector<double> samples_ts() const {
+    std::vector<double> ts;
+    for (double ns : samples_ns) ts.push_back((n_prompt + n_gen) * 1e9 / ns);
+    return ts;
+  }
+};
+
+double mean(const std::vector<double>& v) { return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
+double stddev(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  double m = mean(v), s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / (v.size() - 1));
+}
+
+// "llama 134M Q4_0": family, parameter count and the weight type most of the bytes have.
+std::string model_type(const gguf::GgufFile& m, const HParams& hp, uint64_t params) {
+  std::map<DType, uint64_t> bytes;
+  for (const auto& t : m.tensors())
+    if (t.view.ndim >= 2) bytes[t.view.dtype] += t.bytes;
+  DType main = DType::F32;
+  uint64_t best = 0;
+  for (auto [t, b] : bytes)
+    if (b > best) best = b, main = t;
+  char size[32];
+  if (params >= 1000000000ull) std::snprintf(size, sizeof size, "%.1fB", params / 1e9);
+  else if (params >= 1000000ull) std::snprintf(size, sizeof size, "%.0fM", params / 1e6);
+  else std::snprintf(size, sizeof size, "%.0fK", params / 1e3);
+  return hp.arch + " " + size + " " + dtype_name(main);
+}
+
+// One timed run: ppN prefills N tokens into an empty sequence; tgN decodes N tokens one by one.
+double run_once(Pipeline& p, int n_prompt, int n_gen, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(p.hp().n_vocab - 1));
+  const int32_t seq = p.kv().new_sequence();
+  std::vector<int32_t> ids(std::max(n_prompt, 1));
+  for (auto& t : ids) t = tok(rng);
+  auto t0 = std::chrono::steady_clock::now();
+  if (n_prompt > 0) {
+    prefill(p, seq, ids);
+  } else {
+    for (int i = 0; i < n_gen; ++i) {
+      int32_t t = tok(rng);
+      prefill(p, seq, std::span<const int32_t>(&t, 1));
+    }
+  }
+  double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  p.kv().free_sequence(seq);
+  return ns;
+}
+
+std::string human_bytes(uint64_t b) {
+  char s[32];
+  if (b >= (1ull << 30)) std::snprintf(s, sizeof s, "%.2f GiB", b / 1073741824.0);
+  else std::snprintf(s, sizeof s, "%.2f MiB", b / 1048576.0);
+  return s;
+}
+
+std::string human_params(uint64_t n) {
+  char s[32];
+  if (n >= 1000000000ull) std::snprintf(s, sizeof s, "%.2f B", n / 1e9);
+  else if (n >= 1000000ull) std::snprintf(s, sizeof s, "%.2f M", n / 1e6);
+  else std::snprintf(s, sizeof s, "%.2f K", n / 1e3);
+  return s;
+}
+
+void print_markdown(const std::vector<Record>& recs) {
+  std::printf("| model | size | params | backend | threads | test | t/s |\n");
+  std::printf("| ----- | ---: | -----: | ------- | ------: | ---: | --: |\n");
+  for (const Record& r : recs) {
+    auto ts = r.samples_ts();
+    std::printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", r.model_type.c_str(), human_bytes(r.model_size).c_str(),
+                human_params(r.model_n_params).c_str(), r.backend.c_str(), r.n_threads, r.test().c_str(), mean(ts),
+                stddev(ts));
+  }
+}
+
+nlohmann::json to_json(const Record& r) {
+  auto ts = r.samples_ts();
+  std::vector<uint64_t> ns;
+  for (double x : r.samples_ns) ns.push_back(static_cast<uint64_t>(x));
+  return {{"model_filename", r.model_filename}, {"model_type", r.model_type}, {"model_size", r.model_size},
+          {"model_n_params", r.model_n_params}, {"backends", r.backend},      {"n_batch", r.n_batch},
+          {"n_threads", r.n_threads},           {"type_k", r.type_k},         {"n_prompt", r.n_prompt},
+          {"n_gen", r.n_gen},                   {"avg_ns", static_cast<uint64_t>(mean(r.samples_ns))},
+          {"stddev_ns", static_cast<uint64_t>(stddev(r.samples_ns))},        {"avg_ts", mean(ts)},
+          {"stddev_ts", stddev(ts)},            {"samples_ns", ns},           {"samples_ts", ts}};
+}
+
+void print_csv(const std::vector<Record>& recs) {
+  std::printf("model_filename,model_type,model_size,model_n_params,backends,n_threads,n_prompt,n_gen,avg_ns,stddev_ns,avg_ts,stddev_ts\n");
+  for (const Record& r : recs) {
+    auto ts = r.samples_ts();
+    std::printf("\"%s\",\"%s\",%llu,%llu,%s,%d,%d,%d,%.0f,%.0f,%.6f,%.6f\n", r.model_filename.c_str(),
+                r.model_type.c_str(), (unsigned long long)r.model_size, (unsigned long long)r.model_n_params,
+                r.backend.c_str(), r.n_threads, r.n_prompt, r.n_gen, mean(r.samples_ns), stddev(r.samples_ns),
+                mean(ts), stddev(ts));
+  }
+}
+
+void bench(const BenchOpts& o) {
+  std::vector<Record> recs;
+  std::vector<std::string> models = o.models;
+  if (models.empty()) models.push_back("");  // the config's model
+  std::vector<int> threads = o.threads;
+  if (threads.empty()) threads.push_back(0);
+  for (const std::string& model_path : models) {
+    LineFlags lf = o.line;
+    if (!model_path.empty()) lf.model = model_path;
+    Config c = make_config(lf);
+    const int longest = std::max(*std::max_element(o.n_prompt.begin(), o.n_prompt.end()),
+                                 *std::max_element(o.n_gen.begin(), o.n_gen.end()));
+    if (c.runtime.context == 0 || c.runtime.context < longest) c.runtime.context = std::max(longest, 16);
+    auto plugins = load_plugins(c.runtime.plugin_paths, c.runtime.prefer);
+    auto model = open_model(c.model.path);
+    PipelineGraph g = build_graph(c, *model, plugins->registry);
+    uint64_t size = 0, params = 0;
+    for (const auto& t : model->tensors()) {
+      size += t.bytes;
+      params += static_cast<uint64_t>(t.view.elements());
+    }
+    for (int th : threads) {
+      c.runtime.threads = th;
+      PipelineOptions po = pipeline_options(c);
+      Pipeline p(g, *model, plugins->registry, po);
+      const int n_threads = th > 0 ? th : static_cast<int>(std::thread::hardware_concurrency());
+      std::mt19937 rng(1234);
+      std::vector<std::pair<int, int>> tests;
+      for (int np : o.n_prompt)
+        if (np > 0) tests.push_back({np, 0});
+      for (int ng : o.n_gen)
+        if (ng > 0) tests.push_back({0, ng});
+      for (auto [np, ng] : tests) {
+        Record r;
+        r.model_filename = c.model.path.string();
+        r.model_type = model_type(*model, g.hp, params);
+        r.model_size = size;
+        r.model_n_params = params;
+        r.backend = join(g.backends);
+        r.n_threads = n_threads;
+        r.n_prompt = np;
+        r.n_gen = ng;
+        r.n_batch = p.max_batch_tokens();
+        r.type_k = c.kv_cache.dtype;
+        Progress bar("bench " + r.test());
+        run_once(p, np, ng, rng);  // warm-up: pages in the weights, settles the threads
+        for (int i = 0; i < o.reps; ++i) {
+          r.samples_ns.push_back(run_once(p, np, ng, rng));
+          bar(i + 1, o.reps);
+        }
+        recs.push_back(std::move(r));
+      }
+    }
+  }
+  if (o.output == "json") {
+    nlohmann::json j = nlohmann::json::array();
+    for (const Record& r : recs) j.push_back(to_json(r));
+    std::printf("%s\n", j.dump(2).c_str());
+  } else if (o.output == "csv") {
+    print_csv(recs);
+  } else {
+    print_markdown(recs);
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure prompt (ppN) and generation (tgN) speed, llama-bench style");
+  auto o = std::make_shared<BenchOpts>();
+  cmd->add_option("-c,--config", o->line.config, "Pipeline config (TOML)");
+  cmd->add_option("-m,--model", o->models, "Model file(s) (GGUF); comma-separated or repeated")->delimiter(',');
+  cmd->add_option("--set", o->line.sets, "Override a config key");
+  cmd->add_option("--plugin-path", o->line.plugin_paths, "Extra folder or file to load plugins from");
+  cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens per pp test (0 = none)")->delimiter(',');
+  cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens per tg test (0 = none)")->delimiter(',');
+  cmd->add_option("-r,--repetitions", o->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
+  cmd->add_option("-t,--threads", o->threads, "Threads (0 = all cores)")->delimiter(',');
+  cmd->add_option("-o,--output", o->output, "md | json | csv")->check(CLI::IsMember({"md", "json", "csv"}));
+  cmd->callback([o] { bench(*o); });
+}
+
+}  // namespace semline::app

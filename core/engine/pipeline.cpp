@@ -1,0 +1,255 @@
+#include "core/engine/pipeline.h"
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+namespace semline {
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(LogLevel l) {
+  switch (l) {
+    case LogLevel::Trace: return spdlog::level::trace;
+    case LogLevel::Debug: return spdlog::level::debug;
+    case LogLevel::Info: return spdlog::level::info;
+    case LogLevel::Warn: return spdlog::level::warn;
+    case LogLevel::Error: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+LogFn logger_for(std::string who) {
+  return [who = std::move(who)](LogLevel l, std::string_view msg) { spdlog::log(to_spdlog(l), "{}: {}", who, msg); };
+}
+
+std::string describe(const GraphNode& n) {
+  std::string s = n.layer >= 0 ? "block " + std::to_string(n.layer) + " " + n.station : n.station;
+  return s + " (" + n.impl->entry.variant + "@" + n.backend + ", plugin " + n.impl->plugin + ")";
+}
+
+}  // namespace
+
+PipelineOptions pipeline_options(const Config& config) {
+  PipelineOptions o;
+  o.threads = config.runtime.threads;
+  o.max_batch_tokens = config.runtime.max_batch_tokens;
+  o.kv.block_tokens = config.kv_cache.block_tokens;
+  o.kv.dtype = config.kv_cache.dtype == "f16" ? DType::F16 : DType::F32;
+  o.kv.context = config.runtime.context;
+  return o;
+}
+
+std::unique_ptr<Tokenizer> make_tokenizer(const GraphNode& n, const ModelView& model) {
+  StageContext ctx;
+  ctx.model = &model;
+  ctx.station = n.station;
+  ctx.params = n.params;
+  ctx.log = logger_for(describe(n));
+  try {
+    auto t = n.impl->entry.make_tokenizer(ctx);
+    if (!t) throw Error("the factory returned nothing");
+    return t;
+  } catch (const std::exception& e) {
+    throw Error(describe(n) + ": " + e.what());
+  }
+}
+
+struct Pipeline::Station {
+  const GraphNode* node = nullptr;
+  std::unique_ptr<Stage> stage;
+  Backend* backend = nullptr;
+};
+
+// The residual stream h and the normed rows x, one copy per backend; the line moves them between
+// backends only where two consecutive stations run on different ones.
+struct Pipeline::Activations {
+  struct OnBackend {
+    std::unique_ptr<Buffer> h, x;
+  };
+  std::map<Backend*, OnBackend> per_backend;
+  Backend* h_on = nullptr;
+  Backend* x_on = nullptr;
+  std::unique_ptr<Buffer> logits;
+  Backend* logits_on = nullptr;
+  std::vector<float> staging;
+};
+
+Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const StageRegistry& registry,
+                   const PipelineOptions& options)
+    : graph_(graph), max_batch_(options.max_batch_tokens) {
+  for (const std::string& name : graph_.backends) {
+    const RegisteredBackend* rb = registry.find_backend(name);
+    if (!rb) throw Error("backend '" + name + "' is not registered");
+    if (rb->entry.probe) {
+      auto reasons = rb->entry.probe();
+      if (!reasons.empty()) throw Error("backend '" + name + "' cannot run here: " + reasons.front());
+    }
+    std::map<std::string, ConfigValue> given;
+    for (const ParamSpec& p : rb->entry.params)
+      if (p.name == "threads") given["threads"] = ConfigValue{int64_t{options.threads}, {}};
+    Params params = validate_params(given, rb->entry.params, "backend " + name);
+    try {
+      backends_[name] = rb->entry.create(params, logger_for("backend " + name));
+    } catch (const std::exception& e) {
+      throw Error("backend '" + name + "' (plugin " + rb->plugin + "): " + e.what());
+    }
+    spdlog::debug("backend {}: {}", name, backends_[name]->info().device);
+  }
+
+  auto context_for = [&](const GraphNode& n, Backend* b) {
+    StageContext ctx;
+    ctx.backend = b;
+    ctx.model = &model;
+    ctx.hp = &graph_.hp;
+    ctx.layer = n.layer;
+    ctx.station = n.station;
+    ctx.tensors = n.tensors;
+    ctx.params = n.params;
+    ctx.max_batch_tokens = max_batch_;
+    ctx.log = logger_for(describe(n));
+    return ctx;
+  };
+  auto guarded = [&](const GraphNode& n, auto&& make) {
+    try {
+      auto made = make();
+      if (!made) throw Error("the factory returned nothing");
+      return made;
+    } catch (const std::exception& e) {
+      throw Error(describe(n) + ": " + e.what());
+    }
+  };
+
+  tokenizer_ = make_tokenizer(graph_.tokenizer, model);
+  for (const GraphNode& s : graph_.sampler_chain)
+    samplers_.push_back(guarded(s, [&] { return s.impl->entry.make_sampler(context_for(s, nullptr)); }));
+
+  std::vector<const GraphNode*> line = {&graph_.embedding};
+  for (const auto& block : graph_.blocks)
+    for (const auto& [norm, op] : block) {
+      line.push_back(&norm);
+      line.push_back(&op);
+    }
+  line.push_back(&graph_.output_norm);
+  line.push_back(&graph_.head);
+  std::vector<Backend*> attention_backends(graph_.hp.n_layer, nullptr);
+  for (const GraphNode* n : line) {
+    Station s;
+    s.node = n;
+    s.backend = &backend(n->backend);
+    s.stage = guarded(*n, [&] { return n->impl->entry.make_stage(context_for(*n, s.backend)); });
+    if (n->kind == StageKind::Attention) attention_backends.at(n->layer) = s.backend;
+    stations_.push_back(std::move(s));
+  }
+  for (int32_t l = 0; l < graph_.hp.n_layer; ++l)
+    if (!attention_backends[l]) throw Error("block " + std::to_string(l) + " has no attention station for the KV cache");
+
+  KvCacheOptions kvo = options.kv;
+  if (kvo.context <= 0) kvo.context = static_cast<int32_t>(graph_.hp.n_ctx_train > 0 ? graph_.hp.n_ctx_train : 2048);
+  kv_ = std::make_unique<KvCache>(kvo, attention_backends, graph_.hp.n_head_kv, graph_.hp.head_dim);
+  spdlog::debug("kv cache: {} tokens x {} layers, {} blocks of {}, {:.1f} MiB", kvo.context, graph_.hp.n_layer,
+                kv_->free_blocks(), kvo.block_tokens, kv_->bytes() / 1048576.0);
+
+  act_ = std::make_unique<Activations>();
+  const size_t row_bytes = static_cast<size_t>(graph_.hp.n_embd) * sizeof(float);
+  for (auto& [name, b] : backends_) {
+    auto& ab = act_->per_backend[b.get()];
+    ab.h = b->alloc(row_bytes * max_batch_);
+    ab.x = b->alloc(row_bytes * max_batch_);
+  }
+  act_->logits_on = stations_.back().backend;
+  act_->logits = act_->logits_on->alloc(static_cast<size_t>(graph_.hp.n_vocab) * sizeof(float) * max_batch_);
+  act_->staging.resize(static_cast<size_t>(graph_.hp.n_embd) * max_batch_);
+  logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
+}
+
+Pipeline::~Pipeline() {
+  // Stages and buffers go before the backends that own their memory.
+  stations_.clear();
+  kv_.reset();
+  act_.reset();
+}
+
+Backend& Pipeline::backend(const std::string& name) { return *backends_.at(name); }
+
+void Pipeline::run(Station& s, const Tensor& in, const Tensor& out, const Step& step) {
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    s.stage->forward(in, out, step);
+    if (metering_) step.stream.synchronize();
+  } catch (const std::exception& e) {
+    throw Error(describe(*s.node) + ": " + e.what());
+  }
+  if (metering_) {
+    StageMeter& m = meters_[s.node->kind];
+    m.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    StageCost c = s.stage->cost(step.batch);
+    m.cost.flops += c.flops;
+    m.cost.bytes += c.bytes;
+  }
+}
+
+std::span<const float> Pipeline::forward(const Batch& batch_in) {
+  Batch batch = batch_in;
+  batch.step = ++step_;
+  if (batch.n_tokens <= 0 || batch.n_tokens > max_batch_)
+    throw Error("a step carries " + std::to_string(batch.n_tokens) + " tokens; the line takes 1.." +
+                std::to_string(max_batch_) + " (runtime.max_batch_tokens)");
+  if (batch.n_outputs < 0 || batch.n_outputs > batch.n_tokens) throw Error("a step asks for more outputs than tokens");
+  for (int32_t t = 0; t < batch.n_tokens; ++t)
+    if (batch.tokens[t] < 0 || batch.tokens[t] >= graph_.hp.n_vocab)
+      throw Error("token id " + std::to_string(batch.tokens[t]) + " is outside the vocabulary (0.." +
+                  std::to_string(graph_.hp.n_vocab - 1) + ")");
+
+  const int64_t n = batch.n_tokens, d = graph_.hp.n_embd;
+  auto rows = [&](Buffer& buf, int64_t width, int64_t count) {
+    return make_tensor(DType::F32, {width, count}, buf.host(), &buf, 0);
+  };
+  auto h_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).h, d, n); };
+  auto x_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).x, d, n); };
+  // Brings h or x to backend `to` through host memory when its latest copy lives elsewhere.
+  auto move = [&](Backend*& where, Backend* to, auto view) {
+    if (where == to) return;
+    const size_t bytes = static_cast<size_t>(n * d) * sizeof(float);
+    where->copy_to_host(view(where), act_->staging.data(), bytes, where->stream());
+    where->stream().synchronize();
+    to->copy_to_device(act_->staging.data(), view(to), bytes, to->stream());
+    where = to;
+  };
+
+  size_t i = 0;
+  Station& emb = stations_[i++];
+  run(emb, h_on(emb.backend), h_on(emb.backend), Step{batch, emb.backend->stream()});
+  act_->h_on = emb.backend;
+  for (const auto& block : graph_.blocks) {
+    for (size_t k = 0; k < block.size(); ++k) {
+      Station& norm = stations_[i++];
+      Station& op = stations_[i++];
+      move(act_->h_on, norm.backend, h_on);
+      run(norm, h_on(norm.backend), x_on(norm.backend), Step{batch, norm.backend->stream()});
+      act_->x_on = norm.backend;
+      move(act_->x_on, op.backend, x_on);
+      move(act_->h_on, op.backend, h_on);
+      Step step{batch, op.backend->stream()};
+      if (op.node->kind == StageKind::Attention) step.kv = &kv_->layer(op.node->layer);
+      run(op, x_on(op.backend), h_on(op.backend), step);
+    }
+  }
+  Station& onorm = stations_[i++];
+  move(act_->h_on, onorm.backend, h_on);
+  run(onorm, h_on(onorm.backend), x_on(onorm.backend), Step{batch, onorm.backend->stream()});
+  act_->x_on = onorm.backend;
+  Station& head = stations_[i++];
+  move(act_->x_on, head.backend, x_on);
+  const int64_t v = graph_.hp.n_vocab;
+  Tensor logits = rows(*act_->logits, v, batch.n_outputs > 0 ? batch.n_outputs : 1);
+  if (batch.n_outputs > 0) {
+    run(head, x_on(head.backend), logits, Step{batch, head.backend->stream()});
+    head.backend->copy_to_host(logits, logits_.data(), static_cast<size_t>(batch.n_outputs * v) * sizeof(float),
+                               head.backend->stream());
+  }
+  for (auto& [name, b] : backends_) b->stream().synchronize();
+  return {logits_.data(), static_cast<size_t>(batch.n_outputs * v)};
+}
+
+}  // namespace semline

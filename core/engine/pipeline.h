@@ -1,0 +1,74 @@
+// The line, instantiated: backends created, every station of the graph bound to its weights, the
+// KV cache allocated. forward() runs one step (any batch) and returns the wanted logits on the host.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/engine/kv_cache.h"
+#include "core/graph/graph.h"
+
+namespace semline {
+
+struct PipelineOptions {
+  int threads = 0;               // 0: every core
+  int32_t max_batch_tokens = 512;
+  KvCacheOptions kv;             // context 0 means the model's training context
+};
+
+PipelineOptions pipeline_options(const Config& config);
+
+// A tokenizer for a placed tokenizer station (see place_tokenizer); plugin errors are named.
+std::unique_ptr<Tokenizer> make_tokenizer(const GraphNode& node, const ModelView& model);
+
+// Time and analytic work per station kind, summed over steps (for the meters).
+struct StageMeter {
+  double seconds = 0;
+  StageCost cost;
+};
+
+class Pipeline {
+ public:
+  Pipeline(const PipelineGraph& graph, const ModelView& model, const StageRegistry& registry,
+           const PipelineOptions& options);
+  ~Pipeline();
+
+  const PipelineGraph& graph() const { return graph_; }
+  const HParams& hp() const { return graph_.hp; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  std::vector<std::unique_ptr<Sampler>>& samplers() { return samplers_; }
+  KvCache& kv() { return *kv_; }
+  int32_t max_batch_tokens() const { return max_batch_; }
+
+  // Runs one step. Returns logits [batch.n_outputs][n_vocab], valid until the next call.
+  std::span<const float> forward(const Batch& batch);
+
+  // Per-kind time and cost, when metering is on (it synchronises after every stage).
+  void set_metering(bool on) { metering_ = on; }
+  const std::map<StageKind, StageMeter>& meters() const { return meters_; }
+  void reset_meters() { meters_.clear(); }
+
+ private:
+  struct Station;
+  struct Activations;
+  Backend& backend(const std::string& name);
+  void run(Station& s, const Tensor& in, const Tensor& out, const Step& step);
+
+  PipelineGraph graph_;
+  int32_t max_batch_;
+  std::map<std::string, std::unique_ptr<Backend>> backends_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<std::unique_ptr<Sampler>> samplers_;
+  std::vector<Station> stations_;  // line order: embedding, blocks (norm, op)..., output norm, head
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<Activations> act_;
+  std::vector<float> logits_;
+  uint64_t step_ = 0;
+  bool metering_ = false;
+  std::map<StageKind, StageMeter> meters_;
+};
+
+}  // namespace semline

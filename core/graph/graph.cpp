@@ -1,0 +1,533 @@
+#include "core/graph/graph.h"
+
+#include <algorithm>
+#include <set>
+
+#include "core/util/text.h"
+
+namespace semline {
+
+namespace {
+
+bool is_host_kind(StageKind k) { return k == StageKind::Tokenizer || k == StageKind::Sampler; }
+
+// The value of one HParams dimension name used in template shapes.
+std::optional<int64_t> hparam_value(const HParams& hp, std::string_view name) {
+  static const std::pair<const char*, int64_t HParams::*> fields[] = {
+      {"n_vocab", &HParams::n_vocab},     {"n_embd", &HParams::n_embd},
+      {"n_ff", &HParams::n_ff},           {"n_layer", &HParams::n_layer},
+      {"n_head", &HParams::n_head},       {"n_head_kv", &HParams::n_head_kv},
+      {"head_dim", &HParams::head_dim},   {"rope_dim", &HParams::rope_dim},
+      {"n_expert", &HParams::n_expert},   {"n_ctx_train", &HParams::n_ctx_train},
+  };
+  for (const auto& [n, f] : fields)
+    if (name == n) return hp.*f;
+  return std::nullopt;
+}
+
+// "n_head*head_dim" -> its value; template errors name the template.
+int64_t eval_dim(const HParams& hp, const std::string& expr, const std::string& arch) {
+  int64_t v = 1;
+  size_t start = 0;
+  while (start <= expr.size()) {
+    size_t end = expr.find('*', start);
+    std::string term = expr.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!term.empty() && std::all_of(term.begin(), term.end(), ::isdigit)) {
+      v *= std::stoll(term);
+    } else if (auto x = hparam_value(hp, term)) {
+      v *= *x;
+    } else {
+      throw Error("architecture template '" + arch + "': unknown dimension '" + term + "' in shape '" + expr + "'");
+    }
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return v;
+}
+
+std::string substitute_layer(const std::string& pattern, int32_t layer) {
+  std::string s = pattern;
+  if (auto p = s.find("{L}"); p != std::string::npos) s.replace(p, 3, std::to_string(layer));
+  return s;
+}
+
+std::string shape_string(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+class GraphBuilder {
+ public:
+  GraphBuilder(const Config& c, const ModelView& m, const StageRegistry& r) : config_(c), model_(m), reg_(r) {}
+
+  GraphNode tokenizer_only() {
+    HParams none;
+    hp_ = &none;
+    GraphNode n = tokenizer();
+    hp_ = nullptr;
+    return n;
+  }
+
+  PipelineGraph build() {
+    PipelineGraph g;
+    g.model_path = model_.path();
+    g.arch = find_arch();
+    g.hp = g.arch->arch.read_hparams(model_);
+    hp_ = &g.hp;
+    check_layer_ranges(g.hp);
+    const ArchTemplate& a = g.arch->arch;
+    g.tokenizer = tokenizer();
+    g.embedding = place(a.embedding, -1);
+    for (int32_t l = 0; l < g.hp.n_layer; ++l) {
+      std::vector<std::pair<GraphNode, GraphNode>> block;
+      for (const SublayerSpec& s : a.block) block.emplace_back(place(s.norm, l), place(s.op, l));
+      g.blocks.push_back(std::move(block));
+    }
+    g.output_norm = place(a.output_norm, -1);
+    g.head = place(a.head, -1);
+    g.sampler_chain = place_samplers();
+    for (const GraphNode* n : g.nodes())
+      if (n->backend != "any" && std::find(g.backends.begin(), g.backends.end(), n->backend) == g.backends.end())
+        g.backends.push_back(n->backend);
+    for (const std::string& b : g.backends)
+      if (!reg_.find_backend(b)) throw Error(unknown_backend(b));
+    return g;
+  }
+
+ private:
+  const RegisteredArch* find_arch() {
+    const MetaValue* v = model_.meta("general.architecture");
+    if (!v || v->type != MetaType::STRING)
+      throw Error(model_.path() + ": metadata key 'general.architecture' is missing or not a string");
+    std::string name(v->str);
+    if (const RegisteredArch* a = reg_.find_arch(name)) return a;
+    std::vector<std::string> names;
+    for (const RegisteredArch* a : reg_.archs()) names.push_back(a->arch.name);
+    throw Error(model_.path() + ": architecture '" + name + "' has no template" + did_you_mean(name, names) +
+                "; available: " + (names.empty() ? "none (is the archs plugin on the plugin path?)" : join(names)));
+  }
+
+  void check_layer_ranges(const HParams& hp) {
+    for (const LayerOverride& o : config_.layers)
+      if (o.last >= hp.n_layer)
+        throw Error(config_error(o.pos, "layer range " + std::to_string(o.first) + "-" + std::to_string(o.last) +
+                                            " is past the model's last block " + std::to_string(hp.n_layer - 1)));
+  }
+
+  // The config's choice for a station: a layer override, then [stages] by station name, then by kind.
+  const StageChoice* choice_for(const StationSpec& st, int32_t layer) const {
+    const std::string kind = stage_kind_name(st.kind);
+    if (layer >= 0) {
+      for (const LayerOverride& o : config_.layers) {
+        if (layer < o.first || layer > o.last) continue;
+        if (auto it = o.stages.find(st.name); it != o.stages.end()) return &it->second;
+        if (auto it = o.stages.find(kind); it != o.stages.end()) return &it->second;
+      }
+    }
+    if (auto it = config_.stages.find(st.name); it != config_.stages.end()) return &it->second;
+    if (auto it = config_.stages.find(kind); it != config_.stages.end()) return &it->second;
+    return nullptr;
+  }
+
+  StageContext context_for(const GraphNode& n) const {
+    StageContext ctx;
+    ctx.model = &model_;
+    ctx.hp = hp_;
+    ctx.layer = n.layer;
+    ctx.station = n.station;
+    ctx.tensors = n.tensors;
+    ctx.params = n.params;
+    ctx.max_batch_tokens = config_.runtime.max_batch_tokens;
+    return ctx;
+  }
+
+  GraphNode place(const StationSpec& st, int32_t layer) {
+    GraphNode n;
+    n.station = st.name;
+    n.kind = st.kind;
+    n.layer = layer;
+    const StageChoice* choice = choice_for(st, layer);
+    n.backend = is_host_kind(st.kind) ? "any"
+                : (choice && !choice->backend.empty()) ? choice->backend
+                                                       : config_.runtime.backend;
+    bind_tensors(st, n);
+    const std::string where = station_label(st, layer);
+    if (choice && !choice->variant.empty()) {
+      n.impl = reg_.find(st.kind, choice->variant, n.backend);
+      if (!n.impl) throw Error(config_error(choice->variant_pos, unknown_variant(st.kind, choice->variant, n.backend, where)));
+      n.chosen_by = "config " + choice->variant_pos.str();
+    } else if ((n.impl = reg_.find(st.kind, st.default_variant, n.backend))) {
+      n.chosen_by = "model template";
+    }
+    if (n.impl) {
+      n.params = validate_params(choice ? choice->params : std::map<std::string, ConfigValue>{},
+                                 n.impl->entry.params, where);
+      if (auto reasons = unsupported(*n.impl, n); !reasons.empty()) {
+        std::string msg = where + ": " + stage_key_string(st.kind, n.impl->entry.variant, n.backend) +
+                          " cannot serve this model: " + join(reasons, "; ");
+        throw Error(choice && !choice->variant.empty() ? config_error(choice->variant_pos, msg) : model_.path() + ": " + msg);
+      }
+      return n;
+    }
+    // Nothing named and the template's default is not here: the best-ranked entry that can serve.
+    n = place_by_rank(st, n, where, choice);
+    return n;
+  }
+
+  GraphNode place_by_rank(const StationSpec& st, GraphNode n, const std::string& where, const StageChoice* choice) {
+    std::vector<std::string> refused;
+    const RegisteredStage* best = nullptr;
+    for (const RegisteredStage* e : reg_.stages(st.kind)) {
+      if (e->entry.backend != n.backend) continue;
+      if (auto reasons = unsupported(*e, n); !reasons.empty()) {
+        refused.push_back(e->entry.variant + ": " + join(reasons, "; "));
+        continue;
+      }
+      if (!best || e->entry.rank > best->entry.rank) best = e;
+    }
+    if (!best) {
+      std::string msg = where + ": no " + stage_kind_name(st.kind) + " implementation on backend '" + n.backend + "'";
+      if (!refused.empty()) msg += " can serve this model (" + join(refused, ", ") + ")";
+      msg += available_elsewhere(st.kind);
+      throw Error(model_.path() + ": " + msg);
+    }
+    n.impl = best;
+    n.chosen_by = "rank";
+    n.params = validate_params(choice ? choice->params : std::map<std::string, ConfigValue>{}, best->entry.params,
+                               where);
+    return n;
+  }
+
+  std::vector<std::string> unsupported(const RegisteredStage& e, const GraphNode& n) const {
+    std::vector<std::string> reasons;
+    if (e.entry.supports) {
+      try {
+        reasons = e.entry.supports(context_for(n));
+      } catch (const std::exception& ex) {
+        reasons.push_back(std::string("its check failed: ") + ex.what());
+      }
+    }
+    // Weight types are checked here once for every entry, from its declared capabilities.
+    for (const auto& [role, name] : n.tensors) {
+      const Tensor* t = model_.weight(name);
+      if (!t || e.entry.caps.weight_dtypes.empty()) continue;
+      const auto& ok = e.entry.caps.weight_dtypes;
+      if (std::find(ok.begin(), ok.end(), t->dtype) == ok.end())
+        reasons.push_back(std::string("tensor '") + name + "' is " + dtype_name(t->dtype) + ", not a type it accepts");
+    }
+    return reasons;
+  }
+
+  void bind_tensors(const StationSpec& st, GraphNode& n) {
+    const std::string arch = hp_->arch;
+    for (const TensorBinding& b : st.tensors) {
+      std::string name = substitute_layer(b.pattern, n.layer);
+      const Tensor* t = model_.weight(name);
+      if (!t) {
+        if (b.optional) continue;
+        throw Error(model_.path() + ": tensor '" + name + "' (" + station_label(st, n.layer) + ", role '" + b.role +
+                    "') is missing");
+      }
+      if (!b.shape.empty()) {
+        std::vector<int64_t> want, have(t->ne, t->ne + t->ndim);
+        for (const std::string& d : b.shape) want.push_back(eval_dim(*hp_, d, arch));
+        while (have.size() > want.size() && have.back() == 1) have.pop_back();
+        if (want != have)
+          throw Error(model_.path() + ": tensor '" + name + "' has shape " + shape_string(have) + ", expected " +
+                      shape_string(want) + " (" + join(b.shape, " x ") + ") for " + station_label(st, n.layer));
+      }
+      n.tensors.emplace_back(b.role, std::move(name));
+    }
+  }
+
+  GraphNode tokenizer() {
+    StationSpec st{"tokenizer", StageKind::Tokenizer, "", {}};
+    GraphNode n;
+    n.station = "tokenizer";
+    n.kind = StageKind::Tokenizer;
+    n.backend = "any";
+    auto it = config_.stages.find("tokenizer");
+    const StageChoice* choice = it == config_.stages.end() ? nullptr : &it->second;
+    if (choice && !choice->variant.empty()) {
+      n.impl = reg_.find(StageKind::Tokenizer, choice->variant, "any");
+      if (!n.impl)
+        throw Error(config_error(choice->variant_pos, unknown_variant(StageKind::Tokenizer, choice->variant, "any", "tokenizer")));
+      n.chosen_by = "config " + choice->variant_pos.str();
+      n.params = validate_params(choice->params, n.impl->entry.params, "stages.tokenizer");
+      if (auto reasons = unsupported(*n.impl, n); !reasons.empty())
+        throw Error(config_error(choice->variant_pos, "tokenizer '" + choice->variant + "' cannot read this model: " + join(reasons, "; ")));
+      return n;
+    }
+    n = place_by_rank(st, n, "tokenizer", choice);
+    n.chosen_by = "model tokenizer";
+    return n;
+  }
+
+  std::vector<GraphNode> place_samplers() {
+    auto it = config_.stages.find("sampler");
+    const StageChoice* choice = it == config_.stages.end() ? nullptr : &it->second;
+    std::vector<std::string> chain = {"greedy"};
+    SourcePos chain_pos = choice ? choice->pos : SourcePos{};
+    std::map<std::string, ConfigValue> given = choice ? choice->params : std::map<std::string, ConfigValue>{};
+    if (choice && !choice->variant.empty())
+      throw Error(config_error(choice->variant_pos, "the sampler is a chain: write chain = [\"" + choice->variant +
+                                                        "\", ...] instead of variant"));
+    if (auto c = given.find("chain"); c != given.end()) {
+      const auto* list = std::get_if<std::vector<std::string>>(&c->second.value);
+      if (!list || list->empty())
+        throw Error(config_error(c->second.pos, "stages.sampler.chain must be a non-empty array of sampler names"));
+      chain = *list;
+      chain_pos = c->second.pos;
+      given.erase(c);
+    }
+    // Every parameter must belong to some sampler in the chain; each member takes its own.
+    std::vector<GraphNode> nodes;
+    std::set<std::string> used;
+    for (const std::string& name : chain) {
+      const RegisteredStage* e = reg_.find(StageKind::Sampler, name, "any");
+      if (!e) throw Error(config_error(chain_pos, unknown_variant(StageKind::Sampler, name, "any", "stages.sampler.chain")));
+      std::map<std::string, ConfigValue> mine;
+      for (const ParamSpec& p : e->entry.params)
+        if (auto g = given.find(p.name); g != given.end()) {
+          mine.insert(*g);
+          used.insert(p.name);
+        }
+      GraphNode n;
+      n.station = "sampler." + name;
+      n.kind = StageKind::Sampler;
+      n.backend = "any";
+      n.impl = e;
+      n.chosen_by = chain_pos.line ? "config " + chain_pos.str() : "default chain";
+      n.params = validate_params(mine, e->entry.params, "stages.sampler (" + name + ")");
+      nodes.push_back(std::move(n));
+    }
+    for (const auto& [key, v] : given) {
+      if (used.count(key)) continue;
+      std::vector<std::string> known = {"chain"};
+      std::string owners;
+      for (const RegisteredStage* e : reg_.stages(StageKind::Sampler))
+        for (const ParamSpec& p : e->entry.params) {
+          known.push_back(p.name);
+          if (p.name == key) owners += (owners.empty() ? "" : ", ") + e->entry.variant;
+        }
+      if (!owners.empty())
+        throw Error(config_error(v.pos, "stages.sampler." + key + " belongs to sampler " + owners +
+                                            ", which is not in the chain [" + join(chain) + "]"));
+      throw Error(config_error(v.pos, "unknown sampler parameter '" + key + "'" + did_you_mean(key, known) +
+                                          "; the chain [" + join(chain) + "] takes: " + chain_params(nodes)));
+    }
+    if (nodes.empty() || !nodes.back().impl) throw Error("empty sampler chain");
+    return nodes;
+  }
+
+  static std::string chain_params(const std::vector<GraphNode>& nodes) {
+    std::vector<std::string> names = {"chain"};
+    for (const GraphNode& n : nodes)
+      for (const ParamSpec& p : n.impl->entry.params) names.push_back(p.name);
+    return join(names);
+  }
+
+  std::string station_label(const StationSpec& st, int32_t layer) const {
+    return layer >= 0 ? "block " + std::to_string(layer) + " " + st.name : st.name;
+  }
+
+  std::string unknown_variant(StageKind kind, const std::string& variant, const std::string& backend,
+                              const std::string& where) const {
+    std::vector<std::string> here;
+    for (const RegisteredStage* e : reg_.stages(kind))
+      if (e->entry.backend == backend) here.push_back(e->entry.variant);
+    std::string msg = "unknown variant '" + variant + "' for " + stage_kind_name(kind);
+    if (backend != "any") msg += " on " + backend;
+    msg += " (" + where + ")" + did_you_mean(variant, here) + "; available: " + (here.empty() ? "none" : join(here));
+    std::vector<std::string> other;
+    for (const RegisteredStage* e : reg_.stages(kind))
+      if (e->entry.variant == variant && e->entry.backend != backend) other.push_back(e->entry.backend);
+    if (!other.empty()) msg += "; '" + variant + "' exists on backend " + join(other);
+    return msg;
+  }
+
+  std::string available_elsewhere(StageKind kind) const {
+    std::vector<std::string> all;
+    for (const RegisteredStage* e : reg_.stages(kind)) all.push_back(e->entry.variant + "@" + e->entry.backend);
+    return "; registered " + std::string(stage_kind_name(kind)) + " entries: " + (all.empty() ? "none" : join(all));
+  }
+
+  std::string unknown_backend(const std::string& b) const {
+    std::vector<std::string> names;
+    for (const RegisteredBackend* e : reg_.backends()) names.push_back(e->entry.name);
+    std::string msg = "backend '" + b + "' is not registered" + did_you_mean(b, names) +
+                      "; available: " + (names.empty() ? "none" : join(names));
+    return config_.runtime.backend == b ? config_error(config_.runtime.backend_pos, msg) : msg;
+  }
+
+  const Config& config_;
+  const ModelView& model_;
+  const StageRegistry& reg_;
+  const HParams* hp_ = nullptr;
+};
+
+std::string node_label(const GraphNode& n) {
+  std::string s = std::string(stage_kind_name(n.kind)) + " " + n.impl->entry.variant;
+  if (n.backend != "any") s += "@" + n.backend;
+  for (const auto& [k, v] : n.params.values) s += " " + k + "=" + param_value_string(v);
+  return s;
+}
+
+// Consecutive blocks with the same placements print as one group.
+std::string block_signature(const std::vector<std::pair<GraphNode, GraphNode>>& block) {
+  std::string s;
+  for (const auto& [norm, op] : block) s += node_label(norm) + "|" + node_label(op) + "|";
+  return s;
+}
+
+template <class Fn>
+void for_each_block_group(const PipelineGraph& g, Fn fn) {
+  size_t start = 0;
+  for (size_t l = 1; l <= g.blocks.size(); ++l) {
+    if (l == g.blocks.size() || block_signature(g.blocks[l]) != block_signature(g.blocks[start])) {
+      fn(start, l - 1, g.blocks[start]);
+      start = l;
+    }
+  }
+}
+
+}  // namespace
+
+Params validate_params(const std::map<std::string, ConfigValue>& given, const std::vector<ParamSpec>& schema,
+                       const std::string& where) {
+  Params out;
+  for (const ParamSpec& p : schema) out.values[p.name] = p.default_value;
+  std::vector<std::string> names;
+  for (const ParamSpec& p : schema) names.push_back(p.name);
+  for (const auto& [key, cv] : given) {
+    auto spec = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& p) { return p.name == key; });
+    if (spec == schema.end())
+      throw Error(config_error(cv.pos, "unknown parameter '" + key + "' for " + where + did_you_mean(key, names) +
+                                           "; parameters: " + (names.empty() ? "none" : join(names))));
+    ParamValue v = cv.value;
+    if (spec->type == ParamType::Float && std::holds_alternative<int64_t>(v))
+      v = static_cast<double>(std::get<int64_t>(v));
+    const bool type_ok = (spec->type == ParamType::Bool && std::holds_alternative<bool>(v)) ||
+                         (spec->type == ParamType::Int && std::holds_alternative<int64_t>(v)) ||
+                         (spec->type == ParamType::Float && std::holds_alternative<double>(v)) ||
+                         (spec->type == ParamType::String && std::holds_alternative<std::string>(v)) ||
+                         (spec->type == ParamType::StringList && std::holds_alternative<std::vector<std::string>>(v));
+    if (!type_ok)
+      throw Error(config_error(cv.pos, where + "." + key + " = " + param_value_string(cv.value) + " must be a " +
+                                           param_type_name(spec->type) + " (" + spec->doc + ")"));
+    double num = std::holds_alternative<int64_t>(v) ? static_cast<double>(std::get<int64_t>(v))
+                 : std::holds_alternative<double>(v) ? std::get<double>(v)
+                                                      : 0.0;
+    if ((spec->min && num < *spec->min) || (spec->max && num > *spec->max)) {
+      std::string range = "[" + (spec->min ? param_value_string(*spec->min) : std::string("-inf")) + ", " +
+                          (spec->max ? param_value_string(*spec->max) : std::string("inf")) + "]";
+      throw Error(config_error(cv.pos, where + "." + key + " = " + param_value_string(cv.value) +
+                                           " is out of range " + range + " (" + spec->doc + ")"));
+    }
+    if (!spec->choices.empty()) {
+      std::vector<std::string> items;
+      if (auto* s = std::get_if<std::string>(&v)) items = {*s};
+      if (auto* l = std::get_if<std::vector<std::string>>(&v)) items = *l;
+      for (const std::string& item : items)
+        if (std::find(spec->choices.begin(), spec->choices.end(), item) == spec->choices.end())
+          throw Error(config_error(cv.pos, where + "." + key + ": '" + item + "' is not valid" +
+                                               did_you_mean(item, spec->choices) + "; choices: " + join(spec->choices)));
+    }
+    out.values[key] = v;
+  }
+  return out;
+}
+
+PipelineGraph build_graph(const Config& config, const ModelView& model, const StageRegistry& registry) {
+  return GraphBuilder(config, model, registry).build();
+}
+
+GraphNode place_tokenizer(const Config& config, const ModelView& model, const StageRegistry& registry) {
+  return GraphBuilder(config, model, registry).tokenizer_only();
+}
+
+std::vector<const GraphNode*> PipelineGraph::nodes() const {
+  std::vector<const GraphNode*> v = {&tokenizer, &embedding};
+  for (const auto& block : blocks)
+    for (const auto& [norm, op] : block) {
+      v.push_back(&norm);
+      v.push_back(&op);
+    }
+  v.push_back(&output_norm);
+  v.push_back(&head);
+  for (const GraphNode& s : sampler_chain) v.push_back(&s);
+  return v;
+}
+
+std::string PipelineGraph::to_text() const {
+  std::string s = "model     " + model_path + "\n";
+  s += "arch      " + arch->arch.name + " (" + arch->arch.description + ")\n";
+  s += "shape     n_embd " + std::to_string(hp.n_embd) + ", n_ff " + std::to_string(hp.n_ff) + ", n_layer " +
+       std::to_string(hp.n_layer) + ", n_head " + std::to_string(hp.n_head) + ", n_head_kv " +
+       std::to_string(hp.n_head_kv) + ", head_dim " + std::to_string(hp.head_dim) + ", n_vocab " +
+       std::to_string(hp.n_vocab) + "\n";
+  s += "backends  " + join(backends) + "\n\n";
+  auto line = [](const std::string& indent, const GraphNode& n) {
+    std::string l = indent + n.station;
+    l.resize(std::max<size_t>(l.size() + 1, 16), ' ');
+    l += node_label(n);
+    l.resize(std::max<size_t>(l.size() + 1, 52), ' ');
+    l += "[" + n.impl->plugin + "; " + n.chosen_by + "]\n";
+    for (const auto& [role, name] : n.tensors) l += indent + "    " + role + " = " + name + "\n";
+    return l;
+  };
+  s += line("", tokenizer);
+  s += line("", embedding);
+  for_each_block_group(*this, [&](size_t first, size_t last, const auto& block) {
+    s += first == last ? "block " + std::to_string(first) + "\n"
+                       : "blocks " + std::to_string(first) + "-" + std::to_string(last) + "\n";
+    for (const auto& [norm, op] : block) {
+      // A group lists the tensors of its first block.
+      s += line("  ", norm) + line("  ", op);
+      s += "  h += " + op.station + "(" + norm.station + "(h))\n";
+    }
+  });
+  s += line("", output_norm);
+  s += line("", head);
+  for (const GraphNode& n : sampler_chain) s += line("", n);
+  return s;
+}
+
+std::string PipelineGraph::to_mermaid() const {
+  std::string s = "flowchart TD\n";
+  auto label = [](const GraphNode& n) { return n.station + "<br/>" + node_label(n); };
+  s += "  text([text]) --> tok[\"" + label(tokenizer) + "\"]\n";
+  s += "  tok --> emb[\"" + label(embedding) + "\"]\n";
+  std::string prev = "emb";
+  int group = 0;
+  for_each_block_group(*this, [&](size_t first, size_t last, const auto& block) {
+    std::string id = "g" + std::to_string(group++);
+    std::string title = first == last ? "block " + std::to_string(first)
+                                      : "blocks " + std::to_string(first) + "-" + std::to_string(last);
+    s += "  subgraph " + id + "[\"" + title + "\"]\n";
+    std::string inner_prev;
+    for (size_t i = 0; i < block.size(); ++i) {
+      std::string nid = id + "n" + std::to_string(i), oid = id + "o" + std::to_string(i);
+      s += "    " + nid + "[\"" + label(block[i].first) + "\"] --> " + oid + "[\"" + label(block[i].second) +
+           "\"]\n";
+      if (!inner_prev.empty()) s += "    " + inner_prev + " -- \"+h\" --> " + nid + "\n";
+      inner_prev = oid;
+    }
+    s += "  end\n";
+    s += "  " + prev + " --> " + id + "\n";
+    prev = id;
+  });
+  s += "  " + prev + " --> onorm[\"" + label(output_norm) + "\"]\n";
+  s += "  onorm --> head[\"" + label(head) + "\"]\n";
+  prev = "head";
+  for (size_t i = 0; i < sampler_chain.size(); ++i) {
+    std::string id = "s" + std::to_string(i);
+    s += "  " + prev + " --> " + id + "[\"" + label(sampler_chain[i]) + "\"]\n";
+    prev = id;
+  }
+  s += "  " + prev + " --> token([token])\n";
+  return s;
+}
+
+}  // namespace semline

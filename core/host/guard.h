@@ -1,0 +1,16 @@
+// The boundary between the host and plugin code inside registered entries: every callable an
+// entry carries is wrapped so that whatever it throws (any std::exception, or anything else)
+// leaves as one semline::Error prefixed with the entry's key and plugin.
+#pragma once
+
+#include <string>
+
+#include "semline/registry.h"
+
+namespace semline {
+
+void guard_stage_entry(StageEntry& e, const std::string& key, const std::string& plugin);
+void guard_backend_entry(BackendEntry& e, const std::string& key, const std::string& plugin);
+void guard_arch(ArchTemplate& a, const std::string& key, const std::string& plugin);
+
+}  // namespace semline

@@ -1,0 +1,97 @@
+// The host's registry: every stage entry, backend and architecture template the loaded plugins
+// registered, each with the plugin and file it came from.
+//
+// Keys. A stage entry is keyed by (kind, variant, backend), written "attention.flash.cpu"; a
+// backend by "backend.<name>"; a template by "arch.<name>". A key belongs to one plugin. When two
+// plugins register the same key the second is refused, unless the preferences (the config's
+// [runtime.prefer] table: key -> plugin name) name the winner; the loser's entry is then dropped
+// and the rest of its entries kept. Set the preferences before loading plugins.
+//
+// Calls into plugin code. Every std::function in a registered entry (factories, supports, probe,
+// create, read_hparams) is wrapped at registration: whatever the plugin throws comes out as one
+// semline::Error naming the key and the plugin, e.g.
+//   "sampler.typical.any (plugin 'sampler-typical'): typical_p must be positive".
+// The objects those factories return are plugin code too; their callers catch at each call.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "semline/registry.h"
+
+namespace semline {
+
+struct PluginRecord {
+  std::string name, version, description;
+  std::filesystem::path file;  // empty for plugins registered in-process
+  uint32_t abi_major = 0, abi_minor = 0;
+};
+
+struct RegisteredStage {
+  StageEntry entry;
+  std::string plugin;
+  std::filesystem::path file;
+};
+struct RegisteredBackend {
+  BackendEntry entry;
+  std::string plugin;
+  std::filesystem::path file;
+};
+struct RegisteredArch {
+  ArchTemplate arch;
+  std::string plugin;
+  std::filesystem::path file;
+};
+
+// "attention.flash.cpu"
+std::string stage_key_string(StageKind kind, std::string_view variant, std::string_view backend);
+
+class StageRegistry {
+ public:
+  StageRegistry() = default;
+  StageRegistry(const StageRegistry&) = delete;
+  StageRegistry& operator=(const StageRegistry&) = delete;
+
+  // Key ("attention.flash.cpu", "backend.cpu", "arch.llama") -> the plugin that wins it.
+  void set_preferences(std::map<std::string, std::string> prefer);
+  // Throws when a preference names a key no loaded plugin registers, or a plugin that does not
+  // register that key (so a misspelt [runtime.prefer] line is not silently ignored).
+  void check_preferences() const;
+
+  const RegisteredStage* find(StageKind kind, std::string_view variant, std::string_view backend) const;
+  std::vector<const RegisteredStage*> stages(std::optional<StageKind> kind = {}) const;  // by kind, variant, backend
+  const RegisteredBackend* find_backend(std::string_view name) const;
+  std::vector<const RegisteredBackend*> backends() const;  // by name
+  const RegisteredArch* find_arch(std::string_view name) const;
+  std::vector<const RegisteredArch*> archs() const;  // by name
+  const std::vector<PluginRecord>& plugins() const { return plugins_; }  // in load order
+
+  // Runs a plugin's register_all against a staging area, checks every entry, and commits all of
+  // them or none: a throw from the plugin, a malformed entry, a plugin name already registered, or
+  // a duplicate key not settled by the preferences refuses the plugin with one semline::Error.
+  void register_plugin(const PluginRecord& rec, void (*register_all)(Registry&));
+
+ private:
+  using StageKey = std::tuple<StageKind, std::string, std::string>;
+
+  const PluginRecord* find_plugin(std::string_view name) const;
+  // True when `rec` takes `key` from `holder`, false when the holder keeps it; throws when no
+  // preference settles the clash.
+  bool newcomer_wins(const std::string& key, const std::string& holder,
+                     const std::filesystem::path& holder_file, const PluginRecord& rec) const;
+
+  std::map<std::string, std::string> prefer_;
+  std::map<StageKey, RegisteredStage> stages_;
+  std::map<std::string, RegisteredBackend, std::less<>> backends_;
+  std::map<std::string, RegisteredArch, std::less<>> archs_;
+  std::map<std::string, std::vector<std::string>> claimants_;  // key -> every plugin that registered it
+  std::vector<PluginRecord> plugins_;
+};
+
+}  // namespace semline

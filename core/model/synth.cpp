@@ -1,0 +1,162 @@
+#include "core/model/synth.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+#include "core/model/file_type.h"
+#include "core/model/gguf.h"
+#include "core/model/synth_vocab.h"
+#include "core/util/text.h"
+#include "semline/codec.h"
+#include "semline/error.h"
+
+namespace semline {
+
+namespace {
+
+struct Preset {
+  const char* name;
+  int64_t dim, ffn, layers, heads, kv_heads, vocab;
+};
+constexpr Preset kPresets[] = {
+    {"tiny", 64, 192, 2, 4, 2, 512},
+    {"llama-134m", 768, 2048, 12, 12, 12, 32000},
+    {"llama-1b", 2048, 8192, 16, 32, 8, 32000},
+};
+
+uint64_t splitmix(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+// A tensor's values: center + spread * u, u uniform in [-1, 1), from a stream seeded by the
+// model seed and the tensor name only, so a tensor does not change when others are added.
+gguf::Fill random_fill(uint64_t seed, const std::string& name, DType type, int64_t row, int64_t rows, float center,
+                       float spread) {
+  return [=](std::span<uint8_t> dst) {
+    uint64_t state = seed ^ fnv1a(name);
+    splitmix(state);
+    std::vector<float> x(static_cast<size_t>(row));
+    const size_t rb = static_cast<size_t>(dtype_row_bytes(type, row));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (float& v : x) {
+        float u = static_cast<float>(splitmix(state) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+        v = center + spread * u;
+      }
+      quantize_row(type, x.data(), dst.data() + static_cast<size_t>(r) * rb, row);
+    }
+  };
+}
+
+void check_positive(const char* field, int64_t v) {
+  if (v < 1 || v > UINT32_MAX)
+    throw Error(fmt::format("synth: {} is {}, expected 1 to {}", field, v, UINT32_MAX));
+}
+
+}  // namespace
+
+std::vector<std::string> synth_preset_names() {
+  std::vector<std::string> names;
+  for (const Preset& p : kPresets) names.push_back(p.name);
+  return names;
+}
+
+SynthSpec synth_preset(std::string_view name) {
+  for (const Preset& p : kPresets) {
+    if (name != p.name) continue;
+    SynthSpec s;
+    s.name = std::string("synth-") + p.name;
+    s.dim = p.dim;
+    s.ffn = p.ffn;
+    s.layers = p.layers;
+    s.heads = p.heads;
+    s.kv_heads = p.kv_heads;
+    s.vocab = p.vocab;
+    return s;
+  }
+  auto names = synth_preset_names();
+  throw Error(fmt::format("unknown synth preset '{}'{} (presets: {})", name, did_you_mean(name, names), join(names)));
+}
+
+void synth_validate(const SynthSpec& s) {
+  if (s.arch != "llama") throw Error(fmt::format("synth: architecture '{}' is not supported (supported: llama)", s.arch));
+  check_positive("dim", s.dim);
+  check_positive("ffn", s.ffn);
+  check_positive("layers", s.layers);
+  check_positive("heads", s.heads);
+  check_positive("kv_heads", s.kv_heads);
+  check_positive("ctx", s.ctx);
+  if (s.vocab_gguf.empty() && (s.vocab < kMinGeneratedVocab || s.vocab > UINT32_MAX))
+    throw Error(fmt::format("synth: vocab is {}, expected {} to {} for a generated tokenizer (or a vocab GGUF)", s.vocab,
+                            kMinGeneratedVocab, UINT32_MAX));
+  if (s.dim % s.heads) throw Error(fmt::format("synth: dim {} is not a multiple of heads {}", s.dim, s.heads));
+  if (s.heads % s.kv_heads)
+    throw Error(fmt::format("synth: heads {} is not a multiple of kv_heads {}", s.heads, s.kv_heads));
+  if ((s.dim / s.heads) % 2)
+    throw Error(fmt::format("synth: head size {} (dim {} / heads {}) is odd; rotary embeddings need it even",
+                            s.dim / s.heads, s.dim, s.heads));
+  if (!(s.rope_base > 0) || !std::isfinite(s.rope_base))
+    throw Error(fmt::format("synth: rope_base {} must be a positive number", s.rope_base));
+  if (!(s.eps > 0) || !std::isfinite(s.eps)) throw Error(fmt::format("synth: eps {} must be a positive number", s.eps));
+  if (!dtype_is_known(static_cast<uint32_t>(s.dtype)))
+    throw Error(fmt::format("synth: dtype {} is not one of F32, F16, BF16, Q8_0, Q4_0", static_cast<uint32_t>(s.dtype)));
+}
+
+void synth_write(const SynthSpec& s, const std::filesystem::path& out, const gguf::Progress& progress) {
+  synth_validate(s);
+  gguf::GgufWriter w;
+  const std::string a = s.arch;
+  w.add_string("general.architecture", a);
+  w.add_string("general.name", s.name);
+  w.add_u32("general.file_type", llama_file_type(s.dtype));
+  w.add_u32(a + ".context_length", static_cast<uint32_t>(s.ctx));
+  w.add_u32(a + ".embedding_length", static_cast<uint32_t>(s.dim));
+  w.add_u32(a + ".feed_forward_length", static_cast<uint32_t>(s.ffn));
+  w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(s.heads));
+  w.add_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(s.kv_heads));
+  w.add_u32(a + ".block_count", static_cast<uint32_t>(s.layers));
+  w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(s.dim / s.heads));
+  w.add_f32(a + ".rope.freq_base", static_cast<float>(s.rope_base));
+  w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(s.eps));
+  const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
+
+  const int64_t D = s.dim, F = s.ffn, KV = s.dim / s.heads * s.kv_heads;
+  auto matrix = [&](const std::string& name, int64_t in, int64_t outs) {
+    DType t = weight_dtype(s.dtype, in);
+    float spread = std::sqrt(3.0f / static_cast<float>(in));  // uniform: std = spread / sqrt(3)
+    w.add_tensor(name, t, {in, outs}, random_fill(s.seed, name, t, in, outs, 0.0f, spread));
+  };
+  auto norm = [&](const std::string& name) {
+    w.add_tensor(name, DType::F32, {D}, random_fill(s.seed, name, DType::F32, D, 1, 1.0f, 0.1f));
+  };
+  matrix("token_embd.weight", D, vocab);
+  norm("output_norm.weight");
+  if (!s.tied_output) matrix("output.weight", D, vocab);
+  for (int64_t l = 0; l < s.layers; ++l) {
+    auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
+    matrix(name("attn_q"), D, D);
+    matrix(name("attn_k"), D, KV);
+    matrix(name("attn_v"), D, KV);
+    matrix(name("attn_output"), D, D);
+    norm(name("attn_norm"));
+    matrix(name("ffn_gate"), D, F);
+    matrix(name("ffn_down"), F, D);
+    matrix(name("ffn_up"), D, F);
+    norm(name("ffn_norm"));
+  }
+  spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
+                out.string());
+  w.write(out, progress);
+}
+
+}  // namespace semline

@@ -1,0 +1,50 @@
+// Synthetic models: llama-architecture GGUF files of any shape with seeded random weights, for
+// tests and for benchmarks at realistic sizes.
+//
+// Weights are uniform with standard deviation 1/sqrt(row length), so activations keep their scale
+// through the layers; norm weights are 1 +- 0.1. Each tensor's values depend only on the seed and
+// its name, and tensors are generated one at a time while the file is written.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/model/gguf_writer.h"
+#include "semline/tensor.h"
+
+namespace semline {
+
+struct SynthSpec {
+  std::string arch = "llama";
+  std::string name = "synth";  // general.name
+  int64_t dim = 0;
+  int64_t ffn = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t vocab = 0;  // ignored when vocab_gguf is set
+  int64_t ctx = 2048;
+  double rope_base = 10000.0;
+  double eps = 1e-5;
+  DType dtype = DType::F32;  // of the weight matrices; norms and rows that are not whole blocks stay F32
+  uint64_t seed = 1;
+  // When set, the tokenizer.* metadata is copied from this GGUF and the vocabulary size taken from
+  // it; otherwise a byte-fallback llama tokenizer of `vocab` tokens is generated.
+  std::filesystem::path vocab_gguf;
+  bool tied_output = false;  // no output.weight: the embedding doubles as the classifier
+};
+
+// Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),
+// "llama-134m" and "llama-1b" (vocabulary 32000; pass a vocab GGUF to get a real tokenizer).
+SynthSpec synth_preset(std::string_view name);
+std::vector<std::string> synth_preset_names();
+
+// Throws semline::Error naming the field when the spec cannot describe a model.
+void synth_validate(const SynthSpec& spec);
+
+void synth_write(const SynthSpec& spec, const std::filesystem::path& out, const gguf::Progress& progress = {});
+
+}  // namespace semline

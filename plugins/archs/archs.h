@@ -1,0 +1,13 @@
+// Architecture templates shipped with semline, one file per family.
+#pragma once
+
+#include <semline/registry.h>
+
+namespace semline::archs {
+
+ArchTemplate llama_template();
+
+// Rejects hyper-parameters no model can have (zero sizes, heads that do not divide the width).
+void check_hparams(const ModelView& model, const HParams& hp);
+
+}  // namespace semline::archs

@@ -1,0 +1,66 @@
+// The llama family as data: Llama 1/2/3, TinyStories (llama2.c), and the synthetic llama models.
+// Pre-norm blocks of RMSNorm -> attention (RoPE, GQA) and RMSNorm -> SwiGLU feed-forward.
+#include "archs.h"
+#include "hparams_reader.h"
+
+namespace semline::archs {
+
+namespace {
+
+HParams read_llama(const ModelView& model) {
+  HParamsReader r(model, "llama");
+  HParams hp;
+  hp.arch = "llama";
+  hp.n_embd = r.integer("embedding_length");
+  hp.n_ff = r.integer("feed_forward_length");
+  hp.n_layer = r.integer("block_count");
+  hp.n_head = r.integer("attention.head_count");
+  hp.n_head_kv = r.find_integer("attention.head_count_kv").value_or(hp.n_head);
+  hp.n_ctx_train = r.find_integer("context_length").value_or(2048);
+  hp.norm_eps = r.number("attention.layer_norm_rms_epsilon");
+  hp.rope_base = r.find_number("rope.freq_base").value_or(10000.0);
+  hp.rope_type = RopeType::Normal;
+  auto vocab = r.find_integer("vocab_size");
+  hp.n_vocab = vocab ? *vocab : static_cast<int64_t>(r.find_array_length("tokenizer.ggml.tokens").value_or(0));
+  check_hparams(model, hp);
+  hp.head_dim = hp.n_embd / hp.n_head;
+  hp.rope_dim = r.find_integer("rope.dimension_count").value_or(hp.head_dim);
+  if (hp.rope_dim > hp.head_dim || hp.rope_dim % 2)
+    throw Error(model.path() + ": llama.rope.dimension_count = " + std::to_string(hp.rope_dim) +
+                " must be even and at most the head size " + std::to_string(hp.head_dim));
+  return hp;
+}
+
+}  // namespace
+
+ArchTemplate llama_template() {
+  ArchTemplate a;
+  a.name = "llama";
+  a.description = "Llama: RMSNorm, RoPE attention with GQA, SwiGLU feed-forward";
+  a.embedding = {"token_embd", StageKind::Embedding, "lookup",
+                 {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
+  a.block = {
+      {{"attn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.attn_norm.weight", {"n_embd"}}}},
+       {"attention", StageKind::Attention, "flash",
+        {{"q", "blk.{L}.attn_q.weight", {"n_embd", "n_head*head_dim"}},
+         {"k", "blk.{L}.attn_k.weight", {"n_embd", "n_head_kv*head_dim"}},
+         {"v", "blk.{L}.attn_v.weight", {"n_embd", "n_head_kv*head_dim"}},
+         {"o", "blk.{L}.attn_output.weight", {"n_head*head_dim", "n_embd"}}}}},
+      {{"ffn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.ffn_norm.weight", {"n_embd"}}}},
+       {"ffn", StageKind::Ffn, "dense",
+        {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}},
+         {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
+         {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}}}}},
+  };
+  a.output_norm = {"output_norm", StageKind::Norm, "rms", {{"weight", "output_norm.weight", {"n_embd"}}}};
+  // Models that tie the output matrix to the embedding carry no output.weight.
+  a.head = {"output",
+            StageKind::Head,
+            "dense",
+            {{"output", "output.weight", {"n_embd", "n_vocab"}, true},
+             {"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
+  a.read_hparams = read_llama;
+  return a;
+}
+
+}  // namespace semline::archs

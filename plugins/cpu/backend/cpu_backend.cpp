@@ -1,0 +1,143 @@
+#include "backend/cpu_backend.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <thread>
+
+#include <semline/error.h>
+
+namespace semline::cpu {
+namespace {
+
+class CpuBuffer final : public Buffer {
+ public:
+  CpuBuffer(Backend& b, size_t bytes) : backend_(b), block_(bytes) {}
+  Backend& backend() override { return backend_; }
+  size_t size() const override { return block_.size(); }
+  void* host() override { return block_.data(); }
+
+ private:
+  Backend& backend_;
+  AlignedBlock block_;
+};
+
+std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+    }
+  }
+  return "CPU";
+}
+
+// Bytes from element 0 to the end of the last element of a view.
+size_t tensor_extent(const Tensor& t) {
+  int64_t bytes = t.row_bytes();
+  for (int d = 1; d < kMaxDims; ++d)
+    if (t.ne[d] > 1) bytes += (t.ne[d] - 1) * t.nb[d];
+  return static_cast<size_t>(bytes);
+}
+
+void check_copy(const Tensor& t, size_t bytes, const char* what) {
+  if (!t.host)
+    throw Error(std::string("cpu backend: ") + what + " a tensor without a host address (" +
+                tensor_shape_string(t) + ")");
+  if (bytes > tensor_extent(t))
+    throw Error(std::string("cpu backend: ") + what + " " + std::to_string(bytes) +
+                " bytes, but the tensor " + tensor_shape_string(t) + " spans only " +
+                std::to_string(tensor_extent(t)));
+}
+
+}  // namespace
+
+AlignedBlock::AlignedBlock(size_t bytes) : size_(bytes) {
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  p_ = std::aligned_alloc(64, rounded ? rounded : 64);
+  if (!p_) throw Error("cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
+  std::memset(p_, 0, rounded);
+}
+
+AlignedBlock& AlignedBlock::operator=(AlignedBlock&& o) noexcept {
+  if (this != &o) {
+    std::free(p_);
+    p_ = o.p_;
+    size_ = o.size_;
+    o.p_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+AlignedBlock::~AlignedBlock() { std::free(p_); }
+
+void Workspace::reserve(size_t bytes) {
+  if (busy_.load()) throw Error("cpu backend: scratch area resized while a stage is running");
+  if (bytes > block_.size()) block_ = AlignedBlock(bytes);
+}
+
+Workspace::Lease::Lease(Workspace& w) : w_(w) {
+  if (w.busy_.exchange(true, std::memory_order_acquire))
+    throw Error("cpu backend: two stages ran at once on one backend; cpu stages share one "
+                "scratch area and must run one at a time (use one backend per thread)");
+}
+
+CpuBackend::CpuBackend(int threads, Isa isa, LogFn log)
+    : kernels_(&kernels_for(isa)),
+      pool_(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      log_(std::move(log)) {
+  if (log_)
+    log_(LogLevel::Debug, "cpu backend: " + std::to_string(pool_.size()) + " threads, " +
+                              isa_name(isa) + " kernels");
+}
+
+BackendInfo CpuBackend::info() const {
+  BackendInfo i;
+  i.name = "cpu";
+  i.device = cpu_model_name() + " (" + isa_name(kernels_->isa) + " kernels, " +
+             std::to_string(pool_.size()) + " threads)";
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  i.memory_bytes = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
+  return i;
+}
+
+std::unique_ptr<Buffer> CpuBackend::alloc(size_t bytes) { return std::make_unique<CpuBuffer>(*this, bytes); }
+
+Tensor CpuBackend::upload_weight(const Tensor& host_view) {
+  if (!host_view.host)
+    throw Error("cpu backend: weight " + tensor_shape_string(host_view) + " has no host address");
+  return host_view;
+}
+
+void CpuBackend::copy_to_device(const void* host, const Tensor& dst, size_t bytes, Stream&) {
+  check_copy(dst, bytes, "copy of");
+  std::memcpy(dst.host, host, bytes);
+}
+
+void CpuBackend::copy_to_host(const Tensor& src, void* host, size_t bytes, Stream&) {
+  check_copy(src, bytes, "copy of");
+  std::memcpy(host, src.host, bytes);
+}
+
+void CpuBackend::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const int64_t parts = std::min<int64_t>(n, pool_.size());
+  pool_.run(n, (n + parts - 1) / parts, [&fn](int64_t b, int64_t e, int) { fn(b, e); });
+}
+
+CpuBackend& cpu_backend_of(const StageContext& ctx) {
+  auto* b = dynamic_cast<CpuBackend*>(ctx.backend);
+  if (!b)
+    throw Error("station '" + ctx.station + "': the cpu stages need the cpu backend, not '" +
+                (ctx.backend ? ctx.backend->info().name : std::string("none")) + "'");
+  return *b;
+}
+
+}  // namespace semline::cpu

@@ -1,0 +1,141 @@
+// Micro-benchmark of the cpu linear maps: matrix x vector (decode, memory-bound) and matrix x
+// matrix (prefill, compute-bound) per weight dtype, at model-like shapes, on 1 and 2 threads.
+// Reports weight bytes streamed per second and arithmetic rate. Timing includes the activation
+// quantisation and the dispatch over the pool, as a stage pays them.
+//
+//   semline-cpu-bench [--isa scalar|avx2|avx512] [--m ROWS] [--threads N[,N...]] [--seconds S]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <semline/codec.h>
+
+#include "backend/cpu_backend.h"
+#include "stages/linear.h"
+
+using namespace semline;
+using namespace semline::cpu;
+
+namespace {
+
+struct Shape {
+  int64_t n_in, n_out;
+  const char* what;
+};
+
+double seconds_per_call(double budget, const std::function<void()>& fn) {
+  fn();  // warm caches and the pool
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    int64_t calls = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    double elapsed = 0;
+    do {
+      fn();
+      ++calls;
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } while (elapsed < budget / 3);
+    best = std::min(best, elapsed / calls);
+  }
+  return best;
+}
+
+std::vector<int> parse_list(const char* s) {
+  std::vector<int> v;
+  for (const char* p = s; *p;) {
+    v.push_back(std::atoi(p));
+    while (*p && *p != ',') ++p;
+    if (*p == ',') ++p;
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Isa isa = best_isa();
+  int64_t m_prefill = 128;
+  std::vector<int> thread_counts = {1, 2};
+  double budget = 0.6;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--isa") {
+      auto x = isa_from_name(argv[i + 1]);
+      if (!x || !isa_supported(*x)) {
+        std::fprintf(stderr, "isa '%s' is not available here; best: %s\n", argv[i + 1], isa_name(best_isa()));
+        return 2;
+      }
+      isa = *x;
+    } else if (k == "--m") {
+      m_prefill = std::max<int64_t>(1, std::atoll(argv[i + 1]));
+    } else if (k == "--threads") {
+      thread_counts = parse_list(argv[i + 1]);
+    } else if (k == "--seconds") {
+      budget = std::max(0.05, std::atof(argv[i + 1]));
+    } else {
+      std::fprintf(stderr, "unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+
+  const Shape shapes[] = {{768, 2048, "ffn up, 134M"}, {2048, 8192, "ffn up, 1B"}, {768, 32000, "head, 134M"}};
+  const DType dtypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+
+  std::printf("isa %s; matmul rows m = %lld\n", isa_name(isa), static_cast<long long>(m_prefill));
+  std::printf("%-6s %-16s %3s | %9s %8s %8s | %9s %8s\n", "dtype", "W [out x in]", "thr", "matvec us",
+              "GB/s", "GFLOP/s", "matmul ms", "GFLOP/s");
+  for (const Shape& sh : shapes) {
+    std::vector<float> wf(static_cast<size_t>(sh.n_in));
+    std::vector<float> x(static_cast<size_t>(m_prefill * sh.n_in));
+    for (float& v : x) v = normal(rng);
+    std::vector<float> y(static_cast<size_t>(m_prefill * sh.n_out));
+    for (DType dt : dtypes) {
+      const size_t row = static_cast<size_t>(dtype_row_bytes(dt, sh.n_in));
+      std::vector<char> w(row * static_cast<size_t>(sh.n_out));
+      for (int64_t r = 0; r < sh.n_out; ++r) {
+        for (float& v : wf) v = normal(rng) * 0.05f;
+        quantize_row(dt, wf.data(), w.data() + r * row, sh.n_in);
+      }
+      Linear lin;
+      lin.dtype = dt;
+      lin.n_in = sh.n_in;
+      lin.n_out = sh.n_out;
+      lin.data = w.data();
+      lin.row_stride = row;
+      for (int threads : thread_counts) {
+        CpuBackend be(threads, isa);
+        ScratchLayout layout;
+        QRowsLayout ql;
+        ql.plan(layout, m_prefill, sh.n_in);
+        AlignedBlock scratch(layout.total());
+        const QRows q = ql.at(static_cast<char*>(scratch.data()));
+        auto call = [&](int64_t m) {
+          Rows in{x.data(), sh.n_in, nullptr};
+          if (lin.quantized()) {
+            quantize_rows(be, x.data(), sh.n_in, m, sh.n_in, q);
+            in.q = &q;
+          }
+          const MatOp op{&lin, in, y.data(), sh.n_out, false};
+          run_matmuls(be, &op, 1, m);
+        };
+        const double tv = seconds_per_call(budget, [&] { call(1); });
+        const double tm = seconds_per_call(budget, [&] { call(m_prefill); });
+        const double flop1 = 2.0 * sh.n_in * sh.n_out;
+        char name[32];
+        std::snprintf(name, sizeof name, "%lldx%lld", static_cast<long long>(sh.n_out), static_cast<long long>(sh.n_in));
+        std::printf("%-6s %-16s %3d | %9.1f %8.1f %8.1f | %9.2f %8.1f\n", dtype_name(dt), name, threads, tv * 1e6,
+                    static_cast<double>(w.size()) / tv * 1e-9, flop1 / tv * 1e-9, tm * 1e3,
+                    flop1 * m_prefill / tm * 1e-9);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}

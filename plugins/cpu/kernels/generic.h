@@ -1,0 +1,460 @@
+// Kernels written once over a vector type V and compiled into each instruction set's translation
+// unit with that unit's V (declared in an anonymous namespace there).
+//
+// Everything here is a template on V, so every instantiation is private to its translation unit:
+// no function compiled for one instruction set can be picked by the linker for another. For the
+// same reason these kernels call no shared inline helper (not even std::min): only intrinsics,
+// builtins and V.
+//
+// V provides: R (the register type), W (floats per register), zero, set1, load, load_n (first n
+// lanes, rest zero), store, store_n, load_f16(_n), load_bf16(_n), store_f16(_n), load_i8 (W int8
+// to float), f16_to_f32 (one value), add, sub, mul, div, fma (a * b + c), min, max, abs, round,
+// ldexp, hsum, hmax, exp, store_i8 (rounds to nearest even, stores W int8, returns their sum),
+// and the register-tile shape kTileRows x kTileCols of the float linear maps.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace semline::cpu::generic {
+
+template <class T>
+constexpr T lo(T a, T b) { return a < b ? a : b; }
+
+// ---------------------------------------------------------------------------------------------
+// Weight-row loaders for the float kernels: W values starting at element i of a row.
+
+template <class V>
+struct LoadF32 {
+  static typename V::R load(const void* row, int64_t i) {
+    return V::load(static_cast<const float*>(row) + i);
+  }
+  static typename V::R load_n(const void* row, int64_t i, int n) {
+    return V::load_n(static_cast<const float*>(row) + i, n);
+  }
+};
+template <class V>
+struct LoadF16 {
+  static typename V::R load(const void* row, int64_t i) {
+    return V::load_f16(static_cast<const uint16_t*>(row) + i);
+  }
+  static typename V::R load_n(const void* row, int64_t i, int n) {
+    return V::load_f16_n(static_cast<const uint16_t*>(row) + i, n);
+  }
+};
+template <class V>
+struct LoadBF16 {
+  static typename V::R load(const void* row, int64_t i) {
+    return V::load_bf16(static_cast<const uint16_t*>(row) + i);
+  }
+  static typename V::R load_n(const void* row, int64_t i, int n) {
+    return V::load_bf16_n(static_cast<const uint16_t*>(row) + i, n);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Element-wise kernels
+
+template <class V>
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  using R = typename V::R;
+  R a0 = V::zero(), a1 = V::zero();
+  int64_t i = 0;
+  for (; i + 2 * V::W <= n; i += 2 * V::W) {
+    R u = V::load(x + i), v = V::load(x + i + V::W);
+    a0 = V::fma(u, u, a0);
+    a1 = V::fma(v, v, a1);
+  }
+  for (; i < n; i += V::W) {
+    R u = V::load_n(x + i, static_cast<int>(lo<int64_t>(V::W, n - i)));
+    a0 = V::fma(u, u, a0);
+  }
+  float ss = V::hsum(V::add(a0, a1));
+  R r = V::set1(1.0f / std::sqrt(ss / static_cast<float>(n) + eps));
+  for (i = 0; i + V::W <= n; i += V::W) V::store(y + i, V::mul(V::mul(V::load(x + i), r), V::load(w + i)));
+  if (i < n) {
+    int t = static_cast<int>(n - i);
+    V::store_n(y + i, V::mul(V::mul(V::load_n(x + i, t), r), V::load_n(w + i, t)), t);
+  }
+}
+
+template <class V>
+float max(const float* x, int64_t n) {
+  using R = typename V::R;
+  R m = V::set1(x[0]);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) m = V::max(m, V::load(x + i));
+  float r = V::hmax(m);
+  for (; i < n; ++i) r = x[i] > r ? x[i] : r;
+  return r;
+}
+
+template <class V>
+float exp_sum(float* x, int64_t n, float m) {
+  using R = typename V::R;
+  R mv = V::set1(m), s = V::zero();
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) {
+    R e = V::exp(V::sub(V::load(x + i), mv));
+    V::store(x + i, e);
+    s = V::add(s, e);
+  }
+  if (i < n) {
+    int t = static_cast<int>(n - i);
+    R e = V::exp(V::sub(V::load_n(x + i, t), mv));
+    V::store_n(x + i, e, t);
+    s = V::add(s, V::load_n(x + i, t));  // the lanes past n must not count
+  }
+  return V::hsum(s);
+}
+
+template <class V>
+void scale(float* y, float a, int64_t n) {
+  typename V::R av = V::set1(a);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::mul(V::load(y + i), av));
+  if (i < n) {
+    int t = static_cast<int>(n - i);
+    V::store_n(y + i, V::mul(V::load_n(y + i, t), av), t);
+  }
+}
+
+template <class V>
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  float m = max<V>(x, n);
+  float s = exp_sum<V>(x, n, m);
+  scale<V>(x, 1.0f / s, n);
+}
+
+template <class V>
+void silu_mul(const float* g, const float* u, float* y, int64_t n) {
+  using R = typename V::R;
+  const R one = V::set1(1.0f), zero = V::zero();
+  auto f = [&](R gv, R uv) { return V::mul(V::div(gv, V::add(one, V::exp(V::sub(zero, gv)))), uv); };
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, f(V::load(g + i), V::load(u + i)));
+  if (i < n) {
+    int t = static_cast<int>(n - i);
+    V::store_n(y + i, f(V::load_n(g + i, t), V::load_n(u + i, t)), t);
+  }
+}
+
+template <class V, class L>
+float dot(const void* a, const float* b, int64_t n) {
+  using R = typename V::R;
+  R s0 = V::zero(), s1 = V::zero(), s2 = V::zero(), s3 = V::zero();
+  int64_t i = 0;
+  for (; i + 4 * V::W <= n; i += 4 * V::W) {
+    s0 = V::fma(L::load(a, i), V::load(b + i), s0);
+    s1 = V::fma(L::load(a, i + V::W), V::load(b + i + V::W), s1);
+    s2 = V::fma(L::load(a, i + 2 * V::W), V::load(b + i + 2 * V::W), s2);
+    s3 = V::fma(L::load(a, i + 3 * V::W), V::load(b + i + 3 * V::W), s3);
+  }
+  for (; i < n; i += V::W) {
+    int t = static_cast<int>(lo<int64_t>(V::W, n - i));
+    s0 = V::fma(L::load_n(a, i, t), V::load_n(b + i, t), s0);
+  }
+  return V::hsum(V::add(V::add(s0, s1), V::add(s2, s3)));
+}
+
+template <class V, class L>
+void axpy(float a, const void* x, float* y, int64_t n) {
+  typename V::R av = V::set1(a);
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::fma(av, L::load(x, i), V::load(y + i)));
+  if (i < n) {
+    int t = static_cast<int>(n - i);
+    V::store_n(y + i, V::fma(av, L::load_n(x, i, t), V::load_n(y + i, t)), t);
+  }
+}
+
+template <class V>
+void to_f16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store_f16(y + i, V::load(x + i));
+  if (i < n) {
+    int t = static_cast<int>(n - i);
+    V::store_f16_n(y + i, V::load_n(x + i, t), t);
+  }
+}
+
+// Angles are prepared by the caller in double precision, so large positions lose nothing here.
+template <class V>
+void rope(float* x, int64_t n_heads, int64_t head_stride, int64_t rope_dim, const float* cs,
+          RopeType type) {
+  const int64_t half = rope_dim / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* p = x + h * head_stride;
+    for (int64_t i = 0; i < half; ++i) {
+      float* a = type == RopeType::NeoX ? p + i : p + 2 * i;
+      float* b = type == RopeType::NeoX ? p + i + half : p + 2 * i + 1;
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const float x0 = *a, x1 = *b;
+      *a = x0 * c - x1 * s;
+      *b = x0 * s + x1 * c;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quantisation of activations and dequantisation of weight rows
+
+template <class V>
+void quantize_q8(const float* x, int64_t n, int8_t* q, float* d, int32_t* s) {
+  using R = typename V::R;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    R m = V::zero();
+    for (int i = 0; i < 32; i += V::W) m = V::max(m, V::abs(V::load(xb + i)));
+    const float amax = V::hmax(m);
+    const float db = amax / 127.0f;
+    const R id = V::set1(db != 0.0f ? 1.0f / db : 0.0f);
+    int32_t sum = 0;
+    for (int i = 0; i < 32; i += V::W) sum += V::store_i8(V::mul(V::load(xb + i), id), q + 32 * b + i);
+    d[b] = db;
+    s[b] = sum;
+  }
+}
+
+template <class V>
+void dequantize_row(DType t, const void* src, float* y, int64_t n) {
+  switch (t) {
+    case DType::F32:
+      std::memcpy(y, src, static_cast<size_t>(n) * 4);
+      return;
+    case DType::F16:
+    case DType::BF16: {
+      const auto* h = static_cast<const uint16_t*>(src);
+      int64_t i = 0;
+      const bool f16 = t == DType::F16;
+      for (; i + V::W <= n; i += V::W) V::store(y + i, f16 ? V::load_f16(h + i) : V::load_bf16(h + i));
+      if (i < n) {
+        int r = static_cast<int>(n - i);
+        V::store_n(y + i, f16 ? V::load_f16_n(h + i, r) : V::load_bf16_n(h + i, r), r);
+      }
+      return;
+    }
+    case DType::Q8_0:
+    case DType::Q4_0: {
+      const bool q8 = t == DType::Q8_0;
+      const auto* base = static_cast<const unsigned char*>(src);
+      const size_t bytes = q8 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+      for (int64_t b = 0; b < n / 32; ++b) {
+        const unsigned char* blk = base + b * bytes;
+        uint16_t dh;
+        std::memcpy(&dh, blk, 2);
+        int8_t v[32];
+        if (q8) {
+          std::memcpy(v, blk + 2, 32);
+        } else {
+          for (int i = 0; i < 16; ++i) {
+            v[i] = static_cast<int8_t>((blk[2 + i] & 0x0f) - 8);
+            v[i + 16] = static_cast<int8_t>((blk[2 + i] >> 4) - 8);
+          }
+        }
+        const typename V::R dv = V::set1(V::f16_to_f32(dh));
+        for (int i = 0; i < 32; i += V::W) V::store(y + 32 * b + i, V::mul(dv, V::load_i8(v + i)));
+      }
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float-weight linear maps: register tiles of RW weight rows by RX activation rows, each
+// accumulator a vector of partial sums over k, reduced once at the end.
+
+template <class V, class L, int RW, int RX>
+void gemm_tile(const char* w, size_t ws, const float* x, int64_t xs, int64_t k, float* y,
+               int64_t ys, bool accumulate) {
+  using R = typename V::R;
+  R acc[RW][RX];
+  for (int j = 0; j < RW; ++j)
+    for (int r = 0; r < RX; ++r) acc[j][r] = V::zero();
+  int64_t i = 0;
+  for (; i + V::W <= k; i += V::W) {
+    R wv[RW];
+    for (int j = 0; j < RW; ++j) wv[j] = L::load(w + j * ws, i);
+    for (int r = 0; r < RX; ++r) {
+      const R xv = V::load(x + r * xs + i);
+      for (int j = 0; j < RW; ++j) acc[j][r] = V::fma(wv[j], xv, acc[j][r]);
+    }
+  }
+  if (i < k) {
+    const int t = static_cast<int>(k - i);
+    R wv[RW];
+    for (int j = 0; j < RW; ++j) wv[j] = L::load_n(w + j * ws, i, t);
+    for (int r = 0; r < RX; ++r) {
+      const R xv = V::load_n(x + r * xs + i, t);
+      for (int j = 0; j < RW; ++j) acc[j][r] = V::fma(wv[j], xv, acc[j][r]);
+    }
+  }
+  for (int r = 0; r < RX; ++r) {
+    for (int j = 0; j < RW; ++j)
+      y[r * ys + j] = (accumulate ? y[r * ys + j] : 0.0f) + V::hsum(acc[j][r]);
+  }
+}
+
+template <class V, class L>
+using FloatTile = void (*)(const char*, size_t, const float*, int64_t, int64_t, float*, int64_t, bool);
+
+template <class V, class L, int RW, int... RX>
+struct FloatTileRow {
+  static constexpr FloatTile<V, L> fns[] = {&gemm_tile<V, L, RW, RX>...};
+};
+
+template <class V, class L>
+void gemm_float(const GemmArgs& a) {
+  constexpr int RW = V::kTileRows, RX = V::kTileCols;
+  static_assert(RW <= 4 && RX <= 4, "tile table below covers up to 4 x 4");
+  static constexpr const FloatTile<V, L>* table[4] = {
+      FloatTileRow<V, L, 1, 1, 2, 3, 4>::fns, FloatTileRow<V, L, 2, 1, 2, 3, 4>::fns,
+      FloatTileRow<V, L, 3, 1, 2, 3, 4>::fns, FloatTileRow<V, L, 4, 1, 2, 3, 4>::fns};
+  // Activation rows in blocks that stay in the L2 cache while the weight rows stream past them.
+  const int64_t mb = lo<int64_t>(a.m, (int64_t{1} << 19) / (4 * a.k) / RX * RX + RX);
+  const char* w = static_cast<const char*>(a.w);
+  for (int64_t r0 = 0; r0 < a.m; r0 += mb) {
+    const int64_t r1 = lo(a.m, r0 + mb);
+    for (int64_t j = a.j0; j < a.j1; j += RW) {
+      const int rw = static_cast<int>(lo<int64_t>(RW, a.j1 - j));
+      for (int64_t r = r0; r < r1; r += RX) {
+        const int rx = static_cast<int>(lo<int64_t>(RX, r1 - r));
+        table[rw - 1][rx - 1](w + j * a.w_stride, a.w_stride, a.x + r * a.x_stride, a.x_stride, a.k,
+                              a.y + r * a.y_stride + j, a.y_stride, a.accumulate);
+      }
+    }
+  }
+}
+
+// Block-quantised linear maps: the same loop around an instruction set's register tile
+// T::tile<RW, RX>(w, w_stride, x, first x row, k, y, y_stride, accumulate).
+template <class T>
+using QuantTile = void (*)(const char*, size_t, const QRows&, int64_t, int64_t, float*, int64_t, bool);
+
+template <class T, int RW, int... RX>
+struct QuantTileRow {
+  static constexpr QuantTile<T> fns[] = {&T::template tile<RW, RX>...};
+};
+
+template <class T>
+void gemm_quant(const GemmArgs& a) {
+  constexpr int RW = T::kTileRows, RX = T::kTileCols;
+  static_assert(RW <= 4 && RX <= 4, "tile table below covers up to 4 x 4");
+  static constexpr const QuantTile<T>* table[4] = {
+      QuantTileRow<T, 1, 1, 2, 3, 4>::fns, QuantTileRow<T, 2, 1, 2, 3, 4>::fns,
+      QuantTileRow<T, 3, 1, 2, 3, 4>::fns, QuantTileRow<T, 4, 1, 2, 3, 4>::fns};
+  const int64_t mb = lo<int64_t>(a.m, (int64_t{1} << 20) / (2 * a.k) / RX * RX + RX);
+  const char* w = static_cast<const char*>(a.w);
+  for (int64_t r0 = 0; r0 < a.m; r0 += mb) {
+    const int64_t r1 = lo(a.m, r0 + mb);
+    for (int64_t j = a.j0; j < a.j1; j += RW) {
+      const int rw = static_cast<int>(lo<int64_t>(RW, a.j1 - j));
+      for (int64_t r = r0; r < r1; r += RX) {
+        const int rx = static_cast<int>(lo<int64_t>(RX, r1 - r));
+        table[rw - 1][rx - 1](w + j * a.w_stride, a.w_stride, *a.xq, r, a.k, a.y + r * a.y_stride + j,
+                              a.y_stride, a.accumulate);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention: o[r] += sum_j p[r][j] * v_j, the output row held in registers over all j.
+
+template <class V, class L, int NV>
+void pv_block(const float* pr, int32_t nv, const char* v, size_t vs, int64_t c0, float* o) {
+  using R = typename V::R;
+  R acc[NV];
+  for (int c = 0; c < NV; ++c) acc[c] = V::load(o + c0 + c * V::W);
+  for (int32_t j = 0; j < nv; ++j) {
+    const R pj = V::set1(pr[j]);
+    const char* vj = v + j * vs;
+    for (int c = 0; c < NV; ++c) acc[c] = V::fma(pj, L::load(vj, c0 + c * V::W), acc[c]);
+  }
+  for (int c = 0; c < NV; ++c) V::store(o + c0 + c * V::W, acc[c]);
+}
+
+template <class V, class L>
+void pv(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
+        size_t v_stride, int64_t hd, float* o, int64_t o_stride) {
+  using R = typename V::R;
+  const char* vb = static_cast<const char*>(v);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* pr = p + r * p_stride;
+    float* orow = o + r * o_stride;
+    int64_t c0 = 0;
+    for (; c0 + 8 * V::W <= hd; c0 += 8 * V::W) pv_block<V, L, 8>(pr, nv[r], vb, v_stride, c0, orow);
+    switch ((hd - c0) / V::W) {
+      case 7: pv_block<V, L, 7>(pr, nv[r], vb, v_stride, c0, orow); break;
+      case 6: pv_block<V, L, 6>(pr, nv[r], vb, v_stride, c0, orow); break;
+      case 5: pv_block<V, L, 5>(pr, nv[r], vb, v_stride, c0, orow); break;
+      case 4: pv_block<V, L, 4>(pr, nv[r], vb, v_stride, c0, orow); break;
+      case 3: pv_block<V, L, 3>(pr, nv[r], vb, v_stride, c0, orow); break;
+      case 2: pv_block<V, L, 2>(pr, nv[r], vb, v_stride, c0, orow); break;
+      case 1: pv_block<V, L, 1>(pr, nv[r], vb, v_stride, c0, orow); break;
+      default: break;
+    }
+    c0 += (hd - c0) / V::W * V::W;
+    if (c0 < hd) {
+      const int t = static_cast<int>(hd - c0);
+      R acc = V::load_n(orow + c0, t);
+      for (int32_t j = 0; j < nv[r]; ++j)
+        acc = V::fma(V::set1(pr[j]), L::load_n(vb + j * v_stride, c0, t), acc);
+      V::store_n(orow + c0, acc, t);
+    }
+  }
+}
+
+// The parts of a table every instruction set shares.
+template <class V>
+constexpr Kernels common_table(Isa isa) {
+  Kernels k{};
+  k.isa = isa;
+  k.gemm_f32 = &gemm_float<V, LoadF32<V>>;
+  k.gemm_f16 = &gemm_float<V, LoadF16<V>>;
+  k.gemm_bf16 = &gemm_float<V, LoadBF16<V>>;
+  k.quantize_q8 = &quantize_q8<V>;
+  k.rms_norm = &rms_norm<V>;
+  k.rope = &rope<V>;
+  k.softmax = &softmax<V>;
+  k.silu_mul = &silu_mul<V>;
+  k.dot_f32 = [](const float* a, const float* b, int64_t n) { return dot<V, LoadF32<V>>(a, b, n); };
+  k.dot_f16 = [](const uint16_t* a, const float* b, int64_t n) { return dot<V, LoadF16<V>>(a, b, n); };
+  k.axpy_f32 = [](float s, const float* x, float* y, int64_t n) { axpy<V, LoadF32<V>>(s, x, y, n); };
+  k.axpy_f16 = [](float s, const uint16_t* x, float* y, int64_t n) { axpy<V, LoadF16<V>>(s, x, y, n); };
+  k.scale = &scale<V>;
+  k.max = &max<V>;
+  k.exp_sum = &exp_sum<V>;
+  k.to_f16 = &to_f16<V>;
+  k.dequantize_row = &dequantize_row<V>;
+  k.pv_f32 = &pv<V, LoadF32<V>>;
+  k.pv_f16 = &pv<V, LoadF16<V>>;
+  return k;
+}
+
+// exp(x) for float lanes: x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor series to
+// degree 7 (truncation below 1e-8 relative), times 2^n. Inputs are clamped to the range where
+// the result is a normal float.
+template <class V>
+typename V::R exp_approx(typename V::R x) {
+  using R = typename V::R;
+  x = V::min(V::max(x, V::set1(-87.0f)), V::set1(88.0f));
+  const R n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  R r = V::fma(n, V::set1(-0.693145751953125f), x);   // ln2 high part (exact in float)
+  r = V::fma(n, V::set1(-1.428606765330187e-06f), r);  // ln2 low part
+  R p = V::set1(1.0f / 5040);
+  p = V::fma(p, r, V::set1(1.0f / 720));
+  p = V::fma(p, r, V::set1(1.0f / 120));
+  p = V::fma(p, r, V::set1(1.0f / 24));
+  p = V::fma(p, r, V::set1(1.0f / 6));
+  p = V::fma(p, r, V::set1(0.5f));
+  p = V::fma(p, r, V::set1(1.0f));
+  p = V::fma(p, r, V::set1(1.0f));
+  return V::ldexp(p, n);
+}
+
+}  // namespace semline::cpu::generic

@@ -1,0 +1,63 @@
+// Instruction-set detection and the choice of kernel table. Compiled for the baseline target.
+#include <string>
+
+#include <semline/error.h>
+
+#include "kernels/tables.h"
+
+namespace semline::cpu {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+std::optional<Isa> isa_from_name(std::string_view name) {
+  for (Isa isa : kAllIsas)
+    if (name == isa_name(isa)) return isa;
+  return std::nullopt;
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+#if SEMLINE_CPU_X86
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
+    case Isa::Avx512:
+      return isa_supported(Isa::Avx2) && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+#else
+    case Isa::Avx2:
+    case Isa::Avx512: return false;
+#endif
+  }
+  return false;
+}
+
+Isa best_isa() {
+  if (isa_supported(Isa::Avx512)) return Isa::Avx512;
+  if (isa_supported(Isa::Avx2)) return Isa::Avx2;
+  return Isa::Scalar;
+}
+
+const Kernels& kernels_for(Isa isa) {
+  if (!isa_supported(isa))
+    throw Error(std::string("cpu kernels: this CPU cannot run the '") + isa_name(isa) +
+                "' kernels; best available: '" + isa_name(best_isa()) + "'");
+  switch (isa) {
+#if SEMLINE_CPU_X86
+    case Isa::Avx512: return kernels_avx512();
+    case Isa::Avx2: return kernels_avx2();
+#endif
+    default: return kernels_scalar();
+  }
+}
+
+}  // namespace semline::cpu

@@ -1,0 +1,106 @@
+// CPU kernels: one table of function pointers per instruction set, chosen once when a backend is
+// created. Each table lives in its own translation unit compiled with that instruction set's
+// flags; nothing in these files runs before a table is asked for, so loading the plugin executes
+// no ISA-specific code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include <semline/model.h>
+#include <semline/tensor.h>
+
+namespace semline::cpu {
+
+enum class Isa : int {
+  Scalar = 0,  // portable C++, any x86-64 (or other) CPU
+  Avx2 = 1,    // AVX2 + FMA + F16C
+  Avx512 = 2,  // AVX-512 F/BW/VL/DQ + VNNI
+};
+inline constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
+
+const char* isa_name(Isa isa);                       // "scalar", "avx2", "avx512"
+std::optional<Isa> isa_from_name(std::string_view name);
+bool isa_supported(Isa isa);                         // can this machine run it?
+Isa best_isa();                                      // the most capable supported one
+
+// Activation rows quantised to 8 bits in blocks of 32 (the Q8_0 rule with the scale kept as a
+// float): block b of row r holds q[i] = round(x[i] / d), d = max|x| / 127, and s = sum of its q.
+struct QRows {
+  int8_t* q = nullptr;   // [rows][q_stride]
+  float* d = nullptr;    // [rows][b_stride]
+  int32_t* s = nullptr;  // [rows][b_stride]
+  int64_t q_stride = 0;  // elements per row (>= k)
+  int64_t b_stride = 0;  // blocks per row (>= k / 32)
+};
+
+// One linear map over a range of weight rows:
+//   y[r][j] = (accumulate ? y[r][j] : 0) + sum_i W[j][i] * x[r][i]   for r < m, j0 <= j < j1.
+// W rows are w_stride bytes apart. Float-weight kernels (F32, F16, BF16) read x; the block-
+// quantised ones (Q8_0, Q4_0) read xq, whose k must be a multiple of 32.
+struct GemmArgs {
+  const void* w = nullptr;
+  size_t w_stride = 0;
+  const float* x = nullptr;  // [m][x_stride]
+  int64_t x_stride = 0;
+  const QRows* xq = nullptr;
+  int64_t m = 0, k = 0;
+  int64_t j0 = 0, j1 = 0;
+  float* y = nullptr;  // [m][y_stride]
+  int64_t y_stride = 0;
+  bool accumulate = false;
+};
+using GemmFn = void (*)(const GemmArgs&);
+
+struct Kernels {
+  Isa isa;
+  GemmFn gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0;
+
+  // x[n] -> q, d, s (n a multiple of 32); see QRows.
+  void (*quantize_q8)(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
+  // y = x / sqrt(mean(x^2) + eps) * w
+  void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps);
+  // Rotates the first rope_dim dims of n_heads heads (head h at x + h * head_stride) by the
+  // angles whose cosines and sines are cs[2i], cs[2i+1], i < rope_dim / 2.
+  void (*rope)(float* x, int64_t n_heads, int64_t head_stride, int64_t rope_dim, const float* cs,
+               RopeType type);
+  void (*softmax)(float* x, int64_t n);                                 // in place
+  void (*silu_mul)(const float* g, const float* u, float* y, int64_t n);  // y = silu(g) * u
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);
+  void (*axpy_f32)(float a, const float* x, float* y, int64_t n);     // y += a * x
+  void (*axpy_f16)(float a, const uint16_t* x, float* y, int64_t n);
+  void (*scale)(float* y, float a, int64_t n);                          // y *= a
+  float (*max)(const float* x, int64_t n);                              // n >= 1
+  float (*exp_sum)(float* x, int64_t n, float m);  // x = exp(x - m), returns the sum
+  void (*to_f16)(const float* x, uint16_t* y, int64_t n);
+  // One row of n elements of any weight dtype to float (n a multiple of the block size).
+  void (*dequantize_row)(DType t, const void* src, float* y, int64_t n);
+  // o[r][:hd] += sum_{j < nv[r]} p[r][j] * v_j for r < rows; v_j at v + j * v_stride bytes, F32
+  // (pv_f32) or F16 (pv_f16). Rows of p are p_stride floats apart, rows of o o_stride floats.
+  void (*pv_f32)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
+                 size_t v_stride, int64_t hd, float* o, int64_t o_stride);
+  void (*pv_f16)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
+                 size_t v_stride, int64_t hd, float* o, int64_t o_stride);
+
+  GemmFn gemm(DType t) const {
+    switch (t) {
+      case DType::F32: return gemm_f32;
+      case DType::F16: return gemm_f16;
+      case DType::BF16: return gemm_bf16;
+      case DType::Q8_0: return gemm_q8_0;
+      case DType::Q4_0: return gemm_q4_0;
+    }
+    return nullptr;
+  }
+};
+
+// The table of an instruction set; isa_supported(isa) must hold before any of it is called.
+const Kernels& kernels_for(Isa isa);
+
+// Block-quantised weights take QRows activations; the others take float rows.
+constexpr bool takes_quantized_input(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+}  // namespace semline::cpu

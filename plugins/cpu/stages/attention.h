@@ -1,0 +1,80 @@
+// Causal self-attention with RoPE over the paged KV cache, shared by attention/dense and
+// attention/flash, which differ only in how a query meets the keys (the core).
+//
+// A step: project q, k, v for every batch token; rotate q and k by the token's position; write
+// k and v into the cache slot of that position; let each token attend to positions 0..pos of its
+// own sequence, read back from the cache (so prefill chunks, decode and mixed batches share one
+// path); out += W_o attn.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <semline/stage.h>
+
+#include "stages/linear.h"
+
+namespace semline::cpu {
+
+// One of the cache's two pools (k or v): rows of head_dim values of one kv head at one position.
+struct KvPool {
+  const char* base = nullptr;
+  size_t block = 0, slot = 0, head = 0;  // byte strides
+  bool f16 = false;
+  const char* row(int32_t blk, int32_t s, int64_t kv_head) const {
+    return base + blk * block + s * slot + kv_head * head;
+  }
+};
+
+class Attention : public Stage {
+ public:
+  explicit Attention(const StageContext& ctx);
+  void forward(const Tensor& in, const Tensor& out, const Step& step) final;
+  StageCost cost(const Batch& b) const final;
+
+ protected:
+  // What a core sees of the step: q rows (rotated) and the attention output rows to fill.
+  struct Work {
+    const Batch& batch;
+    const float* q;  // [n_tokens][n_head * head_dim]
+    float* attn;     // [n_tokens][n_head * head_dim]
+    KvPool k, v;
+    int32_t block_tokens;
+    char* scratch;   // the workspace base
+  };
+  // Fills attn[t][h] = softmax(q_t,h . K / sqrt(head_dim)) V over positions 0..pos_t of the
+  // token's sequence, kv head h / (n_head / n_head_kv).
+  virtual void core(const Work& w) = 0;
+  // Called before the workspace is taken, with the longest key range of the step.
+  virtual void prepare(int64_t max_keys) {}
+
+  // The cache row of a sequence's position (positions are checked before the core runs).
+  static const char* cache_row(const KvPool& p, const SeqView& s, int32_t pos, int32_t block_tokens,
+                               int64_t kv_head) {
+    return p.row(s.blocks[pos / block_tokens], pos % block_tokens, kv_head);
+  }
+
+  CpuBackend& be_;
+  std::string label_;
+  int32_t max_tokens_;
+  int64_t n_embd_, n_head_, n_kv_, hd_, rope_dim_, group_;
+  float scale_;            // 1 / sqrt(head_dim)
+  ScratchLayout layout_;   // cores append their scratch and then call reserve_scratch()
+  void reserve_scratch() { be_.workspace().reserve(layout_.total()); }
+
+ private:
+  void check_kv(const Step& step, KvPool& k, KvPool& v) const;
+  int64_t check_positions(const Batch& b, const KvLayer& kv) const;  // returns the longest key range
+  void rope_and_store(const Batch& b, float* q, float* k, const float* v, const KvPool& kc, const KvPool& vc,
+                      int32_t block_tokens, char* ws);
+
+  RopeType rope_type_;
+  std::vector<double> inv_freq_;  // [rope_dim / 2]: rope_base^(-2i / rope_dim)
+  Linear wq_, wk_, wv_, wo_;      // [n_head*hd][n_embd], [n_kv*hd][n_embd] x2, [n_embd][n_head*hd]
+  size_t q_ = 0, k_ = 0, v_ = 0, attn_ = 0;  // float rows: [max_tokens][n_head*hd], [.][n_kv*hd] x2, [.][n_head*hd]
+  size_t cs_ = 0;                            // per worker: rope_dim floats (cos, sin pairs)
+  QRowsLayout xq_, aq_;                      // quantised input rows and attention rows
+  int kv_elt_ = 4;                           // bytes per cache value, seen in the last step
+};
+
+}  // namespace semline::cpu

@@ -1,0 +1,130 @@
+#include "stages/linear.h"
+
+#include <semline/error.h>
+
+namespace semline::cpu {
+
+std::string station_label(const StageContext& ctx) {
+  std::string s = "station '" + ctx.station + "'";
+  if (ctx.layer >= 0) s += " (layer " + std::to_string(ctx.layer) + ")";
+  return s;
+}
+
+std::string tensor_name(const StageContext& ctx, std::string_view role) {
+  for (const auto& [r, name] : ctx.tensors)
+    if (r == role) return name;
+  return "?";
+}
+
+bool weight_dtype_supported(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
+}
+
+Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
+                    const char* dims) {
+  const Tensor t = ctx.weight(role);
+  const std::string what = station_label(ctx) + ": tensor '" + tensor_name(ctx, role) + "' (" +
+                           std::string(role) + ")";
+  if (!weight_dtype_supported(t.dtype))
+    throw Error(what + " has dtype " + dtype_name(t.dtype) + "; the cpu stages take F32, F16, BF16, Q8_0, Q4_0");
+  if (t.ndim > 2 || t.ne[2] != 1 || t.ne[3] != 1 || t.ne[0] != n_in || t.ne[1] != n_out)
+    throw Error(what + " has shape " + tensor_shape_string(t) + ", expected [" + std::to_string(n_in) +
+                ", " + std::to_string(n_out) + "] " + dims);
+  if (t.ne[0] % dtype_block_size(t.dtype) != 0)
+    throw Error(what + " has rows of " + std::to_string(t.ne[0]) + " values, not a multiple of the " +
+                dtype_name(t.dtype) + " block size " + std::to_string(dtype_block_size(t.dtype)));
+  if (t.nb[0] != dtype_block_bytes(t.dtype) || (t.ne[1] > 1 && t.nb[1] < t.row_bytes()))
+    throw Error(what + " is not stored row by row (strides " + std::to_string(t.nb[0]) + ", " +
+                std::to_string(t.nb[1]) + ")");
+  Linear l;
+  l.dtype = t.dtype;
+  l.n_in = n_in;
+  l.n_out = n_out;
+  l.data = static_cast<const char*>(t.host);
+  l.row_stride = static_cast<size_t>(t.ne[1] > 1 ? t.nb[1] : t.row_bytes());
+  return l;
+}
+
+void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, int64_t j1) {
+  GemmArgs a;
+  a.w = op.w->data;
+  a.w_stride = op.w->row_stride;
+  a.x = op.in.x;
+  a.x_stride = op.in.stride;
+  a.xq = op.in.q;
+  a.m = m;
+  a.k = op.w->n_in;
+  a.j0 = j0;
+  a.j1 = j1;
+  a.y = op.y;
+  a.y_stride = op.y_stride;
+  a.accumulate = op.accumulate;
+  kern.gemm(op.w->dtype)(a);
+}
+
+int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows, int64_t) {
+  // Several chunks per thread, so a thread slowed by other processes takes fewer; multiples of
+  // 32 rows keep chunk edges on quantisation blocks for the epilogues.
+  const int64_t threads = be.host_threads();
+  const int64_t chunks = threads > 1 ? threads * 4 : 1;
+  const int64_t rows = (total_rows + chunks - 1) / chunks;
+  return rows < 32 ? 32 : (rows + 31) / 32 * 32;
+}
+
+Act activation(const Tensor& t, int64_t width, int64_t rows, const char* what, const std::string& label) {
+  if (t.dtype != DType::F32 || !t.host || t.ne[0] != width || t.ne[1] * t.ne[2] * t.ne[3] < rows ||
+      t.nb[0] != 4 || (rows > 1 && t.nb[1] < width * 4))
+    throw Error(label + ": " + what + " must be F32 host rows [" + std::to_string(rows) + " x " +
+                std::to_string(width) + "], got " + tensor_shape_string(t) +
+                (t.host ? "" : " without a host address"));
+  Act a;
+  a.p = static_cast<float*>(t.host);
+  a.stride = rows > 1 ? t.nb[1] / 4 : width;
+  return a;
+}
+
+void run_matmuls(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m) {
+  int64_t total = 0;
+  for (int i = 0; i < n_ops; ++i) total += ops[i].w->n_out;
+  const int64_t rows = matmul_chunk_rows(be, total, m);
+  int64_t first[4] = {0, 0, 0, 0};  // first chunk of each op
+  for (int i = 0; i < n_ops; ++i) first[i + 1] = first[i] + (ops[i].w->n_out + rows - 1) / rows;
+  const Kernels& kern = be.kernels();
+  be.pool().run(first[n_ops], 1, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t c = c0; c < c1; ++c) {
+      int i = 0;
+      while (c >= first[i + 1]) ++i;
+      const int64_t j0 = (c - first[i]) * rows, n = ops[i].w->n_out;
+      matmul_range(kern, ops[i], m, j0, j0 + rows < n ? j0 + rows : n);
+    }
+  });
+}
+
+void quantize_rows(CpuBackend& be, const float* x, int64_t stride, int64_t m, int64_t k, const QRows& q) {
+  const Kernels& kern = be.kernels();
+  // Rows per chunk: below ~16k values a dispatch costs more than it saves.
+  const int64_t grain = k * 4 >= 16384 ? 4 : (16384 + k - 1) / k;
+  be.pool().run(m, grain, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r)
+      kern.quantize_q8(x + r * stride, k, q.q + r * q.q_stride, q.d + r * q.b_stride, q.s + r * q.b_stride);
+  });
+}
+
+void QRowsLayout::plan(ScratchLayout& layout, int64_t rows, int64_t kk) {
+  k = kk;
+  q = layout.add(static_cast<size_t>(rows * k));
+  d = layout.add(static_cast<size_t>(rows * (k / 32)) * sizeof(float));
+  s = layout.add(static_cast<size_t>(rows * (k / 32)) * sizeof(int32_t));
+}
+
+QRows QRowsLayout::at(char* base) const {
+  QRows r;
+  r.q = reinterpret_cast<int8_t*>(base + q);
+  r.d = reinterpret_cast<float*>(base + d);
+  r.s = reinterpret_cast<int32_t*>(base + s);
+  r.q_stride = k;
+  r.b_stride = k / 32;
+  return r;
+}
+
+}  // namespace semline::cpu

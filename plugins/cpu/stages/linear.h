@@ -1,0 +1,102 @@
+// Weight matrices of the cpu stages and the dispatch of linear maps over the worker pool.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <semline/stage.h>
+
+#include "backend/cpu_backend.h"
+#include "kernels/kernels.h"
+
+namespace semline::cpu {
+
+// "station 'attn' (layer 3)" — how errors and logs name the stage.
+std::string station_label(const StageContext& ctx);
+
+// The file's name of the tensor bound to a role ("?" when unbound).
+std::string tensor_name(const StageContext& ctx, std::string_view role);
+
+// A linear map W: n_in -> n_out, stored [n_out][n_in] in the file's dtype (a host view).
+struct Linear {
+  DType dtype = DType::F32;
+  int64_t n_in = 0, n_out = 0;
+  const char* data = nullptr;
+  size_t row_stride = 0;  // bytes between rows
+
+  // The weight bound to `role`, checked against the expected shape; `dims` names the expected
+  // sizes in the error message, e.g. "(n_embd, n_head * head_dim)".
+  static Linear bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
+                     const char* dims);
+  bool quantized() const { return takes_quantized_input(dtype); }
+  double bytes() const { return static_cast<double>(dtype_row_bytes(dtype, n_in)) * n_out; }
+};
+
+// The dtypes every cpu stage accepts for its weights.
+bool weight_dtype_supported(DType t);
+
+// F32 rows of a stage's input or output tensor, checked: `rows` rows of `width` values.
+struct Act {
+  float* p = nullptr;
+  int64_t stride = 0;  // floats between rows
+};
+Act activation(const Tensor& t, int64_t width, int64_t rows, const char* what, const std::string& label);
+
+// Activation rows handed to a linear map: float rows, and their 8-bit quantisation when a
+// block-quantised weight reads them.
+struct Rows {
+  const float* x = nullptr;
+  int64_t stride = 0;  // floats between rows
+  const QRows* q = nullptr;
+};
+
+struct MatOp {
+  const Linear* w;
+  Rows in;
+  float* y;
+  int64_t y_stride;
+  bool accumulate;
+};
+
+// Runs ops (each over all m rows) side by side in one dispatch, split over weight rows.
+void run_matmuls(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m);
+
+// Runs a and b (same n_out) in one dispatch; after both have produced columns [j0, j1) of all m
+// rows, epilogue(j0, j1) runs on the same thread. j0 is a multiple of 32, and so is j1 unless it
+// is n_out.
+template <class F>
+void run_matmul_pair(CpuBackend& be, const MatOp& a, const MatOp& b, int64_t m, F&& epilogue);
+
+// Quantises m rows of k floats (k a multiple of 32) into q, over the pool when there are many.
+void quantize_rows(CpuBackend& be, const float* x, int64_t stride, int64_t m, int64_t k, const QRows& q);
+
+// QRows laid out for up to `rows` rows of k values inside a scratch area.
+struct QRowsLayout {
+  size_t q = 0, d = 0, s = 0;
+  int64_t k = 0;
+  void plan(ScratchLayout& layout, int64_t rows, int64_t k);
+  QRows at(char* base) const;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, int64_t j1);
+int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows, int64_t m);
+
+template <class F>
+void run_matmul_pair(CpuBackend& be, const MatOp& a, const MatOp& b, int64_t m, F&& epilogue) {
+  const int64_t n = a.w->n_out;
+  const int64_t rows = matmul_chunk_rows(be, 2 * n, m);
+  const Kernels& kern = be.kernels();
+  be.pool().run((n + rows - 1) / rows, 1, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t j0 = c * rows, j1 = j0 + rows < n ? j0 + rows : n;
+      matmul_range(kern, a, m, j0, j1);
+      matmul_range(kern, b, m, j0, j1);
+      epilogue(j0, j1);
+    }
+  });
+}
+
+}  // namespace semline::cpu

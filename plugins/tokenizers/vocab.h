@@ -1,0 +1,49 @@
+// The vocabulary as GGUF stores it: pieces, scores, token types and the special ids.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "meta_reader.h"
+
+namespace semline::tokenizers {
+
+// tokenizer.ggml.token_type values, numbered as llama.cpp's converters write them.
+enum class TokenType : int32_t {
+  Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
+};
+
+struct Vocab {
+  std::vector<std::string> pieces;   // tokenizer.ggml.tokens
+  std::vector<float> scores;         // tokenizer.ggml.scores, empty when the file has none
+  std::vector<TokenType> types;      // tokenizer.ggml.token_type, Normal when the file has none
+  int32_t bos = -1, eos = -1, unk = -1;
+  size_t max_piece_len = 0;
+
+  Vocab() = default;
+  Vocab(Vocab&&) = default;
+  Vocab& operator=(Vocab&&) = default;
+  // `ids_` views the strings in `pieces`; a copy would leave them pointing at the original.
+  Vocab(const Vocab&) = delete;
+  Vocab& operator=(const Vocab&) = delete;
+
+  int32_t size() const { return static_cast<int32_t>(pieces.size()); }
+  // The id of a piece, -1 when absent. A piece listed twice resolves to its last id, as in
+  // llama.cpp.
+  int32_t find(std::string_view piece) const {
+    auto it = ids_.find(piece);
+    return it == ids_.end() ? -1 : it->second;
+  }
+  void index();  // builds the piece -> id lookup
+
+ private:
+  std::unordered_map<std::string_view, int32_t> ids_;
+};
+
+// Reads tokens, token types, scores (required when `need_scores`) and the special ids.
+Vocab read_vocab(const MetaReader& meta, bool need_scores);
+
+}  // namespace semline::tokenizers

@@ -1,0 +1,41 @@
+// What the SentencePiece and byte-level BPE tokenizers share: the vocabulary, the bytes each
+// token stands for, and id checks.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <semline/stage.h>
+
+#include "vocab.h"
+
+namespace semline::tokenizers {
+
+// What an unknown-token id prints: it stands for text the vocabulary could not spell.
+inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
+
+class VocabTokenizer : public Tokenizer {
+ public:
+  std::string token_bytes(int32_t id) const override { return bytes_[checked(id)]; }
+  std::string decode(std::span<const int32_t> ids) const override;
+  std::string piece(int32_t id) const override { return vocab_.pieces[checked(id)]; }
+  int32_t n_vocab() const override { return vocab_.size(); }
+  int32_t bos() const override { return vocab_.bos; }
+  int32_t eos() const override { return vocab_.eos; }
+
+ protected:
+  VocabTokenizer(Vocab vocab, std::string origin) : vocab_(std::move(vocab)), origin_(std::move(origin)) {}
+  int32_t checked(int32_t id) const;  // throws when id is not a token id
+  // Whether encode should start with BOS: the caller allows it, the vocabulary asks and has one.
+  bool starts_with_bos(bool add_bos) const { return add_bos && add_bos_ && vocab_.bos >= 0; }
+  [[noreturn]] void fail(const std::string& what) const;
+
+  Vocab vocab_;
+  std::vector<std::string> bytes_;  // [n_vocab] what each token contributes to the text
+  bool add_bos_ = false;            // tokenizer.ggml.add_bos_token
+  std::string origin_;              // the model file, for messages
+};
+
+}  // namespace semline::tokenizers

@@ -1,0 +1,73 @@
+// semline SDK — stage parameters: the schema an entry declares and the values a config gives.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace semline {
+
+enum class ParamType { Bool, Int, Float, String, StringList };
+inline const char* param_type_name(ParamType t) {
+  switch (t) {
+    case ParamType::Bool: return "bool";
+    case ParamType::Int: return "int";
+    case ParamType::Float: return "float";
+    case ParamType::String: return "string";
+    case ParamType::StringList: return "string list";
+  }
+  return "?";
+}
+
+using ParamValue = std::variant<bool, int64_t, double, std::string, std::vector<std::string>>;
+
+std::string param_value_string(const ParamValue& v);
+
+// One parameter an entry accepts. The config is checked against it before the factory runs, so a
+// factory only ever sees values of the declared type, inside [min, max] and among `choices`.
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::Int;
+  ParamValue default_value;
+  std::string doc;
+  std::optional<double> min, max;    // numeric range, inclusive
+  std::vector<std::string> choices;  // allowed strings (each element for a list); empty: any
+};
+
+// Validated parameter values, defaults filled in.
+class Params {
+ public:
+  std::map<std::string, ParamValue> values;
+
+  bool get_bool(const std::string& k) const { return std::get<bool>(values.at(k)); }
+  int64_t get_int(const std::string& k) const { return std::get<int64_t>(values.at(k)); }
+  double get_float(const std::string& k) const { return std::get<double>(values.at(k)); }
+  const std::string& get_string(const std::string& k) const { return std::get<std::string>(values.at(k)); }
+  const std::vector<std::string>& get_list(const std::string& k) const {
+    return std::get<std::vector<std::string>>(values.at(k));
+  }
+};
+
+inline std::string param_value_string(const ParamValue& v) {
+  struct V {
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const {
+      std::string s = std::to_string(d);
+      while (s.size() > 1 && s.back() == '0' && s[s.size() - 2] != '.') s.pop_back();
+      return s;
+    }
+    std::string operator()(const std::string& s) const { return "\"" + s + "\""; }
+    std::string operator()(const std::vector<std::string>& l) const {
+      std::string s = "[";
+      for (size_t i = 0; i < l.size(); ++i) s += (i ? ", \"" : "\"") + l[i] + "\"";
+      return s + "]";
+    }
+  };
+  return std::visit(V{}, v);
+}
+
+}  // namespace semline

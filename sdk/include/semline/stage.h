@@ -1,0 +1,181 @@
+// semline SDK — the stations of the line.
+//
+// A stage is bound once, at load, to one station of the model (one layer's weights and the
+// hyper-parameters) and then called for every step. A step is a Batch: any mix of sequences, each
+// contributing any number of tokens, so prefill, decode and continuous-batching steps share one
+// call. Activations are F32 rows of n_embd values, one row per batch token, in backend memory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "semline/backend.h"
+#include "semline/error.h"
+#include "semline/model.h"
+#include "semline/params.h"
+#include "semline/tensor.h"
+
+namespace semline {
+
+enum class StageKind : uint32_t { Tokenizer, Embedding, Norm, Attention, Ffn, Head, Sampler };
+inline constexpr StageKind kAllStageKinds[] = {StageKind::Tokenizer, StageKind::Embedding,
+                                               StageKind::Norm,      StageKind::Attention,
+                                               StageKind::Ffn,       StageKind::Head,
+                                               StageKind::Sampler};
+inline const char* stage_kind_name(StageKind k) {
+  switch (k) {
+    case StageKind::Tokenizer: return "tokenizer";
+    case StageKind::Embedding: return "embedding";
+    case StageKind::Norm: return "norm";
+    case StageKind::Attention: return "attention";
+    case StageKind::Ffn: return "ffn";
+    case StageKind::Head: return "head";
+    case StageKind::Sampler: return "sampler";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+
+// One sequence's part of a step and where its keys and values live in the paged KV cache.
+struct SeqView {
+  int32_t n_past = 0;              // tokens of this sequence cached before this step
+  const int32_t* blocks = nullptr; // block table: cache block holding positions [i*B, (i+1)*B)
+  int32_t n_blocks = 0;
+};
+
+// The tokens of one step. All arrays are host memory, valid for the duration of the step.
+struct Batch {
+  uint64_t step = 0;                   // increases every step; lets a device backend upload once
+  int32_t n_tokens = 0;
+  const int32_t* tokens = nullptr;     // [n_tokens] token ids
+  const int32_t* positions = nullptr;  // [n_tokens] position of each token in its sequence
+  const int32_t* seq = nullptr;        // [n_tokens] index into seqs
+  int32_t n_seqs = 0;
+  const SeqView* seqs = nullptr;       // [n_seqs]
+  int32_t n_outputs = 0;
+  const int32_t* output_rows = nullptr;  // [n_outputs] rows whose logits are wanted, ascending
+};
+
+// One layer's KV cache: pools of blocks, each holding block_tokens positions.
+//   k, v: ne = {head_dim, n_head_kv, block_tokens, n_blocks}, dtype F32 or F16.
+struct KvLayer {
+  Tensor k;
+  Tensor v;
+  int32_t block_tokens = 0;
+};
+
+// Analytic work of one call, for the meters (FLOPs and bytes read or written in memory).
+struct StageCost {
+  double flops = 0;
+  double bytes = 0;
+};
+
+// Everything a transform stage's forward call sees besides its input and output.
+struct Step {
+  const Batch& batch;
+  Stream& stream;
+  const KvLayer* kv = nullptr;  // the stage's layer's cache (attention only)
+};
+
+// Embedding, norm, attention, ffn and head stages.
+//   embedding: out[n_tokens, n_embd]  = embed(batch.tokens, batch.positions)   (in is unused)
+//   norm:      out[n_tokens, n_embd]  = norm(in)
+//   attention: out[n_tokens, n_embd] += attention(in)        (adds: the residual connection)
+//   ffn:       out[n_tokens, n_embd] += ffn(in)              (adds: the residual connection)
+//   head:      out[n_outputs, n_vocab] = logits(in rows batch.output_rows)
+// Tensors are F32, contiguous, on the stage's backend. forward enqueues on step.stream.
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual void forward(const Tensor& in, const Tensor& out, const Step& step) = 0;
+  virtual StageCost cost(const Batch& batch) const = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Host stations: tokenizer and samplers
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+  // The bytes a token contributes to the text when it follows other tokens (byte-fallback tokens
+  // give their byte, control tokens nothing). Streaming output joins these bytes.
+  virtual std::string token_bytes(int32_t id) const = 0;
+  // The text of a whole sequence, with the model's rules for the sequence start (e.g. the
+  // SentencePiece dummy-prefix space is removed).
+  virtual std::string decode(std::span<const int32_t> ids) const = 0;
+  virtual std::string piece(int32_t id) const = 0;  // the vocabulary entry as stored
+  virtual int32_t n_vocab() const = 0;
+  virtual int32_t bos() const = 0;  // -1 when the vocabulary has none
+  virtual int32_t eos() const = 0;  // -1 when the vocabulary has none
+};
+
+struct Candidate {
+  int32_t id;
+  float logit;
+  float p;  // probability, valid after a sampler that normalises (softmax)
+};
+
+// The working set of a sampler chain: filtered, rescaled and finally one selected.
+struct Candidates {
+  std::vector<Candidate> items;
+  bool sorted = false;      // items in descending logit order
+  int32_t selected = -1;    // index into items once a selecting sampler ran
+};
+
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  // history: the sequence so far (prompt and generated tokens), oldest first.
+  virtual void apply(Candidates& c, std::span<const int32_t> history) = 0;
+  virtual void reset() {}  // start of a new sequence (re-seeds random draws)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Binding a stage to its station
+
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+using LogFn = std::function<void(LogLevel, std::string_view)>;
+
+struct StageContext {
+  Backend* backend = nullptr;    // null for host stations (tokenizer, sampler)
+  const ModelView* model = nullptr;
+  const HParams* hp = nullptr;
+  int32_t layer = -1;            // block index, -1 outside the blocks
+  std::string station;           // the template's station name, e.g. "attn_norm"
+  std::vector<std::pair<std::string, std::string>> tensors;  // role -> tensor name in the file
+  Params params;                 // validated against the entry's schema, defaults filled in
+  int32_t max_batch_tokens = 0;  // the most tokens a step will carry (size scratch with it)
+  LogFn log;
+
+  // The weight bound to a role, made usable by the backend. Throws naming the role and tensor.
+  Tensor weight(std::string_view role) const {
+    const Tensor* t = find_weight(role);
+    if (!t) throw Error(missing(role));
+    return backend ? backend->upload_weight(*t) : *t;
+  }
+  // Host view of the weight bound to a role, or null when the role is unbound or absent.
+  const Tensor* find_weight(std::string_view role) const {
+    for (const auto& [r, name] : tensors)
+      if (r == role) return model->weight(name);
+    return nullptr;
+  }
+  bool has_weight(std::string_view role) const { return find_weight(role) != nullptr; }
+
+ private:
+  std::string missing(std::string_view role) const {
+    for (const auto& [r, name] : tensors)
+      if (r == role) return "station '" + station + "': tensor '" + name + "' (" + std::string(role) +
+                            ") is not in " + model->path();
+    return "station '" + station + "': no tensor bound to role '" + std::string(role) + "'";
+  }
+};
+
+}  // namespace semline

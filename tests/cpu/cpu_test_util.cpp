@@ -1,0 +1,108 @@
+#include "cpu/cpu_test_util.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include <semline/codec.h>
+
+#include "register.h"
+
+namespace semline::cputest {
+
+uint32_t seed() {
+  static const uint32_t s = [] {
+    const char* env = std::getenv("SEMLINE_TEST_SEED");
+    const uint32_t v = env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10)) : std::random_device{}();
+    std::printf("cpu tests: seed %u (set SEMLINE_TEST_SEED=%u to repeat)\n", v, v);
+    return v;
+  }();
+  return s;
+}
+
+std::mt19937& rng() {
+  static std::mt19937 r(seed());
+  return r;
+}
+
+std::vector<float> random_floats(int64_t n, float scale) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = d(rng());
+  return v;
+}
+
+std::vector<cpu::Isa> runnable_isas() {
+  std::vector<cpu::Isa> v;
+  for (cpu::Isa i : cpu::kAllIsas)
+    if (cpu::isa_supported(i)) v.push_back(i);
+  return v;
+}
+
+Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale) {
+  Weight w;
+  w.dtype = dtype;
+  w.n_in = n_in;
+  w.n_out = n_out;
+  const size_t row = w.row_bytes();
+  w.bytes.assign((row * static_cast<size_t>(n_out) + 7) / 8 + 1, 0);
+  w.value.resize(static_cast<size_t>(n_in * n_out));
+  w.original.resize(w.value.size());
+  std::vector<float> f, back(static_cast<size_t>(n_in));
+  for (int64_t r = 0; r < n_out; ++r) {
+    f = random_floats(n_in, scale);
+    char* dst = reinterpret_cast<char*>(w.bytes.data()) + r * row;
+    quantize_row(dtype, f.data(), dst, n_in);
+    dequantize_row(dtype, dst, back.data(), n_in);
+    for (int64_t i = 0; i < n_in; ++i) {
+      w.value[r * n_in + i] = back[i];
+      w.original[r * n_in + i] = f[i];
+    }
+  }
+  return w;
+}
+
+double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) throw std::runtime_error("rel_err: sizes differ");
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::fabs(a[i] - b[i]));
+    den = std::max(den, std::fabs(b[i]));
+  }
+  if (std::isnan(num)) return INFINITY;
+  return den > 0 ? num / den : num;
+}
+
+std::vector<double> to_double(const float* p, int64_t n) { return std::vector<double>(p, p + n); }
+
+const Weight& FakeModel::add(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, float scale) {
+  auto& slot = weights_[name];
+  slot.first = make_weight(dtype, n_in, n_out, scale);
+  slot.second = n_out == 1 ? make_tensor(dtype, {n_in}, slot.first.bytes.data())
+                           : make_tensor(dtype, {n_in, n_out}, slot.first.bytes.data());
+  return slot.first;
+}
+
+const Tensor* FakeModel::weight(std::string_view name) const {
+  auto it = weights_.find(name);
+  return it == weights_.end() ? nullptr : &it->second.second;
+}
+
+const StageEntry& RecordingRegistry::stage(StageKind kind, const std::string& variant) const {
+  for (const StageEntry& e : stages)
+    if (e.kind == kind && e.variant == variant) return e;
+  throw std::runtime_error("no cpu entry " + std::string(stage_kind_name(kind)) + "/" + variant);
+}
+
+const RecordingRegistry& cpu_entries() {
+  static const RecordingRegistry r = [] {
+    RecordingRegistry reg;
+    cpu::register_cpu(reg);
+    return reg;
+  }();
+  return r;
+}
+
+}  // namespace semline::cputest

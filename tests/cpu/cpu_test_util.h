@@ -1,0 +1,73 @@
+// Shared pieces of the cpu plugin tests: the seed, random data, weights in every dtype with their
+// exact float64 values, a small in-memory model and a registry that records entries.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <semline/model.h>
+#include <semline/registry.h>
+
+#include "kernels/kernels.h"
+
+namespace semline::cputest {
+
+// The seed of this test process: SEMLINE_TEST_SEED if set, else fresh; printed once.
+uint32_t seed();
+std::mt19937& rng();  // seeded with seed()
+
+std::vector<float> random_floats(int64_t n, float scale = 1.0f);
+
+// The instruction sets this machine runs (always scalar, then avx2 and avx512 when present).
+std::vector<cpu::Isa> runnable_isas();
+
+// A weight matrix [n_out][n_in] stored in `dtype` and its exact values as double.
+struct Weight {
+  DType dtype = DType::F32;
+  int64_t n_in = 0, n_out = 0;
+  std::vector<uint64_t> bytes;   // the stored rows (8-byte aligned storage)
+  std::vector<double> value;     // [n_out][n_in], dequantised exactly
+  std::vector<double> original;  // [n_out][n_in], the floats before rounding to dtype
+  const void* data() const { return bytes.data(); }
+  size_t row_bytes() const { return static_cast<size_t>(dtype_row_bytes(dtype, n_in)); }
+};
+Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale);
+
+// Largest |a - b| over the largest |b| (the error relative to the result's scale).
+double rel_err(const std::vector<double>& a, const std::vector<double>& b);
+std::vector<double> to_double(const float* p, int64_t n);
+
+// A model file held in memory: named weights, no metadata.
+class FakeModel final : public ModelView {
+ public:
+  const Weight& add(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, float scale);
+  const MetaValue* meta(std::string_view) const override { return nullptr; }
+  const Tensor* weight(std::string_view name) const override;
+  std::string path() const override { return "fake.gguf"; }
+  const Weight& values(const std::string& name) const { return weights_.at(name).first; }
+
+ private:
+  std::map<std::string, std::pair<Weight, Tensor>, std::less<>> weights_;
+};
+
+class RecordingRegistry final : public Registry {
+ public:
+  void add_stage(StageEntry e) override { stages.push_back(std::move(e)); }
+  void add_backend(BackendEntry e) override { backends.push_back(std::move(e)); }
+  void add_arch(ArchTemplate a) override { archs.push_back(std::move(a)); }
+  void log(LogLevel, std::string_view) override {}
+  const StageEntry& stage(StageKind kind, const std::string& variant) const;
+
+  std::vector<StageEntry> stages;
+  std::vector<BackendEntry> backends;
+  std::vector<ArchTemplate> archs;
+};
+
+// The cpu plugin's entries, registered once.
+const RecordingRegistry& cpu_entries();
+
+}  // namespace semline::cputest

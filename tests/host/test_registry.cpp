@@ -1,0 +1,373 @@
+// The registry with plugins registered in-process: lookups, checks of malformed entries,
+// all-or-nothing registration, duplicate keys and preferences, and the exception boundary.
+#include "core/host/registry.h"
+
+#include "host/fixtures.h"
+#include "host/plugins/select.h"
+
+using namespace semline;
+using host_test::error_of;
+using Catch::Matchers::Contains;
+
+namespace {
+
+using RegisterFn = void (*)(Registry&);
+
+PluginRecord record(std::string name) { return PluginRecord{std::move(name), "1.0.0", "test plugin", {}, 1, 0}; }
+
+template <class Better = test_plugins::Never>
+StageEntry sampler(std::string variant) {
+  return test_plugins::select_entry<Better>(std::move(variant), "test sampler");
+}
+
+// A model with one metadata key, enough for a template's read_hparams.
+class OneKeyModel final : public ModelView {
+ public:
+  explicit OneKeyModel(bool has_key) : has_key_(has_key) {
+    value_.type = MetaType::U32;
+    value_.u = 8;
+    value_.i = 8;
+  }
+  const MetaValue* meta(std::string_view key) const override {
+    return has_key_ && key == "tiny.embedding_length" ? &value_ : nullptr;
+  }
+  const Tensor* weight(std::string_view) const override { return nullptr; }
+  std::string path() const override { return "tiny.gguf"; }
+
+ private:
+  bool has_key_;
+  MetaValue value_;
+};
+
+StationSpec station(std::string name, StageKind kind, std::string variant) {
+  return StationSpec{std::move(name), kind, std::move(variant), {{"weight", "{L}.weight", {}, false}}};
+}
+
+ArchTemplate tiny_arch() {
+  ArchTemplate a;
+  a.name = "tiny";
+  a.description = "a one-sublayer test family";
+  a.embedding = station("token_embd", StageKind::Embedding, "lookup");
+  a.block = {{station("attn_norm", StageKind::Norm, "rms"), station("attn", StageKind::Attention, "dense")}};
+  a.output_norm = station("output_norm", StageKind::Norm, "rms");
+  a.head = station("output", StageKind::Head, "dense");
+  a.read_hparams = [](const ModelView& m) {
+    const MetaValue* v = m.meta("tiny.embedding_length");
+    if (!v) throw Error(m.path() + ": missing key tiny.embedding_length");
+    HParams hp;
+    hp.arch = "tiny";
+    hp.n_embd = v->i;
+    return hp;
+  };
+  return a;
+}
+
+BackendEntry absent_backend() {
+  BackendEntry b;
+  b.name = "absent";
+  b.description = "a device this machine does not have";
+  b.probe = [] { return std::vector<std::string>{"no such device"}; };
+  b.create = [](const Params&, const LogFn&) -> std::unique_ptr<Backend> { throw Error("device lost"); };
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("registered entries are found, listed in key order and carry their origin") {
+  StageRegistry reg;
+  reg.register_plugin(record("p"), [](Registry& r) {
+    r.add_stage(sampler("zeta"));
+    r.add_stage(sampler<test_plugins::LowerId>("alpha"));
+    r.add_backend(absent_backend());
+    r.add_arch(tiny_arch());
+  });
+
+  REQUIRE(reg.plugins().size() == 1);
+  CHECK(reg.plugins()[0].name == "p");
+  CHECK(stage_key_string(StageKind::Attention, "flash", "cpu") == "attention.flash.cpu");
+
+  const auto all = reg.stages();
+  REQUIRE(all.size() == 2);
+  CHECK(all[0]->entry.variant == "alpha");
+  CHECK(all[1]->entry.variant == "zeta");
+  CHECK(reg.stages(StageKind::Sampler).size() == 2);
+  CHECK(reg.stages(StageKind::Norm).empty());
+
+  const RegisteredStage* alpha = reg.find(StageKind::Sampler, "alpha", "any");
+  REQUIRE(alpha);
+  CHECK(alpha->plugin == "p");
+  CHECK(reg.find(StageKind::Sampler, "alpha", "cpu") == nullptr);
+  CHECK(reg.find(StageKind::Norm, "alpha", "any") == nullptr);
+
+  // The stored factory is the plugin's: lowest id wins.
+  auto s = alpha->entry.make_sampler(StageContext{});
+  Candidates c{{{7, 0.5f, 0}, {3, 0.1f, 0}, {9, 2.0f, 0}}};
+  s->apply(c, {});
+  CHECK(c.selected == 1);
+
+  REQUIRE(reg.find_backend("absent"));
+  CHECK(reg.backends().size() == 1);
+  CHECK(reg.find_backend("absent")->entry.probe() == std::vector<std::string>{"no such device"});
+  CHECK(reg.find_backend("cpu") == nullptr);
+
+  const RegisteredArch* arch = reg.find_arch("tiny");
+  REQUIRE(arch);
+  CHECK(reg.archs().size() == 1);
+  CHECK(arch->arch.read_hparams(OneKeyModel(true)).n_embd == 8);
+}
+
+TEST_CASE("what a plugin throws from an entry comes out as one semline::Error naming key and plugin") {
+  StageRegistry reg;
+  reg.register_plugin(record("p"), [](Registry& r) {
+    StageEntry e = sampler("fragile");
+    e.make_sampler = [](const StageContext&) -> std::unique_ptr<Sampler> {
+      throw std::runtime_error("bad\nstate");
+    };
+    e.supports = [](const StageContext&) -> std::vector<std::string> { throw 42; };
+    r.add_stage(std::move(e));
+    r.add_backend(absent_backend());
+    r.add_arch(tiny_arch());
+  });
+  const RegisteredStage* s = reg.find(StageKind::Sampler, "fragile", "any");
+  REQUIRE(s);
+  CHECK(error_of([&] { s->entry.make_sampler(StageContext{}); }) ==
+        "sampler.fragile.any (plugin 'p'): bad state");
+  CHECK_THAT(error_of([&] { s->entry.supports(StageContext{}); }),
+             Contains("sampler.fragile.any (plugin 'p'): threw something that is not a std::exception"));
+  CHECK(error_of([&] { reg.find_backend("absent")->entry.create(Params{}, LogFn{}); }) ==
+        "backend.absent (plugin 'p'): device lost");
+  CHECK(error_of([&] { reg.find_arch("tiny")->arch.read_hparams(OneKeyModel(false)); }) ==
+        "arch.tiny (plugin 'p'): tiny.gguf: missing key tiny.embedding_length");
+}
+
+TEST_CASE("a malformed entry refuses the whole plugin") {
+  struct Case {
+    const char* what;
+    RegisterFn fn;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"empty variant", [](Registry& r) { r.add_stage(sampler("")); },
+       "sampler variant '' is not a valid name"},
+      {"dotted variant", [](Registry& r) { r.add_stage(sampler("a.b")); }, "variant 'a.b' is not a valid name"},
+      {"factory of the wrong kind",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.make_sampler = nullptr;
+         e.make_stage = [](const StageContext&) -> std::unique_ptr<Stage> { return nullptr; };
+         r.add_stage(std::move(e));
+       },
+       "sampler.s.any: a sampler entry sets exactly one factory, make_sampler (it sets make_stage)"},
+      {"no factory",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.make_sampler = nullptr;
+         r.add_stage(std::move(e));
+       },
+       "make_sampler (it sets none)"},
+      {"two factories",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.make_tokenizer = [](const StageContext&) -> std::unique_ptr<Tokenizer> { return nullptr; };
+         r.add_stage(std::move(e));
+       },
+       "(it sets make_tokenizer, make_sampler)"},
+      {"host station on a backend",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.backend = "cpu";
+         r.add_stage(std::move(e));
+       },
+       "sampler entries run on the host; their backend is \"any\""},
+      {"empty description",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.description.clear();
+         r.add_stage(std::move(e));
+       },
+       "sampler.s.any: description is empty"},
+      {"param default of the wrong type",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.params = {{"p", ParamType::Float, int64_t{1}, "a probability", {}, {}, {}}};
+         r.add_stage(std::move(e));
+       },
+       "parameter 'p' is declared float but its default 1 is int"},
+      {"param default out of range",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.params = {{"p", ParamType::Float, 1.5, "a probability", 0.0, 1.0, {}}};
+         r.add_stage(std::move(e));
+       },
+       "parameter 'p': default 1.5 is outside its range"},
+      {"param without doc",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.params = {{"k", ParamType::Int, int64_t{4}, "", {}, {}, {}}};
+         r.add_stage(std::move(e));
+       },
+       "the doc of parameter 'k' is empty"},
+      {"param default not among choices",
+       [](Registry& r) {
+         StageEntry e = sampler("s");
+         e.params = {{"mode", ParamType::String, std::string("fast"), "how", {}, {}, {"slow", "exact"}}};
+         r.add_stage(std::move(e));
+       },
+       "default 'fast' is not one of its choices"},
+      {"same key twice", [](Registry& r) {
+         r.add_stage(sampler("s"));
+         r.add_stage(sampler("s"));
+       },
+       "registers sampler.s.any twice"},
+      {"backend without create",
+       [](Registry& r) {
+         BackendEntry b = absent_backend();
+         b.create = nullptr;
+         r.add_backend(std::move(b));
+       },
+       "backend 'absent': has no create function"},
+      {"template without read_hparams",
+       [](Registry& r) {
+         ArchTemplate a = tiny_arch();
+         a.read_hparams = nullptr;
+         r.add_arch(std::move(a));
+       },
+       "architecture template 'tiny': has no read_hparams function"},
+      {"template station of the wrong kind",
+       [](Registry& r) {
+         ArchTemplate a = tiny_arch();
+         a.head.kind = StageKind::Norm;
+         r.add_arch(std::move(a));
+       },
+       "station 'output' has kind norm; this place of the line takes head"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    StageRegistry reg;
+    // The valid entry registered first must not survive its plugin's refusal.
+    static RegisterFn current;
+    current = c.fn;
+    const std::string message = error_of([&] {
+      reg.register_plugin(record("bad"), [](Registry& r) {
+        r.add_stage(sampler("valid"));
+        current(r);
+      });
+    });
+    CHECK_THAT(message, Contains("plugin 'bad'") && Contains(c.message));
+    CHECK(reg.stages().empty());
+    CHECK(reg.backends().empty());
+    CHECK(reg.archs().empty());
+    CHECK(reg.plugins().empty());
+    reg.register_plugin(record("good"), [](Registry& r) { r.add_stage(sampler("valid")); });
+    CHECK(reg.find(StageKind::Sampler, "valid", "any")->plugin == "good");
+  }
+}
+
+TEST_CASE("a plugin whose registration throws leaves no entry behind") {
+  StageRegistry reg;
+  CHECK(error_of([&] {
+          reg.register_plugin(record("t"), [](Registry& r) {
+            r.add_stage(sampler("orphan"));
+            throw std::runtime_error("out of coffee");
+          });
+        }) == "plugin 't' failed to register its entries: out of coffee");
+  CHECK_THAT(error_of([&] {
+               reg.register_plugin(record("t"), [](Registry& r) {
+                 r.add_stage(sampler("orphan"));
+                 throw 7;
+               });
+             }),
+             Contains("it threw something that is not a std::exception"));
+  CHECK(reg.stages().empty());
+  CHECK(reg.plugins().empty());
+  reg.register_plugin(record("t"), [](Registry& r) { r.add_stage(sampler("orphan")); });
+  CHECK(reg.find(StageKind::Sampler, "orphan", "any"));
+}
+
+TEST_CASE("a plugin name is registered once") {
+  StageRegistry reg;
+  reg.register_plugin(record("p"), [](Registry& r) { r.add_stage(sampler("a")); });
+  CHECK_THAT(error_of([&] { reg.register_plugin(record("p"), [](Registry& r) { r.add_stage(sampler("b")); }); }),
+             Contains("plugin 'p' is already loaded"));
+  CHECK_THAT(error_of([&] { reg.register_plugin(record("two words"), [](Registry&) {}); }),
+             Contains("plugin name 'two words' is not a valid name"));
+  CHECK(reg.plugins().size() == 1);
+  CHECK(reg.find(StageKind::Sampler, "b", "any") == nullptr);
+}
+
+TEST_CASE("duplicate keys are refused unless a preference names the winner") {
+  const RegisterFn first_a = [](Registry& r) { r.add_stage(sampler("first")); };
+  const RegisterFn first_and_more = [](Registry& r) {
+    r.add_stage(sampler("first"));
+    r.add_stage(sampler<test_plugins::HigherLogit>("max_logit"));
+    r.add_backend(absent_backend());
+  };
+
+  SECTION("no preference: the second plugin is refused whole") {
+    StageRegistry reg;
+    reg.register_plugin(record("a"), first_a);
+    CHECK(error_of([&] { reg.register_plugin(record("b"), first_and_more); }) ==
+          "plugin 'b' registers sampler.first.any, already registered by plugin 'a'; choose one in the config: "
+          "[runtime.prefer] \"sampler.first.any\" = \"a\" (or \"b\")");
+    CHECK(reg.find(StageKind::Sampler, "max_logit", "any") == nullptr);
+    CHECK(reg.find_backend("absent") == nullptr);
+    CHECK(reg.plugins().size() == 1);
+  }
+  SECTION("the holder is preferred: the newcomer's duplicate is dropped, its other entries kept") {
+    StageRegistry reg;
+    reg.set_preferences({{"sampler.first.any", "a"}});
+    reg.register_plugin(record("a"), first_a);
+    host_test::LogCapture log;
+    reg.register_plugin(record("b"), first_and_more);
+    CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "a");
+    CHECK(reg.find(StageKind::Sampler, "max_logit", "any")->plugin == "b");
+    CHECK(reg.find_backend("absent")->plugin == "b");
+    CHECK_THAT(log.text(), Contains("info sampler.first.any: the entry of plugin 'b' is dropped"));
+    reg.check_preferences();
+  }
+  SECTION("the newcomer is preferred: it takes the key") {
+    StageRegistry reg;
+    reg.set_preferences({{"sampler.first.any", "b"}});
+    reg.register_plugin(record("a"), first_a);
+    const RegisteredStage* before = reg.find(StageKind::Sampler, "first", "any");
+    reg.register_plugin(record("b"), first_and_more);
+    CHECK(reg.find(StageKind::Sampler, "first", "any") == before);
+    CHECK(before->plugin == "b");
+    reg.check_preferences();
+  }
+  SECTION("a third plugin is preferred: it takes the key when it loads") {
+    StageRegistry reg;
+    reg.set_preferences({{"sampler.first.any", "c"}});
+    reg.register_plugin(record("a"), first_a);
+    reg.register_plugin(record("b"), first_and_more);
+    CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "a");
+    CHECK(error_of([&] { reg.check_preferences(); }) ==
+          "[runtime.prefer] \"sampler.first.any\" = \"c\": plugin 'c' does not register this key; it is registered "
+          "by a, b");
+    reg.register_plugin(record("c"), first_a);
+    CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "c");
+    reg.check_preferences();
+  }
+  SECTION("backends clash by name") {
+    StageRegistry reg;
+    reg.register_plugin(record("a"), [](Registry& r) { r.add_backend(absent_backend()); });
+    CHECK_THAT(error_of([&] { reg.register_plugin(record("b"), first_and_more); }),
+               Contains("[runtime.prefer] \"backend.absent\" = \"a\""));
+  }
+}
+
+TEST_CASE("a preference for a key nobody registers is reported") {
+  StageRegistry reg;
+  reg.set_preferences({{"sampler.frist.any", "a"}});
+  reg.register_plugin(record("a"), [](Registry& r) { r.add_stage(sampler("first")); });
+  CHECK_THAT(error_of([&] { reg.check_preferences(); }),
+             Contains("[runtime.prefer] \"sampler.frist.any\": no loaded plugin registers this key") &&
+                 Contains("sampler.first.any"));
+}
+
+TEST_CASE("Registry::log reaches spdlog prefixed with the plugin name") {
+  host_test::LogCapture log;
+  StageRegistry reg;
+  reg.register_plugin(record("chatty"), [](Registry& r) { r.log(LogLevel::Warn, "running low on entries"); });
+  CHECK_THAT(log.text(), Contains("warning [chatty] running low on entries"));
+}

@@ -1,0 +1,144 @@
+// The graph: what a config builds for a model, and every way a config or a model can be wrong.
+#include <catch2/catch.hpp>
+
+#include "common/test_plugins.h"
+#include "core/config/config.h"
+#include "core/graph/graph.h"
+#include "core/model/gguf.h"
+
+using namespace semline;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const std::string kStories = std::string(SEMLINE_MODELS_DIR) + "/gguf/stories260K.gguf";
+
+Config config_with(const std::string& extra) {
+  return parse_config("[model]\npath = \"" + kStories + "\"\n" + extra, "test.toml");
+}
+
+// The real model with one tensor reshaped or hidden, or another architecture name.
+class AlteredModel : public ModelView {
+ public:
+  explicit AlteredModel(const ModelView& base) : base_(base) {}
+  std::string hide, reshape, arch;
+  const MetaValue* meta(std::string_view key) const override {
+    if (key == "general.architecture" && !arch.empty()) {
+      fake_.type = MetaType::STRING;
+      fake_.str = arch;
+      return &fake_;
+    }
+    return base_.meta(key);
+  }
+  const Tensor* weight(std::string_view name) const override {
+    if (name == hide) return nullptr;
+    const Tensor* t = base_.weight(name);
+    if (t && name == reshape) {
+      changed_ = *t;
+      changed_.ne[1] /= 2;
+      return &changed_;
+    }
+    return t;
+  }
+  std::string path() const override { return "altered.gguf"; }
+
+ private:
+  const ModelView& base_;
+  mutable MetaValue fake_;
+  mutable Tensor changed_;
+};
+
+std::string graph_error(const Config& c, const ModelView& m) {
+  try {
+    build_graph(c, m, testing::built_plugins());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("the default line for stories260K: every station placed, blocks grouped") {
+  auto model = gguf::GgufFile::open(kStories);
+  PipelineGraph g = build_graph(config_with(""), *model, testing::built_plugins());
+  CHECK(g.hp.n_layer == 5);
+  CHECK(g.hp.n_head_kv == 4);
+  CHECK(g.tokenizer.impl->entry.variant == "spm");
+  REQUIRE(g.blocks.size() == 5);
+  CHECK(g.blocks[3][0].second.impl->entry.variant == "flash");  // the template's default
+  CHECK(g.blocks[3][0].second.tensors.size() == 4);
+  CHECK(g.head.tensors.size() == 2);  // output.weight is in the file, token_embd too
+  CHECK(g.sampler_chain.size() == 1);
+  CHECK(g.backends == std::vector<std::string>{"cpu"});
+  CHECK_THAT(g.to_text(), Contains("blocks 0-4") && Contains("attention flash@cpu"));
+  CHECK_THAT(g.to_mermaid(), Contains("flowchart TD") && Contains("subgraph"));
+}
+
+TEST_CASE("layer overrides place variants per block range") {
+  auto model = gguf::GgufFile::open(kStories);
+  PipelineGraph g = build_graph(config_with("[stages]\nattention = { variant = \"flash\", block = 32 }\n"
+                                            "[[stages.layers]]\nrange = \"0-1\"\nattention = { variant = \"dense\" }\n"),
+                                *model, testing::built_plugins());
+  CHECK(g.blocks[0][0].second.impl->entry.variant == "dense");
+  CHECK(g.blocks[1][0].second.impl->entry.variant == "dense");
+  CHECK(g.blocks[2][0].second.impl->entry.variant == "flash");
+  CHECK(std::get<int64_t>(g.blocks[4][0].second.params.values.at("block")) == 32);
+  CHECK_THAT(g.to_text(), Contains("blocks 0-1") && Contains("blocks 2-4"));
+}
+
+TEST_CASE("config mistakes are named with file:line:column and what would be valid") {
+  auto model = gguf::GgufFile::open(kStories);
+  SECTION("unknown variant") {
+    std::string e = graph_error(config_with("[stages]\nattention = { variant = \"flsh\" }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("unknown variant 'flsh' for attention on cpu") &&
+                      Contains("did you mean 'flash'") && Contains("dense"));
+  }
+  SECTION("unknown parameter") {
+    std::string e = graph_error(config_with("[stages]\nattention = { variant = \"flash\", blok = 8 }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("unknown parameter 'blok'") && Contains("did you mean 'block'"));
+  }
+  SECTION("parameter of the wrong type") {
+    std::string e = graph_error(config_with("[stages]\nattention = { variant = \"flash\", block = \"big\" }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("must be a int"));
+  }
+  SECTION("layer range past the last block") {
+    std::string e = graph_error(config_with("[[stages.layers]]\nrange = \"3-9\"\nattention = { variant = \"dense\" }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("past the model's last block 4"));
+  }
+  SECTION("unknown backend") {
+    std::string e = graph_error(config_with("[runtime]\nbackend = \"cpux\"\n"), *model);
+    CHECK_THAT(e, Contains("cpux") && Contains("cpu"));
+  }
+  SECTION("a sampler parameter whose sampler is not in the chain") {
+    std::string e = graph_error(config_with("[stages]\nsampler = { chain = [\"greedy\"], top_k = 5 }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("top_k") && Contains("not in the chain"));
+  }
+  SECTION("an unknown sampler in the chain") {
+    std::string e = graph_error(config_with("[stages]\nsampler = { chain = [\"gredy\"] }\n"), *model);
+    CHECK_THAT(e, Contains("unknown variant 'gredy' for sampler") && Contains("did you mean 'greedy'"));
+  }
+}
+
+TEST_CASE("model mistakes: unknown architecture, missing tensor, wrong shape") {
+  auto base = gguf::GgufFile::open(kStories);
+  AlteredModel m(*base);
+  SECTION("architecture") {
+    m.arch = "lama";
+    CHECK_THAT(graph_error(config_with(""), m), Contains("architecture 'lama' has no template") && Contains("did you mean 'llama'"));
+  }
+  SECTION("missing tensor") {
+    m.hide = "blk.2.ffn_up.weight";
+    CHECK_THAT(graph_error(config_with(""), m), Contains("tensor 'blk.2.ffn_up.weight'") && Contains("is missing"));
+  }
+  SECTION("wrong shape") {
+    m.reshape = "blk.1.attn_k.weight";
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("blk.1.attn_k.weight") && Contains("[64, 16]") && Contains("expected [64, 32]"));
+  }
+  SECTION("untied output is optional: the head falls back to the embedding") {
+    m.hide = "output.weight";
+    PipelineGraph g = build_graph(config_with(""), m, testing::built_plugins());
+    CHECK(g.head.tensors.size() == 1);
+  }
+}

@@ -1,0 +1,265 @@
+// Synthetic models: shapes and metadata read back, determinism, weight statistics, dtypes.
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "core/model/gguf.h"
+#include "core/model/gguf_writer.h"
+#include "core/model/synth.h"
+#include "model_test_util.h"
+#include "semline/codec.h"
+
+using namespace semline;
+using namespace semline::gguf;
+using semline::test::check_message;
+using semline::test::error_of;
+
+namespace {
+
+std::vector<float> dequantize(const Tensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.elements()));
+  for (int64_t r = 0; r < t.rows(); ++r)
+    dequantize_row(t.dtype, static_cast<const uint8_t*>(t.host) + r * t.row_bytes(), out.data() + r * t.ne[0], t.ne[0]);
+  return out;
+}
+
+std::vector<std::string> expected_names(int layers, bool output) {
+  std::vector<std::string> n = {"token_embd.weight", "output_norm.weight"};
+  if (output) n.push_back("output.weight");
+  for (int l = 0; l < layers; ++l)
+    for (const char* w : {"attn_q", "attn_k", "attn_v", "attn_output", "attn_norm", "ffn_gate", "ffn_down", "ffn_up",
+                          "ffn_norm"})
+      n.push_back("blk." + std::to_string(l) + "." + w + ".weight");
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("synth tiny writes a llama GGUF with the stories260K layout") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("tiny");
+  uint64_t last = 0, total = 0;
+  synth_write(spec, dir / "tiny.gguf", [&](uint64_t d, uint64_t t) { last = d, total = t; });
+  CHECK(last == total);
+  auto f = GgufFile::open(dir / "tiny.gguf");
+  CHECK(f->get_string("general.architecture") == "llama");
+  CHECK(f->get_string("general.name") == "synth-tiny");
+  CHECK(f->get_u64("general.file_type") == 0);
+  CHECK(f->get_u64("llama.context_length") == 2048);
+  CHECK(f->get_u64("llama.embedding_length") == 64);
+  CHECK(f->get_u64("llama.feed_forward_length") == 192);
+  CHECK(f->get_u64("llama.attention.head_count") == 4);
+  CHECK(f->get_u64("llama.attention.head_count_kv") == 2);
+  CHECK(f->get_u64("llama.block_count") == 2);
+  CHECK(f->get_u64("llama.rope.dimension_count") == 16);
+  CHECK(f->get_f64("llama.rope.freq_base") == 10000.0);
+  CHECK(f->get_f64("llama.attention.layer_norm_rms_epsilon") == Approx(1e-5));
+  // Every metadata key of the converted reference exists here too.
+  auto ref = GgufFile::open(test::models_dir() / "gguf/stories260K.gguf");
+  for (const auto& [key, value] : ref->metadata()) {
+    if (key.find("seperator") != std::string::npos || key.find("padding") != std::string::npos) continue;
+    INFO(key);
+    REQUIRE(f->meta(key));
+    CHECK(f->meta(key)->type == value.type);
+  }
+  CHECK(f->get_string("tokenizer.ggml.model") == "llama");
+  const MetaValue* tokens = f->meta("tokenizer.ggml.tokens");
+  REQUIRE(tokens->strings.size() == 512);
+  CHECK(tokens->strings[1] == "<s>");
+  CHECK(tokens->strings[3] == "<0x00>");
+  CHECK(tokens->strings[258] == "<0xFF>");
+  CHECK(tokens->strings[259] == "\xe2\x96\x81" "e");
+  CHECK(std::set<std::string_view>(tokens->strings.begin(), tokens->strings.end()).size() == 512);
+  CHECK(f->meta("tokenizer.ggml.token_type")->at<int32_t>(200) == 6);
+  CHECK(f->meta("tokenizer.ggml.scores")->count == 512);
+
+  auto names = expected_names(2, true);
+  REQUIRE(f->tensors().size() == names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    CHECK(f->tensors()[i].name == names[i]);
+    CHECK(f->tensors()[i].view.dtype == DType::F32);
+  }
+  CHECK(tensor_shape_string(*f->weight("token_embd.weight")) == "F32 [64, 512]");
+  CHECK(tensor_shape_string(*f->weight("output.weight")) == "F32 [64, 512]");
+  CHECK(tensor_shape_string(*f->weight("blk.1.attn_k.weight")) == "F32 [64, 32]");
+  CHECK(tensor_shape_string(*f->weight("blk.1.ffn_down.weight")) == "F32 [192, 64]");
+  CHECK(tensor_shape_string(*f->weight("blk.0.ffn_up.weight")) == "F32 [64, 192]");
+  CHECK(tensor_shape_string(*f->weight("blk.0.ffn_norm.weight")) == "F32 [64]");
+}
+
+TEST_CASE("synth weights have the intended scale") {
+  test::TempDir dir;
+  synth_write(synth_preset("tiny"), dir / "tiny.gguf");
+  auto f = GgufFile::open(dir / "tiny.gguf");
+  auto stats = [&](const char* name) {
+    const Tensor* t = f->weight(name);
+    double s = 0, s2 = 0, lo = 1e9, hi = -1e9;
+    int64_t n = t->elements();
+    for (int64_t i = 0; i < n; ++i) {
+      double x = t->data<float>()[i];
+      s += x, s2 += x * x, lo = std::min(lo, x), hi = std::max(hi, x);
+    }
+    double mean = s / n;
+    return std::array<double, 4>{mean, std::sqrt(s2 / n - mean * mean), lo, hi};
+  };
+  auto emb = stats("token_embd.weight");
+  CHECK(std::fabs(emb[0]) < 0.005);
+  CHECK(emb[1] == Approx(1.0 / 8).epsilon(0.03));  // 1/sqrt(64)
+  auto down = stats("blk.0.ffn_down.weight");
+  CHECK(down[1] == Approx(1.0 / std::sqrt(192.0)).epsilon(0.03));
+  auto norm = stats("blk.1.attn_norm.weight");
+  CHECK(norm[0] == Approx(1.0).epsilon(0.03));
+  CHECK(norm[2] >= 0.9);
+  CHECK(norm[3] <= 1.1);
+}
+
+TEST_CASE("synth is deterministic: same seed, same bytes; another seed, other weights") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("tiny");
+  synth_write(spec, dir / "a.gguf");
+  synth_write(spec, dir / "b.gguf");
+  spec.seed = 2;
+  synth_write(spec, dir / "c.gguf");
+  auto a = test::read_file(dir / "a.gguf");
+  auto b = test::read_file(dir / "b.gguf");
+  auto c = test::read_file(dir / "c.gguf");
+  CHECK(a == b);
+  REQUIRE(a.size() == c.size());
+  auto fa = GgufFile::open(dir / "a.gguf");
+  auto fc = GgufFile::open(dir / "c.gguf");
+  CHECK(std::memcmp(fa->bytes().data(), fc->bytes().data(), fa->data_offset()) == 0);  // same header
+  for (size_t i = 0; i < fa->tensors().size(); ++i) {
+    INFO(fa->tensors()[i].name);
+    CHECK(std::memcmp(fa->tensors()[i].view.host, fc->tensors()[i].view.host, fa->tensors()[i].bytes) != 0);
+  }
+  // A tensor does not depend on which other tensors exist.
+  SynthSpec tied = synth_preset("tiny");
+  tied.tied_output = true;
+  synth_write(tied, dir / "t.gguf");
+  auto ft = GgufFile::open(dir / "t.gguf");
+  CHECK(ft->weight("output.weight") == nullptr);
+  CHECK(ft->tensors().size() == fa->tensors().size() - 1);
+  const TensorInfo* q = ft->tensor_info("blk.1.attn_q.weight");
+  CHECK(std::memcmp(q->view.host, fa->weight("blk.1.attn_q.weight")->host, q->bytes) == 0);
+}
+
+TEST_CASE("synth quantises weight matrices and keeps norms in F32") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("tiny");
+  synth_write(spec, dir / "f32.gguf");
+  auto ref = GgufFile::open(dir / "f32.gguf");
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::F16, DType::BF16}) {
+    INFO(dtype_name(t));
+    spec.dtype = t;
+    synth_write(spec, dir / "q.gguf");
+    auto f = GgufFile::open(dir / "q.gguf");
+    CHECK(f->get_u64("general.file_type") == (t == DType::Q8_0 ? 7u : t == DType::Q4_0 ? 2u : t == DType::F16 ? 1u : 32u));
+    for (const TensorInfo& ti : f->tensors()) {
+      INFO(ti.name);
+      bool is_norm = ti.view.ndim == 1;
+      CHECK(ti.view.dtype == (is_norm ? DType::F32 : t));
+      // Same seed: the quantised values are the F32 model's values, up to the codec's error.
+      std::vector<float> got = dequantize(ti.view);
+      std::vector<float> want = dequantize(*ref->weight(ti.name));
+      REQUIRE(got.size() == want.size());
+      double max_err = 0, max_abs = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        max_err = std::max(max_err, static_cast<double>(std::fabs(got[i] - want[i])));
+        max_abs = std::max(max_abs, static_cast<double>(std::fabs(want[i])));
+      }
+      double bound = is_norm ? 0 : t == DType::Q4_0 ? max_abs / 8 * 1.01 : t == DType::Q8_0 ? max_abs / 127 * 0.57
+                                                                                : max_abs / 128;
+      CHECK(max_err <= bound);
+    }
+  }
+}
+
+TEST_CASE("synth keeps rows that are not whole blocks in F32") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("tiny");
+  spec.dim = 48;
+  spec.heads = 4;
+  spec.kv_heads = 4;
+  spec.ffn = 80;
+  spec.dtype = DType::Q4_0;
+  synth_write(spec, dir / "odd.gguf");
+  auto f = GgufFile::open(dir / "odd.gguf");
+  CHECK(f->weight("token_embd.weight")->dtype == DType::F32);
+  CHECK(f->weight("blk.0.ffn_down.weight")->dtype == DType::F32);
+  spec.dim = 64;
+  synth_write(spec, dir / "mixed.gguf");
+  auto g = GgufFile::open(dir / "mixed.gguf");
+  CHECK(g->weight("token_embd.weight")->dtype == DType::Q4_0);
+  CHECK(g->weight("blk.0.ffn_gate.weight")->dtype == DType::Q4_0);
+  CHECK(g->weight("blk.0.ffn_down.weight")->dtype == DType::F32);  // rows of 80
+}
+
+TEST_CASE("synth copies the tokenizer of a vocab GGUF") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("tiny");
+  spec.vocab = 0;
+  spec.vocab_gguf = test::models_dir() / "gguf/stories260K.gguf";
+  synth_write(spec, dir / "v.gguf");
+  auto f = GgufFile::open(dir / "v.gguf");
+  auto src = GgufFile::open(spec.vocab_gguf);
+  CHECK(tensor_shape_string(*f->weight("output.weight")) == "F32 [64, 512]");
+  for (const auto& [key, value] : src->metadata()) {
+    if (key.rfind("tokenizer.", 0) != 0) continue;
+    INFO(key);
+    const MetaValue* got = f->meta(key);
+    REQUIRE(got);
+    CHECK(got->type == value.type);
+    if (value.elem == MetaType::STRING) CHECK(got->strings == value.strings);
+    else if (value.type == MetaType::ARRAY)
+      CHECK(std::memcmp(got->raw, value.raw, value.count * meta_type_size(value.elem)) == 0);
+    else CHECK(got->u == value.u);
+  }
+
+  spec.vocab_gguf = test::models_dir() / "vocab/ggml-vocab-llama-spm.gguf";
+  spec.layers = 1;
+  synth_write(spec, dir / "spm.gguf");
+  auto spm = GgufFile::open(dir / "spm.gguf");
+  CHECK(spm->meta("tokenizer.ggml.tokens")->count == 32000);
+  CHECK(tensor_shape_string(*spm->weight("token_embd.weight")) == "F32 [64, 32000]");
+}
+
+TEST_CASE("synth presets and refusals") {
+  SynthSpec b = synth_preset("llama-1b");
+  CHECK(b.dim == 2048);
+  CHECK(b.ffn == 8192);
+  CHECK(b.layers == 16);
+  CHECK(b.heads == 32);
+  CHECK(b.kv_heads == 8);
+  CHECK(b.vocab == 32000);
+  SynthSpec m = synth_preset("llama-134m");
+  CHECK(m.dim == 768);
+  CHECK(m.layers == 12);
+  CHECK(m.kv_heads == 12);
+  for (const std::string& name : synth_preset_names()) CHECK_NOTHROW(synth_validate(synth_preset(name)));
+  check_message(error_of([] { synth_preset("tinny"); }),
+                {"unknown synth preset 'tinny' (did you mean 'tiny'?) (presets: tiny, llama-134m, llama-1b)"});
+
+  test::TempDir dir;
+  auto refuse = [&](auto edit) {
+    SynthSpec s = synth_preset("tiny");
+    edit(s);
+    return error_of([&] { synth_write(s, dir / "x.gguf"); });
+  };
+  check_message(refuse([](SynthSpec& s) { s.arch = "gpt2"; }), {"synth: architecture 'gpt2' is not supported (supported: llama)"});
+  check_message(refuse([](SynthSpec& s) { s.dim = 0; }), {"synth: dim is 0, expected 1 to"});
+  check_message(refuse([](SynthSpec& s) { s.layers = -1; }), {"synth: layers is -1"});
+  check_message(refuse([](SynthSpec& s) { s.heads = 5; }), {"synth: dim 64 is not a multiple of heads 5"});
+  check_message(refuse([](SynthSpec& s) { s.kv_heads = 3; }), {"synth: heads 4 is not a multiple of kv_heads 3"});
+  check_message(refuse([](SynthSpec& s) { s.heads = 64, s.kv_heads = 64; }), {"head size 1 (dim 64 / heads 64) is odd"});
+  check_message(refuse([](SynthSpec& s) { s.vocab = 100; }), {"synth: vocab is 100, expected 259 to"});
+  check_message(refuse([](SynthSpec& s) { s.eps = 0; }), {"synth: eps 0 must be a positive number"});
+  check_message(refuse([](SynthSpec& s) { s.rope_base = -1; }), {"rope_base -1 must be a positive number"});
+  check_message(refuse([](SynthSpec& s) { s.dtype = static_cast<DType>(12); }), {"synth: dtype 12 is not one of"});
+  check_message(refuse([&](SynthSpec& s) { s.vocab_gguf = dir / "absent.gguf"; }), {"absent.gguf: cannot open"});
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.write(dir / "novocab.gguf");
+  check_message(refuse([&](SynthSpec& s) { s.vocab_gguf = dir / "novocab.gguf"; }),
+                {"novocab.gguf: no tokenizer.ggml.tokens string array to take the vocabulary from"});
+  CHECK_FALSE(std::filesystem::exists(dir / "x.gguf"));
+}
