@@ -58,6 +58,20 @@ if [[ -x "$build/bin/semline" ]]; then
   fi
   grep -A3 "typical" <<<"$listing" | sed 's/^/   /'
   echo "== semline plugins lists sampler-typical"
+
+  # Selected by config, from the build tree's semline (not rebuilt), via the plugin path.
+  only_example="$work/only-example"
+  mkdir -p "$only_example"
+  cp "$plugin" "$only_example/"
+  text=$(SEMLINE_PLUGIN_PATH="$only_example" "$build/bin/semline" -q run \
+    -m "$source_dir/models/gguf/stories260K.gguf" -p "Once upon a time" -n 24 \
+    --set 'stages.sampler.chain=["top_k", "typical", "draw"]' --set stages.sampler.typical_p=0.9)
+  if [[ "$text" != "Once upon a time"* ]]; then
+    echo "FAIL: a run with the typical sampler in the chain produced: $text" >&2
+    exit 1
+  fi
+  echo "   $text"
+  echo "== a config selects the typical sampler; semline ran it without a rebuild"
 else
   echo "== skipped the 'semline plugins' check: $build/bin/semline is not built"
 fi

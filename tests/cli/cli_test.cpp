@@ -1,0 +1,172 @@
+// The semline command as a user runs it: each subcommand on the shipped models, and the one-line
+// error (exit code 1, no signal) on bad input.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+#include <filesystem>
+#include <fstream>
+
+#include "core/model/gguf.h"
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kModels = SEMLINE_MODELS_DIR;
+const std::string kStories = kModels + "/gguf/stories260K.gguf";
+
+struct Result {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result run_cli(const std::string& args) {
+  std::string cmd = std::string(SEMLINE_BIN_DIR) + "/semline " + args + " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(p);
+  REQUIRE(WIFEXITED(status));  // never a signal
+  r.code = WEXITSTATUS(status);
+  return r;
+}
+
+fs::path temp_dir() {
+  fs::path d = fs::temp_directory_path() / ("semline-cli-" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("semline plugins lists the built plugins with their entries and parameters") {
+  Result r = run_cli("plugins");
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Contains("cpu") && Contains("attention flash@cpu") && Contains("tokenizer spm@any") &&
+                        Contains("sampler top_p@any") && Contains("arch    llama") && Contains("(ABI 1."));
+}
+
+TEST_CASE("semline inspect shows hyper-parameters, tokenizer and tensors of stories260K") {
+  Result r = run_cli("inspect " + kStories);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Contains("n_embd 64") && Contains("n_head_kv 4") && Contains("512 tokens") &&
+                        Contains("blk.4.ffn_down.weight") && Contains("tensors    48"));
+}
+
+TEST_CASE("semline graph prints the validated line as text and Mermaid") {
+  const std::string cfg = std::string(SEMLINE_SOURCE_DIR) + "/configs/stories260K-mixed.toml";
+  Result text = run_cli("graph -c " + cfg);
+  REQUIRE(text.code == 0);
+  CHECK_THAT(text.out, Contains("blocks 0-1") && Contains("attention dense@cpu") && Contains("blocks 2-4"));
+  Result mermaid = run_cli("graph -c " + cfg + " -f mermaid");
+  REQUIRE(mermaid.code == 0);
+  CHECK_THAT(mermaid.out, StartsWith("flowchart TD"));
+}
+
+TEST_CASE("semline tokenize prints ids for a model and for a vocabulary-only GGUF") {
+  Result r = run_cli("tokenize -m " + kStories + " -t \"Once upon a time\"");
+  REQUIRE(r.code == 0);
+  CHECK(r.out == "1 403 407 261 378\n");
+  Result nobos = run_cli("tokenize -m " + kModels + "/vocab/ggml-vocab-gpt-2.gguf -t \"Hello world\" --no-bos --pieces");
+  REQUIRE(nobos.code == 0);
+  CHECK(nobos.out == "15496:'Hello' 995:'Ġworld'\n");
+}
+
+TEST_CASE("semline run generates the known greedy story and reports speeds") {
+  Result r = run_cli("run -c " + std::string(SEMLINE_SOURCE_DIR) + "/configs/stories260K.toml -p \"Once upon a time\" -n 24");
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, StartsWith("Once upon a time, there was a little girl named Lily.") &&
+                        Contains("generation 24 tokens") && Contains("time to first token"));
+  Result stop = run_cli("run -m " + kStories + " -p \"Once upon a time\" -n 100 --stop Lily");
+  REQUIRE(stop.code == 0);
+  CHECK_THAT(stop.out, StartsWith("Once upon a time, there was a little girl named \n") && Contains("stop: stop string"));
+}
+
+TEST_CASE("sampled runs are reproducible by seed") {
+  const std::string base = "run -m " + kStories + " -p \"Once upon a time\" -n 40 --temp 1.0 --top-k 40 ";
+  Result a = run_cli(base + "--seed 7"), b = run_cli(base + "--seed 7"), c = run_cli(base + "--seed 8");
+  REQUIRE(a.code == 0);
+  auto text = [](const std::string& s) { return s.substr(0, s.find("prompt ")); };
+  CHECK(text(a.out) == text(b.out));
+  CHECK(text(a.out) != text(c.out));
+}
+
+TEST_CASE("convert reproduces stories260K.gguf; synth and quantize write files inspect reads back") {
+  fs::path d = temp_dir();
+  Result conv = run_cli("convert " + kModels + "/llama2c/stories260K.bin --tokenizer " + kModels +
+                        "/llama2c/tok512.bin -o " + (d / "conv.gguf").string() + " --ctx 2048");
+  REQUIRE(conv.code == 0);
+  auto want = semline::gguf::GgufFile::open(kStories);
+  auto got = semline::gguf::GgufFile::open(d / "conv.gguf");
+  REQUIRE(got->tensors().size() == want->tensors().size());
+  for (size_t i = 0; i < want->tensors().size(); ++i) {
+    const auto& a = want->tensors()[i];
+    const auto& b = got->tensors()[i];
+    CHECK(a.name == b.name);
+    CHECK(a.view.dtype == b.view.dtype);
+    CHECK(std::equal(a.view.ne, a.view.ne + 4, b.view.ne));
+    REQUIRE(a.bytes == b.bytes);
+    CHECK(std::memcmp(a.view.host, b.view.host, a.bytes) == 0);
+  }
+
+  Result synth = run_cli("synth --preset tiny -t q8_0 -o " + (d / "tiny.gguf").string());
+  REQUIRE(synth.code == 0);
+  Result inspect = run_cli("inspect " + (d / "tiny.gguf").string());
+  REQUIRE(inspect.code == 0);
+  CHECK_THAT(inspect.out, Contains("n_embd 64") && Contains("Q8_0"));
+  Result run = run_cli("run -m " + (d / "tiny.gguf").string() + " -p \"hello\" -n 8 --ignore-eos");
+  CHECK(run.code == 0);
+
+  Result q = run_cli("quantize " + kStories + " " + (d / "q4.gguf").string() + " -t q4_0");
+  REQUIRE(q.code == 0);
+  Result qi = run_cli("inspect " + (d / "q4.gguf").string());
+  CHECK_THAT(qi.out, Contains("Q4_0") && Contains("blk.0.ffn_down.weight                F32"));
+  fs::remove_all(d);
+}
+
+TEST_CASE("semline bench speaks llama-bench's JSON") {
+  Result r = run_cli("bench -m " + kStories + " -p 16 -n 8 -r 2 -t 1 -o json");
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Contains("\"model_filename\"") && Contains("\"n_prompt\": 16") && Contains("\"n_gen\": 8") &&
+                        Contains("\"avg_ts\"") && Contains("\"stddev_ts\"") && Contains("\"samples_ts\"") &&
+                        Contains("\"n_threads\": 1"));
+  Result md = run_cli("bench -m " + kStories + " -p 16 -n 8 -r 2 -t 1");
+  CHECK_THAT(md.out, Contains("| model") && Contains("pp16") && Contains("tg8"));
+}
+
+TEST_CASE("bad input is one clear line and exit code 1") {
+  fs::path d = temp_dir();
+  {
+    std::ofstream f(d / "trunc.gguf", std::ios::binary);
+    std::ifstream in(kStories, std::ios::binary);
+    std::string head(5000, '\0');
+    in.read(head.data(), head.size());
+    f.write(head.data(), head.size());
+  }
+  Result trunc = run_cli("inspect " + (d / "trunc.gguf").string());
+  CHECK(trunc.code == 1);
+  CHECK_THAT(trunc.out, StartsWith("error: ") && Contains("trunc.gguf"));
+  Result run = run_cli("run -m " + (d / "trunc.gguf").string() + " -p hi");
+  CHECK(run.code == 1);
+  {
+    std::ofstream f(d / "bad.toml");
+    f << "[model]\npath = \"" << kStories << "\"\n[stages]\nattention = { variant = \"flsh\" }\n";
+  }
+  Result cfg = run_cli("run -c " + (d / "bad.toml").string() + " -p hi");
+  CHECK(cfg.code == 1);
+  CHECK_THAT(cfg.out, Contains("bad.toml:4:") && Contains("did you mean 'flash'"));
+  Result missing = run_cli("run -m " + (d / "nope.gguf").string() + " -p hi");
+  CHECK(missing.code == 1);
+  CHECK(std::count(missing.out.begin(), missing.out.end(), '\n') == 1);
+  fs::remove_all(d);
+}

@@ -1,0 +1,379 @@
+// The cpu kernels of every instruction set this machine runs, each against a plain float64
+// reference on fresh random inputs (the seed is printed; SEMLINE_TEST_SEED repeats a run).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+
+#include <semline/codec.h>
+
+#include "cpu/cpu_test_util.h"
+#include "kernels/kernels.h"
+
+using namespace semline;
+using namespace semline::cpu;
+using namespace semline::cputest;
+
+namespace {
+
+struct QStore {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> s;
+  QRows rows;
+  QStore(const Kernels& kern, const std::vector<float>& x, int64_t m, int64_t k, int64_t x_stride) {
+    const int64_t qs = k + 32, bs = k / 32 + 1;  // padded rows: the kernels must honour the strides
+    q.assign(static_cast<size_t>(m * qs), 0);
+    d.assign(static_cast<size_t>(m * bs), 0);
+    s.assign(static_cast<size_t>(m * bs), 0);
+    rows = QRows{q.data(), d.data(), s.data(), qs, bs};
+    for (int64_t r = 0; r < m; ++r)
+      kern.quantize_q8(x.data() + r * x_stride, k, q.data() + r * qs, d.data() + r * bs, s.data() + r * bs);
+  }
+  double value(int64_t r, int64_t i) const {
+    return static_cast<double>(d[r * rows.b_stride + i / 32]) * q[r * rows.q_stride + i];
+  }
+};
+
+// y = W x over rows [j0, j1) of W, for m rows of x, checked element by element against float64.
+void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumulate, int64_t j0, int64_t j1) {
+  const Kernels& kern = kernels_for(isa);
+  INFO("isa " << isa_name(isa) << ", W " << dtype_name(dt) << " [" << n << " x " << k << "], m " << m
+              << ", rows [" << j0 << ", " << j1 << ")" << (accumulate ? ", accumulate" : ""));
+  const Weight w = make_weight(dt, k, n, 0.5f);
+  const int64_t xs = k + 3, ys = n + 2;  // strides wider than the rows
+  const std::vector<float> x = random_floats(m * xs);
+  std::vector<float> y = random_floats(m * ys);
+  const std::vector<float> y0 = y;
+  const bool quant = takes_quantized_input(dt);
+  std::unique_ptr<QStore> xq;
+  if (quant) xq = std::make_unique<QStore>(kern, x, m, k, xs);
+
+  GemmArgs a;
+  a.w = w.data();
+  a.w_stride = w.row_bytes();
+  a.x = x.data();
+  a.x_stride = xs;
+  a.xq = quant ? &xq->rows : nullptr;
+  a.m = m;
+  a.k = k;
+  a.j0 = j0;
+  a.j1 = j1;
+  a.y = y.data();
+  a.y_stride = ys;
+  a.accumulate = accumulate;
+  kern.gemm(dt)(a);
+
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < ys; ++j) {
+      const size_t at = static_cast<size_t>(r * ys + j);
+      if (j < j0 || j >= j1) {
+        REQUIRE(y[at] == y0[at]);  // rows outside the range and the padding stay untouched
+        continue;
+      }
+      const double got = y[at] - (accumulate ? static_cast<double>(y0[at]) : 0.0);
+      double exact = 0, scale = 0, plain = 0, plain_scale = 0, quant_bound = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        const double wv = w.value[j * k + i], xv = x[r * xs + i];
+        const double xe = quant ? xq->value(r, i) : xv;
+        exact += wv * xe;
+        scale += std::fabs(wv * xe);
+        if (quant) {
+          plain += wv * xv;
+          // |x - d q| <= d / 2 for each activation value
+          quant_bound += std::fabs(wv) * xq->d[r * xq->rows.b_stride + i / 32] * 0.5;
+        } else {
+          plain += w.original[j * k + i] * xv;
+          plain_scale += std::fabs(w.original[j * k + i] * xv);
+        }
+      }
+      // The result's scale includes the value accumulated onto, whose float addition rounds too.
+      if (accumulate) scale += std::fabs(y0[at]), plain_scale += std::fabs(y0[at]);
+      // Against the weights as stored (and, for Q8_0/Q4_0, the activation as quantised):
+      // rounding of float accumulation only.
+      REQUIRE(std::fabs(got - exact) <= 1e-5 * scale + 1e-30);
+      if (quant) {
+        // Against the activation before quantisation: at most its rounding, d / 2 per value.
+        REQUIRE(std::fabs(got - plain) <= quant_bound * (1 + 1e-4) + 1e-5 * scale + 1e-30);
+      } else if (dt == DType::F16) {
+        REQUIRE(std::fabs(got - plain) <= 2e-3 * plain_scale + 1e-30);
+      } else if (dt == DType::BF16) {
+        REQUIRE(std::fabs(got - plain) <= 8e-3 * plain_scale + 1e-30);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("float-weight linear maps match float64 at odd sizes", "[kernels]") {
+  struct Case {
+    int64_t m, k, n;
+  };
+  const Case cases[] = {{1, 1, 1},   {1, 15, 3},  {1, 16, 4},   {1, 17, 5},    {2, 37, 9},   {3, 100, 13},
+                        {5, 129, 17}, {7, 64, 33}, {1, 2048, 7}, {33, 50, 11}, {70, 2048, 3}};
+  for (Isa isa : runnable_isas())
+    for (DType dt : {DType::F32, DType::F16, DType::BF16})
+      for (const Case& c : cases) {
+        check_gemm(isa, dt, c.m, c.k, c.n, false, 0, c.n);
+        check_gemm(isa, dt, c.m, c.k, c.n, true, c.n > 4 ? 2 : 0, c.n > 4 ? c.n - 1 : c.n);
+      }
+}
+
+TEST_CASE("Q8_0 and Q4_0 linear maps match float64 with the activation quantised", "[kernels]") {
+  struct Case {
+    int64_t m, k, n;
+  };
+  const Case cases[] = {{1, 32, 1},   {1, 64, 5},  {2, 96, 3},   {3, 160, 13},  {5, 288, 17},
+                        {7, 64, 33},  {1, 2048, 9}, {33, 96, 11}, {261, 2048, 3}};
+  for (Isa isa : runnable_isas())
+    for (DType dt : {DType::Q8_0, DType::Q4_0})
+      for (const Case& c : cases) {
+        check_gemm(isa, dt, c.m, c.k, c.n, false, 0, c.n);
+        check_gemm(isa, dt, c.m, c.k, c.n, true, c.n > 4 ? 3 : 0, c.n > 4 ? c.n - 2 : c.n);
+      }
+}
+
+TEST_CASE("Q8_0 weights with the value -128 are read as -128", "[kernels]") {
+  // The quantiser never writes -128, but a file may hold it; the unsigned-offset tricks must not
+  // overflow on it.
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    std::vector<BlockQ8_0> w(2);
+    for (auto& b : w) {
+      b.d = f32_to_f16(0.5f);
+      for (int i = 0; i < 32; ++i) b.qs[i] = static_cast<int8_t>(i % 2 ? -128 : 127);
+    }
+    std::vector<float> x(64, 1.0f);
+    x[3] = -1.0f;
+    QStore xq(kern, x, 1, 64, 64);
+    float y = 0;
+    GemmArgs a;
+    a.w = w.data();
+    a.w_stride = 2 * sizeof(BlockQ8_0);
+    a.xq = &xq.rows;
+    a.m = 1;
+    a.k = 64;
+    a.j0 = 0;
+    a.j1 = 1;
+    a.y = &y;
+    a.y_stride = 1;
+    kern.gemm_q8_0(a);
+    double exact = 0;
+    for (int i = 0; i < 64; ++i) exact += 0.5 * (i % 2 ? -128 : 127) * xq.value(0, i);
+    REQUIRE(y == Approx(exact).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("activation quantisation follows the Q8_0 rule", "[kernels]") {
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    for (int64_t n : {32, 64, 96, 2048}) {
+      std::vector<float> x = random_floats(n, 3.0f);
+      for (int i = 0; i < 32; ++i) x[i] = 0.0f;  // an all-zero block
+      std::vector<int8_t> q(static_cast<size_t>(n));
+      std::vector<float> d(static_cast<size_t>(n / 32));
+      std::vector<int32_t> s(static_cast<size_t>(n / 32));
+      kern.quantize_q8(x.data(), n, q.data(), d.data(), s.data());
+      for (int64_t b = 0; b < n / 32; ++b) {
+        float amax = 0;
+        int32_t sum = 0;
+        for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[32 * b + i]));
+        REQUIRE(d[b] == amax / 127.0f);
+        for (int i = 0; i < 32; ++i) {
+          const int8_t qi = q[32 * b + i];
+          sum += qi;
+          REQUIRE(qi >= -127);
+          if (d[b] == 0) REQUIRE(qi == 0);
+          else REQUIRE(std::fabs(qi - x[32 * b + i] / d[b]) <= 0.5 + 1e-4);
+        }
+        REQUIRE(s[b] == sum);
+      }
+    }
+  }
+}
+
+TEST_CASE("rms_norm, softmax and silu_mul match float64", "[kernels]") {
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    for (int64_t n : {1, 5, 16, 17, 100, 768, 1001}) {
+      INFO("n " << n);
+      const std::vector<float> x = random_floats(n, 2.0f), w = random_floats(n);
+      std::vector<float> y(static_cast<size_t>(n) + 1, 123.0f);  // one guard value past the end
+      kern.rms_norm(x.data(), w.data(), y.data(), n, 1e-5f);
+      double ss = 0;
+      for (float v : x) ss += static_cast<double>(v) * v;
+      const double r = 1.0 / std::sqrt(ss / n + 1e-5);
+      std::vector<double> ref(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) ref[i] = x[i] * r * w[i];
+      REQUIRE(rel_err(to_double(y.data(), n), ref) <= 1e-5);
+      REQUIRE(y[n] == 123.0f);
+
+      // Scores spread over a wide range, as attention produces them.
+      std::vector<float> s = random_floats(n, 8.0f);
+      s.push_back(123.0f);
+      std::vector<double> e(static_cast<size_t>(n));
+      double mx = -INFINITY, sum = 0;
+      for (int64_t i = 0; i < n; ++i) mx = std::fmax(mx, s[i]);
+      for (int64_t i = 0; i < n; ++i) sum += e[i] = std::exp(static_cast<double>(s[i]) - mx);
+      for (double& v : e) v /= sum;
+      kern.softmax(s.data(), n);
+      for (int64_t i = 0; i < n; ++i) REQUIRE(std::fabs(s[i] - e[i]) <= 1e-5 * e[i] + 1e-12);
+      REQUIRE(s[n] == 123.0f);
+
+      const std::vector<float> g = random_floats(n, 4.0f), u = random_floats(n);
+      std::vector<float> h(static_cast<size_t>(n) + 1, 123.0f);
+      kern.silu_mul(g.data(), u.data(), h.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+        REQUIRE(std::fabs(h[i] - want) <= 1e-5 * std::fabs(want) + 1e-12);
+      }
+      REQUIRE(h[n] == 123.0f);
+    }
+  }
+}
+
+TEST_CASE("exp_sum, max, scale, dot and axpy match float64", "[kernels]") {
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    for (int64_t n : {1, 7, 16, 33, 64, 257}) {
+      INFO("n " << n);
+      const std::vector<float> a = random_floats(n), b = random_floats(n);
+      std::vector<uint16_t> ah(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) ah[i] = f32_to_f16(a[i]);
+      double d32 = 0, d16 = 0, scale32 = 0, scale16 = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        d32 += static_cast<double>(a[i]) * b[i];
+        scale32 += std::fabs(static_cast<double>(a[i]) * b[i]);
+        d16 += static_cast<double>(f16_to_f32(ah[i])) * b[i];
+        scale16 += std::fabs(static_cast<double>(f16_to_f32(ah[i])) * b[i]);
+      }
+      REQUIRE(std::fabs(kern.dot_f32(a.data(), b.data(), n) - d32) <= 1e-5 * scale32);
+      REQUIRE(std::fabs(kern.dot_f16(ah.data(), b.data(), n) - d16) <= 1e-5 * scale16);
+
+      std::vector<float> y = b, y16 = b;
+      kern.axpy_f32(0.75f, a.data(), y.data(), n);
+      kern.axpy_f16(0.75f, ah.data(), y16.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        REQUIRE(y[i] == Approx(0.75 * a[i] + b[i]).margin(1e-6));
+        REQUIRE(y16[i] == Approx(0.75 * f16_to_f32(ah[i]) + b[i]).margin(1e-6));
+      }
+      std::vector<float> z = a;
+      kern.scale(z.data(), -1.5f, n);
+      for (int64_t i = 0; i < n; ++i) REQUIRE(z[i] == -1.5f * a[i]);
+
+      float mx = a[0];
+      for (float v : a) mx = std::fmax(mx, v);
+      REQUIRE(kern.max(a.data(), n) == mx);
+
+      std::vector<float> e = a;
+      const float sum = kern.exp_sum(e.data(), n, mx);
+      double want = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double ei = std::exp(static_cast<double>(a[i]) - mx);
+        want += ei;
+        REQUIRE(std::fabs(e[i] - ei) <= 1e-6 * ei);
+      }
+      REQUIRE(std::fabs(sum - want) <= 1e-6 * want);
+    }
+  }
+}
+
+TEST_CASE("rope rotates interleaved (normal) and split (neox) pairs of the first rope_dim dims", "[kernels]") {
+  const int64_t hd = 16, heads = 3;
+  for (Isa isa : runnable_isas()) {
+    const Kernels& kern = kernels_for(isa);
+    for (RopeType type : {RopeType::Normal, RopeType::NeoX})
+      for (int64_t rope_dim : {16, 10})
+        for (int32_t pos : {0, 1, 7, 5000}) {
+          INFO("isa " << isa_name(isa) << ", type " << static_cast<int>(type) << ", rope_dim " << rope_dim
+                      << ", pos " << pos);
+          const std::vector<float> x = random_floats(heads * hd);
+          std::vector<double> theta(static_cast<size_t>(rope_dim / 2));
+          std::vector<float> cs(static_cast<size_t>(rope_dim));
+          for (int64_t i = 0; i < rope_dim / 2; ++i) {
+            theta[i] = pos * std::pow(10000.0, -2.0 * i / rope_dim);
+            cs[2 * i] = static_cast<float>(std::cos(theta[i]));
+            cs[2 * i + 1] = static_cast<float>(std::sin(theta[i]));
+          }
+          std::vector<float> y = x;
+          kern.rope(y.data(), heads, hd, rope_dim, cs.data(), type);
+          std::vector<double> ref(x.begin(), x.end());
+          for (int64_t h = 0; h < heads; ++h)
+            for (int64_t i = 0; i < rope_dim / 2; ++i) {
+              const int64_t a = type == RopeType::NeoX ? i : 2 * i;
+              const int64_t b = type == RopeType::NeoX ? i + rope_dim / 2 : 2 * i + 1;
+              const double x0 = x[h * hd + a], x1 = x[h * hd + b];
+              ref[h * hd + a] = x0 * std::cos(theta[i]) - x1 * std::sin(theta[i]);
+              ref[h * hd + b] = x0 * std::sin(theta[i]) + x1 * std::cos(theta[i]);
+            }
+          for (size_t i = 0; i < ref.size(); ++i) REQUIRE(std::fabs(y[i] - ref[i]) <= 1e-5 * (std::fabs(ref[i]) + 1));
+        }
+  }
+}
+
+TEST_CASE("dequantize_row and to_f16 agree with the SDK codecs exactly", "[kernels]") {
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
+      for (int64_t n : {32, 96, 2048}) {
+        INFO(dtype_name(dt) << " n " << n);
+        const Weight w = make_weight(dt, n, 1, 1.0f);
+        std::vector<float> y(static_cast<size_t>(n) + 1, 123.0f);
+        kern.dequantize_row(dt, w.data(), y.data(), n);
+        for (int64_t i = 0; i < n; ++i) REQUIRE(y[i] == static_cast<float>(w.value[i]));
+        REQUIRE(y[n] == 123.0f);
+      }
+    for (int64_t n : {1, 9, 16, 37}) {
+      const std::vector<float> x = random_floats(n, 100.0f);
+      std::vector<uint16_t> h(static_cast<size_t>(n) + 1, 0xbeef);
+      kern.to_f16(x.data(), h.data(), n);
+      for (int64_t i = 0; i < n; ++i) REQUIRE(h[i] == f32_to_f16(x[i]));
+      REQUIRE(h[n] == 0xbeef);
+    }
+  }
+}
+
+TEST_CASE("pv accumulates probability-weighted value rows over each row's causal keys", "[kernels]") {
+  for (Isa isa : runnable_isas()) {
+    const Kernels& kern = kernels_for(isa);
+    for (int64_t hd : {8, 13, 64, 200})
+      for (bool f16 : {false, true}) {
+        INFO("isa " << isa_name(isa) << ", hd " << hd << (f16 ? ", f16" : ", f32"));
+        const int64_t rows = 5, keys = 9, vs = hd + 3;  // value rows with a wider stride
+        const std::vector<float> p = random_floats(rows * keys);
+        const std::vector<float> vf = random_floats(keys * vs);
+        std::vector<uint16_t> vh(vf.size());
+        for (size_t i = 0; i < vf.size(); ++i) vh[i] = f32_to_f16(vf[i]);
+        const int32_t nv[rows] = {9, 0, 1, 5, 8};
+        std::vector<float> o = random_floats(rows * hd);
+        const std::vector<float> o0 = o;
+        if (f16) kern.pv_f16(p.data(), keys, nv, rows, vh.data(), vs * 2, hd, o.data(), hd);
+        else kern.pv_f32(p.data(), keys, nv, rows, vf.data(), vs * 4, hd, o.data(), hd);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t d = 0; d < hd; ++d) {
+            double want = o0[r * hd + d], scale = std::fabs(want);
+            for (int32_t j = 0; j < nv[r]; ++j) {
+              const double v = f16 ? f16_to_f32(vh[j * vs + d]) : vf[j * vs + d];
+              want += p[r * keys + j] * v;
+              scale += std::fabs(p[r * keys + j] * v);
+            }
+            REQUIRE(std::fabs(o[r * hd + d] - want) <= 1e-5 * scale);
+          }
+      }
+  }
+}
+
+TEST_CASE("isa names round-trip and the best one is supported", "[kernels]") {
+  for (Isa isa : kAllIsas) REQUIRE(isa_from_name(isa_name(isa)) == isa);
+  REQUIRE_FALSE(isa_from_name("avx9").has_value());
+  REQUIRE(isa_supported(best_isa()));
+  REQUIRE(kernels_for(best_isa()).isa == best_isa());
+  for (Isa isa : kAllIsas)
+    if (!isa_supported(isa)) REQUIRE_THROWS_AS(kernels_for(isa), Error);
+}

@@ -1,0 +1,544 @@
+// The cpu stages, built through their registry entries on a small in-memory llama layer with GQA,
+// against float64 references written out plainly here.
+//
+// Tolerances (largest error over the largest reference value): 1e-5 with F32, F16 or BF16
+// weights (the reference uses the weights as stored, so only float arithmetic differs); 1e-2 with
+// Q8_0 / Q4_0 weights, whose inputs the reference quantises as the stages do (a value the stage's
+// float arithmetic puts across a rounding step of that quantisation moves an output by ~2e-3);
+// 2e-3 with an F16 KV cache (the stage rounds keys and values to half precision from float, the
+// reference from double, and a value at a rounding boundary may land one half-ulp apart).
+// flash == dense: 1e-5 (1e-2 with Q8_0 / Q4_0 weights, see below).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include <semline/codec.h>
+
+#include "backend/cpu_backend.h"
+#include "cpu/cpu_test_util.h"
+
+using namespace semline;
+using namespace semline::cpu;
+using namespace semline::cputest;
+
+namespace {
+
+using Vec = std::vector<double>;
+
+// ---------------------------------------------------------------------------------------------
+// float64 references
+
+// A Q8_0 / Q4_0 weight meets its input quantised to 8 bits in blocks of 32 (d = max|x| / 127,
+// q = round(x / d)): the reference does the same, so only float rounding separates it from the
+// stage (plus, rarely, a value the stage's float arithmetic puts on the other side of a rounding
+// step).
+Vec matvec(const Weight& w, const Vec& in) {
+  Vec x = in;
+  if (takes_quantized_input(w.dtype))
+    for (size_t b = 0; b < x.size(); b += 32) {
+      double amax = 0;
+      for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const double d = amax / 127;
+      for (size_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::nearbyint(x[i] / d) : 0.0;
+    }
+  Vec y(static_cast<size_t>(w.n_out), 0.0);
+  for (int64_t j = 0; j < w.n_out; ++j)
+    for (int64_t i = 0; i < w.n_in; ++i) y[j] += w.value[j * w.n_in + i] * x[i];
+  return y;
+}
+
+Vec rmsnorm(const Vec& x, const Weight& w, double eps) {
+  double ss = 0;
+  for (double v : x) ss += v * v;
+  const double r = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
+  Vec y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * r * w.value[i];
+  return y;
+}
+
+void rope(double* v, int64_t heads, const HParams& hp, int32_t pos) {
+  const int64_t half = hp.rope_dim / 2;
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < half; ++i) {
+      const double theta = pos * std::pow(hp.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hp.rope_dim));
+      double* p = v + h * hp.head_dim;
+      double& a = hp.rope_type == RopeType::NeoX ? p[i] : p[2 * i];
+      double& b = hp.rope_type == RopeType::NeoX ? p[i + half] : p[2 * i + 1];
+      const double x0 = a, x1 = b;
+      a = x0 * std::cos(theta) - x1 * std::sin(theta);
+      b = x0 * std::sin(theta) + x1 * std::cos(theta);
+    }
+}
+
+double round_f16(double v) { return f16_to_f32(f32_to_f16(static_cast<float>(v))); }
+
+// Attention of one layer with its own KV store: sequence -> position -> (k, v) after RoPE.
+struct RefAttention {
+  const HParams& hp;
+  const Weight &wq, &wk, &wv, &wo;
+  bool f16_cache;
+  std::map<int, std::map<int32_t, std::pair<Vec, Vec>>> kv;
+
+  // Contributions (the stage adds them to out) for the batch rows x.
+  std::vector<Vec> step(const std::vector<Vec>& x, const std::vector<int32_t>& pos, const std::vector<int>& seq) {
+    std::vector<Vec> q(x.size());
+    for (size_t t = 0; t < x.size(); ++t) {
+      q[t] = matvec(wq, x[t]);
+      Vec k = matvec(wk, x[t]), v = matvec(wv, x[t]);
+      rope(q[t].data(), hp.n_head, hp, pos[t]);
+      rope(k.data(), hp.n_head_kv, hp, pos[t]);
+      if (f16_cache) {
+        for (double& e : k) e = round_f16(e);
+        for (double& e : v) e = round_f16(e);
+      }
+      kv[seq[t]][pos[t]] = {k, v};
+    }
+    std::vector<Vec> out(x.size());
+    const int64_t hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
+    for (size_t t = 0; t < x.size(); ++t) {
+      Vec attn(static_cast<size_t>(hp.n_head * hd), 0.0);
+      const auto& cache = kv.at(seq[t]);
+      for (int64_t h = 0; h < hp.n_head; ++h) {
+        const int64_t g = h / group;
+        Vec s(static_cast<size_t>(pos[t] + 1));
+        double mx = -INFINITY, sum = 0;
+        for (int32_t p = 0; p <= pos[t]; ++p) {
+          const Vec& k = cache.at(p).first;
+          double d = 0;
+          for (int64_t i = 0; i < hd; ++i) d += q[t][h * hd + i] * k[g * hd + i];
+          s[p] = d / std::sqrt(static_cast<double>(hd));
+          mx = std::max(mx, s[p]);
+        }
+        for (double& e : s) sum += e = std::exp(e - mx);
+        for (int32_t p = 0; p <= pos[t]; ++p)
+          for (int64_t i = 0; i < hd; ++i) attn[h * hd + i] += s[p] / sum * cache.at(p).second[g * hd + i];
+      }
+      out[t] = matvec(wo, attn);
+    }
+    return out;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// A small llama layer: n_embd 64, 8 query heads over 2 kv heads of 8 dims.
+
+struct Layer {
+  HParams hp;
+  FakeModel model;
+  CpuBackend be{3, best_isa()};
+
+  explicit Layer(RopeType rope_type = RopeType::Normal, int64_t rope_dim = 8) {
+    hp.arch = "llama";
+    hp.n_vocab = 67;
+    hp.n_ctx_train = 16;  // shorter than the test contexts: dense must grow its score rows
+    hp.n_embd = 64;
+    hp.n_ff = 96;
+    hp.n_layer = 1;
+    hp.n_head = 8;
+    hp.n_head_kv = 2;
+    hp.head_dim = 8;
+    hp.rope_dim = rope_dim;
+    hp.rope_base = 10000.0;
+    hp.rope_type = rope_type;
+    hp.norm_eps = 1e-5;
+  }
+
+  StageContext context(std::string station, std::vector<std::pair<std::string, std::string>> tensors,
+                       int32_t max_tokens = 16) {
+    StageContext c;
+    c.backend = &be;
+    c.model = &model;
+    c.hp = &hp;
+    c.layer = 0;
+    c.station = std::move(station);
+    c.tensors = std::move(tensors);
+    c.max_batch_tokens = max_tokens;
+    return c;
+  }
+};
+
+std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
+                             std::map<std::string, ParamValue> params = {}) {
+  const StageEntry& e = cpu_entries().stage(kind, variant);
+  for (const ParamSpec& p : e.params) ctx.params.values[p.name] = p.default_value;
+  for (auto& [k, v] : params) ctx.params.values[k] = v;
+  REQUIRE(e.supports(ctx).empty());
+  return e.make_stage(ctx);
+}
+
+// A KV cache of one layer allocated on the backend.
+struct Cache {
+  std::unique_ptr<Buffer> kbuf, vbuf;
+  KvLayer layer;
+  Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks) {
+    const size_t bytes = static_cast<size_t>(hp.head_dim * hp.n_head_kv * block_tokens * n_blocks) *
+                         static_cast<size_t>(dtype_block_bytes(dt));
+    kbuf = be.alloc(bytes);
+    vbuf = be.alloc(bytes);
+    layer.k = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, kbuf->host(), kbuf.get());
+    layer.v = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, vbuf->host(), vbuf.get());
+    layer.block_tokens = block_tokens;
+  }
+};
+
+// The host arrays of one step.
+struct StepData {
+  std::vector<int32_t> tokens, pos, seq, outputs;
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<SeqView> views;
+  Batch batch() {
+    views.clear();
+    for (auto& t : tables) views.push_back(SeqView{0, t.data(), static_cast<int32_t>(t.size())});
+    if (tokens.size() < pos.size()) tokens.resize(pos.size(), 0);
+    Batch b;
+    b.n_tokens = static_cast<int32_t>(pos.size());
+    b.tokens = tokens.data();
+    b.positions = pos.data();
+    b.seq = seq.data();
+    b.n_seqs = static_cast<int32_t>(views.size());
+    b.seqs = views.data();
+    b.n_outputs = static_cast<int32_t>(outputs.size());
+    b.output_rows = outputs.data();
+    return b;
+  }
+};
+
+struct Rowset {
+  std::vector<float> data;
+  int64_t width;
+  Rowset(int64_t rows, int64_t w, float scale = 1.0f) : data(random_floats(rows * w, scale)), width(w) {}
+  Tensor tensor() { return make_tensor(DType::F32, {width, static_cast<int64_t>(data.size()) / width}, data.data()); }
+  Vec row(int64_t r) const { return Vec(data.begin() + r * width, data.begin() + (r + 1) * width); }
+};
+
+double weight_tol(DType dt) { return takes_quantized_input(dt) ? 1e-2 : 1e-5; }
+
+const DType kAllWeights[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+void add_attention_weights(Layer& l, DType dt) {
+  const int64_t qd = l.hp.n_head * l.hp.head_dim, kd = l.hp.n_head_kv * l.hp.head_dim;
+  l.model.add("q", dt, l.hp.n_embd, qd, 0.3f);
+  l.model.add("k", dt, l.hp.n_embd, kd, 0.3f);
+  l.model.add("v", dt, l.hp.n_embd, kd, 0.3f);
+  l.model.add("o", dt, qd, l.hp.n_embd, 0.3f);
+}
+const std::vector<std::pair<std::string, std::string>> kAttnTensors = {{"q", "q"}, {"k", "k"}, {"v", "v"}, {"o", "o"}};
+
+}  // namespace
+
+TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache; flash == dense", "[stages]") {
+  // One script of steps over a paged cache of 4-position blocks whose block tables are scattered;
+  // sequence 2 starts at position 8 on the first two blocks of sequence 0 (a shared prefix).
+  struct Script {
+    std::vector<int32_t> pos;
+    std::vector<int32_t> seq;
+  };
+  const std::vector<Script> script = {
+      {{0, 1, 2, 3, 4, 5}, {0, 0, 0, 0, 0, 0}},        // prefill
+      {{6}, {0}},                                      // decode
+      {{7, 8, 9, 10, 0, 1, 2}, {0, 0, 0, 0, 1, 1, 1}},  // a chunk not starting at 0, and a new sequence
+      {{3, 11}, {1, 0}},                               // two decodes, sequences in either order
+      {{12}, {0}},
+      {{8, 9}, {2, 2}},                                // positions 0..7 come from sequence 0's blocks
+  };
+  const std::vector<std::vector<int32_t>> tables = {{5, 2, 7, 0, 9}, {1, 3, 11, 4}, {5, 2, 13}};
+
+  for (RopeType rope_type : {RopeType::Normal, RopeType::NeoX})
+    for (int64_t rope_dim : {8, 4})
+      for (DType wdt : kAllWeights)
+        for (DType cdt : {DType::F32, DType::F16}) {
+          INFO("rope " << (rope_type == RopeType::NeoX ? "neox" : "normal") << " dim " << rope_dim << ", weights "
+                       << dtype_name(wdt) << ", cache " << dtype_name(cdt));
+          Layer l(rope_type, rope_dim);
+          add_attention_weights(l, wdt);
+          auto dense = build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
+          auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
+          auto flash64 = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+          Cache cd(l.be, l.hp, cdt, 4, 16), cf(l.be, l.hp, cdt, 4, 16), cf64(l.be, l.hp, cdt, 4, 16);
+          RefAttention ref{l.hp, l.model.values("q"), l.model.values("k"), l.model.values("v"), l.model.values("o"),
+                           cdt == DType::F16, {}};
+          ref.kv[2];  // sequence 2 is seeded from sequence 0's first 8 positions below
+          const double tol = std::max(weight_tol(wdt), cdt == DType::F16 ? 2e-3 : 0.0);
+          // With a block-quantised W_o, the 1e-7 differences between the variants' attention rows
+          // can move an activation across a rounding step of its 8-bit quantisation.
+          const double same_tol = takes_quantized_input(wdt) ? 1e-2 : 1e-5;
+
+          for (size_t s = 0; s < script.size(); ++s) {
+            INFO("step " << s);
+            StepData sd;
+            sd.pos = script[s].pos;
+            sd.seq = script[s].seq;
+            sd.tables = tables;
+            const Batch b = sd.batch();
+            const int64_t m = b.n_tokens;
+            Rowset x(m, l.hp.n_embd);
+            if (s == 5)
+              for (int32_t p = 0; p < 8; ++p) ref.kv[2][p] = ref.kv.at(0).at(p);
+            std::vector<Vec> xr;
+            for (int64_t t = 0; t < m; ++t) xr.push_back(x.row(t));
+            std::vector<int> seqs(sd.seq.begin(), sd.seq.end());
+            const std::vector<Vec> want = ref.step(xr, sd.pos, seqs);
+
+            Rowset od(m, l.hp.n_embd), of(m, l.hp.n_embd), of64(m, l.hp.n_embd);
+            const Rowset start = od;
+            of.data = od.data;
+            of64.data = od.data;
+            dense->forward(x.tensor(), od.tensor(), Step{b, l.be.stream(), &cd.layer});
+            flash->forward(x.tensor(), of.tensor(), Step{b, l.be.stream(), &cf.layer});
+            flash64->forward(x.tensor(), of64.tensor(), Step{b, l.be.stream(), &cf64.layer});
+            Vec wv, gd, gf, gf64;
+            for (int64_t t = 0; t < m; ++t)
+              for (int64_t i = 0; i < l.hp.n_embd; ++i) {
+                const size_t at = static_cast<size_t>(t * l.hp.n_embd + i);
+                wv.push_back(want[t][i]);
+                gd.push_back(static_cast<double>(od.data[at]) - start.data[at]);
+                gf.push_back(static_cast<double>(of.data[at]) - start.data[at]);
+                gf64.push_back(static_cast<double>(of64.data[at]) - start.data[at]);
+              }
+            CHECK(rel_err(gd, wv) <= tol);
+            CHECK(rel_err(gf, wv) <= tol);
+            CHECK(rel_err(gf, gd) <= same_tol);
+            CHECK(rel_err(gf64, gd) <= same_tol);
+          }
+        }
+}
+
+TEST_CASE("attention writes this step's keys and values into the cache slots of their positions", "[stages]") {
+  Layer l;
+  add_attention_weights(l, DType::F32);
+  auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+  Cache c(l.be, l.hp, DType::F32, 4, 8);
+  StepData sd;
+  sd.pos = {0, 1, 2, 3, 4};
+  sd.seq = {0, 0, 0, 0, 0};
+  sd.tables = {{6, 3}};
+  const Batch b = sd.batch();
+  Rowset x(5, 64), out(5, 64);
+  flash->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), &c.layer});
+  const Weight& wv = l.model.values("v");
+  const auto* v = static_cast<const float*>(c.layer.v.host);
+  const int64_t slot_floats = 8 * 2;
+  for (int32_t p = 0; p < 5; ++p) {
+    const Vec want = matvec(wv, x.row(p));  // values carry no rotation
+    const int64_t blk = p < 4 ? 6 : 3, slot = p % 4;
+    for (int64_t i = 0; i < 16; ++i)
+      REQUIRE(v[(blk * 4 + slot) * slot_floats + i] == Approx(want[i]).margin(1e-5));
+  }
+  // Blocks the table does not name stay untouched.
+  for (int64_t i = 0; i < 4 * slot_floats; ++i) REQUIRE(v[0 * 4 * slot_floats + i] == 0.0f);
+}
+
+TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype", "[stages]") {
+  for (DType dt : kAllWeights)
+    for (int64_t m : {1, 5, 16}) {
+      INFO(dtype_name(dt) << ", " << m << " rows");
+      Layer l;
+      const Weight& g = l.model.add("gate", dt, 64, 96, 0.3f);
+      const Weight& u = l.model.add("up", dt, 64, 96, 0.3f);
+      const Weight& d = l.model.add("down", dt, 96, 64, 0.3f);
+      auto ffn = build(StageKind::Ffn, "dense", l.context("ffn", {{"gate", "gate"}, {"up", "up"}, {"down", "down"}}));
+      StepData sd;
+      sd.pos.assign(static_cast<size_t>(m), 0);
+      sd.seq.assign(static_cast<size_t>(m), 0);
+      const Batch b = sd.batch();
+      Rowset x(m, 64), out(m, 64);
+      const Rowset start = out;
+      ffn->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr});
+      Vec got, want;
+      for (int64_t t = 0; t < m; ++t) {
+        const Vec gx = matvec(g, x.row(t)), ux = matvec(u, x.row(t));
+        Vec h(gx.size());
+        for (size_t i = 0; i < h.size(); ++i) h[i] = gx[i] / (1 + std::exp(-gx[i])) * ux[i];
+        const Vec y = matvec(d, h);
+        for (int64_t i = 0; i < 64; ++i) {
+          want.push_back(y[i]);
+          got.push_back(static_cast<double>(out.data[t * 64 + i]) - start.data[t * 64 + i]);
+        }
+      }
+      CHECK(rel_err(got, want) <= weight_tol(dt));
+    }
+}
+
+TEST_CASE("norm: rms with a learned scale", "[stages]") {
+  for (DType dt : {DType::F32, DType::F16}) {
+    Layer l;
+    const Weight& w = l.model.add("norm", dt, 64, 1, 1.0f);
+    auto norm = build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
+    StepData sd;
+    sd.pos = {0, 1, 2};
+    sd.seq = {0, 0, 0};
+    const Batch b = sd.batch();
+    Rowset x(3, 64, 3.0f), out(3, 64);
+    norm->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr});
+    Vec got, want;
+    for (int64_t t = 0; t < 3; ++t) {
+      const Vec y = rmsnorm(x.row(t), w, l.hp.norm_eps);
+      want.insert(want.end(), y.begin(), y.end());
+      const Vec o = out.row(t);
+      got.insert(got.end(), o.begin(), o.end());
+    }
+    CHECK(rel_err(got, want) <= 1e-5);
+  }
+}
+
+TEST_CASE("embedding: rows of the token table, dequantised exactly", "[stages]") {
+  for (DType dt : kAllWeights) {
+    INFO(dtype_name(dt));
+    Layer l;
+    const Weight& table = l.model.add("token_embd", dt, 64, 67, 1.0f);
+    auto emb = build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
+    StepData sd;
+    sd.tokens = {0, 66, 5, 5, 31};
+    sd.pos = {0, 1, 2, 3, 4};
+    sd.seq = {0, 0, 0, 0, 0};
+    const Batch b = sd.batch();
+    Rowset unused(5, 64), out(5, 64);
+    emb->forward(unused.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr});
+    for (int64_t t = 0; t < 5; ++t)
+      for (int64_t i = 0; i < 64; ++i)
+        REQUIRE(out.data[t * 64 + i] == static_cast<float>(table.value[sd.tokens[t] * 64 + i]));
+  }
+}
+
+TEST_CASE("head: logits of the output rows only, separate or tied weights", "[stages]") {
+  for (DType dt : kAllWeights)
+    for (bool tied : {false, true}) {
+      INFO(dtype_name(dt) << (tied ? ", tied" : ", separate"));
+      Layer l;
+      l.model.add("token_embd", dt, 64, 67, 0.5f);
+      if (!tied) l.model.add("output", dt, 64, 67, 0.5f);
+      const Weight& w = l.model.values(tied ? "token_embd" : "output");
+      auto head = build(StageKind::Head, "dense", l.context("head", {{"output", "output"}, {"tokens", "token_embd"}}));
+      StepData sd;
+      sd.pos = {0, 1, 2, 3, 4};
+      sd.seq = {0, 0, 0, 0, 0};
+      sd.outputs = {1, 4};
+      const Batch b = sd.batch();
+      Rowset x(5, 64), out(2, 67);
+      head->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr});
+      Vec got(out.data.begin(), out.data.end()), want;
+      for (int32_t r : sd.outputs) {
+        const Vec y = matvec(w, x.row(r));
+        want.insert(want.end(), y.begin(), y.end());
+      }
+      CHECK(rel_err(got, want) <= weight_tol(dt));
+    }
+}
+
+TEST_CASE("stages refuse bad input with one clear error and stay usable", "[stages][errors]") {
+  Layer l;
+  add_attention_weights(l, DType::F32);
+  l.model.add("token_embd", DType::F32, 64, 67, 1.0f);
+  l.model.add("short", DType::F32, 64, 63, 1.0f);
+  auto attn = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors, 4));
+  Cache c(l.be, l.hp, DType::F32, 4, 4);
+  Rowset x(6, 64), out(6, 64);
+
+  auto run = [&](std::vector<int32_t> pos, std::vector<int32_t> seq, std::vector<std::vector<int32_t>> tables,
+                 const KvLayer* kv) {
+    StepData sd;
+    sd.pos = std::move(pos);
+    sd.seq = std::move(seq);
+    sd.tables = std::move(tables);
+    const Batch b = sd.batch();
+    attn->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), kv});
+  };
+  REQUIRE_THROWS_WITH(run({0}, {1}, {{0}}, &c.layer), Catch::Contains("names sequence 1 but the batch has 1"));
+  REQUIRE_THROWS_WITH(run({-1}, {0}, {{0}}, &c.layer), Catch::Contains("negative position -1"));
+  REQUIRE_THROWS_WITH(run({8}, {0}, {{0, 1}}, &c.layer), Catch::Contains("needs entry 2 of the block table"));
+  REQUIRE_THROWS_WITH(run({5}, {0}, {{0, 4}}, &c.layer), Catch::Contains("is cache block 4, but the cache has 4"));
+  REQUIRE_THROWS_WITH(run({0, 1, 2, 3, 4}, {0, 0, 0, 0, 0}, {{0, 1}}, &c.layer),
+                      Catch::Contains("batch of 5 tokens exceeds max_batch_tokens 4"));
+  REQUIRE_THROWS_WITH(run({0}, {0}, {{0}}, nullptr), Catch::Contains("no KV cache"));
+  Cache wrong(l.be, l.hp, DType::F32, 4, 4);
+  wrong.layer.k.ne[1] = 1;
+  REQUIRE_THROWS_WITH(run({0}, {0}, {{0}}, &wrong.layer), Catch::Contains("KV cache k must be F32 or F16"));
+  run({0, 1}, {0, 0}, {{0}}, &c.layer);  // still usable after the errors
+
+  REQUIRE_THROWS_WITH(build(StageKind::Head, "dense", l.context("head", {{"output", "short"}})),
+                      Catch::Contains("tensor 'short' (output) has shape F32 [64, 63], expected [64, 67]"));
+  REQUIRE_THROWS_WITH(build(StageKind::Ffn, "dense", l.context("ffn", {{"gate", "nope"}})),
+                      Catch::Contains("'nope'"));
+  StageContext no_backend = l.context("head", {{"tokens", "token_embd"}});
+  no_backend.backend = nullptr;
+  REQUIRE_THROWS_WITH(build(StageKind::Head, "dense", no_backend), Catch::Contains("need the cpu backend"));
+
+  auto emb = build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
+  StepData sd;
+  sd.tokens = {3, 67};
+  sd.pos = {0, 1};
+  sd.seq = {0, 0};
+  const Batch b = sd.batch();
+  REQUIRE_THROWS_WITH(emb->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr}),
+                      Catch::Contains("token id 67 at batch row 1 is outside the vocabulary [0, 67)"));
+
+  auto head = build(StageKind::Head, "dense", l.context("head", {{"tokens", "token_embd"}}));
+  sd.outputs = {2};
+  const Batch b2 = sd.batch();
+  Rowset logits(1, 67);
+  REQUIRE_THROWS_WITH(head->forward(x.tensor(), logits.tensor(), Step{b2, l.be.stream(), nullptr}),
+                      Catch::Contains("output row 2 is outside the batch of 2 tokens"));
+}
+
+TEST_CASE("stage costs count the work of a step", "[stages]") {
+  Layer l;
+  add_attention_weights(l, DType::Q8_0);
+  auto attn = build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
+  StepData a, b;
+  a.pos = {0};
+  a.seq = {0};
+  b.pos = {100};
+  b.seq = {0};
+  const StageCost ca = attn->cost(a.batch()), cb = attn->cost(b.batch());
+  // Projections: 2 * (64 * 64 * 2 + 64 * 16 * 2) flops per token; scores and values: 4 * keys * 64.
+  REQUIRE(ca.flops == Approx(2.0 * (64 * 64 * 2 + 64 * 16 * 2) + 4.0 * 1 * 64));
+  REQUIRE(cb.flops - ca.flops == Approx(4.0 * 100 * 64));
+  REQUIRE(ca.bytes >= 2 * (64 * 64 + 64 * 16) * 34.0 / 32);  // at least the weights once
+  REQUIRE(cb.bytes > ca.bytes);
+}
+
+TEST_CASE("registry entries describe the cpu stages and backend", "[stages][registry]") {
+  const RecordingRegistry& r = cpu_entries();
+  REQUIRE(r.backends.size() == 1);
+  const BackendEntry& be = r.backends[0];
+  REQUIRE(be.name == "cpu");
+  REQUIRE(be.probe().empty());
+  REQUIRE(be.params.at(0).name == "threads");
+  REQUIRE(be.params.at(0).min == 0);
+
+  Params p;
+  p.values["threads"] = int64_t{2};
+  p.values["isa"] = std::string("scalar");
+  auto backend = be.create(p, {});
+  REQUIRE(backend->host_threads() == 2);
+  REQUIRE(backend->info().device.find("scalar kernels") != std::string::npos);
+  p.values["isa"] = std::string("auto");
+  REQUIRE(be.create(p, {})->info().device.find(isa_name(best_isa())) != std::string::npos);
+
+  const StageEntry& dense = r.stage(StageKind::Attention, "dense");
+  const StageEntry& flash = r.stage(StageKind::Attention, "flash");
+  REQUIRE(flash.rank > dense.rank);
+  REQUIRE(dense.description.find("reference") != std::string::npos);
+  REQUIRE(flash.params.at(0).name == "block");
+  REQUIRE(std::get<int64_t>(flash.params.at(0).default_value) == 64);
+  for (const StageEntry& e : r.stages) {
+    INFO(stage_kind_name(e.kind) << "/" << e.variant);
+    REQUIRE(e.backend == "cpu");
+    REQUIRE(e.caps.exact);
+    REQUIRE(e.make_stage);
+    for (DType d : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
+      REQUIRE(std::find(e.caps.weight_dtypes.begin(), e.caps.weight_dtypes.end(), d) != e.caps.weight_dtypes.end());
+  }
+  for (auto [kind, variant] : {std::pair{StageKind::Embedding, "lookup"}, std::pair{StageKind::Norm, "rms"},
+                               std::pair{StageKind::Ffn, "dense"}, std::pair{StageKind::Head, "dense"}})
+    REQUIRE_NOTHROW(r.stage(kind, variant));
+
+  Layer l;
+  l.hp.sliding_window = 4096;
+  const auto why = flash.supports(l.context("attn", {}));
+  REQUIRE(why.size() == 1);
+  REQUIRE(why[0].find("sliding window of 4096") != std::string::npos);
+}
