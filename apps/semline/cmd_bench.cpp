@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "ab_bench.h"
 #include "app.h"
 #include "core/engine/generator.h"
 #include "core/engine/pipeline.h"
@@ -29,6 +30,8 @@ struct BenchOpts {
   int reps = 5;
   std::vector<int> threads;
   std::string output = "md";
+  bool profile = false;
+  AbOptions ab;  // A/B mode: --vs, grid --set, quality text, chart
 };
 
 struct Record {
@@ -139,6 +142,17 @@ void print_csv(const std::vector<Record>& recs) {
   }
 }
 
+// Where the time of one test went, per stage kind, from the line's meters (which synchronise after
+// every stage, so the total is a little above the unmetered runs).
+void print_profile(const std::string& test, const Pipeline& p) {
+  double total = 0;
+  for (const auto& [kind, m] : p.meters()) total += m.seconds;
+  std::fprintf(stderr, "profile %s: %-10s %7s %9s %9s\n", test.c_str(), "stage", "time", "GFLOP/s", "GB/s");
+  for (const auto& [kind, m] : p.meters())
+    std::fprintf(stderr, "profile %s: %-10s %6.1f%% %9.2f %9.2f\n", test.c_str(), stage_kind_name(kind),
+                 100.0 * m.seconds / total, m.cost.flops / m.seconds / 1e9, m.cost.bytes / m.seconds / 1e9);
+}
+
 void bench(const BenchOpts& o) {
   std::vector<Record> recs;
   std::vector<std::string> models = o.models;
@@ -189,6 +203,13 @@ void bench(const BenchOpts& o) {
           r.samples_ns.push_back(run_once(p, np, ng, rng));
           bar(i + 1, o.reps);
         }
+        if (o.profile) {
+          p.reset_meters();
+          p.set_metering(true);
+          run_once(p, np, ng, rng);
+          p.set_metering(false);
+          print_profile(r.test(), p);
+        }
         recs.push_back(std::move(r));
       }
     }
@@ -211,14 +232,40 @@ void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchOpts>();
   cmd->add_option("-c,--config", o->line.config, "Pipeline config (TOML)");
   cmd->add_option("-m,--model", o->models, "Model file(s) (GGUF); comma-separated or repeated")->delimiter(',');
-  cmd->add_option("--set", o->line.sets, "Override a config key");
+  cmd->add_option("--set", o->line.sets, "Override a config key; KEY=a,b,c makes one A/B variant per value");
   cmd->add_option("--plugin-path", o->line.plugin_paths, "Extra folder or file to load plugins from");
   cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens per pp test (0 = none)")->delimiter(',');
   cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens per tg test (0 = none)")->delimiter(',');
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
   cmd->add_option("-t,--threads", o->threads, "Threads (0 = all cores)")->delimiter(',');
   cmd->add_option("-o,--output", o->output, "md | json | csv")->check(CLI::IsMember({"md", "json", "csv"}));
-  cmd->callback([o] { bench(*o); });
+  cmd->add_flag("--profile", o->profile, "After each test, one metered run: time, GFLOP/s and GB/s per stage kind (stderr)");
+  cmd->add_option("--vs", o->ab.vs, "A/B: another config to compare with the first (repeatable)");
+  cmd->add_option("--text", o->ab.text, "A/B: text file for perplexity, KL divergence and top-1 agreement");
+  cmd->add_option("--window", o->ab.window, "A/B: tokens per quality window")->check(CLI::Range(4, 65536));
+  cmd->add_option("--windows", o->ab.windows, "A/B: most quality windows")->check(CLI::Range(1, 100000));
+  cmd->add_option("--roofline-gbs", o->ab.roofline_gbs, "A/B: memory bandwidth of this machine, GB/s");
+  cmd->add_option("--roofline-gflops", o->ab.roofline_gflops, "A/B: compute peak of this machine, GFLOP/s");
+  cmd->add_option("--chart", o->ab.chart, "A/B: write a speed-vs-quality PNG chart here (gnuplot)");
+  cmd->callback([o] {
+    std::vector<std::string> plain, grid;
+    for (const std::string& s : o->line.sets) (is_grid_assignment(s) ? grid : plain).push_back(s);
+    if (o->ab.vs.empty() && grid.empty()) {
+      bench(*o);
+      return;
+    }
+    AbOptions ab = o->ab;
+    ab.base = o->line;
+    ab.base.sets = plain;
+    if (o->models.size() > 1) throw Error("the A/B bench takes one --model (or none: each config's own)");
+    if (!o->models.empty()) ab.base.model = o->models.front();
+    ab.grid = grid;
+    ab.n_prompt = o->n_prompt.front();
+    ab.n_gen = o->n_gen.front();
+    ab.reps = o->reps;
+    ab.output = o->output;
+    run_ab(ab);
+  });
 }
 
 }  // namespace semline::app

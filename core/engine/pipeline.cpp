@@ -1,5 +1,7 @@
 #include "core/engine/pipeline.h"
 
+#include "core/host/plugin_log.h"
+
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -7,21 +9,6 @@
 namespace semline {
 
 namespace {
-
-spdlog::level::level_enum to_spdlog(LogLevel l) {
-  switch (l) {
-    case LogLevel::Trace: return spdlog::level::trace;
-    case LogLevel::Debug: return spdlog::level::debug;
-    case LogLevel::Info: return spdlog::level::info;
-    case LogLevel::Warn: return spdlog::level::warn;
-    case LogLevel::Error: return spdlog::level::err;
-  }
-  return spdlog::level::info;
-}
-
-LogFn logger_for(std::string who) {
-  return [who = std::move(who)](LogLevel l, std::string_view msg) { spdlog::log(to_spdlog(l), "{}: {}", who, msg); };
-}
 
 std::string describe(const GraphNode& n) {
   std::string s = n.layer >= 0 ? "block " + std::to_string(n.layer) + " " + n.station : n.station;
@@ -45,7 +32,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(const GraphNode& n, const ModelView& m
   ctx.model = &model;
   ctx.station = n.station;
   ctx.params = n.params;
-  ctx.log = logger_for(describe(n));
+  ctx.log = plugin_log(describe(n));
   try {
     auto t = n.impl->entry.make_tokenizer(ctx);
     if (!t) throw Error("the factory returned nothing");
@@ -90,7 +77,7 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
       if (p.name == "threads") given["threads"] = ConfigValue{int64_t{options.threads}, {}};
     Params params = validate_params(given, rb->entry.params, "backend " + name);
     try {
-      backends_[name] = rb->entry.create(params, logger_for("backend " + name));
+      backends_[name] = rb->entry.create(params, plugin_log("backend " + name));
     } catch (const std::exception& e) {
       throw Error("backend '" + name + "' (plugin " + rb->plugin + "): " + e.what());
     }
@@ -107,7 +94,7 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     ctx.tensors = n.tensors;
     ctx.params = n.params;
     ctx.max_batch_tokens = max_batch_;
-    ctx.log = logger_for(describe(n));
+    ctx.log = plugin_log(describe(n));
     return ctx;
   };
   auto guarded = [&](const GraphNode& n, auto&& make) {

@@ -170,3 +170,23 @@ TEST_CASE("bad input is one clear line and exit code 1") {
   CHECK(std::count(missing.out.begin(), missing.out.end(), '\n') == 1);
   fs::remove_all(d);
 }
+
+TEST_CASE("semline bench compares variants A/B: speed, cost and quality against the first, with a chart") {
+  fs::path d = temp_dir();
+  const std::string chart = (d / "ab.png").string();
+  Result r = run_cli("bench -m " + kStories + " --set stages.attention.variant=dense,flash --set kv_cache.dtype=f32,f16" +
+                     " -p 32 -n 8 -r 2 -t 1 -o json --text " + std::string(SEMLINE_SOURCE_DIR) +
+                     "/tests/data/story.txt --window 64 --windows 2 --chart " + chart);
+  REQUIRE(r.code == 0);
+  const std::string json = r.out.substr(r.out.find('['));
+  CHECK_THAT(json, Contains("\"variant\": \"attention.variant=dense kv_cache.dtype=f32\"") &&
+                       Contains("\"variant\": \"attention.variant=flash kv_cache.dtype=f16\"") &&
+                       Contains("\"tg_tps\"") && Contains("\"ttft_ms\"") && Contains("\"itl_ms\"") &&
+                       Contains("\"peak_memory_mib\"") && Contains("\"flops_per_token\"") &&
+                       Contains("\"perplexity\"") && Contains("\"mean_kl\"") && Contains("\"top1_agreement\"") &&
+                       Contains("\"joules_per_token\""));
+  // The reference agrees with itself exactly; exact variants agree to the last digits, F16 less.
+  CHECK_THAT(json, Contains("\"top1_agreement\": 1.0"));
+  CHECK(fs::file_size(chart) > 1000);
+  fs::remove_all(d);
+}

@@ -1,0 +1,342 @@
+#include "ab_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/engine/generator.h"
+#include "core/engine/pipeline.h"
+#include "core/engine/quality.h"
+#include "core/graph/graph.h"
+
+namespace semline::app {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct Variant {
+  std::string name;
+  Config config;
+  std::unique_ptr<gguf::GgufFile> model;
+  PipelineGraph graph;
+  std::unique_ptr<Pipeline> pipeline;
+  // measurements
+  std::vector<double> pp_tps, tg_tps, ttft_ms, itl_ms;
+  double peak_mib = 0;
+  double flops_per_token = 0, bytes_per_token = 0;  // decode, from the stages' own counts
+  std::optional<double> joules_per_token;
+  std::optional<QualityResult> quality;
+};
+
+double mean(const std::vector<double>& v) { return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
+double stddev(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  double m = mean(v), s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / (v.size() - 1));
+}
+
+// Peak resident memory since the last reset (Linux: VmHWM, reset through clear_refs).
+void reset_peak_memory() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (f) f << "5";
+}
+double peak_memory_mib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0;
+}
+
+// Package energy from RAPL, in joules; nullopt where the machine does not expose it.
+std::optional<double> rapl_joules() {
+  double total = 0;
+  bool any = false;
+  for (int i = 0; i < 16; ++i) {
+    std::ifstream f("/sys/class/powercap/intel-rapl:" + std::to_string(i) + "/energy_uj");
+    uint64_t uj;
+    if (f >> uj) {
+      total += uj / 1e6;
+      any = true;
+    }
+  }
+  return any ? std::optional<double>(total) : std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::vector<std::string>>> grid_axes(const std::vector<std::string>& grid) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+  for (const std::string& g : grid) {
+    const size_t eq = g.find('=');
+    std::vector<std::string> values;
+    std::stringstream ss(g.substr(eq + 1));
+    for (std::string v; std::getline(ss, v, ',');) values.push_back(v);
+    axes.emplace_back(g.substr(0, eq), values);
+  }
+  return axes;
+}
+
+// "attention.variant=flash" from "stages.attention.variant=flash": the last two key parts.
+std::string short_name(const std::string& key, const std::string& value) {
+  size_t dot = key.rfind('.');
+  if (dot != std::string::npos && dot > 0) dot = key.rfind('.', dot - 1);
+  return (dot == std::string::npos ? key : key.substr(dot + 1)) + "=" + value;
+}
+
+std::vector<std::pair<std::string, Config>> variant_configs(const AbOptions& o) {
+  std::vector<std::pair<std::string, Config>> out;
+  auto with_flags = [&](const std::string& config_path) {
+    LineFlags f = o.base;
+    f.config = config_path;
+    return make_config(f);
+  };
+  if (!o.grid.empty()) {
+    std::vector<std::pair<std::string, Config>> cur = {{"", with_flags(o.base.config)}};
+    for (const auto& [key, values] : grid_axes(o.grid)) {
+      std::vector<std::pair<std::string, Config>> next;
+      for (const auto& [name, c] : cur)
+        for (const std::string& v : values) {
+          Config copy = c;
+          apply_override(copy, key + "=" + v);
+          next.emplace_back(name.empty() ? short_name(key, v) : name + " " + short_name(key, v), copy);
+        }
+      cur = std::move(next);
+    }
+    out = std::move(cur);
+  } else {
+    out.emplace_back(o.base.config.empty() ? "base" : std::filesystem::path(o.base.config).stem().string(),
+                     with_flags(o.base.config));
+  }
+  for (const std::string& f : o.vs) out.emplace_back(std::filesystem::path(f).stem().string(), with_flags(f));
+  return out;
+}
+
+void build(Variant& v, const Plugins& plugins, int context) {
+  if (v.config.runtime.context < context) v.config.runtime.context = context;
+  v.model = open_model(v.config.model.path);
+  v.graph = build_graph(v.config, *v.model, plugins.registry);
+  v.pipeline = std::make_unique<Pipeline>(v.graph, *v.model, plugins.registry, pipeline_options(v.config));
+}
+
+// One prefill of n_prompt tokens and a decode of n_gen tokens, greedy, timed step by step.
+void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
+  Pipeline& p = *v.pipeline;
+  const int32_t seq = p.kv().new_sequence();
+  Candidates cand;
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  auto t0 = clock_type::now();
+  std::span<const float> logits = prefill(p, seq, prompt);
+  auto t_pp = clock_type::now();
+  int32_t tok = sample(p.samplers(), logits, history, cand);
+  auto t_first = clock_type::now();
+  for (int i = 0; i < n_gen; ++i) {
+    history.push_back(tok);
+    logits = prefill(p, seq, std::span<const int32_t>(&tok, 1));
+    tok = sample(p.samplers(), logits, history, cand);
+  }
+  auto t_end = clock_type::now();
+  p.kv().free_sequence(seq);
+  const double pp_s = std::chrono::duration<double>(t_pp - t0).count();
+  const double tg_s = std::chrono::duration<double>(t_end - t_first).count();
+  v.pp_tps.push_back(prompt.size() / pp_s);
+  v.ttft_ms.push_back(std::chrono::duration<double, std::milli>(t_first - t0).count());
+  if (n_gen > 0) {
+    v.tg_tps.push_back(n_gen / tg_s);
+    v.itl_ms.push_back(tg_s * 1e3 / n_gen);
+  }
+}
+
+// Decode cost per token from the stages' own counts, over a few metered steps.
+void meter_decode(Variant& v, const std::vector<int32_t>& prompt) {
+  Pipeline& p = *v.pipeline;
+  const int32_t seq = p.kv().new_sequence();
+  prefill(p, seq, prompt);
+  p.reset_meters();
+  p.set_metering(true);
+  const int steps = 4;
+  for (int i = 0; i < steps; ++i) {
+    int32_t t = prompt[i % prompt.size()];
+    prefill(p, seq, std::span<const int32_t>(&t, 1));
+  }
+  p.set_metering(false);
+  p.kv().free_sequence(seq);
+  for (const auto& [kind, m] : p.meters()) {
+    v.flops_per_token += m.cost.flops / steps;
+    v.bytes_per_token += m.cost.bytes / steps;
+  }
+}
+
+std::vector<int32_t> read_text_tokens(const std::string& path, const Tokenizer& tok) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot read the quality text file");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return tok.encode(text, false);
+}
+
+std::string fmt(double x, const char* f = "%.2f") {
+  char b[64];
+  std::snprintf(b, sizeof b, f, x);
+  return b;
+}
+
+nlohmann::json to_json(const Variant& v, const AbOptions& o) {
+  nlohmann::json j = {{"variant", v.name},
+                      {"model", v.config.model.path.string()},
+                      {"pp_tps", mean(v.pp_tps)},
+                      {"pp_tps_stddev", stddev(v.pp_tps)},
+                      {"tg_tps", mean(v.tg_tps)},
+                      {"tg_tps_stddev", stddev(v.tg_tps)},
+                      {"ttft_ms", mean(v.ttft_ms)},
+                      {"itl_ms", mean(v.itl_ms)},
+                      {"peak_memory_mib", v.peak_mib},
+                      {"flops_per_token", v.flops_per_token},
+                      {"bytes_per_token", v.bytes_per_token},
+                      {"memory_roofline_pct", 100.0 * v.bytes_per_token * mean(v.tg_tps) / (o.roofline_gbs * 1e9)}};
+  if (o.roofline_gflops > 0)
+    j["compute_roofline_pct"] = 100.0 * v.flops_per_token * mean(v.tg_tps) / (o.roofline_gflops * 1e9);
+  j["joules_per_token"] = v.joules_per_token ? nlohmann::json(*v.joules_per_token) : nlohmann::json(nullptr);
+  if (v.quality) {
+    j["perplexity"] = v.quality->perplexity();
+    j["mean_kl"] = v.quality->mean_kl();
+    j["top1_agreement"] = v.quality->top1();
+    j["scored_tokens"] = v.quality->n_scored;
+  }
+  return j;
+}
+
+void print_table(const std::vector<Variant>& vs, const AbOptions& o) {
+  std::printf("| variant | pp%d t/s | tg%d t/s | TTFT ms | ITL ms | peak MiB | MFLOP/tok | MB/tok | %% bw | %s J/tok | ppl | KL | top-1 |\n",
+              o.n_prompt, o.n_gen, o.roofline_gflops > 0 ? "% compute |" : "");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|%s---:|---:|---:|---:|\n", o.roofline_gflops > 0 ? "---:|" : "");
+  for (const Variant& v : vs) {
+    const double tg = mean(v.tg_tps);
+    std::string compute = o.roofline_gflops > 0
+                              ? fmt(100.0 * v.flops_per_token * tg / (o.roofline_gflops * 1e9), "%.1f") + " | "
+                              : "";
+    std::printf("| %s | %s ± %s | %s ± %s | %s | %s | %s | %s | %s | %s | %s%s | %s | %s | %s |\n", v.name.c_str(),
+                fmt(mean(v.pp_tps)).c_str(), fmt(stddev(v.pp_tps)).c_str(), fmt(tg).c_str(),
+                fmt(stddev(v.tg_tps)).c_str(), fmt(mean(v.ttft_ms)).c_str(), fmt(mean(v.itl_ms), "%.3f").c_str(),
+                fmt(v.peak_mib, "%.0f").c_str(), fmt(v.flops_per_token / 1e6, "%.1f").c_str(),
+                fmt(v.bytes_per_token / 1e6, "%.2f").c_str(),
+                fmt(100.0 * v.bytes_per_token * tg / (o.roofline_gbs * 1e9), "%.1f").c_str(), compute.c_str(),
+                v.joules_per_token ? fmt(*v.joules_per_token, "%.4f").c_str() : "n/a",
+                v.quality ? fmt(v.quality->perplexity(), "%.4f").c_str() : "n/a",
+                v.quality ? fmt(v.quality->mean_kl(), "%.5f").c_str() : "n/a",
+                v.quality ? fmt(v.quality->top1(), "%.4f").c_str() : "n/a");
+  }
+}
+
+// Speed against quality, one labelled point per variant, drawn by gnuplot.
+void draw_chart(const std::vector<Variant>& vs, const AbOptions& o) {
+  const bool have_quality = vs.front().quality.has_value();
+  std::filesystem::path data = std::filesystem::path(o.chart).replace_extension(".dat");
+  {
+    std::ofstream d(data);
+    for (const Variant& v : vs)
+      d << mean(v.tg_tps) << " " << (have_quality ? v.quality->mean_kl() : mean(v.pp_tps)) << " \"" << v.name << "\"\n";
+  }
+  std::string script = "set terminal pngcairo size 900,600 noenhanced\nset output '" + o.chart + "'\n" +
+                       "set title 'semline A/B: speed vs " + (have_quality ? "quality" : "prefill") + "'\n" +
+                       "set xlabel 'decode tokens/s (tg" + std::to_string(o.n_gen) + ")'\n" +
+                       "set ylabel '" + (have_quality ? "mean KL divergence vs " + vs.front().name : "prefill tokens/s") +
+                       "'\nset grid\nset offsets graph 0.1, graph 0.1, graph 0.1, graph 0.1\n" +
+                       "plot '" + data.string() + "' using 1:2 with points pt 7 ps 2 notitle, '' using 1:2:3 with labels offset 0,1.5 notitle\n";
+  FILE* g = popen("gnuplot 2>&1", "w");
+  if (!g) {
+    spdlog::warn("gnuplot is not available: no chart written");
+    return;
+  }
+  std::fputs(script.c_str(), g);
+  if (pclose(g) != 0) spdlog::warn("gnuplot failed: no chart written to {}", o.chart);
+  else spdlog::info("chart written to {}", o.chart);
+  std::filesystem::remove(data);
+}
+
+}  // namespace
+
+bool is_grid_assignment(const std::string& a) {
+  const size_t eq = a.find('=');
+  if (eq == std::string::npos || eq + 1 >= a.size()) return false;
+  const char first = a[eq + 1];
+  return a.find(',', eq) != std::string::npos && first != '[' && first != '{' && first != '"' && first != '\'';
+}
+
+void run_ab(const AbOptions& o) {
+  auto configs = variant_configs(o);
+  if (configs.size() < 2) throw Error("the A/B bench needs at least two variants (--vs FILE or --set KEY=a,b)");
+  std::vector<std::filesystem::path> paths = configs.front().second.runtime.plugin_paths;
+  auto plugins = load_plugins(paths, configs.front().second.runtime.prefer);
+  const int context = std::max(o.n_prompt + o.n_gen + 8, o.text.empty() ? 0 : o.window);
+
+  std::vector<Variant> vs(configs.size());
+  std::mt19937 rng(1234);
+  std::vector<int32_t> prompt;
+  // Pass 1, one variant alive at a time: its peak memory and its decode cost.
+  for (size_t i = 0; i < vs.size(); ++i) {
+    vs[i].name = configs[i].first;
+    vs[i].config = configs[i].second;
+    reset_peak_memory();
+    build(vs[i], *plugins, context);
+    if (prompt.empty()) {
+      std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(vs[i].graph.hp.n_vocab - 1));
+      prompt.resize(std::max(o.n_prompt, 1));
+      for (auto& t : prompt) t = tok(rng);
+    }
+    measure(vs[i], prompt, o.n_gen);  // also the warm-up
+    vs[i].peak_mib = peak_memory_mib();
+    meter_decode(vs[i], prompt);
+    vs[i].pp_tps.clear(), vs[i].tg_tps.clear(), vs[i].ttft_ms.clear(), vs[i].itl_ms.clear();
+    vs[i].pipeline.reset();
+  }
+  for (Variant& v : vs) build(v, *plugins, context);
+  // Pass 2, interleaved: every repetition runs every variant, so drift hits all alike.
+  Progress bar("A/B bench");
+  for (int r = 0; r < o.reps; ++r)
+    for (size_t i = 0; i < vs.size(); ++i) {
+      auto e0 = rapl_joules();
+      measure(vs[i], prompt, o.n_gen);
+      auto e1 = rapl_joules();
+      if (e0 && e1 && *e1 > *e0 && o.n_gen > 0)
+        vs[i].joules_per_token = (vs[i].joules_per_token.value_or(0) * r + (*e1 - *e0) / (o.n_prompt + o.n_gen)) / (r + 1);
+      bar(r * vs.size() + i + 1, o.reps * vs.size());
+    }
+  // Quality against the first variant on the same tokens.
+  if (!o.text.empty()) {
+    std::vector<int32_t> text = read_text_tokens(o.text, vs.front().pipeline->tokenizer());
+    QualityOptions qo{o.window, o.windows};
+    vs.front().quality = score_text(*vs.front().pipeline, text, qo);
+    for (size_t i = 1; i < vs.size(); ++i) vs[i].quality = score_text(*vs[i].pipeline, text, qo, &*vs.front().quality);
+    vs.front().quality->logprobs.clear();
+  }
+
+  if (o.output == "json") {
+    nlohmann::json j = nlohmann::json::array();
+    for (const Variant& v : vs) j.push_back(to_json(v, o));
+    std::printf("%s\n", j.dump(2).c_str());
+  } else if (o.output == "csv") {
+    std::printf("variant,model,pp_tps,tg_tps,ttft_ms,itl_ms,peak_memory_mib,flops_per_token,bytes_per_token,joules_per_token,perplexity,mean_kl,top1_agreement\n");
+    for (const Variant& v : vs)
+      std::printf("\"%s\",\"%s\",%.3f,%.3f,%.3f,%.4f,%.1f,%.0f,%.0f,%s,%s,%s,%s\n", v.name.c_str(),
+                  v.config.model.path.string().c_str(), mean(v.pp_tps), mean(v.tg_tps), mean(v.ttft_ms),
+                  mean(v.itl_ms), v.peak_mib, v.flops_per_token, v.bytes_per_token,
+                  v.joules_per_token ? fmt(*v.joules_per_token, "%.5f").c_str() : "",
+                  v.quality ? fmt(v.quality->perplexity(), "%.5f").c_str() : "",
+                  v.quality ? fmt(v.quality->mean_kl(), "%.6f").c_str() : "",
+                  v.quality ? fmt(v.quality->top1(), "%.5f").c_str() : "");
+  } else {
+    print_table(vs, o);
+  }
+  if (!o.chart.empty()) draw_chart(vs, o);
+}
+
+}  // namespace semline::app

@@ -1,0 +1,33 @@
+// The A/B bench: several variants of a line (configs, or one config with a grid of overrides)
+// run interleaved in one process, compared on speed, cost and quality against the first.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "app.h"
+
+namespace semline::app {
+
+struct AbOptions {
+  LineFlags base;                  // --config, --model, --set (plain), --plugin-path
+  std::vector<std::string> vs;     // --vs FILE: more configs
+  std::vector<std::string> grid;   // --set KEY=a,b,c: one variant per value (cartesian over keys)
+  int n_prompt = 512;
+  int n_gen = 128;
+  int reps = 3;
+  std::string text;                // text file for perplexity / KL / top-1 (optional)
+  int window = 256;                // quality window, tokens
+  int windows = 4;                 // most windows scored
+  double roofline_gbs = 46.0;      // memory bandwidth of the machine
+  double roofline_gflops = 0;      // compute peak; 0: not reported
+  std::string output = "md";
+  std::string chart;               // PNG path (gnuplot), optional
+};
+
+// True when a --set value is a grid ("a,b,c" that is not a TOML array, table or string).
+bool is_grid_assignment(const std::string& assignment);
+
+void run_ab(const AbOptions& o);
+
+}  // namespace semline::app
