@@ -401,7 +401,8 @@ Params validate_params(const std::map<std::string, ConfigValue>& given, const st
   std::vector<std::string> names;
   for (const ParamSpec& p : schema) names.push_back(p.name);
   for (const auto& [key, cv] : given) {
-    auto spec = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& p) { return p.name == key; });
+    // Named through an init-capture: clang before 16 cannot capture a structured binding.
+    auto spec = std::find_if(schema.begin(), schema.end(), [&name = key](const ParamSpec& p) { return p.name == name; });
     if (spec == schema.end())
       throw Error(config_error(cv.pos, "unknown parameter '" + key + "' for " + where + did_you_mean(key, names) +
                                            "; parameters: " + (names.empty() ? "none" : join(names))));

@@ -121,6 +121,9 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& path) 
 
 Vocab read_tokenizer(const std::filesystem::path& path, int64_t vocab_size) {
   const std::string name = path.string();
+  if (vocab_size < 1)
+    throw Error(fmt::format("{}: cannot read a tokenizer of {} tokens; the checkpoint's vocab_size must be positive",
+                            name, vocab_size));
   MappedFile map(path);
   std::span<const uint8_t> b = map.bytes();
   uint64_t pos = 0;

@@ -185,3 +185,19 @@ TEST_CASE("load_config names a file it cannot read") {
     CHECK_THAT(e.what(), Catch::StartsWith(bad.string() + ":2:"));
   }
 }
+
+TEST_CASE("load_config refuses a file larger than a config can be before reading it") {
+  TempDir dir;
+  fs::path big = dir.path / "big.toml";
+  {
+    std::ofstream out(big, std::ios::binary);
+    out << "[model]\npath = \"m.gguf\"\n" << std::string(4u << 20, '#');
+  }
+  try {
+    load_config(big);
+    FAIL("a 4 MiB file loaded");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) ==
+          "config file " + big.string() + ": 4194328 bytes; a config is at most 4194304 bytes");
+  }
+}

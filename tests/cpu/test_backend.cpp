@@ -100,6 +100,20 @@ TEST_CASE("the pool survives many quick dispatches, idle gaps, nesting and error
   REQUIRE(after.load() == 100);
 }
 
+TEST_CASE("a body of one pool may dispatch on another; worker indices stay in range", "[backend]") {
+  CpuBackend a(3, best_isa()), b(2, best_isa());
+  std::atomic<int64_t> total{0};
+  std::atomic<bool> bad{false};
+  a.pool().run(6, 1, [&](int64_t, int64_t, int) {
+    b.pool().run(20, 3, [&](int64_t x, int64_t y, int w) {
+      if (w < 0 || w >= b.host_threads()) bad = true;
+      total += y - x;
+    });
+  });
+  REQUIRE_FALSE(bad.load());
+  REQUIRE(total.load() == 6 * 20);
+}
+
 TEST_CASE("dispatches from two outside threads take turns", "[backend]") {
   CpuBackend be(2, best_isa());
   std::atomic<int64_t> a{0}, b{0};

@@ -111,7 +111,8 @@ TEST_CASE("float-weight linear maps match float64 at odd sizes", "[kernels]") {
     int64_t m, k, n;
   };
   const Case cases[] = {{1, 1, 1},   {1, 15, 3},  {1, 16, 4},   {1, 17, 5},    {2, 37, 9},   {3, 100, 13},
-                        {5, 129, 17}, {7, 64, 33}, {1, 2048, 7}, {33, 50, 11}, {70, 2048, 3}};
+                        {5, 129, 17}, {7, 64, 33}, {1, 2048, 7}, {33, 50, 11}, {70, 2048, 3},
+                        {8, 1, 3},    {9, 37, 20}, {12, 300, 17}};
   for (Isa isa : runnable_isas())
     for (DType dt : {DType::F32, DType::F16, DType::BF16})
       for (const Case& c : cases) {
@@ -125,7 +126,7 @@ TEST_CASE("Q8_0 and Q4_0 linear maps match float64 with the activation quantised
     int64_t m, k, n;
   };
   const Case cases[] = {{1, 32, 1},   {1, 64, 5},  {2, 96, 3},   {3, 160, 13},  {5, 288, 17},
-                        {7, 64, 33},  {1, 2048, 9}, {33, 96, 11}, {261, 2048, 3}};
+                        {7, 64, 33},  {1, 2048, 9}, {33, 96, 11}, {261, 2048, 3}, {9, 1088, 37}, {16, 160, 16}};
   for (Isa isa : runnable_isas())
     for (DType dt : {DType::Q8_0, DType::Q4_0})
       for (const Case& c : cases) {

@@ -128,12 +128,12 @@ struct RefAttention {
 struct Layer {
   HParams hp;
   FakeModel model;
-  CpuBackend be{3, best_isa()};
+  CpuBackend be;
 
-  explicit Layer(RopeType rope_type = RopeType::Normal, int64_t rope_dim = 8) {
+  explicit Layer(RopeType rope_type = RopeType::Normal, int64_t rope_dim = 8, Isa isa = best_isa()) : be(3, isa) {
     hp.arch = "llama";
     hp.n_vocab = 67;
-    hp.n_ctx_train = 16;  // shorter than the test contexts: dense must grow its score rows
+    hp.n_ctx_train = 8;  // shorter than the test contexts: dense must grow its score rows
     hp.n_embd = 64;
     hp.n_ff = 96;
     hp.n_layer = 1;
@@ -246,13 +246,14 @@ TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 ca
   };
   const std::vector<std::vector<int32_t>> tables = {{5, 2, 7, 0, 9}, {1, 3, 11, 4}, {5, 2, 13}};
 
+  for (Isa isa : runnable_isas())
   for (RopeType rope_type : {RopeType::Normal, RopeType::NeoX})
     for (int64_t rope_dim : {8, 4})
       for (DType wdt : kAllWeights)
         for (DType cdt : {DType::F32, DType::F16}) {
-          INFO("rope " << (rope_type == RopeType::NeoX ? "neox" : "normal") << " dim " << rope_dim << ", weights "
-                       << dtype_name(wdt) << ", cache " << dtype_name(cdt));
-          Layer l(rope_type, rope_dim);
+          INFO(isa_name(isa) << " kernels, rope " << (rope_type == RopeType::NeoX ? "neox" : "normal") << " dim "
+                             << rope_dim << ", weights " << dtype_name(wdt) << ", cache " << dtype_name(cdt));
+          Layer l(rope_type, rope_dim, isa);
           add_attention_weights(l, wdt);
           auto dense = build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
           auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
@@ -332,10 +333,11 @@ TEST_CASE("attention writes this step's keys and values into the cache slots of 
 }
 
 TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype", "[stages]") {
+  for (Isa isa : runnable_isas())
   for (DType dt : kAllWeights)
     for (int64_t m : {1, 5, 16}) {
-      INFO(dtype_name(dt) << ", " << m << " rows");
-      Layer l;
+      INFO(isa_name(isa) << " kernels, " << dtype_name(dt) << ", " << m << " rows");
+      Layer l(RopeType::Normal, 8, isa);
       const Weight& g = l.model.add("gate", dt, 64, 96, 0.3f);
       const Weight& u = l.model.add("up", dt, 64, 96, 0.3f);
       const Weight& d = l.model.add("down", dt, 96, 64, 0.3f);
@@ -404,10 +406,11 @@ TEST_CASE("embedding: rows of the token table, dequantised exactly", "[stages]")
 }
 
 TEST_CASE("head: logits of the output rows only, separate or tied weights", "[stages]") {
+  for (Isa isa : runnable_isas())
   for (DType dt : kAllWeights)
     for (bool tied : {false, true}) {
-      INFO(dtype_name(dt) << (tied ? ", tied" : ", separate"));
-      Layer l;
+      INFO(isa_name(isa) << " kernels, " << dtype_name(dt) << (tied ? ", tied" : ", separate"));
+      Layer l(RopeType::Normal, 8, isa);
       l.model.add("token_embd", dt, 64, 67, 0.5f);
       if (!tied) l.model.add("output", dt, 64, 67, 0.5f);
       const Weight& w = l.model.values(tied ? "token_embd" : "output");

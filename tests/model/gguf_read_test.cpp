@@ -130,3 +130,18 @@ TEST_CASE("gguf reads version 2 files, a custom alignment and nested arrays") {
   CHECK(w->view.nb[1] == 34);
   CHECK(w->view.contiguous());
 }
+
+TEST_CASE("gguf reads tensor data stored in another order than the tensor table") {
+  // The table lists a, b, c; the data holds c, a, b. Only overlap is refused, never the order.
+  Bytes t;
+  t.header(3, 0).tensor("a", {8}, 0, 64).tensor("b", {16}, 0, 96).tensor("c", {4, 4}, 0, 0).pad_to(32);
+  const size_t data = t.size();
+  for (int i = 0; i < 40; ++i) t.f32(static_cast<float>(i));  // c: 0..15, then a: 16..23 at byte 64
+  auto f = GgufFile::from_memory(t, "order.gguf");
+  const uint8_t* base = f->bytes().data() + data;
+  CHECK(f->tensor_info("c")->view.host == base);
+  CHECK(f->tensor_info("a")->view.host == base + 64);
+  CHECK(f->tensor_info("b")->view.host == base + 96);
+  CHECK(f->weight("a")->data<float>()[0] == 16.0f);
+  CHECK(f->weight("c")->data<float>()[15] == 15.0f);
+}

@@ -224,3 +224,18 @@ TEST_CASE("llama2c refuses hostile or mismatched tokenizers") {
   check_message(error_of([&] { llama2c::convert_llama2c(two, small, dir / "x.gguf"); }),
                 {"vocab_size 2 is too small: ids 0, 1 and 2 are <unk>, <s> and </s>"});
 }
+
+TEST_CASE("llama2c refuses to read a tokenizer for a non-positive vocab_size") {
+  // Found by fuzz_llama2c: a tokenizer read for a negative count reserved a vector that size.
+  // The tokenizer part of the reproducer; its checkpoint header's vocab_size was -1982218772.
+  const char* hex =
+      "c54eec3d4fec443e9ed8893e143bb13e8a9dd83e000000bf8a9dd8be143bb1be9ed889be4fec44bec54eecbdd9891dbdd9891d3d"
+      "c54eec3d4fec443e9ed8893e143bb13e8a9dd83e000000bf8a9dd8be143bb1be0600000000000080050000003c756e6b3e000080"
+      "bf050000000a3c733e0a000000c0060000000a3c2f733e0a";
+  Bytes tok;
+  for (size_t i = 0; hex[i]; i += 2) tok.u8(static_cast<uint8_t>(std::stoi(std::string(hex + i, 2), nullptr, 16)));
+  test::TempDir dir;
+  check_message(tokenizer_refusal(dir, tok, -1982218772),
+                {"cannot read a tokenizer of -1982218772 tokens; the checkpoint's vocab_size must be positive"});
+  check_message(tokenizer_refusal(dir, tok, 0), {"tokenizer of 0 tokens"});
+}

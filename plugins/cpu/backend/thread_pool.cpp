@@ -5,13 +5,37 @@
 namespace semline::cpu {
 namespace {
 
-// The worker index of the thread while it runs a body of some pool, else -1. A run() issued from
-// inside a body executes inline on that thread, keeping its index.
+// The pool whose body this thread is running and its worker index there (null, -1 outside).
+// A run() issued from inside a body of the same pool executes inline on that thread, keeping
+// its index; a run() on another pool is submitted to that pool like any outside call.
+thread_local const ThreadPool* t_pool = nullptr;
 thread_local int t_worker = -1;
+
+// Marks the calling thread as worker `index` of `pool` for a scope.
+class AsWorker {
+ public:
+  AsWorker(const ThreadPool* pool, int index) : pool_(t_pool), worker_(t_worker) {
+    t_pool = pool;
+    t_worker = index;
+  }
+  ~AsWorker() {
+    t_pool = pool_;
+    t_worker = worker_;
+  }
+  AsWorker(const AsWorker&) = delete;
+  AsWorker& operator=(const AsWorker&) = delete;
+
+ private:
+  const ThreadPool* pool_;
+  int worker_;
+};
 
 // How long an idle worker spins before it sleeps: long enough to bridge the serial gaps between
 // the kernels of one decode step, short enough not to hold a core between requests.
-constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kIdleSpin = std::chrono::microseconds(200);
+// How long the caller spins for the last chunks of others before it yields its core, which may
+// be the one the thread finishing them needs.
+constexpr auto kWaitSpin = std::chrono::microseconds(30);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -42,40 +66,36 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::run(int64_t n, int64_t grain, Body body) {
   if (n <= 0) return;
   if (grain <= 0) grain = 1;
-  if (t_worker >= 0) {
+  if (t_pool == this) {
     run_inline(n, grain, body, t_worker);
     return;
   }
   std::lock_guard<std::mutex> lock(submit_);
+  AsWorker caller(this, 0);
   if (workers_.empty() || n <= grain) {
-    t_worker = 0;
-    try {
-      run_inline(n, grain, body, 0);
-    } catch (...) {
-      t_worker = -1;
-      throw;
-    }
-    t_worker = -1;
+    run_inline(n, grain, body, 0);
     return;
   }
 
-  body_ = body;
-  n_ = n;
-  grain_ = grain;
-  next_.store(0, std::memory_order_relaxed);
+  const uint32_t gen = ++last_gen_;
+  const auto chunks = static_cast<uint32_t>((n + grain - 1) / grain);
+  obj_.store(body.obj, std::memory_order_relaxed);
+  call_.store(body.call, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  grain_.store(grain, std::memory_order_relaxed);
+  chunks_.store(chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
   failed_.store(false, std::memory_order_relaxed);
   error_ = nullptr;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1);  // publishes the job
+  claim_.store(uint64_t{gen} << 32, std::memory_order_release);  // publishes the job
+  generation_.store(gen);
   if (sleepers_.load() > 0) generation_.notify_all();
 
-  t_worker = 0;
-  work(0);
-  t_worker = -1;
+  work(gen, 0);
 
   const auto start = std::chrono::steady_clock::now();
-  for (uint32_t i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
-    if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin)
+  for (uint32_t i = 0; done_.load(std::memory_order_acquire) < chunks; ++i) {
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() - start > kWaitSpin)
       std::this_thread::yield();
     else
       cpu_relax();
@@ -83,29 +103,39 @@ void ThreadPool::run(int64_t n, int64_t grain, Body body) {
   if (error_) std::rethrow_exception(error_);
 }
 
-void ThreadPool::work(int index) {
+void ThreadPool::work(uint32_t gen, int index) {
   for (;;) {
-    const int64_t b = next_.fetch_add(grain_, std::memory_order_relaxed);
-    if (b >= n_ || failed_.load(std::memory_order_relaxed)) return;
-    try {
-      body_.call(body_.obj, b, b + grain_ < n_ ? b + grain_ : n_, index);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex_);
-      if (!error_) error_ = std::current_exception();
-      failed_.store(true, std::memory_order_relaxed);
+    uint64_t v = claim_.load(std::memory_order_acquire);
+    if (static_cast<uint32_t>(v >> 32) != gen) return;
+    const uint32_t c = static_cast<uint32_t>(v);
+    if (c >= chunks_.load(std::memory_order_relaxed)) return;
+    Body body{obj_.load(std::memory_order_relaxed), call_.load(std::memory_order_relaxed)};
+    const int64_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed);
+    // Succeeds only while the word still names this job, so the fields read above are its own.
+    if (!claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) continue;
+    if (!failed_.load(std::memory_order_relaxed)) {
+      const int64_t b = c * grain;
+      try {
+        body.call(body.obj, b, b + grain < n ? b + grain : n, index);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+      }
     }
+    done_.fetch_add(1, std::memory_order_release);
   }
 }
 
 void ThreadPool::worker_main(int index) {
-  t_worker = index;
-  uint64_t seen = 0;
+  AsWorker self(this, index);
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t g = generation_.load(std::memory_order_acquire);
+    uint32_t g = generation_.load(std::memory_order_acquire);
     if (g == seen) {
       const auto start = std::chrono::steady_clock::now();
       for (uint32_t i = 1; (g = generation_.load(std::memory_order_acquire)) == seen; ++i) {
-        if ((i & 255) == 0 && std::chrono::steady_clock::now() - start > kSpin) {
+        if ((i & 255) == 0 && std::chrono::steady_clock::now() - start > kIdleSpin) {
           sleepers_.fetch_add(1);
           generation_.wait(seen);
           sleepers_.fetch_sub(1);
@@ -116,8 +146,7 @@ void ThreadPool::worker_main(int index) {
     }
     seen = g;
     if (stop_.load()) return;
-    work(index);
-    pending_.fetch_sub(1, std::memory_order_release);
+    work(g, index);
   }
 }
 

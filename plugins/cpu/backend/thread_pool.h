@@ -3,8 +3,9 @@
 // A decode step of a small model dispatches work some fifty times per token, each a few tens of
 // microseconds long, so a dispatch must cost about a microsecond: idle workers spin for a short
 // while on a generation counter before they sleep (futex wait), and the caller takes part in
-// the work. Work is claimed in chunks from a shared counter, so a core slowed by other processes
-// takes fewer chunks instead of delaying the whole step.
+// the work. Work is claimed in chunks from a shared counter and a job ends when all its chunks
+// are done, not when every worker has checked in: a worker descheduled by other processes simply
+// takes no chunks, and the others (the caller at least) do its share.
 #pragma once
 
 #include <atomic>
@@ -45,21 +46,26 @@ class ThreadPool {
 
  private:
   void worker_main(int index);
-  void work(int index);  // claims and runs chunks of the current job
+  // Claims and runs chunks of job `gen` until none is left or a newer job replaced it.
+  void work(uint32_t gen, int index);
 
   std::vector<std::thread> workers_;
   std::mutex submit_;  // one job at a time
+  uint32_t last_gen_ = 0;
 
-  // The current job. Written by the submitter before it bumps generation_.
-  Body body_{};
-  int64_t n_ = 0, grain_ = 0;
-  std::atomic<int64_t> next_{0};     // next chunk start
-  std::atomic<int> pending_{0};      // workers that have not finished the job
-  std::atomic<bool> failed_{false};
+  // The current job. A worker that wakes late may read the fields of a newer job; its claim then
+  // fails (the claim word carries the generation), so it never runs a chunk with them.
+  std::atomic<void*> obj_{nullptr};
+  std::atomic<void (*)(void*, int64_t, int64_t, int)> call_{nullptr};
+  std::atomic<int64_t> n_{0}, grain_{0};
+  std::atomic<uint32_t> chunks_{0};
+  std::atomic<uint64_t> claim_{0};   // generation << 32 | next chunk
+  std::atomic<uint32_t> done_{0};    // chunks of the current job finished (run or skipped)
+  std::atomic<bool> failed_{false};  // a chunk threw: the rest are skipped
   std::exception_ptr error_;
   std::mutex error_mutex_;
 
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint32_t> generation_{0};  // what idle workers watch
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
 };

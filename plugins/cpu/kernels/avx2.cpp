@@ -12,6 +12,7 @@ struct V {
   using R = __m256;
   static constexpr int W = 8;
   static constexpr int kTileRows = 4, kTileCols = 2;
+  static constexpr int kRegs = 16;
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -124,7 +125,7 @@ struct Q4 {
 
 template <class Q>
 struct QTiles {
-  static constexpr int kTileRows = 4, kTileCols = 2;
+  static constexpr int kTileRows = 4, kTileCols = 2, kMatvecRows = 4;
 
   template <int RW, int RX>
   static void tile(const char* w, size_t ws, const QRows& x, int64_t r0, int64_t k, float* y,

@@ -3,14 +3,15 @@
 //
 // Everything here is a template on V, so every instantiation is private to its translation unit:
 // no function compiled for one instruction set can be picked by the linker for another. For the
-// same reason these kernels call no shared inline helper (not even std::min): only intrinsics,
+// same reason these kernels call no shared inline function (not even std::min): only intrinsics,
 // builtins and V.
 //
 // V provides: R (the register type), W (floats per register), zero, set1, load, load_n (first n
 // lanes, rest zero), store, store_n, load_f16(_n), load_bf16(_n), store_f16(_n), load_i8 (W int8
 // to float), f16_to_f32 (one value), add, sub, mul, div, fma (a * b + c), min, max, abs, round,
 // ldexp, hsum, hmax, exp, store_i8 (rounds to nearest even, stores W int8, returns their sum),
-// and the register-tile shape kTileRows x kTileCols of the float linear maps.
+// the register-tile shape kTileRows x kTileCols of the float linear maps, and kRegs, the vector
+// registers there are.
 #pragma once
 
 #include <cmath>
@@ -21,14 +22,17 @@
 
 namespace semline::cpu::generic {
 
+// Internal linkage: the one function here not templated on V must not be shared between units
+// either.
 template <class T>
-constexpr T lo(T a, T b) { return a < b ? a : b; }
+static constexpr T lo(T a, T b) { return a < b ? a : b; }
 
 // ---------------------------------------------------------------------------------------------
 // Weight-row loaders for the float kernels: W values starting at element i of a row.
 
 template <class V>
 struct LoadF32 {
+  static constexpr int kBytes = 4;
   static typename V::R load(const void* row, int64_t i) {
     return V::load(static_cast<const float*>(row) + i);
   }
@@ -38,6 +42,7 @@ struct LoadF32 {
 };
 template <class V>
 struct LoadF16 {
+  static constexpr int kBytes = 2;
   static typename V::R load(const void* row, int64_t i) {
     return V::load_f16(static_cast<const uint16_t*>(row) + i);
   }
@@ -47,6 +52,7 @@ struct LoadF16 {
 };
 template <class V>
 struct LoadBF16 {
+  static constexpr int kBytes = 2;
   static typename V::R load(const void* row, int64_t i) {
     return V::load_bf16(static_cast<const uint16_t*>(row) + i);
   }
@@ -278,7 +284,12 @@ void gemm_tile(const char* w, size_t ws, const float* x, int64_t xs, int64_t k, 
   int64_t i = 0;
   for (; i + V::W <= k; i += V::W) {
     R wv[RW];
-    for (int j = 0; j < RW; ++j) wv[j] = L::load(w + j * ws, i);
+    for (int j = 0; j < RW; ++j) {
+      // The same place in the next tile's rows: more lines in flight than the hardware
+      // prefetcher alone keeps when a matrix streams from memory.
+      __builtin_prefetch(w + (j + RW) * ws + i * L::kBytes);
+      wv[j] = L::load(w + j * ws, i);
+    }
     for (int r = 0; r < RX; ++r) {
       const R xv = V::load(x + r * xs + i);
       for (int j = 0; j < RW; ++j) acc[j][r] = V::fma(wv[j], xv, acc[j][r]);
@@ -331,7 +342,8 @@ void gemm_float(const GemmArgs& a) {
 }
 
 // Block-quantised linear maps: the same loop around an instruction set's register tile
-// T::tile<RW, RX>(w, w_stride, x, first x row, k, y, y_stride, accumulate).
+// T::tile<RW, RX>(w, w_stride, x, first x row, k, y, y_stride, accumulate), with tiles of
+// T::kTileRows x T::kTileCols, or T::kMatvecRows x 1 for a single activation row.
 template <class T>
 using QuantTile = void (*)(const char*, size_t, const QRows&, int64_t, int64_t, float*, int64_t, bool);
 
@@ -347,8 +359,21 @@ void gemm_quant(const GemmArgs& a) {
   static constexpr const QuantTile<T>* table[4] = {
       QuantTileRow<T, 1, 1, 2, 3, 4>::fns, QuantTileRow<T, 2, 1, 2, 3, 4>::fns,
       QuantTileRow<T, 3, 1, 2, 3, 4>::fns, QuantTileRow<T, 4, 1, 2, 3, 4>::fns};
-  const int64_t mb = lo<int64_t>(a.m, (int64_t{1} << 20) / (2 * a.k) / RX * RX + RX);
   const char* w = static_cast<const char*>(a.w);
+  if constexpr (T::kMatvecRows > RW) {
+    // One activation row: taller tiles keep more weight rows streaming at once.
+    if (a.m == 1) {
+      constexpr int MR = T::kMatvecRows;
+      int64_t j = a.j0;
+      for (; j + MR <= a.j1; j += MR)
+        T::template tile<MR, 1>(w + j * a.w_stride, a.w_stride, *a.xq, 0, a.k, a.y + j, a.y_stride, a.accumulate);
+      for (; j < a.j1; j += RW)
+        table[lo<int64_t>(RW, a.j1 - j) - 1][0](w + j * a.w_stride, a.w_stride, *a.xq, 0, a.k, a.y + j, a.y_stride,
+                                                a.accumulate);
+      return;
+    }
+  }
+  const int64_t mb = lo<int64_t>(a.m, (int64_t{1} << 20) / (2 * a.k) / RX * RX + RX);
   for (int64_t r0 = 0; r0 < a.m; r0 += mb) {
     const int64_t r1 = lo(a.m, r0 + mb);
     for (int64_t j = a.j0; j < a.j1; j += RW) {
@@ -365,48 +390,77 @@ void gemm_quant(const GemmArgs& a) {
 // ---------------------------------------------------------------------------------------------
 // Attention: o[r] += sum_j p[r][j] * v_j, the output row held in registers over all j.
 
-template <class V, class L, int NV>
-void pv_block(const float* pr, int32_t nv, const char* v, size_t vs, int64_t c0, float* o) {
+// RR output rows at once share each loaded value row; rows whose causal range ends early take
+// zero weights past it.
+template <class V, class L, int NV, int RR>
+void pv_block(const float* p, int64_t ps, const int32_t* nv, const char* v, size_t vs, int64_t c0, float* o,
+              int64_t os) {
   using R = typename V::R;
-  R acc[NV];
-  for (int c = 0; c < NV; ++c) acc[c] = V::load(o + c0 + c * V::W);
-  for (int32_t j = 0; j < nv; ++j) {
-    const R pj = V::set1(pr[j]);
-    const char* vj = v + j * vs;
-    for (int c = 0; c < NV; ++c) acc[c] = V::fma(pj, L::load(vj, c0 + c * V::W), acc[c]);
+  R acc[RR][NV];
+  int32_t common = nv[0], longest = nv[0];
+  for (int rr = 0; rr < RR; ++rr) {
+    for (int c = 0; c < NV; ++c) acc[rr][c] = V::load(o + rr * os + c0 + c * V::W);
+    common = lo(common, nv[rr]);
+    longest = nv[rr] > longest ? nv[rr] : longest;
   }
-  for (int c = 0; c < NV; ++c) V::store(o + c0 + c * V::W, acc[c]);
+  int32_t j = 0;
+  for (; j < common; ++j) {
+    R vj[NV];
+    for (int c = 0; c < NV; ++c) vj[c] = L::load(v + j * vs, c0 + c * V::W);
+    for (int rr = 0; rr < RR; ++rr) {
+      const R pj = V::set1(p[rr * ps + j]);
+      for (int c = 0; c < NV; ++c) acc[rr][c] = V::fma(pj, vj[c], acc[rr][c]);
+    }
+  }
+  for (; j < longest; ++j) {
+    R vj[NV];
+    for (int c = 0; c < NV; ++c) vj[c] = L::load(v + j * vs, c0 + c * V::W);
+    for (int rr = 0; rr < RR; ++rr) {
+      const R pj = V::set1(j < nv[rr] ? p[rr * ps + j] : 0.0f);
+      for (int c = 0; c < NV; ++c) acc[rr][c] = V::fma(pj, vj[c], acc[rr][c]);
+    }
+  }
+  for (int rr = 0; rr < RR; ++rr)
+    for (int c = 0; c < NV; ++c) V::store(o + rr * os + c0 + c * V::W, acc[rr][c]);
+}
+
+template <class V, class L, int RR>
+void pv_rows(const float* p, int64_t ps, const int32_t* nv, const char* v, size_t vs, int64_t hd, float* o,
+             int64_t os) {
+  using R = typename V::R;
+  constexpr int NV = RR > 1 ? 4 : 8;  // accumulators RR x NV, plus NV value registers
+  int64_t c0 = 0;
+  for (; c0 + NV * V::W <= hd; c0 += NV * V::W) pv_block<V, L, NV, RR>(p, ps, nv, v, vs, c0, o, os);
+  switch ((hd - c0) / V::W) {
+    case 7: pv_block<V, L, 7, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    case 6: pv_block<V, L, 6, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    case 5: pv_block<V, L, 5, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    case 4: pv_block<V, L, 4, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    case 3: pv_block<V, L, 3, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    case 2: pv_block<V, L, 2, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    case 1: pv_block<V, L, 1, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    default: break;
+  }
+  c0 += (hd - c0) / V::W * V::W;
+  if (c0 < hd) {
+    const int t = static_cast<int>(hd - c0);
+    for (int rr = 0; rr < RR; ++rr) {
+      R acc = V::load_n(o + rr * os + c0, t);
+      for (int32_t j = 0; j < nv[rr]; ++j) acc = V::fma(V::set1(p[rr * ps + j]), L::load_n(v + j * vs, c0, t), acc);
+      V::store_n(o + rr * os + c0, acc, t);
+    }
+  }
 }
 
 template <class V, class L>
-void pv(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
-        size_t v_stride, int64_t hd, float* o, int64_t o_stride) {
-  using R = typename V::R;
+void pv(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v, size_t v_stride,
+        int64_t hd, float* o, int64_t o_stride) {
   const char* vb = static_cast<const char*>(v);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* pr = p + r * p_stride;
-    float* orow = o + r * o_stride;
-    int64_t c0 = 0;
-    for (; c0 + 8 * V::W <= hd; c0 += 8 * V::W) pv_block<V, L, 8>(pr, nv[r], vb, v_stride, c0, orow);
-    switch ((hd - c0) / V::W) {
-      case 7: pv_block<V, L, 7>(pr, nv[r], vb, v_stride, c0, orow); break;
-      case 6: pv_block<V, L, 6>(pr, nv[r], vb, v_stride, c0, orow); break;
-      case 5: pv_block<V, L, 5>(pr, nv[r], vb, v_stride, c0, orow); break;
-      case 4: pv_block<V, L, 4>(pr, nv[r], vb, v_stride, c0, orow); break;
-      case 3: pv_block<V, L, 3>(pr, nv[r], vb, v_stride, c0, orow); break;
-      case 2: pv_block<V, L, 2>(pr, nv[r], vb, v_stride, c0, orow); break;
-      case 1: pv_block<V, L, 1>(pr, nv[r], vb, v_stride, c0, orow); break;
-      default: break;
-    }
-    c0 += (hd - c0) / V::W * V::W;
-    if (c0 < hd) {
-      const int t = static_cast<int>(hd - c0);
-      R acc = V::load_n(orow + c0, t);
-      for (int32_t j = 0; j < nv[r]; ++j)
-        acc = V::fma(V::set1(pr[j]), L::load_n(vb + j * v_stride, c0, t), acc);
-      V::store_n(orow + c0, acc, t);
-    }
-  }
+  int64_t r = 0;
+  if constexpr (V::kRegs >= 32)
+    for (; r + 4 <= rows; r += 4)
+      pv_rows<V, L, 4>(p + r * p_stride, p_stride, nv + r, vb, v_stride, hd, o + r * o_stride, o_stride);
+  for (; r < rows; ++r) pv_rows<V, L, 1>(p + r * p_stride, p_stride, nv + r, vb, v_stride, hd, o + r * o_stride, o_stride);
 }
 
 // The parts of a table every instruction set shares.

@@ -1,6 +1,10 @@
 // Instruction-set detection and the choice of kernel table. Compiled for the baseline target.
 #include <string>
 
+#if SEMLINE_CPU_X86
+#include <cpuid.h>
+#endif
+
 #include <semline/error.h>
 
 #include "kernels/tables.h"
@@ -22,13 +26,20 @@ std::optional<Isa> isa_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+#if SEMLINE_CPU_X86
+// CPUID leaf 1, ECX: clang before 15 has no "f16c" for __builtin_cpu_supports.
+static bool has_f16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 bool isa_supported(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return true;
 #if SEMLINE_CPU_X86
     case Isa::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case Isa::Avx512:
       return isa_supported(Isa::Avx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&

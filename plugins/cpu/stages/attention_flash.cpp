@@ -3,6 +3,7 @@
 // query heads sharing a kv head meet each key tile together: q K^T is one small matrix product
 // over the keys (which stay in cache for all of those queries) and the values are accumulated
 // into output rows held in registers.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -28,6 +29,7 @@ class AttentionFlash final : public Attention {
     s_ = per.add(static_cast<size_t>(rows_ * block_) * 4);
     o_ = per.add(static_cast<size_t>(rows_ * hd_) * 4);
     nv_ = per.add(static_cast<size_t>(rows_) * 4);
+    nv_seg_ = per.add(static_cast<size_t>(rows_) * 4);
     pos_ = per.add(static_cast<size_t>(rows_) * 4);
     m_ = per.add(static_cast<size_t>(rows_) * 4);
     l_ = per.add(static_cast<size_t>(rows_) * 4);
@@ -69,6 +71,7 @@ class AttentionFlash final : public Attention {
     float* s = reinterpret_cast<float*>(scratch + s_);
     float* o = reinterpret_cast<float*>(scratch + o_);
     int32_t* nv = reinterpret_cast<int32_t*>(scratch + nv_);
+    int32_t* nv_seg = reinterpret_cast<int32_t*>(scratch + nv_seg_);
     int32_t* pos = reinterpret_cast<int32_t*>(scratch + pos_);
     float* mx = reinterpret_cast<float*>(scratch + m_);
     float* l = reinterpret_cast<float*>(scratch + l_);
@@ -89,22 +92,26 @@ class AttentionFlash final : public Attention {
     const auto pv = w.v.f16 ? kern.pv_f16 : kern.pv_f32;
 
     for (int32_t p0 = 0; p0 <= last;) {
-      const int32_t slot = p0 % w.block_tokens;
-      int64_t len = block_;
-      if (len > w.block_tokens - slot) len = w.block_tokens - slot;  // a tile stays in one cache block
-      if (len > last + 1 - p0) len = last + 1 - p0;
-      GemmArgs a;
-      a.w = cache_row(w.k, sv, p0, w.block_tokens, g);
-      a.w_stride = w.k.slot;
-      a.x = qp;
-      a.x_stride = hd_;
-      a.m = rows;
-      a.k = hd_;
-      a.j0 = 0;
-      a.j1 = len;
-      a.y = s;
-      a.y_stride = block_;
-      qk(a);
+      const int64_t len = block_ < last + 1 - p0 ? block_ : last + 1 - p0;  // keys of this tile
+      // Keys are contiguous only within a cache block: the tile is taken in segments, each with
+      // a uniform stride, which share one online-softmax update.
+      for (int64_t off = 0; off < len;) {
+        const int32_t p = p0 + static_cast<int32_t>(off);
+        const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
+        GemmArgs a;
+        a.w = cache_row(w.k, sv, p, w.block_tokens, g);
+        a.w_stride = w.k.slot;
+        a.x = qp;
+        a.x_stride = hd_;
+        a.m = rows;
+        a.k = hd_;
+        a.j0 = 0;
+        a.j1 = seg;
+        a.y = s + off;
+        a.y_stride = block_;
+        qk(a);
+        off += seg;
+      }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t valid = pos[r] + 1 - p0;  // keys p0 + j with j < valid are causal for row r
         nv[r] = static_cast<int32_t>(valid < 0 ? 0 : (valid > len ? len : valid));
@@ -117,7 +124,16 @@ class AttentionFlash final : public Attention {
         if (c != 1.0f) kern.scale(o + r * hd_, c, hd_);
         mx[r] = m_new;
       }
-      pv(s, block_, nv, rows, cache_row(w.v, sv, p0, w.block_tokens, g), w.v.slot, hd_, o, hd_);
+      for (int64_t off = 0; off < len;) {
+        const int32_t p = p0 + static_cast<int32_t>(off);
+        const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t k = nv[r] - off;
+          nv_seg[r] = static_cast<int32_t>(k < 0 ? 0 : (k > seg ? seg : k));
+        }
+        pv(s + off, block_, nv_seg, rows, cache_row(w.v, sv, p, w.block_tokens, g), w.v.slot, hd_, o, hd_);
+        off += seg;
+      }
       p0 += static_cast<int32_t>(len);
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -134,8 +150,9 @@ class AttentionFlash final : public Attention {
   size_t tiles_ = 0;     // [max_tokens][2] int32: first token and count of each tile
   size_t workers_ = 0, worker_bytes_ = 0;
   // Inside a worker's area: packed scaled queries [rows][hd], scores [rows][block], output
-  // accumulators [rows][hd], causal key count, position, running max and sum per row.
-  size_t qp_ = 0, s_ = 0, o_ = 0, nv_ = 0, pos_ = 0, m_ = 0, l_ = 0;
+  // accumulators [rows][hd], causal key count in the tile and in one of its segments, position,
+  // running max and sum per row.
+  size_t qp_ = 0, s_ = 0, o_ = 0, nv_ = 0, nv_seg_ = 0, pos_ = 0, m_ = 0, l_ = 0;
 };
 
 }  // namespace

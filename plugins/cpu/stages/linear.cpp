@@ -62,7 +62,7 @@ void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, i
   kern.gemm(op.w->dtype)(a);
 }
 
-int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows, int64_t) {
+int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows) {
   // Several chunks per thread, so a thread slowed by other processes takes fewer; multiples of
   // 32 rows keep chunk edges on quantisation blocks for the epilogues.
   const int64_t threads = be.host_threads();
@@ -84,9 +84,10 @@ Act activation(const Tensor& t, int64_t width, int64_t rows, const char* what, c
 }
 
 void run_matmuls(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m) {
+  if (n_ops < 1 || n_ops > 3) throw Error("cpu stages: run_matmuls takes 1 to 3 maps, got " + std::to_string(n_ops));
   int64_t total = 0;
   for (int i = 0; i < n_ops; ++i) total += ops[i].w->n_out;
-  const int64_t rows = matmul_chunk_rows(be, total, m);
+  const int64_t rows = matmul_chunk_rows(be, total);
   int64_t first[4] = {0, 0, 0, 0};  // first chunk of each op
   for (int i = 0; i < n_ops; ++i) first[i + 1] = first[i] + (ops[i].w->n_out + rows - 1) / rows;
   const Kernels& kern = be.kernels();

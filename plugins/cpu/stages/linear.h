@@ -59,7 +59,7 @@ struct MatOp {
   bool accumulate;
 };
 
-// Runs ops (each over all m rows) side by side in one dispatch, split over weight rows.
+// Runs 1 to 3 ops (each over all m rows) side by side in one dispatch, split over weight rows.
 void run_matmuls(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m);
 
 // Runs a and b (same n_out) in one dispatch; after both have produced columns [j0, j1) of all m
@@ -82,12 +82,12 @@ struct QRowsLayout {
 // ---------------------------------------------------------------------------------------------
 
 void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, int64_t j1);
-int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows, int64_t m);
+int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows);
 
 template <class F>
 void run_matmul_pair(CpuBackend& be, const MatOp& a, const MatOp& b, int64_t m, F&& epilogue) {
   const int64_t n = a.w->n_out;
-  const int64_t rows = matmul_chunk_rows(be, 2 * n, m);
+  const int64_t rows = matmul_chunk_rows(be, 2 * n);
   const Kernels& kern = be.kernels();
   be.pool().run((n + rows - 1) / rows, 1, [&](int64_t c0, int64_t c1, int) {
     for (int64_t c = c0; c < c1; ++c) {

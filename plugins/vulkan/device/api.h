@@ -42,7 +42,7 @@ namespace semline::vk {
   X(vkAllocateCommandBuffers)               \
   X(vkBeginCommandBuffer)                   \
   X(vkEndCommandBuffer)                     \
-  X(vkResetCommandPool)                     \
+  X(vkResetCommandBuffer)                   \
   X(vkCmdCopyBuffer)                        \
   X(vkCmdFillBuffer)                        \
   X(vkCmdPipelineBarrier)                   \

@@ -41,11 +41,21 @@ VkInstance create_instance(Api& fn, std::string* why) {
   ci.pApplicationInfo = &app;
   VkInstance instance = VK_NULL_HANDLE;
   VkResult r = fn.vkCreateInstance(&ci, nullptr, &instance);
+  if (r == VK_ERROR_INCOMPATIBLE_DRIVER) {
+    *why = "no Vulkan device: the loader found no driver (vkCreateInstance: VK_ERROR_INCOMPATIBLE_DRIVER)";
+    return VK_NULL_HANDLE;
+  }
   if (r != VK_SUCCESS) {
     *why = std::string("vkCreateInstance failed: ") + result_name(r);
     return VK_NULL_HANDLE;
   }
-  fn.load_instance(instance);
+  try {
+    fn.load_instance(instance);
+  } catch (const std::exception& e) {
+    if (fn.vkDestroyInstance) fn.vkDestroyInstance(instance, nullptr);
+    *why = e.what();
+    return VK_NULL_HANDLE;
+  }
   return instance;
 }
 

@@ -1,0 +1,9 @@
+// The plugin's entry point: the only exported symbol of libsemline-vulkan.
+#include <semline/plugin.h>
+
+#include "register.h"
+
+static void register_all(semline::Registry& r) { semline::vk::register_vulkan(r); }
+
+SEMLINE_PLUGIN("vulkan", "0.1.0", "Vulkan compute backend (GLSL kernels, paged KV cache on the device) and llama-family stages",
+               register_all)

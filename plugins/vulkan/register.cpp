@@ -1,0 +1,125 @@
+#include "register.h"
+
+#include <mutex>
+
+#include <semline/error.h>
+
+#include "backend/vulkan_backend.h"
+#include "stages/common.h"
+#include "stages/stages.h"
+
+namespace semline::vk {
+namespace {
+
+const std::vector<DType> kWeightDtypes = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+StageEntry entry(StageKind kind, std::string variant, std::string description, int rank,
+                 std::function<std::unique_ptr<Stage>(const StageContext&)> make) {
+  StageEntry e;
+  e.kind = kind;
+  e.variant = std::move(variant);
+  e.backend = "vulkan";
+  e.description = std::move(description);
+  e.caps.weight_dtypes = kWeightDtypes;
+  e.caps.exact = true;
+  e.rank = rank;
+  e.supports = weights_supported;
+  e.make_stage = std::move(make);
+  return e;
+}
+
+BackendEntry backend_entry() {
+  BackendEntry b;
+  b.name = "vulkan";
+  b.description = "a Vulkan compute device: weights in device memory, compute shaders, one command buffer per step";
+  ParamSpec device;
+  device.name = "device";
+  device.type = ParamType::String;
+  device.default_value = std::string();
+  device.doc = "device index or part of its name; empty: the first discrete GPU, else any device";
+  ParamSpec subgroups;
+  subgroups.name = "subgroups";
+  subgroups.type = ParamType::Bool;
+  subgroups.default_value = true;
+  subgroups.doc = "reduce with subgroup operations where the device has them; false: shared memory only";
+  b.params = {device, subgroups};
+  b.probe = probe_vulkan;
+  b.create = [](const Params& p, const LogFn& log) -> std::unique_ptr<Backend> {
+    BackendOptions o;
+    if (p.values.count("device")) o.device = p.get_string("device");
+    if (p.values.count("subgroups")) o.subgroups = p.get_bool("subgroups");
+    return std::make_unique<VulkanBackend>(o, log);
+  };
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::string> probe_vulkan() {
+  static std::once_flag once;
+  static std::vector<std::string> reasons;
+  std::call_once(once, [] {
+    try {
+      std::string why;
+      std::vector<DeviceListing> ds = list_devices(&why);
+      if (!why.empty()) {
+        reasons.push_back(why);
+        return;
+      }
+      if (ds.empty()) {
+        reasons.push_back("no Vulkan device: the loader lists none (is a Vulkan driver installed?)");
+        return;
+      }
+      for (const DeviceListing& d : ds)
+        if (d.unusable.empty()) return;
+      for (const DeviceListing& d : ds) reasons.push_back("device \"" + d.name + "\" " + d.unusable);
+    } catch (const std::exception& e) {
+      reasons.push_back(e.what());
+    }
+  });
+  return reasons;
+}
+
+void register_vulkan(Registry& r) {
+  r.add_backend(backend_entry());
+  r.add_stage(entry(StageKind::Embedding, "lookup", "token embedding rows, converted to float on the device", 10,
+                    make_embedding_lookup));
+  r.add_stage(entry(StageKind::Norm, "rms", "RMSNorm with a learned scale", 10, make_norm_rms));
+
+  StageEntry dense = entry(StageKind::Attention, "dense",
+                           "the reference: causal GQA attention with RoPE, full score row per query in device memory",
+                           10, make_attention_dense);
+  ParamSpec scores;
+  scores.name = "scores_mib";
+  scores.type = ParamType::Int;
+  scores.default_value = int64_t{32};
+  scores.doc = "device memory for score rows (MiB); steps needing more run in several dispatches";
+  scores.min = 1;
+  scores.max = 4096;
+  dense.params = {scores};
+  dense.caps.max_head_dim = kMaxHeadDim;
+  dense.supports = attention_supports;
+  r.add_stage(std::move(dense));
+
+  StageEntry flash = entry(StageKind::Attention, "flash",
+                           "causal GQA attention with RoPE, key tiles in shared memory with an online softmax", 20,
+                           make_attention_flash);
+  ParamSpec block;
+  block.name = "block";
+  block.type = ParamType::Int;
+  block.default_value = int64_t{64};
+  block.doc = "keys per tile";
+  block.min = 1;
+  block.max = static_cast<double>(kMaxFlashTile);
+  flash.params = {block};
+  flash.caps.max_head_dim = kMaxHeadDim;
+  flash.supports = attention_supports;
+  r.add_stage(std::move(flash));
+
+  StageEntry ffn = entry(StageKind::Ffn, "dense", "SwiGLU feed-forward: down(silu(gate x) * up x)", 10, make_ffn_dense);
+  ffn.supports = ffn_supports;
+  r.add_stage(std::move(ffn));
+  r.add_stage(entry(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", 10, make_head_dense));
+}
+
+}  // namespace semline::vk

@@ -1,0 +1,65 @@
+#include "shaders/spirv.h"
+
+namespace semline::vk {
+namespace {
+
+// Each .inc is glslc's "-mfmt=num" output: the SPIR-V words as comma-separated hex numbers.
+// "sg" variants are compiled with USE_SUBGROUPS, "sh" without.
+const uint32_t kGetRows[] = {
+#include "get_rows.sh.inc"
+};
+const uint32_t kSwiglu[] = {
+#include "swiglu.sh.inc"
+};
+const uint32_t kMatmul[] = {
+#include "matmul.sh.inc"
+};
+const uint32_t kRopeStore[] = {
+#include "rope_store.sh.inc"
+};
+const uint32_t kRmsNormSg[] = {
+#include "rms_norm.sg.inc"
+};
+const uint32_t kRmsNormSh[] = {
+#include "rms_norm.sh.inc"
+};
+const uint32_t kMatvecSg[] = {
+#include "matvec.sg.inc"
+};
+const uint32_t kMatvecSh[] = {
+#include "matvec.sh.inc"
+};
+const uint32_t kAttnDenseSg[] = {
+#include "attn_dense.sg.inc"
+};
+const uint32_t kAttnDenseSh[] = {
+#include "attn_dense.sh.inc"
+};
+const uint32_t kAttnFlashSg[] = {
+#include "attn_flash.sg.inc"
+};
+const uint32_t kAttnFlashSh[] = {
+#include "attn_flash.sh.inc"
+};
+
+template <size_t N>
+constexpr Spirv blob(const uint32_t (&w)[N]) {
+  return Spirv{w, N};
+}
+
+const ShaderSource kSources[] = {
+    {"get_rows", 3, blob(kGetRows), blob(kGetRows)},
+    {"rms_norm", 3, blob(kRmsNormSg), blob(kRmsNormSh)},
+    {"matvec", 3, blob(kMatvecSg), blob(kMatvecSh)},
+    {"matmul", 3, blob(kMatmul), blob(kMatmul)},
+    {"swiglu", 1, blob(kSwiglu), blob(kSwiglu)},
+    {"rope_store", 5, blob(kRopeStore), blob(kRopeStore)},
+    {"attn_dense", 4, blob(kAttnDenseSg), blob(kAttnDenseSh)},
+    {"attn_flash", 4, blob(kAttnFlashSg), blob(kAttnFlashSh)},
+};
+
+}  // namespace
+
+const ShaderSource& shader_source(ShaderId id) { return kSources[static_cast<int>(id)]; }
+
+}  // namespace semline::vk

@@ -1,0 +1,110 @@
+#include "stages/common.h"
+
+#include <limits>
+
+#include <semline/codec.h>
+#include <semline/error.h>
+
+namespace semline::vk {
+
+std::string station_label(const StageContext& ctx) {
+  std::string s = "station '" + ctx.station + "'";
+  if (ctx.layer >= 0) s += " (layer " + std::to_string(ctx.layer) + ")";
+  return s;
+}
+
+const HParams& hparams_of(const StageContext& ctx) {
+  if (!ctx.hp) throw Error(station_label(ctx) + ": no hyper-parameters were given to the stage");
+  return *ctx.hp;
+}
+
+DevRows activation(const VulkanBackend& be, const Tensor& t, int64_t width, int64_t rows, const char* what,
+                   const std::string& label) {
+  const VulkanBuffer& b = be.buffer_of(t, what, label);
+  auto name = [&] { return label + ": " + what; };  // messages only: this runs every step
+  if (t.dtype != DType::F32 || t.nb[0] != 4 || t.ne[0] < width || (rows > 1 && t.nb[1] % 4 != 0))
+    throw Error(name() + " must be F32 rows of " + std::to_string(width) + " values, got " + tensor_shape_string(t));
+  if (t.rows() < rows)
+    throw Error(name() + " " + tensor_shape_string(t) + " has " + std::to_string(t.rows()) +
+                " rows; the step needs " + std::to_string(rows));
+  const int64_t stride = rows > 1 ? t.nb[1] / 4 : width;
+  if (rows > 1 && stride < width) throw Error(name() + " " + tensor_shape_string(t) + " has overlapping rows");
+  const uint64_t end = t.offset + static_cast<uint64_t>(rows > 0 ? (rows - 1) * stride + width : 0) * 4;
+  if (end > b.size())
+    throw Error(name() + " " + tensor_shape_string(t) + " reaches past the end of its buffer (" +
+                std::to_string(b.size()) + " bytes)");
+  return DevRows{&b.gpu(), static_cast<uint32_t>(t.offset / 4), static_cast<uint32_t>(stride)};
+}
+
+bool weight_dtype_supported(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
+}
+
+std::vector<std::string> weights_supported(const StageContext& ctx) {
+  std::vector<std::string> why;
+  if (!ctx.model) return why;
+  for (const auto& [role, name] : ctx.tensors) {
+    const Tensor* t = ctx.model->weight(name);
+    if (t && !weight_dtype_supported(t->dtype))
+      why.push_back("tensor '" + name + "' (" + role + ") is " + dtype_name(t->dtype) +
+                    "; vulkan stages take F32, F16, BF16, Q8_0, Q4_0");
+  }
+  return why;
+}
+
+namespace {
+
+std::string tensor_name(const StageContext& ctx, std::string_view role) {
+  for (const auto& [r, name] : ctx.tensors)
+    if (r == role) return name;
+  return "?";
+}
+
+// The host view of a role, checked: present, a supported dtype, shape [n_in, n_out].
+const Tensor& checked_view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
+                           const char* dims) {
+  const std::string label = station_label(ctx);
+  const Tensor* t = ctx.find_weight(role);
+  if (!t) {
+    ctx.weight(role);  // throws the context's own message naming the missing tensor
+    throw Error(label + ": no weight for role '" + std::string(role) + "'");
+  }
+  const std::string name = "tensor '" + tensor_name(ctx, role) + "' (" + std::string(role) + ")";
+  if (!weight_dtype_supported(t->dtype))
+    throw Error(label + ": " + name + " is " + dtype_name(t->dtype) + "; vulkan stages take F32, F16, BF16, Q8_0, Q4_0");
+  if (t->ne[0] != n_in || t->rows() != n_out)
+    throw Error(label + ": " + name + " is " + tensor_shape_string(*t) + ", expected [" + std::to_string(n_in) +
+                (n_out != 1 ? ", " + std::to_string(n_out) : std::string()) + "] " + dims);
+  if (n_in % dtype_block_size(t->dtype) != 0)
+    throw Error(label + ": " + name + " rows of " + std::to_string(n_in) + " values are not whole " +
+                dtype_name(t->dtype) + " blocks");
+  if (static_cast<double>(t->row_bytes()) * static_cast<double>(n_out) > std::numeric_limits<uint32_t>::max())
+    throw Error(label + ": " + name + " is larger than the kernels address (4 GiB)");
+  return *t;
+}
+
+}  // namespace
+
+DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims) {
+  VulkanBackend& be = vulkan_backend_of(ctx);
+  const Tensor& view = checked_view(ctx, role, n_in, n_out, dims);
+  const Tensor dev = ctx.weight(role);
+  const VulkanBuffer& b = be.buffer_of(dev, "weight '" + std::string(role) + "'", station_label(ctx));
+  DevWeight w;
+  w.dtype = view.dtype;
+  w.n_in = n_in;
+  w.n_out = n_out;
+  w.buf = &b.gpu();
+  w.offset = static_cast<uint32_t>(dev.offset);
+  w.row_bytes = static_cast<uint32_t>(view.row_bytes());
+  return w;
+}
+
+std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n) {
+  const Tensor& view = checked_view(ctx, role, n, 1, "(n_embd)");
+  std::vector<float> v(static_cast<size_t>(n));
+  dequantize_row(view.dtype, view.host, v.data(), n);
+  return v;
+}
+
+}  // namespace semline::vk

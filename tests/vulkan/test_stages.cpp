@@ -1,0 +1,545 @@
+// The vulkan stages, built through their registry entries on a small in-memory llama layer with
+// GQA, against float64 references written out plainly here; inputs and outputs live on the
+// device and come back through copy_to_host.
+//
+// Tolerances (largest error over the largest reference value): 1e-5 for every weight dtype (the
+// kernels dequantise weights exactly and keep activations in float, so only float arithmetic
+// differs); 2e-3 with an F16 KV cache (keys and values are rounded to half precision from float
+// here and from double in the reference, and a value at a rounding boundary may land one
+// half-ulp apart). flash == dense: 1e-5.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <map>
+
+#include <semline/codec.h>
+
+#include "vulkan/vulkan_test_util.h"
+
+using namespace semline;
+using namespace semline::vktest;
+
+namespace {
+
+using Vec = std::vector<double>;
+
+Vec matvec(const Weight& w, const Vec& x) {
+  Vec y(static_cast<size_t>(w.n_out), 0.0);
+  for (int64_t j = 0; j < w.n_out; ++j)
+    for (int64_t i = 0; i < w.n_in; ++i) y[j] += w.value[j * w.n_in + i] * x[i];
+  return y;
+}
+
+Vec rmsnorm(const Vec& x, const Weight& w, double eps) {
+  double ss = 0;
+  for (double v : x) ss += v * v;
+  const double r = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
+  Vec y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * r * w.value[i];
+  return y;
+}
+
+void rope(double* v, int64_t heads, const HParams& hp, int32_t pos) {
+  const int64_t half = hp.rope_dim / 2;
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < half; ++i) {
+      const double theta = pos * std::pow(hp.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hp.rope_dim));
+      double* p = v + h * hp.head_dim;
+      double& a = hp.rope_type == RopeType::NeoX ? p[i] : p[2 * i];
+      double& b = hp.rope_type == RopeType::NeoX ? p[i + half] : p[2 * i + 1];
+      const double x0 = a, x1 = b;
+      a = x0 * std::cos(theta) - x1 * std::sin(theta);
+      b = x0 * std::sin(theta) + x1 * std::cos(theta);
+    }
+}
+
+double round_f16(double v) { return f16_to_f32(f32_to_f16(static_cast<float>(v))); }
+
+// Attention of one layer with its own KV store: sequence -> position -> (k, v) after RoPE.
+struct RefAttention {
+  const HParams& hp;
+  const Weight &wq, &wk, &wv, &wo;
+  bool f16_cache;
+  std::map<int, std::map<int32_t, std::pair<Vec, Vec>>> kv;
+
+  std::vector<Vec> step(const std::vector<Vec>& x, const std::vector<int32_t>& pos, const std::vector<int32_t>& seq) {
+    std::vector<Vec> q(x.size());
+    for (size_t t = 0; t < x.size(); ++t) {
+      q[t] = matvec(wq, x[t]);
+      Vec k = matvec(wk, x[t]), v = matvec(wv, x[t]);
+      rope(q[t].data(), hp.n_head, hp, pos[t]);
+      rope(k.data(), hp.n_head_kv, hp, pos[t]);
+      if (f16_cache) {
+        for (double& e : k) e = round_f16(e);
+        for (double& e : v) e = round_f16(e);
+      }
+      kv[seq[t]][pos[t]] = {k, v};
+    }
+    std::vector<Vec> out(x.size());
+    const int64_t hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
+    for (size_t t = 0; t < x.size(); ++t) {
+      Vec attn(static_cast<size_t>(hp.n_head * hd), 0.0);
+      const auto& cache = kv.at(seq[t]);
+      for (int64_t h = 0; h < hp.n_head; ++h) {
+        const int64_t g = h / group;
+        Vec s(static_cast<size_t>(pos[t] + 1));
+        double mx = -INFINITY, sum = 0;
+        for (int32_t p = 0; p <= pos[t]; ++p) {
+          const Vec& k = cache.at(p).first;
+          double d = 0;
+          for (int64_t i = 0; i < hd; ++i) d += q[t][h * hd + i] * k[g * hd + i];
+          s[p] = d / std::sqrt(static_cast<double>(hd));
+          mx = std::max(mx, s[p]);
+        }
+        for (double& e : s) sum += e = std::exp(e - mx);
+        for (int32_t p = 0; p <= pos[t]; ++p)
+          for (int64_t i = 0; i < hd; ++i) attn[h * hd + i] += s[p] / sum * cache.at(p).second[g * hd + i];
+      }
+      out[t] = matvec(wo, attn);
+    }
+    return out;
+  }
+};
+
+// Attention geometry: query heads, kv heads, dims per head, rotated dims.
+struct Heads {
+  int64_t n_head = 8, n_kv = 2, head_dim = 8, rope_dim = 8;
+};
+
+// A small llama layer (n_embd 64; by default 8 query heads over 2 kv heads of 8 dims) on a fresh
+// backend.
+struct Layer {
+  HParams hp;
+  FakeModel model;
+  std::unique_ptr<vk::VulkanBackend> be;
+
+  explicit Layer(bool subgroups = true, RopeType rope_type = RopeType::Normal, Heads h = {})
+      : be(make_backend(subgroups)) {
+    hp.arch = "llama";
+    hp.n_vocab = 67;
+    hp.n_ctx_train = 16;
+    hp.n_embd = 64;
+    hp.n_ff = 96;
+    hp.n_layer = 1;
+    hp.n_head = h.n_head;
+    hp.n_head_kv = h.n_kv;
+    hp.head_dim = h.head_dim;
+    const int64_t rope_dim = h.rope_dim;
+    hp.rope_dim = rope_dim;
+    hp.rope_base = 10000.0;
+    hp.rope_type = rope_type;
+    hp.norm_eps = 1e-5;
+  }
+
+  StageContext context(std::string station, std::vector<std::pair<std::string, std::string>> tensors,
+                       int32_t max_tokens = 16) {
+    StageContext c;
+    c.backend = be.get();
+    c.model = &model;
+    c.hp = &hp;
+    c.layer = 0;
+    c.station = std::move(station);
+    c.tensors = std::move(tensors);
+    c.max_batch_tokens = max_tokens;
+    return c;
+  }
+};
+
+std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
+                             std::map<std::string, ParamValue> params = {}) {
+  const StageEntry& e = vulkan_entries().stage(kind, variant);
+  for (const ParamSpec& p : e.params) ctx.params.values[p.name] = p.default_value;
+  for (auto& [k, v] : params) ctx.params.values[k] = v;
+  REQUIRE(e.supports(ctx).empty());
+  return e.make_stage(ctx);
+}
+
+// A KV cache of one layer allocated on the device.
+struct Cache {
+  std::unique_ptr<Buffer> kbuf, vbuf;
+  KvLayer layer;
+  Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks) {
+    const size_t bytes = static_cast<size_t>(hp.head_dim * hp.n_head_kv * block_tokens * n_blocks) *
+                         static_cast<size_t>(dtype_block_bytes(dt));
+    kbuf = be.alloc(bytes);
+    vbuf = be.alloc(bytes);
+    layer.k = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, nullptr, kbuf.get());
+    layer.v = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, nullptr, vbuf.get());
+    layer.block_tokens = block_tokens;
+  }
+};
+
+// The host arrays of one step.
+struct Steps {
+  std::vector<int32_t> tokens, pos, seq, outputs;
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<SeqView> views;
+  Batch batch() {
+    views.clear();
+    for (auto& t : tables) views.push_back(SeqView{0, t.data(), static_cast<int32_t>(t.size())});
+    if (tokens.size() < pos.size()) tokens.resize(pos.size(), 0);
+    Batch b;
+    b.n_tokens = static_cast<int32_t>(pos.size());
+    b.tokens = tokens.data();
+    b.positions = pos.data();
+    b.seq = seq.data();
+    b.n_seqs = static_cast<int32_t>(views.size());
+    b.seqs = views.data();
+    b.n_outputs = static_cast<int32_t>(outputs.size());
+    b.output_rows = outputs.data();
+    return b;
+  }
+};
+
+// Random rows on the host and their copy on the device.
+struct Rows {
+  std::vector<float> host;
+  int64_t width;
+  DeviceRows dev;
+  Rows(Backend& be, int64_t rows, int64_t w, float scale = 1.0f)
+      : host(random_floats(rows * w, scale)), width(w), dev(be, host, w) {}
+  Vec row(int64_t r) const { return Vec(host.begin() + r * width, host.begin() + (r + 1) * width); }
+};
+
+const DType kAllWeights[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+void add_attention_weights(Layer& l, DType dt) {
+  const int64_t qd = l.hp.n_head * l.hp.head_dim, kd = l.hp.n_head_kv * l.hp.head_dim;
+  l.model.add("q", dt, l.hp.n_embd, qd, 0.3f);
+  l.model.add("k", dt, l.hp.n_embd, kd, 0.3f);
+  l.model.add("v", dt, l.hp.n_embd, kd, 0.3f);
+  l.model.add("o", dt, qd, l.hp.n_embd, 0.3f);
+}
+const std::vector<std::pair<std::string, std::string>> kAttnTensors = {{"q", "q"}, {"k", "k"}, {"v", "v"}, {"o", "o"}};
+
+// What a stage added to out: read back minus the rows it started from.
+Vec added(Backend& be, const Rows& out) {
+  const std::vector<float> got = read_back(be, out.dev.t);
+  Vec d(got.size());
+  for (size_t i = 0; i < got.size(); ++i) d[i] = static_cast<double>(got[i]) - out.host[i];
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache; flash == dense (needs a Vulkan "
+          "device)",
+          "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  // One script of steps over a paged cache of 4-position blocks whose block tables are scattered;
+  // sequence 2 starts at position 8 on the first two blocks of sequence 0 (a shared prefix).
+  struct Script {
+    std::vector<int32_t> pos;
+    std::vector<int32_t> seq;
+  };
+  const std::vector<Script> script = {
+      {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},  // prefill (tiled products)
+      {{11}, {0}},                                                              // decode
+      {{12, 13, 14, 15, 0, 1, 2}, {0, 0, 0, 0, 1, 1, 1}},  // a chunk not starting at 0, and a new sequence
+      {{3, 16}, {1, 0}},                                   // two decodes, sequences in either order
+      {{17}, {0}},
+      {{8, 9}, {2, 2}},  // positions 0..7 come from sequence 0's blocks
+  };
+  const std::vector<std::vector<int32_t>> tables = {{5, 2, 7, 0, 9}, {1, 3, 11, 4}, {5, 2, 13}};
+
+  struct Case {
+    bool subgroups;
+    RopeType rope;
+    Heads heads;
+    DType weights, cache;
+  };
+  std::vector<Case> cases;
+  for (bool sg : reduction_modes()) {  // each rope pairing with each cache type, on each reduction path
+    cases.push_back({sg, RopeType::Normal, {8, 2, 8, 8}, DType::F32, sg ? DType::F32 : DType::F16});
+    cases.push_back({sg, RopeType::NeoX, {8, 2, 8, 4}, DType::F32, sg ? DType::F16 : DType::F32});
+  }
+  for (DType wdt : kAllWeights) cases.push_back({true, RopeType::Normal, {8, 2, 8, 8}, wdt, DType::F32});
+  cases.push_back({true, RopeType::NeoX, {2, 1, 128, 128}, DType::F16, DType::F32});  // wide heads, one kv head
+  cases.push_back({false, RopeType::Normal, {2, 2, 256, 96}, DType::F32, DType::F16});  // two dim chunks each
+
+  for (const Case& c : cases) {
+    INFO((c.subgroups ? "subgroups" : "shared memory")
+         << ", rope " << (c.rope == RopeType::NeoX ? "neox" : "normal") << " dim " << c.heads.rope_dim << ", "
+         << c.heads.n_head << " heads over " << c.heads.n_kv << " of " << c.heads.head_dim << ", weights "
+         << dtype_name(c.weights) << ", cache " << dtype_name(c.cache));
+    Layer l(c.subgroups, c.rope, c.heads);
+    add_attention_weights(l, c.weights);
+    auto dense = build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
+    auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
+    auto flash64 = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+    Cache cd(*l.be, l.hp, c.cache, 4, 16), cf(*l.be, l.hp, c.cache, 4, 16), cf64(*l.be, l.hp, c.cache, 4, 16);
+    RefAttention ref{l.hp, l.model.values("q"), l.model.values("k"), l.model.values("v"), l.model.values("o"),
+                     c.cache == DType::F16, {}};
+    const double tol = c.cache == DType::F16 ? 2e-3 : 1e-5;
+
+    for (size_t s = 0; s < script.size(); ++s) {
+      INFO("step " << s);
+      Steps sd;
+      sd.pos = script[s].pos;
+      sd.seq = script[s].seq;
+      sd.tables = tables;
+      Batch b = sd.batch();
+      b.step = s + 1;
+      const int64_t m = b.n_tokens;
+      Rows x(*l.be, m, l.hp.n_embd);
+      if (s == 5)
+        for (int32_t p = 0; p < 8; ++p) ref.kv[2][p] = ref.kv.at(0).at(p);
+      std::vector<Vec> xr;
+      for (int64_t t = 0; t < m; ++t) xr.push_back(x.row(t));
+      const std::vector<Vec> want = ref.step(xr, sd.pos, sd.seq);
+      Vec wv;
+      for (const Vec& r : want) wv.insert(wv.end(), r.begin(), r.end());
+
+      Rows od(*l.be, m, l.hp.n_embd), of(*l.be, m, l.hp.n_embd), of64(*l.be, m, l.hp.n_embd);
+      dense->forward(x.dev.t, od.dev.t, Step{b, l.be->stream(), &cd.layer});
+      flash->forward(x.dev.t, of.dev.t, Step{b, l.be->stream(), &cf.layer});
+      flash64->forward(x.dev.t, of64.dev.t, Step{b, l.be->stream(), &cf64.layer});
+      const Vec gd = added(*l.be, od), gf = added(*l.be, of), gf64 = added(*l.be, of64);
+      CHECK(rel_err(gd, wv) <= tol);
+      CHECK(rel_err(gf, wv) <= tol);
+      CHECK(rel_err(gf, gd) <= 1e-5);
+      CHECK(rel_err(gf64, gd) <= 1e-5);
+    }
+  }
+}
+
+TEST_CASE("attention/dense splits a step whose score rows outgrow its scratch budget (needs a Vulkan device)",
+          "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  // 8 heads attending over up to 340 positions: score rows of 512 keys are 16 KiB per token, so a
+  // 1 MiB budget holds 64 tokens and a step of 100 takes two dispatches of the dense kernel.
+  // Positions before this step were never written: their keys and values are the cache's zeros,
+  // the same for both variants.
+  Layer l;
+  add_attention_weights(l, DType::F32);
+  auto dense = build(StageKind::Attention, "dense", l.context("attn", kAttnTensors, 128), {{"scores_mib", int64_t{1}}});
+  auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors, 128));
+  Cache cd(*l.be, l.hp, DType::F32, 16, 24), cf(*l.be, l.hp, DType::F32, 16, 24);
+  Steps sd;
+  for (int32_t i = 0; i < 100; ++i) sd.pos.push_back(240 + i), sd.seq.push_back(0);
+  sd.tables.emplace_back();
+  for (int32_t i = 0; i < 24; ++i) sd.tables[0].push_back(23 - i);
+  const Batch b = sd.batch();
+  Rows x(*l.be, 100, 64), od(*l.be, 100, 64), of(*l.be, 100, 64);
+  const uint64_t before = l.be->vstream().dispatches();
+  dense->forward(x.dev.t, od.dev.t, Step{b, l.be->stream(), &cd.layer});
+  CHECK(l.be->vstream().dispatches() - before == 7);  // q, k, v; rope and store; 2 x attention; o
+  flash->forward(x.dev.t, of.dev.t, Step{b, l.be->stream(), &cf.layer});
+  CHECK(rel_err(added(*l.be, od), added(*l.be, of)) <= 1e-5);
+}
+
+TEST_CASE("decode steps replay one recorded command buffer and still see each step's data (needs a Vulkan device)",
+          "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  Layer l;
+  add_attention_weights(l, DType::Q8_0);
+  l.model.add("norm", DType::F32, 64, 1, 1.0f);
+  auto norm = build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
+  auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+  Cache c(*l.be, l.hp, DType::F32, 4, 8);
+  RefAttention ref{l.hp, l.model.values("q"), l.model.values("k"), l.model.values("v"), l.model.values("o"), false, {}};
+  Rows h(*l.be, 1, 64), x(*l.be, 1, 64);
+  const uint64_t replays = l.be->vstream().replays();
+  size_t sets_after_first = 0;
+  for (int32_t pos = 0; pos < 12; ++pos) {
+    INFO("position " << pos);
+    // A fresh h each step, uploaded into the same buffer: only data changes between steps.
+    const std::vector<float> hv = random_floats(64);
+    l.be->copy_to_device(hv.data(), h.dev.t, 256, l.be->stream());
+    Steps sd;
+    sd.pos = {pos};
+    sd.seq = {0};
+    sd.tables = {{3, 0, 6}};
+    Batch b = sd.batch();
+    b.step = static_cast<uint64_t>(pos) + 1;
+    norm->forward(h.dev.t, x.dev.t, Step{b, l.be->stream(), nullptr});
+    flash->forward(x.dev.t, h.dev.t, Step{b, l.be->stream(), &c.layer});
+    const std::vector<float> xv = read_back(*l.be, x.dev.t), got = read_back(*l.be, h.dev.t);
+    const Vec want = ref.step({Vec(xv.begin(), xv.end())}, {pos}, {0})[0];
+    Vec added(64);
+    for (int i = 0; i < 64; ++i) added[i] = static_cast<double>(got[i]) - hv[i];
+    CHECK(rel_err(added, want) <= 1e-5);
+    if (pos == 0) sets_after_first = l.be->kernels().cached_sets();
+  }
+  CHECK(l.be->vstream().replays() - replays >= 10);
+  CHECK(l.be->kernels().cached_sets() == sets_after_first);  // nothing allocated per token
+}
+
+TEST_CASE("attention writes this step's keys and values into the cache slots of their positions (needs a Vulkan "
+          "device)",
+          "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  Layer l;
+  add_attention_weights(l, DType::F32);
+  auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+  Cache c(*l.be, l.hp, DType::F32, 4, 8);
+  Steps sd;
+  sd.pos = {0, 1, 2, 3, 4};
+  sd.seq = {0, 0, 0, 0, 0};
+  sd.tables = {{6, 3}};
+  const Batch b = sd.batch();
+  Rows x(*l.be, 5, 64), out(*l.be, 5, 64);
+  flash->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), &c.layer});
+  const std::vector<float> v = read_back(*l.be, c.layer.v);
+  const Weight& wv = l.model.values("v");
+  const int64_t slot_floats = 8 * 2;
+  for (int32_t p = 0; p < 5; ++p) {
+    const Vec want = matvec(wv, x.row(p));  // values carry no rotation
+    const int64_t blk = p < 4 ? 6 : 3, slot = p % 4;
+    for (int64_t i = 0; i < 16; ++i) REQUIRE(v[(blk * 4 + slot) * slot_floats + i] == Approx(want[i]).margin(1e-5));
+  }
+  // Blocks the table does not name stay untouched.
+  for (int64_t i = 0; i < 4 * slot_floats; ++i) REQUIRE(v[0 * 4 * slot_floats + i] == 0.0f);
+}
+
+TEST_CASE("attention refuses positions its block tables do not cover (needs a Vulkan device)", "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  Layer l;
+  add_attention_weights(l, DType::F32);
+  auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+  Cache c(*l.be, l.hp, DType::F32, 4, 8);
+  Steps sd;
+  sd.pos = {9};
+  sd.seq = {0};
+  sd.tables = {{1, 2}};
+  Batch b = sd.batch();
+  Rows x(*l.be, 1, 64), out(*l.be, 1, 64);
+  CHECK_THROWS_WITH(flash->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), &c.layer}),
+                    Catch::Contains("needs entry 2 of the block table of sequence 0, which has 2 entries"));
+  sd.tables = {{1, 2, 8}};
+  b = sd.batch();
+  CHECK_THROWS_WITH(flash->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), &c.layer}),
+                    Catch::Contains("is cache block 8, but the cache has 8 blocks"));
+  CHECK_THROWS_WITH(flash->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), nullptr}),
+                    Catch::Contains("no KV cache"));
+}
+
+TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype (needs a Vulkan device)", "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  for (DType dt : kAllWeights)
+    for (int64_t m : {1, 5, 16}) {
+      INFO(dtype_name(dt) << ", " << m << " rows");
+      Layer l;
+      const Weight& g = l.model.add("gate", dt, 64, 96, 0.3f);
+      const Weight& u = l.model.add("up", dt, 64, 96, 0.3f);
+      const Weight& d = l.model.add("down", dt, 96, 64, 0.3f);
+      auto ffn = build(StageKind::Ffn, "dense", l.context("ffn", {{"gate", "gate"}, {"up", "up"}, {"down", "down"}}));
+      Steps sd;
+      sd.pos.assign(static_cast<size_t>(m), 0);
+      sd.seq.assign(static_cast<size_t>(m), 0);
+      const Batch b = sd.batch();
+      Rows x(*l.be, m, 64), out(*l.be, m, 64);
+      ffn->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), nullptr});
+      Vec want;
+      for (int64_t t = 0; t < m; ++t) {
+        const Vec gx = matvec(g, x.row(t)), ux = matvec(u, x.row(t));
+        Vec h(gx.size());
+        for (size_t i = 0; i < h.size(); ++i) h[i] = gx[i] / (1 + std::exp(-gx[i])) * ux[i];
+        const Vec y = matvec(d, h);
+        want.insert(want.end(), y.begin(), y.end());
+      }
+      CHECK(rel_err(added(*l.be, out), want) <= 1e-5);
+    }
+}
+
+TEST_CASE("norm: rms with a learned scale, both reduction paths (needs a Vulkan device)", "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  for (bool sg : reduction_modes())
+    for (DType dt : {DType::F32, DType::F16})
+      for (int64_t width : {64, 1000}) {
+        INFO((sg ? "subgroups" : "shared memory") << ", " << dtype_name(dt) << ", width " << width);
+        Layer l(sg);
+        l.hp.n_embd = width;
+        const Weight& w = l.model.add("norm", dt, width, 1, 1.0f);
+        auto norm = build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
+        Steps sd;
+        sd.pos = {0, 1, 2};
+        sd.seq = {0, 0, 0};
+        const Batch b = sd.batch();
+        Rows x(*l.be, 3, width, 3.0f), out(*l.be, 3, width);
+        norm->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), nullptr});
+        const std::vector<float> got = read_back(*l.be, out.dev.t);
+        Vec want;
+        for (int64_t t = 0; t < 3; ++t) {
+          const Vec y = rmsnorm(x.row(t), w, l.hp.norm_eps);
+          want.insert(want.end(), y.begin(), y.end());
+        }
+        CHECK(rel_err(Vec(got.begin(), got.end()), want) <= 1e-5);
+      }
+}
+
+TEST_CASE("embedding: rows of the token table, dequantised exactly (needs a Vulkan device)", "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  for (DType dt : kAllWeights) {
+    INFO(dtype_name(dt));
+    Layer l;
+    const Weight& table = l.model.add("token_embd", dt, 64, 67, 1.0f);
+    auto emb = build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
+    Steps sd;
+    sd.tokens = {0, 66, 5, 5, 31};
+    sd.pos = {0, 1, 2, 3, 4};
+    sd.seq = {0, 0, 0, 0, 0};
+    const Batch b = sd.batch();
+    Rows unused(*l.be, 5, 64), out(*l.be, 5, 64);
+    emb->forward(unused.dev.t, out.dev.t, Step{b, l.be->stream(), nullptr});
+    const std::vector<float> got = read_back(*l.be, out.dev.t);
+    for (int64_t t = 0; t < 5; ++t)
+      for (int64_t i = 0; i < 64; ++i)
+        REQUIRE(got[t * 64 + i] == static_cast<float>(table.value[sd.tokens[t] * 64 + i]));
+    sd.tokens[2] = 67;
+    const Batch bad = sd.batch();
+    CHECK_THROWS_WITH(emb->forward(unused.dev.t, out.dev.t, Step{bad, l.be->stream(), nullptr}),
+                      Catch::Contains("token id 67 at batch row 2 is outside the vocabulary [0, 67)"));
+  }
+}
+
+TEST_CASE("head: logits of the wanted rows, in any order, separate or tied weights (needs a Vulkan device)",
+          "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  for (bool tied : {false, true})
+    for (DType dt : {DType::F32, DType::Q8_0}) {
+      INFO((tied ? "tied" : "output matrix") << ", " << dtype_name(dt));
+      Layer l;
+      const Weight& w = l.model.add(tied ? "token_embd" : "output", dt, 64, 67, 0.5f);
+      auto head = build(StageKind::Head, "dense",
+                        l.context("output", {{tied ? "tokens" : "output", tied ? "token_embd" : "output"}}));
+      for (const std::vector<int32_t>& rows :
+           {std::vector<int32_t>{4}, std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::vector<int32_t>{9, 2, 5}}) {
+        Steps sd;
+        sd.pos = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        sd.seq.assign(10, 0);
+        sd.outputs = rows;
+        const Batch b = sd.batch();
+        Rows x(*l.be, 10, 64);
+        DeviceRows out(*l.be, std::vector<float>(rows.size() * 67, 0.0f), 67);
+        head->forward(x.dev.t, out.t, Step{b, l.be->stream(), nullptr});
+        const std::vector<float> got = read_back(*l.be, out.t);
+        Vec want;
+        for (int32_t r : rows) {
+          const Vec y = matvec(w, x.row(r));
+          want.insert(want.end(), y.begin(), y.end());
+        }
+        CHECK(rel_err(Vec(got.begin(), got.end()), want) <= 1e-5);
+      }
+    }
+}
+
+TEST_CASE("stages refuse another backend's tensors and the cpu backend (needs a Vulkan device)", "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  Layer l;
+  l.model.add("norm", DType::F32, 64, 1, 1.0f);
+  auto norm = build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
+  Steps sd;
+  sd.pos = {0};
+  sd.seq = {0};
+  const Batch b = sd.batch();
+  std::vector<float> host(64);
+  const Tensor on_host = make_tensor(DType::F32, {64, 1}, host.data());
+  Rows out(*l.be, 1, 64);
+  CHECK_THROWS_WITH(norm->forward(on_host, out.dev.t, Step{b, l.be->stream(), nullptr}),
+                    Catch::Contains("input F32 [64, 1] is not in this vulkan backend's memory"));
+  StageContext ctx = l.context("attn_norm", {{"weight", "norm"}});
+  ctx.backend = nullptr;
+  CHECK_THROWS_WITH(vulkan_entries().stage(StageKind::Norm, "rms").make_stage(ctx),
+                    Catch::Contains("the vulkan stages need the vulkan backend"));
+}

@@ -1,0 +1,98 @@
+// Shared pieces of the vulkan plugin tests: the seed, random data, weights in every dtype with
+// their exact float64 values, a small in-memory model, device tensors, and the test device.
+//
+// Every test needs a Vulkan device (llvmpipe, a CPU implementation, counts). Where there is none
+// the test says SKIPPED with the reason, in a warning Catch prints, and returns: Catch2 v2 has no
+// skip, and a missing device must neither fail nor pass silently.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <semline/model.h>
+#include <semline/registry.h>
+
+#include "backend/vulkan_backend.h"
+
+namespace semline::vktest {
+
+// The seed of this test process: SEMLINE_TEST_SEED if set, else fresh; printed once.
+uint32_t seed();
+std::mt19937& rng();  // seeded with seed()
+std::vector<float> random_floats(int64_t n, float scale = 1.0f);
+
+// Why no Vulkan device can run here (empty: one can).
+std::string no_device_reason();
+
+// A fresh backend on the first usable device; subgroups=false forces the shared-memory kernels.
+std::unique_ptr<vk::VulkanBackend> make_backend(bool subgroups = true, size_t staging_bytes = 16u << 20);
+
+// Both reduction paths the device offers: {true, false} with subgroup arithmetic, {false} without.
+std::vector<bool> reduction_modes();
+
+#define SEMLINE_REQUIRE_VULKAN()                                                       \
+  do {                                                                                 \
+    const std::string why_ = ::semline::vktest::no_device_reason();                   \
+    if (!why_.empty()) {                                                               \
+      WARN("SKIPPED (needs a Vulkan device): " << why_);                               \
+      return;                                                                          \
+    }                                                                                  \
+  } while (0)
+
+// A weight matrix [n_out][n_in] stored in `dtype` and its exact values as double.
+struct Weight {
+  DType dtype = DType::F32;
+  int64_t n_in = 0, n_out = 0;
+  std::vector<uint64_t> bytes;  // the stored rows (8-byte aligned storage)
+  std::vector<double> value;    // [n_out][n_in], dequantised exactly
+  const void* data() const { return bytes.data(); }
+};
+Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale);
+
+// Largest |a - b| over the largest |b| (the error relative to the result's scale).
+double rel_err(const std::vector<double>& a, const std::vector<double>& b);
+
+// A model file held in memory: named weights, no metadata.
+class FakeModel final : public ModelView {
+ public:
+  const Weight& add(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, float scale);
+  const MetaValue* meta(std::string_view) const override { return nullptr; }
+  const Tensor* weight(std::string_view name) const override;
+  std::string path() const override { return "fake.gguf"; }
+  const Weight& values(const std::string& name) const { return weights_.at(name).first; }
+
+ private:
+  std::map<std::string, std::pair<Weight, Tensor>, std::less<>> weights_;
+};
+
+class RecordingRegistry final : public Registry {
+ public:
+  void add_stage(StageEntry e) override { stages.push_back(std::move(e)); }
+  void add_backend(BackendEntry e) override { backends.push_back(std::move(e)); }
+  void add_arch(ArchTemplate a) override { archs.push_back(std::move(a)); }
+  void log(LogLevel, std::string_view) override {}
+  const StageEntry& stage(StageKind kind, const std::string& variant) const;
+
+  std::vector<StageEntry> stages;
+  std::vector<BackendEntry> backends;
+  std::vector<ArchTemplate> archs;
+};
+
+// The vulkan plugin's entries, registered once.
+const RecordingRegistry& vulkan_entries();
+
+// F32 rows on the device, filled from the host.
+struct DeviceRows {
+  std::unique_ptr<Buffer> buf;
+  Tensor t;
+  DeviceRows(Backend& be, const std::vector<float>& values, int64_t width);
+};
+
+// Every value of an F32 tensor on the device, read back (copy_to_host + synchronize).
+std::vector<float> read_back(Backend& be, const Tensor& t);
+
+}  // namespace semline::vktest
