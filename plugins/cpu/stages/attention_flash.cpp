@@ -45,8 +45,8 @@ class AttentionFlash final : public Attention {
     int32_t* tiles = reinterpret_cast<int32_t*>(w.scratch + tiles_);
     int64_t n_tiles = 0;
     for (int32_t t = 0; t < b.n_tokens; ++t) {
-      int32_t* last = tiles + 2 * (n_tiles - 1);
-      if (n_tiles > 0 && b.seq[last[0]] == b.seq[t] && last[1] < tile_tokens_) {
+      int32_t* last = n_tiles > 0 ? tiles + 2 * (n_tiles - 1) : nullptr;
+      if (last && b.seq[last[0]] == b.seq[t] && last[1] < tile_tokens_) {
         ++last[1];
       } else {
         tiles[2 * n_tiles] = t;
