@@ -1,7 +1,6 @@
-// Long inputs stay linear-ish (no quadratic merge loops) and ordinary text encodes fast.
+// Long inputs of every kind encode and round-trip (a quadratic merge loop would time out).
 #include <catch2/catch.hpp>
 
-#include <chrono>
 #include <random>
 #include <string>
 
@@ -10,22 +9,6 @@
 namespace semline::test {
 
 namespace {
-
-// Sanitizer builds (SEMLINE_SANITIZED, set by cmake/sanitizers.cmake) run this code several times
-// slower; the time bounds scale with them so that they keep their meaning.
-#ifdef SEMLINE_SANITIZED
-constexpr double kBuildSlowdown = 8;
-#else
-constexpr double kBuildSlowdown = 1;
-#endif
-
-double seconds_to_encode(const Tokenizer& t, const std::string& s, std::vector<int32_t>* ids = nullptr) {
-  auto t0 = std::chrono::steady_clock::now();
-  std::vector<int32_t> out = t.encode(s, false);
-  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (ids) *ids = std::move(out);
-  return dt;
-}
 
 std::string prose(size_t bytes) {
   static const std::string paragraph =
@@ -40,7 +23,7 @@ std::string prose(size_t bytes) {
 
 }  // namespace
 
-TEST_CASE("megabyte inputs encode in bounded time and round-trip", "[tokenizers][perf]") {
+TEST_CASE("megabyte inputs encode and round-trip", "[tokenizers][perf]") {
   constexpr size_t kMiB = size_t{1} << 20;
   std::mt19937 rng(7);
   std::string random(kMiB, '\0');
@@ -55,24 +38,11 @@ TEST_CASE("megabyte inputs encode in bounded time and round-trip", "[tokenizers]
   for (const Tokenizer* t : tokenizers) {
     for (const auto& [name, text] : inputs) {
       INFO(name << (t == &gpt2() ? " (bpe)" : " (spm)"));
-      std::vector<int32_t> ids;
-      double dt = seconds_to_encode(*t, text, &ids);
-      // Linear work is a fraction of a second; a quadratic merge would take hours.
-      CHECK(dt < 5.0 * kBuildSlowdown);
+      // Linear work is a fraction of a second; a quadratic merge would take hours and meet the
+      // test's ctest timeout. Speed itself is measured by benchmarks, not asserted here.
+      std::vector<int32_t> ids = t->encode(text, false);
       if (!(t == &llama_spm() && text.find("\xE2\x96\x81") != std::string::npos)) CHECK(t->decode(ids) == text);
     }
-  }
-}
-
-TEST_CASE("a few kilobytes of text encode in well under a millisecond per kilobyte", "[tokenizers][perf]") {
-  const std::string text = prose(4096);
-  const Tokenizer* tokenizers[] = {&llama_spm(), &stories260k(), &gpt2()};
-  for (const Tokenizer* t : tokenizers) {
-    double best = 1e9;
-    for (int rep = 0; rep < 20; ++rep) best = std::min(best, seconds_to_encode(*t, text));
-    double ms_per_kb = best * 1e3 / (text.size() / 1024.0);
-    INFO("ms per KB: " << ms_per_kb);
-    CHECK(ms_per_kb < 0.5 * kBuildSlowdown);
   }
 }
 
