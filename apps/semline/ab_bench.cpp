@@ -95,13 +95,15 @@ std::string short_name(const std::string& key, const std::string& value) {
 
 std::vector<std::pair<std::string, Config>> variant_configs(const AbOptions& o) {
   std::vector<std::pair<std::string, Config>> out;
-  auto with_flags = [&](const std::string& config_path) {
+  // --model and --set apply to the first config (and its grid); a --vs config keeps its own model.
+  auto with_flags = [&](const std::string& config_path, bool first) {
     LineFlags f = o.base;
     f.config = config_path;
+    if (!first) f.model.clear();
     return make_config(f);
   };
   if (!o.grid.empty()) {
-    std::vector<std::pair<std::string, Config>> cur = {{"", with_flags(o.base.config)}};
+    std::vector<std::pair<std::string, Config>> cur = {{"", with_flags(o.base.config, true)}};
     for (const auto& [key, values] : grid_axes(o.grid)) {
       std::vector<std::pair<std::string, Config>> next;
       for (const auto& [name, c] : cur)
@@ -115,9 +117,9 @@ std::vector<std::pair<std::string, Config>> variant_configs(const AbOptions& o) 
     out = std::move(cur);
   } else {
     out.emplace_back(o.base.config.empty() ? "base" : std::filesystem::path(o.base.config).stem().string(),
-                     with_flags(o.base.config));
+                     with_flags(o.base.config, true));
   }
-  for (const std::string& f : o.vs) out.emplace_back(std::filesystem::path(f).stem().string(), with_flags(f));
+  for (const std::string& f : o.vs) out.emplace_back(std::filesystem::path(f).stem().string(), with_flags(f, false));
   return out;
 }
 
