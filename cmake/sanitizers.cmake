@@ -21,8 +21,6 @@ endif()
 if(SEMLINE_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined)
-  # For the few tests that bound speed: sanitized code runs several times slower.
-  add_compile_definitions(SEMLINE_SANITIZED)
 endif()
 
 if(SEMLINE_FUZZ)

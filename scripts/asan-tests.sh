@@ -27,7 +27,6 @@ mkdir -p "$reports"
 # are heap blocks reachable from the thread's static TLS, so leak checking still sees through them.
 export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan:abort_on_error=1:strict_init_order=1:detect_stack_use_after_return=1:intercept_tls_get_addr=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
-[ -f tests/fuzz/lsan.supp ] && export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0"
 
 stage "test suite under the sanitizers"
 status=0

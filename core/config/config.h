@@ -62,6 +62,9 @@ struct Config {
   std::map<std::string, StageChoice> stages;  // keys: tokenizer, embedding, norm, attention, ffn,
                                               // head, sampler
   std::vector<LayerOverride> layers;          // [[stages.layers]], in file order
+  // [backends.<name>]: parameters of a backend (e.g. vulkan's device), checked against its schema
+  // when the backend is created.
+  std::map<std::string, std::map<std::string, ConfigValue>> backends;
   struct {
     int block_tokens = 16;
     std::string dtype = "f32";  // "f32" | "f16"

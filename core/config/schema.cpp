@@ -397,6 +397,18 @@ void merge_stages(Config& c, const toml::table& t, const Reader& r) {
   }
 }
 
+// [backends.<name>] tables hold parameters typed as TOML gave them; the backend's schema checks
+// them when the line creates it.
+void merge_backends(Config& c, const toml::table& t, const Reader& r) {
+  for (auto&& [name, table] : t) {
+    const std::string key = sub_key("backends", name.str());
+    for (auto&& [k, v] : r.table(key, table, "[backends." + std::string(name.str()) + "] key = value")) {
+      const std::string vkey = sub_key(key, k.str());
+      c.backends[std::string(name.str())][std::string(k.str())] = {param_value(vkey, v, r), r.at(v)};
+    }
+  }
+}
+
 void merge_kv_cache(Config& c, const toml::table& t, const Reader& r) {
   if (c.kv_cache.pos.file.empty()) c.kv_cache.pos = r.at(t);
   for (auto&& [k, v] : t) {
@@ -460,8 +472,10 @@ void merge_toml(Config& c, std::string_view text, const std::string& source, con
       merge_stages(c, r.table(key, v, "[stages]"), r);
     else if (k.str() == "kv_cache")
       merge_kv_cache(c, r.table(key, v, "[kv_cache]"), r);
+    else if (k.str() == "backends")
+      merge_backends(c, r.table(key, v, "[backends.vulkan] device = \"0\""), r);
     else
-      r.unknown_key(k, "the top level", {"model", "runtime", "stages", "kv_cache"});
+      r.unknown_key(k, "the top level", {"model", "runtime", "stages", "kv_cache", "backends"});
   }
   check_layer_overlap(c);
 }

@@ -24,6 +24,7 @@ PipelineOptions pipeline_options(const Config& config) {
   o.kv.block_tokens = config.kv_cache.block_tokens;
   o.kv.dtype = config.kv_cache.dtype == "f16" ? DType::F16 : DType::F32;
   o.kv.context = config.runtime.context;
+  o.backend_params = config.backends;
   return o;
 }
 
@@ -73,9 +74,10 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
       if (!reasons.empty()) throw Error("backend '" + name + "' cannot run here: " + reasons.front());
     }
     std::map<std::string, ConfigValue> given;
+    if (auto it = options.backend_params.find(name); it != options.backend_params.end()) given = it->second;
     for (const ParamSpec& p : rb->entry.params)
-      if (p.name == "threads") given["threads"] = ConfigValue{int64_t{options.threads}, {}};
-    Params params = validate_params(given, rb->entry.params, "backend " + name);
+      if (p.name == "threads" && !given.count("threads")) given["threads"] = ConfigValue{int64_t{options.threads}, {}};
+    Params params = validate_params(given, rb->entry.params, "backends." + name);
     try {
       backends_[name] = rb->entry.create(params, plugin_log("backend " + name));
     } catch (const std::exception& e) {

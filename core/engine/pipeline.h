@@ -17,6 +17,7 @@ struct PipelineOptions {
   int threads = 0;               // 0: every core
   int32_t max_batch_tokens = 512;
   KvCacheOptions kv;             // context 0 means the model's training context
+  std::map<std::string, std::map<std::string, ConfigValue>> backend_params;  // [backends.<name>]
 };
 
 PipelineOptions pipeline_options(const Config& config);

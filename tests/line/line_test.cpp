@@ -170,3 +170,15 @@ TEST_CASE("two sequences in one batch give the same logits as each alone") {
     for (size_t j = 0; j < v; j += 37) CHECK(std::fabs(logits[r * v + j] - want[j]) <= 1e-4);
   }
 }
+
+TEST_CASE("[backends.<name>] tables set backend parameters, checked against the backend's schema") {
+  Line ok("[backends.cpu]\nthreads = 1\n");
+  CHECK(ok.pipeline->tokenizer().n_vocab() == 512);
+  try {
+    Line bad("[backends.cpu]\nthread = 1\n");
+    FAIL("a misspelt backend parameter was accepted");
+  } catch (const Error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("test.toml:7:") && Catch::Contains("unknown parameter 'thread'") &&
+                                          Catch::Contains("did you mean 'threads'"));
+  }
+}
