@@ -6,6 +6,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   SECONDS per target (default 60); default: every target
 #   JOBS=N            build jobs (default: all cores)
 #   FUZZ_WORK=DIR     scratch corpora, logs and reproducers (default: a new temporary folder)
+#   FUZZ_RUNS=N       stop each target after N executions instead (SECONDS is then a ceiling, 0 none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -37,6 +38,7 @@ for t in "${targets[@]}"; do
   cp -R "tests/fuzz/corpus/$t/." "$dir/corpus/"
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$t")"
         -artifact_prefix="$dir/" -print_final_stats=1)
+  [ -n "${FUZZ_RUNS:-}" ] && args+=(-runs="$FUZZ_RUNS")
   [ -f "tests/fuzz/$t.dict" ] && args+=(-dict="tests/fuzz/$t.dict")
   echo "== $t: ${seconds}s, log $dir/log"
   status=0

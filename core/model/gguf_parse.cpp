@@ -9,6 +9,7 @@
 
 #include "core/model/gguf.h"
 #include "core/model/gguf_index.h"
+#include "core/util/text.h"
 #include "semline/error.h"
 
 namespace semline::gguf {
@@ -133,10 +134,10 @@ class Parser {
     index.reserve(n_meta_);
     for (uint64_t k = 0; k < n_meta_; ++k) {
       std::string_view key = read_name(fmt::format("metadata entry #{} key", k));
-      charge(key.size(), fmt::format("metadata key '{}'", key));
+      charge(key.size(), fmt::format("metadata key '{}'", printable(key)));
       if (auto it = index.find(key); it != index.end())
-        fail("duplicate metadata key '{}' (entries #{} and #{})", key, it->second, k);
-      std::string what = fmt::format("metadata '{}'", key);
+        fail("duplicate metadata key '{}' (entries #{} and #{})", printable(key), it->second, k);
+      std::string what = fmt::format("metadata '{}'", printable(key));
       uint32_t type = read<uint32_t>(what + " type");
       if (type >= kMetaTypes) fail("{} has unknown value type {} ({})", what, type, valid_types());
       // Reserved above, so the key's storage (and the view indexing it) never moves.
@@ -257,10 +258,10 @@ class Parser {
     index.reserve(n_tensors_);
     for (uint64_t k = 0; k < n_tensors_; ++k) {
       std::string_view name = read_name(fmt::format("tensor #{} name", k));
-      charge(name.size(), fmt::format("tensor name '{}'", name));
+      charge(name.size(), fmt::format("tensor name '{}'", printable(name)));
       if (auto it = index.find(name); it != index.end())
-        fail("duplicate tensor name '{}' (tensors #{} and #{})", name, it->second, k);
-      std::string what = fmt::format("tensor '{}'", name);
+        fail("duplicate tensor name '{}' (tensors #{} and #{})", printable(name), it->second, k);
+      std::string what = fmt::format("tensor '{}'", printable(name));
       TensorInfo t{std::string(name), Tensor{}, 0, 0};
       read_shape(t.view, what);
       uint32_t type = read<uint32_t>(what + " type");
@@ -310,10 +311,10 @@ class Parser {
     uint64_t room = size_ - data;
     for (TensorInfo& t : f_.tensors_) {
       if (t.offset % a != 0)
-        fail("tensor '{}' offset {} is not a multiple of the alignment {}", t.name, t.offset, a);
+        fail("tensor '{}' offset {} is not a multiple of the alignment {}", printable(t.name), t.offset, a);
       if (t.offset > room || t.bytes > room - t.offset)
         fail("tensor '{}' data ({} bytes at offset {}) runs past the end of the file: the data section has {} bytes",
-             t.name, t.bytes, t.offset, room);
+             printable(t.name), t.bytes, t.offset, room);
       finish_view(t, data);
     }
     std::vector<size_t> order(f_.tensors_.size());
@@ -324,8 +325,8 @@ class Parser {
       const TensorInfo& p = f_.tensors_[order[k - 1]];
       const TensorInfo& q = f_.tensors_[order[k]];
       if (p.offset + p.bytes > q.offset)
-        fail("tensors '{}' (bytes {} to {}) and '{}' (from byte {}) overlap in the data section", p.name, p.offset,
-             p.offset + p.bytes, q.name, q.offset);
+        fail("tensors '{}' (bytes {} to {}) and '{}' (from byte {}) overlap in the data section",
+             printable(p.name), p.offset, p.offset + p.bytes, printable(q.name), q.offset);
     }
   }
 

@@ -168,6 +168,17 @@ TEST_CASE("gguf refuses duplicate keys and tensor names") {
   check_message(refusal(t), {"duplicate tensor name 'w' (tensors #0 and #1)"});
 }
 
+TEST_CASE("gguf error messages escape control and non-ASCII bytes of names from the file") {
+  Bytes dup;
+  dup.kv_u32("a\x1b[2J\xff", 1).kv_u32("a\x1b[2J\xff", 2);
+  const std::string msg = refusal(meta_only(2, dup));
+  check_message(msg, {"duplicate metadata key 'a\\x1b[2J\\xff'"});
+  CHECK(msg.find('\x1b') == std::string::npos);
+  Bytes t;
+  t.header(1, 0).tensor("w\n", {8}, 0, 64).pad_to(32).zeros(32);
+  check_message(refusal(t), {"tensor 'w\\x0a' data (32 bytes at offset 64) runs past the end of the file"});
+}
+
 TEST_CASE("gguf refuses bad tensor shapes") {
   check_message(refusal(one_tensor([](Bytes& b) { b.tensor("w", {}, 0, 0); }, 64)),
                 {"tensor 'w' has 0 dimensions, expected 1 to 4"});
