@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Checks that a plugin can be written outside this tree: installs a built semline to a temporary
-# prefix, builds examples/sampler-typical against that installed SDK only, installs the plugin
-# beside semline's own, checks that it exports nothing of its own but the entry point, and, when
-# the semline command is built, that `semline plugins` from the prefix lists it.
+# Checks that plugins can be written outside this tree: installs a built semline to a temporary
+# prefix, builds each example (examples/sampler-typical, examples/ffn-sparse) against that
+# installed SDK only, installs it beside semline's own plugins, checks that it exports nothing of
+# its own but the entry point and, when the semline command is built, that `semline plugins` from
+# the prefix lists it and that a config selects it in a run (the sampler) and an A/B bench (the
+# feed-forward variant against ffn/dense) without rebuilding semline.
 #
 # usage: scripts/check-example.sh BUILD_DIR     (a configured and built semline build tree)
 set -euo pipefail
@@ -22,57 +24,101 @@ if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 echo "== installing $build to $prefix"
 cmake --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; exit 1; }
 
-echo "== building examples/sampler-typical against the installed SDK"
-cmake -S "$source_dir/examples/sampler-typical" -B "$work/example" "${generator[@]}" \
-  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_INSTALL_PREFIX="$prefix" >"$work/configure.log" ||
-  { cat "$work/configure.log"; exit 1; }
-cmake --build "$work/example"
-cmake --install "$work/example" >"$work/install-example.log"
+# build_example NAME: builds and installs examples/NAME; prints the installed plugin's path.
+build_example() {
+  local name=$1
+  echo "== building examples/$name against the installed SDK" >&2
+  cmake -S "$source_dir/examples/$name" -B "$work/$name" "${generator[@]}" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_INSTALL_PREFIX="$prefix" \
+    >"$work/configure-$name.log" || { cat "$work/configure-$name.log" >&2; exit 1; }
+  cmake --build "$work/$name" >&2
+  cmake --install "$work/$name" >"$work/install-$name.log"
+  local plugin
+  plugin=$(find "$prefix" -name "libsemline-$name.so" -path '*/semline/plugins/*')
+  if [[ -z "$plugin" ]]; then
+    echo "FAIL: libsemline-$name.so was not installed into <prefix>/.../semline/plugins" >&2
+    exit 1
+  fi
+  # Symbols of the C++ standard library may be exported as vague linkage; anything else but the
+  # entry point would mean the plugin's own symbols leak into the process.
+  local exported
+  exported=$(nm -D --defined-only --demangle "$plugin" | awk '{ $1 = ""; $2 = ""; sub(/^  /, ""); print }' |
+    grep -v -e 'std::' -e '__gnu_cxx::' || true)
+  if [[ "$exported" != "semline_plugin_entry" ]]; then
+    echo "FAIL: $plugin must export only semline_plugin_entry; it exports:" >&2
+    echo "$exported" >&2
+    exit 1
+  fi
+  echo "== installed $plugin, which exports only semline_plugin_entry" >&2
+  echo "$plugin"
+}
 
-plugin=$(find "$prefix" -name libsemline-sampler-typical.so -path '*/semline/plugins/*')
-if [[ -z "$plugin" ]]; then
-  echo "FAIL: libsemline-sampler-typical.so was not installed into <prefix>/.../semline/plugins" >&2
-  exit 1
+typical=$(build_example sampler-typical)
+sparse=$(build_example ffn-sparse)
+
+if [[ ! -x "$build/bin/semline" ]]; then
+  echo "== skipped the 'semline plugins' and run checks: $build/bin/semline is not built"
+  echo "OK"
+  exit 0
 fi
-echo "== installed $plugin"
 
-# Symbols of the C++ standard library may be exported as vague linkage; anything else but the
-# entry point would mean the plugin's own symbols leak into the process.
-exported=$(nm -D --defined-only --demangle "$plugin" | awk '{ $1 = ""; $2 = ""; sub(/^  /, ""); print }' |
-  grep -v -e 'std::' -e '__gnu_cxx::' || true)
-if [[ "$exported" != "semline_plugin_entry" ]]; then
-  echo "FAIL: the plugin must export only semline_plugin_entry; it exports:" >&2
-  echo "$exported" >&2
-  exit 1
-fi
-echo "== exports only semline_plugin_entry"
-
-if [[ -x "$build/bin/semline" ]]; then
-  # The installed command finds plugins installed under its own prefix, with no search path set.
-  listing=$(env -u SEMLINE_PLUGIN_PATH "$prefix/bin/semline" plugins)
-  if ! grep -q "sampler-typical" <<<"$listing" || ! grep -q "typical_p" <<<"$listing" ||
-     grep -q "refused: .*sampler-typical" <<<"$listing"; then
-    echo "FAIL: '$prefix/bin/semline plugins' does not list the typical sampler:" >&2
+# The installed command finds plugins installed under its own prefix, with no search path set.
+listing=$(env -u SEMLINE_PLUGIN_PATH "$prefix/bin/semline" plugins)
+for want in "sampler-typical:typical_p" "ffn-sparse:sparsity"; do
+  plugin=${want%%:*} param=${want#*:}
+  if ! grep -q "$plugin" <<<"$listing" || ! grep -q "$param" <<<"$listing" ||
+     grep -q "refused: .*$plugin" <<<"$listing"; then
+    echo "FAIL: '$prefix/bin/semline plugins' does not list $plugin with its parameter $param:" >&2
     echo "$listing" >&2
     exit 1
   fi
-  grep -A3 "typical" <<<"$listing" | sed 's/^/   /'
-  echo "== semline plugins lists sampler-typical"
+done
+grep -E -A3 "typical|sparse" <<<"$listing" | sed 's/^/   /'
+echo "== semline plugins lists sampler-typical and ffn-sparse"
 
-  # Selected by config, from the build tree's semline (not rebuilt), via the plugin path.
-  only_example="$work/only-example"
-  mkdir -p "$only_example"
-  cp "$plugin" "$only_example/"
-  text=$(SEMLINE_PLUGIN_PATH="$only_example" "$build/bin/semline" -q run \
-    -m "$source_dir/models/gguf/stories260K.gguf" -p "Once upon a time" -n 24 \
-    --set 'stages.sampler.chain=["top_k", "typical", "draw"]' --set stages.sampler.typical_p=0.9)
-  if [[ "$text" != "Once upon a time"* ]]; then
-    echo "FAIL: a run with the typical sampler in the chain produced: $text" >&2
-    exit 1
-  fi
-  echo "   $text"
-  echo "== a config selects the typical sampler; semline ran it without a rebuild"
-else
-  echo "== skipped the 'semline plugins' check: $build/bin/semline is not built"
+# Selected by config, from the build tree's semline (not rebuilt), via the plugin path.
+only_examples="$work/only-examples"
+mkdir -p "$only_examples"
+cp "$typical" "$sparse" "$only_examples/"
+text=$(SEMLINE_PLUGIN_PATH="$only_examples" "$build/bin/semline" -q run \
+  -m "$source_dir/models/gguf/stories260K.gguf" -p "Once upon a time" -n 24 \
+  --set 'stages.sampler.chain=["top_k", "typical", "draw"]' --set stages.sampler.typical_p=0.9)
+if [[ "$text" != "Once upon a time"* ]]; then
+  echo "FAIL: a run with the typical sampler in the chain produced: $text" >&2
+  exit 1
 fi
+echo "   $text"
+echo "== a config selects the typical sampler; semline ran it without a rebuild"
+
+# The A/B bench: ffn/dense against the example's ffn/sparse, chosen in a second config that
+# brings the plugin's folder itself.
+cat >"$work/dense.toml" <<TOML
+[model]
+path = "$source_dir/models/gguf/stories260K.gguf"
+TOML
+cat >"$work/sparse.toml" <<TOML
+[model]
+path = "$source_dir/models/gguf/stories260K.gguf"
+[runtime]
+plugin_paths = ["$only_examples"]
+[stages]
+ffn = { variant = "sparse", sparsity = 0.25 }
+TOML
+env -u SEMLINE_PLUGIN_PATH "$build/bin/semline" -q bench -c "$work/dense.toml" --vs "$work/sparse.toml" \
+  -p 16 -n 8 -r 1 --text "$source_dir/tests/data/story.txt" --window 64 --windows 2 -o json >"$work/ab.json"
+if ! python3 - "$work/ab.json" <<'PY'
+import json, sys
+dense, sparse = json.load(open(sys.argv[1]))
+# The base variant agrees with itself; the approximation moves the distribution, measurably.
+assert dense["mean_kl"] == 0 and sparse["mean_kl"] > 0, (dense["mean_kl"], sparse["mean_kl"])
+assert sparse["tg_tps"] > 0 and sparse["scored_tokens"] > 0
+print("   sparse vs dense: KL %.4f, top-1 %.3f, tg %.0f vs %.0f t/s" %
+      (sparse["mean_kl"], sparse["top1_agreement"], sparse["tg_tps"], dense["tg_tps"]))
+PY
+then
+  echo "FAIL: the A/B bench of ffn/sparse against ffn/dense did not report as expected:" >&2
+  cat "$work/ab.json" >&2
+  exit 1
+fi
+echo "== semline bench compared ffn/dense with the example's ffn/sparse without a rebuild"
 echo "OK"

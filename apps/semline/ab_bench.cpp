@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -276,8 +277,21 @@ bool is_grid_assignment(const std::string& a) {
 void run_ab(const AbOptions& o) {
   auto configs = variant_configs(o);
   if (configs.size() < 2) throw Error("the A/B bench needs at least two variants (--vs FILE or --set KEY=a,b)");
-  std::vector<std::filesystem::path> paths = configs.front().second.runtime.plugin_paths;
-  auto plugins = load_plugins(paths, configs.front().second.runtime.prefer);
+  // One registry serves every variant: the plugins any of their configs names, so a --vs config
+  // can bring a variant of its own.
+  std::vector<std::filesystem::path> paths;
+  std::map<std::string, std::string> prefer;
+  for (const auto& [name, c] : configs) {
+    for (const auto& p : c.runtime.plugin_paths)
+      if (std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
+    for (const auto& [key, plugin] : c.runtime.prefer) {
+      auto [it, fresh] = prefer.emplace(key, plugin);
+      if (!fresh && it->second != plugin)
+        throw Error("variants disagree on [runtime.prefer] \"" + key + "\": '" + it->second + "' and '" + plugin +
+                    "' (variant " + name + "); one process loads one winner");
+    }
+  }
+  auto plugins = load_plugins(paths, prefer);
   const int context = std::max(o.n_prompt + o.n_gen + 8, o.text.empty() ? 0 : o.window);
 
   std::vector<Variant> vs(configs.size());
