@@ -1,4 +1,4 @@
-// semline inspect: what a model file holds — hyper-parameters, tokenizer, metadata, tensors.
+// semline inspect: what a model holds — hyper-parameters, tokenizer, metadata, tensors.
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -46,7 +46,7 @@ std::string mib(double bytes) {
   return b;
 }
 
-void print_hparams(const gguf::GgufFile& m, const Plugins& plugins) {
+void print_hparams(const ModelFile& m, const Plugins& plugins) {
   auto arch = m.find_string("general.architecture");
   if (!arch) {
     std::printf("arch       (none: general.architecture is absent%s)\n",
@@ -62,17 +62,20 @@ void print_hparams(const gguf::GgufFile& m, const Plugins& plugins) {
   if (m.tensors().empty()) return;
   try {
     HParams hp = a->arch.read_hparams(m);
+    const char* rope = hp.rope_type == RopeType::None ? "none" : hp.rope_type == RopeType::NeoX ? "neox" : "normal";
+    const char* act = hp.ffn_act == Activation::Gelu ? "gelu" : hp.ffn_act == Activation::GeluTanh ? "gelu_tanh" : "silu";
     std::printf("hparams    n_vocab %lld, n_ctx_train %lld, n_embd %lld, n_ff %lld, n_layer %lld,\n"
-                "           n_head %lld, n_head_kv %lld, head_dim %lld, rope_dim %lld, rope_base %g, norm_eps %g\n",
+                "           n_head %lld, n_head_kv %lld, head_dim %lld, rope %s, rope_dim %lld, rope_base %g,\n"
+                "           norm_eps %g, ffn_act %s\n",
                 (long long)hp.n_vocab, (long long)hp.n_ctx_train, (long long)hp.n_embd, (long long)hp.n_ff,
-                (long long)hp.n_layer, (long long)hp.n_head, (long long)hp.n_head_kv, (long long)hp.head_dim,
-                (long long)hp.rope_dim, hp.rope_base, hp.norm_eps);
+                (long long)hp.n_layer, (long long)hp.n_head, (long long)hp.n_head_kv, (long long)hp.head_dim, rope,
+                (long long)hp.rope_dim, hp.rope_base, hp.norm_eps, act);
   } catch (const std::exception& e) {
     std::printf("hparams    unreadable: %s\n", e.what());
   }
 }
 
-void print_tokenizer(const gguf::GgufFile& m) {
+void print_tokenizer(const ModelFile& m) {
   auto model = m.find_string("tokenizer.ggml.model");
   if (!model) {
     std::printf("tokenizer  none\n");
@@ -93,18 +96,17 @@ void print_tokenizer(const gguf::GgufFile& m) {
 }  // namespace
 
 void add_inspect_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("inspect", "Show a GGUF model's hyper-parameters, tokenizer, metadata and tensors");
+  auto* cmd = app.add_subcommand("inspect", "Show a model's hyper-parameters, tokenizer, metadata and tensors (GGUF or Hugging Face folder)");
   auto path = std::make_shared<std::string>();
   auto no_tensors = std::make_shared<bool>(false);
-  cmd->add_option("model", *path, "GGUF file")->required();
+  cmd->add_option("model", *path, "GGUF file, or Hugging Face GPT-2 folder (or its config.json)")->required();
   cmd->add_flag("--no-tensors", *no_tensors, "Leave out the tensor table");
   cmd->callback([path, no_tensors] {
     auto m = open_model(*path);
     auto plugins = load_plugins({});
     uint64_t tensor_bytes = 0;
     for (const auto& t : m->tensors()) tensor_bytes += t.bytes;
-    std::printf("file       %s (GGUF v%u, %llu bytes, alignment %llu)\n", path->c_str(), m->version(),
-                (unsigned long long)m->file_size(), (unsigned long long)m->alignment());
+    std::printf("file       %s (%s)\n", path->c_str(), m->format().c_str());
     print_hparams(*m, *plugins);
     print_tokenizer(*m);
     std::printf("\nmetadata   %zu keys\n", m->metadata().size());
