@@ -110,9 +110,9 @@ void File::parse(const Limits& limits) {
     for (const json& d : shape) {
       uint64_t x = 0;
       if (!as_u64(d, x)) fail(what + ": shape " + shape.dump() + " must hold non-negative integers");
-      // Beyond 2^62 elements no byte count of the file could match; stopping there keeps
-      // elements * dtype size from overflowing too.
-      if (__builtin_mul_overflow(elements, x, &elements) || elements > (uint64_t{1} << 62))
+      // Beyond 2^60 elements no byte count of a file could match; stopping there keeps
+      // elements * dtype size (at most 4) from overflowing too.
+      if (__builtin_mul_overflow(elements, x, &elements) || elements > (uint64_t{1} << 60))
         fail(what + ": shape " + shape.dump() + " has more elements than any file can hold");
       e.shape.push_back(static_cast<int64_t>(x));
     }

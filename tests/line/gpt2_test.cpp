@@ -163,3 +163,29 @@ TEST_CASE("slm4096's mean loss on the first 128 characters of its corpus is 0.07
   CHECK(q.n_scored == 127);
   CHECK(q.nll / q.n_scored == Approx(mean).epsilon(1e-6));
 }
+
+TEST_CASE("on vulkan, each GPT-2 station is refused with the reason the vulkan stages cannot serve it") {
+  if (!testing::built_plugins().find_backend("vulkan")) {
+    WARN("SKIPPED (needs the vulkan plugin, built where Vulkan headers and glslc are found)");
+    return;
+  }
+  auto model = open_model_file(kFolder);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"embedding", {"learned position rows"}},
+      {"norm", {"rms: the station has a shift (a LayerNorm)", "registered norm entries: layer@cpu"}},
+      {"attention", {"no rotary embedding", "a fused qkv projection", "a projection bias"}},
+      {"ffn", {"activation is GELU", "the station has no gate", "a projection bias"}},
+  };
+  for (const auto& [station, reasons] : cases) {
+    INFO(station);
+    const Config c = parse_config("[model]\npath = \"" + kFolder + "\"\n[stages]\n" + station +
+                                      " = { backend = \"vulkan\" }\n",
+                                  "test.toml");
+    try {
+      build_graph(c, *model, testing::built_plugins());
+      FAIL("the vulkan stages accepted a GPT-2 " << station);
+    } catch (const Error& e) {
+      for (const std::string& r : reasons) CHECK_THAT(std::string(e.what()), Catch::Contains(r));
+    }
+  }
+}

@@ -58,7 +58,7 @@ void refuse_roles(const StageContext& ctx, std::initializer_list<std::string_vie
     for (const auto& [r, name] : ctx.tensors)
       if (r == role)
         why.push_back("the station has " + std::string(what) + " ('" + name + "', role " + r +
-                      "); the vulkan stages do not implement it");
+                      "), which the vulkan stages do not implement");
 }
 
 namespace {

@@ -54,7 +54,7 @@ class NormRms final : public Stage {
 
 std::vector<std::string> norm_rms_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
-  refuse_roles(ctx, {"bias"}, "a shift (a LayerNorm; norm/layer is not implemented on vulkan)", why);
+  refuse_roles(ctx, {"bias"}, "a shift (a LayerNorm)", why);
   return why;
 }
 
