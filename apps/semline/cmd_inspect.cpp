@@ -10,10 +10,28 @@ namespace semline::app {
 
 namespace {
 
+// Control characters escaped, so a vocabulary of characters ("\n" is a token) keeps one line
+// per key.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned char>(c));
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string scalar_string(const MetaValue& v) {
   switch (v.type) {
     case MetaType::STRING: {
-      std::string s(v.str.substr(0, 80));
+      std::string s = printable(v.str.substr(0, 80));
       return "\"" + s + (v.str.size() > 80 ? "…" : "") + "\"";
     }
     case MetaType::BOOL: return v.u ? "true" : "false";
@@ -32,7 +50,7 @@ std::string value_string(const MetaValue& v) {
   std::string s = "[" + std::string(meta_type_name(v.elem)) + " x " + std::to_string(v.count) + "]";
   std::vector<std::string> first;
   for (uint64_t i = 0; i < std::min<uint64_t>(v.count, 4); ++i) {
-    if (v.elem == MetaType::STRING) first.push_back("\"" + std::string(v.strings[i].substr(0, 24)) + "\"");
+    if (v.elem == MetaType::STRING) first.push_back("\"" + printable(v.strings[i].substr(0, 24)) + "\"");
     else if (v.elem == MetaType::ARRAY) first.push_back("[...]");
     else if (v.elem == MetaType::F32 || v.elem == MetaType::F64) first.push_back(param_value_string(v.at<double>(i)));
     else first.push_back(std::to_string(v.at<int64_t>(i)));
