@@ -14,6 +14,7 @@
 #include "core/engine/pipeline.h"
 #include "core/engine/quality.h"
 #include "core/graph/graph.h"
+#include "core/model/gguf_writer.h"
 #include "core/model/model_file.h"
 #include "model/model_test_util.h"
 
@@ -188,4 +189,30 @@ TEST_CASE("on vulkan, each GPT-2 station is refused with the reason the vulkan s
       for (const std::string& r : reasons) CHECK_THAT(std::string(e.what()), Catch::Contains(r));
     }
   }
+}
+
+TEST_CASE("the gpt2 arch reads gpt2.feed_forward_activation: absent is gelu_tanh, an unknown one is refused") {
+  auto hf = open_model_file(kFolder);
+  test::TempDir dir;
+  // slm4096 rewritten with the activation key absent or set to `value`.
+  auto with_activation = [&](const char* value) {
+    gguf::GgufWriter w;
+    for (const auto& [key, v] : hf->metadata())
+      if (key != "gpt2.feed_forward_activation") w.add_meta(key, v);
+    if (value) w.add_string("gpt2.feed_forward_activation", value);
+    for (const TensorInfo& t : hf->tensors())
+      w.add_tensor(t.name, t.view.dtype, std::vector<int64_t>(t.view.ne, t.view.ne + t.view.ndim),
+                   std::span<const uint8_t>(static_cast<const uint8_t*>(t.view.host), t.bytes));
+    const std::string path = (dir / (std::string(value ? value : "absent") + ".gguf")).string();
+    w.write(path);
+    return path;
+  };
+  const RegisteredArch* gpt2 = testing::built_plugins().find_arch("gpt2");
+  REQUIRE(gpt2);
+  CHECK(gpt2->arch.read_hparams(*open_model_file(with_activation(nullptr))).ffn_act == Activation::GeluTanh);
+  CHECK(gpt2->arch.read_hparams(*open_model_file(with_activation("gelu_tanh"))).ffn_act == Activation::GeluTanh);
+  const std::string relu = with_activation("relu");
+  CHECK_THROWS_WITH(gpt2->arch.read_hparams(*open_model_file(relu)),
+                    Catch::Contains("gpt2.feed_forward_activation = 'relu' is not an activation of the gpt2 arch") &&
+                        Catch::Contains("valid: gelu (exact), gelu_tanh"));
 }

@@ -57,7 +57,7 @@ class EmbeddingLookup final : public Stage {
  private:
   CpuBackend& be_;
   std::string label_;
-  Linear table_;                 // [n_vocab][n_embd]
+  Linear table_;                  // [n_vocab][n_embd]
   std::vector<float> positions_;  // [n_positions][n_embd], empty when the model has none
   int64_t n_positions_ = 0;
 };
