@@ -29,7 +29,10 @@ constexpr uint64_t kMaxSize = uint64_t{1} << 31;
 int64_t positive(const json& j, const char* key, const std::string& name, std::optional<int64_t> fallback = {}) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
-    if (fallback) return *fallback;
+    if (fallback && static_cast<uint64_t>(*fallback) < kMaxSize) return *fallback;
+    if (fallback)
+      throw Error(name + ": " + key + " is absent and its default, " + std::to_string(*fallback) +
+                  ", is not below 2^31");
     throw Error(name + ": key '" + key + "' is missing (a GPT-2 config.json has n_embd, n_layer, n_head, "
                 "n_positions and vocab_size)");
   }
