@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors)
 jobs=${JOBS:-$(nproc)}
 work=${FUZZ_WORK:-$(mktemp -d -t semline-fuzz.XXXXXX)}
 
@@ -24,7 +24,7 @@ cmake --build --preset fuzz -j"$jobs"
 # execution is quick.
 max_len() {
   case $1 in
-    fuzz_gguf | fuzz_llama2c) echo 32768 ;;
+    fuzz_gguf | fuzz_llama2c | fuzz_safetensors) echo 32768 ;;
     *) echo 4096 ;;
   esac
 }
@@ -32,7 +32,7 @@ max_len() {
 failed=()
 for t in "${targets[@]}"; do
   exe=build-fuzz/fuzz/$t
-  [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe (targets: fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe)" >&2; exit 2; }
+  [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe (targets: fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors)" >&2; exit 2; }
   dir=$work/$t
   mkdir -p "$dir/corpus"
   cp -R "tests/fuzz/corpus/$t/." "$dir/corpus/"

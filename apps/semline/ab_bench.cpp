@@ -28,7 +28,7 @@ using clock_type = std::chrono::steady_clock;
 struct Variant {
   std::string name;
   Config config;
-  std::unique_ptr<gguf::GgufFile> model;
+  std::unique_ptr<ModelFile> model;
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
   // measurements

@@ -10,7 +10,7 @@ namespace semline::app {
 
 void add_line_flags(CLI::App& cmd, LineFlags& f) {
   cmd.add_option("-c,--config", f.config, "Pipeline config (TOML); see configs/");
-  cmd.add_option("-m,--model", f.model, "Model file (GGUF); overrides [model].path");
+  cmd.add_option("-m,--model", f.model, "Model: a GGUF file or a Hugging Face GPT-2 folder; overrides [model].path");
   cmd.add_option("--set", f.sets, "Override a config key, e.g. --set stages.attention.variant=dense");
   cmd.add_option("--plugin-path", f.plugin_paths, "Extra folder or file to load plugins from");
 }
@@ -39,9 +39,9 @@ std::unique_ptr<Plugins> load_plugins(const std::vector<std::filesystem::path>& 
   return p;
 }
 
-std::unique_ptr<gguf::GgufFile> open_model(const std::filesystem::path& path) {
-  auto m = gguf::GgufFile::open(path);
-  spdlog::debug("{}: GGUF v{}, {} metadata keys, {} tensors", path.string(), m->version(), m->metadata().size(),
+std::unique_ptr<ModelFile> open_model(const std::filesystem::path& path) {
+  auto m = open_model_file(path);
+  spdlog::debug("{}: {}, {} metadata keys, {} tensors", path.string(), m->format(), m->metadata().size(),
                 m->tensors().size());
   return m;
 }

@@ -12,7 +12,7 @@
 #include "core/config/config.h"
 #include "core/host/plugin_host.h"
 #include "core/host/registry.h"
-#include "core/model/gguf.h"
+#include "core/model/model_file.h"
 
 namespace semline::app {
 
@@ -37,7 +37,8 @@ std::unique_ptr<Plugins> load_plugins(const std::vector<std::filesystem::path>& 
 // The config from --config (or defaults), with --model and --set applied.
 Config make_config(const LineFlags& f);
 
-std::unique_ptr<gguf::GgufFile> open_model(const std::filesystem::path& path);
+// The model a path names: a GGUF file, or a Hugging Face GPT-2 folder (or its config.json).
+std::unique_ptr<ModelFile> open_model(const std::filesystem::path& path);
 
 // A progress bar on stderr for long work (convert, quantize, synth, load, bench); silent when
 // stderr is not a terminal or logging is quiet.

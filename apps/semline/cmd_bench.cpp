@@ -58,7 +58,7 @@ double stddev(const std::vector<double>& v) {
 }
 
 // "llama 134M Q4_0": family, parameter count and the weight type most of the bytes have.
-std::string model_type(const gguf::GgufFile& m, const HParams& hp, uint64_t params) {
+std::string model_type(const ModelFile& m, const HParams& hp, uint64_t params) {
   std::map<DType, uint64_t> bytes;
   for (const auto& t : m.tensors())
     if (t.view.ndim >= 2) bytes[t.view.dtype] += t.bytes;

@@ -1,4 +1,4 @@
-// semline inspect: what a model file holds — hyper-parameters, tokenizer, metadata, tensors.
+// semline inspect: what a model holds — hyper-parameters, tokenizer, metadata, tensors.
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -10,10 +10,28 @@ namespace semline::app {
 
 namespace {
 
+// Control characters escaped, so a vocabulary of characters ("\n" is a token) keeps one line
+// per key.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned char>(c));
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string scalar_string(const MetaValue& v) {
   switch (v.type) {
     case MetaType::STRING: {
-      std::string s(v.str.substr(0, 80));
+      std::string s = printable(v.str.substr(0, 80));
       return "\"" + s + (v.str.size() > 80 ? "…" : "") + "\"";
     }
     case MetaType::BOOL: return v.u ? "true" : "false";
@@ -32,7 +50,7 @@ std::string value_string(const MetaValue& v) {
   std::string s = "[" + std::string(meta_type_name(v.elem)) + " x " + std::to_string(v.count) + "]";
   std::vector<std::string> first;
   for (uint64_t i = 0; i < std::min<uint64_t>(v.count, 4); ++i) {
-    if (v.elem == MetaType::STRING) first.push_back("\"" + std::string(v.strings[i].substr(0, 24)) + "\"");
+    if (v.elem == MetaType::STRING) first.push_back("\"" + printable(v.strings[i].substr(0, 24)) + "\"");
     else if (v.elem == MetaType::ARRAY) first.push_back("[...]");
     else if (v.elem == MetaType::F32 || v.elem == MetaType::F64) first.push_back(param_value_string(v.at<double>(i)));
     else first.push_back(std::to_string(v.at<int64_t>(i)));
@@ -46,7 +64,7 @@ std::string mib(double bytes) {
   return b;
 }
 
-void print_hparams(const gguf::GgufFile& m, const Plugins& plugins) {
+void print_hparams(const ModelFile& m, const Plugins& plugins) {
   auto arch = m.find_string("general.architecture");
   if (!arch) {
     std::printf("arch       (none: general.architecture is absent%s)\n",
@@ -62,17 +80,20 @@ void print_hparams(const gguf::GgufFile& m, const Plugins& plugins) {
   if (m.tensors().empty()) return;
   try {
     HParams hp = a->arch.read_hparams(m);
+    const char* rope = hp.rope_type == RopeType::None ? "none" : hp.rope_type == RopeType::NeoX ? "neox" : "normal";
+    const char* act = hp.ffn_act == Activation::Gelu ? "gelu" : hp.ffn_act == Activation::GeluTanh ? "gelu_tanh" : "silu";
     std::printf("hparams    n_vocab %lld, n_ctx_train %lld, n_embd %lld, n_ff %lld, n_layer %lld,\n"
-                "           n_head %lld, n_head_kv %lld, head_dim %lld, rope_dim %lld, rope_base %g, norm_eps %g\n",
+                "           n_head %lld, n_head_kv %lld, head_dim %lld, rope %s, rope_dim %lld, rope_base %g,\n"
+                "           norm_eps %g, ffn_act %s\n",
                 (long long)hp.n_vocab, (long long)hp.n_ctx_train, (long long)hp.n_embd, (long long)hp.n_ff,
-                (long long)hp.n_layer, (long long)hp.n_head, (long long)hp.n_head_kv, (long long)hp.head_dim,
-                (long long)hp.rope_dim, hp.rope_base, hp.norm_eps);
+                (long long)hp.n_layer, (long long)hp.n_head, (long long)hp.n_head_kv, (long long)hp.head_dim, rope,
+                (long long)hp.rope_dim, hp.rope_base, hp.norm_eps, act);
   } catch (const std::exception& e) {
     std::printf("hparams    unreadable: %s\n", e.what());
   }
 }
 
-void print_tokenizer(const gguf::GgufFile& m) {
+void print_tokenizer(const ModelFile& m) {
   auto model = m.find_string("tokenizer.ggml.model");
   if (!model) {
     std::printf("tokenizer  none\n");
@@ -93,18 +114,17 @@ void print_tokenizer(const gguf::GgufFile& m) {
 }  // namespace
 
 void add_inspect_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("inspect", "Show a GGUF model's hyper-parameters, tokenizer, metadata and tensors");
+  auto* cmd = app.add_subcommand("inspect", "Show a model's hyper-parameters, tokenizer, metadata and tensors (GGUF or Hugging Face folder)");
   auto path = std::make_shared<std::string>();
   auto no_tensors = std::make_shared<bool>(false);
-  cmd->add_option("model", *path, "GGUF file")->required();
+  cmd->add_option("model", *path, "GGUF file, or Hugging Face GPT-2 folder (or its config.json)")->required();
   cmd->add_flag("--no-tensors", *no_tensors, "Leave out the tensor table");
   cmd->callback([path, no_tensors] {
     auto m = open_model(*path);
     auto plugins = load_plugins({});
     uint64_t tensor_bytes = 0;
     for (const auto& t : m->tensors()) tensor_bytes += t.bytes;
-    std::printf("file       %s (GGUF v%u, %llu bytes, alignment %llu)\n", path->c_str(), m->version(),
-                (unsigned long long)m->file_size(), (unsigned long long)m->alignment());
+    std::printf("file       %s (%s)\n", path->c_str(), m->format().c_str());
     print_hparams(*m, *plugins);
     print_tokenizer(*m);
     std::printf("\nmetadata   %zu keys\n", m->metadata().size());

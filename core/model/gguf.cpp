@@ -4,7 +4,6 @@
 
 #include "core/model/gguf_index.h"
 #include "core/model/mapped_file.h"
-#include "core/util/text.h"
 #include "semline/error.h"
 
 namespace semline::gguf {
@@ -41,85 +40,8 @@ const TensorInfo* GgufFile::tensor_info(std::string_view name) const {
   return it == index_->tensors.end() ? nullptr : &tensors_[it->second];
 }
 
-const Tensor* GgufFile::weight(std::string_view name) const {
-  const TensorInfo* t = tensor_info(name);
-  return t ? &t->view : nullptr;
-}
-
-const MetaValue& GgufFile::require(std::string_view key) const {
-  if (const MetaValue* v = meta(key)) return *v;
-  std::vector<std::string> keys;
-  keys.reserve(metadata_.size());
-  for (const auto& kv : metadata_) keys.push_back(kv.first);
-  throw Error(fmt::format("{}: metadata key '{}' is missing{}", name_, key, did_you_mean(key, keys)));
-}
-
-namespace {
-
-[[noreturn]] void wrong_type(const std::string& file, std::string_view key, const MetaValue& v,
-                             std::string_view expected) {
-  throw Error(fmt::format("{}: metadata '{}' is {}, expected {}", file, key, meta_type_name(v.type), expected));
-}
-
-}  // namespace
-
-std::optional<uint64_t> GgufFile::find_u64(std::string_view key) const {
-  const MetaValue* v = meta(key);
-  if (!v) return std::nullopt;
-  if (!v->is_int()) wrong_type(name_, key, *v, "an unsigned integer");
-  if (v->i < 0) throw Error(fmt::format("{}: metadata '{}' is {}, expected a value >= 0", name_, key, v->i));
-  return v->u;
-}
-
-std::optional<int64_t> GgufFile::find_i64(std::string_view key) const {
-  const MetaValue* v = meta(key);
-  if (!v) return std::nullopt;
-  if (!v->is_int()) wrong_type(name_, key, *v, "an integer");
-  if (v->type == MetaType::U64 && v->u > static_cast<uint64_t>(INT64_MAX))
-    throw Error(fmt::format("{}: metadata '{}' is {}, more than a signed 64-bit integer holds", name_, key, v->u));
-  return v->i;
-}
-
-std::optional<double> GgufFile::find_f64(std::string_view key) const {
-  const MetaValue* v = meta(key);
-  if (!v) return std::nullopt;
-  if (!v->is_number()) wrong_type(name_, key, *v, "a number");
-  return v->f;
-}
-
-std::optional<std::string_view> GgufFile::find_string(std::string_view key) const {
-  const MetaValue* v = meta(key);
-  if (!v) return std::nullopt;
-  if (v->type != MetaType::STRING) wrong_type(name_, key, *v, "a string");
-  return v->str;
-}
-
-std::optional<bool> GgufFile::find_bool(std::string_view key) const {
-  const MetaValue* v = meta(key);
-  if (!v) return std::nullopt;
-  if (v->type != MetaType::BOOL) wrong_type(name_, key, *v, "a bool");
-  return v->u != 0;
-}
-
-uint64_t GgufFile::get_u64(std::string_view key) const {
-  require(key);
-  return *find_u64(key);
-}
-int64_t GgufFile::get_i64(std::string_view key) const {
-  require(key);
-  return *find_i64(key);
-}
-double GgufFile::get_f64(std::string_view key) const {
-  require(key);
-  return *find_f64(key);
-}
-std::string_view GgufFile::get_string(std::string_view key) const {
-  require(key);
-  return *find_string(key);
-}
-bool GgufFile::get_bool(std::string_view key) const {
-  require(key);
-  return *find_bool(key);
+std::string GgufFile::format() const {
+  return fmt::format("GGUF v{}, {} bytes, alignment {}", version_, bytes_.size(), alignment_);
 }
 
 std::string ggml_type_name(uint32_t id) {

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/model/model_file.h"
 #include "semline/model.h"
 #include "semline/tensor.h"
 
@@ -37,14 +38,9 @@ struct Limits {
   uint64_t max_name_bytes = uint64_t{1} << 16;  // length of a metadata key or tensor name
 };
 
-struct TensorInfo {
-  std::string name;
-  Tensor view;      // host view into the file, contiguous strides
-  uint64_t offset;  // from the start of the data section
-  uint64_t bytes;
-};
+using TensorInfo = semline::TensorInfo;  // views into the mapped file
 
-class GgufFile : public ModelView {
+class GgufFile : public ModelFile {
  public:
   static std::unique_ptr<GgufFile> open(const std::filesystem::path& path, const Limits& limits = {});
   // Reads a GGUF image held by the caller, who keeps the bytes alive as long as the result;
@@ -61,33 +57,19 @@ class GgufFile : public ModelView {
   uint64_t file_size() const { return bytes_.size(); }
   std::span<const uint8_t> bytes() const { return bytes_; }
 
-  const std::vector<std::pair<std::string, MetaValue>>& metadata() const { return metadata_; }  // file order
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }                          // file order
-  const TensorInfo* tensor_info(std::string_view name) const;  // null when absent
+  const std::vector<std::pair<std::string, MetaValue>>& metadata() const override { return metadata_; }
+  const std::vector<TensorInfo>& tensors() const override { return tensors_; }
+  const TensorInfo* tensor_info(std::string_view name) const override;
+  std::string format() const override;
 
   const MetaValue* meta(std::string_view key) const override;
-  const Tensor* weight(std::string_view name) const override;
   std::string path() const override { return name_; }
-
-  // Typed metadata access. get_* throw when the key is missing or holds another type; find_*
-  // return nullopt when the key is missing and throw on another type.
-  uint64_t get_u64(std::string_view key) const;  // any integer type, refuses negative values
-  int64_t get_i64(std::string_view key) const;   // any integer type that fits
-  double get_f64(std::string_view key) const;    // any number
-  std::string_view get_string(std::string_view key) const;
-  bool get_bool(std::string_view key) const;
-  std::optional<uint64_t> find_u64(std::string_view key) const;
-  std::optional<int64_t> find_i64(std::string_view key) const;
-  std::optional<double> find_f64(std::string_view key) const;
-  std::optional<std::string_view> find_string(std::string_view key) const;
-  std::optional<bool> find_bool(std::string_view key) const;
 
  private:
   struct Index;
   friend class Parser;
   GgufFile();
   void build(const Limits& limits);
-  const MetaValue& require(std::string_view key) const;
 
   std::string name_;
   std::shared_ptr<const void> owner_;  // keeps the mapping alive; null for from_memory

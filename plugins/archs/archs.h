@@ -6,6 +6,7 @@
 namespace semline::archs {
 
 ArchTemplate llama_template();
+ArchTemplate gpt2_template();
 
 // Rejects hyper-parameters no model can have (zero sizes, heads that do not divide the width).
 void check_hparams(const ModelView& model, const HParams& hp);

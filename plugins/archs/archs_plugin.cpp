@@ -19,8 +19,11 @@ void check_hparams(const ModelView& model, const HParams& hp) {
   if (!(hp.norm_eps > 0) || !(hp.rope_base > 0)) bad("the norm epsilon and the RoPE base must be > 0");
 }
 
-static void register_all(Registry& r) { r.add_arch(llama_template()); }
+static void register_all(Registry& r) {
+  r.add_arch(llama_template());
+  r.add_arch(gpt2_template());
+}
 
 }  // namespace semline::archs
 
-SEMLINE_PLUGIN("archs", "0.1.0", "Model families: llama", semline::archs::register_all)
+SEMLINE_PLUGIN("archs", "0.1.0", "Model families: llama, gpt2", semline::archs::register_all)

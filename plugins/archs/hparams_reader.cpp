@@ -40,6 +40,15 @@ std::optional<double> HParamsReader::find_number(std::string_view key) const {
   return number(key);
 }
 
+std::optional<std::string_view> HParamsReader::find_string(std::string_view key) const {
+  const MetaValue* v = model_.meta(full(key));
+  if (!v) return std::nullopt;
+  if (v->type != MetaType::STRING)
+    throw Error(model_.path() + ": metadata key '" + full(key) + "' has type " + meta_type_name(v->type) +
+                ", expected a string");
+  return v->str;
+}
+
 std::optional<uint64_t> HParamsReader::find_array_length(std::string_view full_key) const {
   const MetaValue* v = model_.meta(full_key);
   if (!v || v->type != MetaType::ARRAY) return std::nullopt;

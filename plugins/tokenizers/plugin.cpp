@@ -3,5 +3,5 @@
 
 #include "tokenizers.h"
 
-SEMLINE_PLUGIN("tokenizers", "0.1.0", "Tokenizers: SentencePiece BPE (spm), GPT-2 byte-level BPE (bpe)",
+SEMLINE_PLUGIN("tokenizers", "0.1.0", "Tokenizers: SentencePiece BPE (spm), GPT-2 byte-level BPE (bpe), characters (char)",
                semline::tokenizers::register_tokenizers)

@@ -5,6 +5,7 @@
 #include <semline/error.h>
 
 #include "bpe.h"
+#include "char_tokenizer.h"
 #include "meta_reader.h"
 #include "spm.h"
 #include "tokenizers.h"
@@ -57,6 +58,8 @@ void register_tokenizers(Registry& registry) {
       "spm", "llama", "SentencePiece BPE: score-ordered merges, byte fallback, dummy prefix (tokenizer.ggml.model llama)"));
   registry.add_stage(entry<BpeTokenizer>(
       "bpe", "gpt2", "GPT-2 byte-level BPE: GPT-2 word pattern, ranked merges (tokenizer.ggml.model gpt2)"));
+  registry.add_stage(entry<CharTokenizer>(
+      "char", "char", "one token per UTF-8 character of a character-level vocabulary (tokenizer.ggml.model char)"));
 }
 
 }  // namespace semline::tokenizers

@@ -1,4 +1,5 @@
-// The tokenizer stations: "spm" serves tokenizer.ggml.model = "llama", "bpe" serves "gpt2".
+// The tokenizer stations: "spm" serves tokenizer.ggml.model = "llama", "bpe" serves "gpt2", "char"
+// serves "char".
 #pragma once
 
 #include <semline/registry.h>

@@ -82,9 +82,13 @@ std::vector<std::string> probe_vulkan() {
 
 void register_vulkan(Registry& r) {
   r.add_backend(backend_entry());
-  r.add_stage(entry(StageKind::Embedding, "lookup", "token embedding rows, converted to float on the device", 10,
-                    make_embedding_lookup));
-  r.add_stage(entry(StageKind::Norm, "rms", "RMSNorm with a learned scale", 10, make_norm_rms));
+  StageEntry lookup = entry(StageKind::Embedding, "lookup", "token embedding rows, converted to float on the device",
+                            10, make_embedding_lookup);
+  lookup.supports = embedding_supports;
+  r.add_stage(std::move(lookup));
+  StageEntry rms = entry(StageKind::Norm, "rms", "RMSNorm with a learned scale", 10, make_norm_rms);
+  rms.supports = norm_rms_supports;
+  r.add_stage(std::move(rms));
 
   StageEntry dense = entry(StageKind::Attention, "dense",
                            "the reference: causal GQA attention with RoPE, full score row per query in device memory",

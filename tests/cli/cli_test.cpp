@@ -190,3 +190,34 @@ TEST_CASE("semline bench compares variants A/B: speed, cost and quality against 
   CHECK(fs::file_size(chart) > 1000);
   fs::remove_all(d);
 }
+
+TEST_CASE("slm4096: inspect and run read the Hugging Face folder; convert writes a GGUF that runs the same") {
+  const std::string folder = kModels + "/gpt2/slm4096";
+  Result inspect = run_cli("inspect " + folder + "/config.json");
+  REQUIRE(inspect.code == 0);
+  CHECK_THAT(inspect.out, Contains("Hugging Face GPT-2 folder") && Contains("arch       gpt2") &&
+                              Contains("rope none") && Contains("ffn_act gelu") && Contains("tokenizer  char, 54 tokens") &&
+                              Contains("blk.3.attn_qkv.weight") && Contains("[64, 192]"));
+
+  const std::string prompt = "-p \"Q: Can you reason?\nA:\" -n 38";
+  Result from_folder = run_cli("run -c " + std::string(SEMLINE_SOURCE_DIR) + "/configs/slm4096.toml " + prompt);
+  REQUIRE(from_folder.code == 0);
+  CHECK_THAT(from_folder.out, StartsWith("Q: Can you reason?\nA: I can produce the shape of reasoning.\n"));
+
+  fs::path d = temp_dir();
+  const std::string gguf = (d / "slm4096.gguf").string();
+  REQUIRE(run_cli("convert " + folder + " -o " + gguf).code == 0);
+  Result gi = run_cli("inspect " + gguf + " --no-tensors");
+  CHECK_THAT(gi.out, Contains("GGUF v3") && Contains("gpt2.feed_forward_activation") && Contains("\"gelu\""));
+  Result from_gguf = run_cli("run -c " + std::string(SEMLINE_SOURCE_DIR) + "/configs/slm4096.toml -m " + gguf + " " + prompt);
+  REQUIRE(from_gguf.code == 0);
+  CHECK(from_gguf.out.substr(0, from_gguf.out.find("prompt ")) == from_folder.out.substr(0, from_folder.out.find("prompt ")));
+
+  Result bad = run_cli("convert " + folder + " --tokenizer x.bin -o " + gguf);
+  CHECK(bad.code == 1);
+  CHECK_THAT(bad.out, Contains("--tokenizer is for llama2.c checkpoints"));
+  Result no_tok = run_cli("convert " + kModels + "/llama2c/stories260K.bin -o " + gguf);
+  CHECK(no_tok.code == 1);
+  CHECK_THAT(no_tok.out, Contains("needs --tokenizer"));
+  fs::remove_all(d);
+}

@@ -237,6 +237,62 @@ TEST_CASE("rms_norm, softmax and silu_mul match float64", "[kernels]") {
   }
 }
 
+TEST_CASE("layer_norm, gelu, gelu_tanh and add match float64", "[kernels]") {
+  // GELU's tolerance: 1e-5 of |gelu(x)|, and 1e-30 absolute for the far negative tail, where the
+  // exponential is clamped (there gelu(x) is below 1e-30 itself).
+  const auto near = [](double got, double want) { return std::fabs(got - want) <= 1e-5 * std::fabs(want) + 1e-30; };
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    for (int64_t n : {1, 5, 16, 17, 100, 768, 1001}) {
+      INFO("n " << n);
+      // A mean far from zero next to the spread: the variance must not come from sum(x^2) - n mean^2.
+      std::vector<float> x = random_floats(n, 2.0f);
+      for (float& v : x) v += 30.0f;
+      const std::vector<float> w = random_floats(n), b = random_floats(n);
+      std::vector<float> y(static_cast<size_t>(n) + 1, 123.0f);
+      kern.layer_norm(x.data(), w.data(), b.data(), y.data(), n, 1e-5f);
+      double mean = 0, var = 0;
+      for (float v : x) mean += v;
+      mean /= n;
+      for (float v : x) var += (v - mean) * (v - mean);
+      const double r = 1.0 / std::sqrt(var / n + 1e-5);
+      std::vector<double> ref(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) ref[i] = (x[i] - mean) * r * w[i] + b[i];
+      REQUIRE(rel_err(to_double(y.data(), n), ref) <= 1e-5);
+      REQUIRE(y[n] == 123.0f);
+
+      // Inputs over the whole range the activations see, both tails included.
+      std::vector<float> g = random_floats(n, 4.0f);
+      for (int64_t i = 0; i < n && i < 8; ++i) g[i] = -20.0f + 5.0f * static_cast<float>(i);
+      std::vector<float> h(static_cast<size_t>(n) + 1, 123.0f), ht(static_cast<size_t>(n) + 1, 123.0f);
+      kern.gelu(g.data(), h.data(), n);
+      kern.gelu_tanh(g.data(), ht.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        INFO("x " << g[i]);
+        const double xv = g[i];
+        REQUIRE(near(h[i], 0.5 * xv * std::erfc(-xv / std::sqrt(2.0))));
+        // 0.5 x (1 + tanh(z)) = x / (1 + exp(-2z)): the same function, without the cancellation
+        // of 1 + tanh(z) that would leave the reference itself no digits in the negative tail.
+        const double z = std::sqrt(2.0 / M_PI) * (xv + 0.044715 * xv * xv * xv);
+        REQUIRE(near(ht[i], xv / (1.0 + std::exp(-2.0 * z))));
+        if (std::fabs(z) < 5) REQUIRE(near(ht[i], 0.5 * xv * (1.0 + std::tanh(z))));
+      }
+      REQUIRE(h[n] == 123.0f);
+      REQUIRE(ht[n] == 123.0f);
+      std::vector<float> in_place = g;
+      kern.gelu(in_place.data(), in_place.data(), n);
+      for (int64_t i = 0; i < n; ++i) REQUIRE(in_place[i] == h[i]);
+
+      std::vector<float> acc = w;
+      acc.push_back(123.0f);
+      kern.add(b.data(), acc.data(), n);
+      for (int64_t i = 0; i < n; ++i) REQUIRE(acc[i] == w[i] + b[i]);
+      REQUIRE(acc[n] == 123.0f);
+    }
+  }
+}
+
 TEST_CASE("exp_sum, max, scale, dot and axpy match float64", "[kernels]") {
   for (Isa isa : runnable_isas()) {
     INFO("isa " << isa_name(isa));

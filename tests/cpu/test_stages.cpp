@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 
 #include <semline/codec.h>
@@ -75,10 +76,37 @@ void rope(double* v, int64_t heads, const HParams& hp, int32_t pos) {
 
 double round_f16(double v) { return f16_to_f32(f32_to_f16(static_cast<float>(v))); }
 
-// Attention of one layer with its own KV store: sequence -> position -> (k, v) after RoPE.
+Vec plus(Vec a, const Weight* b) {
+  if (b)
+    for (size_t i = 0; i < a.size(); ++i) a[i] += b->value[i];
+  return a;
+}
+
+// The query, key and value of one token before rotation.
+struct Qkv {
+  Vec q, k, v;
+};
+using Project = std::function<Qkv(const Vec& x)>;
+
+// Three maps q, k, v.
+Project separate(const Weight& wq, const Weight& wk, const Weight& wv) {
+  return [q = &wq, k = &wk, v = &wv](const Vec& x) { return Qkv{matvec(*q, x), matvec(*k, x), matvec(*v, x)}; };
+}
+// One map whose output rows are q | k | v, with its bias.
+Project fused(const Weight& wqkv, const Weight* bias, int64_t qd, int64_t kd) {
+  return [w = &wqkv, bias, qd, kd](const Vec& x) {
+    const Vec y = plus(matvec(*w, x), bias);
+    return Qkv{Vec(y.begin(), y.begin() + qd), Vec(y.begin() + qd, y.begin() + qd + kd), Vec(y.begin() + qd + kd, y.end())};
+  };
+}
+
+// Attention of one layer with its own KV store: sequence -> position -> (k, v) after RoPE (none
+// when the model has no rotary embedding).
 struct RefAttention {
   const HParams& hp;
-  const Weight &wq, &wk, &wv, &wo;
+  Project project;
+  const Weight& wo;
+  const Weight* o_bias;
   bool f16_cache;
   std::map<int, std::map<int32_t, std::pair<Vec, Vec>>> kv;
 
@@ -86,10 +114,13 @@ struct RefAttention {
   std::vector<Vec> step(const std::vector<Vec>& x, const std::vector<int32_t>& pos, const std::vector<int>& seq) {
     std::vector<Vec> q(x.size());
     for (size_t t = 0; t < x.size(); ++t) {
-      q[t] = matvec(wq, x[t]);
-      Vec k = matvec(wk, x[t]), v = matvec(wv, x[t]);
-      rope(q[t].data(), hp.n_head, hp, pos[t]);
-      rope(k.data(), hp.n_head_kv, hp, pos[t]);
+      Qkv p = project(x[t]);
+      q[t] = std::move(p.q);
+      Vec k = std::move(p.k), v = std::move(p.v);
+      if (hp.rope_type != RopeType::None) {
+        rope(q[t].data(), hp.n_head, hp, pos[t]);
+        rope(k.data(), hp.n_head_kv, hp, pos[t]);
+      }
       if (f16_cache) {
         for (double& e : k) e = round_f16(e);
         for (double& e : v) e = round_f16(e);
@@ -116,7 +147,7 @@ struct RefAttention {
         for (int32_t p = 0; p <= pos[t]; ++p)
           for (int64_t i = 0; i < hd; ++i) attn[h * hd + i] += s[p] / sum * cache.at(p).second[g * hd + i];
       }
-      out[t] = matvec(wo, attn);
+      out[t] = plus(matvec(wo, attn), o_bias);
     }
     return out;
   }
@@ -259,8 +290,8 @@ TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 ca
           auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
           auto flash64 = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
           Cache cd(l.be, l.hp, cdt, 4, 16), cf(l.be, l.hp, cdt, 4, 16), cf64(l.be, l.hp, cdt, 4, 16);
-          RefAttention ref{l.hp, l.model.values("q"), l.model.values("k"), l.model.values("v"), l.model.values("o"),
-                           cdt == DType::F16, {}};
+          RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")),
+                           l.model.values("o"), nullptr, cdt == DType::F16, {}};
           ref.kv[2];  // sequence 2 is seeded from sequence 0's first 8 positions below
           const double tol = std::max(weight_tol(wdt), cdt == DType::F16 ? 2e-3 : 0.0);
           // With a block-quantised W_o, the 1e-7 differences between the variants' attention rows
@@ -305,6 +336,62 @@ TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 ca
             CHECK(rel_err(gf64, gd) <= same_tol);
           }
         }
+}
+
+TEST_CASE("attention: a fused qkv map with biases and no rotary embedding (GPT-2), dense and flash", "[stages]") {
+  struct Script {
+    std::vector<int32_t> pos, seq;
+  };
+  const std::vector<Script> script = {
+      {{0, 1, 2, 3, 4}, {0, 0, 0, 0, 0}},     // prefill
+      {{5}, {0}},                             // decode
+      {{6, 7, 0, 1, 2}, {0, 0, 1, 1, 1}},     // a chunk of one sequence and a new one
+      {{3, 8}, {1, 0}},
+  };
+  const std::vector<std::vector<int32_t>> tables = {{3, 0, 5}, {1, 4}};
+  for (Isa isa : runnable_isas())
+    for (DType wdt : kAllWeights) {
+      INFO(isa_name(isa) << " kernels, weights " << dtype_name(wdt));
+      Layer l(RopeType::None, 0, isa);
+      const int64_t qd = l.hp.n_head * l.hp.head_dim, kd = l.hp.n_head_kv * l.hp.head_dim;
+      const Weight& qkv = l.model.add("qkv", wdt, l.hp.n_embd, qd + 2 * kd, 0.3f);
+      const Weight& qkv_b = l.model.add("qkv_b", DType::F32, qd + 2 * kd, 1, 0.5f);
+      const Weight& o = l.model.add("o", wdt, qd, l.hp.n_embd, 0.3f);
+      const Weight& o_b = l.model.add("o_b", DType::F16, l.hp.n_embd, 1, 0.5f);
+      const std::vector<std::pair<std::string, std::string>> tensors = {
+          {"qkv", "qkv"}, {"qkv_bias", "qkv_b"}, {"o", "o"}, {"o_bias", "o_b"}};
+      auto dense = build(StageKind::Attention, "dense", l.context("attn", tensors));
+      auto flash = build(StageKind::Attention, "flash", l.context("attn", tensors), {{"block", int64_t{3}}});
+      Cache cd(l.be, l.hp, DType::F32, 4, 8), cf(l.be, l.hp, DType::F32, 4, 8);
+      RefAttention ref{l.hp, fused(qkv, &qkv_b, qd, kd), o, &o_b, false, {}};
+      for (size_t s = 0; s < script.size(); ++s) {
+        INFO("step " << s);
+        StepData sd;
+        sd.pos = script[s].pos;
+        sd.seq = script[s].seq;
+        sd.tables = tables;
+        const Batch b = sd.batch();
+        const int64_t m = b.n_tokens;
+        Rowset x(m, l.hp.n_embd), od(m, l.hp.n_embd), of(m, l.hp.n_embd);
+        of.data = od.data;
+        const Rowset start = od;
+        std::vector<Vec> xr;
+        for (int64_t t = 0; t < m; ++t) xr.push_back(x.row(t));
+        const std::vector<Vec> want = ref.step(xr, sd.pos, std::vector<int>(sd.seq.begin(), sd.seq.end()));
+        dense->forward(x.tensor(), od.tensor(), Step{b, l.be.stream(), &cd.layer});
+        flash->forward(x.tensor(), of.tensor(), Step{b, l.be.stream(), &cf.layer});
+        Vec wv, gd, gf;
+        for (int64_t t = 0; t < m; ++t)
+          for (int64_t i = 0; i < l.hp.n_embd; ++i) {
+            const size_t at = static_cast<size_t>(t * l.hp.n_embd + i);
+            wv.push_back(want[t][i]);
+            gd.push_back(static_cast<double>(od.data[at]) - start.data[at]);
+            gf.push_back(static_cast<double>(of.data[at]) - start.data[at]);
+          }
+        CHECK(rel_err(gd, wv) <= weight_tol(wdt));
+        CHECK(rel_err(gf, wv) <= weight_tol(wdt));
+      }
+    }
 }
 
 TEST_CASE("attention writes this step's keys and values into the cache slots of their positions", "[stages]") {
@@ -364,6 +451,98 @@ TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype", "[stag
     }
 }
 
+TEST_CASE("ffn: out += down(gelu(up x + b_up)) + b_down, exact and tanh GELU, every weight dtype", "[stages]") {
+  for (Isa isa : runnable_isas())
+    for (Activation act : {Activation::Gelu, Activation::GeluTanh})
+      for (DType dt : kAllWeights)
+        for (int64_t m : {1, 5}) {
+          INFO(isa_name(isa) << " kernels, " << (act == Activation::Gelu ? "gelu" : "gelu_tanh") << ", "
+                             << dtype_name(dt) << ", " << m << " rows");
+          Layer l(RopeType::Normal, 8, isa);
+          l.hp.ffn_act = act;
+          const Weight& u = l.model.add("up", dt, 64, 96, 0.3f);
+          const Weight& ub = l.model.add("up_b", DType::F32, 96, 1, 1.0f);
+          const Weight& d = l.model.add("down", dt, 96, 64, 0.3f);
+          const Weight& db = l.model.add("down_b", DType::BF16, 64, 1, 1.0f);
+          auto ffn = build(StageKind::Ffn, "dense",
+                           l.context("ffn", {{"up", "up"}, {"up_bias", "up_b"}, {"down", "down"}, {"down_bias", "down_b"}}));
+          StepData sd;
+          sd.pos.assign(static_cast<size_t>(m), 0);
+          sd.seq.assign(static_cast<size_t>(m), 0);
+          const Batch b = sd.batch();
+          Rowset x(m, 64), out(m, 64);
+          const Rowset start = out;
+          ffn->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr});
+          Vec got, want;
+          for (int64_t t = 0; t < m; ++t) {
+            Vec h = plus(matvec(u, x.row(t)), &ub);
+            for (double& v : h) {
+              const double z = std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v);
+              v = act == Activation::Gelu ? 0.5 * v * std::erfc(-v / std::sqrt(2.0)) : 0.5 * v * (1.0 + std::tanh(z));
+            }
+            const Vec y = plus(matvec(d, h), &db);
+            for (int64_t i = 0; i < 64; ++i) {
+              want.push_back(y[i]);
+              got.push_back(static_cast<double>(out.data[t * 64 + i]) - start.data[t * 64 + i]);
+            }
+          }
+          CHECK(rel_err(got, want) <= weight_tol(dt));
+        }
+}
+
+TEST_CASE("ffn/dense refuses a gate with GELU and an ungated silu", "[stages]") {
+  Layer l;
+  const StageEntry& e = cpu_entries().stage(StageKind::Ffn, "dense");
+  l.hp.ffn_act = Activation::Gelu;
+  auto why = e.supports(l.context("ffn", {{"gate", "g"}, {"up", "u"}, {"down", "d"}}));
+  REQUIRE(why.size() == 1);
+  CHECK(why[0].find("GeGLU") != std::string::npos);
+  l.hp.ffn_act = Activation::Silu;
+  why = e.supports(l.context("ffn", {{"up", "u"}, {"down", "d"}}));
+  REQUIRE(why.size() == 1);
+  CHECK(why[0].find("no gate and the model's activation is silu") != std::string::npos);
+}
+
+TEST_CASE("norm: layer with a learned scale and shift; rms refuses a shift", "[stages]") {
+  for (Isa isa : runnable_isas())
+    for (DType dt : {DType::F32, DType::F16})
+      for (bool shift : {true, false}) {
+        INFO(isa_name(isa) << " kernels, " << dtype_name(dt) << (shift ? ", with bias" : ", no bias"));
+        Layer l(RopeType::Normal, 8, isa);
+        const Weight& w = l.model.add("norm", dt, 64, 1, 1.0f);
+        const Weight& bias = l.model.add("norm_b", dt, 64, 1, 1.0f);
+        std::vector<std::pair<std::string, std::string>> tensors = {{"weight", "norm"}};
+        if (shift) tensors.emplace_back("bias", "norm_b");
+        auto norm = build(StageKind::Norm, "layer", l.context("attn_norm", tensors));
+        StepData sd;
+        sd.pos = {0, 1, 2};
+        sd.seq = {0, 0, 0};
+        const Batch b = sd.batch();
+        Rowset x(3, 64, 3.0f), out(3, 64);
+        for (float& v : x.data) v += 5.0f;  // a mean away from 0
+        norm->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr});
+        Vec got, want;
+        for (int64_t t = 0; t < 3; ++t) {
+          const Vec r = x.row(t);
+          double mean = 0, var = 0;
+          for (double v : r) mean += v / 64;
+          for (double v : r) var += (v - mean) * (v - mean) / 64;
+          for (int64_t i = 0; i < 64; ++i)
+            want.push_back((r[i] - mean) / std::sqrt(var + l.hp.norm_eps) * w.value[i] + (shift ? bias.value[i] : 0.0));
+          const Vec o = out.row(t);
+          got.insert(got.end(), o.begin(), o.end());
+        }
+        CHECK(rel_err(got, want) <= 1e-5);
+      }
+  Layer l;
+  l.model.add("norm", DType::F32, 64, 1, 1.0f);
+  l.model.add("norm_b", DType::F32, 64, 1, 1.0f);
+  const auto why = cpu_entries().stage(StageKind::Norm, "rms").supports(
+      l.context("attn_norm", {{"weight", "norm"}, {"bias", "norm_b"}}));
+  REQUIRE(why.size() == 1);
+  CHECK(why[0].find("it is a LayerNorm") != std::string::npos);
+}
+
 TEST_CASE("norm: rms with a learned scale", "[stages]") {
   for (DType dt : {DType::F32, DType::F16}) {
     Layer l;
@@ -402,6 +581,34 @@ TEST_CASE("embedding: rows of the token table, dequantised exactly", "[stages]")
     for (int64_t t = 0; t < 5; ++t)
       for (int64_t i = 0; i < 64; ++i)
         REQUIRE(out.data[t * 64 + i] == static_cast<float>(table.value[sd.tokens[t] * 64 + i]));
+  }
+}
+
+TEST_CASE("embedding: token rows plus learned position rows; a position past the table is refused", "[stages]") {
+  for (DType dt : kAllWeights) {
+    INFO(dtype_name(dt));
+    Layer l;
+    const Weight& table = l.model.add("token_embd", dt, 64, 67, 1.0f);
+    const Weight& positions = l.model.add("position_embd", dt == DType::F32 ? DType::F16 : DType::F32, 64, 6, 1.0f);
+    auto emb = build(StageKind::Embedding, "lookup",
+                     l.context("embedding", {{"tokens", "token_embd"}, {"positions", "position_embd"}}));
+    StepData sd;
+    sd.tokens = {7, 66, 5, 5};
+    sd.pos = {0, 5, 2, 3};
+    sd.seq = {0, 0, 1, 1};
+    sd.tables = {{0}, {1}};
+    const Batch b = sd.batch();
+    Rowset unused(4, 64), out(4, 64);
+    emb->forward(unused.tensor(), out.tensor(), Step{b, l.be.stream(), nullptr});
+    // Float addition is correctly rounded: the float of the exact sum, no tolerance.
+    for (int64_t t = 0; t < 4; ++t)
+      for (int64_t i = 0; i < 64; ++i)
+        REQUIRE(out.data[t * 64 + i] ==
+                static_cast<float>(table.value[sd.tokens[t] * 64 + i] + positions.value[sd.pos[t] * 64 + i]));
+    sd.pos = {0, 6, 2, 3};
+    const Batch past = sd.batch();
+    REQUIRE_THROWS_WITH(emb->forward(unused.tensor(), out.tensor(), Step{past, l.be.stream(), nullptr}),
+                        Catch::Contains("position 6 at batch row 1 is past the model's 6 learned positions"));
   }
 }
 

@@ -38,10 +38,10 @@ StageContext context_for(const ModelView& m) {
 
 }  // namespace
 
-TEST_CASE("the plugin registers spm and bpe tokenizer entries", "[tokenizers]") {
+TEST_CASE("the plugin registers spm, bpe and char tokenizer entries", "[tokenizers]") {
   CollectingRegistry r;
   tokenizers::register_tokenizers(r);
-  REQUIRE(r.stages.size() == 2);
+  REQUIRE(r.stages.size() == 3);
   for (const StageEntry& e : r.stages) {
     INFO(e.variant);
     CHECK(e.kind == StageKind::Tokenizer);
@@ -54,6 +54,7 @@ TEST_CASE("the plugin registers spm and bpe tokenizer entries", "[tokenizers]") 
   }
   CHECK(entry(r, "spm").variant == "spm");
   CHECK(entry(r, "bpe").variant == "bpe");
+  CHECK(entry(r, "char").variant == "char");
 }
 
 TEST_CASE("supports() matches tokenizer.ggml.model and says why not", "[tokenizers]") {

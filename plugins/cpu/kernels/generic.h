@@ -87,6 +87,38 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   }
 }
 
+// Two passes over x (mean, then the squared deviations from it): one pass of sum and sum of
+// squares loses the variance to cancellation when the mean is large next to the spread.
+template <class V>
+void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps) {
+  using R = typename V::R;
+  R s = V::zero();
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) s = V::add(s, V::load(x + i));
+  if (i < n) s = V::add(s, V::load_n(x + i, static_cast<int>(n - i)));
+  const float mean = V::hsum(s) / static_cast<float>(n);
+  const R mv = V::set1(mean);
+  R ss = V::zero();
+  for (i = 0; i + V::W <= n; i += V::W) {
+    const R d = V::sub(V::load(x + i), mv);
+    ss = V::fma(d, d, ss);
+  }
+  if (i < n) {
+    const int t = static_cast<int>(n - i);
+    float d[V::W];
+    V::store(d, V::sub(V::load_n(x + i, t), mv));
+    const R dv = V::load_n(d, t);  // the lanes past n would each add mean^2
+    ss = V::fma(dv, dv, ss);
+  }
+  const R r = V::set1(1.0f / std::sqrt(V::hsum(ss) / static_cast<float>(n) + eps));
+  for (i = 0; i + V::W <= n; i += V::W)
+    V::store(y + i, V::fma(V::mul(V::sub(V::load(x + i), mv), r), V::load(w + i), V::load(b + i)));
+  if (i < n) {
+    const int t = static_cast<int>(n - i);
+    V::store_n(y + i, V::fma(V::mul(V::sub(V::load_n(x + i, t), mv), r), V::load_n(w + i, t), V::load_n(b + i, t)), t);
+  }
+}
+
 template <class V>
 float max(const float* x, int64_t n) {
   using R = typename V::R;
@@ -146,6 +178,60 @@ void silu_mul(const float* g, const float* u, float* y, int64_t n) {
   if (i < n) {
     int t = static_cast<int>(n - i);
     V::store_n(y + i, f(V::load_n(g + i, t), V::load_n(u + i, t)), t);
+  }
+}
+
+// GELU as max(x, 0) - |x| erfc(|x| / sqrt2) / 2, which is x Phi(x) on both sides of 0 and keeps
+// its relative accuracy in the negative tail (no 1 + erf(x) cancellation). erfc(a) for a >= 0 is
+// t exp(-a^2 + P(t)), t = 1 / (1 + a/2), with the Chebyshev-fitted P of Numerical Recipes'
+// erfcc (relative error below 1.2e-7 for every a); -a^2 + P is formed by one fma from x, so the
+// exponent is rounded once.
+template <class V>
+typename V::R gelu_erf(typename V::R x) {
+  using R = typename V::R;
+  const R u = V::abs(x);
+  const R t = V::div(V::set1(1.0f), V::fma(u, V::set1(0.5f * 0.70710678118654752f), V::set1(1.0f)));
+  R p = V::set1(0.17087277f);
+  p = V::fma(p, t, V::set1(-0.82215223f));
+  p = V::fma(p, t, V::set1(1.48851587f));
+  p = V::fma(p, t, V::set1(-1.13520398f));
+  p = V::fma(p, t, V::set1(0.27886807f));
+  p = V::fma(p, t, V::set1(-0.18628806f));
+  p = V::fma(p, t, V::set1(0.09678418f));
+  p = V::fma(p, t, V::set1(0.37409196f));
+  p = V::fma(p, t, V::set1(1.00002368f));
+  p = V::fma(p, t, V::set1(-1.26551223f));
+  const R e = V::mul(t, V::exp(V::fma(V::mul(u, V::set1(-0.5f)), u, p)));  // erfc(|x| / sqrt2)
+  return V::sub(V::max(x, V::zero()), V::mul(V::mul(u, V::set1(0.5f)), e));
+}
+
+// 0.5 x (1 + tanh(z)) written as x / (1 + exp(-2z)), the same function without the cancellation
+// of 1 + tanh(z) for negative z.
+template <class V>
+typename V::R gelu_tanh_of(typename V::R x) {
+  using R = typename V::R;
+  const R z2 = V::mul(x, V::fma(V::mul(x, x), V::set1(-2.0f * 0.79788456080286536f * 0.044715f),
+                                V::set1(-2.0f * 0.79788456080286536f)));  // -2z
+  return V::div(x, V::add(V::set1(1.0f), V::exp(z2)));
+}
+
+template <class V, typename V::R (*F)(typename V::R)>
+void elementwise(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, F(V::load(x + i)));
+  if (i < n) {
+    const int t = static_cast<int>(n - i);
+    V::store_n(y + i, F(V::load_n(x + i, t)), t);
+  }
+}
+
+template <class V>
+void add(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::add(V::load(y + i), V::load(x + i)));
+  if (i < n) {
+    const int t = static_cast<int>(n - i);
+    V::store_n(y + i, V::add(V::load_n(y + i, t), V::load_n(x + i, t)), t);
   }
 }
 
@@ -473,9 +559,13 @@ constexpr Kernels common_table(Isa isa) {
   k.gemm_bf16 = &gemm_float<V, LoadBF16<V>>;
   k.quantize_q8 = &quantize_q8<V>;
   k.rms_norm = &rms_norm<V>;
+  k.layer_norm = &layer_norm<V>;
   k.rope = &rope<V>;
   k.softmax = &softmax<V>;
   k.silu_mul = &silu_mul<V>;
+  k.gelu = &elementwise<V, &gelu_erf<V>>;
+  k.gelu_tanh = &elementwise<V, &gelu_tanh_of<V>>;
+  k.add = &add<V>;
   k.dot_f32 = [](const float* a, const float* b, int64_t n) { return dot<V, LoadF32<V>>(a, b, n); };
   k.dot_f16 = [](const uint16_t* a, const float* b, int64_t n) { return dot<V, LoadF16<V>>(a, b, n); };
   k.axpy_f32 = [](float s, const float* x, float* y, int64_t n) { axpy<V, LoadF32<V>>(s, x, y, n); };

@@ -62,12 +62,19 @@ struct Kernels {
   void (*quantize_q8)(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
   // y = x / sqrt(mean(x^2) + eps) * w
   void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps);
+  // y = (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * w + b   (LayerNorm)
+  void (*layer_norm)(const float* x, const float* w, const float* b, float* y, int64_t n, float eps);
   // Rotates the first rope_dim dims of n_heads heads (head h at x + h * head_stride) by the
   // angles whose cosines and sines are cs[2i], cs[2i+1], i < rope_dim / 2.
   void (*rope)(float* x, int64_t n_heads, int64_t head_stride, int64_t rope_dim, const float* cs,
                RopeType type);
   void (*softmax)(float* x, int64_t n);                                 // in place
   void (*silu_mul)(const float* g, const float* u, float* y, int64_t n);  // y = silu(g) * u
+  // y = x Phi(x), Phi the normal CDF (exact GELU, by erfc); y may be x.
+  void (*gelu)(const float* x, float* y, int64_t n);
+  // y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GELU's tanh approximation); y may be x.
+  void (*gelu_tanh)(const float* x, float* y, int64_t n);
+  void (*add)(const float* x, float* y, int64_t n);                      // y += x
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);     // y += a * x

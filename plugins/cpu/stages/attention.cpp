@@ -16,17 +16,17 @@ Attention::Attention(const StageContext& ctx)
   n_head_ = hp.n_head;
   n_kv_ = hp.n_head_kv > 0 ? hp.n_head_kv : hp.n_head;
   hd_ = hp.head_dim > 0 ? hp.head_dim : (hp.n_head > 0 ? hp.n_embd / hp.n_head : 0);
-  rope_dim_ = hp.rope_dim > 0 ? hp.rope_dim : hd_;
   rope_type_ = hp.rope_type;
+  rope_dim_ = rope_type_ == RopeType::None ? 0 : (hp.rope_dim > 0 ? hp.rope_dim : hd_);
   if (n_head_ <= 0 || hd_ <= 0 || n_head_ % n_kv_ != 0)
     throw Error(label_ + ": n_head " + std::to_string(n_head_) + " must be positive and a multiple of n_head_kv " +
                 std::to_string(n_kv_) + ", head_dim " + std::to_string(hd_) + " positive");
   if (rope_dim_ > hd_ || rope_dim_ % 2 != 0)
     throw Error(label_ + ": rope_dim " + std::to_string(rope_dim_) + " must be even and at most head_dim " +
                 std::to_string(hd_));
-  if (rope_type_ != RopeType::Normal && rope_type_ != RopeType::NeoX)
+  if (rope_type_ != RopeType::None && rope_type_ != RopeType::Normal && rope_type_ != RopeType::NeoX)
     throw Error(label_ + ": rope type " + std::to_string(static_cast<int>(rope_type_)) +
-                " is neither normal (0) nor neox (2)");
+                " is neither none (-1), normal (0) nor neox (2)");
   if (max_tokens_ <= 0) throw Error(label_ + ": max_batch_tokens must be positive");
   group_ = n_head_ / n_kv_;
   scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd_)));
@@ -35,19 +35,32 @@ Attention::Attention(const StageContext& ctx)
     inv_freq_[i] = std::pow(hp.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(rope_dim_));
 
   const int64_t qd = n_head_ * hd_, kd = n_kv_ * hd_;
-  wq_ = Linear::bind(ctx, "q", n_embd_, qd, "(n_embd, n_head * head_dim)");
-  wk_ = Linear::bind(ctx, "k", n_embd_, kd, "(n_embd, n_head_kv * head_dim)");
-  wv_ = Linear::bind(ctx, "v", n_embd_, kd, "(n_embd, n_head_kv * head_dim)");
+  qkv_width_ = qd + 2 * kd;
+  fused_ = is_bound(ctx, "qkv");
+  if (fused_) {
+    wqkv_ = Linear::bind(ctx, "qkv", n_embd_, qkv_width_, "(n_embd, (n_head + 2 n_head_kv) * head_dim)");
+    wqkv_.bind_bias(ctx, "qkv_bias");
+  } else {
+    wq_ = Linear::bind(ctx, "q", n_embd_, qd, "(n_embd, n_head * head_dim)");
+    wk_ = Linear::bind(ctx, "k", n_embd_, kd, "(n_embd, n_head_kv * head_dim)");
+    wv_ = Linear::bind(ctx, "v", n_embd_, kd, "(n_embd, n_head_kv * head_dim)");
+    wq_.bind_bias(ctx, "q_bias");
+    wk_.bind_bias(ctx, "k_bias");
+    wv_.bind_bias(ctx, "v_bias");
+  }
   wo_ = Linear::bind(ctx, "o", qd, n_embd_, "(n_head * head_dim, n_embd)");
+  wo_.bind_bias(ctx, "o_bias");
 
   const int64_t m = max_tokens_;
-  q_ = layout_.add(static_cast<size_t>(m * qd) * 4);
-  k_ = layout_.add(static_cast<size_t>(m * kd) * 4);
-  v_ = layout_.add(static_cast<size_t>(m * kd) * 4);
+  qkv_ = layout_.add(static_cast<size_t>(m * qkv_width_) * 4);
   attn_ = layout_.add(static_cast<size_t>(m * qd) * 4);
   cs_ = layout_.add(static_cast<size_t>(be_.host_threads() * rope_dim_) * 4);
-  if (wq_.quantized() || wk_.quantized() || wv_.quantized()) xq_.plan(layout_, m, n_embd_);
+  if (input_quantized()) xq_.plan(layout_, m, n_embd_);
   if (wo_.quantized()) aq_.plan(layout_, m, qd);
+}
+
+bool Attention::input_quantized() const {
+  return fused_ ? wqkv_.quantized() : wq_.quantized() || wk_.quantized() || wv_.quantized();
 }
 
 void Attention::check_kv(const Step& step, KvPool& k, KvPool& v) const {
@@ -107,8 +120,8 @@ int64_t Attention::check_positions(const Batch& b, const KvLayer& kv) const {
   return longest;
 }
 
-void Attention::rope_and_store(const Batch& b, float* q, float* k, const float* v, const KvPool& kc,
-                               const KvPool& vc, int32_t bt, char* ws) {
+void Attention::rope_and_store(const Batch& b, float* qkv, const KvPool& kc, const KvPool& vc, int32_t bt,
+                               char* ws) {
   const Kernels& kern = be_.kernels();
   const int64_t qd = n_head_ * hd_, kd = n_kv_ * hd_;
   const int64_t grain = 8;
@@ -116,24 +129,27 @@ void Attention::rope_and_store(const Batch& b, float* q, float* k, const float* 
     float* cs = reinterpret_cast<float*>(ws + cs_) + w * rope_dim_;
     for (int64_t t = t0; t < t1; ++t) {
       const int32_t pos = b.positions[t];
-      // Angles in double: pos * theta_i loses digits in float once positions reach the thousands.
-      for (int64_t i = 0; i < rope_dim_ / 2; ++i) {
-        const double a = pos * inv_freq_[i];
-        cs[2 * i] = static_cast<float>(std::cos(a));
-        cs[2 * i + 1] = static_cast<float>(std::sin(a));
+      float* qt = qkv + t * qkv_width_;
+      float* kt = qt + qd;
+      const float* vt = kt + kd;
+      if (rope_dim_ > 0) {
+        // Angles in double: pos * theta_i loses digits in float once positions reach the thousands.
+        for (int64_t i = 0; i < rope_dim_ / 2; ++i) {
+          const double a = pos * inv_freq_[i];
+          cs[2 * i] = static_cast<float>(std::cos(a));
+          cs[2 * i + 1] = static_cast<float>(std::sin(a));
+        }
+        kern.rope(qt, n_head_, hd_, rope_dim_, cs, rope_type_);
+        kern.rope(kt, n_kv_, hd_, rope_dim_, cs, rope_type_);
       }
-      float* qt = q + t * qd;
-      float* kt = k + t * kd;
-      kern.rope(qt, n_head_, hd_, rope_dim_, cs, rope_type_);
-      kern.rope(kt, n_kv_, hd_, rope_dim_, cs, rope_type_);
       const SeqView& sv = b.seqs[b.seq[t]];
       for (int64_t g = 0; g < n_kv_; ++g) {
         char* kr = const_cast<char*>(cache_row(kc, sv, pos, bt, g));
         char* vr = const_cast<char*>(cache_row(vc, sv, pos, bt, g));
         if (kc.f16) kern.to_f16(kt + g * hd_, reinterpret_cast<uint16_t*>(kr), hd_);
         else std::memcpy(kr, kt + g * hd_, static_cast<size_t>(hd_) * 4);
-        if (vc.f16) kern.to_f16(v + t * kd + g * hd_, reinterpret_cast<uint16_t*>(vr), hd_);
-        else std::memcpy(vr, v + t * kd + g * hd_, static_cast<size_t>(hd_) * 4);
+        if (vc.f16) kern.to_f16(vt + g * hd_, reinterpret_cast<uint16_t*>(vr), hd_);
+        else std::memcpy(vr, vt + g * hd_, static_cast<size_t>(hd_) * 4);
       }
     }
   });
@@ -156,22 +172,28 @@ void Attention::forward(const Tensor& in, const Tensor& out, const Step& step) {
   Workspace::Lease lease(be_.workspace());
   char* ws = be_.workspace().data();
   const int64_t qd = n_head_ * hd_, kd = n_kv_ * hd_;
-  float* q = reinterpret_cast<float*>(ws + q_);
-  float* k = reinterpret_cast<float*>(ws + k_);
-  float* v = reinterpret_cast<float*>(ws + v_);
+  float* qkv = reinterpret_cast<float*>(ws + qkv_);
   float* attn = reinterpret_cast<float*>(ws + attn_);
 
   QRows xq{};
   Rows xin{x.p, x.stride, nullptr};
-  if (wq_.quantized() || wk_.quantized() || wv_.quantized()) {
+  if (input_quantized()) {
     xq = xq_.at(ws);
     quantize_rows(be_, x.p, x.stride, m, n_embd_, xq);
     xin.q = &xq;
   }
-  const MatOp qkv[3] = {{&wq_, xin, q, qd, false}, {&wk_, xin, k, kd, false}, {&wv_, xin, v, kd, false}};
-  run_matmuls(be_, qkv, 3, m);
-  rope_and_store(b, q, k, v, kc, vc, step.kv->block_tokens, ws);
-  core(Work{b, q, attn, kc, vc, step.kv->block_tokens, ws});
+  // Separate maps write their columns of the same q | k | v rows the fused map writes whole.
+  if (fused_) {
+    const MatOp op{&wqkv_, xin, qkv, qkv_width_, false};
+    run_matmuls(be_, &op, 1, m);
+  } else {
+    const MatOp ops[3] = {{&wq_, xin, qkv, qkv_width_, false},
+                          {&wk_, xin, qkv + qd, qkv_width_, false},
+                          {&wv_, xin, qkv + qd + kd, qkv_width_, false}};
+    run_matmuls(be_, ops, 3, m);
+  }
+  rope_and_store(b, qkv, kc, vc, step.kv->block_tokens, ws);
+  core(Work{b, qkv, qkv_width_, attn, kc, vc, step.kv->block_tokens, ws});
 
   QRows aq{};
   Rows ain{attn, qd, nullptr};
@@ -189,7 +211,7 @@ StageCost Attention::cost(const Batch& b) const {
   double keys = 0;  // key positions attended to, summed over tokens
   for (int32_t t = 0; t < b.n_tokens; ++t) keys += b.positions[t] + 1.0;
   const double flops = 2.0 * m * n_embd_ * (2.0 * qd + 2.0 * kd) + 4.0 * keys * qd;
-  const double bytes = wq_.bytes() + wk_.bytes() + wv_.bytes() + wo_.bytes() + 2.0 * keys * kd * kv_elt_ +
+  const double bytes = wqkv_.bytes() + wq_.bytes() + wk_.bytes() + wv_.bytes() + wo_.bytes() + 2.0 * keys * kd * kv_elt_ +
                        m * (8.0 * n_embd_ + 2.0 * kd * kv_elt_);
   return {flops, bytes};
 }
@@ -205,8 +227,8 @@ std::vector<std::string> attention_supports(const StageContext& ctx) {
   if (hp.sliding_window > 0)
     why.push_back("the model attends over a sliding window of " + std::to_string(hp.sliding_window) +
                   " positions; this variant attends to the whole context");
-  if (hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
-    why.push_back("rope type " + std::to_string(static_cast<int>(hp.rope_type)) + " is neither normal nor neox");
+  if (hp.rope_type != RopeType::None && hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
+    why.push_back("rope type " + std::to_string(static_cast<int>(hp.rope_type)) + " is neither none, normal nor neox");
   return why;
 }
 

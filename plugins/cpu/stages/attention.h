@@ -1,10 +1,12 @@
-// Causal self-attention with RoPE over the paged KV cache, shared by attention/dense and
-// attention/flash, which differ only in how a query meets the keys (the core).
+// Causal self-attention over the paged KV cache, shared by attention/dense and attention/flash,
+// which differ only in how a query meets the keys (the core).
 //
-// A step: project q, k, v for every batch token; rotate q and k by the token's position; write
-// k and v into the cache slot of that position; let each token attend to positions 0..pos of its
-// own sequence, read back from the cache (so prefill chunks, decode and mixed batches share one
-// path); out += W_o attn.
+// A step: project q, k, v for every batch token (three maps q, k, v, or one fused map qkv whose
+// output rows are q | k | v, as GPT-2's c_attn; each with an optional bias); rotate q and k by
+// the token's position unless the model has no rotary embedding; write k and v into the cache
+// slot of that position; let each token attend to positions 0..pos of its own sequence, read back
+// from the cache (so prefill chunks, decode and mixed batches share one path);
+// out += W_o attn (+ b_o).
 #pragma once
 
 #include <string>
@@ -36,8 +38,9 @@ class Attention : public Stage {
   // What a core sees of the step: q rows (rotated) and the attention output rows to fill.
   struct Work {
     const Batch& batch;
-    const float* q;  // [n_tokens][n_head * head_dim]
-    float* attn;     // [n_tokens][n_head * head_dim]
+    const float* q;    // [n_tokens] rows of n_head * head_dim values, q_stride floats apart
+    int64_t q_stride;
+    float* attn;       // [n_tokens][n_head * head_dim]
     KvPool k, v;
     int32_t block_tokens;
     char* scratch;   // the workspace base
@@ -65,15 +68,20 @@ class Attention : public Stage {
  private:
   void check_kv(const Step& step, KvPool& k, KvPool& v) const;
   int64_t check_positions(const Batch& b, const KvLayer& kv) const;  // returns the longest key range
-  void rope_and_store(const Batch& b, float* q, float* k, const float* v, const KvPool& kc, const KvPool& vc,
-                      int32_t block_tokens, char* ws);
+  // Rotates q and k (rows of qkv) and writes k and v into the cache.
+  void rope_and_store(const Batch& b, float* qkv, const KvPool& kc, const KvPool& vc, int32_t block_tokens, char* ws);
+  bool input_quantized() const;
 
   RopeType rope_type_;
   std::vector<double> inv_freq_;  // [rope_dim / 2]: rope_base^(-2i / rope_dim)
-  Linear wq_, wk_, wv_, wo_;      // [n_head*hd][n_embd], [n_kv*hd][n_embd] x2, [n_embd][n_head*hd]
-  size_t q_ = 0, k_ = 0, v_ = 0, attn_ = 0;  // float rows: [max_tokens][n_head*hd], [.][n_kv*hd] x2, [.][n_head*hd]
-  size_t cs_ = 0;                            // per worker: rope_dim floats (cos, sin pairs)
-  QRowsLayout xq_, aq_;                      // quantised input rows and attention rows
+  bool fused_;                    // one qkv map instead of q, k, v
+  Linear wqkv_;                   // fused: [(n_head + 2 n_kv) * hd][n_embd]
+  Linear wq_, wk_, wv_;           // otherwise: [n_head*hd][n_embd], [n_kv*hd][n_embd] x2
+  Linear wo_;                     // [n_embd][n_head*hd]
+  int64_t qkv_width_ = 0;         // (n_head + 2 n_kv) * hd: a projected row is q | k | v
+  size_t qkv_ = 0, attn_ = 0;     // float rows: [max_tokens][qkv_width], [max_tokens][n_head*hd]
+  size_t cs_ = 0;                 // per worker: rope_dim floats (cos, sin pairs)
+  QRowsLayout xq_, aq_;           // quantised input rows and attention rows
   int kv_elt_ = 4;                           // bytes per cache value, seen in the last step
 };
 

@@ -38,7 +38,7 @@ class AttentionDense final : public Attention {
         const int64_t t = i / n_head_, h = i % n_head_, g = h / group_;
         const int32_t pos = b.positions[t];
         const SeqView& sv = b.seqs[b.seq[t]];
-        const float* q = w.q + t * qd + h * hd_;
+        const float* q = w.q + t * w.q_stride + h * hd_;
         for (int32_t p = 0; p <= pos; ++p) {
           const char* kr = cache_row(w.k, sv, p, w.block_tokens, g);
           sc[p] = scale_ * (w.k.f16 ? kern.dot_f16(reinterpret_cast<const uint16_t*>(kr), q, hd_)

@@ -79,7 +79,7 @@ class AttentionFlash final : public Attention {
     int32_t last = 0;
     for (int64_t r = 0; r < rows; ++r) {  // row r: token t0 + r / group, head g * group + r % group
       const int64_t t = t0 + r / group_, h = g * group_ + r % group_;
-      const float* q = w.q + t * qd + h * hd_;
+      const float* q = w.q + t * w.q_stride + h * hd_;
       for (int64_t d = 0; d < hd_; ++d) qp[r * hd_ + d] = q[d] * scale_;
       pos[r] = b.positions[t];
       if (pos[r] > last) last = pos[r];

@@ -1,6 +1,9 @@
-// ffn/dense (SwiGLU): out += W_down (silu(W_gate x) * (W_up x)).
+// ffn/dense: out += down(h) with
+//   h = silu(gate x) * (up x)     when the station has a gate (SwiGLU, llama), or
+//   h = gelu(up x)                without one (the plain MLP of GPT-2; exact or tanh GELU, as the
+//                                 model says), every map with an optional bias.
 //
-// Gate and up run in one dispatch; each chunk of their rows finishes with silu * up on its
+// Gate and up run in one dispatch; each chunk of their rows finishes with the activation on its
 // columns and, when W_down is block-quantised, quantises them, so the down projection follows
 // with no pass in between.
 #include <semline/error.h>
@@ -18,12 +21,19 @@ class FfnDense final : public Stage {
     const HParams& hp = hparams_of(ctx);
     n_embd_ = hp.n_embd;
     n_ff_ = hp.n_ff;
-    gate_ = Linear::bind(ctx, "gate", n_embd_, n_ff_, "(n_embd, n_ff)");
+    gated_ = is_bound(ctx, "gate");
+    act_ = hp.ffn_act;
+    if (gated_) {
+      gate_ = Linear::bind(ctx, "gate", n_embd_, n_ff_, "(n_embd, n_ff)");
+      gate_.bind_bias(ctx, "gate_bias");
+    }
     up_ = Linear::bind(ctx, "up", n_embd_, n_ff_, "(n_embd, n_ff)");
+    up_.bind_bias(ctx, "up_bias");
     down_ = Linear::bind(ctx, "down", n_ff_, n_embd_, "(n_ff, n_embd)");
+    down_.bind_bias(ctx, "down_bias");
     if (max_tokens_ <= 0) throw Error(label_ + ": max_batch_tokens must be positive");
     const int64_t m = max_tokens_;
-    gate_out_ = layout_.add(static_cast<size_t>(m * n_ff_) * 4);
+    if (gated_) gate_out_ = layout_.add(static_cast<size_t>(m * n_ff_) * 4);
     up_out_ = layout_.add(static_cast<size_t>(m * n_ff_) * 4);
     if (gate_.quantized() || up_.quantized()) xq_.plan(layout_, m, n_embd_);
     if (down_.quantized()) hq_.plan(layout_, m, n_ff_);
@@ -40,8 +50,9 @@ class FfnDense final : public Stage {
     if (m == 0) return;
     Workspace::Lease lease(be_.workspace());
     char* ws = be_.workspace().data();
-    float* g = reinterpret_cast<float*>(ws + gate_out_);
     float* u = reinterpret_cast<float*>(ws + up_out_);
+    // h is written over the gate rows (SwiGLU) or the up rows (GELU).
+    float* h = gated_ ? reinterpret_cast<float*>(ws + gate_out_) : u;
 
     QRows xq{}, hq{};
     Rows xin{x.p, x.stride, nullptr};
@@ -53,24 +64,27 @@ class FfnDense final : public Stage {
     if (down_.quantized()) hq = hq_.at(ws);
     const Kernels& kern = be_.kernels();
     const bool quantize_h = down_.quantized();
-    run_matmul_pair(be_, MatOp{&gate_, xin, g, n_ff_, false}, MatOp{&up_, xin, u, n_ff_, false}, m,
-                    [&](int64_t j0, int64_t j1) {
-                      for (int64_t r = 0; r < m; ++r) {
-                        float* gr = g + r * n_ff_;
-                        kern.silu_mul(gr + j0, u + r * n_ff_ + j0, gr + j0, j1 - j0);
-                        if (quantize_h)
-                          kern.quantize_q8(gr + j0, j1 - j0, hq.q + r * hq.q_stride + j0,
-                                           hq.d + r * hq.b_stride + j0 / 32, hq.s + r * hq.b_stride + j0 / 32);
-                      }
-                    });
-    const MatOp down{&down_, Rows{g, n_ff_, quantize_h ? &hq : nullptr}, y.p, y.stride, true};
+    auto gelu = act_ == Activation::Gelu ? kern.gelu : kern.gelu_tanh;
+    const MatOp up{&up_, xin, u, n_ff_, false};
+    const MatOp ops[2] = {up, {&gate_, xin, h, n_ff_, false}};
+    run_matmuls_then(be_, gated_ ? ops : &up, gated_ ? 2 : 1, m, [&](int64_t j0, int64_t j1) {
+      for (int64_t r = 0; r < m; ++r) {
+        float* hr = h + r * n_ff_ + j0;
+        if (gated_) kern.silu_mul(hr, u + r * n_ff_ + j0, hr, j1 - j0);
+        else gelu(hr, hr, j1 - j0);
+        if (quantize_h)
+          kern.quantize_q8(hr, j1 - j0, hq.q + r * hq.q_stride + j0, hq.d + r * hq.b_stride + j0 / 32,
+                           hq.s + r * hq.b_stride + j0 / 32);
+      }
+    });
+    const MatOp down{&down_, Rows{h, n_ff_, quantize_h ? &hq : nullptr}, y.p, y.stride, true};
     run_matmuls(be_, &down, 1, m);
   }
 
   StageCost cost(const Batch& b) const override {
-    const double m = b.n_tokens;
-    const double flops = 2.0 * m * 3.0 * static_cast<double>(n_embd_) * n_ff_ + 6.0 * m * n_ff_;
-    const double bytes = gate_.bytes() + up_.bytes() + down_.bytes() + m * (12.0 * n_embd_ + 16.0 * n_ff_);
+    const double m = b.n_tokens, maps = gated_ ? 3.0 : 2.0;
+    const double flops = 2.0 * m * maps * static_cast<double>(n_embd_) * n_ff_ + (gated_ ? 6.0 : 12.0) * m * n_ff_;
+    const double bytes = gate_.bytes() + up_.bytes() + down_.bytes() + m * (12.0 * n_embd_ + 4.0 * (maps + 1) * n_ff_);
     return {flops, bytes};
   }
 
@@ -79,19 +93,28 @@ class FfnDense final : public Stage {
   std::string label_;
   int32_t max_tokens_;
   int64_t n_embd_ = 0, n_ff_ = 0;
-  Linear gate_, up_, down_;  // [n_ff][n_embd], [n_ff][n_embd], [n_embd][n_ff]
+  bool gated_ = false;
+  Activation act_ = Activation::Silu;  // of the ungated MLP: Gelu or GeluTanh
+  Linear gate_, up_, down_;  // [n_ff][n_embd] (gate unbound without one), [n_ff][n_embd], [n_embd][n_ff]
   ScratchLayout layout_;
-  size_t gate_out_ = 0, up_out_ = 0;  // [max_tokens][n_ff] floats each; gate_out then holds silu * up
-  QRowsLayout xq_, hq_;               // quantised input rows, quantised silu * up rows
+  size_t gate_out_ = 0, up_out_ = 0;  // [max_tokens][n_ff] floats each; h is written over one of them
+  QRowsLayout xq_, hq_;               // quantised input rows, quantised h rows
 };
 
 }  // namespace
 
 std::vector<std::string> ffn_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
-  if (ctx.hp && ctx.hp->n_expert > 0)
+  if (!ctx.hp) return why;
+  if (ctx.hp->n_expert > 0)
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
                   " experts per layer; ffn/dense computes one feed-forward network");
+  const bool gated = is_bound(ctx, "gate");
+  if (gated && ctx.hp->ffn_act != Activation::Silu)
+    why.push_back("a gated feed-forward with GELU (GeGLU) is not implemented; ffn/dense gates with silu");
+  if (!gated && ctx.hp->ffn_act == Activation::Silu)
+    why.push_back("the station has no gate and the model's activation is silu; ffn/dense runs SwiGLU (gate "
+                  "bound) or a GELU MLP (no gate)");
   return why;
 }
 

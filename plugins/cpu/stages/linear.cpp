@@ -1,5 +1,7 @@
 #include "stages/linear.h"
 
+#include <cstring>
+
 #include <semline/error.h>
 
 namespace semline::cpu {
@@ -14,6 +16,12 @@ std::string tensor_name(const StageContext& ctx, std::string_view role) {
   for (const auto& [r, name] : ctx.tensors)
     if (r == role) return name;
   return "?";
+}
+
+bool is_bound(const StageContext& ctx, std::string_view role) {
+  for (const auto& [r, name] : ctx.tensors)
+    if (r == role) return true;
+  return false;
 }
 
 bool weight_dtype_supported(DType t) {
@@ -45,7 +53,31 @@ Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in
   return l;
 }
 
+void Linear::bind_bias(const StageContext& ctx, std::string_view role) {
+  if (is_bound(ctx, role)) bias = bind_vector(ctx, role, n_out, "(n_out)");
+}
+
+std::vector<float> bind_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims) {
+  const Tensor t = ctx.weight(role);
+  const std::string what = station_label(ctx) + ": tensor '" + tensor_name(ctx, role) + "' (" +
+                           std::string(role) + ")";
+  if (!weight_dtype_supported(t.dtype))
+    throw Error(what + " has dtype " + dtype_name(t.dtype) + "; the cpu stages take F32, F16, BF16, Q8_0, Q4_0");
+  if (t.ne[0] != n || t.rows() != 1 || n % dtype_block_size(t.dtype) != 0 || t.nb[0] != dtype_block_bytes(t.dtype))
+    throw Error(what + " has shape " + tensor_shape_string(t) + ", expected [" + std::to_string(n) + "] " + dims);
+  std::vector<float> v(static_cast<size_t>(n));
+  cpu_backend_of(ctx).kernels().dequantize_row(t.dtype, t.host, v.data(), n);
+  return v;
+}
+
 void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, int64_t j1) {
+  const std::vector<float>& bias = op.w->bias;
+  if (!bias.empty())  // the bias first, then the product accumulates onto it
+    for (int64_t r = 0; r < m; ++r) {
+      float* y = op.y + r * op.y_stride;
+      if (op.accumulate) kern.add(bias.data() + j0, y + j0, j1 - j0);
+      else std::memcpy(y + j0, bias.data() + j0, static_cast<size_t>(j1 - j0) * 4);
+    }
   GemmArgs a;
   a.w = op.w->data;
   a.w_stride = op.w->row_stride;
@@ -58,7 +90,7 @@ void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, i
   a.j1 = j1;
   a.y = op.y;
   a.y_stride = op.y_stride;
-  a.accumulate = op.accumulate;
+  a.accumulate = op.accumulate || !bias.empty();
   kern.gemm(op.w->dtype)(a);
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <semline/stage.h>
 
@@ -17,21 +18,34 @@ std::string station_label(const StageContext& ctx);
 
 // The file's name of the tensor bound to a role ("?" when unbound).
 std::string tensor_name(const StageContext& ctx, std::string_view role);
+// Whether the station binds the role at all (a bound tensor missing from the file is an error
+// for the stage to report, not a different station).
+bool is_bound(const StageContext& ctx, std::string_view role);
 
-// A linear map W: n_in -> n_out, stored [n_out][n_in] in the file's dtype (a host view).
+// An affine map y = W x + b: n_in -> n_out, W stored [n_out][n_in] in the file's dtype (a host
+// view), b optional.
 struct Linear {
   DType dtype = DType::F32;
   int64_t n_in = 0, n_out = 0;
   const char* data = nullptr;
-  size_t row_stride = 0;  // bytes between rows
+  size_t row_stride = 0;    // bytes between rows
+  std::vector<float> bias;  // [n_out], empty when the map has none
 
   // The weight bound to `role`, checked against the expected shape; `dims` names the expected
   // sizes in the error message, e.g. "(n_embd, n_head * head_dim)".
   static Linear bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
                      const char* dims);
+  // Takes the bias bound to `role` when the station has one (n_out values, any weight dtype).
+  void bind_bias(const StageContext& ctx, std::string_view role);
   bool quantized() const { return takes_quantized_input(dtype); }
-  double bytes() const { return static_cast<double>(dtype_row_bytes(dtype, n_in)) * n_out; }
+  double bytes() const {
+    return static_cast<double>(dtype_row_bytes(dtype, n_in)) * n_out + 4.0 * static_cast<double>(bias.size());
+  }
 };
+
+// A vector of n floats bound to `role` (a norm's scale or shift, a bias), of any weight dtype,
+// dequantised; throws naming the tensor when its shape is not [n].
+std::vector<float> bind_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims);
 
 // The dtypes every cpu stage accepts for its weights.
 bool weight_dtype_supported(DType t);
@@ -51,6 +65,7 @@ struct Rows {
   const QRows* q = nullptr;
 };
 
+// y = W x (+ b), or y += W x (+ b) when accumulating.
 struct MatOp {
   const Linear* w;
   Rows in;
@@ -62,11 +77,11 @@ struct MatOp {
 // Runs 1 to 3 ops (each over all m rows) side by side in one dispatch, split over weight rows.
 void run_matmuls(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m);
 
-// Runs a and b (same n_out) in one dispatch; after both have produced columns [j0, j1) of all m
-// rows, epilogue(j0, j1) runs on the same thread. j0 is a multiple of 32, and so is j1 unless it
-// is n_out.
+// Runs 1 or 2 ops of the same n_out in one dispatch; after they have produced columns [j0, j1)
+// of all m rows, epilogue(j0, j1) runs on the same thread. j0 is a multiple of 32, and so is j1
+// unless it is n_out.
 template <class F>
-void run_matmul_pair(CpuBackend& be, const MatOp& a, const MatOp& b, int64_t m, F&& epilogue);
+void run_matmuls_then(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m, F&& epilogue);
 
 // Quantises m rows of k floats (k a multiple of 32) into q, over the pool when there are many.
 void quantize_rows(CpuBackend& be, const float* x, int64_t stride, int64_t m, int64_t k, const QRows& q);
@@ -85,15 +100,14 @@ void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, i
 int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows);
 
 template <class F>
-void run_matmul_pair(CpuBackend& be, const MatOp& a, const MatOp& b, int64_t m, F&& epilogue) {
-  const int64_t n = a.w->n_out;
-  const int64_t rows = matmul_chunk_rows(be, 2 * n);
+void run_matmuls_then(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m, F&& epilogue) {
+  const int64_t n = ops[0].w->n_out;
+  const int64_t rows = matmul_chunk_rows(be, n_ops * n);
   const Kernels& kern = be.kernels();
   be.pool().run((n + rows - 1) / rows, 1, [&](int64_t c0, int64_t c1, int) {
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t j0 = c * rows, j1 = j0 + rows < n ? j0 + rows : n;
-      matmul_range(kern, a, m, j0, j1);
-      matmul_range(kern, b, m, j0, j1);
+      for (int i = 0; i < n_ops; ++i) matmul_range(kern, ops[i], m, j0, j1);
       epilogue(j0, j1);
     }
   });

@@ -221,8 +221,12 @@ std::vector<std::string> attention_supports(const StageContext& ctx) {
   if (hp.sliding_window > 0)
     why.push_back("the model attends over a sliding window of " + std::to_string(hp.sliding_window) +
                   " positions; this variant attends to the whole context");
-  if (hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
+  if (hp.rope_type == RopeType::None)
+    why.push_back("the model has no rotary embedding (rope type none); the vulkan attention always rotates");
+  else if (hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
     why.push_back("rope type " + std::to_string(static_cast<int>(hp.rope_type)) + " is neither normal nor neox");
+  refuse_roles(ctx, {"qkv"}, "a fused qkv projection", why);
+  refuse_roles(ctx, {"qkv_bias", "q_bias", "k_bias", "v_bias", "o_bias"}, "a projection bias", why);
   return why;
 }
 

@@ -52,6 +52,15 @@ std::vector<std::string> weights_supported(const StageContext& ctx) {
   return why;
 }
 
+void refuse_roles(const StageContext& ctx, std::initializer_list<std::string_view> roles, const char* what,
+                  std::vector<std::string>& why) {
+  for (std::string_view role : roles)
+    for (const auto& [r, name] : ctx.tensors)
+      if (r == role)
+        why.push_back("the station has " + std::string(what) + " ('" + name + "', role " + r +
+                      "), which the vulkan stages do not implement");
+}
+
 namespace {
 
 std::string tensor_name(const StageContext& ctx, std::string_view role) {

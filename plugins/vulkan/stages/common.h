@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,10 @@ std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view ro
 bool weight_dtype_supported(DType t);
 // Reasons the station's bound weights cannot be read by these kernels (empty: they can).
 std::vector<std::string> weights_supported(const StageContext& ctx);
+// Adds a reason for each of `roles` the station binds: the vulkan kernels have no use for it,
+// so running without it would compute another function (`what` says what it stands for).
+void refuse_roles(const StageContext& ctx, std::initializer_list<std::string_view> roles, const char* what,
+                  std::vector<std::string>& why);
 
 inline uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 

@@ -55,6 +55,12 @@ class EmbeddingLookup final : public Stage {
 
 }  // namespace
 
+std::vector<std::string> embedding_supports(const StageContext& ctx) {
+  std::vector<std::string> why = weights_supported(ctx);
+  refuse_roles(ctx, {"positions"}, "learned position rows", why);
+  return why;
+}
+
 std::unique_ptr<Stage> make_embedding_lookup(const StageContext& ctx) { return std::make_unique<EmbeddingLookup>(ctx); }
 
 }  // namespace semline::vk

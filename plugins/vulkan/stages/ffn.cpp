@@ -77,6 +77,12 @@ std::vector<std::string> ffn_supports(const StageContext& ctx) {
   if (ctx.hp && ctx.hp->n_expert > 0)
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
                   " experts per layer; ffn/dense computes one feed-forward network");
+  if (ctx.hp && ctx.hp->ffn_act != Activation::Silu)
+    why.push_back("the model's feed-forward activation is GELU; the vulkan ffn runs SwiGLU only");
+  bool gated = false;
+  for (const auto& [role, name] : ctx.tensors) gated = gated || role == "gate";
+  if (!gated) why.push_back("the station has no gate; the vulkan ffn runs SwiGLU only");
+  refuse_roles(ctx, {"gate_bias", "up_bias", "down_bias"}, "a projection bias", why);
   return why;
 }
 

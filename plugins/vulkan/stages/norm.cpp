@@ -52,6 +52,12 @@ class NormRms final : public Stage {
 
 }  // namespace
 
+std::vector<std::string> norm_rms_supports(const StageContext& ctx) {
+  std::vector<std::string> why = weights_supported(ctx);
+  refuse_roles(ctx, {"bias"}, "a shift (a LayerNorm)", why);
+  return why;
+}
+
 std::unique_ptr<Stage> make_norm_rms(const StageContext& ctx) { return std::make_unique<NormRms>(ctx); }
 
 }  // namespace semline::vk

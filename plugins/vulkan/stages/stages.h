@@ -17,6 +17,8 @@ std::unique_ptr<Stage> make_ffn_dense(const StageContext& ctx);
 std::unique_ptr<Stage> make_head_dense(const StageContext& ctx);
 
 // Reasons a stage of that kind cannot serve the station (empty: it can).
+std::vector<std::string> embedding_supports(const StageContext& ctx);
+std::vector<std::string> norm_rms_supports(const StageContext& ctx);
 std::vector<std::string> attention_supports(const StageContext& ctx);
 std::vector<std::string> ffn_supports(const StageContext& ctx);
 

@@ -84,7 +84,17 @@ class ModelView {
   virtual std::string path() const = 0;
 };
 
-enum class RopeType : int32_t { Normal = 0, NeoX = 2 };  // values as llama.cpp numbers them
+// How attention rotates queries and keys by position; values as llama.cpp numbers them.
+//   None:   no rotary embedding (positions enter elsewhere, e.g. GPT-2's learned position rows)
+//   Normal: pairs (2i, 2i + 1) of each head rotated (llama, GGUF's llama layout)
+//   NeoX:   pairs (i, i + rope_dim / 2) rotated
+enum class RopeType : int32_t { None = -1, Normal = 0, NeoX = 2 };
+
+// The feed-forward nonlinearity.
+//   Silu:     the SwiGLU gate of llama: silu(gate x) * up x
+//   Gelu:     exact GELU, x * Phi(x) with the normal CDF by erf (PyTorch's F.gelu default)
+//   GeluTanh: the tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GPT-2's gelu_new)
+enum class Activation : int32_t { Silu, Gelu, GeluTanh };
 
 // Hyper-parameters of a decoder-only transformer, read by the architecture template.
 struct HParams {
@@ -104,6 +114,7 @@ struct HParams {
   int64_t n_expert = 0;
   int64_t n_expert_used = 0;
   int64_t sliding_window = 0;  // 0: none
+  Activation ffn_act = Activation::Silu;  // the feed-forward nonlinearity
 };
 
 }  // namespace semline

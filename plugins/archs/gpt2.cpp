@@ -1,0 +1,86 @@
+// The GPT-2 family as data, with llama.cpp's GGUF names: learned position rows added to the token
+// embedding, pre-norm blocks of LayerNorm -> attention (one fused qkv map, biases, no rotary
+// embedding) and LayerNorm -> GELU MLP (biases), a final LayerNorm and a head tied to the
+// embedding unless the file carries output.weight.
+#include "archs.h"
+#include "hparams_reader.h"
+
+namespace semline::archs {
+
+namespace {
+
+// gpt2.feed_forward_activation: absent means the tanh approximation, what GPT-2 was trained with
+// (HF's gelu_new) and what llama.cpp computes for the arch.
+Activation read_activation(const ModelView& model, const HParamsReader& r) {
+  const std::optional<std::string_view> v = r.find_string("feed_forward_activation");
+  if (!v || *v == "gelu_tanh") return Activation::GeluTanh;
+  if (*v == "gelu") return Activation::Gelu;
+  throw Error(model.path() + ": " + r.full("feed_forward_activation") + " = '" + std::string(*v) +
+              "' is not an activation of the gpt2 arch; valid: gelu (exact), gelu_tanh");
+}
+
+HParams read_gpt2(const ModelView& model) {
+  HParamsReader r(model, "gpt2");
+  HParams hp;
+  hp.arch = "gpt2";
+  hp.n_embd = r.integer("embedding_length");
+  hp.n_ff = r.integer("feed_forward_length");
+  hp.n_layer = r.integer("block_count");
+  hp.n_head = r.integer("attention.head_count");
+  hp.n_head_kv = hp.n_head;
+  hp.n_ctx_train = r.integer("context_length");  // the number of learned position rows
+  hp.norm_eps = r.number("attention.layer_norm_epsilon");
+  hp.rope_type = RopeType::None;
+  hp.ffn_act = read_activation(model, r);
+  auto vocab = r.find_integer("vocab_size");
+  hp.n_vocab = vocab ? *vocab : static_cast<int64_t>(r.find_array_length("tokenizer.ggml.tokens").value_or(0));
+  // A file without a vocabulary still says how many token rows it has.
+  if (hp.n_vocab == 0)
+    if (const Tensor* t = model.weight("token_embd.weight")) hp.n_vocab = t->ne[1];
+  check_hparams(model, hp);
+  if (hp.n_ctx_train <= 0)
+    throw Error(model.path() + ": gpt2.context_length must be > 0: it is the number of learned positions");
+  hp.head_dim = hp.n_embd / hp.n_head;
+  return hp;
+}
+
+StationSpec layer_norm(std::string name, const std::string& prefix) {
+  return {std::move(name), StageKind::Norm, "layer",
+          {{"weight", prefix + ".weight", {"n_embd"}}, {"bias", prefix + ".bias", {"n_embd"}}}};
+}
+
+}  // namespace
+
+ArchTemplate gpt2_template() {
+  ArchTemplate a;
+  a.name = "gpt2";
+  a.description = "GPT-2: learned positions, LayerNorm, fused-qkv attention with biases, GELU MLP";
+  a.embedding = {"token_embd", StageKind::Embedding, "lookup",
+                 {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}},
+                  {"positions", "position_embd.weight", {"n_embd", "n_ctx_train"}}}};
+  // n_head_kv = n_head and n_head * head_dim = n_embd for the arch, so q | k | v is 3 n_embd wide.
+  a.block = {
+      {layer_norm("attn_norm", "blk.{L}.attn_norm"),
+       {"attention", StageKind::Attention, "flash",
+        {{"qkv", "blk.{L}.attn_qkv.weight", {"n_embd", "3*n_embd"}},
+         {"qkv_bias", "blk.{L}.attn_qkv.bias", {"3*n_embd"}},
+         {"o", "blk.{L}.attn_output.weight", {"n_embd", "n_embd"}},
+         {"o_bias", "blk.{L}.attn_output.bias", {"n_embd"}}}}},
+      {layer_norm("ffn_norm", "blk.{L}.ffn_norm"),
+       {"ffn", StageKind::Ffn, "dense",
+        {{"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
+         {"up_bias", "blk.{L}.ffn_up.bias", {"n_ff"}},
+         {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}},
+         {"down_bias", "blk.{L}.ffn_down.bias", {"n_embd"}}}}},
+  };
+  a.output_norm = layer_norm("output_norm", "output_norm");
+  a.head = {"output",
+            StageKind::Head,
+            "dense",
+            {{"output", "output.weight", {"n_embd", "n_vocab"}, true},
+             {"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
+  a.read_hparams = read_gpt2;
+  return a;
+}
+
+}  // namespace semline::archs

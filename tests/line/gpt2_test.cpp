@@ -1,0 +1,218 @@
+// End to end: the real slm4096 model (a tiny character-level GPT-2) through the plugins of this
+// build, read from its Hugging Face folder and from its conversion to GGUF, against the float64
+// GPT-2 reference pass: logits, greedy text and the loss on its own training text.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+
+#include "common/reference_gpt2.h"
+#include "common/test_plugins.h"
+#include "core/config/config.h"
+#include "core/engine/generator.h"
+#include "core/engine/pipeline.h"
+#include "core/engine/quality.h"
+#include "core/graph/graph.h"
+#include "core/model/gguf_writer.h"
+#include "core/model/model_file.h"
+#include "model/model_test_util.h"
+
+using namespace semline;
+
+namespace {
+
+const std::string kFolder = std::string(SEMLINE_MODELS_DIR) + "/gpt2/slm4096";
+
+struct Line {
+  std::unique_ptr<ModelFile> model;
+  PipelineGraph graph;
+  std::unique_ptr<Pipeline> pipeline;
+  Line(const std::string& path, const std::string& extra) : model(open_model_file(path)) {
+    const Config config = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 2\n" + extra, "test.toml");
+    graph = build_graph(config, *model, testing::built_plugins());
+    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), pipeline_options(config));
+  }
+};
+
+// The first n characters of the model's training text.
+std::string corpus(size_t n) {
+  std::ifstream f(kFolder + "/corpus.txt", std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  REQUIRE(text.size() >= n);
+  return text.substr(0, n);
+}
+
+// Logits of every position of `tokens` (one sequence from position 0), fed in steps of `chunk`.
+std::vector<std::vector<float>> all_logits(Pipeline& p, const std::vector<int32_t>& tokens, int chunk) {
+  std::vector<std::vector<float>> out;
+  const int32_t seq = p.kv().new_sequence();
+  for (size_t start = 0; start < tokens.size(); start += chunk) {
+    const int32_t n = static_cast<int32_t>(std::min<size_t>(chunk, tokens.size() - start));
+    p.kv().reserve(seq, n);
+    SeqView sv = p.kv().view(seq);
+    std::vector<int32_t> pos(n), seqs(n, 0), rows(n);
+    for (int32_t i = 0; i < n; ++i) pos[i] = sv.n_past + i, rows[i] = i;
+    Batch b;
+    b.n_tokens = n;
+    b.tokens = tokens.data() + start;
+    b.positions = pos.data();
+    b.seq = seqs.data();
+    b.n_seqs = 1;
+    b.seqs = &sv;
+    b.n_outputs = n;
+    b.output_rows = rows.data();
+    auto logits = p.forward(b);
+    const size_t v = logits.size() / n;
+    for (int32_t i = 0; i < n; ++i) out.emplace_back(logits.begin() + i * v, logits.begin() + (i + 1) * v);
+    p.kv().advance(seq, n);
+  }
+  p.kv().free_sequence(seq);
+  return out;
+}
+
+double rel_err(const std::vector<float>& a, const std::vector<double>& b) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    err = std::max(err, std::fabs(a[i] - b[i]));
+    scale = std::max(scale, std::fabs(b[i]));
+  }
+  return err / scale;
+}
+
+// The converted model, written once per test process.
+const std::string& converted() {
+  static test::TempDir dir;
+  static const std::string path = [] {
+    const std::string p = (dir / "slm4096.gguf").string();
+    write_gguf(*open_model_file(kFolder), p);
+    return p;
+  }();
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("slm4096 logits match the float64 GPT-2 reference at every position of the first 128 corpus characters") {
+  const std::string text = corpus(128);
+  for (const char* extra : {"[stages]\nattention = { variant = \"flash\", block = 16 }\n",
+                            "[stages]\nattention = { variant = \"dense\" }\n"}) {
+    INFO(extra);
+    Line line(kFolder, extra);
+    const std::vector<int32_t> tokens = line.pipeline->tokenizer().encode(text, true);
+    REQUIRE(tokens.size() == 128);  // one token per character, no BOS
+    testing::ReferenceGpt2 ref(*line.model, testing::read_gpt2_hparams(*line.model));
+    std::vector<std::vector<double>> want;
+    for (int32_t t : tokens) want.push_back(ref.step(t));
+    for (int chunk : {1, 9, 128}) {
+      INFO("chunk " << chunk);
+      auto got = all_logits(*line.pipeline, tokens, chunk);
+      REQUIRE(got.size() == want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        INFO("position " << i);
+        CHECK(rel_err(got[i], want[i]) <= 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("slm4096 from its Hugging Face folder and from its GGUF conversion gives identical logits") {
+  const std::string text = corpus(128);
+  Line hf(kFolder, ""), gguf(converted(), "");
+  CHECK(gguf.model->format().rfind("GGUF v3", 0) == 0);
+  CHECK(gguf.graph.hp.ffn_act == Activation::Gelu);
+  const std::vector<int32_t> tokens = hf.pipeline->tokenizer().encode(text, true);
+  REQUIRE(gguf.pipeline->tokenizer().encode(text, true) == tokens);
+  auto a = all_logits(*hf.pipeline, tokens, 32), b = all_logits(*gguf.pipeline, tokens, 32);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == b[i]);
+}
+
+TEST_CASE("slm4096 greedy from 'Q: Can you reason?\\nA:' continues ' I can produce the shape of reasoning.'") {
+  const std::string prompt = "Q: Can you reason?\nA:", want = " I can produce the shape of reasoning.";
+  for (const std::string& path : {kFolder, converted()}) {
+    INFO(path);
+    Line line(path, "[stages]\nsampler = { chain = [\"greedy\"] }\n");
+    GenerateOptions go;
+    go.max_tokens = static_cast<int32_t>(want.size());
+    GenerateResult r = generate(*line.pipeline, line.pipeline->tokenizer().encode(prompt, true), go);
+    CHECK(r.text == want);
+  }
+}
+
+TEST_CASE("slm4096's mean loss on the first 128 characters of its corpus is 0.076 nats") {
+  // The 127 predictions inside the window: the logits at positions 0..126 scored on the
+  // characters at 1..127 (the first character has nothing to be predicted from).
+  const std::string text = corpus(128);
+  Line line(kFolder, "");
+  const std::vector<int32_t> tokens = line.pipeline->tokenizer().encode(text, true);
+  auto logits = all_logits(*line.pipeline, tokens, 128);
+  double nll = 0;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    double mx = -INFINITY, sum = 0;
+    for (float v : logits[i]) mx = std::max(mx, static_cast<double>(v));
+    for (float v : logits[i]) sum += std::exp(v - mx);
+    nll += std::log(sum) + mx - logits[i][tokens[i + 1]];
+  }
+  const double mean = nll / 127;
+  CHECK(mean == Approx(0.076).margin(0.002));
+  // The bench's quality meter scores the same predictions.
+  QualityOptions qo;
+  qo.window = 128;
+  qo.max_windows = 1;
+  const QualityResult q = score_text(*line.pipeline, tokens, qo);
+  CHECK(q.n_scored == 127);
+  CHECK(q.nll / q.n_scored == Approx(mean).epsilon(1e-6));
+}
+
+TEST_CASE("on vulkan, each GPT-2 station is refused with the reason the vulkan stages cannot serve it") {
+  if (!testing::built_plugins().find_backend("vulkan")) {
+    WARN("SKIPPED (needs the vulkan plugin, built where Vulkan headers and glslc are found)");
+    return;
+  }
+  auto model = open_model_file(kFolder);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"embedding", {"learned position rows"}},
+      {"norm", {"rms: the station has a shift (a LayerNorm)", "registered norm entries: layer@cpu"}},
+      {"attention", {"no rotary embedding", "a fused qkv projection", "a projection bias"}},
+      {"ffn", {"activation is GELU", "the station has no gate", "a projection bias"}},
+  };
+  for (const auto& [station, reasons] : cases) {
+    INFO(station);
+    const Config c = parse_config("[model]\npath = \"" + kFolder + "\"\n[stages]\n" + station +
+                                      " = { backend = \"vulkan\" }\n",
+                                  "test.toml");
+    try {
+      build_graph(c, *model, testing::built_plugins());
+      FAIL("the vulkan stages accepted a GPT-2 " << station);
+    } catch (const Error& e) {
+      for (const std::string& r : reasons) CHECK_THAT(std::string(e.what()), Catch::Contains(r));
+    }
+  }
+}
+
+TEST_CASE("the gpt2 arch reads gpt2.feed_forward_activation: absent is gelu_tanh, an unknown one is refused") {
+  auto hf = open_model_file(kFolder);
+  test::TempDir dir;
+  // slm4096 rewritten with the activation key absent or set to `value`.
+  auto with_activation = [&](const char* value) {
+    gguf::GgufWriter w;
+    for (const auto& [key, v] : hf->metadata())
+      if (key != "gpt2.feed_forward_activation") w.add_meta(key, v);
+    if (value) w.add_string("gpt2.feed_forward_activation", value);
+    for (const TensorInfo& t : hf->tensors())
+      w.add_tensor(t.name, t.view.dtype, std::vector<int64_t>(t.view.ne, t.view.ne + t.view.ndim),
+                   std::span<const uint8_t>(static_cast<const uint8_t*>(t.view.host), t.bytes));
+    const std::string path = (dir / (std::string(value ? value : "absent") + ".gguf")).string();
+    w.write(path);
+    return path;
+  };
+  const RegisteredArch* gpt2 = testing::built_plugins().find_arch("gpt2");
+  REQUIRE(gpt2);
+  CHECK(gpt2->arch.read_hparams(*open_model_file(with_activation(nullptr))).ffn_act == Activation::GeluTanh);
+  CHECK(gpt2->arch.read_hparams(*open_model_file(with_activation("gelu_tanh"))).ffn_act == Activation::GeluTanh);
+  const std::string relu = with_activation("relu");
+  CHECK_THROWS_WITH(gpt2->arch.read_hparams(*open_model_file(relu)),
+                    Catch::Contains("gpt2.feed_forward_activation = 'relu' is not an activation of the gpt2 arch") &&
+                        Catch::Contains("valid: gelu (exact), gelu_tanh"));
+}
