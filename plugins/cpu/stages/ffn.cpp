@@ -89,9 +89,13 @@ class FfnDense final : public Stage {
 
 std::vector<std::string> ffn_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
-  if (ctx.hp && ctx.hp->n_expert > 0)
+  if (ctx.hp && ctx.hp->n_expert > 0) {
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
                   " experts per layer; ffn/dense computes one feed-forward network");
+    return why;
+  }
+  for (std::string& r : missing_roles(ctx, {"gate", "up", "down"}, "ffn/dense needs gate, up and down"))
+    why.push_back(std::move(r));
   return why;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <semline/stage.h>
 
@@ -29,6 +30,10 @@ struct Linear {
   // sizes in the error message, e.g. "(n_embd, n_head * head_dim)".
   static Linear bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
                      const char* dims);
+  // A stack of n_expert matrices bound to `role`, ne = [n_in, n_out, n_expert] as GGUF stores
+  // Mixtral's experts: one Linear per expert, each a view at its expert's offset (nothing is read).
+  static std::vector<Linear> bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
+                                          int64_t n_out, int64_t n_expert, const char* dims);
   bool quantized() const { return takes_quantized_input(dtype); }
   double bytes() const { return static_cast<double>(dtype_row_bytes(dtype, n_in)) * n_out; }
 };
