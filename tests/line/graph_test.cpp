@@ -128,8 +128,14 @@ TEST_CASE("model mistakes: unknown architecture, missing tensor, wrong shape") {
     CHECK_THAT(graph_error(config_with(""), m), Contains("architecture 'lama' has no template") && Contains("did you mean 'llama'"));
   }
   SECTION("missing tensor") {
+    m.hide = "blk.2.attn_k.weight";
+    CHECK_THAT(graph_error(config_with(""), m), Contains("tensor 'blk.2.attn_k.weight'") && Contains("is missing"));
+  }
+  SECTION("missing feed-forward weight: every ffn variant says what it lacks") {
     m.hide = "blk.2.ffn_up.weight";
-    CHECK_THAT(graph_error(config_with(""), m), Contains("tensor 'blk.2.ffn_up.weight'") && Contains("is missing"));
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("block 2 ffn: no ffn implementation on backend 'cpu' can serve this model") &&
+                   Contains("dense: the model has no 'up' weight") && Contains("moe: the model has no experts"));
   }
   SECTION("wrong shape") {
     m.reshape = "blk.1.attn_k.weight";
