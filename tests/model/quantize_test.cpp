@@ -73,7 +73,7 @@ TEST_CASE("quantize stories260K to Q8_0 and Q4_0 within the codec's error bound"
       if (quantised_in_stories(a.name)) {
         ++converted;
         CHECK(b.view.dtype == target);
-        CHECK(quantize_choice(a.view, target) == target);
+        CHECK(quantize_choice(a.name, a.view, target) == target);
         double ratio = worst_error_ratio(a.view, b.view);
         CHECK(ratio <= 1.0);
         CHECK(ratio > 0.05);  // the values really went through the codec

@@ -237,7 +237,17 @@ TEST_CASE("synth presets and refusals") {
   CHECK(m.kv_heads == 12);
   for (const std::string& name : synth_preset_names()) CHECK_NOTHROW(synth_validate(synth_preset(name)));
   check_message(error_of([] { synth_preset("tinny"); }),
-                {"unknown synth preset 'tinny' (did you mean 'tiny'?) (presets: tiny, llama-134m, llama-1b)"});
+                {"unknown synth preset 'tinny' (did you mean 'tiny'?) (presets: tiny, llama-134m, llama-1b, "
+                 "mixtral-tiny, mixtral-1b)"});
+  SynthSpec x = synth_preset("mixtral-tiny");
+  CHECK(x.dim == 256);
+  CHECK(x.ffn == 512);
+  CHECK(x.layers == 4);
+  CHECK(x.heads == 8);
+  CHECK(x.kv_heads == 4);
+  CHECK(x.experts == 8);
+  CHECK(x.experts_used == 2);
+  CHECK(synth_preset("mixtral-1b").experts == 8);
 
   test::TempDir dir;
   auto refuse = [&](auto edit) {
@@ -255,6 +265,10 @@ TEST_CASE("synth presets and refusals") {
   check_message(refuse([](SynthSpec& s) { s.eps = 0; }), {"synth: eps 0 must be a positive number"});
   check_message(refuse([](SynthSpec& s) { s.rope_base = -1; }), {"rope_base -1 must be a positive number"});
   check_message(refuse([](SynthSpec& s) { s.dtype = static_cast<DType>(12); }), {"synth: dtype 12 is not one of"});
+  check_message(refuse([](SynthSpec& s) { s.experts = 4, s.experts_used = 5; }),
+                {"synth: experts 4 and experts_used 5 must be both 0 (dense) or 1 <= experts_used <= experts"});
+  check_message(refuse([](SynthSpec& s) { s.experts = 4; }), {"synth: experts 4 and experts_used 0 must be"});
+  check_message(refuse([](SynthSpec& s) { s.window = -2; }), {"synth: window -2 must be 0 (none) to"});
   check_message(refuse([&](SynthSpec& s) { s.vocab_gguf = dir / "absent.gguf"; }), {"absent.gguf: cannot open"});
   GgufWriter w;
   w.add_string("general.architecture", "llama");
