@@ -49,7 +49,7 @@ std::unique_ptr<Stage> make_attention_sliding(const StageContext& ctx) {
                 " must be 1.." + std::to_string(INT32_MAX) +
                 " (set stages.attention.window, or use a model with llama.attention.sliding_window)");
   if (ctx.log && window != hp.sliding_window)
-    ctx.log(LogLevel::Info, station_label(ctx) + ": window " + std::to_string(window) + " where the model has " +
+    ctx.log(LogLevel::Info, "window " + std::to_string(window) + " where the model has " +
                                 (hp.sliding_window ? std::to_string(hp.sliding_window) : std::string("none")) +
                                 ": an approximation of the model's attention");
   return std::make_unique<AttentionSliding>(ctx, window, int_param(ctx, "block", kDefaultBlock));

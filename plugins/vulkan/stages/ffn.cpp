@@ -74,9 +74,16 @@ class FfnDense final : public Stage {
 
 std::vector<std::string> ffn_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
-  if (ctx.hp && ctx.hp->n_expert > 0)
+  if (ctx.hp && ctx.hp->n_expert > 0) {
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
-                  " experts per layer; ffn/dense computes one feed-forward network");
+                  " experts per layer; ffn/dense computes one feed-forward network (vulkan has no MoE variant)");
+    return why;
+  }
+  // The template binds the dense weights as optional (MoE models have none).
+  if (ctx.model)
+    for (const char* role : {"gate", "up", "down"})
+      if (!ctx.has_weight(role))
+        why.push_back(std::string("the model has no '") + role + "' weight for this station (ffn/dense needs gate, up and down)");
   return why;
 }
 
