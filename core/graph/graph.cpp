@@ -478,7 +478,10 @@ std::string PipelineGraph::to_text() const {
   s += "shape     n_embd " + std::to_string(hp.n_embd) + ", n_ff " + std::to_string(hp.n_ff) + ", n_layer " +
        std::to_string(hp.n_layer) + ", n_head " + std::to_string(hp.n_head) + ", n_head_kv " +
        std::to_string(hp.n_head_kv) + ", head_dim " + std::to_string(hp.head_dim) + ", n_vocab " +
-       std::to_string(hp.n_vocab) + "\n";
+       std::to_string(hp.n_vocab) +
+       (hp.n_expert > 0 ? ", n_expert " + std::to_string(hp.n_expert) + " (" + std::to_string(hp.n_expert_used) + " used)"
+                        : std::string()) +
+       (hp.sliding_window > 0 ? ", sliding_window " + std::to_string(hp.sliding_window) : std::string()) + "\n";
   s += "backends  " + join(backends) + "\n\n";
   auto line = [](const std::string& indent, const GraphNode& n) {
     std::string l = indent + n.station;

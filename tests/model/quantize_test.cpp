@@ -138,3 +138,28 @@ TEST_CASE("quantize refuses unsupported targets and unreadable input") {
                 {"absent.gguf: cannot open"});
   CHECK_FALSE(std::filesystem::exists(dir / "x.gguf"));
 }
+
+TEST_CASE("quantize re-encodes Mixtral's expert stacks row by row and keeps the router in float") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("mixtral-tiny");
+  spec.layers = 1;
+  synth_write(spec, dir / "mix.gguf");
+  quantize_gguf(dir / "mix.gguf", dir / "mix-q8.gguf", DType::Q8_0);
+  auto src = GgufFile::open(dir / "mix.gguf");
+  auto q = GgufFile::open(dir / "mix-q8.gguf");
+  for (const char* name : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight"}) {
+    INFO(name);
+    const Tensor& a = *src->weight(name);
+    const Tensor& b = *q->weight(name);
+    CHECK(b.dtype == DType::Q8_0);
+    CHECK(b.ndim == 3);
+    for (int d = 0; d < 4; ++d) CHECK(a.ne[d] == b.ne[d]);
+    const double ratio = worst_error_ratio(a, b);  // every row of every expert, against its block bound
+    CHECK(ratio <= 1.0);
+    CHECK(ratio > 0.05);
+  }
+  const Tensor& router = *q->weight("blk.0.ffn_gate_inp.weight");
+  CHECK(router.dtype == DType::F32);
+  CHECK(std::memcmp(router.host, src->weight("blk.0.ffn_gate_inp.weight")->host, 256 * 8 * 4) == 0);
+  CHECK(quantize_choice("blk.0.ffn_gate_inp.weight", router, DType::Q8_0) == DType::F32);
+}

@@ -277,3 +277,36 @@ TEST_CASE("synth presets and refusals") {
                 {"novocab.gguf: no tokenizer.ggml.tokens string array to take the vocabulary from"});
   CHECK_FALSE(std::filesystem::exists(dir / "x.gguf"));
 }
+
+TEST_CASE("synth mixtral-tiny writes Mixtral's router and expert stacks, and a sliding window when asked") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("mixtral-tiny");
+  spec.layers = 2;
+  spec.window = 4096;
+  spec.dtype = DType::Q8_0;
+  synth_write(spec, dir / "mix.gguf");
+  auto f = GgufFile::open(dir / "mix.gguf");
+  CHECK(f->get_u64("llama.expert_count") == 8);
+  CHECK(f->get_u64("llama.expert_used_count") == 2);
+  CHECK(f->get_u64("llama.attention.sliding_window") == 4096);
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_gate_inp.weight")) == "F32 [256, 8]");  // the router stays float
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_gate_exps.weight")) == "Q8_0 [256, 512, 8]");
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_up_exps.weight")) == "Q8_0 [256, 512, 8]");
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_down_exps.weight")) == "Q8_0 [512, 256, 8]");
+    CHECK(f->weight(p + "ffn_gate.weight") == nullptr);  // no dense feed-forward
+    CHECK(f->weight(p + "ffn_norm.weight") != nullptr);
+  }
+  // Each expert is its own stream of rows: expert 7's gate rows differ from expert 0's.
+  const Tensor* g = f->weight("blk.0.ffn_gate_exps.weight");
+  const auto* bytes = static_cast<const uint8_t*>(g->host);
+  CHECK(std::memcmp(bytes, bytes + 7 * g->nb[2], static_cast<size_t>(g->nb[2])) != 0);
+  CHECK(g->nb[2] == 512 * g->nb[1]);
+
+  SynthSpec dense = synth_preset("tiny");
+  synth_write(dense, dir / "dense.gguf");
+  auto d = GgufFile::open(dir / "dense.gguf");
+  CHECK(d->meta("llama.expert_count") == nullptr);
+  CHECK(d->meta("llama.attention.sliding_window") == nullptr);
+}
