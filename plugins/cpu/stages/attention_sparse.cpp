@@ -10,7 +10,6 @@
 #include <semline/error.h>
 
 #include "stages/attention_tiled.h"
-#include "stages/linear.h"
 #include "stages/stages.h"
 
 namespace semline::cpu {

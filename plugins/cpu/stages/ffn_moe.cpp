@@ -50,6 +50,7 @@ class FfnMoe final : public Stage {
     if (down_[0].quantized()) hq_.plan(layout_, m, n_ff_);
     be_.workspace().reserve(layout_.total());
     start_.resize(static_cast<size_t>(n_expert_ + 1));
+    next_.resize(static_cast<size_t>(n_expert_));
     token_.resize(static_cast<size_t>(slots));
     weight_.resize(static_cast<size_t>(slots));
     chosen_.resize(static_cast<size_t>(slots));
@@ -177,11 +178,10 @@ class FfnMoe final : public Stage {
       used_experts_ += start_[e + 1] > 0;
       start_[e + 1] += start_[e];
     }
-    std::vector<int32_t>& next = fill_;  // the next free slot of each expert
-    next.assign(start_.begin(), start_.end() - 1);
+    std::copy(start_.begin(), start_.end() - 1, next_.begin());
     for (int64_t t = 0; t < m; ++t)
       for (int64_t k = 0; k < n_used_; ++k) {
-        const int32_t slot = next[chosen_[t * n_used_ + k]]++;
+        const int32_t slot = next_[chosen_[t * n_used_ + k]]++;
         token_[slot] = static_cast<int32_t>(t);
         weight_[slot] = static_cast<float>(chosen_w_[t * n_used_ + k]);
       }
@@ -199,9 +199,9 @@ class FfnMoe final : public Stage {
   size_t logits_ = 0, rows_ = 0, gate_out_ = 0, up_out_ = 0, down_out_ = 0;
   QRowsLayout xq_, rq_, hq_;  // quantised input rows (router), gathered rows (experts), silu * up rows
   // The routing of the last step, sized once for max_tokens: slots grouped by expert (expert e
-  // owns slots [start[e], start[e+1])) with their token and weight; per token its chosen experts
-  // and their weights in rank order.
-  std::vector<int32_t> start_, token_, chosen_, fill_;
+  // owns slots [start[e], start[e+1]), next[e] is the next one to fill) with their token and
+  // weight; per token its chosen experts and their weights in rank order.
+  std::vector<int32_t> start_, next_, token_, chosen_;
   std::vector<float> weight_;
   std::vector<double> chosen_w_;
   int32_t used_experts_ = 0;
