@@ -101,7 +101,7 @@ TEST_CASE("sampled runs are reproducible by seed") {
   CHECK(text(a.out) != text(c.out));
 }
 
-TEST_CASE("convert reproduces stories260K.gguf; synth and quantize write files inspect reads back") {
+TEST_CASE("convert reproduces stories260K.gguf, synth and quantize write files inspect reads back") {
   fs::path d = temp_dir();
   Result conv = run_cli("convert " + kModels + "/llama2c/stories260K.bin --tokenizer " + kModels +
                         "/llama2c/tok512.bin -o " + (d / "conv.gguf").string() + " --ctx 2048");
