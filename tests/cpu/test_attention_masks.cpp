@@ -117,7 +117,7 @@ TEST_CASE("sliding_window and block_sparse match the float64 reference with thei
       }
 }
 
-TEST_CASE("sliding_window with the model's window is its mask; windows and patterns that cover the context are dense",
+TEST_CASE("sliding_window with the model's window is its mask, windows and patterns that cover the context are dense",
           "[stages][masks]") {
   Variant model = sliding(0, 3);
   model.mask = sliding_mask(5);

@@ -100,7 +100,7 @@ TEST_CASE("the pool survives many quick dispatches, idle gaps, nesting and error
   REQUIRE(after.load() == 100);
 }
 
-TEST_CASE("a body of one pool may dispatch on another; worker indices stay in range", "[backend]") {
+TEST_CASE("a body of one pool may dispatch on another, worker indices stay in range", "[backend]") {
   CpuBackend a(3, best_isa()), b(2, best_isa());
   std::atomic<int64_t> total{0};
   std::atomic<bool> bad{false};

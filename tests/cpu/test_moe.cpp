@@ -198,7 +198,7 @@ TEST_CASE("ffn/moe: experts no token chose are never read, and cost() counts onl
   CHECK(used.flops == Approx(2.0 * m * 64 * 6 + 2.0 * m * (6.0 * 64 * 96 + 6.0 * 96 + 2.0 * 64)));
 }
 
-TEST_CASE("ffn/moe and ffn/dense say what they lack; bad expert stacks are named", "[stages][moe][errors]") {
+TEST_CASE("ffn/moe and ffn/dense say what they lack, bad expert stacks are named", "[stages][moe][errors]") {
   const StageEntry& moe_e = cpu_entries().stage(StageKind::Ffn, "moe");
   const StageEntry& dense_e = cpu_entries().stage(StageKind::Ffn, "dense");
   Moe moe(6, 2);

@@ -18,7 +18,7 @@ using namespace semline;
 using namespace semline::cpu;
 using namespace semline::cputest;
 
-TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache; flash == dense", "[stages]") {
+TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache, flash == dense", "[stages]") {
   // One script of steps over a paged cache of 4-position blocks whose block tables are scattered;
   // sequence 2 starts at position 8 on the first two blocks of sequence 0 (a shared prefix).
   struct Script {

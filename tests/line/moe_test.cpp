@@ -72,7 +72,7 @@ TEST_CASE("a synthetic Mixtral runs on ffn/moe and matches the float64 reference
   fs::remove_all(scratch("").parent_path());
 }
 
-TEST_CASE("a one-token step of the MoE line meters two experts per layer; a dense ffn is refused by name") {
+TEST_CASE("a one-token step of the MoE line meters two experts per layer, a dense ffn is refused by name") {
   SynthSpec s = synth_preset("mixtral-tiny");
   s.layers = 2;
   const fs::path path = scratch("mixtral-meter.gguf");

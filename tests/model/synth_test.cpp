@@ -113,7 +113,7 @@ TEST_CASE("synth weights have the intended scale") {
   CHECK(norm[3] <= 1.1);
 }
 
-TEST_CASE("synth is deterministic: same seed, same bytes; another seed, other weights") {
+TEST_CASE("synth is deterministic: same seed, same bytes, another seed, other weights") {
   test::TempDir dir;
   SynthSpec spec = synth_preset("tiny");
   synth_write(spec, dir / "a.gguf");

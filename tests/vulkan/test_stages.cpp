@@ -222,7 +222,7 @@ Vec added(Backend& be, const Rows& out) {
 
 }  // namespace
 
-TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache; flash == dense (needs a Vulkan "
+TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache, flash == dense (needs a Vulkan "
           "device)",
           "[stages]") {
   SEMLINE_REQUIRE_VULKAN();
