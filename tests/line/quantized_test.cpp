@@ -33,6 +33,7 @@ TEST_CASE("a synthetic llama with GQA matches the float64 reference in F32 and F
     testing::ReferenceLlama ref(*run.model, testing::read_llama_hparams(*run.model));
     for (size_t i = 0; i < tokens.size(); ++i) CHECK(rel_err(got[i], ref.step(tokens[i])) <= tol);
   }
+  fs::remove_all(scratch("").parent_path());
 }
 
 // Quantisation changes the model, so the bound is against the F32 model's logits. Measured max
