@@ -88,6 +88,9 @@ void print_hparams(const ModelFile& m, const Plugins& plugins) {
                 (long long)hp.n_vocab, (long long)hp.n_ctx_train, (long long)hp.n_embd, (long long)hp.n_ff,
                 (long long)hp.n_layer, (long long)hp.n_head, (long long)hp.n_head_kv, (long long)hp.head_dim, rope,
                 (long long)hp.rope_dim, hp.rope_base, hp.norm_eps, act);
+    if (hp.n_expert > 0)
+      std::printf("           n_expert %lld, n_expert_used %lld\n", (long long)hp.n_expert, (long long)hp.n_expert_used);
+    if (hp.sliding_window > 0) std::printf("           sliding_window %lld\n", (long long)hp.sliding_window);
   } catch (const std::exception& e) {
     std::printf("hparams    unreadable: %s\n", e.what());
   }

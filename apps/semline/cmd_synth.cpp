@@ -10,11 +10,12 @@ void add_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a seeded random-weight GGUF of a given shape");
   struct Opts {
     std::string preset, out, type = "f32", vocab;
-    std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx;
+    std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window;
     uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--preset", o->preset, "Shape preset (e.g. tiny, llama-134m, llama-1b)")->required();
+  cmd->add_option("--preset", o->preset, "Shape preset (tiny, llama-134m, llama-1b, mixtral-tiny, mixtral-1b)")
+      ->required();
   cmd->add_option("-o,--output", o->out, "GGUF file to write")->required();
   cmd->add_option("-t,--type", o->type, "f32 | f16 | q8_0 | q4_0")->check(CLI::IsMember({"f32", "f16", "q8_0", "q4_0"}));
   cmd->add_option("--seed", o->seed, "Seed of the weights");
@@ -25,6 +26,9 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--heads", o->heads, "Override: attention heads");
   cmd->add_option("--kv-heads", o->kv_heads, "Override: key/value heads");
   cmd->add_option("--ctx", o->ctx, "Override: context length");
+  cmd->add_option("--experts", o->experts, "Override: experts per layer (0: a dense feed-forward)");
+  cmd->add_option("--experts-used", o->experts_used, "Override: experts each token uses");
+  cmd->add_option("--window", o->window, "Sliding attention window in positions (llama.attention.sliding_window)");
   cmd->callback([o] {
     SynthSpec s = synth_preset(o->preset);
     if (o->dim) s.dim = *o->dim;
@@ -33,6 +37,9 @@ void add_synth_command(CLI::App& app) {
     if (o->heads) s.heads = *o->heads;
     if (o->kv_heads) s.kv_heads = *o->kv_heads;
     if (o->ctx) s.ctx = *o->ctx;
+    if (o->experts) s.experts = *o->experts;
+    if (o->experts_used) s.experts_used = *o->experts_used;
+    if (o->window) s.window = *o->window;
     if (!o->vocab.empty()) s.vocab_gguf = o->vocab;
     s.seed = o->seed;
     s.dtype = o->type == "f16" ? DType::F16 : o->type == "q8_0" ? DType::Q8_0 : o->type == "q4_0" ? DType::Q4_0 : DType::F32;

@@ -2,6 +2,7 @@
 
 #include "core/host/plugin_log.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -135,9 +136,12 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
 
   KvCacheOptions kvo = options.kv;
   if (kvo.context <= 0) kvo.context = static_cast<int32_t>(graph_.hp.n_ctx_train > 0 ? graph_.hp.n_ctx_train : 2048);
+  kvo.window = kv_window();
+  kvo.max_step_tokens = max_batch_;
   kv_ = std::make_unique<KvCache>(kvo, attention_backends, graph_.hp.n_head_kv, graph_.hp.head_dim);
-  spdlog::debug("kv cache: {} tokens x {} layers, {} blocks of {}, {:.1f} MiB", kvo.context, graph_.hp.n_layer,
-                kv_->free_blocks(), kvo.block_tokens, kv_->bytes() / 1048576.0);
+  spdlog::debug("kv cache: {} tokens x {} layers, {} blocks of {}, {:.1f} MiB{}", kvo.context, graph_.hp.n_layer,
+                kv_->free_blocks(), kvo.block_tokens, kv_->bytes() / 1048576.0,
+                kvo.window > 0 ? fmt::format(", blocks released behind a window of {}", kvo.window) : "");
 
   act_ = std::make_unique<Activations>();
   const size_t row_bytes = static_cast<size_t>(graph_.hp.n_embd) * sizeof(float);
@@ -160,6 +164,19 @@ Pipeline::~Pipeline() {
 }
 
 Backend& Pipeline::backend(const std::string& name) { return *backends_.at(name); }
+
+int32_t Pipeline::kv_window() const {
+  // Blocks may be released only behind the reach of every layer: the widest window, and none at
+  // all when one layer reads the whole context.
+  int32_t widest = 0;
+  for (const Station& s : stations_) {
+    if (s.node->kind != StageKind::Attention) continue;
+    const int32_t w = s.stage->kv_window();
+    if (w <= 0) return 0;
+    widest = std::max(widest, w);
+  }
+  return widest;
+}
 
 void Pipeline::run(Station& s, const Tensor& in, const Tensor& out, const Step& step) {
   auto t0 = std::chrono::steady_clock::now();

@@ -56,6 +56,7 @@ class Pipeline {
   struct Station;
   struct Activations;
   Backend& backend(const std::string& name);
+  int32_t kv_window() const;  // what the KV cache may release behind (KvCacheOptions::window)
   void run(Station& s, const Tensor& in, const Tensor& out, const Step& step);
 
   PipelineGraph graph_;

@@ -153,25 +153,36 @@ class GraphBuilder {
                                                        : config_.runtime.backend;
     bind_tensors(st, n);
     const std::string where = station_label(st, layer);
+    const std::map<std::string, ConfigValue> no_params;
+    const auto& given = choice ? choice->params : no_params;
     if (choice && !choice->variant.empty()) {
       n.impl = reg_.find(st.kind, choice->variant, n.backend);
       if (!n.impl) throw Error(config_error(choice->variant_pos, unknown_variant(st.kind, choice->variant, n.backend, where)));
       n.chosen_by = "config " + choice->variant_pos.str();
-    } else if ((n.impl = reg_.find(st.kind, st.default_variant, n.backend))) {
-      n.chosen_by = "model template";
-    }
-    if (n.impl) {
-      n.params = validate_params(choice ? choice->params : std::map<std::string, ConfigValue>{},
-                                 n.impl->entry.params, where);
-      if (auto reasons = unsupported(*n.impl, n); !reasons.empty()) {
-        std::string msg = where + ": " + stage_key_string(st.kind, n.impl->entry.variant, n.backend) +
-                          " cannot serve this model: " + join(reasons, "; ");
-        throw Error(choice && !choice->variant.empty() ? config_error(choice->variant_pos, msg) : model_.path() + ": " + msg);
-      }
+      n.params = validate_params(given, n.impl->entry.params, where);
+      if (auto reasons = unsupported(*n.impl, n); !reasons.empty())
+        throw Error(config_error(choice->variant_pos, where + ": " +
+                                                          stage_key_string(st.kind, n.impl->entry.variant, n.backend) +
+                                                          " cannot serve this model: " + join(reasons, "; ")));
       return n;
     }
-    // Nothing named and the template's default is not here: the best-ranked entry that can serve.
+    // Nothing named: the template's default when it can serve the station, else the best-ranked
+    // entry that can (e.g. a model with a sliding window, which the default attention refuses).
+    std::string fallback = "rank";
+    if (const RegisteredStage* def = reg_.find(st.kind, st.default_variant, n.backend)) {
+      n.impl = def;
+      n.params = validate_params(given, def->entry.params, where);
+      auto reasons = unsupported(*def, n);
+      if (reasons.empty()) {
+        n.chosen_by = "model template";
+        return n;
+      }
+      fallback = "rank (the template's " + st.default_variant + " cannot serve: " + join(reasons, "; ") + ")";
+      n.impl = nullptr;
+      n.params = Params{};
+    }
     n = place_by_rank(st, n, where, choice);
+    n.chosen_by = fallback;
     return n;
   }
 
@@ -467,7 +478,10 @@ std::string PipelineGraph::to_text() const {
   s += "shape     n_embd " + std::to_string(hp.n_embd) + ", n_ff " + std::to_string(hp.n_ff) + ", n_layer " +
        std::to_string(hp.n_layer) + ", n_head " + std::to_string(hp.n_head) + ", n_head_kv " +
        std::to_string(hp.n_head_kv) + ", head_dim " + std::to_string(hp.head_dim) + ", n_vocab " +
-       std::to_string(hp.n_vocab) + "\n";
+       std::to_string(hp.n_vocab) +
+       (hp.n_expert > 0 ? ", n_expert " + std::to_string(hp.n_expert) + " (" + std::to_string(hp.n_expert_used) + " used)"
+                        : std::string()) +
+       (hp.sliding_window > 0 ? ", sliding_window " + std::to_string(hp.sliding_window) : std::string()) + "\n";
   s += "backends  " + join(backends) + "\n\n";
   auto line = [](const std::string& indent, const GraphNode& n) {
     std::string l = indent + n.station;

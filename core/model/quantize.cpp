@@ -18,8 +18,9 @@ bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType
 
 }  // namespace
 
-DType quantize_choice(const Tensor& t, DType target) {
-  if (t.ndim != 2 || !is_float(t.dtype)) return t.dtype;
+DType quantize_choice(std::string_view name, const Tensor& t, DType target) {
+  if ((t.ndim != 2 && t.ndim != 3) || !is_float(t.dtype)) return t.dtype;
+  if (name.find("ffn_gate_inp") != std::string_view::npos) return t.dtype;
   return t.ne[0] % dtype_block_size(target) == 0 ? target : t.dtype;
 }
 
@@ -48,7 +49,7 @@ void quantize_gguf(const std::filesystem::path& in, const std::filesystem::path&
   for (const gguf::TensorInfo& t : src->tensors()) {
     const Tensor& v = t.view;
     std::vector<int64_t> shape(v.ne, v.ne + v.ndim);
-    DType to = quantize_choice(v, target);
+    DType to = quantize_choice(t.name, v, target);
     if (to == v.dtype) {
       w.add_tensor(t.name, v.dtype, shape, std::span<const uint8_t>(static_cast<const uint8_t*>(v.host), t.bytes));
       continue;

@@ -3,7 +3,9 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "core/model/file_type.h"
 #include "core/model/gguf.h"
@@ -18,13 +20,16 @@ namespace {
 
 struct Preset {
   const char* name;
-  int64_t dim, ffn, layers, heads, kv_heads, vocab;
+  int64_t dim, ffn, layers, heads, kv_heads, vocab, experts, experts_used;
 };
 constexpr Preset kPresets[] = {
-    {"tiny", 64, 192, 2, 4, 2, 512},
-    {"llama-134m", 768, 2048, 12, 12, 12, 32000},
-    {"llama-1b", 2048, 8192, 16, 32, 8, 32000},
+    {"tiny", 64, 192, 2, 4, 2, 512, 0, 0},
+    {"llama-134m", 768, 2048, 12, 12, 12, 32000, 0, 0},
+    {"llama-1b", 2048, 8192, 16, 32, 8, 32000, 0, 0},
+    {"mixtral-tiny", 256, 512, 4, 8, 4, 512, 8, 2},
+    {"mixtral-1b", 1024, 3072, 16, 16, 8, 32000, 8, 2},
 };
+constexpr int64_t kMaxExperts = 4096;  // as the llama template reads them
 
 uint64_t splitmix(uint64_t& s) {
   uint64_t z = (s += 0x9e3779b97f4a7c15ull);
@@ -82,6 +87,8 @@ SynthSpec synth_preset(std::string_view name) {
     s.heads = p.heads;
     s.kv_heads = p.kv_heads;
     s.vocab = p.vocab;
+    s.experts = p.experts;
+    s.experts_used = p.experts_used;
     return s;
   }
   auto names = synth_preset_names();
@@ -108,6 +115,13 @@ void synth_validate(const SynthSpec& s) {
   if (!(s.rope_base > 0) || !std::isfinite(s.rope_base))
     throw Error(fmt::format("synth: rope_base {} must be a positive number", s.rope_base));
   if (!(s.eps > 0) || !std::isfinite(s.eps)) throw Error(fmt::format("synth: eps {} must be a positive number", s.eps));
+  if (s.experts < 0 || s.experts > kMaxExperts || s.experts_used < 0 || s.experts_used > s.experts ||
+      (s.experts > 0) != (s.experts_used > 0))
+    throw Error(fmt::format("synth: experts {} and experts_used {} must be both 0 (dense) or 1 <= experts_used <= "
+                            "experts <= {}",
+                            s.experts, s.experts_used, kMaxExperts));
+  if (s.window < 0 || s.window > INT32_MAX)
+    throw Error(fmt::format("synth: window {} must be 0 (none) to {}", s.window, INT32_MAX));
   if (!dtype_is_known(static_cast<uint32_t>(s.dtype)))
     throw Error(fmt::format("synth: dtype {} is not one of F32, F16, BF16, Q8_0, Q4_0", static_cast<uint32_t>(s.dtype)));
 }
@@ -128,13 +142,21 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(s.dim / s.heads));
   w.add_f32(a + ".rope.freq_base", static_cast<float>(s.rope_base));
   w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(s.eps));
+  if (s.experts > 0) {
+    w.add_u32(a + ".expert_count", static_cast<uint32_t>(s.experts));
+    w.add_u32(a + ".expert_used_count", static_cast<uint32_t>(s.experts_used));
+  }
+  if (s.window > 0) w.add_u32(a + ".attention.sliding_window", static_cast<uint32_t>(s.window));
   const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
 
   const int64_t D = s.dim, F = s.ffn, KV = s.dim / s.heads * s.kv_heads;
-  auto matrix = [&](const std::string& name, int64_t in, int64_t outs) {
+  // `count` matrices of [outs][in] stacked (ne = {in, outs, count}) for the experts, else one.
+  auto matrix = [&](const std::string& name, int64_t in, int64_t outs, int64_t count = 0) {
     DType t = weight_dtype(s.dtype, in);
     float spread = std::sqrt(3.0f / static_cast<float>(in));  // uniform: std = spread / sqrt(3)
-    w.add_tensor(name, t, {in, outs}, random_fill(s.seed, name, t, in, outs, 0.0f, spread));
+    std::vector<int64_t> shape = {in, outs};
+    if (count > 0) shape.push_back(count);
+    w.add_tensor(name, t, shape, random_fill(s.seed, name, t, in, outs * std::max<int64_t>(count, 1), 0.0f, spread));
   };
   auto norm = [&](const std::string& name) {
     w.add_tensor(name, DType::F32, {D}, random_fill(s.seed, name, DType::F32, D, 1, 1.0f, 0.1f));
@@ -149,9 +171,20 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     matrix(name("attn_v"), D, KV);
     matrix(name("attn_output"), D, D);
     norm(name("attn_norm"));
-    matrix(name("ffn_gate"), D, F);
-    matrix(name("ffn_down"), F, D);
-    matrix(name("ffn_up"), D, F);
+    if (s.experts > 0) {
+      // The router stays F32 whatever the dtype: llama.cpp never quantises it either (a rounded
+      // router changes which experts run, not just how precisely).
+      const std::string router = name("ffn_gate_inp");
+      w.add_tensor(router, DType::F32, {D, s.experts},
+                   random_fill(s.seed, router, DType::F32, D, s.experts, 0.0f, std::sqrt(3.0f / static_cast<float>(D))));
+      matrix(name("ffn_gate_exps"), D, F, s.experts);
+      matrix(name("ffn_down_exps"), F, D, s.experts);
+      matrix(name("ffn_up_exps"), D, F, s.experts);
+    } else {
+      matrix(name("ffn_gate"), D, F);
+      matrix(name("ffn_down"), F, D);
+      matrix(name("ffn_up"), D, F);
+    }
     norm(name("ffn_norm"));
   }
   spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),

@@ -35,10 +35,19 @@ struct SynthSpec {
   // it; otherwise a byte-fallback llama tokenizer of `vocab` tokens is generated.
   std::filesystem::path vocab_gguf;
   bool tied_output = false;  // no output.weight: the embedding doubles as the classifier
+  // Mixtral-style feed-forward: a router (ffn_gate_inp, kept F32 as llama.cpp keeps it) and
+  // stacks of `experts` SwiGLU networks of width ffn (ffn_{gate,up,down}_exps) instead of the
+  // dense ffn_{gate,up,down}; each token uses `experts_used` of them. 0, 0: dense.
+  int64_t experts = 0;
+  int64_t experts_used = 0;
+  int64_t window = 0;  // llama.attention.sliding_window (Mistral); 0: not written
 };
 
 // Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),
-// "llama-134m" and "llama-1b" (vocabulary 32000; pass a vocab GGUF to get a real tokenizer).
+// "llama-134m" and "llama-1b" (vocabulary 32000; pass a vocab GGUF to get a real tokenizer),
+// "mixtral-tiny" (dim 256, 4 layers, 8 experts of which 2 are used, 512-token vocabulary) and
+// "mixtral-1b" (dim 1024, 16 layers, 8 experts, 2 used, vocabulary 32000: ~1.3B weights, ~0.4B
+// used per token).
 SynthSpec synth_preset(std::string_view name);
 std::vector<std::string> synth_preset_names();
 

@@ -1,11 +1,32 @@
 // The llama family as data: Llama 1/2/3, TinyStories (llama2.c), and the synthetic llama models.
 // Pre-norm blocks of RMSNorm -> attention (RoPE, GQA) and RMSNorm -> SwiGLU feed-forward.
+#include <cstdint>
+
 #include "archs.h"
 #include "hparams_reader.h"
 
 namespace semline::archs {
 
 namespace {
+
+// Mixtral-style mixture of experts: both counts or neither, 1 <= used <= count.
+void read_experts(const ModelView& model, const HParamsReader& r, HParams& hp) {
+  const auto count = r.find_integer("expert_count"), used = r.find_integer("expert_used_count");
+  const std::string ck = r.full("expert_count"), uk = r.full("expert_used_count");
+  if (count.has_value() != used.has_value())
+    throw Error(model.path() + ": metadata has " + (count ? ck : uk) + " but not " + (count ? uk : ck) +
+                "; a mixture-of-experts model needs both (a dense model neither)");
+  if (!count || (*count == 0 && *used == 0)) return;
+  constexpr int64_t kMaxExperts = 4096;  // far above any published model; bounds the router
+  if (*count < 1 || *count > kMaxExperts)
+    throw Error(model.path() + ": " + ck + " = " + std::to_string(*count) + " must be 1.." +
+                std::to_string(kMaxExperts));
+  if (*used < 1 || *used > *count)
+    throw Error(model.path() + ": " + uk + " = " + std::to_string(*used) + " must be 1.." + ck + " (" +
+                std::to_string(*count) + ")");
+  hp.n_expert = *count;
+  hp.n_expert_used = *used;
+}
 
 HParams read_llama(const ModelView& model) {
   HParamsReader r(model, "llama");
@@ -28,6 +49,12 @@ HParams read_llama(const ModelView& model) {
   if (hp.rope_dim > hp.head_dim || hp.rope_dim % 2)
     throw Error(model.path() + ": llama.rope.dimension_count = " + std::to_string(hp.rope_dim) +
                 " must be even and at most the head size " + std::to_string(hp.head_dim));
+  read_experts(model, r, hp);
+  // Mistral-style models attend to the last sliding_window positions only (0 or absent: all).
+  hp.sliding_window = r.find_integer("attention.sliding_window").value_or(0);
+  if (hp.sliding_window > INT32_MAX)
+    throw Error(model.path() + ": " + r.full("attention.sliding_window") + " = " + std::to_string(hp.sliding_window) +
+                " is above the most positions a sequence can hold (" + std::to_string(INT32_MAX) + ")");
   return hp;
 }
 
@@ -47,10 +74,16 @@ ArchTemplate llama_template() {
          {"v", "blk.{L}.attn_v.weight", {"n_embd", "n_head_kv*head_dim"}},
          {"o", "blk.{L}.attn_output.weight", {"n_head*head_dim", "n_embd"}}}}},
       {{"ffn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.ffn_norm.weight", {"n_embd"}}}},
+       // One SwiGLU network (dense) or a router and stacks of experts (Mixtral): all optional
+       // here, and each ffn variant's supports() names the weights it lacks.
        {"ffn", StageKind::Ffn, "dense",
-        {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}},
-         {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
-         {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}}}}},
+        {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}, true},
+         {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}, true},
+         {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}, true},
+         {"router", "blk.{L}.ffn_gate_inp.weight", {"n_embd", "n_expert"}, true},
+         {"gate_exps", "blk.{L}.ffn_gate_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
+         {"up_exps", "blk.{L}.ffn_up_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
+         {"down_exps", "blk.{L}.ffn_down_exps.weight", {"n_ff", "n_embd", "n_expert"}, true}}}},
   };
   a.output_norm = {"output_norm", StageKind::Norm, "rms", {{"weight", "output_norm.weight", {"n_embd"}}}};
   // Models that tie the output matrix to the embedding carry no output.weight.

@@ -26,6 +26,17 @@ StageEntry entry(StageKind kind, std::string variant, std::string description, i
   return e;
 }
 
+ParamSpec int_spec(std::string name, int64_t def, double min, double max, std::string doc) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::Int;
+  p.default_value = def;
+  p.doc = std::move(doc);
+  p.min = min;
+  p.max = max;
+  return p;
+}
+
 BackendEntry backend_entry() {
   BackendEntry b;
   b.name = "cpu";
@@ -82,21 +93,40 @@ void register_cpu(Registry& r) {
   dense.supports = attention_supports;
   r.add_stage(std::move(dense));
 
+  const ParamSpec tile = int_spec("block", kDefaultBlock, 1, 4096, "keys per tile");
   StageEntry flash = entry(StageKind::Attention, "flash",
                            "causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), key tiles "
                            "with an online softmax",
                            20,
                            make_attention_flash);
-  ParamSpec block;
-  block.name = "block";
-  block.type = ParamType::Int;
-  block.default_value = int64_t{64};
-  block.doc = "keys per tile";
-  block.min = 1;
-  block.max = 4096;
-  flash.params = {block};
+  flash.params = {tile};
   flash.supports = attention_supports;
   r.add_stage(std::move(flash));
+
+  // Ranked between dense and flash: it never wins where flash can serve, and wins by rank on the
+  // models flash refuses, those trained with a sliding window.
+  StageEntry sliding = entry(StageKind::Attention, "sliding_window",
+                             "each query attends to the last `window` positions, its own included (Mistral); "
+                             "exact with the model's window, else an approximation of dense",
+                             15, make_attention_sliding);
+  sliding.params = {int_spec("window", 0, 0, 2147483647.0, "positions a query attends to, its own included; 0: the model's"),
+                    tile};
+  sliding.supports = sliding_window_supports;
+  r.add_stage(std::move(sliding));
+
+  // An approximation: ranked below every exact variant, so it runs only where a config names it.
+  StageEntry sparse = entry(StageKind::Attention, "block_sparse",
+                            "BigBird-like block pattern: local band, first blocks and every stride-th block, "
+                            "an approximation of dense",
+                            5, make_attention_sparse);
+  sparse.params = {int_spec("block", kDefaultBlock, 1, 4096, "positions per key block (and keys per tile)"),
+                   int_spec("local", kDefaultLocal, 1, 1 << 20, "blocks up to and including the query's own"),
+                   int_spec("global", kDefaultGlobal, 0, 1 << 20, "first blocks every query attends to"),
+                   int_spec("stride", kDefaultStride, 0, 1 << 20,
+                            "every block j with j % stride == stride - 1 is attended to; 0: none")};
+  sparse.caps.exact = false;
+  sparse.supports = attention_supports;
+  r.add_stage(std::move(sparse));
 
   StageEntry ffn = entry(StageKind::Ffn, "dense",
                          "feed-forward: down(silu(gate x) * up x) (SwiGLU), or down(gelu(up x)) without a gate; "
@@ -104,6 +134,13 @@ void register_cpu(Registry& r) {
                          10, make_ffn_dense);
   ffn.supports = ffn_supports;
   r.add_stage(std::move(ffn));
+
+  StageEntry moe = entry(StageKind::Ffn, "moe",
+                         "mixture of SwiGLU experts (Mixtral): router softmax, top n_expert_used experts with "
+                         "weights renormalised; tokens grouped by expert",
+                         10, make_ffn_moe);
+  moe.supports = ffn_moe_supports;
+  r.add_stage(std::move(moe));
   r.add_stage(entry(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", 10,
                     make_head_dense));
 }

@@ -101,7 +101,7 @@ TEST_CASE("sampled runs are reproducible by seed") {
   CHECK(text(a.out) != text(c.out));
 }
 
-TEST_CASE("convert reproduces stories260K.gguf; synth and quantize write files inspect reads back") {
+TEST_CASE("convert reproduces stories260K.gguf, synth and quantize write files inspect reads back") {
   fs::path d = temp_dir();
   Result conv = run_cli("convert " + kModels + "/llama2c/stories260K.bin --tokenizer " + kModels +
                         "/llama2c/tok512.bin -o " + (d / "conv.gguf").string() + " --ctx 2048");
@@ -126,6 +126,21 @@ TEST_CASE("convert reproduces stories260K.gguf; synth and quantize write files i
   CHECK_THAT(inspect.out, Contains("n_embd 64") && Contains("Q8_0"));
   Result run = run_cli("run -m " + (d / "tiny.gguf").string() + " -p \"hello\" -n 8 --ignore-eos");
   CHECK(run.code == 0);
+
+  // A one-block Mixtral with a sliding window: placed on ffn/moe and attention/sliding_window.
+  const std::string mix = (d / "mix.gguf").string();
+  REQUIRE(run_cli("synth --preset mixtral-tiny --layers 1 --window 32 -t q8_0 -o " + mix).code == 0);
+  Result mi = run_cli("inspect " + mix);
+  CHECK_THAT(mi.out, Contains("n_expert 8, n_expert_used 2") && Contains("sliding_window 32") &&
+                         Contains("blk.0.ffn_gate_exps.weight") && Contains("[256, 512, 8]"));
+  Result mg = run_cli("graph -m " + mix);
+  REQUIRE(mg.code == 0);
+  CHECK_THAT(mg.out, Contains("ffn moe@cpu") && Contains("attention sliding_window@cpu") &&
+                         Contains("n_expert 8 (2 used), sliding_window 32"));
+  CHECK(run_cli("run -m " + mix + " -p \"hello\" -n 40 --ignore-eos").code == 0);
+  Result bad = run_cli("synth --preset mixtral-tiny --experts-used 9 -o " + (d / "bad.gguf").string());
+  CHECK(bad.code == 1);
+  CHECK_THAT(bad.out, Contains("experts 8 and experts_used 9"));
 
   Result q = run_cli("quantize " + kStories + " " + (d / "q4.gguf").string() + " -t q4_0");
   REQUIRE(q.code == 0);

@@ -1,6 +1,8 @@
 #include "common/reference_llama.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
 
 #include <semline/codec.h>
@@ -33,10 +35,21 @@ HParams read_llama_hparams(const ModelView& m) {
   hp.rope_base = base ? base->f : 10000.0;
   hp.norm_eps = need(m, "llama.attention.layer_norm_rms_epsilon").f;
   hp.n_vocab = static_cast<int64_t>(need(m, "tokenizer.ggml.tokens").count);
+  const MetaValue* experts = m.meta("llama.expert_count");
+  const MetaValue* used = m.meta("llama.expert_used_count");
+  hp.n_expert = experts ? static_cast<int64_t>(experts->u) : 0;
+  hp.n_expert_used = used ? static_cast<int64_t>(used->u) : 0;
+  const MetaValue* window = m.meta("llama.attention.sliding_window");
+  hp.sliding_window = window ? static_cast<int64_t>(window->u) : 0;
   return hp;
 }
 
-ReferenceLlama::ReferenceLlama(const ModelView& m, const HParams& hp) : m_(m), hp_(hp), k_(hp.n_layer), v_(hp.n_layer) {}
+KeyMask sliding_window_mask(int64_t window) {
+  return [window](int64_t q, int64_t k) { return q - window < k; };
+}
+
+ReferenceLlama::ReferenceLlama(const ModelView& m, const HParams& hp, ReferenceOptions opt)
+    : m_(m), hp_(hp), opt_(std::move(opt)), k_(hp.n_layer), v_(hp.n_layer) {}
 
 const std::vector<double>& ReferenceLlama::w(const std::string& name) {
   auto it = cache_.find(name);
@@ -53,14 +66,58 @@ const std::vector<double>& ReferenceLlama::w(const std::string& name) {
   return cache_[name] = std::move(out);
 }
 
-std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::vector<double>& x) {
+std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::vector<double>& in, int64_t row0,
+                                           int64_t rows) {
   const std::vector<double>& W = w(name);
-  const size_t n_in = x.size(), n_out = W.size() / n_in;
+  std::vector<double> x = in;
+  const DType dt = m_.weight(name)->dtype;
+  if (opt_.quantize_inputs && (dt == DType::Q8_0 || dt == DType::Q4_0))
+    for (size_t b = 0; b + 32 <= x.size(); b += 32) {
+      double amax = 0;
+      for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+      const double d = amax / 127;
+      for (size_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::nearbyint(x[i] / d) : 0.0;
+    }
+  const size_t n_in = x.size();
+  const size_t n_out = rows < 0 ? W.size() / n_in - static_cast<size_t>(row0) : static_cast<size_t>(rows);
   std::vector<double> y(n_out, 0.0);
   for (size_t o = 0; o < n_out; ++o) {
+    const double* wr = W.data() + (static_cast<size_t>(row0) + o) * n_in;
     double s = 0;
-    for (size_t i = 0; i < n_in; ++i) s += W[o * n_in + i] * x[i];
+    for (size_t i = 0; i < n_in; ++i) s += wr[i] * x[i];
     y[o] = s;
+  }
+  return y;
+}
+
+// down(silu(gate x) * up x): the dense tensors, or expert `expert` of the stacked ones.
+std::vector<double> ReferenceLlama::swiglu(const std::string& p, const std::vector<double>& x, int64_t expert) {
+  const bool dense = expert < 0;
+  const int64_t f = hp_.n_ff, d = hp_.n_embd, e = dense ? 0 : expert;
+  std::vector<double> gate = matvec(p + (dense ? "ffn_gate.weight" : "ffn_gate_exps.weight"), x, e * f, f);
+  std::vector<double> up = matvec(p + (dense ? "ffn_up.weight" : "ffn_up_exps.weight"), x, e * f, f);
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0 + std::exp(-gate[i])) * up[i];
+  return matvec(p + (dense ? "ffn_down.weight" : "ffn_down_exps.weight"), gate, e * d, d);
+}
+
+std::vector<double> ReferenceLlama::moe(const std::string& p, const std::vector<double>& x) {
+  const std::vector<double> logits = matvec(p + "ffn_gate_inp.weight", x);
+  const double mx = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> prob(logits.size());
+  double total = 0;
+  for (size_t e = 0; e < prob.size(); ++e) total += prob[e] = std::exp(logits[e] - mx);
+  std::vector<int64_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
+  const size_t k = static_cast<size_t>(hp_.n_expert_used);
+  if (k < order.size()) min_router_gap_ = std::min(min_router_gap_, logits[order[k - 1]] - logits[order[k]]);
+  order.resize(k);
+  double kept = 0;
+  for (int64_t e : order) kept += prob[e] / total;
+  std::vector<double> y(x.size(), 0.0);
+  for (int64_t e : order) {
+    const std::vector<double> out = swiglu(p, x, e);
+    for (size_t i = 0; i < y.size(); ++i) y[i] += prob[e] / total / kept * out[i];
   }
   return y;
 }
@@ -106,11 +163,13 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
     v_[l].insert(v_[l].end(), v.begin(), v.end());
     std::vector<double> att(nh * hd, 0.0);
     const int64_t n_ctx = pos_ + 1;
+    const KeyMask* mask = l < static_cast<int64_t>(opt_.masks.size()) && opt_.masks[l] ? &opt_.masks[l] : nullptr;
     for (int64_t h = 0; h < nh; ++h) {
       const int64_t g = h / (nh / nkv);
-      std::vector<double> score(n_ctx);
+      std::vector<double> score(n_ctx, -INFINITY);  // masked keys keep -inf: weight 0
       double mx = -INFINITY;
       for (int64_t t = 0; t < n_ctx; ++t) {
+        if (mask && !(*mask)(pos_, t)) continue;
         double s = 0;
         for (int64_t i = 0; i < hd; ++i) s += q[h * hd + i] * k_[l][(t * nkv + g) * hd + i];
         score[t] = s / std::sqrt(static_cast<double>(hd));
@@ -124,10 +183,7 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
     std::vector<double> o = matvec(p + "attn_output.weight", att);
     for (int64_t i = 0; i < d; ++i) x[i] += o[i];
     xb = rmsnorm(x, p + "ffn_norm.weight");
-    std::vector<double> gate = matvec(p + "ffn_gate.weight", xb);
-    std::vector<double> up = matvec(p + "ffn_up.weight", xb);
-    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0 + std::exp(-gate[i])) * up[i];
-    std::vector<double> down = matvec(p + "ffn_down.weight", gate);
+    const std::vector<double> down = hp_.n_expert > 0 ? moe(p, xb) : swiglu(p, xb, -1);
     for (int64_t i = 0; i < d; ++i) x[i] += down[i];
   }
   x = rmsnorm(x, "output_norm.weight");

@@ -2,7 +2,9 @@
 // against. No plugins, no SIMD, no paging: one token at a time, every weight dequantised to double.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,25 +16,50 @@ namespace semline::testing {
 // Hyper-parameters read straight from a llama GGUF's metadata (independent of the archs plugin).
 HParams read_llama_hparams(const ModelView& m);
 
+// Which keys a query meets: key position k for a query at position q (k <= q is given).
+using KeyMask = std::function<bool(int64_t q, int64_t k)>;
+KeyMask sliding_window_mask(int64_t window);  // the `window` most recent positions: q - window < k
+
+struct ReferenceOptions {
+  // One mask per layer; a layer without one (shorter list, empty function) meets every key 0..q.
+  std::vector<KeyMask> masks;
+  // Rounds the input of every Q8_0 / Q4_0 weight to 8 bits in blocks of 32 (d = max|x| / 127,
+  // q = round(x / d)), the precision the cpu stages give those products. Off, the reference is
+  // the model's exact arithmetic; on, it follows the stages closely enough that MoE routing
+  // decisions agree.
+  bool quantize_inputs = false;
+};
+
+// Mixture-of-experts layers (Mixtral) when hp.n_expert > 0: softmax over the router logits, the
+// n_expert_used largest (equal logits: the lower index first), their probabilities renormalised.
 class ReferenceLlama {
  public:
-  ReferenceLlama(const ModelView& m, const HParams& hp);
+  ReferenceLlama(const ModelView& m, const HParams& hp, ReferenceOptions opt = {});
 
   // Feeds the next token of the sequence; returns the logits [n_vocab] after it.
   std::vector<double> step(int32_t token);
   int32_t position() const { return pos_; }
+  // The smallest gap so far between the last chosen and the first unchosen router logit: the
+  // stages route as the reference does as long as their rounding moves the logits by less.
+  double min_router_gap() const { return min_router_gap_; }
 
  private:
   const std::vector<double>& w(const std::string& name);  // weight as doubles, row-major [rows][ne0]
-  std::vector<double> matvec(const std::string& name, const std::vector<double>& x);
+  // Rows [row0, row0 + n_out) of the weight (n_out < 0: all) times x.
+  std::vector<double> matvec(const std::string& name, const std::vector<double>& x, int64_t row0 = 0,
+                             int64_t n_out = -1);
+  std::vector<double> swiglu(const std::string& prefix, const std::vector<double>& x, int64_t expert);
+  std::vector<double> moe(const std::string& prefix, const std::vector<double>& x);
   std::vector<double> rmsnorm(const std::vector<double>& x, const std::string& weight);
   void rope(double* v, int64_t pos);
 
   const ModelView& m_;
   HParams hp_;
+  ReferenceOptions opt_;
   std::map<std::string, std::vector<double>> cache_;
   std::vector<std::vector<double>> k_, v_;  // per layer: [pos][n_head_kv * head_dim]
   int32_t pos_ = 0;
+  double min_router_gap_ = INFINITY;
 };
 
 // Index of the largest value (first on ties).

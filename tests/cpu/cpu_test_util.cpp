@@ -68,10 +68,11 @@ double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size()) throw std::runtime_error("rel_err: sizes differ");
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {
+    // Checked one by one: std::max drops a NaN (it compares false), so a NaN result would vanish.
+    if (std::isnan(a[i])) return INFINITY;
     num = std::max(num, std::fabs(a[i] - b[i]));
     den = std::max(den, std::fabs(b[i]));
   }
-  if (std::isnan(num)) return INFINITY;
   return den > 0 ? num / den : num;
 }
 
@@ -83,6 +84,32 @@ const Weight& FakeModel::add(const std::string& name, DType dtype, int64_t n_in,
   slot.second = n_out == 1 ? make_tensor(dtype, {n_in}, slot.first.bytes.data())
                            : make_tensor(dtype, {n_in, n_out}, slot.first.bytes.data());
   return slot.first;
+}
+
+const Weight& FakeModel::add_experts(const std::string& name, DType dtype, int64_t n_in, int64_t n_out,
+                                     int64_t n_expert, float scale) {
+  auto& slot = weights_[name];
+  slot.first = make_weight(dtype, n_in, n_out * n_expert, scale);
+  slot.second = make_tensor(dtype, {n_in, n_out, n_expert}, slot.first.bytes.data());
+  return slot.first;
+}
+
+void FakeModel::set_values(const std::string& name, const std::vector<float>& values) {
+  Weight& w = weights_.at(name).first;
+  if (values.size() != w.value.size()) throw std::runtime_error("set_values: " + name + " has another size");
+  std::vector<float> back(static_cast<size_t>(w.n_in));
+  for (int64_t r = 0; r < w.n_out; ++r) {
+    char* dst = reinterpret_cast<char*>(w.bytes.data()) + r * w.row_bytes();
+    quantize_row(w.dtype, values.data() + r * w.n_in, dst, w.n_in);
+    dequantize_row(w.dtype, dst, back.data(), w.n_in);
+    for (int64_t i = 0; i < w.n_in; ++i) w.value[r * w.n_in + i] = w.original[r * w.n_in + i] = back[i];
+  }
+}
+
+void FakeModel::poison(const std::string& name, int64_t row0, int64_t rows) {
+  Weight& w = weights_.at(name).first;
+  char* base = reinterpret_cast<char*>(w.bytes.data());
+  std::memset(base + row0 * w.row_bytes(), 0xff, static_cast<size_t>(rows) * w.row_bytes());
 }
 
 const Tensor* FakeModel::weight(std::string_view name) const {

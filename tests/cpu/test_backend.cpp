@@ -100,7 +100,7 @@ TEST_CASE("the pool survives many quick dispatches, idle gaps, nesting and error
   REQUIRE(after.load() == 100);
 }
 
-TEST_CASE("a body of one pool may dispatch on another; worker indices stay in range", "[backend]") {
+TEST_CASE("a body of one pool may dispatch on another, worker indices stay in range", "[backend]") {
   CpuBackend a(3, best_isa()), b(2, best_isa());
   std::atomic<int64_t> total{0};
   std::atomic<bool> bad{false};
@@ -124,6 +124,24 @@ TEST_CASE("dispatches from two outside threads take turns", "[backend]") {
   other.join();
   REQUIRE(a.load() == 300 * 50);
   REQUIRE(b.load() == 300 * 50);
+}
+
+TEST_CASE("back-to-back jobs of different sizes: every chunk runs once, and all before run() returns", "[backend]") {
+  // A worker still on one job when the next is set up must not claim a chunk of it: that chunk
+  // would run twice, or the job would count it done before it ran. Alternating chunk counts (2,
+  // then 9) give a worker holding the last job's exhausted claim a chunk index the next job has.
+  CpuBackend be(3, best_isa());
+  std::atomic<int> hits[9];
+  int wrong = 0;
+  for (int job = 0; job < 20000; ++job) {
+    const int64_t n = job % 2 ? 9 : 2;
+    for (int64_t i = 0; i < n; ++i) hits[i].store(0);
+    be.pool().run(n, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1);
+    });
+    for (int64_t i = 0; i < n; ++i) wrong += hits[i].load() != 1;
+  }
+  REQUIRE(wrong == 0);
 }
 
 TEST_CASE("chunked runs give each worker index to one thread at a time", "[backend]") {

@@ -175,7 +175,7 @@ TEST_CASE("on vulkan, each GPT-2 station is refused with the reason the vulkan s
       {"embedding", {"learned position rows"}},
       {"norm", {"rms: the station has a shift (a LayerNorm)", "registered norm entries: layer@cpu"}},
       {"attention", {"no rotary embedding", "a fused qkv projection", "a projection bias"}},
-      {"ffn", {"activation is GELU", "the station has no gate", "a projection bias"}},
+      {"ffn", {"activation is GELU", "the model has no 'gate' weight", "a projection bias"}},
   };
   for (const auto& [station, reasons] : cases) {
     INFO(station);

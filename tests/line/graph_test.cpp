@@ -1,6 +1,8 @@
 // The graph: what a config builds for a model, and every way a config or a model can be wrong.
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include "common/test_plugins.h"
 #include "core/config/config.h"
 #include "core/graph/graph.h"
@@ -22,7 +24,9 @@ class AlteredModel : public ModelView {
  public:
   explicit AlteredModel(const ModelView& base) : base_(base) {}
   std::string hide, reshape, arch;
+  std::map<std::string, MetaValue, std::less<>> meta_set;  // metadata added or replaced
   const MetaValue* meta(std::string_view key) const override {
+    if (auto it = meta_set.find(key); it != meta_set.end()) return &it->second;
     if (key == "general.architecture" && !arch.empty()) {
       fake_.type = MetaType::STRING;
       fake_.str = arch;
@@ -128,13 +132,41 @@ TEST_CASE("model mistakes: unknown architecture, missing tensor, wrong shape") {
     CHECK_THAT(graph_error(config_with(""), m), Contains("architecture 'lama' has no template") && Contains("did you mean 'llama'"));
   }
   SECTION("missing tensor") {
+    m.hide = "blk.2.attn_k.weight";
+    CHECK_THAT(graph_error(config_with(""), m), Contains("tensor 'blk.2.attn_k.weight'") && Contains("is missing"));
+  }
+  SECTION("missing feed-forward weight: every ffn variant says what it lacks") {
     m.hide = "blk.2.ffn_up.weight";
-    CHECK_THAT(graph_error(config_with(""), m), Contains("tensor 'blk.2.ffn_up.weight'") && Contains("is missing"));
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("block 2 ffn: no ffn implementation on backend 'cpu' can serve this model") &&
+                   Contains("dense: the model has no 'up' weight") && Contains("moe: the model has no experts"));
   }
   SECTION("wrong shape") {
     m.reshape = "blk.1.attn_k.weight";
     CHECK_THAT(graph_error(config_with(""), m),
                Contains("blk.1.attn_k.weight") && Contains("[64, 16]") && Contains("expected [64, 32]"));
+  }
+  SECTION("expert counts: both or neither, and used <= count") {
+    auto u32 = [](uint64_t v) {
+      MetaValue m;
+      m.type = MetaType::U32;
+      m.u = v;
+      m.i = static_cast<int64_t>(v);
+      m.f = static_cast<double>(v);
+      return m;
+    };
+    m.meta_set["llama.expert_count"] = u32(8);
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("altered.gguf: metadata has llama.expert_count but not llama.expert_used_count"));
+    m.meta_set["llama.expert_used_count"] = u32(9);
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("llama.expert_used_count = 9 must be 1..llama.expert_count (8)"));
+    m.meta_set["llama.expert_used_count"] = u32(2);  // a MoE count on a dense file: no stacks to bind
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("block 0 ffn: no ffn implementation on backend 'cpu' can serve this model") &&
+                   Contains("dense: the model has 8 experts") && Contains("moe: the model has no 'router' weight"));
+    m.meta_set.erase("llama.expert_count");
+    CHECK_THAT(graph_error(config_with(""), m), Contains("has llama.expert_used_count but not llama.expert_count"));
   }
   SECTION("untied output is optional: the head falls back to the embedding") {
     m.hide = "output.weight";

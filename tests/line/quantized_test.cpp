@@ -6,60 +6,17 @@
 #include <filesystem>
 
 #include "common/reference_llama.h"
-#include "common/test_plugins.h"
-#include "core/config/config.h"
 #include "core/engine/generator.h"
-#include "core/engine/pipeline.h"
-#include "core/graph/graph.h"
-#include "core/model/gguf.h"
 #include "core/model/quantize.h"
 #include "core/model/synth.h"
+#include "line/line_util.h"
 
 using namespace semline;
 namespace fs = std::filesystem;
 
-namespace {
-
-fs::path scratch(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("semline-line-" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d / name;
-}
-
-struct Run {
-  std::unique_ptr<gguf::GgufFile> model;
-  PipelineGraph graph;
-  std::unique_ptr<Pipeline> pipeline;
-  explicit Run(const fs::path& path, const std::string& extra = "") {
-    Config c = parse_config("[model]\npath = \"" + path.string() + "\"\n[runtime]\nthreads = 2\ncontext = 256\n" + extra, "q.toml");
-    model = gguf::GgufFile::open(path);
-    graph = build_graph(c, *model, testing::built_plugins());
-    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), pipeline_options(c));
-  }
-  // Logits after each token, one token per step.
-  std::vector<std::vector<float>> logits(const std::vector<int32_t>& tokens) {
-    std::vector<std::vector<float>> out;
-    const int32_t seq = pipeline->kv().new_sequence();
-    for (int32_t t : tokens) {
-      auto l = prefill(*pipeline, seq, std::span<const int32_t>(&t, 1));
-      out.emplace_back(l.begin(), l.end());
-    }
-    pipeline->kv().free_sequence(seq);
-    return out;
-  }
-};
-
-template <class A, class B>
-double rel_err(const A& a, const B& b) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-  }
-  return err / scale;
-}
-
-}  // namespace
+using linetest::rel_err;
+using linetest::Run;
+using linetest::scratch;
 
 TEST_CASE("a synthetic llama with GQA matches the float64 reference in F32 and F16") {
   for (auto [dtype, tol] : {std::pair{DType::F32, 1e-5}, std::pair{DType::F16, 2e-3}}) {
@@ -76,6 +33,7 @@ TEST_CASE("a synthetic llama with GQA matches the float64 reference in F32 and F
     testing::ReferenceLlama ref(*run.model, testing::read_llama_hparams(*run.model));
     for (size_t i = 0; i < tokens.size(); ++i) CHECK(rel_err(got[i], ref.step(tokens[i])) <= tol);
   }
+  fs::remove_all(scratch("").parent_path());
 }
 
 // Quantisation changes the model, so the bound is against the F32 model's logits. Measured max

@@ -73,7 +73,7 @@ TEST_CASE("quantize stories260K to Q8_0 and Q4_0 within the codec's error bound"
       if (quantised_in_stories(a.name)) {
         ++converted;
         CHECK(b.view.dtype == target);
-        CHECK(quantize_choice(a.view, target) == target);
+        CHECK(quantize_choice(a.name, a.view, target) == target);
         double ratio = worst_error_ratio(a.view, b.view);
         CHECK(ratio <= 1.0);
         CHECK(ratio > 0.05);  // the values really went through the codec
@@ -137,4 +137,29 @@ TEST_CASE("quantize refuses unsupported targets and unreadable input") {
   check_message(error_of([&] { quantize_gguf(dir / "absent.gguf", dir / "x.gguf", DType::Q8_0); }),
                 {"absent.gguf: cannot open"});
   CHECK_FALSE(std::filesystem::exists(dir / "x.gguf"));
+}
+
+TEST_CASE("quantize re-encodes Mixtral's expert stacks row by row and keeps the router in float") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("mixtral-tiny");
+  spec.layers = 1;
+  synth_write(spec, dir / "mix.gguf");
+  quantize_gguf(dir / "mix.gguf", dir / "mix-q8.gguf", DType::Q8_0);
+  auto src = GgufFile::open(dir / "mix.gguf");
+  auto q = GgufFile::open(dir / "mix-q8.gguf");
+  for (const char* name : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight"}) {
+    INFO(name);
+    const Tensor& a = *src->weight(name);
+    const Tensor& b = *q->weight(name);
+    CHECK(b.dtype == DType::Q8_0);
+    CHECK(b.ndim == 3);
+    for (int d = 0; d < 4; ++d) CHECK(a.ne[d] == b.ne[d]);
+    const double ratio = worst_error_ratio(a, b);  // every row of every expert, against its block bound
+    CHECK(ratio <= 1.0);
+    CHECK(ratio > 0.05);
+  }
+  const Tensor& router = *q->weight("blk.0.ffn_gate_inp.weight");
+  CHECK(router.dtype == DType::F32);
+  CHECK(std::memcmp(router.host, src->weight("blk.0.ffn_gate_inp.weight")->host, 256 * 8 * 4) == 0);
+  CHECK(quantize_choice("blk.0.ffn_gate_inp.weight", router, DType::Q8_0) == DType::F32);
 }

@@ -113,7 +113,7 @@ TEST_CASE("synth weights have the intended scale") {
   CHECK(norm[3] <= 1.1);
 }
 
-TEST_CASE("synth is deterministic: same seed, same bytes; another seed, other weights") {
+TEST_CASE("synth is deterministic: same seed, same bytes, another seed, other weights") {
   test::TempDir dir;
   SynthSpec spec = synth_preset("tiny");
   synth_write(spec, dir / "a.gguf");
@@ -237,7 +237,17 @@ TEST_CASE("synth presets and refusals") {
   CHECK(m.kv_heads == 12);
   for (const std::string& name : synth_preset_names()) CHECK_NOTHROW(synth_validate(synth_preset(name)));
   check_message(error_of([] { synth_preset("tinny"); }),
-                {"unknown synth preset 'tinny' (did you mean 'tiny'?) (presets: tiny, llama-134m, llama-1b)"});
+                {"unknown synth preset 'tinny' (did you mean 'tiny'?) (presets: tiny, llama-134m, llama-1b, "
+                 "mixtral-tiny, mixtral-1b)"});
+  SynthSpec x = synth_preset("mixtral-tiny");
+  CHECK(x.dim == 256);
+  CHECK(x.ffn == 512);
+  CHECK(x.layers == 4);
+  CHECK(x.heads == 8);
+  CHECK(x.kv_heads == 4);
+  CHECK(x.experts == 8);
+  CHECK(x.experts_used == 2);
+  CHECK(synth_preset("mixtral-1b").experts == 8);
 
   test::TempDir dir;
   auto refuse = [&](auto edit) {
@@ -255,6 +265,10 @@ TEST_CASE("synth presets and refusals") {
   check_message(refuse([](SynthSpec& s) { s.eps = 0; }), {"synth: eps 0 must be a positive number"});
   check_message(refuse([](SynthSpec& s) { s.rope_base = -1; }), {"rope_base -1 must be a positive number"});
   check_message(refuse([](SynthSpec& s) { s.dtype = static_cast<DType>(12); }), {"synth: dtype 12 is not one of"});
+  check_message(refuse([](SynthSpec& s) { s.experts = 4, s.experts_used = 5; }),
+                {"synth: experts 4 and experts_used 5 must be both 0 (dense) or 1 <= experts_used <= experts"});
+  check_message(refuse([](SynthSpec& s) { s.experts = 4; }), {"synth: experts 4 and experts_used 0 must be"});
+  check_message(refuse([](SynthSpec& s) { s.window = -2; }), {"synth: window -2 must be 0 (none) to"});
   check_message(refuse([&](SynthSpec& s) { s.vocab_gguf = dir / "absent.gguf"; }), {"absent.gguf: cannot open"});
   GgufWriter w;
   w.add_string("general.architecture", "llama");
@@ -262,4 +276,37 @@ TEST_CASE("synth presets and refusals") {
   check_message(refuse([&](SynthSpec& s) { s.vocab_gguf = dir / "novocab.gguf"; }),
                 {"novocab.gguf: no tokenizer.ggml.tokens string array to take the vocabulary from"});
   CHECK_FALSE(std::filesystem::exists(dir / "x.gguf"));
+}
+
+TEST_CASE("synth mixtral-tiny writes Mixtral's router and expert stacks, and a sliding window when asked") {
+  test::TempDir dir;
+  SynthSpec spec = synth_preset("mixtral-tiny");
+  spec.layers = 2;
+  spec.window = 4096;
+  spec.dtype = DType::Q8_0;
+  synth_write(spec, dir / "mix.gguf");
+  auto f = GgufFile::open(dir / "mix.gguf");
+  CHECK(f->get_u64("llama.expert_count") == 8);
+  CHECK(f->get_u64("llama.expert_used_count") == 2);
+  CHECK(f->get_u64("llama.attention.sliding_window") == 4096);
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_gate_inp.weight")) == "F32 [256, 8]");  // the router stays float
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_gate_exps.weight")) == "Q8_0 [256, 512, 8]");
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_up_exps.weight")) == "Q8_0 [256, 512, 8]");
+    CHECK(tensor_shape_string(*f->weight(p + "ffn_down_exps.weight")) == "Q8_0 [512, 256, 8]");
+    CHECK(f->weight(p + "ffn_gate.weight") == nullptr);  // no dense feed-forward
+    CHECK(f->weight(p + "ffn_norm.weight") != nullptr);
+  }
+  // Each expert is its own stream of rows: expert 7's gate rows differ from expert 0's.
+  const Tensor* g = f->weight("blk.0.ffn_gate_exps.weight");
+  const auto* bytes = static_cast<const uint8_t*>(g->host);
+  CHECK(std::memcmp(bytes, bytes + 7 * g->nb[2], static_cast<size_t>(g->nb[2])) != 0);
+  CHECK(g->nb[2] == 512 * g->nb[1]);
+
+  SynthSpec dense = synth_preset("tiny");
+  synth_write(dense, dir / "dense.gguf");
+  auto d = GgufFile::open(dir / "dense.gguf");
+  CHECK(d->meta("llama.expert_count") == nullptr);
+  CHECK(d->meta("llama.attention.sliding_window") == nullptr);
 }

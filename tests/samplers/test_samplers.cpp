@@ -134,7 +134,7 @@ TEST_CASE("greedy selects the highest logit") {
   CHECK(empty.selected == -1);
 }
 
-TEST_CASE("temperature divides the logits; zero keeps only the best") {
+TEST_CASE("temperature divides the logits, zero keeps only the best") {
   Candidates c = make(kLogits);
   Temperature(0.7).apply(c, {});
   for (const Candidate& x : c.items) CHECK(x.logit == Approx(kLogits[x.id] / 0.7).epsilon(1e-6));

@@ -222,7 +222,7 @@ Vec added(Backend& be, const Rows& out) {
 
 }  // namespace
 
-TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache; flash == dense (needs a Vulkan "
+TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache, flash == dense (needs a Vulkan "
           "device)",
           "[stages]") {
   SEMLINE_REQUIRE_VULKAN();
@@ -542,4 +542,44 @@ TEST_CASE("stages refuse another backend's tensors and the cpu backend (needs a 
   ctx.backend = nullptr;
   CHECK_THROWS_WITH(vulkan_entries().stage(StageKind::Norm, "rms").make_stage(ctx),
                     Catch::Contains("the vulkan stages need the vulkan backend"));
+}
+
+TEST_CASE("the vulkan stages refuse MoE and sliding-window models in supports(), without a device", "[stages]") {
+  HParams hp;
+  hp.arch = "llama";
+  hp.n_embd = 64;
+  hp.n_ff = 96;
+  hp.n_head = 8;
+  hp.n_head_kv = 2;
+  hp.head_dim = 8;
+  hp.rope_dim = 8;
+  FakeModel model;
+  model.add("router", DType::F32, 64, 8, 0.3f);
+  StageContext ctx;
+  ctx.model = &model;
+  ctx.hp = &hp;
+  ctx.station = "ffn";
+  ctx.tensors = {{"router", "router"}};
+  const StageEntry& ffn = vulkan_entries().stage(StageKind::Ffn, "dense");
+  hp.n_expert = 8;
+  hp.n_expert_used = 2;
+  auto why = ffn.supports(ctx);
+  REQUIRE(why.size() == 1);
+  CHECK_THAT(why[0], Catch::Contains("8 experts per layer") && Catch::Contains("no MoE variant"));
+  hp.n_expert = hp.n_expert_used = 0;
+  why = ffn.supports(ctx);  // a dense model without its dense weights
+  REQUIRE(why.size() == 3);
+  CHECK_THAT(why[2], Catch::Contains("no 'down' weight"));
+
+  hp.sliding_window = 4096;
+  ctx.station = "attention";
+  ctx.tensors = {};
+  for (const char* variant : {"dense", "flash"}) {
+    INFO(variant);
+    why = vulkan_entries().stage(StageKind::Attention, variant).supports(ctx);
+    REQUIRE(why.size() == 1);
+    CHECK_THAT(why[0], Catch::Contains("sliding window of 4096"));
+  }
+  for (const StageEntry& e : vulkan_entries().stages)
+    CHECK((e.variant != "moe" && e.variant != "sliding_window" && e.variant != "block_sparse"));
 }

@@ -1,6 +1,7 @@
 #include "backend/thread_pool.h"
 
 #include <chrono>
+#include <cstdint>
 
 namespace semline::cpu {
 namespace {
@@ -79,11 +80,17 @@ void ThreadPool::run(int64_t n, int64_t grain, Body body) {
 
   const uint32_t gen = ++last_gen_;
   const auto chunks = static_cast<uint32_t>((n + grain - 1) / grain);
+  // Retire the last job's claim word before its fields change. A worker late on that job may
+  // hold the exhausted word (gen', its chunk count) and, reading this job's larger chunk count,
+  // go on to claim; its compare-exchange must then fail, or it would run a chunk of this job
+  // with torn fields and count it done before it is. The release store of chunks_ below (read
+  // with acquire in work()) orders this store before any use of the new count.
+  claim_.store(uint64_t{gen} << 32 | UINT32_MAX, std::memory_order_relaxed);
   obj_.store(body.obj, std::memory_order_relaxed);
   call_.store(body.call, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   grain_.store(grain, std::memory_order_relaxed);
-  chunks_.store(chunks, std::memory_order_relaxed);
+  chunks_.store(chunks, std::memory_order_release);
   done_.store(0, std::memory_order_relaxed);
   failed_.store(false, std::memory_order_relaxed);
   error_ = nullptr;
@@ -108,7 +115,7 @@ void ThreadPool::work(uint32_t gen, int index) {
     uint64_t v = claim_.load(std::memory_order_acquire);
     if (static_cast<uint32_t>(v >> 32) != gen) return;
     const uint32_t c = static_cast<uint32_t>(v);
-    if (c >= chunks_.load(std::memory_order_relaxed)) return;
+    if (c >= chunks_.load(std::memory_order_acquire)) return;
     Body body{obj_.load(std::memory_order_relaxed), call_.load(std::memory_order_relaxed)};
     const int64_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed);
     // Succeeds only while the word still names this job, so the fields read above are its own.

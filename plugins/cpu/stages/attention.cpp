@@ -1,5 +1,6 @@
 #include "stages/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -95,7 +96,9 @@ int64_t Attention::check_positions(const Batch& b, const KvLayer& kv) const {
   const int32_t bt = kv.block_tokens;
   const int64_t n_blocks = kv.k.ne[3];
   int64_t longest = 0;
-  int32_t run_seq = -1, checked = -1;  // block table entries [0, checked] of run_seq are known good
+  // Block table entries [lo, hi] of run_seq are known good; consecutive tokens of a sequence
+  // mostly read overlapping ranges, so each entry is checked about once.
+  int32_t run_seq = -1, lo = 0, hi = -1;
   for (int32_t t = 0; t < b.n_tokens; ++t) {
     const int32_t s = b.seq[t], pos = b.positions[t];
     const std::string tok = label_ + ": batch token " + std::to_string(t);
@@ -108,13 +111,21 @@ int64_t Attention::check_positions(const Batch& b, const KvLayer& kv) const {
       throw Error(tok + " at position " + std::to_string(pos) + " needs entry " + std::to_string(need) +
                   " of the block table of sequence " + std::to_string(s) + ", which has " +
                   std::to_string(sv.n_blocks) + " entries");
-    if (s != run_seq) run_seq = s, checked = -1;
-    for (int32_t i = checked + 1; i <= need; ++i)
+    const int32_t first = first_key(pos) / bt;
+    if (s != run_seq) run_seq = s, lo = 0, hi = -1;
+    for (int32_t i = first; i <= need; ++i) {
+      if (i >= lo && i <= hi) continue;
+      if (sv.blocks[i] == -1)
+        throw Error(tok + " at position " + std::to_string(pos) + " reads keys from position " +
+                    std::to_string(first_key(pos)) + ", but block table entry " + std::to_string(i) +
+                    " of sequence " + std::to_string(s) + " was released (behind every layer's window)");
       if (sv.blocks[i] < 0 || sv.blocks[i] >= n_blocks)
         throw Error(label_ + ": block table entry " + std::to_string(i) + " of sequence " + std::to_string(s) +
                     " is cache block " + std::to_string(sv.blocks[i]) + ", but the cache has " +
                     std::to_string(n_blocks) + " blocks");
-    if (need > checked) checked = need;
+    }
+    if (hi < lo || first > hi + 1 || need + 1 < lo) lo = first, hi = need;  // disjoint: start over
+    else lo = std::min(lo, first), hi = std::max(hi, need);
     if (pos + 1 > longest) longest = pos + 1;
   }
   return longest;
@@ -209,14 +220,14 @@ void Attention::forward(const Tensor& in, const Tensor& out, const Step& step) {
 StageCost Attention::cost(const Batch& b) const {
   const double m = b.n_tokens, qd = static_cast<double>(n_head_ * hd_), kd = static_cast<double>(n_kv_ * hd_);
   double keys = 0;  // key positions attended to, summed over tokens
-  for (int32_t t = 0; t < b.n_tokens; ++t) keys += b.positions[t] + 1.0;
+  for (int32_t t = 0; t < b.n_tokens; ++t) keys += keys_read(b.positions[t]);
   const double flops = 2.0 * m * n_embd_ * (2.0 * qd + 2.0 * kd) + 4.0 * keys * qd;
   const double bytes = wqkv_.bytes() + wq_.bytes() + wk_.bytes() + wv_.bytes() + wo_.bytes() + 2.0 * keys * kd * kv_elt_ +
                        m * (8.0 * n_embd_ + 2.0 * kd * kv_elt_);
   return {flops, bytes};
 }
 
-std::vector<std::string> attention_supports(const StageContext& ctx) {
+std::vector<std::string> attention_basics_supported(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
   if (!ctx.hp) return why;
   const HParams& hp = *ctx.hp;
@@ -224,11 +235,16 @@ std::vector<std::string> attention_supports(const StageContext& ctx) {
   if (hp.n_head <= 0 || kv <= 0 || hp.n_head % kv != 0)
     why.push_back("n_head " + std::to_string(hp.n_head) + " is not a positive multiple of n_head_kv " +
                   std::to_string(kv));
-  if (hp.sliding_window > 0)
-    why.push_back("the model attends over a sliding window of " + std::to_string(hp.sliding_window) +
-                  " positions; this variant attends to the whole context");
   if (hp.rope_type != RopeType::None && hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
     why.push_back("rope type " + std::to_string(static_cast<int>(hp.rope_type)) + " is neither none, normal nor neox");
+  return why;
+}
+
+std::vector<std::string> attention_supports(const StageContext& ctx) {
+  std::vector<std::string> why = attention_basics_supported(ctx);
+  if (ctx.hp && ctx.hp->sliding_window > 0)
+    why.push_back("the model attends over a sliding window of " + std::to_string(ctx.hp->sliding_window) +
+                  " positions; this variant attends to the whole context");
   return why;
 }
 

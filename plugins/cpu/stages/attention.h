@@ -1,12 +1,13 @@
-// Causal self-attention over the paged KV cache, shared by attention/dense and attention/flash,
-// which differ only in how a query meets the keys (the core).
+// Causal self-attention over the paged KV cache, shared by every cpu attention variant (dense,
+// flash, sliding_window, block_sparse), which differ only in how a query meets the keys (the core)
+// and in which keys it meets (its mask).
 //
 // A step: project q, k, v for every batch token (three maps q, k, v, or one fused map qkv whose
 // output rows are q | k | v, as GPT-2's c_attn; each with an optional bias); rotate q and k by
 // the token's position unless the model has no rotary embedding; write k and v into the cache
-// slot of that position; let each token attend to positions 0..pos of its own sequence, read back
-// from the cache (so prefill chunks, decode and mixed batches share one path);
-// out += W_o attn (+ b_o).
+// slot of that position; let each token attend to the keys its mask allows among positions
+// 0..pos of its own sequence, read back from the cache (so prefill chunks, decode and mixed
+// batches share one path); out += W_o attn (+ b_o).
 #pragma once
 
 #include <string>
@@ -45,11 +46,16 @@ class Attention : public Stage {
     int32_t block_tokens;
     char* scratch;   // the workspace base
   };
-  // Fills attn[t][h] = softmax(q_t,h . K / sqrt(head_dim)) V over positions 0..pos_t of the
-  // token's sequence, kv head h / (n_head / n_head_kv).
+  // Fills attn[t][h] = softmax(q_t,h . K / sqrt(head_dim)) V over the keys the variant's mask
+  // allows among positions 0..pos_t of the token's sequence, kv head h / (n_head / n_head_kv).
   virtual void core(const Work& w) = 0;
-  // Called before the workspace is taken, with the longest key range of the step.
+  // Called before the workspace is taken, with the longest key range of the step (pos + 1).
   virtual void prepare(int64_t max_keys) {}
+  // The first key position a query at `pos` reads: only the cache blocks from there to pos must
+  // exist (blocks before it may have been released, see Stage::kv_window).
+  virtual int32_t first_key(int32_t pos) const { return 0; }
+  // How many keys a query at `pos` meets, for cost().
+  virtual double keys_read(int32_t pos) const { return pos - first_key(pos) + 1.0; }
 
   // The cache row of a sequence's position (positions are checked before the core runs).
   static const char* cache_row(const KvPool& p, const SeqView& s, int32_t pos, int32_t block_tokens,

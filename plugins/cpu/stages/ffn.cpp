@@ -106,10 +106,17 @@ class FfnDense final : public Stage {
 std::vector<std::string> ffn_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
   if (!ctx.hp) return why;
-  if (ctx.hp->n_expert > 0)
+  if (ctx.hp->n_expert > 0) {
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
                   " experts per layer; ffn/dense computes one feed-forward network");
+    return why;
+  }
+  // The template binds the dense weights as optional (MoE models have none); a station that binds
+  // a gate is SwiGLU, one without is the GELU MLP.
   const bool gated = is_bound(ctx, "gate");
+  const char* needs = "ffn/dense needs up and down, and gate for SwiGLU";
+  for (std::string& r : gated ? missing_roles(ctx, {"gate", "up", "down"}, needs) : missing_roles(ctx, {"up", "down"}, needs))
+    why.push_back(std::move(r));
   if (gated && ctx.hp->ffn_act != Activation::Silu)
     why.push_back("a gated feed-forward with GELU (GeGLU) is not implemented; ffn/dense gates with silu");
   if (!gated && ctx.hp->ffn_act == Activation::Silu)

@@ -28,29 +28,63 @@ bool weight_dtype_supported(DType t) {
   return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
 }
 
-Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
-                    const char* dims) {
+namespace {
+
+// The weight bound to `role`, checked: a dtype the stages take, shape ne = want (unlisted
+// dimensions 1), whole blocks per row, rows stored one after another within each matrix.
+Tensor checked_weight(const StageContext& ctx, std::string_view role, std::initializer_list<int64_t> want,
+                      const char* dims) {
   const Tensor t = ctx.weight(role);
   const std::string what = station_label(ctx) + ": tensor '" + tensor_name(ctx, role) + "' (" +
                            std::string(role) + ")";
   if (!weight_dtype_supported(t.dtype))
     throw Error(what + " has dtype " + dtype_name(t.dtype) + "; the cpu stages take F32, F16, BF16, Q8_0, Q4_0");
-  if (t.ndim > 2 || t.ne[2] != 1 || t.ne[3] != 1 || t.ne[0] != n_in || t.ne[1] != n_out)
-    throw Error(what + " has shape " + tensor_shape_string(t) + ", expected [" + std::to_string(n_in) +
-                ", " + std::to_string(n_out) + "] " + dims);
+  bool shape_ok = t.ndim <= static_cast<int32_t>(want.size());
+  std::string expected = "[";
+  int d = 0;
+  for (int64_t n : want) {
+    shape_ok = shape_ok && t.ne[d] == n;
+    expected += (d++ ? ", " : "") + std::to_string(n);
+  }
+  for (; d < kMaxDims; ++d) shape_ok = shape_ok && t.ne[d] == 1;
+  if (!shape_ok)
+    throw Error(what + " has shape " + tensor_shape_string(t) + ", expected " + expected + "] " + dims);
   if (t.ne[0] % dtype_block_size(t.dtype) != 0)
     throw Error(what + " has rows of " + std::to_string(t.ne[0]) + " values, not a multiple of the " +
                 dtype_name(t.dtype) + " block size " + std::to_string(dtype_block_size(t.dtype)));
-  if (t.nb[0] != dtype_block_bytes(t.dtype) || (t.ne[1] > 1 && t.nb[1] < t.row_bytes()))
+  if (t.nb[0] != dtype_block_bytes(t.dtype) || (t.ne[1] > 1 && t.nb[1] < t.row_bytes()) ||
+      (t.ne[2] > 1 && t.nb[2] < t.nb[1] * t.ne[1]))
     throw Error(what + " is not stored row by row (strides " + std::to_string(t.nb[0]) + ", " +
-                std::to_string(t.nb[1]) + ")");
+                std::to_string(t.nb[1]) + ", " + std::to_string(t.nb[2]) + ")");
+  return t;
+}
+
+Linear linear_at(const Tensor& t, const char* data) {
   Linear l;
   l.dtype = t.dtype;
-  l.n_in = n_in;
-  l.n_out = n_out;
-  l.data = static_cast<const char*>(t.host);
+  l.n_in = t.ne[0];
+  l.n_out = t.ne[1];
+  l.data = data;
   l.row_stride = static_cast<size_t>(t.ne[1] > 1 ? t.nb[1] : t.row_bytes());
   return l;
+}
+
+}  // namespace
+
+Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
+                    const char* dims) {
+  const Tensor t = checked_weight(ctx, role, {n_in, n_out}, dims);
+  return linear_at(t, static_cast<const char*>(t.host));
+}
+
+std::vector<Linear> Linear::bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
+                                         int64_t n_out, int64_t n_expert, const char* dims) {
+  const Tensor t = checked_weight(ctx, role, {n_in, n_out, n_expert}, dims);
+  const size_t stride = static_cast<size_t>(n_expert > 1 ? t.nb[2] : 0);
+  std::vector<Linear> experts;
+  for (int64_t e = 0; e < n_expert; ++e)
+    experts.push_back(linear_at(t, static_cast<const char*>(t.host) + static_cast<size_t>(e) * stride));
+  return experts;
 }
 
 void Linear::bind_bias(const StageContext& ctx, std::string_view role) {

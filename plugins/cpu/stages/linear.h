@@ -37,6 +37,10 @@ struct Linear {
                      const char* dims);
   // Takes the bias bound to `role` when the station has one (n_out values, any weight dtype).
   void bind_bias(const StageContext& ctx, std::string_view role);
+  // A stack of n_expert matrices bound to `role`, ne = [n_in, n_out, n_expert] as GGUF stores
+  // Mixtral's experts: one Linear per expert, each a view at its expert's offset (nothing is read).
+  static std::vector<Linear> bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
+                                          int64_t n_out, int64_t n_expert, const char* dims);
   bool quantized() const { return takes_quantized_input(dtype); }
   double bytes() const {
     return static_cast<double>(dtype_row_bytes(dtype, n_in)) * n_out + 4.0 * static_cast<double>(bias.size());

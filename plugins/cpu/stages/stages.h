@@ -1,6 +1,7 @@
 // Factories of the cpu stages (the llama and GPT-2 families), and what each checks before it is chosen.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,17 +15,40 @@ std::unique_ptr<Stage> make_norm_rms(const StageContext& ctx);
 std::unique_ptr<Stage> make_norm_layer(const StageContext& ctx);
 std::unique_ptr<Stage> make_attention_dense(const StageContext& ctx);
 std::unique_ptr<Stage> make_attention_flash(const StageContext& ctx);  // param "block"
+std::unique_ptr<Stage> make_attention_sliding(const StageContext& ctx);  // params "window", "block"
+std::unique_ptr<Stage> make_attention_sparse(const StageContext& ctx);   // "block", "local", "global", "stride"
 std::unique_ptr<Stage> make_ffn_dense(const StageContext& ctx);
+std::unique_ptr<Stage> make_ffn_moe(const StageContext& ctx);
 std::unique_ptr<Stage> make_head_dense(const StageContext& ctx);
 
 // Reasons a stage of that kind cannot serve the station (empty: it can).
 std::vector<std::string> norm_rms_supports(const StageContext& ctx);
+// What every attention variant needs (weights, heads, rope type).
+std::vector<std::string> attention_basics_supported(const StageContext& ctx);
+// Attention over the whole context (dense, flash) or a pattern of its own (block_sparse): refuses
+// models trained with a sliding window.
 std::vector<std::string> attention_supports(const StageContext& ctx);
+// sliding_window: needs a window, from the model or from its `window` parameter.
+std::vector<std::string> sliding_window_supports(const StageContext& ctx);
 std::vector<std::string> ffn_supports(const StageContext& ctx);
+std::vector<std::string> ffn_moe_supports(const StageContext& ctx);
 // Weights of these roles (when bound) must have a dtype the cpu stages take.
 std::vector<std::string> weights_supported(const StageContext& ctx);
+// One reason per role of `roles` the station has no weight for (the template binds them as
+// optional); `needs` says what the variant needs them for.
+std::vector<std::string> missing_roles(const StageContext& ctx, std::initializer_list<const char*> roles,
+                                       const char* needs);
 
 // The hyper-parameters of a station; throws naming it when the host gave none.
 const HParams& hparams_of(const StageContext& ctx);
+
+// Parameter defaults, shared by the registry entries (what `semline plugins` shows) and the
+// factories.
+inline constexpr int64_t kDefaultBlock = 64;  // flash, sliding_window: keys per tile; block_sparse: block size
+inline constexpr int64_t kDefaultLocal = 4, kDefaultGlobal = 1, kDefaultStride = 8;  // block_sparse
+
+// An integer parameter, or `fallback` when the context carries none (supports() may be asked
+// before the graph has filled in the defaults).
+int64_t int_param(const StageContext& ctx, const std::string& name, int64_t fallback);
 
 }  // namespace semline::cpu

@@ -74,14 +74,18 @@ class FfnDense final : public Stage {
 
 std::vector<std::string> ffn_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
-  if (ctx.hp && ctx.hp->n_expert > 0)
+  if (ctx.hp && ctx.hp->n_expert > 0) {
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
-                  " experts per layer; ffn/dense computes one feed-forward network");
+                  " experts per layer; ffn/dense computes one feed-forward network (vulkan has no MoE variant)");
+    return why;
+  }
   if (ctx.hp && ctx.hp->ffn_act != Activation::Silu)
     why.push_back("the model's feed-forward activation is GELU; the vulkan ffn runs SwiGLU only");
-  bool gated = false;
-  for (const auto& [role, name] : ctx.tensors) gated = gated || role == "gate";
-  if (!gated) why.push_back("the station has no gate; the vulkan ffn runs SwiGLU only");
+  // The template binds the dense weights as optional (MoE models have none).
+  if (ctx.model)
+    for (const char* role : {"gate", "up", "down"})
+      if (!ctx.has_weight(role))
+        why.push_back(std::string("the model has no '") + role + "' weight for this station (the vulkan ffn runs SwiGLU: gate, up and down)");
   refuse_roles(ctx, {"gate_bias", "up_bias", "down_bias"}, "a projection bias", why);
   return why;
 }

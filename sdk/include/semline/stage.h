@@ -46,7 +46,8 @@ inline const char* stage_kind_name(StageKind k) {
 // One sequence's part of a step and where its keys and values live in the paged KV cache.
 struct SeqView {
   int32_t n_past = 0;              // tokens of this sequence cached before this step
-  const int32_t* blocks = nullptr; // block table: cache block holding positions [i*B, (i+1)*B)
+  const int32_t* blocks = nullptr; // block table: cache block holding positions [i*B, (i+1)*B),
+                                   // -1 once released behind every layer's kv_window()
   int32_t n_blocks = 0;
 };
 
@@ -96,6 +97,10 @@ class Stage {
   virtual ~Stage() = default;
   virtual void forward(const Tensor& in, const Tensor& out, const Step& step) = 0;
   virtual StageCost cost(const Batch& batch) const = 0;
+  // Attention only: a query at position p reads no key before p - kv_window() + 1, so the engine
+  // may release cache blocks behind that once every layer is windowed. 0: keys may be read back
+  // to position 0 (dense attention, and every stage that is not attention).
+  virtual int32_t kv_window() const { return 0; }
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,166 @@
+#include "stages/attention_tiled.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <semline/error.h>
+
+#include "stages/stages.h"
+
+namespace semline::cpu {
+
+namespace {
+constexpr int64_t kMaxRows = 32;  // query rows (tokens x heads of a group) per work item
+}  // namespace
+
+TiledAttention::TiledAttention(const StageContext& ctx, int64_t tile) : Attention(ctx), tile_(tile) {
+  if (tile_ < 1) throw Error(label_ + ": block must be at least 1, got " + std::to_string(tile_));
+  tile_tokens_ = group_ >= kMaxRows ? 1 : kMaxRows / group_;
+  rows_ = tile_tokens_ * group_;
+  tiles_ = layout_.add(static_cast<size_t>(max_tokens_) * 2 * sizeof(int32_t));
+  ScratchLayout per;
+  qp_ = per.add(static_cast<size_t>(rows_ * hd_) * 4);
+  s_ = per.add(static_cast<size_t>(rows_ * tile_) * 4);
+  o_ = per.add(static_cast<size_t>(rows_ * hd_) * 4);
+  lo_ = per.add(static_cast<size_t>(rows_) * 4);
+  nv_ = per.add(static_cast<size_t>(rows_) * 4);
+  nv_seg_ = per.add(static_cast<size_t>(rows_) * 4);
+  pos_ = per.add(static_cast<size_t>(rows_) * 4);
+  m_ = per.add(static_cast<size_t>(rows_) * 4);
+  l_ = per.add(static_cast<size_t>(rows_) * 4);
+  worker_bytes_ = per.total();
+  workers_ = layout_.add(worker_bytes_ * static_cast<size_t>(be_.host_threads()));
+  reserve_scratch();
+}
+
+void TiledAttention::core(const Work& w) {
+  const Batch& b = w.batch;
+  // Runs: consecutive batch tokens of one sequence, at most tile_tokens_, whose key ranges
+  // [first_key, pos] join into one range. Every key a run's tiles cover is then read by one of
+  // its queries, and so lies in a cache block check_positions has seen.
+  int32_t* tiles = reinterpret_cast<int32_t*>(w.scratch + tiles_);
+  int64_t n_tiles = 0;
+  int32_t lo = 0, hi = -1;  // the key range of the last run
+  for (int32_t t = 0; t < b.n_tokens; ++t) {
+    const int32_t pos = b.positions[t], first = first_key(pos);
+    int32_t* last = n_tiles > 0 ? tiles + 2 * (n_tiles - 1) : nullptr;
+    if (last && b.seq[last[0]] == b.seq[t] && last[1] < tile_tokens_ && first <= hi + 1 && pos + 1 >= lo) {
+      ++last[1];
+      lo = std::min(lo, first);
+      hi = std::max(hi, pos);
+    } else {
+      tiles[2 * n_tiles] = t;
+      tiles[2 * n_tiles + 1] = 1;
+      ++n_tiles;
+      lo = first;
+      hi = pos;
+    }
+  }
+  // Later runs attend to more keys: hand them out first so the threads finish together.
+  be_.pool().run(n_tiles * n_kv_, 1, [&](int64_t i0, int64_t i1, int worker) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t tile = n_tiles - 1 - i / n_kv_, g = i % n_kv_;
+      attend(w, tiles[2 * tile], tiles[2 * tile + 1], g, w.scratch + workers_ + worker * worker_bytes_);
+    }
+  });
+}
+
+void TiledAttention::attend(const Work& w, int32_t t0, int32_t nt, int64_t g, char* scratch) const {
+  const Kernels& kern = be_.kernels();
+  const Batch& b = w.batch;
+  const int64_t qd = n_head_ * hd_, rows = nt * group_;
+  float* qp = reinterpret_cast<float*>(scratch + qp_);
+  float* s = reinterpret_cast<float*>(scratch + s_);
+  float* o = reinterpret_cast<float*>(scratch + o_);
+  int32_t* lo = reinterpret_cast<int32_t*>(scratch + lo_);
+  int32_t* nv = reinterpret_cast<int32_t*>(scratch + nv_);
+  int32_t* nv_seg = reinterpret_cast<int32_t*>(scratch + nv_seg_);
+  int32_t* pos = reinterpret_cast<int32_t*>(scratch + pos_);
+  float* mx = reinterpret_cast<float*>(scratch + m_);
+  float* l = reinterpret_cast<float*>(scratch + l_);
+
+  int32_t first = INT32_MAX, last = 0;  // the run's key range
+  for (int64_t r = 0; r < rows; ++r) {  // row r: token t0 + r / group, head g * group + r % group
+    const int64_t t = t0 + r / group_, h = g * group_ + r % group_;
+    const float* q = w.q + t * w.q_stride + h * hd_;
+    for (int64_t d = 0; d < hd_; ++d) qp[r * hd_ + d] = q[d] * scale_;
+    pos[r] = b.positions[t];
+    last = std::max(last, pos[r]);
+    first = std::min(first, first_key(pos[r]));
+    mx[r] = -INFINITY;
+    l[r] = 0;
+  }
+  std::memset(o, 0, static_cast<size_t>(rows * hd_) * 4);
+  const SeqView& sv = b.seqs[b.seq[t0]];
+  const GemmFn qk = w.k.f16 ? kern.gemm_f16 : kern.gemm_f32;
+  const auto pv = w.v.f16 ? kern.pv_f16 : kern.pv_f32;
+
+  for (int32_t p0 = first; p0 <= last;) {
+    const int32_t p1 = static_cast<int32_t>(std::min<int64_t>((p0 / tile_ + 1) * tile_, last + 1));
+    const int64_t len = p1 - p0;  // keys of this tile
+    bool any = false;
+    for (int64_t r = 0; r < rows; ++r) {  // row r meets keys p0 + j, lo[r] <= j < nv[r]
+      const KeyRange k = keys_in_tile(pos[r], p0, p1);
+      lo[r] = std::max(k.lo, p0) - p0;
+      nv[r] = std::min(k.hi, p1) - p0;
+      if (nv[r] <= lo[r]) lo[r] = nv[r] = 0;
+      any = any || nv[r] > 0;
+    }
+    if (!any) {  // masked out for the whole run: its keys are never read
+      p0 = p1;
+      continue;
+    }
+    // Keys are contiguous only within a cache block: the tile is taken in segments, each with
+    // a uniform stride, which share one online-softmax update.
+    for (int64_t off = 0; off < len;) {
+      const int32_t p = p0 + static_cast<int32_t>(off);
+      const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
+      GemmArgs a;
+      a.w = cache_row(w.k, sv, p, w.block_tokens, g);
+      a.w_stride = w.k.slot;
+      a.x = qp;
+      a.x_stride = hd_;
+      a.m = rows;
+      a.k = hd_;
+      a.j0 = 0;
+      a.j1 = seg;
+      a.y = s + off;
+      a.y_stride = tile_;
+      qk(a);
+      off += seg;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      if (nv[r] == 0) continue;
+      float* sr = s + r * tile_;
+      const int32_t n = nv[r] - lo[r];
+      const float tile_max = kern.max(sr + lo[r], n);
+      const float m_new = tile_max > mx[r] ? tile_max : mx[r];
+      const float c = std::exp(mx[r] - m_new);  // 0 on the first tile (mx = -inf)
+      l[r] = l[r] * c + kern.exp_sum(sr + lo[r], n, m_new);
+      // The values are summed over j < nv[r]: the masked keys before lo[r] weigh nothing.
+      std::fill(sr, sr + lo[r], 0.0f);
+      if (c != 1.0f) kern.scale(o + r * hd_, c, hd_);
+      mx[r] = m_new;
+    }
+    for (int64_t off = 0; off < len;) {
+      const int32_t p = p0 + static_cast<int32_t>(off);
+      const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t k = nv[r] - off;
+        nv_seg[r] = static_cast<int32_t>(k < 0 ? 0 : (k > seg ? seg : k));
+      }
+      pv(s + off, tile_, nv_seg, rows, cache_row(w.v, sv, p, w.block_tokens, g), w.v.slot, hd_, o, hd_);
+      off += seg;
+    }
+    p0 = p1;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t t = t0 + r / group_, h = g * group_ + r % group_;
+    float* dst = w.attn + t * qd + h * hd_;
+    const float inv = 1.0f / l[r];
+    for (int64_t d = 0; d < hd_; ++d) dst[d] = o[r * hd_ + d] * inv;
+  }
+}
+
+}  // namespace semline::cpu

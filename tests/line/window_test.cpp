@@ -1,0 +1,143 @@
+// Windowed attention through the whole line: a model trained with a sliding window placed on
+// attention/sliding_window by rank, per-layer variants from the config, and the KV cache
+// releasing the blocks behind the window, all against the float64 reference with the same
+// per-layer masks (1e-5).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "common/reference_llama.h"
+#include "core/engine/generator.h"
+#include "core/model/synth.h"
+#include "line/line_util.h"
+
+using namespace semline;
+namespace fs = std::filesystem;
+using linetest::rel_err;
+using linetest::Run;
+using linetest::scratch;
+
+namespace {
+
+const std::vector<int32_t> kTokens = {1,  17, 300, 42, 99,  7,  260, 5,   5,  5,   123, 77, 400, 2,
+                                      64, 64, 9,   31, 250, 11, 480, 303, 12, 13, 14,  15, 16,  3};
+
+fs::path synth_model(const std::string& name, int64_t window, int64_t layers) {
+  SynthSpec s = synth_preset("tiny");
+  s.window = window;
+  s.layers = layers;
+  s.seed = 23;
+  const fs::path path = scratch(name);
+  synth_write(s, path);
+  return path;
+}
+
+double worst(const std::vector<std::vector<float>>& got, const std::vector<std::vector<double>>& want) {
+  double w = 0;
+  for (size_t i = 0; i < want.size(); ++i) w = std::max(w, rel_err(got[i], want[i]));
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("a model with a sliding window runs on sliding_window by rank and matches the windowed reference") {
+  const fs::path path = synth_model("window8.gguf", 8, 2);
+  Run run(path);
+  REQUIRE(run.graph.hp.sliding_window == 8);
+  for (const auto& block : run.graph.blocks) {
+    const GraphNode& attn = block[0].second;
+    CHECK(attn.impl->entry.variant == "sliding_window");
+    CHECK_THAT(attn.chosen_by, Catch::StartsWith("rank (the template's flash cannot serve: the model attends over a "
+                                                 "sliding window of 8 positions"));
+    CHECK(std::get<int64_t>(attn.params.values.at("window")) == 0);  // 0: the model's
+  }
+  const HParams hp = testing::read_llama_hparams(*run.model);
+  testing::ReferenceOptions opt;
+  opt.masks.assign(2, testing::sliding_window_mask(8));
+  testing::ReferenceLlama ref(*run.model, hp, opt), full(*run.model, hp);
+  std::vector<std::vector<double>> want, unmasked;
+  for (int32_t t : kTokens) {
+    want.push_back(ref.step(t));
+    unmasked.push_back(full.step(t));
+  }
+  for (int32_t chunk : {1, 5, 28}) {
+    INFO("chunk " << chunk);
+    CHECK(worst(run.logits(kTokens, chunk), want) <= 1e-5);
+  }
+  CHECK(worst(run.logits(kTokens), unmasked) > 1e-3);  // the window matters past position 8
+
+  try {
+    Run flash(path, "[stages]\nattention = { variant = \"flash\" }\n");
+    FAIL("flash was placed on a windowed model");
+  } catch (const Error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("q.toml:7:") &&
+                                          Catch::Contains("attention.flash.cpu cannot serve this model") &&
+                                          Catch::Contains("sliding window of 8 positions"));
+  }
+  fs::remove_all(scratch("").parent_path());
+}
+
+TEST_CASE("per-layer variants: dense in blocks 0-1, sliding_window after, against the same per-layer masks") {
+  const fs::path path = synth_model("layers4.gguf", 0, 4);
+  Run run(path,
+          "[stages]\nattention = { variant = \"sliding_window\", window = 6, block = 4 }\n"
+          "[[stages.layers]]\nrange = \"0-1\"\nattention = { variant = \"dense\" }\n"
+          "[kv_cache]\nblock_tokens = 4\n");
+  for (int l = 0; l < 4; ++l) CHECK(run.graph.blocks[l][0].second.impl->entry.variant == (l < 2 ? "dense" : "sliding_window"));
+  testing::ReferenceOptions opt;
+  opt.masks = {{}, {}, testing::sliding_window_mask(6), testing::sliding_window_mask(6)};
+  testing::ReferenceLlama ref(*run.model, testing::read_llama_hparams(*run.model), opt);
+  std::vector<std::vector<double>> want;
+  for (int32_t t : kTokens) want.push_back(ref.step(t));
+  for (int32_t chunk : {1, 7}) {
+    INFO("chunk " << chunk);
+    CHECK(worst(run.logits(kTokens, chunk), want) <= 1e-5);
+  }
+
+  // Dense layers read the whole context: the cache releases nothing.
+  Pipeline& p = *run.pipeline;
+  CHECK(p.kv().options().window == 0);
+  const int32_t seq = p.kv().new_sequence();
+  prefill(p, seq, kTokens);
+  CHECK(p.kv().used_blocks(seq) == 7);  // 28 positions in blocks of 4
+  p.kv().free_sequence(seq);
+  fs::remove_all(scratch("").parent_path());
+}
+
+TEST_CASE("the KV cache releases the blocks behind the window: a long generation holds a bounded few, same logits") {
+  constexpr int32_t kWindow = 16, kBlock = 4, kStep = 8;
+  const fs::path path = synth_model("window16.gguf", kWindow, 2);
+  Run run(path, "max_batch_tokens = 8\n[kv_cache]\nblock_tokens = 4\n");
+  Pipeline& p = *run.pipeline;
+  REQUIRE(p.kv().options().window == kWindow);
+  // A step spans window - 1 positions back and up to 8 new ones: (15 + 8) / 4 rounded up, + 1.
+  CHECK(p.kv().free_blocks() == 7);
+
+  testing::ReferenceOptions opt;
+  opt.masks.assign(2, testing::sliding_window_mask(kWindow));
+  testing::ReferenceLlama ref(*run.model, testing::read_llama_hparams(*run.model), opt);
+  const int32_t seq = p.kv().new_sequence();
+  std::vector<double> want;
+  for (int32_t t : kTokens) want = ref.step(t);
+  std::span<const float> got = prefill(p, seq, kTokens);  // steps of 8 tokens
+  CHECK(rel_err(got, want) <= 1e-5);
+  double worst_err = 0;
+  int32_t most_blocks = 0;
+  for (int i = 0; i < 220; ++i) {  // greedy, far past the 7 blocks' 28 positions
+    int32_t next = 0;
+    for (size_t j = 1; j < got.size(); ++j)
+      if (got[j] > got[next]) next = static_cast<int32_t>(j);
+    want = ref.step(next);
+    got = prefill(p, seq, std::span<const int32_t>(&next, 1));
+    worst_err = std::max(worst_err, rel_err(got, want));
+    most_blocks = std::max(most_blocks, p.kv().used_blocks(seq));
+  }
+  CHECK(p.kv().n_past(seq) == 28 + 220);
+  CHECK(worst_err <= 1e-5);
+  CHECK(most_blocks <= kWindow / kBlock + 2);
+  WARN("window " << kWindow << ", blocks of " << kBlock << ", steps up to " << kStep << ": at most " << most_blocks
+                 << " blocks held over " << p.kv().n_past(seq) << " positions");
+  p.kv().free_sequence(seq);
+  CHECK(p.kv().free_blocks() == 7);
+  fs::remove_all(scratch("").parent_path());
+}
