@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/compare.h"
+
 #include <semline/model.h>
 #include <semline/registry.h>
 
@@ -37,8 +39,7 @@ struct Weight {
 };
 Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale);
 
-// Largest |a - b| over the largest |b| (the error relative to the result's scale).
-double rel_err(const std::vector<double>& a, const std::vector<double>& b);
+using testing::rel_err;
 std::vector<double> to_double(const float* p, int64_t n);
 
 // A model file held in memory: named weights, no metadata.

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/compare.h"
 #include "common/reference_gpt2.h"
 #include "common/test_plugins.h"
 #include "core/config/config.h"
@@ -71,14 +72,7 @@ std::vector<std::vector<float>> all_logits(Pipeline& p, const std::vector<int32_
   return out;
 }
 
-double rel_err(const std::vector<float>& a, const std::vector<double>& b) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    err = std::max(err, std::fabs(a[i] - b[i]));
-    scale = std::max(scale, std::fabs(b[i]));
-  }
-  return err / scale;
-}
+using testing::rel_err;
 
 // The converted model, written once per test process.
 const std::string& converted() {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/compare.h"
 #include "common/test_plugins.h"
 #include "core/config/config.h"
 #include "core/engine/pipeline.h"
@@ -72,16 +73,6 @@ struct Run {
   }
 };
 
-// Largest |a - b| over the largest |b|.
-template <class A, class B>
-double rel_err(const A& a, const B& b) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    if (std::isnan(static_cast<double>(a[i]))) return INFINITY;  // std::max would drop it
-    err = std::max(err, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-  }
-  return err / scale;
-}
+using testing::rel_err;
 
 }  // namespace semline::linetest

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/compare.h"
 #include "common/reference_llama.h"
 #include "common/test_plugins.h"
 #include "core/config/config.h"
@@ -54,14 +55,7 @@ struct Line {
   }
 };
 
-double rel_err(std::span<const float> a, const std::vector<double>& b) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    err = std::max(err, std::fabs(a[i] - b[i]));
-    scale = std::max(scale, std::fabs(b[i]));
-  }
-  return err / scale;
-}
+using testing::rel_err;
 
 // Logits of every position of `tokens`, fed in steps of `chunk` tokens.
 std::vector<std::vector<float>> all_logits(Pipeline& p, const std::vector<int32_t>& tokens, int chunk) {

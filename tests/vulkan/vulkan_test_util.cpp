@@ -77,16 +77,6 @@ Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale) {
   return w;
 }
 
-double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() != b.size()) throw std::runtime_error("rel_err: sizes differ");
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i])) return INFINITY;
-    num = std::max(num, std::fabs(a[i] - b[i]));
-    den = std::max(den, std::fabs(b[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 const Weight& FakeModel::add(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, float scale) {
   auto& slot = weights_[name];

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "common/compare.h"
+
 #include <semline/model.h>
 #include <semline/registry.h>
 
@@ -53,8 +55,7 @@ struct Weight {
 };
 Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale);
 
-// Largest |a - b| over the largest |b| (the error relative to the result's scale).
-double rel_err(const std::vector<double>& a, const std::vector<double>& b);
+using testing::rel_err;
 
 // A model file held in memory: named weights, no metadata.
 class FakeModel final : public ModelView {

@@ -1,0 +1,26 @@
+// How the tests compare a result with its float64 reference.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+
+namespace semline::testing {
+
+// The largest |a - b| over the largest |b|: the error relative to the result's scale (the plain
+// largest error when b is all zeros). A NaN in a gives infinity: std::max compares false with
+// NaN and would drop it, and a broken result would pass.
+template <class A, class B>
+double rel_err(const A& a, const B& b) {
+  if (a.size() != b.size()) throw std::invalid_argument("rel_err: the result and its reference differ in size");
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const double x = static_cast<double>(a[i]), y = static_cast<double>(b[i]);
+    if (std::isnan(x)) return INFINITY;
+    err = std::max(err, std::fabs(x - y));
+    scale = std::max(scale, std::fabs(y));
+  }
+  return scale > 0 ? err / scale : err;
+}
+
+}  // namespace semline::testing
