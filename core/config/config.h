@@ -34,13 +34,15 @@ struct StageChoice {
   SourcePos backend_pos;
   std::map<std::string, ConfigValue> params;  // every other key
   SourcePos pos;                              // the table itself
+  SourcePos key_pos;                          // the key naming the stage kind or station
 };
 
 // A [[stages.layers]] table: stage choices for blocks first..last (inclusive).
 struct LayerOverride {
   int first = 0, last = 0;
   SourcePos pos;  // the range value
-  std::map<std::string, StageChoice> stages;  // keys: embedding, norm, attention, ffn, head
+  std::map<std::string, StageChoice> stages;  // keys: embedding, norm, attention, ffn, head, or a
+                                              // station of the model's template (checked by the graph)
 };
 
 struct Config {
@@ -59,6 +61,8 @@ struct Config {
     int max_batch_tokens = 512;
     int context = 0;  // tokens per sequence; 0: the model's
   } runtime;
+  // Keys: tokenizer, embedding, norm, attention, ffn, head, sampler, or the name of a station of
+  // the model's architecture template (e.g. attn_norm), which only the graph can check.
   std::map<std::string, StageChoice> stages;  // keys: tokenizer, embedding, norm, attention, ffn,
                                               // head, sampler
   std::vector<LayerOverride> layers;          // [[stages.layers]], in file order

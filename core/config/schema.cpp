@@ -360,10 +360,13 @@ void merge_layer(Config& c, const std::string& key, const toml::node& n, const R
                                  std::to_string(layer.last) + "; expected \"N-M\" with N <= M");
       layer.pos = r.at(v);
       has_range = true;
-    } else if (contains(kinds, k.str())) {
-      merge_stage(layer.stages[std::string(k.str())], vkey, v, r);
     } else if (k.str() == stage_kind_name(StageKind::Tokenizer) || k.str() == stage_kind_name(StageKind::Sampler)) {
       r.fail(k.source(), vkey + ": the " + std::string(k.str()) + " is not per layer; set it under [stages]");
+    } else if (contains(kinds, k.str()) || v.is_table()) {
+      // A kind, or a table for a station of the model's template: the graph checks that name.
+      StageChoice& s = layer.stages[std::string(k.str())];
+      s.key_pos = r.at(k.source());
+      merge_stage(s, vkey, v, r);
     } else {
       r.unknown_key(k, "[[stages.layers]]", keys);
     }
@@ -390,10 +393,14 @@ void merge_stages(Config& c, const toml::table& t, const Reader& r) {
   for (auto&& [k, v] : t) {
     if (k.str() == "layers")
       merge_layers(c, v, r);
-    else if (contains(kinds, k.str()))
-      merge_stage(c.stages[std::string(k.str())], sub_key("stages", k.str()), v, r);
-    else
+    else if (contains(kinds, k.str()) || v.is_table()) {
+      // A kind, or a table for a station of the model's template: the graph checks that name.
+      StageChoice& s = c.stages[std::string(k.str())];
+      if (s.key_pos.file.empty()) s.key_pos = r.at(k.source());
+      merge_stage(s, sub_key("stages", k.str()), v, r);
+    } else {
       r.unknown_key(k, "[stages]", keys);
+    }
   }
 }
 

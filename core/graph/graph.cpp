@@ -76,6 +76,7 @@ class GraphBuilder {
     g.hp = g.arch->arch.read_hparams(model_);
     hp_ = &g.hp;
     check_layer_ranges(g.hp);
+    check_station_names(g.arch->arch);
     const ArchTemplate& a = g.arch->arch;
     g.tokenizer = tokenizer();
     g.embedding = place(a.embedding, -1);
@@ -113,6 +114,33 @@ class GraphBuilder {
       if (o.last >= hp.n_layer)
         throw Error(config_error(o.pos, "layer range " + std::to_string(o.first) + "-" + std::to_string(o.last) +
                                             " is past the model's last block " + std::to_string(hp.n_layer - 1)));
+  }
+
+  // A [stages] key that is not a stage kind must name a station of the model's template (a
+  // [[stages.layers]] key, a station of its blocks): the config could not know the template.
+  void check_station_names(const ArchTemplate& a) const {
+    std::vector<std::string> kinds, block, all;
+    for (StageKind k : kAllStageKinds) kinds.push_back(stage_kind_name(k));
+    for (const SublayerSpec& s : a.block)
+      for (const StationSpec* st : {&s.norm, &s.op})
+        if (std::find(block.begin(), block.end(), st->name) == block.end()) block.push_back(st->name);
+    all = {a.embedding.name};
+    all.insert(all.end(), block.begin(), block.end());
+    all.push_back(a.output_norm.name);
+    all.push_back(a.head.name);
+    auto check = [&](const std::string& name, const StageChoice& c, const char* where,
+                     const std::vector<std::string>& stations) {
+      const auto known = [&](const std::vector<std::string>& v) { return std::find(v.begin(), v.end(), name) != v.end(); };
+      if (known(kinds) || known(stations)) return;
+      std::vector<std::string> valid = kinds;
+      valid.insert(valid.end(), stations.begin(), stations.end());
+      throw Error(config_error(c.key_pos, "unknown stage '" + name + "' in " + where + did_you_mean(name, valid) +
+                                              "; valid: a stage kind (" + join(kinds) + ") or a station of the " +
+                                              a.name + " template (" + join(stations) + ")"));
+    };
+    for (const auto& [name, c] : config_.stages) check(name, c, "[stages]", all);
+    for (const LayerOverride& o : config_.layers)
+      for (const auto& [name, c] : o.stages) check(name, c, "[[stages.layers]]", block);
   }
 
   // The config's choice for a station: a layer override, then [stages] by station name, then by kind.
@@ -426,7 +454,7 @@ Params validate_params(const std::map<std::string, ConfigValue>& given, const st
                          (spec->type == ParamType::String && std::holds_alternative<std::string>(v)) ||
                          (spec->type == ParamType::StringList && std::holds_alternative<std::vector<std::string>>(v));
     if (!type_ok)
-      throw Error(config_error(cv.pos, where + "." + key + " = " + param_value_string(cv.value) + " must be a " +
+      throw Error(config_error(cv.pos, where + "." + key + " = " + param_value_string(cv.value) + " must be of type " +
                                            param_type_name(spec->type) + " (" + spec->doc + ")"));
     double num = std::holds_alternative<int64_t>(v) ? static_cast<double>(std::get<int64_t>(v))
                  : std::holds_alternative<double>(v) ? std::get<double>(v)

@@ -88,7 +88,7 @@ TEST_CASE("overrides with unknown keys or bad values fail like the file would") 
                  Catch::Contains("did you mean 'threads'"));
   CHECK_THAT(override_error_of(c, "stage.attention.variant=flash"),
              Catch::Contains(":1:1: unknown key 'stage' in the top level") && Catch::Contains("did you mean 'stages'"));
-  CHECK_THAT(override_error_of(c, "stages.atention.variant=flash"),
+  CHECK_THAT(override_error_of(c, "stages.atention=flash"),
              Catch::Contains(":1:8: unknown key 'atention' in [stages]") && Catch::Contains("did you mean 'attention'"));
   CHECK_THAT(override_error_of(c, "runtime.threads=-1"),
              Catch::Contains(":1:17: runtime.threads = -1: out of range; expected an integer in 0..1024"));

@@ -91,6 +91,20 @@ TEST_CASE("layer overrides place variants per block range") {
   CHECK_THAT(g.to_text(), Contains("blocks 0-1") && Contains("blocks 2-4"));
 }
 
+TEST_CASE("a station chosen by its template name, apart from the other stations of its kind") {
+  auto model = gguf::GgufFile::open(kStories);
+  PipelineGraph g = build_graph(config_with("[stages]\nffn_norm = { variant = \"layer\" }\n[[stages.layers]]\n"
+                                            "range = \"4\"\nattn_norm = { variant = \"layer\" }\n"),
+                                *model, testing::built_plugins());
+  for (size_t l = 0; l < g.blocks.size(); ++l) {
+    INFO("block " << l);
+    CHECK(g.blocks[l][0].first.impl->entry.variant == (l == 4 ? "layer" : "rms"));  // attn_norm
+    CHECK(g.blocks[l][1].first.impl->entry.variant == "layer");                      // ffn_norm
+  }
+  CHECK(g.output_norm.impl->entry.variant == "rms");
+  CHECK_THAT(g.blocks[0][1].first.chosen_by, Contains("test.toml:4:"));
+}
+
 TEST_CASE("config mistakes are named with file:line:column and what would be valid") {
   auto model = gguf::GgufFile::open(kStories);
   SECTION("unknown variant") {
@@ -104,11 +118,25 @@ TEST_CASE("config mistakes are named with file:line:column and what would be val
   }
   SECTION("parameter of the wrong type") {
     std::string e = graph_error(config_with("[stages]\nattention = { variant = \"flash\", block = \"big\" }\n"), *model);
-    CHECK_THAT(e, Contains("test.toml:4:") && Contains("must be a int"));
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("must be of type int"));
   }
   SECTION("layer range past the last block") {
     std::string e = graph_error(config_with("[[stages.layers]]\nrange = \"3-9\"\nattention = { variant = \"dense\" }\n"), *model);
     CHECK_THAT(e, Contains("test.toml:4:") && Contains("past the model's last block 4"));
+  }
+  SECTION("a [stages] table naming neither a stage kind nor a station of the template") {
+    std::string e = graph_error(config_with("[stages]\natention = { variant = \"flash\" }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:1: unknown stage 'atention' in [stages]") && Contains("did you mean 'attention'") &&
+                      Contains("a station of the llama template (token_embd, attn_norm, attention, ffn_norm, ffn, output_norm, output)"));
+    e = graph_error(config_with("[stages.samplr]\nseed = 1\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:3:9: unknown stage 'samplr'") && Contains("did you mean 'sampler'"));
+    Config over = config_with("");
+    apply_override(over, "stages.atention.variant=flash");
+    CHECK_THAT(graph_error(over, *model), Contains(":1:8: unknown stage 'atention'"));
+    // Per layer, only the stations of a block.
+    e = graph_error(config_with("[[stages.layers]]\nrange = \"0\"\noutput_norm = { variant = \"rms\" }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:5:1: unknown stage 'output_norm' in [[stages.layers]]") &&
+                      Contains("(attn_norm, attention, ffn_norm, ffn)"));
   }
   SECTION("unknown backend") {
     std::string e = graph_error(config_with("[runtime]\nbackend = \"cpux\"\n"), *model);
