@@ -18,7 +18,10 @@ std::string hex_byte(unsigned char b) {
 std::string describe(std::string_view ch, uint32_t cp) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "U+%04X", cp);
-  return cp < 0x20 || cp == 0x7F ? std::string(buf) : "'" + std::string(ch) + "' (" + buf + ")";
+  if (cp < 0x20 || cp == 0x7F) return buf;
+  std::string s = "'";
+  s.append(ch).append("' (").append(buf).append(")");
+  return s;
 }
 
 }  // namespace
