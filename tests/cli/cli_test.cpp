@@ -2,6 +2,7 @@
 // error (exit code 1, no signal) on bad input.
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 
 #include "core/model/gguf.h"
 
@@ -27,8 +30,7 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
-Result run_cli(const std::string& args) {
-  std::string cmd = std::string(SEMLINE_BIN_DIR) + "/semline " + args + " 2>&1";
+Result run_cli_raw(const std::string& cmd) {
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
@@ -39,6 +41,22 @@ Result run_cli(const std::string& args) {
   REQUIRE(WIFEXITED(status));  // never a signal
   r.code = WEXITSTATUS(status);
   return r;
+}
+
+Result run_cli(const std::string& args) {
+  return run_cli_raw(std::string(SEMLINE_BIN_DIR) + "/semline " + args + " 2>&1");
+}
+
+// The same under a 20 s timeout (exit code 124).
+Result run_cli_timed(const std::string& args) {
+  return run_cli_raw("timeout 20 " + std::string(SEMLINE_BIN_DIR) + "/semline " + args + " 2>&1");
+}
+
+// The largest resident size any child process of this test has had, in MiB.
+double children_peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
 fs::path temp_dir() {
@@ -183,6 +201,41 @@ TEST_CASE("bad input is one clear line and exit code 1") {
   Result missing = run_cli("run -m " + (d / "nope.gguf").string() + " -p hi");
   CHECK(missing.code == 1);
   CHECK(std::count(missing.out.begin(), missing.out.end(), '\n') == 1);
+  fs::remove_all(d);
+}
+
+TEST_CASE("inspect and run on truncated or corrupted models: one error line, no signal, bounded time and memory") {
+  // Cuts and overwritten bytes in the first 48 KiB of stories260K, where the header, the
+  // tokenizer's metadata and the tensor table are. Each run has a 20 s timeout (a hang fails with
+  // exit 124), and no run may have grown past 300 MiB resident (an allocation storm).
+  fs::path d = temp_dir();
+  std::string model;
+  {
+    std::ifstream in(kStories, std::ios::binary);
+    model.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::mt19937 rng(20261201);
+  for (int i = 0; i < 24; ++i) {
+    std::string bad = model;
+    if (i % 2 == 0) {
+      bad.resize(std::uniform_int_distribution<size_t>(0, model.size() - 1)(rng));
+    } else {
+      for (int k = 0; k < 8; ++k) bad[std::uniform_int_distribution<size_t>(0, 48 * 1024)(rng)] = static_cast<char>(rng());
+    }
+    const fs::path f = d / ("bad" + std::to_string(i) + ".gguf");
+    std::ofstream(f, std::ios::binary).write(bad.data(), static_cast<std::streamsize>(bad.size()));
+    for (const std::string& cmd : {"inspect " + f.string(), "run -n 4 -p hi -m " + f.string()}) {
+      INFO("case " << i << ": semline " << cmd);
+      const Result r = run_cli_timed(cmd);
+      CHECK(r.code != 124);
+      if (r.code != 0) {
+        CHECK(r.code == 1);
+        CHECK_THAT(r.out, StartsWith("error: "));
+        CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+      }
+    }
+  }
+  CHECK(children_peak_rss_mib() < 300);
   fs::remove_all(d);
 }
 
