@@ -14,84 +14,28 @@
 
 #include "common/compare.h"
 #include "common/reference_llama.h"
-#include "common/test_plugins.h"
-#include "core/config/config.h"
 #include "core/engine/generator.h"
-#include "core/engine/pipeline.h"
-#include "core/graph/graph.h"
-#include "core/model/gguf.h"
 #include "core/model/synth.h"
+#include "vulkan/line_fixtures.h"
 #include "vulkan/vulkan_test_util.h"
 
 using namespace semline;
+using semline::vktest::all_logits;
+using semline::vktest::Line;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kStories = std::string(SEMLINE_MODELS_DIR) + "/gguf/stories260K.gguf";
 
-struct Line {
-  Config config;
-  std::unique_ptr<gguf::GgufFile> model;
-  PipelineGraph graph;
-  std::unique_ptr<Pipeline> pipeline;
-  // backend: runtime.backend; extra: more config tables.
-  Line(const std::string& path, const std::string& backend, const std::string& extra, int32_t max_seqs = 1)
-      : config(parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nbackend = \"" + backend +
-                                "\"\nthreads = 2\ncontext = 256\n" + extra,
-                            "vulkan.toml")),
-        model(gguf::GgufFile::open(path)) {
-    graph = build_graph(config, *model, testing::built_plugins());
-    PipelineOptions opt = pipeline_options(config);
-    opt.kv.max_seqs = max_seqs;
-    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), opt);
-  }
-  // The backend each kind of station was placed on, e.g. "ffn" -> "cpu".
-  std::string backend_of(StageKind kind) const {
-    for (const auto& block : graph.blocks)
-      for (const auto& [norm, op] : block)
-        if (op.kind == kind) return op.backend;
-    return kind == StageKind::Head ? graph.head.backend : graph.embedding.backend;
-  }
-};
-
 using testing::rel_err;
 
-// Logits of every position of `tokens`, fed in steps of `chunk` tokens.
-std::vector<std::vector<float>> all_logits(Pipeline& p, const std::vector<int32_t>& tokens, int chunk) {
-  std::vector<std::vector<float>> out;
-  const int32_t seq = p.kv().new_sequence();
-  for (size_t start = 0; start < tokens.size(); start += chunk) {
-    const int32_t n = static_cast<int32_t>(std::min<size_t>(chunk, tokens.size() - start));
-    p.kv().reserve(seq, n);
-    SeqView sv = p.kv().view(seq);
-    std::vector<int32_t> pos(n), seqs(n, 0), rows(n);
-    for (int32_t i = 0; i < n; ++i) pos[i] = sv.n_past + i, rows[i] = i;
-    Batch b;
-    b.n_tokens = n;
-    b.tokens = tokens.data() + start;
-    b.positions = pos.data();
-    b.seq = seqs.data();
-    b.n_seqs = 1;
-    b.seqs = &sv;
-    b.n_outputs = n;
-    b.output_rows = rows.data();
-    auto logits = p.forward(b);
-    const size_t v = logits.size() / n;
-    for (int32_t i = 0; i < n; ++i) out.emplace_back(logits.begin() + i * v, logits.begin() + (i + 1) * v);
-    p.kv().advance(seq, n);
-  }
-  p.kv().free_sequence(seq);
-  return out;
-}
-
-std::vector<std::vector<double>> reference_logits(const gguf::GgufFile& model, const std::vector<int32_t>& tokens) {
+std::vector<std::vector<double>> reference_logits(const ModelView& model, const std::vector<int32_t>& tokens) {
   testing::ReferenceLlama ref(model, testing::read_llama_hparams(model));
   std::vector<std::vector<double>> want;
   for (int32_t t : tokens) want.push_back(ref.step(t));
   return want;
 }
-
 
 }  // namespace
 

@@ -1,12 +1,7 @@
-// The vulkan stages, built through their registry entries on a small in-memory llama layer with
-// GQA, against float64 references written out plainly here; inputs and outputs live on the
-// device and come back through copy_to_host.
-//
-// Tolerances (largest error over the largest reference value): 1e-5 for every weight dtype (the
-// kernels dequantise weights exactly and keep activations in float, so only float arithmetic
-// differs); 2e-3 with an F16 KV cache (keys and values are rounded to half precision from float
-// here and from double in the reference, and a value at a rounding boundary may land one
-// half-ulp apart). flash == dense: 1e-5.
+// The vulkan stages of the llama family, built through their registry entries on a small
+// in-memory llama layer with GQA, against the float64 references of stage_fixtures.h; inputs and
+// outputs live on the device and come back through copy_to_host. Tolerances as stage_fixtures.h
+// states them; flash == dense: 1e-5.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -14,213 +9,11 @@
 
 #include <semline/codec.h>
 
-#include "vulkan/vulkan_test_util.h"
+#include "vulkan/stage_fixtures.h"
 
 using namespace semline;
 using namespace semline::vktest;
 
-namespace {
-
-using Vec = std::vector<double>;
-
-Vec matvec(const Weight& w, const Vec& x) {
-  Vec y(static_cast<size_t>(w.n_out), 0.0);
-  for (int64_t j = 0; j < w.n_out; ++j)
-    for (int64_t i = 0; i < w.n_in; ++i) y[j] += w.value[j * w.n_in + i] * x[i];
-  return y;
-}
-
-Vec rmsnorm(const Vec& x, const Weight& w, double eps) {
-  double ss = 0;
-  for (double v : x) ss += v * v;
-  const double r = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + eps);
-  Vec y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * r * w.value[i];
-  return y;
-}
-
-void rope(double* v, int64_t heads, const HParams& hp, int32_t pos) {
-  const int64_t half = hp.rope_dim / 2;
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < half; ++i) {
-      const double theta = pos * std::pow(hp.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(hp.rope_dim));
-      double* p = v + h * hp.head_dim;
-      double& a = hp.rope_type == RopeType::NeoX ? p[i] : p[2 * i];
-      double& b = hp.rope_type == RopeType::NeoX ? p[i + half] : p[2 * i + 1];
-      const double x0 = a, x1 = b;
-      a = x0 * std::cos(theta) - x1 * std::sin(theta);
-      b = x0 * std::sin(theta) + x1 * std::cos(theta);
-    }
-}
-
-double round_f16(double v) { return f16_to_f32(f32_to_f16(static_cast<float>(v))); }
-
-// Attention of one layer with its own KV store: sequence -> position -> (k, v) after RoPE.
-struct RefAttention {
-  const HParams& hp;
-  const Weight &wq, &wk, &wv, &wo;
-  bool f16_cache;
-  std::map<int, std::map<int32_t, std::pair<Vec, Vec>>> kv;
-
-  std::vector<Vec> step(const std::vector<Vec>& x, const std::vector<int32_t>& pos, const std::vector<int32_t>& seq) {
-    std::vector<Vec> q(x.size());
-    for (size_t t = 0; t < x.size(); ++t) {
-      q[t] = matvec(wq, x[t]);
-      Vec k = matvec(wk, x[t]), v = matvec(wv, x[t]);
-      rope(q[t].data(), hp.n_head, hp, pos[t]);
-      rope(k.data(), hp.n_head_kv, hp, pos[t]);
-      if (f16_cache) {
-        for (double& e : k) e = round_f16(e);
-        for (double& e : v) e = round_f16(e);
-      }
-      kv[seq[t]][pos[t]] = {k, v};
-    }
-    std::vector<Vec> out(x.size());
-    const int64_t hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
-    for (size_t t = 0; t < x.size(); ++t) {
-      Vec attn(static_cast<size_t>(hp.n_head * hd), 0.0);
-      const auto& cache = kv.at(seq[t]);
-      for (int64_t h = 0; h < hp.n_head; ++h) {
-        const int64_t g = h / group;
-        Vec s(static_cast<size_t>(pos[t] + 1));
-        double mx = -INFINITY, sum = 0;
-        for (int32_t p = 0; p <= pos[t]; ++p) {
-          const Vec& k = cache.at(p).first;
-          double d = 0;
-          for (int64_t i = 0; i < hd; ++i) d += q[t][h * hd + i] * k[g * hd + i];
-          s[p] = d / std::sqrt(static_cast<double>(hd));
-          mx = std::max(mx, s[p]);
-        }
-        for (double& e : s) sum += e = std::exp(e - mx);
-        for (int32_t p = 0; p <= pos[t]; ++p)
-          for (int64_t i = 0; i < hd; ++i) attn[h * hd + i] += s[p] / sum * cache.at(p).second[g * hd + i];
-      }
-      out[t] = matvec(wo, attn);
-    }
-    return out;
-  }
-};
-
-// Attention geometry: query heads, kv heads, dims per head, rotated dims.
-struct Heads {
-  int64_t n_head = 8, n_kv = 2, head_dim = 8, rope_dim = 8;
-};
-
-// A small llama layer (n_embd 64; by default 8 query heads over 2 kv heads of 8 dims) on a fresh
-// backend.
-struct Layer {
-  HParams hp;
-  FakeModel model;
-  std::unique_ptr<vk::VulkanBackend> be;
-
-  explicit Layer(bool subgroups = true, RopeType rope_type = RopeType::Normal, Heads h = {})
-      : be(make_backend(subgroups)) {
-    hp.arch = "llama";
-    hp.n_vocab = 67;
-    hp.n_ctx_train = 16;
-    hp.n_embd = 64;
-    hp.n_ff = 96;
-    hp.n_layer = 1;
-    hp.n_head = h.n_head;
-    hp.n_head_kv = h.n_kv;
-    hp.head_dim = h.head_dim;
-    const int64_t rope_dim = h.rope_dim;
-    hp.rope_dim = rope_dim;
-    hp.rope_base = 10000.0;
-    hp.rope_type = rope_type;
-    hp.norm_eps = 1e-5;
-  }
-
-  StageContext context(std::string station, std::vector<std::pair<std::string, std::string>> tensors,
-                       int32_t max_tokens = 16) {
-    StageContext c;
-    c.backend = be.get();
-    c.model = &model;
-    c.hp = &hp;
-    c.layer = 0;
-    c.station = std::move(station);
-    c.tensors = std::move(tensors);
-    c.max_batch_tokens = max_tokens;
-    return c;
-  }
-};
-
-std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
-                             std::map<std::string, ParamValue> params = {}) {
-  const StageEntry& e = vulkan_entries().stage(kind, variant);
-  for (const ParamSpec& p : e.params) ctx.params.values[p.name] = p.default_value;
-  for (auto& [k, v] : params) ctx.params.values[k] = v;
-  REQUIRE(e.supports(ctx).empty());
-  return e.make_stage(ctx);
-}
-
-// A KV cache of one layer allocated on the device.
-struct Cache {
-  std::unique_ptr<Buffer> kbuf, vbuf;
-  KvLayer layer;
-  Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks) {
-    const size_t bytes = static_cast<size_t>(hp.head_dim * hp.n_head_kv * block_tokens * n_blocks) *
-                         static_cast<size_t>(dtype_block_bytes(dt));
-    kbuf = be.alloc(bytes);
-    vbuf = be.alloc(bytes);
-    layer.k = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, nullptr, kbuf.get());
-    layer.v = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, nullptr, vbuf.get());
-    layer.block_tokens = block_tokens;
-  }
-};
-
-// The host arrays of one step.
-struct Steps {
-  std::vector<int32_t> tokens, pos, seq, outputs;
-  std::vector<std::vector<int32_t>> tables;
-  std::vector<SeqView> views;
-  Batch batch() {
-    views.clear();
-    for (auto& t : tables) views.push_back(SeqView{0, t.data(), static_cast<int32_t>(t.size())});
-    if (tokens.size() < pos.size()) tokens.resize(pos.size(), 0);
-    Batch b;
-    b.n_tokens = static_cast<int32_t>(pos.size());
-    b.tokens = tokens.data();
-    b.positions = pos.data();
-    b.seq = seq.data();
-    b.n_seqs = static_cast<int32_t>(views.size());
-    b.seqs = views.data();
-    b.n_outputs = static_cast<int32_t>(outputs.size());
-    b.output_rows = outputs.data();
-    return b;
-  }
-};
-
-// Random rows on the host and their copy on the device.
-struct Rows {
-  std::vector<float> host;
-  int64_t width;
-  DeviceRows dev;
-  Rows(Backend& be, int64_t rows, int64_t w, float scale = 1.0f)
-      : host(random_floats(rows * w, scale)), width(w), dev(be, host, w) {}
-  Vec row(int64_t r) const { return Vec(host.begin() + r * width, host.begin() + (r + 1) * width); }
-};
-
-const DType kAllWeights[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
-
-void add_attention_weights(Layer& l, DType dt) {
-  const int64_t qd = l.hp.n_head * l.hp.head_dim, kd = l.hp.n_head_kv * l.hp.head_dim;
-  l.model.add("q", dt, l.hp.n_embd, qd, 0.3f);
-  l.model.add("k", dt, l.hp.n_embd, kd, 0.3f);
-  l.model.add("v", dt, l.hp.n_embd, kd, 0.3f);
-  l.model.add("o", dt, qd, l.hp.n_embd, 0.3f);
-}
-const std::vector<std::pair<std::string, std::string>> kAttnTensors = {{"q", "q"}, {"k", "k"}, {"v", "v"}, {"o", "o"}};
-
-// What a stage added to out: read back minus the rows it started from.
-Vec added(Backend& be, const Rows& out) {
-  const std::vector<float> got = read_back(be, out.dev.t);
-  Vec d(got.size());
-  for (size_t i = 0; i < got.size(); ++i) d[i] = static_cast<double>(got[i]) - out.host[i];
-  return d;
-}
-
-}  // namespace
 
 TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache, flash == dense (needs a Vulkan "
           "device)",
@@ -268,8 +61,8 @@ TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 ca
     auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
     auto flash64 = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
     Cache cd(*l.be, l.hp, c.cache, 4, 16), cf(*l.be, l.hp, c.cache, 4, 16), cf64(*l.be, l.hp, c.cache, 4, 16);
-    RefAttention ref{l.hp, l.model.values("q"), l.model.values("k"), l.model.values("v"), l.model.values("o"),
-                     c.cache == DType::F16, {}};
+    RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")),
+                     l.model.values("o"), nullptr, c.cache == DType::F16, {}};
     const double tol = c.cache == DType::F16 ? 2e-3 : 1e-5;
 
     for (size_t s = 0; s < script.size(); ++s) {
@@ -337,7 +130,8 @@ TEST_CASE("decode steps replay one recorded command buffer and still see each st
   auto norm = build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
   auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
   Cache c(*l.be, l.hp, DType::F32, 4, 8);
-  RefAttention ref{l.hp, l.model.values("q"), l.model.values("k"), l.model.values("v"), l.model.values("o"), false, {}};
+  RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")), l.model.values("o"),
+                   nullptr, false, {}};
   Rows h(*l.be, 1, 64), x(*l.be, 1, 64);
   const uint64_t replays = l.be->vstream().replays();
   size_t sets_after_first = 0;
