@@ -82,16 +82,19 @@ std::vector<std::string> probe_vulkan() {
 
 void register_vulkan(Registry& r) {
   r.add_backend(backend_entry());
-  StageEntry lookup = entry(StageKind::Embedding, "lookup", "token embedding rows, converted to float on the device",
-                            10, make_embedding_lookup);
-  lookup.supports = embedding_supports;
-  r.add_stage(std::move(lookup));
+  r.add_stage(entry(StageKind::Embedding, "lookup",
+                    "token embedding rows (plus learned position rows when the model has them), converted to "
+                    "float on the device",
+                    10, make_embedding_lookup));
   StageEntry rms = entry(StageKind::Norm, "rms", "RMSNorm with a learned scale", 10, make_norm_rms);
   rms.supports = norm_rms_supports;
   r.add_stage(std::move(rms));
+  r.add_stage(entry(StageKind::Norm, "layer", "LayerNorm with a learned scale and shift (two passes over the row)", 10,
+                    make_norm_layer));
 
   StageEntry dense = entry(StageKind::Attention, "dense",
-                           "the reference: causal GQA attention with RoPE, full score row per query in device memory",
+                           "the reference: causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), "
+                           "full score row per query in device memory",
                            10, make_attention_dense);
   ParamSpec scores;
   scores.name = "scores_mib";
@@ -106,7 +109,9 @@ void register_vulkan(Registry& r) {
   r.add_stage(std::move(dense));
 
   StageEntry flash = entry(StageKind::Attention, "flash",
-                           "causal GQA attention with RoPE, key tiles in shared memory with an online softmax", 20,
+                           "causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), key tiles in "
+                           "shared memory with an online softmax",
+                           20,
                            make_attention_flash);
   ParamSpec block;
   block.name = "block";
@@ -120,7 +125,10 @@ void register_vulkan(Registry& r) {
   flash.supports = attention_supports;
   r.add_stage(std::move(flash));
 
-  StageEntry ffn = entry(StageKind::Ffn, "dense", "SwiGLU feed-forward: down(silu(gate x) * up x)", 10, make_ffn_dense);
+  StageEntry ffn = entry(StageKind::Ffn, "dense",
+                         "feed-forward: down(silu(gate x) * up x) (SwiGLU), or down(gelu(up x)) without a gate; "
+                         "optional biases",
+                         10, make_ffn_dense);
   ffn.supports = ffn_supports;
   r.add_stage(std::move(ffn));
   r.add_stage(entry(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", 10, make_head_dense));

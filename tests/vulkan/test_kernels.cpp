@@ -1,11 +1,15 @@
-// The linear-map kernels on their own: matrix-vector (up to 8 rows) and tiled matrix-matrix
-// products for every weight dtype, odd shapes, overwrite and accumulate (each on both kernels), with subgroup and with
-// shared-memory reductions, against float64 products of the exactly dequantised weights.
+// The kernels on their own: matrix-vector (up to 8 rows) and tiled matrix-matrix products for
+// every weight dtype, odd shapes, overwrite and accumulate (each on both kernels), with subgroup
+// and with shared-memory reductions, and with a bias, against float64 products of the exactly
+// dequantised weights; the GELU kernels against float64 GELU.
 //
 // Tolerance 1e-5 of the result's scale for every dtype: the kernels dequantise the stored weights
 // exactly and multiply float activations, so only float rounding of the sums differs (about
 // sqrt(n_in) * 6e-8 relative for these widths).
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
 
 #include "stages/linear.h"
 #include "vulkan/vulkan_test_util.h"
@@ -100,4 +104,76 @@ TEST_CASE("F32 and F16 weights with widths that are not multiples of 32 (needs a
         }
       CHECK(rel_err(g, want) <= 1e-5);
     }
+}
+
+TEST_CASE("GELU kernels against float64 over [-12, 12]: exact by erfc, and the tanh form (needs a Vulkan device)",
+          "[kernels]") {
+  // Two bounds. Everywhere, |error| <= 3e-7 |x|: gelu(x) = max(x, 0) - |x| erfc(|x| / sqrt2) / 2,
+  // so this is the erfc approximation's own error (8.4e-8 in float64) and a few float roundings;
+  // the tanh form in place of the exact one, or a wrong coefficient, is off by 1e-4 |x| or more.
+  // In the negative tail, where gelu is tiny and all of it is the exp(), the relative error may
+  // reach what Vulkan allows exp (3 + 2 |argument| ulp; llvmpipe comes close) plus that bound.
+  SEMLINE_REQUIRE_VULKAN();
+  auto be = make_backend();
+  std::vector<float> xs;
+  for (int i = -120000; i <= 120000; ++i) xs.push_back(static_cast<float>(i) * 1e-4f);
+  DeviceRows buf(*be, xs, 1);
+  const vk::GpuBuffer& gpu = be->buffer_of(buf.t, "x").gpu();
+  struct Push {
+    uint32_t off, n;
+  } p{0, static_cast<uint32_t>(xs.size())};
+  for (bool tanh_form : {false, true}) {
+    INFO((tanh_form ? "tanh" : "erf"));
+    be->copy_to_device(xs.data(), buf.t, xs.size() * 4, be->stream());
+    be->dispatch(be->kernels().get(vk::ShaderId::Gelu, {256, tanh_form ? 1u : 0u}), {&gpu}, &p, sizeof p,
+                 (xs.size() + 255) / 256);
+    const std::vector<float> got = read_back(*be, buf.t);
+    double worst_scaled = 0, worst_tail = 0;  // max |error| / |x|; in the tail, max error / its bound
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const double x = xs[i];
+      const double z = std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x);
+      const double want = tanh_form ? 0.5 * x * (1 + std::tanh(z)) : 0.5 * x * std::erfc(-x / std::sqrt(2.0));
+      const double err = std::fabs(got[i] - want);
+      if (x != 0) worst_scaled = std::max(worst_scaled, err / std::fabs(x));
+      if (x <= -1 && x >= -6) {
+        const double arg = tanh_form ? 2 * std::fabs(z) : x * x / 2 + 1.3;  // |P(t)| < 1.3
+        const double bound = (3 + 2 * arg) * std::ldexp(1.0, -23) + 3e-7;
+        worst_tail = std::max(worst_tail, err / std::fabs(want) / bound);
+      }
+    }
+    WARN((tanh_form ? "tanh" : "erf") << " GELU: max |error| / |x| " << worst_scaled
+                                      << "; on [-6, -1] the largest relative error is " << worst_tail
+                                      << " of what Vulkan's exp precision allows");
+    CHECK(worst_scaled <= 3e-7);
+    CHECK(worst_tail <= 1.0);
+  }
+}
+
+TEST_CASE("a bias is added in both kernels' epilogue, overwriting or accumulating (needs a Vulkan device)",
+          "[kernels]") {
+  SEMLINE_REQUIRE_VULKAN();
+  auto be = make_backend();
+  for (DType dt : {DType::F32, DType::Q4_0})
+    for (int64_t m : {1, 3, 70})
+      for (bool accumulate : {false, true}) {
+        INFO(dtype_name(dt) << ", " << m << " rows" << (accumulate ? ", accumulating" : ""));
+        const Weight w = make_weight(dt, 96, 67, 0.5f);
+        const std::vector<float> bias = random_floats(67 + 5);
+        const Tensor bt = be->upload_weight(make_tensor(DType::F32, {67 + 5}, const_cast<float*>(bias.data())));
+        // The bias starts 5 values into its buffer view, to catch a dropped offset.
+        const vk::DevVector b{&be->buffer_of(bt, "bias").gpu(), static_cast<uint32_t>(bt.offset / 4 + 5)};
+        const vk::Linear lin(*be, device_weight(*be, w), b);
+        const std::vector<float> xh = random_floats(m * 96), yh = random_floats(m * 67);
+        DeviceRows x(*be, xh, 96), y(*be, yh, 67);
+        lin.run(*be, {&be->buffer_of(x.t, "x").gpu(), 0, 96}, {&be->buffer_of(y.t, "y").gpu(), 0, 67}, m, accumulate);
+        const std::vector<float> got = read_back(*be, y.t);
+        std::vector<double> g(got.begin(), got.end()), want;
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t j = 0; j < 67; ++j) {
+            double acc = bias[5 + j] + (accumulate ? yh[r * 67 + j] : 0.0);
+            for (int64_t k = 0; k < 96; ++k) acc += w.value[j * 96 + k] * xh[r * 96 + k];
+            want.push_back(acc);
+          }
+        CHECK(rel_err(g, want) <= 1e-5);
+      }
 }

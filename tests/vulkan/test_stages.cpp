@@ -338,7 +338,7 @@ TEST_CASE("stages refuse another backend's tensors and the cpu backend (needs a 
                     Catch::Contains("the vulkan stages need the vulkan backend"));
 }
 
-TEST_CASE("the vulkan stages refuse MoE and sliding-window models in supports(), without a device", "[stages]") {
+TEST_CASE("the vulkan stages say in supports() what they cannot serve, without a device", "[stages]") {
   HParams hp;
   hp.arch = "llama";
   hp.n_embd = 64;
@@ -349,21 +349,40 @@ TEST_CASE("the vulkan stages refuse MoE and sliding-window models in supports(),
   hp.rope_dim = 8;
   FakeModel model;
   model.add("router", DType::F32, 64, 8, 0.3f);
+  for (const char* name : {"g", "u", "d"}) model.add(name, DType::F32, 64, 96, 0.3f);
+  model.add("norm", DType::F32, 64, 1, 1.0f);
+  model.add("norm_b", DType::F32, 64, 1, 1.0f);
   StageContext ctx;
   ctx.model = &model;
   ctx.hp = &hp;
   ctx.station = "ffn";
   ctx.tensors = {{"router", "router"}};
-  const StageEntry& ffn = vulkan_entries().stage(StageKind::Ffn, "dense");
+  const StageEntry& dense = vulkan_entries().stage(StageKind::Ffn, "dense");
   hp.n_expert = 8;
   hp.n_expert_used = 2;
-  auto why = ffn.supports(ctx);
+  auto why = dense.supports(ctx);
   REQUIRE(why.size() == 1);
   CHECK_THAT(why[0], Catch::Contains("8 experts per layer") && Catch::Contains("no MoE variant"));
   hp.n_expert = hp.n_expert_used = 0;
-  why = ffn.supports(ctx);  // a dense model without its dense weights
-  REQUIRE(why.size() == 3);
-  CHECK_THAT(why[2], Catch::Contains("no 'down' weight"));
+
+  ctx.tensors = {{"gate", "g"}, {"up", "u"}, {"down", "d"}};
+  CHECK(dense.supports(ctx).empty());
+  hp.ffn_act = Activation::Gelu;
+  why = dense.supports(ctx);
+  REQUIRE(why.size() == 1);
+  CHECK_THAT(why[0], Catch::Contains("GeGLU"));
+  hp.ffn_act = Activation::Silu;
+  ctx.tensors = {{"up", "u"}, {"down", "d"}};
+  why = dense.supports(ctx);
+  REQUIRE(why.size() == 1);
+  CHECK_THAT(why[0], Catch::Contains("no gate and the model's activation is silu"));
+
+  ctx.station = "attn_norm";
+  ctx.tensors = {{"weight", "norm"}, {"bias", "norm_b"}};
+  why = vulkan_entries().stage(StageKind::Norm, "rms").supports(ctx);
+  REQUIRE(why.size() == 1);
+  CHECK_THAT(why[0], Catch::Contains("it is a LayerNorm") && Catch::Contains("use norm/layer"));
+  CHECK(vulkan_entries().stage(StageKind::Norm, "layer").supports(ctx).empty());
 
   hp.sliding_window = 4096;
   ctx.station = "attention";
@@ -372,7 +391,7 @@ TEST_CASE("the vulkan stages refuse MoE and sliding-window models in supports(),
     INFO(variant);
     why = vulkan_entries().stage(StageKind::Attention, variant).supports(ctx);
     REQUIRE(why.size() == 1);
-    CHECK_THAT(why[0], Catch::Contains("sliding window of 4096"));
+    CHECK_THAT(why[0], Catch::Contains("sliding window of 4096") && Catch::Contains("cpu backend only"));
   }
   for (const StageEntry& e : vulkan_entries().stages)
     CHECK((e.variant != "moe" && e.variant != "sliding_window" && e.variant != "block_sparse"));

@@ -77,7 +77,6 @@ Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale) {
   return w;
 }
 
-
 const Weight& FakeModel::add(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, float scale) {
   auto& slot = weights_[name];
   slot.first = make_weight(dtype, n_in, n_out, scale);

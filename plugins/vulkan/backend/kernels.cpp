@@ -8,7 +8,6 @@ namespace semline::vk {
 namespace {
 
 constexpr uint32_t kSetsPerPool = 256;
-constexpr int kShaderCount = static_cast<int>(ShaderId::AttnFlash) + 1;
 
 }  // namespace
 

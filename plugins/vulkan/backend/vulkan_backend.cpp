@@ -203,6 +203,11 @@ void VulkanBackend::dispatch(const Kernel& k, std::initializer_list<const GpuBuf
 
 void VulkanBackend::dispatch_grid(const Kernel& k, std::initializer_list<const GpuBuffer*> buffers, const void* push,
                                   uint32_t push_bytes, uint32_t gx, uint32_t gy) {
+  if (gx > dev_->caps.max_groups[0] || gy > dev_->caps.max_groups[1])
+    throw Error("vulkan backend: a grid of " + std::to_string(gx) + " x " + std::to_string(gy) + " workgroups of the " +
+                shader_source(k.shader).name + " kernel is more than \"" + dev_->caps.name + "\" dispatches at once (" +
+                std::to_string(dev_->caps.max_groups[0]) + " x " + std::to_string(dev_->caps.max_groups[1]) +
+                "; lower runtime.max_batch_tokens)");
   VkDescriptorSet set = kernels_->set_for(k, buffers.begin(), static_cast<uint32_t>(buffers.size()));
   stream_->dispatch(k, set, push, push_bytes, gx, gy);
 }

@@ -1,6 +1,7 @@
 // Shared by the attention kernels: bindings, push constants and the query in shared memory.
 // One workgroup per (token, head) of the dispatch; head h reads kv head h / group. Scratch holds the rotated q
-// rows [n_tokens][n_head*hd] at q_off and receives the attention rows at a_off (same layout).
+// of token t at q_off + t * q_row (n_head*hd values) and receives the attention rows
+// [n_tokens][n_head*hd] at a_off.
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint KV_F16 = 0;
@@ -13,7 +14,7 @@ layout(std430, binding = 2) readonly buffer KC { uint kc[]; };
 layout(std430, binding = 3) readonly buffer VC { uint vc[]; };
 
 layout(push_constant) uniform Push {
-  uint q_off, a_off, s_off, cap;       // s_off, cap: score rows (dense only)
+  uint q_off, q_row, a_off, s_off, cap;  // s_off, cap: score rows (dense only)
   uint t0, n_tokens, n_head, group, hd;  // this dispatch: tokens t0 .. t0 + n_tokens - 1
   uint pos_off, start_off, tables_off, bt;  // step data: positions, table start per token, tables
   uint kc_off, vc_off, nb1, nb2;

@@ -17,7 +17,7 @@ void main() {
   const uint t = p_.t0 + gid / p_.n_head, h = gid % p_.n_head, g = h / p_.group, hd = p_.hd;
   const uint pos = uint(ints[p_.pos_off + t]);
   const uint start = uint(ints[p_.start_off + t]);
-  const uint qb = p_.q_off + t * p_.n_head * hd + h * hd;
+  const uint qb = p_.q_off + t * p_.q_row + h * hd;
   for (uint d = tid; d < hd; d += WG) qs[d] = sbuf[qb + d];
   barrier();
 

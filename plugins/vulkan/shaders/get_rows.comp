@@ -1,6 +1,7 @@
 #version 450
-// out[r] = row idx[r] of src, converted to float: the embedding lookup (src = the token table,
-// idx = the step's tokens) and the head's gather of output rows (src = F32 activations).
+// out[r] (+)= row idx[r] of src, converted to float: the embedding lookup (src = the token table,
+// idx = the step's tokens; then, adding, the learned position rows by the step's positions) and
+// the head's gather of output rows (src = F32 activations).
 #include "extensions.glsl"
 #include "common.glsl"
 
@@ -10,7 +11,7 @@ layout(constant_id = 1) const uint DTYPE = DT_F32;
 
 layout(std430, binding = 0) readonly buffer Src { uint wdata[]; };
 layout(std430, binding = 1) readonly buffer Idx { int ints[]; };
-layout(std430, binding = 2) writeonly buffer Out { float o[]; };
+layout(std430, binding = 2) buffer Out { float o[]; };
 
 layout(push_constant) uniform Push {
   uint src_off;   // bytes
@@ -20,6 +21,7 @@ layout(push_constant) uniform Push {
   uint out_off;   // words
   uint out_stride;
   uint rows;
+  uint accumulate;
 } p;
 
 #include "weights.glsl"
@@ -29,5 +31,6 @@ void main() {
   if (r >= p.rows) return;
   const uint rb = p.src_off + uint(ints[p.idx_off + r]) * p.src_row;
   const uint ob = p.out_off + r * p.out_stride;
-  for (uint i = gl_LocalInvocationID.x; i < p.n; i += WG) o[ob + i] = weight_at(rb, i);
+  for (uint i = gl_LocalInvocationID.x; i < p.n; i += WG)
+    o[ob + i] = p.accumulate != 0u ? o[ob + i] + weight_at(rb, i) : weight_at(rb, i);
 }

@@ -77,8 +77,7 @@ void main() {
       const uint c = n0 + 8u * tc + j;
       if (c >= p.n_out) continue;
       const uint yi = p.y_off + r * p.y_stride + c;
-      const float v = acc[i][j / 4u][j % 4u];
-      y[yi] = p.accumulate != 0u ? y[yi] + v : v;
+      y[yi] = linear_out(yi, c, acc[i][j / 4u][j % 4u]);
     }
   }
 }

@@ -121,7 +121,7 @@ void main() {
       float s = 0.0;
       for (uint i = 0u; i < nparts; ++i) s += part[tid * WG + i];
       const uint yi = p.y_off + r * p.y_stride + j;
-      y[yi] = p.accumulate != 0u ? y[yi] + s : s;
+      y[yi] = linear_out(yi, j, s);
     }
   }
 }

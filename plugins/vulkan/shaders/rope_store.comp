@@ -1,7 +1,8 @@
 #version 450
-// One workgroup per batch token: rotates its q and k rows in scratch by the token's position
-// (cos/sin pairs from the step's rope table, normal or NeoX pairing), then writes its k and v
-// rows into the paged cache (F32, or F16 pairs packed in words).
+// One workgroup per batch token: rotates its q and k in scratch by the token's position (cos/sin
+// pairs from the step's rope table, normal or NeoX pairing; rope_dim 0: no rotation, as GPT-2),
+// then writes its k and v into the paged cache (F32, or F16 pairs packed in words). A token's
+// q | k | v sit in one scratch row of `row` words, at q_off, k_off and v_off of row 0.
 #include "extensions.glsl"
 #include "common.glsl"
 
@@ -17,7 +18,7 @@ layout(std430, binding = 3) writeonly buffer KC { uint kc[]; };
 layout(std430, binding = 4) writeonly buffer VC { uint vc[]; };
 
 layout(push_constant) uniform Push {
-  uint q_off, k_off, v_off, n_tokens;
+  uint q_off, k_off, v_off, row, n_tokens;
   uint n_head, n_kv, hd, rope_dim;
   uint pos_off, start_off, tables_off, bt;
   uint kc_off, vc_off, nb1, nb2;
@@ -28,11 +29,11 @@ void main() {
   const uint t = group_index();
   if (t >= p.n_tokens) return;
   const uint tid = gl_LocalInvocationID.x;
-  const uint half_dim = p.rope_dim / 2u, qd = p.n_head * p.hd, kd = p.n_kv * p.hd;
+  const uint half_dim = p.rope_dim / 2u, kd = p.n_kv * p.hd;
   const uint cb = t * p.rope_dim;
   for (uint i = tid; i < (p.n_head + p.n_kv) * half_dim; i += WG) {
     const uint head = i / half_dim, k = i % half_dim;
-    const uint base = head < p.n_head ? p.q_off + t * qd + head * p.hd : p.k_off + t * kd + (head - p.n_head) * p.hd;
+    const uint base = t * p.row + (head < p.n_head ? p.q_off + head * p.hd : p.k_off + (head - p.n_head) * p.hd);
     const uint a = NEOX != 0u ? base + k : base + 2u * k;
     const uint b = NEOX != 0u ? base + k + half_dim : base + 2u * k + 1u;
     const float c = cs[cb + 2u * k], s = cs[cb + 2u * k + 1u];
@@ -45,19 +46,19 @@ void main() {
 
   const uint pos = uint(ints[p.pos_off + t]);
   const uint blk = uint(ints[p.tables_off + uint(ints[p.start_off + t]) + pos / p.bt]);
-  const uint row = blk * p.nb3 + (pos % p.bt) * p.nb2;
-  const uint kb = p.k_off + t * kd, vb = p.v_off + t * kd;
+  const uint slot = blk * p.nb3 + (pos % p.bt) * p.nb2;
+  const uint kb = p.k_off + t * p.row, vb = p.v_off + t * p.row;
   if (KV_F16 != 0u) {
     for (uint e = 2u * tid; e < kd; e += 2u * WG) {
       const uint g = e / p.hd, d = e % p.hd;
-      const uint at = row + g * p.nb1 + d;
+      const uint at = slot + g * p.nb1 + d;
       kc[(p.kc_off + at) >> 1] = packHalf2x16(vec2(sbuf[kb + e], sbuf[kb + e + 1u]));
       vc[(p.vc_off + at) >> 1] = packHalf2x16(vec2(sbuf[vb + e], sbuf[vb + e + 1u]));
     }
   } else {
     for (uint e = tid; e < kd; e += WG) {
       const uint g = e / p.hd, d = e % p.hd;
-      const uint at = row + g * p.nb1 + d;
+      const uint at = slot + g * p.nb1 + d;
       kc[p.kc_off + at] = floatBitsToUint(sbuf[kb + e]);
       vc[p.vc_off + at] = floatBitsToUint(sbuf[vb + e]);
     }

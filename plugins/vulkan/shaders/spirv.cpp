@@ -1,5 +1,7 @@
 #include "shaders/spirv.h"
 
+#include <iterator>
+
 namespace semline::vk {
 namespace {
 
@@ -41,6 +43,15 @@ const uint32_t kAttnFlashSg[] = {
 const uint32_t kAttnFlashSh[] = {
 #include "attn_flash.sh.inc"
 };
+const uint32_t kLayerNormSg[] = {
+#include "layer_norm.sg.inc"
+};
+const uint32_t kLayerNormSh[] = {
+#include "layer_norm.sh.inc"
+};
+const uint32_t kGelu[] = {
+#include "gelu.sh.inc"
+};
 
 template <size_t N>
 constexpr Spirv blob(const uint32_t (&w)[N]) {
@@ -50,13 +61,16 @@ constexpr Spirv blob(const uint32_t (&w)[N]) {
 const ShaderSource kSources[] = {
     {"get_rows", 3, blob(kGetRows), blob(kGetRows)},
     {"rms_norm", 3, blob(kRmsNormSg), blob(kRmsNormSh)},
-    {"matvec", 3, blob(kMatvecSg), blob(kMatvecSh)},
-    {"matmul", 3, blob(kMatmul), blob(kMatmul)},
+    {"matvec", 4, blob(kMatvecSg), blob(kMatvecSh)},
+    {"matmul", 4, blob(kMatmul), blob(kMatmul)},
     {"swiglu", 1, blob(kSwiglu), blob(kSwiglu)},
     {"rope_store", 5, blob(kRopeStore), blob(kRopeStore)},
     {"attn_dense", 4, blob(kAttnDenseSg), blob(kAttnDenseSh)},
     {"attn_flash", 4, blob(kAttnFlashSg), blob(kAttnFlashSh)},
+    {"layer_norm", 3, blob(kLayerNormSg), blob(kLayerNormSh)},
+    {"gelu", 1, blob(kGelu), blob(kGelu)},
 };
+static_assert(std::size(kSources) == kShaderCount, "one source per ShaderId, in its order");
 
 }  // namespace
 

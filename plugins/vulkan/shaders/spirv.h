@@ -15,7 +15,10 @@ enum class ShaderId : int {
   RopeStore,
   AttnDense,
   AttnFlash,
+  LayerNorm,
+  Gelu,
 };
+inline constexpr int kShaderCount = static_cast<int>(ShaderId::Gelu) + 1;
 
 struct Spirv {
   const uint32_t* words = nullptr;

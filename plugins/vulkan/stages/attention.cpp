@@ -10,7 +10,7 @@ namespace semline::vk {
 namespace {
 
 struct RopePush {
-  uint32_t q_off, k_off, v_off, n_tokens;
+  uint32_t q_off, k_off, v_off, row, n_tokens;
   uint32_t n_head, n_kv, hd, rope_dim;
   uint32_t pos_off, start_off, tables_off, bt;
   uint32_t kc_off, vc_off, nb1, nb2;
@@ -26,8 +26,8 @@ Attention::Attention(const StageContext& ctx)
   n_head_ = hp.n_head;
   n_kv_ = hp.n_head_kv > 0 ? hp.n_head_kv : hp.n_head;
   hd_ = hp.head_dim > 0 ? hp.head_dim : (hp.n_head > 0 ? hp.n_embd / hp.n_head : 0);
-  rope_dim_ = hp.rope_dim > 0 ? hp.rope_dim : hd_;
   rope_type_ = hp.rope_type;
+  rope_dim_ = rope_type_ == RopeType::None ? 0 : (hp.rope_dim > 0 ? hp.rope_dim : hd_);
   rope_base_ = hp.rope_base;
   if (n_head_ <= 0 || hd_ <= 0 || n_kv_ <= 0 || n_head_ % n_kv_ != 0)
     throw Error(label_ + ": n_head " + std::to_string(n_head_) + " must be positive and a multiple of n_head_kv " +
@@ -38,23 +38,28 @@ Attention::Attention(const StageContext& ctx)
   if (rope_dim_ > hd_ || rope_dim_ % 2 != 0)
     throw Error(label_ + ": rope_dim " + std::to_string(rope_dim_) + " must be even and at most head_dim " +
                 std::to_string(hd_));
-  if (rope_type_ != RopeType::Normal && rope_type_ != RopeType::NeoX)
+  if (rope_type_ != RopeType::None && rope_type_ != RopeType::Normal && rope_type_ != RopeType::NeoX)
     throw Error(label_ + ": rope type " + std::to_string(static_cast<int>(rope_type_)) +
-                " is neither normal (0) nor neox (2)");
+                " is neither none (-1), normal (0) nor neox (2)");
   if (max_tokens_ <= 0) throw Error(label_ + ": max_batch_tokens must be positive");
   group_ = n_head_ / n_kv_;
   scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd_)));
 
   const int64_t qd = n_head_ * hd_, kd = n_kv_ * hd_;
-  wq_ = Linear(be_, bind_weight(ctx, "q", n_embd_, qd, "(n_embd, n_head * head_dim)"));
-  wk_ = Linear(be_, bind_weight(ctx, "k", n_embd_, kd, "(n_embd, n_head_kv * head_dim)"));
-  wv_ = Linear(be_, bind_weight(ctx, "v", n_embd_, kd, "(n_embd, n_head_kv * head_dim)"));
-  wo_ = Linear(be_, bind_weight(ctx, "o", qd, n_embd_, "(n_head * head_dim, n_embd)"));
+  qkv_width_ = qd + 2 * kd;
+  fused_ = is_bound(ctx, "qkv");
+  if (fused_) {
+    wqkv_ = Linear(be_, bind_weight(ctx, "qkv", n_embd_, qkv_width_, "(n_embd, (n_head + 2 n_head_kv) * head_dim)"),
+                   bind_bias(ctx, "qkv_bias", qkv_width_));
+  } else {
+    wq_ = Linear(be_, bind_weight(ctx, "q", n_embd_, qd, "(n_embd, n_head * head_dim)"), bind_bias(ctx, "q_bias", qd));
+    wk_ = Linear(be_, bind_weight(ctx, "k", n_embd_, kd, "(n_embd, n_head_kv * head_dim)"), bind_bias(ctx, "k_bias", kd));
+    wv_ = Linear(be_, bind_weight(ctx, "v", n_embd_, kd, "(n_embd, n_head_kv * head_dim)"), bind_bias(ctx, "v_bias", kd));
+  }
+  wo_ = Linear(be_, bind_weight(ctx, "o", qd, n_embd_, "(n_head * head_dim, n_embd)"), bind_bias(ctx, "o_bias", n_embd_));
 
   const size_t m = static_cast<size_t>(max_tokens_);
-  q_ = layout_.add_words(m * qd);
-  k_ = layout_.add_words(m * kd);
-  v_ = layout_.add_words(m * kd);
+  qkv_ = layout_.add_words(m * qkv_width_);
   attn_ = layout_.add_words(m * qd);
   be_.workspace().reserve(layout_.bytes());
   be_.step_data().reserve(max_tokens_);
@@ -125,7 +130,8 @@ int64_t Attention::check_positions(const Batch& b, const KvLayer& kv) const {
 
 Attention::AttnPush Attention::push_for(const Work& w) const {
   AttnPush p{};
-  p.q_off = q_;
+  p.q_off = qkv_;
+  p.q_row = u32(qkv_width_);
   p.a_off = attn_;
   p.t0 = 0;
   p.n_tokens = u32(w.batch.n_tokens);
@@ -167,12 +173,17 @@ void Attention::forward(const Tensor& in, const Tensor& out, const Step& step) {
   const GpuBuffer& rope = sd.rope(b, rope_dim_, rope_base_);
   const GpuBuffer& ws = be_.workspace().buffer();
   const int64_t qd = n_head_ * hd_, kd = n_kv_ * hd_;
-  const DevRows q{&ws, q_, u32(qd)}, k{&ws, k_, u32(kd)}, v{&ws, v_, u32(kd)}, attn{&ws, attn_, u32(qd)};
-  s.begin_concurrent();
-  wq_.run(be_, x, q, m, false);
-  wk_.run(be_, x, k, m, false);
-  wv_.run(be_, x, v, m, false);
-  s.end_concurrent();
+  const uint32_t row = u32(qkv_width_), k_off = qkv_ + u32(qd), v_off = k_off + u32(kd);
+  const DevRows attn{&ws, attn_, u32(qd)};
+  if (fused_) {
+    wqkv_.run(be_, x, DevRows{&ws, qkv_, row}, m, false);
+  } else {  // each map writes its columns of the q | k | v rows the fused map writes whole
+    s.begin_concurrent();
+    wq_.run(be_, x, DevRows{&ws, qkv_, row}, m, false);
+    wk_.run(be_, x, DevRows{&ws, k_off, row}, m, false);
+    wv_.run(be_, x, DevRows{&ws, v_off, row}, m, false);
+    s.end_concurrent();
+  }
 
   const int64_t elt = kv_elt_;
   const Work w{b,
@@ -187,9 +198,11 @@ void Attention::forward(const Tensor& in, const Tensor& out, const Step& step) {
                u32(kv.k.nb[3] / elt),
                kv.block_tokens,
                f16};
-  RopePush rp{q_,          k_,         v_,           u32(m),           u32(n_head_), u32(n_kv_),
-              u32(hd_),    u32(rope_dim_), view.positions, view.seq_start, view.tables, u32(kv.block_tokens),
-              w.kc_off,    w.vc_off,   w.nb1,        w.nb2,            w.nb3};
+  const RopePush rp{qkv_,           k_off,       v_off,   row,      u32(m),  // the struct's lines, one each
+                    u32(n_head_),   u32(n_kv_),  u32(hd_), u32(rope_dim_),
+                    view.positions, view.seq_start, view.tables, u32(kv.block_tokens),
+                    w.kc_off,       w.vc_off,    w.nb1,   w.nb2,
+                    w.nb3};
   be_.dispatch(f16 ? *rope_f16_ : *rope_f32_, {&ws, &rope, &w.ints, &w.kc, &w.vc}, &rp, sizeof rp,
                static_cast<uint64_t>(m));
   core(w);
@@ -201,7 +214,7 @@ StageCost Attention::cost(const Batch& b) const {
   double keys = 0;  // key positions attended to, summed over tokens
   for (int32_t t = 0; t < b.n_tokens; ++t) keys += b.positions[t] + 1.0;
   const double flops = 2.0 * m * n_embd_ * (2.0 * qd + 2.0 * kd) + 4.0 * keys * qd;
-  const double bytes = wq_.bytes() + wk_.bytes() + wv_.bytes() + wo_.bytes() + 2.0 * keys * kd * kv_elt_ +
+  const double bytes = wqkv_.bytes() + wq_.bytes() + wk_.bytes() + wv_.bytes() + wo_.bytes() + 2.0 * keys * kd * kv_elt_ +
                        m * (8.0 * n_embd_ + 2.0 * kd * kv_elt_);
   return {flops, bytes};
 }
@@ -220,13 +233,10 @@ std::vector<std::string> attention_supports(const StageContext& ctx) {
                   ", the most the vulkan attention kernels hold");
   if (hp.sliding_window > 0)
     why.push_back("the model attends over a sliding window of " + std::to_string(hp.sliding_window) +
-                  " positions; this variant attends to the whole context");
-  if (hp.rope_type == RopeType::None)
-    why.push_back("the model has no rotary embedding (rope type none); the vulkan attention always rotates");
-  else if (hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
-    why.push_back("rope type " + std::to_string(static_cast<int>(hp.rope_type)) + " is neither normal nor neox");
-  refuse_roles(ctx, {"qkv"}, "a fused qkv projection", why);
-  refuse_roles(ctx, {"qkv_bias", "q_bias", "k_bias", "v_bias", "o_bias"}, "a projection bias", why);
+                  " positions; this variant attends to the whole context (attention/sliding_window and "
+                  "block_sparse run on the cpu backend only)");
+  if (hp.rope_type != RopeType::None && hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
+    why.push_back("rope type " + std::to_string(static_cast<int>(hp.rope_type)) + " is neither none, normal nor neox");
   return why;
 }
 

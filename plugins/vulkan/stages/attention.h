@@ -1,10 +1,12 @@
-// Causal self-attention with RoPE over the paged KV cache on the device, shared by
-// attention/dense and attention/flash, which differ only in the kernel where queries meet keys.
+// Causal self-attention over the paged KV cache on the device, shared by attention/dense and
+// attention/flash, which differ only in the kernel where queries meet keys.
 //
-// A step: q, k, v for every batch token (three linear maps side by side); one kernel rotates q
-// and k by each token's position and writes k and v into the cache slot of that position; then
-// every token attends to positions 0..pos of its own sequence, read back from the cache (so
-// prefill chunks, decode and mixed batches share one path); out += W_o attn.
+// A step: one q | k | v row per batch token in scratch, written whole by a fused qkv map
+// (GPT-2's c_attn) or in three column ranges by q, k and v maps side by side, each with its
+// optional bias; one kernel rotates q and k by each token's position (RoPE; none for
+// RopeType::None) and writes k and v into the cache slot of that position; then every token
+// attends to positions 0..pos of its own sequence, read back from the cache (so prefill chunks,
+// decode and mixed batches share one path); out += W_o attn (+ b_o).
 #pragma once
 
 #include <string>
@@ -37,7 +39,7 @@ class Attention : public Stage {
   };
   // The push constants both attention kernels read (attention.glsl).
   struct AttnPush {
-    uint32_t q_off, a_off, s_off, cap;
+    uint32_t q_off, q_row, a_off, s_off, cap;
     uint32_t t0, n_tokens, n_head, group, hd;
     uint32_t pos_off, start_off, tables_off, bt;
     uint32_t kc_off, vc_off, nb1, nb2, nb3;
@@ -53,18 +55,19 @@ class Attention : public Stage {
   VulkanBackend& be_;
   std::string label_;
   int32_t max_tokens_;
-  int64_t n_embd_, n_head_, n_kv_, hd_, rope_dim_, group_;
+  int64_t n_embd_, n_head_, n_kv_, hd_, rope_dim_, group_, qkv_width_;
   double rope_base_;
   float scale_;
-  ScratchLayout layout_;  // q, k, v, attn here; cores append theirs and reserve
-  uint32_t q_ = 0, k_ = 0, v_ = 0, attn_ = 0;
+  ScratchLayout layout_;  // qkv, attn here; cores append theirs and reserve
+  uint32_t qkv_ = 0, attn_ = 0;  // [max_tokens][qkv_width] q | k | v rows, [max_tokens][n_head * hd]
 
  private:
   void check_kv(const KvLayer& kv, bool& f16) const;
   int64_t check_positions(const Batch& b, const KvLayer& kv) const;
 
   RopeType rope_type_;
-  Linear wq_, wk_, wv_, wo_;
+  bool fused_ = false;       // one qkv map instead of q, k, v
+  Linear wqkv_, wq_, wk_, wv_, wo_;
   const Kernel* rope_f32_ = nullptr;
   const Kernel* rope_f16_ = nullptr;
   int kv_elt_ = 4;

@@ -52,22 +52,29 @@ std::vector<std::string> weights_supported(const StageContext& ctx) {
   return why;
 }
 
-void refuse_roles(const StageContext& ctx, std::initializer_list<std::string_view> roles, const char* what,
-                  std::vector<std::string>& why) {
-  for (std::string_view role : roles)
-    for (const auto& [r, name] : ctx.tensors)
-      if (r == role)
-        why.push_back("the station has " + std::string(what) + " ('" + name + "', role " + r +
-                      "), which the vulkan stages do not implement");
+std::vector<std::string> missing_roles(const StageContext& ctx, std::initializer_list<const char*> roles,
+                                       const char* needs) {
+  std::vector<std::string> why;
+  if (!ctx.model) return why;
+  for (const char* role : roles)
+    if (!ctx.has_weight(role))
+      why.push_back(std::string("the model has no '") + role + "' weight for this station (" + needs + ")");
+  return why;
 }
 
-namespace {
+bool is_bound(const StageContext& ctx, std::string_view role) {
+  for (const auto& [r, name] : ctx.tensors)
+    if (r == role) return true;
+  return false;
+}
 
 std::string tensor_name(const StageContext& ctx, std::string_view role) {
   for (const auto& [r, name] : ctx.tensors)
     if (r == role) return name;
   return "?";
 }
+
+namespace {
 
 // The host view of a role, checked: present, a supported dtype, shape [n_in, n_out].
 const Tensor& checked_view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
@@ -109,11 +116,21 @@ DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_
   return w;
 }
 
-std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n) {
-  const Tensor& view = checked_view(ctx, role, n, 1, "(n_embd)");
+std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n, const char* dims) {
+  const Tensor& view = checked_view(ctx, role, n, 1, dims);
   std::vector<float> v(static_cast<size_t>(n));
   dequantize_row(view.dtype, view.host, v.data(), n);
   return v;
+}
+
+DevVector upload_floats(VulkanBackend& be, const std::vector<float>& v, const std::string& label) {
+  const Tensor dev = be.upload_private(v.data(), make_tensor(DType::F32, {static_cast<int64_t>(v.size())}));
+  return DevVector{&be.buffer_of(dev, "vector", label).gpu(), static_cast<uint32_t>(dev.offset / 4)};
+}
+
+DevVector bind_bias(const StageContext& ctx, std::string_view role, int64_t n) {
+  if (!is_bound(ctx, role)) return {};
+  return upload_floats(vulkan_backend_of(ctx), weight_as_floats(ctx, role, n, "(n_out)"), station_label(ctx));
 }
 
 }  // namespace semline::vk

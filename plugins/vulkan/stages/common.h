@@ -43,17 +43,38 @@ struct DevWeight {
 // e.g. "(n_embd, n_head * head_dim)") and copied to the device (once per tensor).
 DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims);
 
-// The weight of a role converted to float on the host (a norm's scale), for upload_private.
-std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n);
+// n F32 values on the device at word offset `off` of `buf`: a norm's scale and shift, a bias.
+struct DevVector {
+  const GpuBuffer* buf = nullptr;
+  uint32_t off = 0;
+};
+// The vector bound to `role` (shape [n], any weight dtype), converted to float on the host.
+std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n, const char* dims);
+// Copies floats a stage derived at bind to the device (not shared between stages).
+DevVector upload_floats(VulkanBackend& be, const std::vector<float>& v, const std::string& label);
+// The bias bound to `role` on the device; an empty DevVector when the station binds none.
+DevVector bind_bias(const StageContext& ctx, std::string_view role, int64_t n);
+
+// Whether the station binds the role at all (a bound tensor missing from the file is an error
+// for the stage to report, not another kind of station).
+bool is_bound(const StageContext& ctx, std::string_view role);
+// The file's name of the tensor bound to a role ("?" when unbound).
+std::string tensor_name(const StageContext& ctx, std::string_view role);
 
 // The dtypes the vulkan kernels read.
 bool weight_dtype_supported(DType t);
 // Reasons the station's bound weights cannot be read by these kernels (empty: they can).
 std::vector<std::string> weights_supported(const StageContext& ctx);
-// Adds a reason for each of `roles` the station binds: the vulkan kernels have no use for it,
-// so running without it would compute another function (`what` says what it stands for).
-void refuse_roles(const StageContext& ctx, std::initializer_list<std::string_view> roles, const char* what,
-                  std::vector<std::string>& why);
+// One reason per role of `roles` the model has no weight for (the templates bind them as
+// optional); `needs` says what the variant needs them for.
+std::vector<std::string> missing_roles(const StageContext& ctx, std::initializer_list<const char*> roles,
+                                       const char* needs);
+
+// The push constants of get_rows.comp: out[r] (+)= row ints[idx_off + r] of src, as floats.
+struct GetRowsPush {
+  uint32_t src_off, src_row, n;  // bytes to row 0, bytes between rows, values per row
+  uint32_t idx_off, out_off, out_stride, rows, accumulate;
+};
 
 inline uint32_t u32(int64_t v) { return static_cast<uint32_t>(v); }
 

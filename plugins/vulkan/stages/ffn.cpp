@@ -1,5 +1,9 @@
-// ffn/dense (SwiGLU): out += W_down (silu(W_gate x) * (W_up x)). Gate and up run side by side
-// into scratch, the gate kernel combines them in place, and the down projection adds into out.
+// ffn/dense: out += down(h) (+ b_down) with
+//   h = silu(gate x + b_gate) * (up x + b_up)   when the station has a gate (SwiGLU, llama), or
+//   h = gelu(up x + b_up)                       without one (GPT-2's MLP; exact or tanh GELU, as
+//                                               the model says), every bias optional.
+// Gate and up run side by side into scratch, the activation kernel makes h in place, and the
+// down projection adds into out.
 #include <semline/error.h>
 
 #include "backend/workspace.h"
@@ -13,6 +17,9 @@ namespace {
 struct SwigluPush {
   uint32_t g_off, u_off, n;
 };
+struct GeluPush {
+  uint32_t off, n;
+};
 
 class FfnDense final : public Stage {
  public:
@@ -21,14 +28,17 @@ class FfnDense final : public Stage {
     const HParams& hp = hparams_of(ctx);
     n_embd_ = hp.n_embd;
     n_ff_ = hp.n_ff;
-    gate_ = Linear(be_, bind_weight(ctx, "gate", n_embd_, n_ff_, "(n_embd, n_ff)"));
-    up_ = Linear(be_, bind_weight(ctx, "up", n_embd_, n_ff_, "(n_embd, n_ff)"));
-    down_ = Linear(be_, bind_weight(ctx, "down", n_ff_, n_embd_, "(n_ff, n_embd)"));
+    gated_ = is_bound(ctx, "gate");
+    if (gated_)
+      gate_ = Linear(be_, bind_weight(ctx, "gate", n_embd_, n_ff_, "(n_embd, n_ff)"), bind_bias(ctx, "gate_bias", n_ff_));
+    up_ = Linear(be_, bind_weight(ctx, "up", n_embd_, n_ff_, "(n_embd, n_ff)"), bind_bias(ctx, "up_bias", n_ff_));
+    down_ = Linear(be_, bind_weight(ctx, "down", n_ff_, n_embd_, "(n_ff, n_embd)"), bind_bias(ctx, "down_bias", n_embd_));
     if (max_tokens_ <= 0) throw Error(label_ + ": max_batch_tokens must be positive");
-    g_ = layout_.add_words(static_cast<size_t>(max_tokens_ * n_ff_));
+    if (gated_) g_ = layout_.add_words(static_cast<size_t>(max_tokens_ * n_ff_));
     u_ = layout_.add_words(static_cast<size_t>(max_tokens_ * n_ff_));
     be_.workspace().reserve(layout_.bytes());
-    swiglu_ = &be_.kernels().get(ShaderId::Swiglu, {256});
+    if (gated_) act_ = &be_.kernels().get(ShaderId::Swiglu, {256});
+    else act_ = &be_.kernels().get(ShaderId::Gelu, {256, hp.ffn_act == Activation::GeluTanh ? 1u : 0u});
   }
 
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
@@ -41,21 +51,30 @@ class FfnDense final : public Stage {
     const DevRows y = activation(be_, out, n_embd_, m, "output", label_);
     if (m == 0) return;
     const GpuBuffer& ws = be_.workspace().buffer();
-    const DevRows g{&ws, g_, u32(n_ff_)}, u{&ws, u_, u32(n_ff_)};
-    s.begin_concurrent();
-    gate_.run(be_, x, g, m, false);
-    up_.run(be_, x, u, m, false);
-    s.end_concurrent();
+    const DevRows u{&ws, u_, u32(n_ff_)};
     const uint64_t n = static_cast<uint64_t>(m * n_ff_);
-    SwigluPush p{g_, u_, static_cast<uint32_t>(n)};
-    be_.dispatch(*swiglu_, {&ws}, &p, sizeof p, (n + 255) / 256);
-    down_.run(be_, g, y, m, true);
+    if (gated_) {
+      const DevRows g{&ws, g_, u32(n_ff_)};
+      s.begin_concurrent();
+      gate_.run(be_, x, g, m, false);
+      up_.run(be_, x, u, m, false);
+      s.end_concurrent();
+      SwigluPush p{g_, u_, static_cast<uint32_t>(n)};
+      be_.dispatch(*act_, {&ws}, &p, sizeof p, (n + 255) / 256);
+      down_.run(be_, g, y, m, true);
+    } else {
+      up_.run(be_, x, u, m, false);
+      GeluPush p{u_, static_cast<uint32_t>(n)};
+      be_.dispatch(*act_, {&ws}, &p, sizeof p, (n + 255) / 256);
+      down_.run(be_, u, y, m, true);
+    }
   }
 
   StageCost cost(const Batch& b) const override {
-    const double m = b.n_tokens;
-    const double flops = 2.0 * m * 3.0 * static_cast<double>(n_embd_) * n_ff_ + 6.0 * m * n_ff_;
-    const double bytes = gate_.bytes() + up_.bytes() + down_.bytes() + m * (12.0 * n_embd_ + 16.0 * n_ff_);
+    const double m = b.n_tokens, maps = gated_ ? 3.0 : 2.0;
+    const double flops = 2.0 * m * maps * static_cast<double>(n_embd_) * n_ff_ + (gated_ ? 6.0 : 12.0) * m * n_ff_;
+    const double bytes = gate_.bytes() + up_.bytes() + down_.bytes() +
+                         m * (12.0 * n_embd_ + 4.0 * (maps + 1) * n_ff_);
     return {flops, bytes};
   }
 
@@ -64,29 +83,34 @@ class FfnDense final : public Stage {
   std::string label_;
   int32_t max_tokens_;
   int64_t n_embd_ = 0, n_ff_ = 0;
-  Linear gate_, up_, down_;
+  bool gated_ = false;
+  Linear gate_, up_, down_;  // [n_ff][n_embd] (gate unbound without one), [n_ff][n_embd], [n_embd][n_ff]
   ScratchLayout layout_;
-  uint32_t g_ = 0, u_ = 0;  // [max_tokens][n_ff] floats each; g then holds silu(g) * u
-  const Kernel* swiglu_ = nullptr;
+  uint32_t g_ = 0, u_ = 0;  // [max_tokens][n_ff] floats each (g only with a gate); h is written over g or u
+  const Kernel* act_ = nullptr;  // swiglu (h = silu(g) * u into g) or gelu (h = gelu(u) into u)
 };
 
 }  // namespace
 
 std::vector<std::string> ffn_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
-  if (ctx.hp && ctx.hp->n_expert > 0) {
+  if (!ctx.hp) return why;
+  if (ctx.hp->n_expert > 0) {
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
                   " experts per layer; ffn/dense computes one feed-forward network (vulkan has no MoE variant)");
     return why;
   }
-  if (ctx.hp && ctx.hp->ffn_act != Activation::Silu)
-    why.push_back("the model's feed-forward activation is GELU; the vulkan ffn runs SwiGLU only");
-  // The template binds the dense weights as optional (MoE models have none).
-  if (ctx.model)
-    for (const char* role : {"gate", "up", "down"})
-      if (!ctx.has_weight(role))
-        why.push_back(std::string("the model has no '") + role + "' weight for this station (the vulkan ffn runs SwiGLU: gate, up and down)");
-  refuse_roles(ctx, {"gate_bias", "up_bias", "down_bias"}, "a projection bias", why);
+  // The templates bind the dense weights as optional (MoE models have none); a station that
+  // binds a gate is SwiGLU, one without is the GELU MLP.
+  const bool gated = is_bound(ctx, "gate");
+  const char* needs = "ffn/dense needs up and down, and gate for SwiGLU";
+  for (std::string& r : gated ? missing_roles(ctx, {"gate", "up", "down"}, needs) : missing_roles(ctx, {"up", "down"}, needs))
+    why.push_back(std::move(r));
+  if (gated && ctx.hp->ffn_act != Activation::Silu)
+    why.push_back("a gated feed-forward with GELU (GeGLU) is not implemented; ffn/dense gates with silu");
+  if (!gated && ctx.hp->ffn_act == Activation::Silu)
+    why.push_back("the station has no gate and the model's activation is silu; ffn/dense runs SwiGLU (gate "
+                  "bound) or a GELU MLP (no gate)");
   return why;
 }
 

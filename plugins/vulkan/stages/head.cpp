@@ -12,10 +12,6 @@
 namespace semline::vk {
 namespace {
 
-struct GetRowsPush {
-  uint32_t src_off, src_row, n, idx_off, out_off, out_stride, rows;
-};
-
 class HeadDense final : public Stage {
  public:
   explicit HeadDense(const StageContext& ctx)
@@ -52,7 +48,7 @@ class HeadDense final : public Stage {
       const StepView& v = be_.step_data().upload(b);
       const GpuBuffer& ws = be_.workspace().buffer();
       rows = DevRows{&ws, rows_, u32(n_in)};
-      GetRowsPush p{x.off * 4, x.stride * 4, u32(n_in), v.out_rows, rows.off, rows.stride, u32(n)};
+      GetRowsPush p{x.off * 4, x.stride * 4, u32(n_in), v.out_rows, rows.off, rows.stride, u32(n), 0};
       be_.dispatch(*gather_, {x.buf, &be_.step_data().ints(), &ws}, &p, sizeof p, static_cast<uint64_t>(n));
     }
     w_.run(be_, rows, y, n, false);

@@ -7,10 +7,12 @@ constexpr uint32_t kMatvecWg = 64;
 constexpr uint32_t kMatvecRowsPerGroup = 2;  // NR of matvec.comp
 constexpr uint32_t kTile = 64;               // BM, BN of matmul.comp
 
+// linear_push.glsl
 struct LinearPush {
   uint32_t w_off, w_row, n_in, n_out;
   uint32_t x_off, x_stride, y_off, y_stride;
-  uint32_t m, accumulate, aligned;
+  uint32_t m, accumulate, aligned, has_bias;
+  uint32_t b_off;
 };
 
 // Whether the matrix-vector kernel may read weights and x 16 bytes at a time.
@@ -19,9 +21,27 @@ bool aligned_rows(const DevWeight& w, const DevRows& x) {
   return x.off % 4 == 0 && x.stride % 4 == 0 && (quantized || (w.offset % 16 == 0 && w.row_bytes % 16 == 0));
 }
 
+LinearPush push_for(const DevWeight& w, const DevRows& x, const DevRows& y) {
+  LinearPush p{};
+  p.w_off = w.offset;
+  p.w_row = w.row_bytes;
+  p.n_in = u32(w.n_in);
+  p.n_out = u32(w.n_out);
+  p.x_off = x.off;
+  p.x_stride = x.stride;
+  p.y_off = y.off;
+  p.y_stride = y.stride;
+  p.aligned = aligned_rows(w, x) ? 1u : 0u;
+  return p;
+}
+
+uint64_t row_groups(const DevWeight& w) {
+  return (static_cast<uint64_t>(w.n_out) + kMatvecRowsPerGroup - 1) / kMatvecRowsPerGroup;
+}
+
 }  // namespace
 
-Linear::Linear(VulkanBackend& be, const DevWeight& w) : w_(w) {
+Linear::Linear(VulkanBackend& be, const DevWeight& w, const DevVector& bias) : w_(w), bias_(bias) {
   const uint32_t dt = static_cast<uint32_t>(w.dtype);
   matvec1_ = &be.kernels().get(ShaderId::Matvec, {kMatvecWg, dt, 1});
   matvec_ = &be.kernels().get(ShaderId::Matvec, {kMatvecWg, dt, static_cast<uint32_t>(kMatvecRows)});
@@ -30,13 +50,18 @@ Linear::Linear(VulkanBackend& be, const DevWeight& w) : w_(w) {
 
 void Linear::run(VulkanBackend& be, const DevRows& x, const DevRows& y, int64_t m, bool accumulate) const {
   if (m <= 0) return;
-  LinearPush p{w_.offset, w_.row_bytes, u32(w_.n_in), u32(w_.n_out), x.off, x.stride, y.off, y.stride, u32(m),
-               accumulate ? 1u : 0u, aligned_rows(w_, x) ? 1u : 0u};
+  LinearPush p = push_for(w_, x, y);
+  p.m = u32(m);
+  p.accumulate = accumulate ? 1u : 0u;
+  p.has_bias = bias_.buf ? 1u : 0u;
+  p.b_off = bias_.off;
+  // Without a bias the kernel's bias binding names the weight buffer, which it then never reads
+  // through it.
+  const GpuBuffer* b = bias_.buf ? bias_.buf : w_.buf;
   if (m <= kMatvecRows) {
-    be.dispatch(m == 1 ? *matvec1_ : *matvec_, {w_.buf, x.buf, y.buf}, &p, sizeof p,
-                (static_cast<uint64_t>(w_.n_out) + kMatvecRowsPerGroup - 1) / kMatvecRowsPerGroup);
+    be.dispatch(m == 1 ? *matvec1_ : *matvec_, {w_.buf, x.buf, y.buf, b}, &p, sizeof p, row_groups(w_));
   } else {
-    be.dispatch_grid(*matmul_, {w_.buf, x.buf, y.buf}, &p, sizeof p, u32((w_.n_out + kTile - 1) / kTile),
+    be.dispatch_grid(*matmul_, {w_.buf, x.buf, y.buf, b}, &p, sizeof p, u32((w_.n_out + kTile - 1) / kTile),
                      u32((m + kTile - 1) / kTile));
   }
 }

@@ -1,4 +1,6 @@
-// norm/rms: out = in / sqrt(mean(in^2) + eps) * weight, one workgroup per row.
+// norm/rms:   out = in / sqrt(mean(in^2) + eps) * weight
+// norm/layer: out = (in - mean(in)) / sqrt(var(in) + eps) * weight + bias   (bias optional)
+// one workgroup per row.
 #include <semline/error.h>
 
 #include "stages/common.h"
@@ -12,18 +14,22 @@ struct NormPush {
   float eps;
 };
 
-class NormRms final : public Stage {
+class Norm final : public Stage {
  public:
-  explicit NormRms(const StageContext& ctx) : be_(vulkan_backend_of(ctx)), label_(station_label(ctx)) {
+  Norm(const StageContext& ctx, bool layer) : be_(vulkan_backend_of(ctx)), label_(station_label(ctx)), layer_(layer) {
     const HParams& hp = hparams_of(ctx);
     n_ = hp.n_embd;
     eps_ = static_cast<float>(hp.norm_eps);
-    // The scale is read as float by every row; convert it once here, whatever the file stores.
-    const std::vector<float> w = weight_as_floats(ctx, "weight", n_);
-    const Tensor dev = be_.upload_private(w.data(), make_tensor(DType::F32, {n_}));
-    w_ = &be_.buffer_of(dev, "weight", label_).gpu();
-    w_off_ = static_cast<uint32_t>(dev.offset / 4);
-    kernel_ = &be_.kernels().get(ShaderId::RmsNorm, {128});
+    // Scale (and shift) are read as float by every row; converted once here, whatever the file
+    // stores. The layer kernel reads the shift right after the scale, zeros when there is none.
+    std::vector<float> w = weight_as_floats(ctx, "weight", n_, "(n_embd)");
+    if (layer_) {
+      const std::vector<float> b = is_bound(ctx, "bias") ? weight_as_floats(ctx, "bias", n_, "(n_embd)")
+                                                          : std::vector<float>(static_cast<size_t>(n_), 0.0f);
+      w.insert(w.end(), b.begin(), b.end());
+    }
+    w_ = upload_floats(be_, w, label_);
+    kernel_ = &be_.kernels().get(layer_ ? ShaderId::LayerNorm : ShaderId::RmsNorm, {128});
   }
 
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
@@ -31,22 +37,22 @@ class NormRms final : public Stage {
     be_.stream_of(step.stream);
     const DevRows x = activation(be_, in, n_, m, "input", label_);
     const DevRows y = activation(be_, out, n_, m, "output", label_);
-    NormPush p{x.off, x.stride, y.off, y.stride, w_off_, u32(n_), u32(m), eps_};
-    be_.dispatch(*kernel_, {x.buf, w_, y.buf}, &p, sizeof p, static_cast<uint64_t>(m));
+    NormPush p{x.off, x.stride, y.off, y.stride, w_.off, u32(n_), u32(m), eps_};
+    be_.dispatch(*kernel_, {x.buf, w_.buf, y.buf}, &p, sizeof p, static_cast<uint64_t>(m));
   }
 
   StageCost cost(const Batch& b) const override {
-    const double n = static_cast<double>(n_), m = b.n_tokens;
-    return {4.0 * n * m, 8.0 * n * m + 4.0 * n};
+    const double n = static_cast<double>(n_), m = b.n_tokens, params = layer_ ? 2.0 : 1.0;
+    return {(layer_ ? 7.0 : 4.0) * n * m, 8.0 * n * m + 4.0 * params * n};
   }
 
  private:
   VulkanBackend& be_;
   std::string label_;
+  bool layer_;
   int64_t n_ = 0;
   float eps_ = 1e-5f;
-  const GpuBuffer* w_ = nullptr;
-  uint32_t w_off_ = 0;
+  DevVector w_;  // [n_embd] scale, for layer then [n_embd] shift
   const Kernel* kernel_ = nullptr;
 };
 
@@ -54,10 +60,13 @@ class NormRms final : public Stage {
 
 std::vector<std::string> norm_rms_supports(const StageContext& ctx) {
   std::vector<std::string> why = weights_supported(ctx);
-  refuse_roles(ctx, {"bias"}, "a shift (a LayerNorm)", why);
+  if (is_bound(ctx, "bias"))
+    why.push_back("the station has a bias ('" + tensor_name(ctx, "bias") +
+                  "'): it is a LayerNorm; norm/rms has no mean and no shift (use norm/layer)");
   return why;
 }
 
-std::unique_ptr<Stage> make_norm_rms(const StageContext& ctx) { return std::make_unique<NormRms>(ctx); }
+std::unique_ptr<Stage> make_norm_rms(const StageContext& ctx) { return std::make_unique<Norm>(ctx, false); }
+std::unique_ptr<Stage> make_norm_layer(const StageContext& ctx) { return std::make_unique<Norm>(ctx, true); }
 
 }  // namespace semline::vk
