@@ -6,6 +6,6 @@
 static void register_all(semline::Registry& r) { semline::vk::register_vulkan(r); }
 
 SEMLINE_PLUGIN("vulkan", "0.1.0",
-               "Vulkan compute backend (GLSL kernels, paged KV cache on the device) and stages for the llama and GPT-2 "
-               "families",
+               "Vulkan compute backend (GLSL kernels, paged KV cache on the device) and stages for the llama, GPT-2 "
+               "and Mixtral families",
                register_all)

@@ -131,6 +131,12 @@ void register_vulkan(Registry& r) {
                          10, make_ffn_dense);
   ffn.supports = ffn_supports;
   r.add_stage(std::move(ffn));
+  StageEntry moe = entry(StageKind::Ffn, "moe",
+                         "mixture of SwiGLU experts (Mixtral): router softmax and top n_expert_used on the device, "
+                         "expert-indexed products reading only the chosen experts",
+                         10, make_ffn_moe);
+  moe.supports = ffn_moe_supports;
+  r.add_stage(std::move(moe));
   r.add_stage(entry(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", 10, make_head_dense));
 }
 

@@ -1,4 +1,4 @@
-// Everything the vulkan plugin adds to a registry: the backend and its stages (llama, GPT-2).
+// Everything the vulkan plugin adds to a registry: the backend and its stages (llama, GPT-2, Mixtral).
 #pragma once
 
 #include <semline/registry.h>

@@ -358,12 +358,19 @@ TEST_CASE("the vulkan stages say in supports() what they cannot serve, without a
   ctx.station = "ffn";
   ctx.tensors = {{"router", "router"}};
   const StageEntry& dense = vulkan_entries().stage(StageKind::Ffn, "dense");
+  const StageEntry& moe = vulkan_entries().stage(StageKind::Ffn, "moe");
   hp.n_expert = 8;
   hp.n_expert_used = 2;
   auto why = dense.supports(ctx);
   REQUIRE(why.size() == 1);
-  CHECK_THAT(why[0], Catch::Contains("8 experts per layer") && Catch::Contains("no MoE variant"));
+  CHECK_THAT(why[0], Catch::Contains("8 experts per layer") && Catch::Contains("use ffn/moe"));
+  why = moe.supports(ctx);  // the router alone
+  REQUIRE(why.size() == 3);
+  CHECK_THAT(why[2], Catch::Contains("no 'down_exps' weight"));
   hp.n_expert = hp.n_expert_used = 0;
+  why = moe.supports(ctx);
+  REQUIRE(why.size() == 1);
+  CHECK_THAT(why[0], Catch::Contains("the model has no experts"));
 
   ctx.tensors = {{"gate", "g"}, {"up", "u"}, {"down", "d"}};
   CHECK(dense.supports(ctx).empty());
@@ -394,5 +401,5 @@ TEST_CASE("the vulkan stages say in supports() what they cannot serve, without a
     CHECK_THAT(why[0], Catch::Contains("sliding window of 4096") && Catch::Contains("cpu backend only"));
   }
   for (const StageEntry& e : vulkan_entries().stages)
-    CHECK((e.variant != "moe" && e.variant != "sliding_window" && e.variant != "block_sparse"));
+    CHECK((e.variant != "sliding_window" && e.variant != "block_sparse"));
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 #include <semline/codec.h>
@@ -83,6 +84,32 @@ const Weight& FakeModel::add(const std::string& name, DType dtype, int64_t n_in,
   slot.second = n_out == 1 ? make_tensor(dtype, {n_in}, slot.first.bytes.data())
                            : make_tensor(dtype, {n_in, n_out}, slot.first.bytes.data());
   return slot.first;
+}
+
+const Weight& FakeModel::add_experts(const std::string& name, DType dtype, int64_t n_in, int64_t n_out,
+                                     int64_t n_expert, float scale) {
+  auto& slot = weights_[name];
+  slot.first = make_weight(dtype, n_in, n_out * n_expert, scale);
+  slot.second = make_tensor(dtype, {n_in, n_out, n_expert}, slot.first.bytes.data());
+  return slot.first;
+}
+
+void FakeModel::set_values(const std::string& name, const std::vector<float>& values) {
+  Weight& w = weights_.at(name).first;
+  if (values.size() != w.value.size()) throw std::runtime_error("set_values: " + name + " has another size");
+  std::vector<float> back(static_cast<size_t>(w.n_in));
+  for (int64_t r = 0; r < w.n_out; ++r) {
+    char* dst = reinterpret_cast<char*>(w.bytes.data()) + r * w.row_bytes();
+    quantize_row(w.dtype, values.data() + r * w.n_in, dst, w.n_in);
+    dequantize_row(w.dtype, dst, back.data(), w.n_in);
+    for (int64_t i = 0; i < w.n_in; ++i) w.value[r * w.n_in + i] = back[i];
+  }
+}
+
+void FakeModel::poison(const std::string& name, int64_t row0, int64_t rows) {
+  Weight& w = weights_.at(name).first;
+  std::memset(reinterpret_cast<char*>(w.bytes.data()) + row0 * w.row_bytes(), 0xff,
+              static_cast<size_t>(rows) * w.row_bytes());
 }
 
 const Tensor* FakeModel::weight(std::string_view name) const {

@@ -52,6 +52,7 @@ struct Weight {
   std::vector<uint64_t> bytes;  // the stored rows (8-byte aligned storage)
   std::vector<double> value;    // [n_out][n_in], dequantised exactly
   const void* data() const { return bytes.data(); }
+  size_t row_bytes() const { return static_cast<size_t>(dtype_row_bytes(dtype, n_in)); }
 };
 Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale);
 
@@ -61,6 +62,16 @@ using testing::rel_err;
 class FakeModel final : public ModelView {
  public:
   const Weight& add(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, float scale);
+  // A stack of n_expert matrices [n_out][n_in], ne = {n_in, n_out, n_expert} (Mixtral's experts);
+  // its values are [n_expert * n_out][n_in], expert e from row e * n_out.
+  const Weight& add_experts(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, int64_t n_expert,
+                            float scale);
+  // Replaces the values of a weight ([n_out][n_in] floats), stored in its dtype again. Before
+  // a stage binds it: the backend copies weights to the device then.
+  void set_values(const std::string& name, const std::vector<float>& values);
+  // Overwrites the stored bytes of rows [row0, row0 + rows) with all-ones bits: NaN scales or
+  // values in every dtype, so any read of them shows in the results. Before a stage binds it.
+  void poison(const std::string& name, int64_t row0, int64_t rows);
   const MetaValue* meta(std::string_view) const override { return nullptr; }
   const Tensor* weight(std::string_view name) const override;
   std::string path() const override { return "fake.gguf"; }

@@ -2,7 +2,9 @@
 // Tiled matrix-matrix products for batches (prefill): a 64-invocation workgroup computes a
 // BM x BN tile of y (activation rows x weight rows), 8 x 8 values per invocation, stepping
 // through n_in in BK-wide slices staged in shared memory (weights dequantised on the way in;
-// BK = 32 is one quantisation block).
+// BK = 32 is one quantisation block). Expert-indexed (ID = 1): the tile's rows are up to BM
+// slots of one expert (linear_push.glsl), gathered from their input rows and scattered to
+// their output rows; a tile past its expert's slots returns at once, reading no weights.
 #include "extensions.glsl"
 #include "common.glsl"
 
@@ -13,6 +15,7 @@
 #define WG 64u  // the 8 x 8 grid below
 layout(local_size_x = 64) in;
 layout(constant_id = 0) const uint DTYPE = DT_F32;
+layout(constant_id = 1) const uint ID = 0;
 
 layout(std430, binding = 0) readonly buffer Wt { uint wdata[]; };
 layout(std430, binding = 1) readonly buffer X { float x[]; };
@@ -26,24 +29,43 @@ layout(std430, binding = 2) buffer Y { float y[]; };
 // of k is four vec4 loads and sixty-four multiply-adds.
 shared vec4 xs[BK * BM / 4u];
 shared vec4 ws[BK * BN / 4u];
+// The input and output row of each row of the tile (ID = 1).
+shared uint x_rows[BM], y_rows[BM];
 
 void main() {
   const uint tid = gl_LocalInvocationID.x;
-  const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
+  const uint n0 = gl_WorkGroupID.x * BN;
   const uint tc = tid % 8u, tr = tid / 8u;
+  // The tile's first row among `rows`, and the first byte of its weight matrix.
+  uint m0 = gl_WorkGroupID.y * BM, rows = p.m, w0 = p.w_off;
+  if (ID != 0u) {
+    const uint e = gl_WorkGroupID.y / p.row_tiles;
+    m0 = (gl_WorkGroupID.y % p.row_tiles) * BM;
+    rows = route[p.cnt_off + e];
+    if (m0 >= rows) return;  // the whole workgroup: its expert has fewer slots
+    w0 += e * p.w_expert;
+    const uint first = p.list_off + route[p.ofs_off + e] + m0;
+    for (uint r = tid; r < BM; r += WG) {
+      const uint slot = m0 + r < rows ? route[first + r] : 0u;
+      x_rows[r] = slot / p.x_div;
+      y_rows[r] = slot;
+    }
+    barrier();
+  }
   vec4 acc[8][2];
   [[unroll]] for (uint i = 0u; i < 8u; ++i) acc[i][0] = acc[i][1] = vec4(0.0);
 
   for (uint k0 = 0u; k0 < p.n_in; k0 += BK) {
     for (uint e = tid; e < BM * BK; e += WG) {
-      const uint r = e / BK, k = e % BK, gr = m0 + r, gk = k0 + k;
-      xs[k * (BM / 4u) + r / 4u][r % 4u] = (gr < p.m && gk < p.n_in) ? x[p.x_off + gr * p.x_stride + gk] : 0.0;
+      const uint r = e / BK, k = e % BK, gk = k0 + k;
+      const uint xr = ID != 0u ? x_rows[r] : m0 + r;
+      xs[k * (BM / 4u) + r / 4u][r % 4u] = (m0 + r < rows && gk < p.n_in) ? x[p.x_off + xr * p.x_stride + gk] : 0.0;
     }
     if (block_quantized()) {
       for (uint e = tid; e < BN * 4u; e += WG) {
         const uint row = e / 4u, quarter = e % 4u, j = n0 + row;
         vec4 lo = vec4(0.0), hi = vec4(0.0);
-        if (j < p.n_out) unit_weights(p.w_off + j * p.w_row, (k0 / 32u) * 4u + quarter, lo, hi);
+        if (j < p.n_out) unit_weights(w0 + j * p.w_row, (k0 / 32u) * 4u + quarter, lo, hi);
         [[unroll]] for (uint i = 0u; i < 4u; ++i) {
           ws[unit_elem(quarter, i) * (BN / 4u) + row / 4u][row % 4u] = lo[i];
           ws[unit_elem(quarter, i + 4u) * (BN / 4u) + row / 4u][row % 4u] = hi[i];
@@ -52,8 +74,7 @@ void main() {
     } else {
       for (uint e = tid; e < BN * BK; e += WG) {
         const uint row = e / BK, k = e % BK, j = n0 + row, gk = k0 + k;
-        ws[k * (BN / 4u) + row / 4u][row % 4u] =
-            (j < p.n_out && gk < p.n_in) ? weight_at(p.w_off + j * p.w_row, gk) : 0.0;
+        ws[k * (BN / 4u) + row / 4u][row % 4u] = (j < p.n_out && gk < p.n_in) ? weight_at(w0 + j * p.w_row, gk) : 0.0;
       }
     }
     barrier();
@@ -71,12 +92,13 @@ void main() {
   }
 
   [[unroll]] for (uint i = 0u; i < 8u; ++i) {
-    const uint r = m0 + 8u * tr + i;
-    if (r >= p.m) continue;
+    const uint r = 8u * tr + i;
+    if (m0 + r >= rows) continue;
+    const uint yr = ID != 0u ? y_rows[r] : m0 + r;
     [[unroll]] for (uint j = 0u; j < 8u; ++j) {
       const uint c = n0 + 8u * tc + j;
       if (c >= p.n_out) continue;
-      const uint yi = p.y_off + r * p.y_stride + c;
+      const uint yi = p.y_off + yr * p.y_stride + c;
       y[yi] = linear_out(yi, c, acc[i][j / 4u][j % 4u]);
     }
   }

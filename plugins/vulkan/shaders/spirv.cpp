@@ -52,6 +52,12 @@ const uint32_t kLayerNormSh[] = {
 const uint32_t kGelu[] = {
 #include "gelu.sh.inc"
 };
+const uint32_t kMoeRoute[] = {
+#include "moe_route.sh.inc"
+};
+const uint32_t kMoeCombine[] = {
+#include "moe_combine.sh.inc"
+};
 
 template <size_t N>
 constexpr Spirv blob(const uint32_t (&w)[N]) {
@@ -61,14 +67,16 @@ constexpr Spirv blob(const uint32_t (&w)[N]) {
 const ShaderSource kSources[] = {
     {"get_rows", 3, blob(kGetRows), blob(kGetRows)},
     {"rms_norm", 3, blob(kRmsNormSg), blob(kRmsNormSh)},
-    {"matvec", 4, blob(kMatvecSg), blob(kMatvecSh)},
-    {"matmul", 4, blob(kMatmul), blob(kMatmul)},
+    {"matvec", 5, blob(kMatvecSg), blob(kMatvecSh)},
+    {"matmul", 5, blob(kMatmul), blob(kMatmul)},
     {"swiglu", 1, blob(kSwiglu), blob(kSwiglu)},
     {"rope_store", 5, blob(kRopeStore), blob(kRopeStore)},
     {"attn_dense", 4, blob(kAttnDenseSg), blob(kAttnDenseSh)},
     {"attn_flash", 4, blob(kAttnFlashSg), blob(kAttnFlashSh)},
     {"layer_norm", 3, blob(kLayerNormSg), blob(kLayerNormSh)},
     {"gelu", 1, blob(kGelu), blob(kGelu)},
+    {"moe_route", 2, blob(kMoeRoute), blob(kMoeRoute)},
+    {"moe_combine", 3, blob(kMoeCombine), blob(kMoeCombine)},
 };
 static_assert(std::size(kSources) == kShaderCount, "one source per ShaderId, in its order");
 

@@ -17,8 +17,10 @@ enum class ShaderId : int {
   AttnFlash,
   LayerNorm,
   Gelu,
+  MoeRoute,
+  MoeCombine,
 };
-inline constexpr int kShaderCount = static_cast<int>(ShaderId::Gelu) + 1;
+inline constexpr int kShaderCount = static_cast<int>(ShaderId::MoeCombine) + 1;
 
 struct Spirv {
   const uint32_t* words = nullptr;

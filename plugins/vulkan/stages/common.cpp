@@ -76,9 +76,9 @@ std::string tensor_name(const StageContext& ctx, std::string_view role) {
 
 namespace {
 
-// The host view of a role, checked: present, a supported dtype, shape [n_in, n_out].
+// The host view of a role, checked: present, a supported dtype, shape [n_in, n_out, n_expert].
 const Tensor& checked_view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
-                           const char* dims) {
+                           int64_t n_expert, const char* dims) {
   const std::string label = station_label(ctx);
   const Tensor* t = ctx.find_weight(role);
   if (!t) {
@@ -88,36 +88,45 @@ const Tensor& checked_view(const StageContext& ctx, std::string_view role, int64
   const std::string name = "tensor '" + tensor_name(ctx, role) + "' (" + std::string(role) + ")";
   if (!weight_dtype_supported(t->dtype))
     throw Error(label + ": " + name + " is " + dtype_name(t->dtype) + "; vulkan stages take F32, F16, BF16, Q8_0, Q4_0");
-  if (t->ne[0] != n_in || t->rows() != n_out)
+  if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert || t->ne[3] != 1)
     throw Error(label + ": " + name + " is " + tensor_shape_string(*t) + ", expected [" + std::to_string(n_in) +
-                (n_out != 1 ? ", " + std::to_string(n_out) : std::string()) + "] " + dims);
+                (n_out != 1 || n_expert != 1 ? ", " + std::to_string(n_out) : std::string()) +
+                (n_expert != 1 ? ", " + std::to_string(n_expert) : std::string()) + "] " + dims);
   if (n_in % dtype_block_size(t->dtype) != 0)
     throw Error(label + ": " + name + " rows of " + std::to_string(n_in) + " values are not whole " +
                 dtype_name(t->dtype) + " blocks");
-  if (static_cast<double>(t->row_bytes()) * static_cast<double>(n_out) > std::numeric_limits<uint32_t>::max())
+  if (static_cast<double>(t->row_bytes()) * static_cast<double>(n_out) * static_cast<double>(n_expert) >
+      std::numeric_limits<uint32_t>::max())
     throw Error(label + ": " + name + " is larger than the kernels address (4 GiB)");
   return *t;
 }
 
 }  // namespace
 
-DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims) {
+DevWeight bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, int64_t n_expert,
+                       const char* dims) {
   VulkanBackend& be = vulkan_backend_of(ctx);
-  const Tensor& view = checked_view(ctx, role, n_in, n_out, dims);
+  const Tensor& view = checked_view(ctx, role, n_in, n_out, n_expert, dims);
   const Tensor dev = ctx.weight(role);
   const VulkanBuffer& b = be.buffer_of(dev, "weight '" + std::string(role) + "'", station_label(ctx));
   DevWeight w;
   w.dtype = view.dtype;
   w.n_in = n_in;
   w.n_out = n_out;
+  w.n_expert = n_expert;
   w.buf = &b.gpu();
   w.offset = static_cast<uint32_t>(dev.offset);
   w.row_bytes = static_cast<uint32_t>(view.row_bytes());
+  w.expert_bytes = static_cast<uint32_t>(view.row_bytes() * n_out);
   return w;
 }
 
+DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims) {
+  return bind_experts(ctx, role, n_in, n_out, 1, dims);
+}
+
 std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n, const char* dims) {
-  const Tensor& view = checked_view(ctx, role, n, 1, dims);
+  const Tensor& view = checked_view(ctx, role, n, 1, 1, dims);
   std::vector<float> v(static_cast<size_t>(n));
   dequantize_row(view.dtype, view.host, v.data(), n);
   return v;

@@ -29,19 +29,25 @@ struct DevRows {
 DevRows activation(const VulkanBackend& be, const Tensor& t, int64_t width, int64_t rows, const char* what,
                    const std::string& label);
 
-// A weight matrix W: n_in -> n_out on the device, [n_out][n_in] in the file's dtype.
+// A weight matrix W: n_in -> n_out on the device, [n_out][n_in] in the file's dtype; or a stack
+// of n_expert such matrices one after another (Mixtral's experts).
 struct DevWeight {
   DType dtype = DType::F32;
-  int64_t n_in = 0, n_out = 0;
+  int64_t n_in = 0, n_out = 0, n_expert = 1;
   const GpuBuffer* buf = nullptr;
   uint32_t offset = 0;    // bytes
   uint32_t row_bytes = 0;
-  double bytes() const { return static_cast<double>(row_bytes) * static_cast<double>(n_out); }
+  uint32_t expert_bytes = 0;  // from one expert's matrix to the next: row_bytes * n_out
+  double bytes() const { return static_cast<double>(row_bytes) * static_cast<double>(n_out); }  // one matrix
 };
 
 // The weight bound to `role`, checked against the expected shape (`dims` names it in messages,
 // e.g. "(n_embd, n_head * head_dim)") and copied to the device (once per tensor).
 DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims);
+// A stack of n_expert matrices bound to `role`, ne = [n_in, n_out, n_expert] as GGUF stores
+// Mixtral's ffn_{gate,up,down}_exps, copied to the device whole.
+DevWeight bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, int64_t n_expert,
+                       const char* dims);
 
 // n F32 values on the device at word offset `off` of `buf`: a norm's scale and shift, a bias.
 struct DevVector {

@@ -97,7 +97,7 @@ std::vector<std::string> ffn_supports(const StageContext& ctx) {
   if (!ctx.hp) return why;
   if (ctx.hp->n_expert > 0) {
     why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
-                  " experts per layer; ffn/dense computes one feed-forward network (vulkan has no MoE variant)");
+                  " experts per layer; ffn/dense computes one feed-forward network (use ffn/moe)");
     return why;
   }
   // The templates bind the dense weights as optional (MoE models have none); a station that
