@@ -8,7 +8,9 @@
 #include <semline/codec.h>
 
 #include "cpu/cpu_test_util.h"
+#include "backend/cpu_backend.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 
 using namespace semline;
 using namespace semline::cpu;
@@ -35,6 +37,23 @@ struct QStore {
   }
 };
 
+// A weight of n rows of k values as the kernels read it: the file's rows, or repacked (as a stage
+// binds it) where the kernels have their own layout.
+struct KernelWeight {
+  AlignedBlock packed;
+  const void* w;
+  size_t stride;
+  KernelWeight(const Kernels& kern, DType dt, const void* rows, size_t row_bytes, int64_t n, int64_t k)
+      : w(rows), stride(row_bytes) {
+    if (!kern.repacked(dt)) return;
+    const int64_t tiles = (n + kRepackRows - 1) / kRepackRows;
+    stride = repacked_tile_bytes(dt, k);
+    packed = AlignedBlock(static_cast<size_t>(tiles) * stride);
+    repack_tiles(dt, static_cast<const char*>(rows), row_bytes, n, k, 0, tiles, static_cast<char*>(packed.data()));
+    w = packed.data();
+  }
+};
+
 // y = W x over rows [j0, j1) of W, for m rows of x, checked element by element against float64.
 void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumulate, int64_t j0, int64_t j1) {
   const Kernels& kern = kernels_for(isa);
@@ -49,9 +68,10 @@ void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumul
   std::unique_ptr<QStore> xq;
   if (quant) xq = std::make_unique<QStore>(kern, x, m, k, xs);
 
+  const KernelWeight kw(kern, dt, w.data(), w.row_bytes(), n, k);
   GemmArgs a;
-  a.w = w.data();
-  a.w_stride = w.row_bytes();
+  a.w = kw.w;
+  a.w_stride = kw.stride;
   a.x = x.data();
   a.x_stride = xs;
   a.xq = quant ? &xq->rows : nullptr;
@@ -150,9 +170,10 @@ TEST_CASE("Q8_0 weights with the value -128 are read as -128", "[kernels]") {
     x[3] = -1.0f;
     QStore xq(kern, x, 1, 64, 64);
     float y = 0;
+    const KernelWeight kw(kern, DType::Q8_0, w.data(), 2 * sizeof(BlockQ8_0), 1, 64);
     GemmArgs a;
-    a.w = w.data();
-    a.w_stride = 2 * sizeof(BlockQ8_0);
+    a.w = kw.w;
+    a.w_stride = kw.stride;
     a.xq = &xq.rows;
     a.m = 1;
     a.k = 64;

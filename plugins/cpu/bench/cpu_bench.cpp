@@ -90,7 +90,9 @@ int main(int argc, char** argv) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
 
-  std::printf("isa %s; matmul rows m = %lld\n", isa_name(isa), static_cast<long long>(m_prefill));
+  std::printf("isa %s (Q8_0, Q4_0: %s); matmul rows m = %lld\n", isa_name(isa),
+              kernels_for(isa).repacked(DType::Q8_0) ? "weights repacked in 16-row tiles" : "the file's blocks",
+              static_cast<long long>(m_prefill));
   for (int threads : thread_counts) {
     // A dispatch of empty chunks, one per thread: the fixed cost every kernel call pays.
     CpuBackend be(threads, isa);
@@ -118,12 +120,16 @@ int main(int argc, char** argv) {
         quantize_row(dt, wf.data(), w.data() + r * row, sh.n_in);
       }
       for (size_t c = 1; c < copies; ++c) std::memcpy(w.data() + c * bytes, w.data(), bytes);
-      Linear lin;
-      lin.dtype = dt;
-      lin.n_in = sh.n_in;
-      lin.n_out = sh.n_out;
-      lin.data = w.data();
-      lin.row_stride = row;
+      // One map per copy, made as a stage binds its weights: repacked where the kernels read
+      // their own layout (the file's copies are then not needed any more).
+      std::vector<Linear> lins;
+      {
+        CpuBackend be(thread_counts.empty() ? 1 : *std::max_element(thread_counts.begin(), thread_counts.end()), isa);
+        for (size_t c = 0; c < copies; ++c)
+          lins.push_back(Linear::over(be, dt, sh.n_in, sh.n_out, w.data() + c * bytes, row));
+      }
+      if (lins[0].repacked) std::vector<char>().swap(w);
+      const Linear* lin = &lins[0];
       size_t next = 0;
       for (int threads : thread_counts) {
         CpuBackend be(threads, isa);
@@ -134,18 +140,18 @@ int main(int argc, char** argv) {
         const QRows q = ql.at(static_cast<char*>(scratch.data()));
         auto call = [&](int64_t m) {
           Rows in{x.data(), sh.n_in, nullptr};
-          if (lin.quantized()) {
+          if (lin->quantized()) {
             quantize_rows(be, x.data(), sh.n_in, m, sh.n_in, q);
             in.q = &q;
           }
-          const MatOp op{&lin, in, y.data(), sh.n_out, false};
+          const MatOp op{lin, in, y.data(), sh.n_out, false};
           run_matmuls(be, &op, 1, m);
         };
         const double tv = seconds_per_call(budget, [&] {
-          lin.data = w.data() + (next++ % copies) * bytes;
+          lin = &lins[next++ % copies];
           call(1);
         });
-        lin.data = w.data();
+        lin = &lins[0];
         const double th = seconds_per_call(budget, [&] { call(1); });
         const double tm = seconds_per_call(budget, [&] { call(m_prefill); });
         const double flop1 = 2.0 * sh.n_in * sh.n_out;
