@@ -52,53 +52,89 @@ struct Q4 {
   }
 };
 
-// y[r][0..16) (+)= tile . x row r0 + r over blocks [b0, b1) of the tile at t (b0 even), r < RX;
-// lanes outside `rows` are neither read nor written. `overwrite`: y is not added to.
-template <class Q, int RX>
-void tile(const char* t, int64_t b0, int64_t b1, const QRows& x, int64_t r0, float* y, int64_t ys, __mmask16 rows,
-          bool overwrite) {
+// y[r][16 i .. 16 i + 16) (+)= tile i . x row r0 + r over blocks [b0, b1) (b0 even) of NT
+// consecutive tiles from t (ts bytes apart), for r < RX and i < NT; lanes outside rows[i] are
+// neither read nor written. `overwrite`: y is not added to. Ahead > 0: each tile's bytes that far
+// ahead are prefetched as it is read.
+template <class Q, int NT, int RX, size_t Ahead>
+void tiles(const char* t, size_t ts, int64_t b0, int64_t b1, const QRows& x, int64_t r0, float* y, int64_t ys,
+           const __mmask16* rows, bool overwrite) {
   constexpr size_t kPair = 64 + 2 * Q::kQuantBytes;
   const int8_t* xq[RX];
   const float* xd[RX];
   const int32_t* xs[RX];
-  __m512 acc[RX];
+  __m512 acc[NT][RX];
   for (int r = 0; r < RX; ++r) {
     xq[r] = x.q + (r0 + r) * x.q_stride;
     xd[r] = x.d + (r0 + r) * x.b_stride;
     xs[r] = x.s + (r0 + r) * x.b_stride;
-    acc[r] = _mm512_setzero_ps();
+    for (int i = 0; i < NT; ++i) acc[i][r] = _mm512_setzero_ps();
   }
   for (int64_t b = b0; b < b1; ++b) {
-    const char* pair = t + static_cast<size_t>(b >> 1) * kPair;
-    const size_t odd = static_cast<size_t>(b & 1);
-    const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(pair + 32 * odd)));
-    __m512i s0[RX], s1[RX];
+    const size_t at = static_cast<size_t>(b >> 1) * kPair, odd = static_cast<size_t>(b & 1);
+    __m512i corr[RX];
+    __m512 xdv[RX];
     const int8_t* xb[RX];
     for (int r = 0; r < RX; ++r) {
-      s0[r] = _mm512_set1_epi32(-(xs[r][b] << Q::kShift));
-      s1[r] = _mm512_setzero_si512();
+      corr[r] = _mm512_set1_epi32(-(xs[r][b] << Q::kShift));
+      xdv[r] = _mm512_set1_ps(xd[r][b]);
       xb[r] = xq[r] + 32 * b;
     }
-    Q::template dots<RX>(pair + 64 + odd * Q::kQuantBytes, xb, s0, s1);
-    for (int r = 0; r < RX; ++r)
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[r], s1[r])),
-                               _mm512_mul_ps(wd, _mm512_set1_ps(xd[r][b])), acc[r]);
+    for (int i = 0; i < NT; ++i) {
+      const char* pair = t + i * ts + at;
+      if constexpr (Ahead > 0) {
+        // The lines of this block (an even one's with the pair's scales), Ahead bytes on.
+        const char* from = pair + Ahead + odd * (64 + Q::kQuantBytes);
+        for (size_t o = 0; o < (odd ? 0 : 64) + Q::kQuantBytes; o += 64) _mm_prefetch(from + o, _MM_HINT_T0);
+      }
+      const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(pair + 32 * odd)));
+      __m512i s0[RX], s1[RX];
+      for (int r = 0; r < RX; ++r) {
+        s0[r] = corr[r];
+        s1[r] = _mm512_setzero_si512();
+      }
+      Q::template dots<RX>(pair + 64 + odd * Q::kQuantBytes, xb, s0, s1);
+      for (int r = 0; r < RX; ++r)
+        acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[r], s1[r])), _mm512_mul_ps(wd, xdv[r]),
+                                    acc[i][r]);
+    }
   }
-  for (int r = 0; r < RX; ++r) {
-    float* yr = y + (r0 + r) * ys;
-    const __m512 v = overwrite ? acc[r] : _mm512_add_ps(_mm512_maskz_loadu_ps(rows, yr), acc[r]);
-    _mm512_mask_storeu_ps(yr, rows, v);
-  }
+  for (int i = 0; i < NT; ++i)
+    for (int r = 0; r < RX; ++r) {
+      float* yr = y + (r0 + r) * ys + i * kRepackRows;
+      const __m512 v = overwrite ? acc[i][r] : _mm512_add_ps(_mm512_maskz_loadu_ps(rows[i], yr), acc[i][r]);
+      _mm512_mask_storeu_ps(yr, rows[i], v);
+    }
 }
 
-using TileFn = void (*)(const char*, int64_t, int64_t, const QRows&, int64_t, float*, int64_t, __mmask16, bool);
+using TilesFn = void (*)(const char*, size_t, int64_t, int64_t, const QRows&, int64_t, float*, int64_t,
+                         const __mmask16*, bool);
+
+// Few activation rows (decode) stream every weight from memory once. They read several tiles side
+// by side, each a sequential stream the hardware prefetcher follows, and prefetch each 2 KiB
+// ahead: one stream alone, even prefetched, keeps too few lines in flight to read at memory
+// bandwidth. NT tiles and RX rows at once, NT * RX <= 8: the sums stay in registers.
+constexpr size_t kAhead = 2048;
 
 template <class Q>
-struct Tiles {
-  // tile<Q, RX> for RX = 1..kPackMinRows: the most activation rows one pass over a tile serves
-  static constexpr TileFn fns[8] = {&tile<Q, 1>, &tile<Q, 2>, &tile<Q, 3>, &tile<Q, 4>,
-                                    &tile<Q, 5>, &tile<Q, 6>, &tile<Q, 7>, &tile<Q, 8>};
-  static_assert(kPackMinRows == 8, "one tile function per row count below kPackMinRows, and one for a full group");
+struct Decode {
+  static constexpr int kSide = 4;  // the most tiles side by side
+  // [NT = 4, 2, 1][RX - 1]: the functions for RX = 1 .. kPackMinRows - 1 rows (null where NT * RX > 8)
+  static constexpr TilesFn fns[3][7] = {
+      {&tiles<Q, 4, 1, kAhead>, &tiles<Q, 4, 2, kAhead>, nullptr, nullptr, nullptr, nullptr, nullptr},
+      {&tiles<Q, 2, 1, kAhead>, &tiles<Q, 2, 2, kAhead>, &tiles<Q, 2, 3, kAhead>, &tiles<Q, 2, 4, kAhead>, nullptr,
+       nullptr, nullptr},
+      {&tiles<Q, 1, 1, kAhead>, &tiles<Q, 1, 2, kAhead>, &tiles<Q, 1, 3, kAhead>, &tiles<Q, 1, 4, kAhead>,
+       &tiles<Q, 1, 5, kAhead>, &tiles<Q, 1, 6, kAhead>, &tiles<Q, 1, 7, kAhead>}};
+  static_assert(kPackMinRows == 8, "a decode function for every row count below kPackMinRows");
+};
+
+// Many rows (prefill): one tile at a time, 8 rows a pass (the remainder in one more), no
+// prefetch (a chunk of the tile is read from memory once and then met by every pass from cache).
+template <class Q>
+struct Prefill {
+  static constexpr TilesFn fns[8] = {&tiles<Q, 1, 1, 0>, &tiles<Q, 1, 2, 0>, &tiles<Q, 1, 3, 0>, &tiles<Q, 1, 4, 0>,
+                                     &tiles<Q, 1, 5, 0>, &tiles<Q, 1, 6, 0>, &tiles<Q, 1, 7, 0>, &tiles<Q, 1, 8, 0>};
 };
 
 // Blocks per k-chunk of the many-rows path: a chunk of a tile (17 KiB of Q8_0) stays in L1 while
@@ -118,11 +154,18 @@ void gemm(const GemmArgs& a) {
     return static_cast<__mmask16>(below_hi & ~below_lo);
   };
   if (a.m < kPackMinRows) {
-    // Few rows (decode): each tile once, all its blocks, every row at once; the tiles are read
-    // strictly in order.
-    const TileFn f = Tiles<Q>::fns[a.m - 1];
-    for (int64_t t = t0; t < t1; ++t)
-      f(w + t * a.w_stride, 0, nb, *a.xq, 0, a.y + t * kRepackRows, a.y_stride, lanes(t), !a.accumulate);
+    // Few rows (decode): each tile once, all its blocks, every row at once, kSide tiles side by
+    // side while there are that many, then fewer.
+    int64_t t = t0;
+    for (int level = 0, nt = Decode<Q>::kSide; level < 3; ++level, nt /= 2) {
+      const TilesFn f = Decode<Q>::fns[level][a.m - 1];
+      if (!f) continue;
+      for (; t + nt <= t1; t += nt) {
+        __mmask16 rows[Decode<Q>::kSide];
+        for (int i = 0; i < nt; ++i) rows[i] = lanes(t + i);
+        f(w + t * a.w_stride, a.w_stride, 0, nb, *a.xq, 0, a.y + t * kRepackRows, a.y_stride, rows, !a.accumulate);
+      }
+    }
     return;
   }
   // k-chunks outermost: a chunk of every activation row stays in cache while the tiles pass.
@@ -133,9 +176,10 @@ void gemm(const GemmArgs& a) {
       const char* tw = w + t * a.w_stride;
       float* y = a.y + t * kRepackRows;
       const __mmask16 mask = lanes(t);
-      int64_t r = 0;
-      for (; r + 8 <= a.m; r += 8) tile<Q, 8>(tw, b0, b1, *a.xq, r, y, a.y_stride, mask, overwrite);
-      if (r < a.m) Tiles<Q>::fns[a.m - r - 1](tw, b0, b1, *a.xq, r, y, a.y_stride, mask, overwrite);
+      for (int64_t r = 0; r < a.m; r += 8) {
+        const int64_t rx = a.m - r < 8 ? a.m - r : 8;
+        Prefill<Q>::fns[rx - 1](tw, a.w_stride, b0, b1, *a.xq, r, y, a.y_stride, &mask, overwrite);
+      }
     }
   }
 }
