@@ -70,8 +70,8 @@ void tiles(const char* t, size_t ts, int64_t b0, int64_t b1, const QRows& x, int
     xs[r] = x.s + (r0 + r) * x.b_stride;
     for (int i = 0; i < NT; ++i) acc[i][r] = _mm512_setzero_ps();
   }
-  for (int64_t b = b0; b < b1; ++b) {
-    const size_t at = static_cast<size_t>(b >> 1) * kPair, odd = static_cast<size_t>(b & 1);
+  // Block b of every tile: its scales and quants `half` (0 or 1) into the pair at `at`.
+  const auto block = [&](size_t at, int64_t b, size_t half) {
     __m512i corr[RX];
     __m512 xdv[RX];
     const int8_t* xb[RX];
@@ -80,24 +80,40 @@ void tiles(const char* t, size_t ts, int64_t b0, int64_t b1, const QRows& x, int
       xdv[r] = _mm512_set1_ps(xd[r][b]);
       xb[r] = xq[r] + 32 * b;
     }
+#pragma GCC unroll 4
     for (int i = 0; i < NT; ++i) {
       const char* pair = t + i * ts + at;
-      if constexpr (Ahead > 0) {
-        // The lines of this block (an even one's with the pair's scales), Ahead bytes on.
-        const char* from = pair + Ahead + odd * (64 + Q::kQuantBytes);
-        for (size_t o = 0; o < (odd ? 0 : 64) + Q::kQuantBytes; o += 64) _mm_prefetch(from + o, _MM_HINT_T0);
-      }
-      const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(pair + 32 * odd)));
+      const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(pair + 32 * half)));
       __m512i s0[RX], s1[RX];
       for (int r = 0; r < RX; ++r) {
         s0[r] = corr[r];
         s1[r] = _mm512_setzero_si512();
       }
-      Q::template dots<RX>(pair + 64 + odd * Q::kQuantBytes, xb, s0, s1);
+      Q::template dots<RX>(pair + 64 + half * Q::kQuantBytes, xb, s0, s1);
       for (int r = 0; r < RX; ++r)
         acc[i][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[r], s1[r])), _mm512_mul_ps(wd, xdv[r]),
                                     acc[i][r]);
     }
+  };
+  // The lines of `bytes` bytes from `at` in every tile, Ahead bytes on.
+  const auto prefetch = [&](size_t at, size_t bytes) {
+    if constexpr (Ahead > 0)
+#pragma GCC unroll 4
+      for (int i = 0; i < NT; ++i)
+#pragma GCC unroll 17
+        for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(t + i * ts + at + Ahead + o, _MM_HINT_T0);
+  };
+  int64_t b = b0;
+  for (; b + 2 <= b1; b += 2) {
+    const size_t at = static_cast<size_t>(b / 2) * kPair;
+    prefetch(at, kPair);
+    block(at, b, 0);
+    block(at, b + 1, 1);
+  }
+  if (b < b1) {  // an odd last block, alone in its pair
+    const size_t at = static_cast<size_t>(b / 2) * kPair;
+    prefetch(at, 64 + Q::kQuantBytes);
+    block(at, b, 0);
   }
   for (int i = 0; i < NT; ++i)
     for (int r = 0; r < RX; ++r) {
