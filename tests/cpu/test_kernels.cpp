@@ -2,13 +2,16 @@
 // reference on fresh random inputs (the seed is printed; SEMLINE_TEST_SEED repeats a run).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include <semline/codec.h>
 
 #include "cpu/cpu_test_util.h"
+#include "backend/cpu_backend.h"
 #include "kernels/kernels.h"
+#include "kernels/repack.h"
 
 using namespace semline;
 using namespace semline::cpu;
@@ -35,6 +38,23 @@ struct QStore {
   }
 };
 
+// A weight of n rows of k values as the kernels read it: the file's rows, or repacked (as a stage
+// binds it) where the kernels have their own layout.
+struct KernelWeight {
+  AlignedBlock packed;
+  const void* w;
+  size_t stride;
+  KernelWeight(const Kernels& kern, DType dt, const void* rows, size_t row_bytes, int64_t n, int64_t k)
+      : w(rows), stride(row_bytes) {
+    if (!kern.repacked(dt)) return;
+    const int64_t tiles = (n + kRepackRows - 1) / kRepackRows;
+    stride = repacked_tile_bytes(dt, k);
+    packed = AlignedBlock(static_cast<size_t>(tiles) * stride);
+    repack_tiles(dt, static_cast<const char*>(rows), row_bytes, n, k, 0, tiles, static_cast<char*>(packed.data()));
+    w = packed.data();
+  }
+};
+
 // y = W x over rows [j0, j1) of W, for m rows of x, checked element by element against float64.
 void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumulate, int64_t j0, int64_t j1) {
   const Kernels& kern = kernels_for(isa);
@@ -49,9 +69,10 @@ void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumul
   std::unique_ptr<QStore> xq;
   if (quant) xq = std::make_unique<QStore>(kern, x, m, k, xs);
 
+  const KernelWeight kw(kern, dt, w.data(), w.row_bytes(), n, k);
   GemmArgs a;
-  a.w = w.data();
-  a.w_stride = w.row_bytes();
+  a.w = kw.w;
+  a.w_stride = kw.stride;
   a.x = x.data();
   a.x_stride = xs;
   a.xq = quant ? &xq->rows : nullptr;
@@ -135,6 +156,78 @@ TEST_CASE("Q8_0 and Q4_0 linear maps match float64 with the activation quantised
       }
 }
 
+TEST_CASE("Q8_0 and Q4_0 linear maps over partial tiles, one block or many, 1 to 70 rows", "[kernels]") {
+  // Row counts off the 16-row tiles of the repacked layout (1, 67, 130: a lone row, partial last
+  // tiles, 4 + 1 and 2 x 4 + 1 tiles side by side), k of one block and of 33 (odd: a pair of one;
+  // more than one k-chunk of the many-rows path), every m to 70, and row ranges that begin and end
+  // inside a tile.
+  for (Isa isa : runnable_isas())
+    for (DType dt : {DType::Q8_0, DType::Q4_0}) {
+      for (int64_t m = 1; m <= 70; ++m) {
+        const bool part = m % 3 == 0;
+        check_gemm(isa, dt, m, 32, 67, m % 2 == 0, part ? 5 : 0, part ? 61 : 67);
+      }
+      for (int64_t n : {1, 67, 130})
+        for (int64_t k : {32, 1056})
+          for (int64_t m : {1, 2, 3, 5, 8, 9, 23}) {
+            if (m % 2) check_gemm(isa, dt, m, k, n, false, 0, n);
+            else check_gemm(isa, dt, m, k, n, true, n > 20 ? 17 : 0, n > 20 ? n - 3 : n);
+          }
+    }
+}
+
+TEST_CASE("repacked Q8_0 and Q4_0 tiles hold the file's blocks, every byte written", "[kernels]") {
+  // An independent reading of the layout of kernels/repack.h: tile t, pair p = b / 2 at
+  // t * tile + p * (64 + 2 * 16 * qb); scales of block b at +32 (b % 2), row l's 2 bytes at +2 l;
+  // quants at +64 + (b % 2) * 16 * qb, group g at +64 g, row l's 4 bytes at +4 l.
+  for (DType dt : {DType::Q8_0, DType::Q4_0})
+    for (int64_t n : {1, 16, 67})
+      for (int64_t k : {32, 96, 128}) {
+        INFO(dtype_name(dt) << " [" << n << " x " << k << "]");
+        const Weight w = make_weight(dt, k, n, 0.5f);
+        const int64_t nb = k / 32, tiles = (n + 15) / 16;
+        const size_t bb = static_cast<size_t>(dtype_block_bytes(dt)), qb = bb - 2;
+        const size_t tile = repacked_tile_bytes(dt, k);
+        REQUIRE(tile == static_cast<size_t>(16 * nb) * bb + (nb % 2 ? 32 : 0));  // the file's bytes, + 32 for an odd pair
+        std::vector<uint8_t> got(static_cast<size_t>(tiles) * tile + 64, 0x5a), split = got;
+        repack_tiles(dt, static_cast<const char*>(w.data()), w.row_bytes(), n, k, 0, tiles, reinterpret_cast<char*>(got.data()));
+        // Tiles made in two calls (as two workers make them) are the same bytes.
+        repack_tiles(dt, static_cast<const char*>(w.data()), w.row_bytes(), n, k, 0, tiles / 2, reinterpret_cast<char*>(split.data()));
+        repack_tiles(dt, static_cast<const char*>(w.data()), w.row_bytes(), n, k, tiles / 2, tiles, reinterpret_cast<char*>(split.data()));
+        REQUIRE(split == got);
+        std::vector<bool> seen(got.size(), false);
+        const auto at = [&](size_t i) {
+          REQUIRE(i < static_cast<size_t>(tiles) * tile);
+          REQUIRE_FALSE(seen[i]);
+          seen[i] = true;
+          return got[i];
+        };
+        const auto* file = reinterpret_cast<const uint8_t*>(w.data());
+        for (int64_t t = 0; t < tiles; ++t)
+          for (int64_t b = 0; b < nb; ++b) {
+            const size_t pair = static_cast<size_t>(t) * tile + static_cast<size_t>(b / 2) * (64 + 32 * qb);
+            const size_t scales = pair + 32 * static_cast<size_t>(b % 2), quants = pair + 64 + static_cast<size_t>(b % 2) * 16 * qb;
+            if (b == nb - 1 && nb % 2)
+              for (size_t i = 32; i < 64; ++i) REQUIRE(at(pair + i) == 0);
+            for (int64_t l = 0; l < 16; ++l) {
+              const int64_t row = 16 * t + l;
+              const uint8_t* blk = file + static_cast<size_t>(row) * w.row_bytes() + static_cast<size_t>(b) * bb;
+              for (size_t i = 0; i < 2; ++i) REQUIRE(at(scales + 2 * static_cast<size_t>(l) + i) == (row < n ? blk[i] : 0));
+              for (size_t i = 0; i < qb; ++i) {
+                const uint8_t v = at(quants + 64 * (i / 4) + 4 * static_cast<size_t>(l) + i % 4);
+                if (row >= n) REQUIRE(v == 0);  // padding rows
+                else if (dt == DType::Q8_0) REQUIRE(static_cast<uint8_t>(v ^ 0x80) == blk[2 + i]);  // stored + 128
+                else REQUIRE(v == blk[2 + i]);  // both nibbles as the file packs them
+              }
+            }
+          }
+        REQUIRE(std::count(seen.begin(), seen.end(), true) == static_cast<std::ptrdiff_t>(tiles * tile));
+        for (size_t i = static_cast<size_t>(tiles) * tile; i < got.size(); ++i) REQUIRE(got[i] == 0x5a);  // nothing past
+      }
+  REQUIRE_THROWS_WITH(repack_tiles(DType::F16, nullptr, 0, 1, 32, 0, 1, nullptr),
+                      Catch::Contains("F16 weights are not repacked"));
+}
+
 TEST_CASE("Q8_0 weights with the value -128 are read as -128", "[kernels]") {
   // The quantiser never writes -128, but a file may hold it; the unsigned-offset tricks must not
   // overflow on it.
@@ -150,9 +243,10 @@ TEST_CASE("Q8_0 weights with the value -128 are read as -128", "[kernels]") {
     x[3] = -1.0f;
     QStore xq(kern, x, 1, 64, 64);
     float y = 0;
+    const KernelWeight kw(kern, DType::Q8_0, w.data(), 2 * sizeof(BlockQ8_0), 1, 64);
     GemmArgs a;
-    a.w = w.data();
-    a.w_stride = 2 * sizeof(BlockQ8_0);
+    a.w = kw.w;
+    a.w_stride = kw.stride;
     a.xq = &xq.rows;
     a.m = 1;
     a.k = 64;

@@ -14,6 +14,7 @@
 #include "backend/cpu_backend.h"
 #include "cpu/cpu_test_util.h"
 #include "cpu/stage_fixtures.h"
+#include "stages/linear.h"
 
 using namespace semline;
 using namespace semline::cpu;
@@ -397,6 +398,79 @@ TEST_CASE("head: logits of the output rows only, separate or tied weights", "[st
         want.insert(want.end(), y.begin(), y.end());
       }
       CHECK(rel_err(got, want) <= weight_tol(dt));
+      if (!tied) continue;
+      // The embedding reads the rows of the table the head has repacked for itself, from the
+      // file's layout: still exact.
+      auto emb = build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
+      StepData se;
+      se.tokens = {66, 3};
+      se.pos = {0, 1};
+      se.seq = {0, 0};
+      const Batch eb = se.batch();
+      Rowset unused(2, 64), rows(2, 64);
+      emb->forward(unused.tensor(), rows.tensor(), Step{eb, l.be.stream(), nullptr});
+      for (int64_t t = 0; t < 2; ++t)
+        for (int64_t i = 0; i < 64; ++i) REQUIRE(rows.data[t * 64 + i] == static_cast<float>(w.value[se.tokens[t] * 64 + i]));
+    }
+}
+
+TEST_CASE("linear maps as the stages bind them: repacked under AVX-512, partial tiles, expert slices", "[stages]") {
+  // A map of 67 rows (a partial last tile), one of 130 rows over a single block, and the slices of
+  // a stack of 3 experts of 67 rows (each slice starts inside a 16-row tile of the stack), run
+  // side by side in one dispatch over 3 threads, against float64, overwriting and accumulating.
+  for (Isa isa : runnable_isas())
+    for (DType dt : kAllWeights) {
+      Layer l(RopeType::Normal, 8, isa);
+      const Weight& w = l.model.add("w", dt, 64, 67, 0.5f);
+      const Weight& one = l.model.add("one", dt, 32, 130, 0.5f);
+      const Weight& exps = l.model.add_experts("exps", dt, 64, 67, 3, 0.5f);
+      const StageContext ctx = l.context("ffn", {{"w", "w"}, {"one", "one"}, {"exps", "exps"}});
+      const Linear lw = Linear::bind(ctx, "w", 64, 67, "(n_in, n_out)");
+      const Linear lone = Linear::bind(ctx, "one", 32, 130, "(n_in, n_out)");
+      const std::vector<Linear> le = Linear::bind_experts(ctx, "exps", 64, 67, 3, "(n_in, n_out, n_expert)");
+      const bool repacked = isa == Isa::Avx512 && takes_quantized_input(dt);
+      for (const Linear* m : {&lw, &lone, &le[0], &le[1], &le[2]}) {
+        REQUIRE((m->repacked != nullptr) == repacked);
+        REQUIRE((m->data == nullptr) == repacked);  // the file's rows are not read through the map again
+      }
+      for (int64_t m : {1, 2, 5, 8, 17, 70}) {
+        INFO(isa_name(isa) << " kernels, " << dtype_name(dt) << ", " << m << " rows");
+        Rowset x(m, 64), x32(m, 32), y(m, 67), y32(m, 130), ye(m, 67);
+        ScratchLayout layout;
+        QRowsLayout q64, q32;
+        q64.plan(layout, m, 64);
+        q32.plan(layout, m, 32);
+        AlignedBlock scratch(layout.total());
+        const QRows xq = q64.at(static_cast<char*>(scratch.data())), xq32 = q32.at(static_cast<char*>(scratch.data()));
+        const bool quant = takes_quantized_input(dt);
+        if (quant) {
+          quantize_rows(l.be, x.data.data(), 64, m, 64, xq);
+          quantize_rows(l.be, x32.data.data(), 32, m, 32, xq32);
+        }
+        const Rows in{x.data.data(), 64, quant ? &xq : nullptr}, in32{x32.data.data(), 32, quant ? &xq32 : nullptr};
+        for (int64_t e = 0; e < 3; ++e) {
+          const bool acc = (m + e) % 2 == 1;
+          const Rowset y0 = y, y320 = y32, ye0 = ye;
+          const MatOp ops[3] = {{&lw, in, y.data.data(), 67, acc}, {&lone, in32, y32.data.data(), 130, !acc},
+                                {&le[e], in, ye.data.data(), 67, acc}};
+          run_matmuls(l.be, ops, 3, m);
+          Vec got, want;
+          for (int64_t r = 0; r < m; ++r) {
+            const Vec a = matvec(w, x.row(r)), b = matvec(one, x32.row(r)), c = matvec(exps, x.row(r), e * 67, 67);
+            for (int64_t j = 0; j < 67; ++j) {
+              got.push_back(y.data[r * 67 + j] - (acc ? static_cast<double>(y0.data[r * 67 + j]) : 0.0));
+              want.push_back(a[j]);
+              got.push_back(ye.data[r * 67 + j] - (acc ? static_cast<double>(ye0.data[r * 67 + j]) : 0.0));
+              want.push_back(c[j]);
+            }
+            for (int64_t j = 0; j < 130; ++j) {
+              got.push_back(y32.data[r * 130 + j] - (!acc ? static_cast<double>(y320.data[r * 130 + j]) : 0.0));
+              want.push_back(b[j]);
+            }
+          }
+          CHECK(rel_err(got, want) <= weight_tol(dt));
+        }
+      }
     }
 }
 

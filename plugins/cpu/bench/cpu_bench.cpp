@@ -5,13 +5,16 @@
 // them; each figure is the best of several runs, since other processes only ever slow one down.
 //
 //   semline-cpu-bench [--isa scalar|avx2|avx512] [--m ROWS] [--threads N[,N...]] [--seconds S]
+//                     [--dtypes f32,f16,bf16,q8_0,q4_0]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <semline/codec.h>
@@ -28,6 +31,8 @@ struct Shape {
   int64_t n_in, n_out;
   const char* what;
 };
+
+constexpr DType kDtypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
 
 double seconds_per_call(double budget, const std::function<void()>& fn) {
   fn();  // warm caches and the pool
@@ -64,6 +69,7 @@ int main(int argc, char** argv) {
   int64_t m_prefill = 128;
   std::vector<int> thread_counts = {1, 2};
   double budget = 0.6;
+  std::vector<DType> dtypes(std::begin(kDtypes), std::end(kDtypes));
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--isa") {
@@ -77,6 +83,23 @@ int main(int argc, char** argv) {
       m_prefill = std::max<int64_t>(1, std::atoll(argv[i + 1]));
     } else if (k == "--threads") {
       thread_counts = parse_list(argv[i + 1]);
+    } else if (k == "--dtypes") {
+      dtypes.clear();
+      for (std::string_view rest = argv[i + 1]; !rest.empty();) {
+        const std::string_view name = rest.substr(0, rest.find(','));
+        rest.remove_prefix(std::min(rest.size(), name.size() + 1));
+        const DType* t = std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](DType d) {
+          std::string n = dtype_name(d);
+          for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          return n == name;
+        });
+        if (t == std::end(kDtypes)) {
+          std::fprintf(stderr, "unknown dtype '%.*s'; valid: f32, f16, bf16, q8_0, q4_0\n", static_cast<int>(name.size()),
+                       name.data());
+          return 2;
+        }
+        dtypes.push_back(*t);
+      }
     } else if (k == "--seconds") {
       budget = std::max(0.05, std::atof(argv[i + 1]));
     } else {
@@ -86,11 +109,12 @@ int main(int argc, char** argv) {
   }
 
   const Shape shapes[] = {{768, 2048, "ffn up, 134M"}, {2048, 8192, "ffn up, 1B"}, {768, 32000, "head, 134M"}};
-  const DType dtypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
 
-  std::printf("isa %s; matmul rows m = %lld\n", isa_name(isa), static_cast<long long>(m_prefill));
+  std::printf("isa %s (Q8_0, Q4_0: %s); matmul rows m = %lld\n", isa_name(isa),
+              kernels_for(isa).repacked(DType::Q8_0) ? "weights repacked in 16-row tiles" : "the file's blocks",
+              static_cast<long long>(m_prefill));
   for (int threads : thread_counts) {
     // A dispatch of empty chunks, one per thread: the fixed cost every kernel call pays.
     CpuBackend be(threads, isa);
@@ -118,12 +142,16 @@ int main(int argc, char** argv) {
         quantize_row(dt, wf.data(), w.data() + r * row, sh.n_in);
       }
       for (size_t c = 1; c < copies; ++c) std::memcpy(w.data() + c * bytes, w.data(), bytes);
-      Linear lin;
-      lin.dtype = dt;
-      lin.n_in = sh.n_in;
-      lin.n_out = sh.n_out;
-      lin.data = w.data();
-      lin.row_stride = row;
+      // One map per copy, made as a stage binds its weights: repacked where the kernels read
+      // their own layout (the file's copies are then not needed any more).
+      std::vector<Linear> lins;
+      {
+        CpuBackend be(thread_counts.empty() ? 1 : *std::max_element(thread_counts.begin(), thread_counts.end()), isa);
+        for (size_t c = 0; c < copies; ++c)
+          lins.push_back(Linear::over(be, dt, sh.n_in, sh.n_out, w.data() + c * bytes, row));
+      }
+      if (lins[0].repacked) std::vector<char>().swap(w);
+      const Linear* lin = &lins[0];
       size_t next = 0;
       for (int threads : thread_counts) {
         CpuBackend be(threads, isa);
@@ -134,18 +162,18 @@ int main(int argc, char** argv) {
         const QRows q = ql.at(static_cast<char*>(scratch.data()));
         auto call = [&](int64_t m) {
           Rows in{x.data(), sh.n_in, nullptr};
-          if (lin.quantized()) {
+          if (lin->quantized()) {
             quantize_rows(be, x.data(), sh.n_in, m, sh.n_in, q);
             in.q = &q;
           }
-          const MatOp op{&lin, in, y.data(), sh.n_out, false};
+          const MatOp op{lin, in, y.data(), sh.n_out, false};
           run_matmuls(be, &op, 1, m);
         };
         const double tv = seconds_per_call(budget, [&] {
-          lin.data = w.data() + (next++ % copies) * bytes;
+          lin = &lins[next++ % copies];
           call(1);
         });
-        lin.data = w.data();
+        lin = &lins[0];
         const double th = seconds_per_call(budget, [&] { call(1); });
         const double tm = seconds_per_call(budget, [&] { call(m_prefill); });
         const double flop1 = 2.0 * sh.n_in * sh.n_out;

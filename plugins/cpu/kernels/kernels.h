@@ -26,6 +26,9 @@ std::optional<Isa> isa_from_name(std::string_view name);
 bool isa_supported(Isa isa);                         // can this machine run it?
 Isa best_isa();                                      // the most capable supported one
 
+// Block-quantised weights take QRows activations; the others take float rows.
+constexpr bool takes_quantized_input(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
 // Activation rows quantised to 8 bits in blocks of 32 (the Q8_0 rule with the scale kept as a
 // float): block b of row r holds q[i] = round(x[i] / d), d = max|x| / 127, and s = sum of its q.
 struct QRows {
@@ -38,8 +41,10 @@ struct QRows {
 
 // One linear map over a range of weight rows:
 //   y[r][j] = (accumulate ? y[r][j] : 0) + sum_i W[j][i] * x[r][i]   for r < m, j0 <= j < j1.
-// W rows are w_stride bytes apart. Float-weight kernels (F32, F16, BF16) read x; the block-
-// quantised ones (Q8_0, Q4_0) read xq, whose k must be a multiple of 32.
+// W rows are w_stride bytes apart, in the file's layout; where the kernels read W repacked
+// (Kernels::repacked), w is its first tile and w_stride the bytes of a tile (kernels/repack.h).
+// Float-weight kernels (F32, F16, BF16) read x; the block-quantised ones (Q8_0, Q4_0) read xq,
+// whose k must be a multiple of 32.
 struct GemmArgs {
   const void* w = nullptr;
   size_t w_stride = 0;
@@ -57,6 +62,9 @@ using GemmFn = void (*)(const GemmArgs&);
 struct Kernels {
   Isa isa;
   GemmFn gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0;
+  // gemm_q8_0 and gemm_q4_0 read their weights repacked (kernels/repack.h), not in the file's
+  // blocks: the AVX-512 ones do.
+  bool repacked_quant;
 
   // x[n] -> q, d, s (n a multiple of 32); see QRows.
   void (*quantize_q8)(const float* x, int64_t n, int8_t* q, float* d, int32_t* s);
@@ -92,6 +100,9 @@ struct Kernels {
   void (*pv_f16)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
                  size_t v_stride, int64_t hd, float* o, int64_t o_stride);
 
+  // Whether gemm(t) reads weights of dtype t repacked.
+  bool repacked(DType t) const { return repacked_quant && takes_quantized_input(t); }
+
   GemmFn gemm(DType t) const {
     switch (t) {
       case DType::F32: return gemm_f32;
@@ -106,8 +117,5 @@ struct Kernels {
 
 // The table of an instruction set; isa_supported(isa) must hold before any of it is called.
 const Kernels& kernels_for(Isa isa);
-
-// Block-quantised weights take QRows activations; the others take float rows.
-constexpr bool takes_quantized_input(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
 }  // namespace semline::cpu

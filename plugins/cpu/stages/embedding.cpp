@@ -13,12 +13,12 @@ class EmbeddingLookup final : public Stage {
   explicit EmbeddingLookup(const StageContext& ctx)
       : be_(cpu_backend_of(ctx)), label_(station_label(ctx)) {
     const HParams& hp = hparams_of(ctx);
-    table_ = Linear::bind(ctx, "tokens", hp.n_embd, hp.n_vocab, "(n_embd, n_vocab)");
+    table_ = Linear::view(ctx, "tokens", hp.n_embd, hp.n_vocab, "(n_embd, n_vocab)");
     if (is_bound(ctx, "positions")) {
       const Tensor t = ctx.weight("positions");
       n_positions_ = t.ne[1];
       // Dequantised once: the table is small (n_ctx_train rows) and every step reads it.
-      const Linear p = Linear::bind(ctx, "positions", hp.n_embd, n_positions_, "(n_embd, n_positions)");
+      const Linear p = Linear::view(ctx, "positions", hp.n_embd, n_positions_, "(n_embd, n_positions)");
       positions_.resize(static_cast<size_t>(n_positions_ * hp.n_embd));
       for (int64_t r = 0; r < n_positions_; ++r)
         be_.kernels().dequantize_row(p.dtype, p.data + r * p.row_stride, positions_.data() + r * hp.n_embd, hp.n_embd);

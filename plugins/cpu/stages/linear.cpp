@@ -1,8 +1,11 @@
 #include "stages/linear.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <semline/error.h>
+
+#include "kernels/repack.h"
 
 namespace semline::cpu {
 
@@ -71,19 +74,50 @@ Linear linear_at(const Tensor& t, const char* data) {
 
 }  // namespace
 
-Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
-                    const char* dims) {
+Linear Linear::over(CpuBackend& be, DType dtype, int64_t n_in, int64_t n_out, const char* data, size_t row_stride) {
+  Linear l;
+  l.dtype = dtype;
+  l.n_in = n_in;
+  l.n_out = n_out;
+  l.data = data;
+  l.row_stride = row_stride;
+  if (!be.kernels().repacked(dtype)) return l;
+  const int64_t tiles = (n_out + kRepackRows - 1) / kRepackRows;
+  l.tile_stride = repacked_tile_bytes(dtype, n_in);
+  l.repacked = be.alloc(static_cast<size_t>(tiles) * l.tile_stride);
+  char* dst = static_cast<char*>(l.repacked->host());
+  // Chunks of ~256 KiB of tiles: few enough dispatches, and both threads fault in the file's
+  // pages and the new ones side by side.
+  const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>((size_t{256} << 10) / std::max<size_t>(l.tile_stride, 1)));
+  be.pool().run(tiles, grain, [&](int64_t t0, int64_t t1, int) {
+    repack_tiles(dtype, data, row_stride, n_out, n_in, t0, t1, dst);
+  });
+  l.data = nullptr;
+  l.row_stride = 0;
+  return l;
+}
+
+Linear Linear::view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims) {
   const Tensor t = checked_weight(ctx, role, {n_in, n_out}, dims);
   return linear_at(t, static_cast<const char*>(t.host));
+}
+
+Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
+                    const char* dims) {
+  const Linear v = view(ctx, role, n_in, n_out, dims);
+  return over(cpu_backend_of(ctx), v.dtype, v.n_in, v.n_out, v.data, v.row_stride);
 }
 
 std::vector<Linear> Linear::bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
                                          int64_t n_out, int64_t n_expert, const char* dims) {
   const Tensor t = checked_weight(ctx, role, {n_in, n_out, n_expert}, dims);
   const size_t stride = static_cast<size_t>(n_expert > 1 ? t.nb[2] : 0);
+  CpuBackend& be = cpu_backend_of(ctx);
   std::vector<Linear> experts;
-  for (int64_t e = 0; e < n_expert; ++e)
-    experts.push_back(linear_at(t, static_cast<const char*>(t.host) + static_cast<size_t>(e) * stride));
+  for (int64_t e = 0; e < n_expert; ++e) {
+    const Linear v = linear_at(t, static_cast<const char*>(t.host) + static_cast<size_t>(e) * stride);
+    experts.push_back(over(be, v.dtype, v.n_in, v.n_out, v.data, v.row_stride));
+  }
   return experts;
 }
 
@@ -113,8 +147,8 @@ void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, i
       else std::memcpy(y + j0, bias.data() + j0, static_cast<size_t>(j1 - j0) * 4);
     }
   GemmArgs a;
-  a.w = op.w->data;
-  a.w_stride = op.w->row_stride;
+  a.w = op.w->repacked ? op.w->repacked->host() : op.w->data;
+  a.w_stride = op.w->repacked ? op.w->tile_stride : op.w->row_stride;
   a.x = op.in.x;
   a.x_stride = op.in.stride;
   a.xq = op.in.q;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,23 +23,38 @@ std::string tensor_name(const StageContext& ctx, std::string_view role);
 // for the stage to report, not a different station).
 bool is_bound(const StageContext& ctx, std::string_view role);
 
-// An affine map y = W x + b: n_in -> n_out, W stored [n_out][n_in] in the file's dtype (a host
-// view), b optional.
+// An affine map y = W x + b: n_in -> n_out, W stored [n_out][n_in] in the file's dtype, b
+// optional. Where the backend's kernels read a layout of their own (Kernels::repacked: Q8_0 and
+// Q4_0 under AVX-512), W is repacked once, when bound, into memory of the backend owned here, and
+// the view of the file's rows is dropped: nothing reads them through the map again. They are
+// clean pages of the read-only file mapping (one reading of them at bind), so the kernel
+// reclaims them under memory pressure without writing anything back, and nothing faults them in
+// again (the embedding of a tied head reads token_embd through a view of its own, row by row).
 struct Linear {
   DType dtype = DType::F32;
   int64_t n_in = 0, n_out = 0;
-  const char* data = nullptr;
-  size_t row_stride = 0;    // bytes between rows
-  std::vector<float> bias;  // [n_out], empty when the map has none
+  const char* data = nullptr;  // the file's rows (a host view); null once repacked
+  size_t row_stride = 0;       // bytes between them
+  std::unique_ptr<Buffer> repacked;  // W in the kernels' layout (kernels/repack.h), or null
+  size_t tile_stride = 0;            // bytes between its tiles
+  std::vector<float> bias;           // [n_out], empty when the map has none
 
-  // The weight bound to `role`, checked against the expected shape; `dims` names the expected
-  // sizes in the error message, e.g. "(n_embd, n_head * head_dim)".
+  // The weight bound to `role`, checked against the expected shape and repacked for the
+  // kernels; `dims` names the expected sizes in the error message, e.g. "(n_embd, n_head *
+  // head_dim)".
   static Linear bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
                      const char* dims);
+  // The same weight as a view of the file's rows, never repacked: for a stage that reads rows
+  // itself (the embedding's table) rather than through the kernels' linear maps.
+  static Linear view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
+                     const char* dims);
+  // A map over rows already in memory (n_out rows of n_in values, row_stride bytes apart, kept
+  // alive by the caller while the map is a view of them), repacked for be's kernels.
+  static Linear over(CpuBackend& be, DType dtype, int64_t n_in, int64_t n_out, const char* data, size_t row_stride);
   // Takes the bias bound to `role` when the station has one (n_out values, any weight dtype).
   void bind_bias(const StageContext& ctx, std::string_view role);
   // A stack of n_expert matrices bound to `role`, ne = [n_in, n_out, n_expert] as GGUF stores
-  // Mixtral's experts: one Linear per expert, each a view at its expert's offset (nothing is read).
+  // Mixtral's experts: one Linear per expert at its expert's offset, each repacked like bind's.
   static std::vector<Linear> bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
                                           int64_t n_out, int64_t n_expert, const char* dims);
   bool quantized() const { return takes_quantized_input(dtype); }
