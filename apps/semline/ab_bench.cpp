@@ -312,7 +312,11 @@ void run_ab(const AbOptions& o) {
     vs[i].peak_mib = peak_memory_mib();
     meter_decode(vs[i], prompt);
     vs[i].pp_tps.clear(), vs[i].tg_tps.clear(), vs[i].ttft_ms.clear(), vs[i].itl_ms.clear();
+    // Nothing of it stays resident while the next one is measured: the model's mapped pages
+    // would count in that one's peak.
     vs[i].pipeline.reset();
+    vs[i].graph = PipelineGraph{};
+    vs[i].model.reset();
   }
   for (Variant& v : vs) build(v, *plugins, context);
   // Pass 2, interleaved: every repetition runs every variant, so drift hits all alike.
