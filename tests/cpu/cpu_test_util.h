@@ -1,81 +1,30 @@
-// Shared pieces of the cpu plugin tests: the seed, random data, weights in every dtype with their
-// exact float64 values, a small in-memory model and a registry that records entries.
+// Shared pieces of the cpu plugin tests: the plugin fixtures of tests/common, the instruction sets
+// this machine runs and the cpu plugin's entries.
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <memory>
-#include <random>
-#include <string>
 #include <vector>
 
 #include "common/compare.h"
-
-#include <semline/model.h>
-#include <semline/registry.h>
+#include "common/plugin_fixtures.h"
 
 #include "kernels/kernels.h"
 
 namespace semline::cputest {
 
-// The seed of this test process: SEMLINE_TEST_SEED if set, else fresh; printed once.
-uint32_t seed();
-std::mt19937& rng();  // seeded with seed()
-
-std::vector<float> random_floats(int64_t n, float scale = 1.0f);
+using testing::FakeModel;
+using testing::make_weight;
+using testing::random_floats;
+using testing::RecordingRegistry;
+using testing::rel_err;
+using testing::rng;
+using testing::seed;
+using testing::Weight;
 
 // The instruction sets this machine runs (always scalar, then avx2 and avx512 when present).
 std::vector<cpu::Isa> runnable_isas();
 
-// A weight matrix [n_out][n_in] stored in `dtype` and its exact values as double.
-struct Weight {
-  DType dtype = DType::F32;
-  int64_t n_in = 0, n_out = 0;
-  std::vector<uint64_t> bytes;   // the stored rows (8-byte aligned storage)
-  std::vector<double> value;     // [n_out][n_in], dequantised exactly
-  std::vector<double> original;  // [n_out][n_in], the floats before rounding to dtype
-  const void* data() const { return bytes.data(); }
-  size_t row_bytes() const { return static_cast<size_t>(dtype_row_bytes(dtype, n_in)); }
-};
-Weight make_weight(DType dtype, int64_t n_in, int64_t n_out, float scale);
-
-using testing::rel_err;
 std::vector<double> to_double(const float* p, int64_t n);
-
-// A model file held in memory: named weights, no metadata.
-class FakeModel final : public ModelView {
- public:
-  const Weight& add(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, float scale);
-  // A stack of n_expert matrices [n_out][n_in], ne = {n_in, n_out, n_expert} (Mixtral's experts);
-  // its values are [n_expert * n_out][n_in], expert e from row e * n_out.
-  const Weight& add_experts(const std::string& name, DType dtype, int64_t n_in, int64_t n_out, int64_t n_expert,
-                            float scale);
-  // Replaces the values of a weight ([n_out][n_in] floats), stored in its dtype again.
-  void set_values(const std::string& name, const std::vector<float>& values);
-  // Overwrites the stored bytes of rows [row0, row0 + rows) with all-ones bits: NaN scales or
-  // values in every dtype, so any read of them shows in the results.
-  void poison(const std::string& name, int64_t row0, int64_t rows);
-  const MetaValue* meta(std::string_view) const override { return nullptr; }
-  const Tensor* weight(std::string_view name) const override;
-  std::string path() const override { return "fake.gguf"; }
-  const Weight& values(const std::string& name) const { return weights_.at(name).first; }
-
- private:
-  std::map<std::string, std::pair<Weight, Tensor>, std::less<>> weights_;
-};
-
-class RecordingRegistry final : public Registry {
- public:
-  void add_stage(StageEntry e) override { stages.push_back(std::move(e)); }
-  void add_backend(BackendEntry e) override { backends.push_back(std::move(e)); }
-  void add_arch(ArchTemplate a) override { archs.push_back(std::move(a)); }
-  void log(LogLevel, std::string_view) override {}
-  const StageEntry& stage(StageKind kind, const std::string& variant) const;
-
-  std::vector<StageEntry> stages;
-  std::vector<BackendEntry> backends;
-  std::vector<ArchTemplate> archs;
-};
 
 // The cpu plugin's entries, registered once.
 const RecordingRegistry& cpu_entries();

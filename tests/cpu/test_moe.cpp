@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "cpu/stage_fixtures.h"
 
@@ -23,45 +22,11 @@ struct Moe {
       : l(RopeType::Normal, 8, isa) {
     l.hp.n_expert = n_expert;
     l.hp.n_expert_used = n_used;
-    l.model.add("router", dt, l.hp.n_embd, n_expert, 0.3f);
-    l.model.add_experts("gate_exps", dt, l.hp.n_embd, l.hp.n_ff, n_expert, 0.3f);
-    l.model.add_experts("up_exps", dt, l.hp.n_embd, l.hp.n_ff, n_expert, 0.3f);
-    l.model.add_experts("down_exps", dt, l.hp.n_ff, l.hp.n_embd, n_expert, 0.3f);
+    add_moe_weights(l.model, l.hp, dt);
   }
   const Weight& w(const char* name) const { return l.model.values(name); }
-
-  // The experts a row chooses, in rank order (larger logit first, equal logits: lower index
-  // first), and the router logits.
-  std::vector<int64_t> choose(const Vec& logits) const {
-    std::vector<int64_t> order(logits.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
-    order.resize(static_cast<size_t>(l.hp.n_expert_used));
-    return order;
-  }
-
-  // The float64 layer: softmax over all experts, the chosen ones' probabilities renormalised.
-  Vec reference(const Vec& x) const {
-    const Vec logits = matvec(w("router"), x);
-    const double mx = *std::max_element(logits.begin(), logits.end());
-    Vec p(logits.size());
-    double all = 0;
-    for (size_t e = 0; e < p.size(); ++e) all += p[e] = std::exp(logits[e] - mx);
-    for (double& v : p) v /= all;
-    const std::vector<int64_t> chosen = choose(logits);
-    double kept = 0;
-    for (int64_t e : chosen) kept += p[e];
-    const int64_t F = l.hp.n_ff, D = l.hp.n_embd;
-    Vec y(static_cast<size_t>(D), 0.0);
-    for (int64_t e : chosen) {
-      const Vec g = matvec(w("gate_exps"), x, e * F, F), u = matvec(w("up_exps"), x, e * F, F);
-      Vec h(g.size());
-      for (size_t i = 0; i < h.size(); ++i) h[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-      const Vec d = matvec(w("down_exps"), h, e * D, D);
-      for (int64_t i = 0; i < D; ++i) y[i] += p[e] / kept * d[i];
-    }
-    return y;
-  }
+  std::vector<int64_t> choose(const Vec& logits) const { return choose_experts(logits, l.hp.n_expert_used); }
+  Vec reference(const Vec& x) const { return moe_reference(l.model, l.hp, x); }
 
   // Input rows the router separates: where the last chosen and the first unchosen logit are
   // within 1e-4 the stage's float rounding may rightly pick the other expert, so such rows are
@@ -69,16 +34,9 @@ struct Moe {
   Rowset rows(int64_t m) const {
     Rowset x(m, l.hp.n_embd);
     for (int64_t t = 0; t < m; ++t)
-      for (bool close = true; close;) {
-        const Vec logits = matvec(w("router"), x.row(t));
-        Vec sorted = logits;
-        std::sort(sorted.begin(), sorted.end(), std::greater<>());
-        const size_t k = static_cast<size_t>(l.hp.n_expert_used);
-        close = k < sorted.size() && sorted[k - 1] - sorted[k] < 1e-4;
-        if (close) {
-          const std::vector<float> fresh = random_floats(l.hp.n_embd);
-          std::copy(fresh.begin(), fresh.end(), x.data.begin() + t * l.hp.n_embd);
-        }
+      while (!router_separates(w("router"), x.row(t), l.hp.n_expert_used)) {
+        const std::vector<float> fresh = random_floats(l.hp.n_embd);
+        std::copy(fresh.begin(), fresh.end(), x.data.begin() + t * l.hp.n_embd);
       }
     return x;
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/compare.h"
+#include "common/pipeline_logits.h"
 #include "common/test_plugins.h"
 #include "core/config/config.h"
 #include "core/engine/pipeline.h"
@@ -45,31 +46,7 @@ struct Run {
   }
   // Logits after each token of one new sequence, fed `chunk` tokens per step.
   std::vector<std::vector<float>> logits(const std::vector<int32_t>& tokens, int32_t chunk = 1) {
-    std::vector<std::vector<float>> out;
-    Pipeline& p = *pipeline;
-    const int32_t seq = p.kv().new_sequence();
-    for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(chunk)) {
-      const int32_t n = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(chunk), tokens.size() - start));
-      p.kv().reserve(seq, n);
-      SeqView sv = p.kv().view(seq);
-      std::vector<int32_t> pos(n), seqs(n, 0), rows(n);
-      for (int32_t i = 0; i < n; ++i) pos[i] = sv.n_past + i, rows[i] = i;
-      Batch b;
-      b.n_tokens = n;
-      b.tokens = tokens.data() + start;
-      b.positions = pos.data();
-      b.seq = seqs.data();
-      b.n_seqs = 1;
-      b.seqs = &sv;
-      b.n_outputs = n;
-      b.output_rows = rows.data();
-      auto l = p.forward(b);
-      const size_t v = l.size() / static_cast<size_t>(n);
-      for (int32_t i = 0; i < n; ++i) out.emplace_back(l.begin() + i * v, l.begin() + (i + 1) * v);
-      p.kv().advance(seq, n);
-    }
-    p.kv().free_sequence(seq);
-    return out;
+    return testing::all_logits(*pipeline, tokens, chunk);
   }
 };
 

@@ -3,11 +3,11 @@
 // sequence fed in steps of any size.
 #pragma once
 
-#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "common/pipeline_logits.h"
 #include "common/test_plugins.h"
 #include "core/config/config.h"
 #include "core/engine/pipeline.h"
@@ -43,32 +43,6 @@ struct Line {
   }
 };
 
-// Logits of every position of `tokens` (one new sequence from position 0), fed in steps of `chunk`.
-inline std::vector<std::vector<float>> all_logits(Pipeline& p, const std::vector<int32_t>& tokens, int chunk) {
-  std::vector<std::vector<float>> out;
-  const int32_t seq = p.kv().new_sequence();
-  for (size_t start = 0; start < tokens.size(); start += chunk) {
-    const int32_t n = static_cast<int32_t>(std::min<size_t>(chunk, tokens.size() - start));
-    p.kv().reserve(seq, n);
-    SeqView sv = p.kv().view(seq);
-    std::vector<int32_t> pos(n), seqs(n, 0), rows(n);
-    for (int32_t i = 0; i < n; ++i) pos[i] = sv.n_past + i, rows[i] = i;
-    Batch b;
-    b.n_tokens = n;
-    b.tokens = tokens.data() + start;
-    b.positions = pos.data();
-    b.seq = seqs.data();
-    b.n_seqs = 1;
-    b.seqs = &sv;
-    b.n_outputs = n;
-    b.output_rows = rows.data();
-    auto logits = p.forward(b);
-    const size_t v = logits.size() / n;
-    for (int32_t i = 0; i < n; ++i) out.emplace_back(logits.begin() + i * v, logits.begin() + (i + 1) * v);
-    p.kv().advance(seq, n);
-  }
-  p.kv().free_sequence(seq);
-  return out;
-}
+using testing::all_logits;
 
 }  // namespace semline::vktest

@@ -1,6 +1,6 @@
-// What the vulkan stage tests share: float64 references of the stations (written out plainly, no
-// kernels), a small in-memory llama layer on a fresh vulkan backend, a KV cache of one layer on
-// the device, the host arrays of one step, and device rows with their host copy.
+// What the vulkan stage tests share: the float64 references of tests/common/reference_stages.h,
+// a small in-memory llama layer on a shared vulkan backend, a KV cache of one layer on the
+// device, and device rows with their host copy.
 //
 // Tolerances (largest error over the largest reference value): 1e-5 for every weight dtype (the
 // kernels dequantise weights exactly and keep activations in float, so only float arithmetic
@@ -9,7 +9,6 @@
 // half-ulp apart).
 #pragma once
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,47 +17,27 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/reference_stages.h"
 #include "vulkan/vulkan_test_util.h"
 
 namespace semline::vktest {
 
-using Vec = std::vector<double>;
-
-// ---------------------------------------------------------------------------------------------
-// float64 references
-
-// Rows [row0, row0 + n_out) of w (one expert of a stack; n_out < 0: all rows) times x.
-Vec matvec(const Weight& w, const Vec& x, int64_t row0 = 0, int64_t n_out = -1);
-Vec rmsnorm(const Vec& x, const Weight& w, double eps);
-void rope(double* v, int64_t heads, const HParams& hp, int32_t pos);
-double round_f16(double v);
-// a + b (b a bias vector; null: none).
-Vec plus(Vec a, const Weight* b);
-
-// The query, key and value of one token before rotation.
-struct Qkv {
-  Vec q, k, v;
-};
-using Project = std::function<Qkv(const Vec& x)>;
-// Three maps q, k, v, each with its bias (null: none).
-Project separate(const Weight& wq, const Weight& wk, const Weight& wv, const Weight* bq = nullptr,
-                 const Weight* bk = nullptr, const Weight* bv = nullptr);
-// One map whose output rows are q | k | v (GPT-2's c_attn), with its bias.
-Project fused(const Weight& wqkv, const Weight* bias, int64_t qd, int64_t kd);
-
-// Attention of one layer with its own KV store: sequence -> position -> (k, v) after RoPE (none
-// when the model has no rotary embedding).
-struct RefAttention {
-  const HParams& hp;
-  Project project;
-  const Weight& wo;
-  const Weight* o_bias;
-  bool f16_cache;
-  std::map<int, std::map<int32_t, std::pair<Vec, Vec>>> kv;
-
-  // Contributions (the stage adds them to out) for the batch rows x.
-  std::vector<Vec> step(const std::vector<Vec>& x, const std::vector<int32_t>& pos, const std::vector<int32_t>& seq);
-};
+using testing::add_moe_weights;
+using testing::choose_experts;
+using testing::fused;
+using testing::matvec;
+using testing::moe_reference;
+using testing::plus;
+using testing::Project;
+using testing::Qkv;
+using testing::RefAttention;
+using testing::rmsnorm;
+using testing::rope;
+using testing::round_f16;
+using testing::router_separates;
+using testing::separate;
+using testing::StepData;
+using testing::Vec;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -95,14 +74,6 @@ struct Cache {
   std::unique_ptr<Buffer> kbuf, vbuf;
   KvLayer layer;
   Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks);
-};
-
-// The host arrays of one step.
-struct Steps {
-  std::vector<int32_t> tokens, pos, seq, outputs;
-  std::vector<std::vector<int32_t>> tables;
-  std::vector<SeqView> views;
-  Batch batch();
 };
 
 // Random rows on the host and their copy on the device.

@@ -37,7 +37,7 @@ TEST_CASE("norm: layer with a learned scale and optional shift, a mean far from 
           std::vector<std::pair<std::string, std::string>> tensors = {{"weight", "norm"}};
           if (shift) tensors.emplace_back("bias", "norm_b");
           auto norm = build(StageKind::Norm, "layer", l.context("attn_norm", tensors));
-          Steps sd;
+          StepData sd;
           sd.pos = {0, 1, 2};
           sd.seq = {0, 0, 0};
           const Batch b = sd.batch();
@@ -80,7 +80,7 @@ TEST_CASE("ffn: out += down(gelu(up x + b_up)) + b_down, exact and tanh GELU, ev
           std::vector<std::pair<std::string, std::string>> tensors = {{"up", "up"}, {"down", "down"}};
           if (biases) tensors.insert(tensors.end(), {{"up_bias", "up_b"}, {"down_bias", "down_b"}});
           auto ffn = build(StageKind::Ffn, "dense", l.context("ffn", tensors));
-          Steps sd;
+          StepData sd;
           sd.pos.assign(static_cast<size_t>(m), 0);
           sd.seq.assign(static_cast<size_t>(m), 0);
           const Batch b = sd.batch();
@@ -151,7 +151,7 @@ TEST_CASE("attention: a fused qkv map, biases, no rotary embedding, and biased s
     const double tol = c.cache == DType::F16 ? 2e-3 : 1e-5;
     for (size_t s = 0; s < script.size(); ++s) {
       INFO("step " << s);
-      Steps sd;
+      StepData sd;
       sd.pos = script[s].pos;
       sd.seq = script[s].seq;
       sd.tables = tables;
@@ -184,7 +184,7 @@ TEST_CASE("embedding: token rows plus learned position rows by each token's posi
       const Weight& positions = l.model.add("position_embd", pdt, 64, 16, 1.0f);
       auto emb = build(StageKind::Embedding, "lookup",
                        l.context("embedding", {{"tokens", "token_embd"}, {"positions", "position_embd"}}));
-      Steps sd;
+      StepData sd;
       sd.tokens = {0, 66, 5, 5, 31, 9};
       sd.pos = {3, 15, 0, 7, 7, 1};  // any order, repeats: two sequences' rows in one step
       sd.seq = {0, 0, 1, 1, 0, 1};

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "vulkan/stage_fixtures.h"
 
@@ -25,52 +24,14 @@ struct Moe {
   Moe(int64_t n_expert, int64_t n_used, DType dt = DType::F32, bool subgroups = true) : l(subgroups) {
     l.hp.n_expert = n_expert;
     l.hp.n_expert_used = n_used;
-    l.model.add("router", dt, l.hp.n_embd, n_expert, 0.3f);
-    l.model.add_experts("gate_exps", dt, l.hp.n_embd, l.hp.n_ff, n_expert, 0.3f);
-    l.model.add_experts("up_exps", dt, l.hp.n_embd, l.hp.n_ff, n_expert, 0.3f);
-    l.model.add_experts("down_exps", dt, l.hp.n_ff, l.hp.n_embd, n_expert, 0.3f);
+    add_moe_weights(l.model, l.hp, dt);
   }
   const Weight& w(const char* name) const { return l.model.values(name); }
+  std::vector<int64_t> choose(const Vec& logits) const { return choose_experts(logits, l.hp.n_expert_used); }
+  Vec reference(const Vec& x) const { return moe_reference(l.model, l.hp, x); }
+  bool separated(const Vec& x) const { return router_separates(w("router"), x, l.hp.n_expert_used); }
 
-  // The experts a row chooses, in rank order (larger logit first, equal logits: lower index).
-  std::vector<int64_t> choose(const Vec& logits) const {
-    std::vector<int64_t> order(logits.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
-    order.resize(static_cast<size_t>(l.hp.n_expert_used));
-    return order;
-  }
-
-  // The float64 layer: softmax over all experts, the chosen ones' probabilities renormalised.
-  Vec reference(const Vec& x) const {
-    const Vec logits = matvec(w("router"), x);
-    const double mx = *std::max_element(logits.begin(), logits.end());
-    Vec p(logits.size());
-    double all = 0;
-    for (size_t e = 0; e < p.size(); ++e) all += p[e] = std::exp(logits[e] - mx);
-    for (double& v : p) v /= all;
-    double kept = 0;
-    for (int64_t e : choose(logits)) kept += p[e];
-    const int64_t F = l.hp.n_ff, D = l.hp.n_embd;
-    Vec y(static_cast<size_t>(D), 0.0);
-    for (int64_t e : choose(logits)) {
-      const Vec g = matvec(w("gate_exps"), x, e * F, F), u = matvec(w("up_exps"), x, e * F, F);
-      Vec h(g.size());
-      for (size_t i = 0; i < h.size(); ++i) h[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-      const Vec d = matvec(w("down_exps"), h, e * D, D);
-      for (int64_t i = 0; i < D; ++i) y[i] += p[e] / kept * d[i];
-    }
-    return y;
-  }
-
-  // Whether the router separates x: where the last chosen and the first unchosen logit are within
-  // 1e-4, either expert would be right, and such rows are drawn again.
-  bool separated(const Vec& x) const {
-    Vec logits = matvec(w("router"), x);
-    std::sort(logits.begin(), logits.end(), std::greater<>());
-    const size_t k = static_cast<size_t>(l.hp.n_expert_used);
-    return k == logits.size() || logits[k - 1] - logits[k] >= 1e-4;
-  }
+  // m random rows, each one the router separates.
   std::vector<float> rows(int64_t m) const {
     const int64_t D = l.hp.n_embd;
     std::vector<float> x = random_floats(m * D);
@@ -85,7 +46,7 @@ struct Moe {
   // out += stage(x) for the rows x; returns the contributions and the float64 ones.
   std::pair<Vec, Vec> run(Stage& s, const std::vector<float>& xv) {
     const int64_t D = l.hp.n_embd, m = static_cast<int64_t>(xv.size()) / D;
-    Steps sd;
+    StepData sd;
     sd.pos.assign(static_cast<size_t>(m), 0);
     sd.seq.assign(static_cast<size_t>(m), 0);
     const Batch b = sd.batch();
@@ -189,7 +150,7 @@ TEST_CASE("ffn/moe: experts no token chose are never read, and cost() counts the
   // expert's three F32 matrices 3 * 64 * 96 * 4 bytes. A one-token step uses exactly two.
   Moe moe(6, 2);
   auto ffn = build(StageKind::Ffn, "moe", moe.l.context("ffn", kMoeTensors));
-  Steps sd;
+  StepData sd;
   const Batch none = sd.batch();
   sd.pos = {0};
   sd.seq = {0};
@@ -218,7 +179,7 @@ TEST_CASE("ffn/moe decode steps replay one recorded command buffer and route eac
     std::vector<float> hv = random_floats(64);
     while (!moe.separated(rmsnorm(Vec(hv.begin(), hv.end()), scale, moe.l.hp.norm_eps))) hv = random_floats(64);
     be.copy_to_device(hv.data(), h.dev.t, 256, be.stream());
-    Steps sd;
+    StepData sd;
     sd.pos = {pos};
     sd.seq = {0};
     Batch b = sd.batch();

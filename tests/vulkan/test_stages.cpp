@@ -67,7 +67,7 @@ TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 ca
 
     for (size_t s = 0; s < script.size(); ++s) {
       INFO("step " << s);
-      Steps sd;
+      StepData sd;
       sd.pos = script[s].pos;
       sd.seq = script[s].seq;
       sd.tables = tables;
@@ -108,7 +108,7 @@ TEST_CASE("attention/dense splits a step whose score rows outgrow its scratch bu
   auto dense = build(StageKind::Attention, "dense", l.context("attn", kAttnTensors, 128), {{"scores_mib", int64_t{1}}});
   auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors, 128));
   Cache cd(*l.be, l.hp, DType::F32, 16, 24), cf(*l.be, l.hp, DType::F32, 16, 24);
-  Steps sd;
+  StepData sd;
   for (int32_t i = 0; i < 100; ++i) sd.pos.push_back(240 + i), sd.seq.push_back(0);
   sd.tables.emplace_back();
   for (int32_t i = 0; i < 24; ++i) sd.tables[0].push_back(23 - i);
@@ -140,7 +140,7 @@ TEST_CASE("decode steps replay one recorded command buffer and still see each st
     // A fresh h each step, uploaded into the same buffer: only data changes between steps.
     const std::vector<float> hv = random_floats(64);
     l.be->copy_to_device(hv.data(), h.dev.t, 256, l.be->stream());
-    Steps sd;
+    StepData sd;
     sd.pos = {pos};
     sd.seq = {0};
     sd.tables = {{3, 0, 6}};
@@ -167,7 +167,7 @@ TEST_CASE("attention writes this step's keys and values into the cache slots of 
   add_attention_weights(l, DType::F32);
   auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
   Cache c(*l.be, l.hp, DType::F32, 4, 8);
-  Steps sd;
+  StepData sd;
   sd.pos = {0, 1, 2, 3, 4};
   sd.seq = {0, 0, 0, 0, 0};
   sd.tables = {{6, 3}};
@@ -192,7 +192,7 @@ TEST_CASE("attention refuses positions its block tables do not cover (needs a Vu
   add_attention_weights(l, DType::F32);
   auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
   Cache c(*l.be, l.hp, DType::F32, 4, 8);
-  Steps sd;
+  StepData sd;
   sd.pos = {9};
   sd.seq = {0};
   sd.tables = {{1, 2}};
@@ -218,7 +218,7 @@ TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype (needs a
       const Weight& u = l.model.add("up", dt, 64, 96, 0.3f);
       const Weight& d = l.model.add("down", dt, 96, 64, 0.3f);
       auto ffn = build(StageKind::Ffn, "dense", l.context("ffn", {{"gate", "gate"}, {"up", "up"}, {"down", "down"}}));
-      Steps sd;
+      StepData sd;
       sd.pos.assign(static_cast<size_t>(m), 0);
       sd.seq.assign(static_cast<size_t>(m), 0);
       const Batch b = sd.batch();
@@ -246,7 +246,7 @@ TEST_CASE("norm: rms with a learned scale, both reduction paths (needs a Vulkan 
         l.hp.n_embd = width;
         const Weight& w = l.model.add("norm", dt, width, 1, 1.0f);
         auto norm = build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
-        Steps sd;
+        StepData sd;
         sd.pos = {0, 1, 2};
         sd.seq = {0, 0, 0};
         const Batch b = sd.batch();
@@ -269,7 +269,7 @@ TEST_CASE("embedding: rows of the token table, dequantised exactly (needs a Vulk
     Layer l;
     const Weight& table = l.model.add("token_embd", dt, 64, 67, 1.0f);
     auto emb = build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
-    Steps sd;
+    StepData sd;
     sd.tokens = {0, 66, 5, 5, 31};
     sd.pos = {0, 1, 2, 3, 4};
     sd.seq = {0, 0, 0, 0, 0};
@@ -299,7 +299,7 @@ TEST_CASE("head: logits of the wanted rows, in any order, separate or tied weigh
                         l.context("output", {{tied ? "tokens" : "output", tied ? "token_embd" : "output"}}));
       for (const std::vector<int32_t>& rows :
            {std::vector<int32_t>{4}, std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::vector<int32_t>{9, 2, 5}}) {
-        Steps sd;
+        StepData sd;
         sd.pos = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
         sd.seq.assign(10, 0);
         sd.outputs = rows;
@@ -323,7 +323,7 @@ TEST_CASE("stages refuse another backend's tensors and the cpu backend (needs a 
   Layer l;
   l.model.add("norm", DType::F32, 64, 1, 1.0f);
   auto norm = build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
-  Steps sd;
+  StepData sd;
   sd.pos = {0};
   sd.seq = {0};
   const Batch b = sd.batch();
