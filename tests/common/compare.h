@@ -23,4 +23,21 @@ double rel_err(const A& a, const B& b) {
   return scale > 0 ? err / scale : err;
 }
 
+// The largest |a - b| over the largest magnitude m (for a sum, the sum of its terms' |values|):
+// float rounding of a sum scales with its terms, not with the result, and a result that
+// cancels to near zero would fail a bound relative to itself. NaN gives infinity as above.
+template <class A, class B, class M>
+double rel_err(const A& a, const B& b, const M& m) {
+  if (a.size() != b.size() || m.size() != b.size())
+    throw std::invalid_argument("rel_err: the result, its reference and their magnitudes differ in size");
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const double x = static_cast<double>(a[i]);
+    if (std::isnan(x)) return INFINITY;
+    err = std::max(err, std::fabs(x - static_cast<double>(b[i])));
+    scale = std::max(scale, std::fabs(static_cast<double>(m[i])));
+  }
+  return scale > 0 ? err / scale : err;
+}
+
 }  // namespace semline::testing
