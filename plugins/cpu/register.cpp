@@ -55,7 +55,14 @@ BackendEntry backend_entry() {
   isa.doc = "kernel instruction set: auto picks the best this CPU runs";
   isa.choices = {"auto"};
   for (Isa i : kAllIsas) isa.choices.push_back(isa_name(i));
-  b.params = {threads, isa};
+  ParamSpec prefetch;
+  prefetch.name = "prefetch";
+  prefetch.type = ParamType::String;
+  prefetch.default_value = std::string("auto");
+  prefetch.doc = "how decode streams weights from memory: software (several streams, prefetched ahead), "
+                 "hardware (one sequential stream per thread); auto: hardware on AMD, software elsewhere";
+  prefetch.choices = {"auto", prefetch_name(Prefetch::Software), prefetch_name(Prefetch::Hardware)};
+  b.params = {threads, isa, prefetch};
   b.probe = [] { return std::vector<std::string>{}; };  // the scalar kernels run anywhere
   b.create = [](const Params& p, const LogFn& log) -> std::unique_ptr<Backend> {
     const int64_t threads = p.values.count("threads") ? p.get_int("threads") : 0;
@@ -69,7 +76,14 @@ BackendEntry backend_entry() {
                     isa_name(best_isa()));
       isa = *chosen;
     }
-    return std::make_unique<CpuBackend>(static_cast<int>(threads), isa, log);
+    const std::string how = p.values.count("prefetch") ? p.get_string("prefetch") : "auto";
+    Prefetch prefetch = default_prefetch();
+    if (how != "auto") {
+      auto chosen = prefetch_from_name(how);
+      if (!chosen) throw Error("cpu backend: unknown prefetch '" + how + "'; valid: auto, software, hardware");
+      prefetch = *chosen;
+    }
+    return std::make_unique<CpuBackend>(static_cast<int>(threads), isa, prefetch, log);
   };
   return b;
 }

@@ -55,11 +55,21 @@ struct KernelWeight {
   }
 };
 
-// y = W x over rows [j0, j1) of W, for m rows of x, checked element by element against float64.
+// y = W x over rows [j0, j1) of W, for m rows of x, checked element by element against float64,
+// with each way of streaming the weights (Prefetch).
+void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumulate, int64_t j0, int64_t j1,
+                Prefetch prefetch);
+
 void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumulate, int64_t j0, int64_t j1) {
+  for (Prefetch p : {Prefetch::Software, Prefetch::Hardware}) check_gemm(isa, dt, m, k, n, accumulate, j0, j1, p);
+}
+
+void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumulate, int64_t j0, int64_t j1,
+                Prefetch prefetch) {
   const Kernels& kern = kernels_for(isa);
-  INFO("isa " << isa_name(isa) << ", W " << dtype_name(dt) << " [" << n << " x " << k << "], m " << m
-              << ", rows [" << j0 << ", " << j1 << ")" << (accumulate ? ", accumulate" : ""));
+  INFO("isa " << isa_name(isa) << ", prefetch " << prefetch_name(prefetch) << ", W " << dtype_name(dt) << " [" << n
+              << " x " << k << "], m " << m << ", rows [" << j0 << ", " << j1 << ")"
+              << (accumulate ? ", accumulate" : ""));
   const Weight w = make_weight(dt, k, n, 0.5f);
   const int64_t xs = k + 3, ys = n + 2;  // strides wider than the rows
   const std::vector<float> x = random_floats(m * xs);
@@ -83,6 +93,7 @@ void check_gemm(Isa isa, DType dt, int64_t m, int64_t k, int64_t n, bool accumul
   a.y = y.data();
   a.y_stride = ys;
   a.accumulate = accumulate;
+  a.prefetch = prefetch;
   kern.gemm(dt)(a);
 
   for (int64_t r = 0; r < m; ++r) {

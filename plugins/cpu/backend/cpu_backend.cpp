@@ -89,19 +89,21 @@ Workspace::Lease::Lease(Workspace& w) : w_(w) {
                 "scratch area and must run one at a time (use one backend per thread)");
 }
 
-CpuBackend::CpuBackend(int threads, Isa isa, LogFn log)
-    : kernels_(&kernels_for(isa)),
+CpuBackend::CpuBackend(int threads, Isa isa, Prefetch prefetch, LogFn log)
+    : kernels_(kernels_for(isa)),
       pool_(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
       log_(std::move(log)) {
+  kernels_.prefetch = prefetch;
   if (log_)
     log_(LogLevel::Debug, "cpu backend: " + std::to_string(pool_.size()) + " threads, " +
-                              isa_name(isa) + " kernels");
+                              isa_name(isa) + " kernels, " + prefetch_name(prefetch) + " prefetch");
 }
 
 BackendInfo CpuBackend::info() const {
   BackendInfo i;
   i.name = "cpu";
-  i.device = cpu_model_name() + " (" + isa_name(kernels_->isa) + " kernels, " +
+  i.device = cpu_model_name() + " (" + isa_name(kernels_.isa) + " kernels, " + prefetch_name(kernels_.prefetch) +
+             " prefetch, " +
              std::to_string(pool_.size()) + " threads)";
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   i.memory_bytes = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;

@@ -61,8 +61,9 @@ class Workspace {
 
 class CpuBackend final : public Backend {
  public:
-  // threads: worker threads including the caller, 0 for one per hardware thread.
-  CpuBackend(int threads, Isa isa, LogFn log = {});
+  // threads: worker threads including the caller, 0 for one per hardware thread; prefetch: how
+  // decode streams the weights (kernels/kernels.h).
+  CpuBackend(int threads, Isa isa, Prefetch prefetch = default_prefetch(), LogFn log = {});
 
   BackendInfo info() const override;
   std::unique_ptr<Buffer> alloc(size_t bytes) override;
@@ -73,7 +74,7 @@ class CpuBackend final : public Backend {
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override;
   int host_threads() const override { return pool_.size(); }
 
-  const Kernels& kernels() const { return *kernels_; }
+  const Kernels& kernels() const { return kernels_; }
   ThreadPool& pool() { return pool_; }
   Workspace& workspace() { return workspace_; }
 
@@ -83,7 +84,7 @@ class CpuBackend final : public Backend {
     void synchronize() override {}
   };
 
-  const Kernels* kernels_;
+  Kernels kernels_;  // the instruction set's table, with this backend's prefetch
   ThreadPool pool_;
   CpuStream stream_;
   Workspace workspace_;

@@ -4,8 +4,8 @@
 // Timing includes the activation quantisation and the dispatch over the pool, as a stage pays
 // them; each figure is the best of several runs, since other processes only ever slow one down.
 //
-//   semline-cpu-bench [--isa scalar|avx2|avx512] [--m ROWS] [--threads N[,N...]] [--seconds S]
-//                     [--dtypes f32,f16,bf16,q8_0,q4_0]
+//   semline-cpu-bench [--isa scalar|avx2|avx512] [--prefetch software|hardware] [--m ROWS]
+//                     [--threads N[,N...]] [--seconds S] [--dtypes f32,f16,bf16,q8_0,q4_0]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -66,6 +66,7 @@ std::vector<int> parse_list(const char* s) {
 
 int main(int argc, char** argv) {
   Isa isa = best_isa();
+  Prefetch prefetch = default_prefetch();
   int64_t m_prefill = 128;
   std::vector<int> thread_counts = {1, 2};
   double budget = 0.6;
@@ -79,6 +80,13 @@ int main(int argc, char** argv) {
         return 2;
       }
       isa = *x;
+    } else if (k == "--prefetch") {
+      auto p = prefetch_from_name(argv[i + 1]);
+      if (!p) {
+        std::fprintf(stderr, "unknown prefetch '%s'; valid: software, hardware\n", argv[i + 1]);
+        return 2;
+      }
+      prefetch = *p;
     } else if (k == "--m") {
       m_prefill = std::max<int64_t>(1, std::atoll(argv[i + 1]));
     } else if (k == "--threads") {
@@ -112,12 +120,12 @@ int main(int argc, char** argv) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
 
-  std::printf("isa %s (Q8_0, Q4_0: %s); matmul rows m = %lld\n", isa_name(isa),
+  std::printf("isa %s (Q8_0, Q4_0: %s), %s prefetch; matmul rows m = %lld\n", isa_name(isa),
               kernels_for(isa).repacked(DType::Q8_0) ? "weights repacked in 16-row tiles" : "the file's blocks",
-              static_cast<long long>(m_prefill));
+              prefetch_name(prefetch), static_cast<long long>(m_prefill));
   for (int threads : thread_counts) {
     // A dispatch of empty chunks, one per thread: the fixed cost every kernel call pays.
-    CpuBackend be(threads, isa);
+    CpuBackend be(threads, isa, prefetch);
     const double t = seconds_per_call(budget / 4, [&] { be.pool().run(threads, 1, [](int64_t, int64_t, int) {}); });
     std::printf("dispatch over %d thread(s): %.2f us\n", threads, t * 1e6);
   }
@@ -154,7 +162,7 @@ int main(int argc, char** argv) {
       const Linear* lin = &lins[0];
       size_t next = 0;
       for (int threads : thread_counts) {
-        CpuBackend be(threads, isa);
+        CpuBackend be(threads, isa, prefetch);
         ScratchLayout layout;
         QRowsLayout ql;
         ql.plan(layout, m_prefill, sh.n_in);

@@ -126,10 +126,11 @@ void tiles(const char* t, size_t ts, int64_t b0, int64_t b1, const QRows& x, int
 using TilesFn = void (*)(const char*, size_t, int64_t, int64_t, const QRows&, int64_t, float*, int64_t,
                          const __mmask16*, bool);
 
-// Few activation rows (decode) stream every weight from memory once. They read several tiles side
-// by side, each a sequential stream the hardware prefetcher follows, and prefetch each 2 KiB
-// ahead: one stream alone, even prefetched, keeps too few lines in flight to read at memory
-// bandwidth. NT tiles and RX rows at once, NT * RX <= 8: the sums stay in registers.
+// Few activation rows (decode) stream every weight from memory once. With Prefetch::Software they
+// read several tiles side by side, each a sequential stream, and prefetch each 2 KiB ahead: one
+// stream alone, even prefetched, keeps too few lines in flight on Intel. NT tiles and RX rows at
+// once, NT * RX <= 8: the sums stay in registers. With Prefetch::Hardware they read one tile
+// after another (the OneTile functions), a single stream the hardware prefetcher follows.
 constexpr size_t kAhead = 2048;
 
 template <class Q>
@@ -145,10 +146,11 @@ struct Decode {
   static_assert(kPackMinRows == 8, "a decode function for every row count below kPackMinRows");
 };
 
-// Many rows (prefill): one tile at a time, 8 rows a pass (the remainder in one more), no
-// prefetch (a chunk of the tile is read from memory once and then met by every pass from cache).
+// One tile at a time, no prefetch, up to 8 rows a pass: for many rows (prefill; the remainder in one
+// more pass) a chunk of the tile is read from memory once and then met by every pass from cache;
+// for few rows with Prefetch::Hardware, the whole tile in one pass.
 template <class Q>
-struct Prefill {
+struct OneTile {
   static constexpr TilesFn fns[8] = {&tiles<Q, 1, 1, 0>, &tiles<Q, 1, 2, 0>, &tiles<Q, 1, 3, 0>, &tiles<Q, 1, 4, 0>,
                                      &tiles<Q, 1, 5, 0>, &tiles<Q, 1, 6, 0>, &tiles<Q, 1, 7, 0>, &tiles<Q, 1, 8, 0>};
 };
@@ -169,9 +171,18 @@ void gemm(const GemmArgs& a) {
     const uint32_t below_hi = hi >= 16 ? 0xffffu : (1u << hi) - 1, below_lo = lo <= 0 ? 0u : (1u << lo) - 1;
     return static_cast<__mmask16>(below_hi & ~below_lo);
   };
+  if (a.m < kPackMinRows && a.prefetch == Prefetch::Hardware) {
+    // Few rows (decode), one sequential stream: each tile once, all its blocks, every row at once.
+    for (int64_t t = t0; t < t1; ++t) {
+      const __mmask16 mask = lanes(t);
+      OneTile<Q>::fns[a.m - 1](w + t * a.w_stride, a.w_stride, 0, nb, *a.xq, 0, a.y + t * kRepackRows, a.y_stride,
+                               &mask, !a.accumulate);
+    }
+    return;
+  }
   if (a.m < kPackMinRows) {
-    // Few rows (decode): each tile once, all its blocks, every row at once, kSide tiles side by
-    // side while there are that many, then fewer.
+    // Few rows (decode), prefetched: each tile once, all its blocks, every row at once, kSide
+    // tiles side by side while there are that many, then fewer.
     int64_t t = t0;
     for (int level = 0, nt = Decode<Q>::kSide; level < 3; ++level, nt /= 2) {
       const TilesFn f = Decode<Q>::fns[level][a.m - 1];
@@ -194,7 +205,7 @@ void gemm(const GemmArgs& a) {
       const __mmask16 mask = lanes(t);
       for (int64_t r = 0; r < a.m; r += 8) {
         const int64_t rx = a.m - r < 8 ? a.m - r : 8;
-        Prefill<Q>::fns[rx - 1](tw, a.w_stride, b0, b1, *a.xq, r, y, a.y_stride, &mask, overwrite);
+        OneTile<Q>::fns[rx - 1](tw, a.w_stride, b0, b1, *a.xq, r, y, a.y_stride, &mask, overwrite);
       }
     }
   }

@@ -414,6 +414,12 @@ void gemm_float(const GemmArgs& a) {
   // Activation rows in blocks that stay in the L2 cache while the weight rows stream past them.
   const int64_t mb = lo<int64_t>(a.m, (int64_t{1} << 19) / (4 * a.k) / RX * RX + RX);
   const char* w = static_cast<const char*>(a.w);
+  if (a.m == 1 && a.prefetch == Prefetch::Hardware) {
+    // One row after another: the rows of the range are one sequential stream (see Prefetch).
+    for (int64_t j = a.j0; j < a.j1; ++j)
+      a.y[j] = (a.accumulate ? a.y[j] : 0.0f) + dot<V, L>(w + j * a.w_stride, a.x, a.k);
+    return;
+  }
   for (int64_t r0 = 0; r0 < a.m; r0 += mb) {
     const int64_t r1 = lo(a.m, r0 + mb);
     for (int64_t j = a.j0; j < a.j1; j += RW) {

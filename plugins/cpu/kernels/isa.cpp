@@ -1,4 +1,5 @@
 // Instruction-set detection and the choice of kernel table. Compiled for the baseline target.
+#include <cstring>
 #include <string>
 
 #if SEMLINE_CPU_X86
@@ -50,6 +51,29 @@ bool isa_supported(Isa isa) {
 #endif
   }
   return false;
+}
+
+const char* prefetch_name(Prefetch p) { return p == Prefetch::Hardware ? "hardware" : "software"; }
+
+std::optional<Prefetch> prefetch_from_name(std::string_view name) {
+  for (Prefetch p : {Prefetch::Software, Prefetch::Hardware})
+    if (name == prefetch_name(p)) return p;
+  return std::nullopt;
+}
+
+Prefetch default_prefetch() {
+#if SEMLINE_CPU_X86
+  // CPUID leaf 0: the vendor string in EBX, EDX, ECX.
+  unsigned a, b, c, d;
+  if (__get_cpuid(0, &a, &b, &c, &d)) {
+    char vendor[13] = {};
+    std::memcpy(vendor, &b, 4);
+    std::memcpy(vendor + 4, &d, 4);
+    std::memcpy(vendor + 8, &c, 4);
+    if (std::string_view(vendor) == "AuthenticAMD") return Prefetch::Hardware;
+  }
+#endif
+  return Prefetch::Software;
 }
 
 Isa best_isa() {

@@ -21,6 +21,18 @@ enum class Isa : int {
 };
 inline constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
 
+// How a linear map with few activation rows (decode) streams its weights from memory, where the
+// two CPU families we measured want opposite things (docs/benchmarks.md):
+//   Software: several rows (or repacked tiles) side by side, each prefetched ahead in software;
+//             on Intel Xeon one stream alone keeps too few lines in flight.
+//   Hardware: one row (tile) after another in memory order, one sequential stream per thread left
+//             to the hardware prefetcher; on AMD EPYC the software prefetches and extra streams
+//             compete with it and cost a quarter to a third of the bandwidth.
+enum class Prefetch : int { Software = 0, Hardware = 1 };
+const char* prefetch_name(Prefetch p);                       // "software", "hardware"
+std::optional<Prefetch> prefetch_from_name(std::string_view name);
+Prefetch default_prefetch();  // Hardware on AMD CPUs, Software elsewhere
+
 const char* isa_name(Isa isa);                       // "scalar", "avx2", "avx512"
 std::optional<Isa> isa_from_name(std::string_view name);
 bool isa_supported(Isa isa);                         // can this machine run it?
@@ -56,11 +68,14 @@ struct GemmArgs {
   float* y = nullptr;  // [m][y_stride]
   int64_t y_stride = 0;
   bool accumulate = false;
+  Prefetch prefetch = Prefetch::Software;  // how few rows stream the weights (see Prefetch)
 };
 using GemmFn = void (*)(const GemmArgs&);
 
 struct Kernels {
   Isa isa;
+  // Set by the backend that holds a copy of the table; passed to the linear maps in GemmArgs.
+  Prefetch prefetch = Prefetch::Software;
   GemmFn gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0;
   // gemm_q8_0 and gemm_q4_0 read their weights repacked (kernels/repack.h), not in the file's
   // blocks: the AVX-512 ones do.

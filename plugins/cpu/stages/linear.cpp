@@ -159,6 +159,7 @@ void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, i
   a.y = op.y;
   a.y_stride = op.y_stride;
   a.accumulate = op.accumulate || !bias.empty();
+  a.prefetch = kern.prefetch;
   kern.gemm(op.w->dtype)(a);
 }
 
