@@ -9,32 +9,11 @@
 namespace semline::cpu {
 namespace {
 
-const std::vector<DType> kWeightDtypes = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+using stations::int_spec;
 
 StageEntry entry(StageKind kind, std::string variant, std::string description, int rank,
                  std::function<std::unique_ptr<Stage>(const StageContext&)> make) {
-  StageEntry e;
-  e.kind = kind;
-  e.variant = std::move(variant);
-  e.backend = "cpu";
-  e.description = std::move(description);
-  e.caps.weight_dtypes = kWeightDtypes;
-  e.caps.exact = true;
-  e.rank = rank;
-  e.supports = weights_supported;
-  e.make_stage = std::move(make);
-  return e;
-}
-
-ParamSpec int_spec(std::string name, int64_t def, double min, double max, std::string doc) {
-  ParamSpec p;
-  p.name = std::move(name);
-  p.type = ParamType::Int;
-  p.default_value = def;
-  p.doc = std::move(doc);
-  p.min = min;
-  p.max = max;
-  return p;
+  return stations::stage_entry(kind, std::move(variant), "cpu", std::move(description), rank, std::move(make));
 }
 
 BackendEntry backend_entry() {

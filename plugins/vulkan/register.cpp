@@ -11,21 +11,9 @@
 namespace semline::vk {
 namespace {
 
-const std::vector<DType> kWeightDtypes = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
-
 StageEntry entry(StageKind kind, std::string variant, std::string description, int rank,
                  std::function<std::unique_ptr<Stage>(const StageContext&)> make) {
-  StageEntry e;
-  e.kind = kind;
-  e.variant = std::move(variant);
-  e.backend = "vulkan";
-  e.description = std::move(description);
-  e.caps.weight_dtypes = kWeightDtypes;
-  e.caps.exact = true;
-  e.rank = rank;
-  e.supports = weights_supported;
-  e.make_stage = std::move(make);
-  return e;
+  return stations::stage_entry(kind, std::move(variant), "vulkan", std::move(description), rank, std::move(make));
 }
 
 BackendEntry backend_entry() {
@@ -96,14 +84,8 @@ void register_vulkan(Registry& r) {
                            "the reference: causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), "
                            "full score row per query in device memory",
                            10, make_attention_dense);
-  ParamSpec scores;
-  scores.name = "scores_mib";
-  scores.type = ParamType::Int;
-  scores.default_value = int64_t{32};
-  scores.doc = "device memory for score rows (MiB); steps needing more run in several dispatches";
-  scores.min = 1;
-  scores.max = 4096;
-  dense.params = {scores};
+  dense.params = {stations::int_spec("scores_mib", 32, 1, 4096,
+                                     "device memory for score rows (MiB); steps needing more run in several dispatches")};
   dense.caps.max_head_dim = kMaxHeadDim;
   dense.supports = attention_supports;
   r.add_stage(std::move(dense));
@@ -113,14 +95,7 @@ void register_vulkan(Registry& r) {
                            "shared memory with an online softmax",
                            20,
                            make_attention_flash);
-  ParamSpec block;
-  block.name = "block";
-  block.type = ParamType::Int;
-  block.default_value = int64_t{64};
-  block.doc = "keys per tile";
-  block.min = 1;
-  block.max = static_cast<double>(kMaxFlashTile);
-  flash.params = {block};
+  flash.params = {stations::int_spec("block", 64, 1, static_cast<double>(kMaxFlashTile), "keys per tile")};
   flash.caps.max_head_dim = kMaxHeadDim;
   flash.supports = attention_supports;
   r.add_stage(std::move(flash));

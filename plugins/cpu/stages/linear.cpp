@@ -9,28 +9,6 @@
 
 namespace semline::cpu {
 
-std::string station_label(const StageContext& ctx) {
-  std::string s = "station '" + ctx.station + "'";
-  if (ctx.layer >= 0) s += " (layer " + std::to_string(ctx.layer) + ")";
-  return s;
-}
-
-std::string tensor_name(const StageContext& ctx, std::string_view role) {
-  for (const auto& [r, name] : ctx.tensors)
-    if (r == role) return name;
-  return "?";
-}
-
-bool is_bound(const StageContext& ctx, std::string_view role) {
-  for (const auto& [r, name] : ctx.tensors)
-    if (r == role) return true;
-  return false;
-}
-
-bool weight_dtype_supported(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
-}
-
 namespace {
 
 // The weight bound to `role`, checked: a dtype the stages take, shape ne = want (unlisted

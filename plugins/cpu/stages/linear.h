@@ -10,18 +10,15 @@
 #include <semline/stage.h>
 
 #include "backend/cpu_backend.h"
+#include "common/stations.h"
 #include "kernels/kernels.h"
 
 namespace semline::cpu {
 
-// "station 'attn' (layer 3)" — how errors and logs name the stage.
-std::string station_label(const StageContext& ctx);
-
-// The file's name of the tensor bound to a role ("?" when unbound).
-std::string tensor_name(const StageContext& ctx, std::string_view role);
-// Whether the station binds the role at all (a bound tensor missing from the file is an error
-// for the stage to report, not a different station).
-bool is_bound(const StageContext& ctx, std::string_view role);
+using stations::is_bound;
+using stations::station_label;
+using stations::tensor_name;
+using stations::weight_dtype_supported;
 
 // An affine map y = W x + b: n_in -> n_out, W stored [n_out][n_in] in the file's dtype, b
 // optional. Where the backend's kernels read a layout of their own (Kernels::repacked: Q8_0 and
@@ -66,9 +63,6 @@ struct Linear {
 // A vector of n floats bound to `role` (a norm's scale or shift, a bias), of any weight dtype,
 // dequantised; throws naming the tensor when its shape is not [n].
 std::vector<float> bind_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims);
-
-// The dtypes every cpu stage accepts for its weights.
-bool weight_dtype_supported(DType t);
 
 // F32 rows of a stage's input or output tensor, checked: `rows` rows of `width` values.
 struct Act {

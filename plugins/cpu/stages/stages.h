@@ -8,6 +8,8 @@
 
 #include <semline/stage.h>
 
+#include "common/stations.h"
+
 namespace semline::cpu {
 
 std::unique_ptr<Stage> make_embedding_lookup(const StageContext& ctx);
@@ -32,23 +34,17 @@ std::vector<std::string> attention_supports(const StageContext& ctx);
 std::vector<std::string> sliding_window_supports(const StageContext& ctx);
 std::vector<std::string> ffn_supports(const StageContext& ctx);
 std::vector<std::string> ffn_moe_supports(const StageContext& ctx);
-// Weights of these roles (when bound) must have a dtype the cpu stages take.
-std::vector<std::string> weights_supported(const StageContext& ctx);
-// One reason per role of `roles` the station has no weight for (the template binds them as
-// optional); `needs` says what the variant needs them for.
-std::vector<std::string> missing_roles(const StageContext& ctx, std::initializer_list<const char*> roles,
-                                       const char* needs);
-
-// The hyper-parameters of a station; throws naming it when the host gave none.
-const HParams& hparams_of(const StageContext& ctx);
+// Bound weights must have a dtype the cpu stages take (common/stations.h).
+inline std::vector<std::string> weights_supported(const StageContext& ctx) {
+  return stations::weights_supported(ctx, "cpu");
+}
+using stations::hparams_of;
+using stations::int_param;
+using stations::missing_roles;
 
 // Parameter defaults, shared by the registry entries (what `semline plugins` shows) and the
 // factories.
 inline constexpr int64_t kDefaultBlock = 64;  // flash, sliding_window: keys per tile; block_sparse: block size
 inline constexpr int64_t kDefaultLocal = 4, kDefaultGlobal = 1, kDefaultStride = 8;  // block_sparse
-
-// An integer parameter, or `fallback` when the context carries none (supports() may be asked
-// before the graph has filled in the defaults).
-int64_t int_param(const StageContext& ctx, const std::string& name, int64_t fallback);
 
 }  // namespace semline::cpu

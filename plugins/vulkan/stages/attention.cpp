@@ -21,26 +21,17 @@ struct RopePush {
 
 Attention::Attention(const StageContext& ctx)
     : be_(vulkan_backend_of(ctx)), label_(station_label(ctx)), max_tokens_(ctx.max_batch_tokens) {
-  const HParams& hp = hparams_of(ctx);
-  n_embd_ = hp.n_embd;
-  n_head_ = hp.n_head;
-  n_kv_ = hp.n_head_kv > 0 ? hp.n_head_kv : hp.n_head;
-  hd_ = hp.head_dim > 0 ? hp.head_dim : (hp.n_head > 0 ? hp.n_embd / hp.n_head : 0);
-  rope_type_ = hp.rope_type;
-  rope_dim_ = rope_type_ == RopeType::None ? 0 : (hp.rope_dim > 0 ? hp.rope_dim : hd_);
-  rope_base_ = hp.rope_base;
-  if (n_head_ <= 0 || hd_ <= 0 || n_kv_ <= 0 || n_head_ % n_kv_ != 0)
-    throw Error(label_ + ": n_head " + std::to_string(n_head_) + " must be positive and a multiple of n_head_kv " +
-                std::to_string(n_kv_) + ", head_dim " + std::to_string(hd_) + " positive");
+  const stations::AttentionShape a = stations::attention_shape(ctx);
+  n_embd_ = a.n_embd;
+  n_head_ = a.n_head;
+  n_kv_ = a.n_kv;
+  hd_ = a.head_dim;
+  rope_type_ = a.rope_type;
+  rope_dim_ = a.rope_dim;
+  rope_base_ = a.rope_base;
   if (hd_ % 2 != 0 || hd_ > kMaxHeadDim)
     throw Error(label_ + ": head_dim " + std::to_string(hd_) + " must be even and at most " +
                 std::to_string(kMaxHeadDim) + " for the vulkan attention kernels");
-  if (rope_dim_ > hd_ || rope_dim_ % 2 != 0)
-    throw Error(label_ + ": rope_dim " + std::to_string(rope_dim_) + " must be even and at most head_dim " +
-                std::to_string(hd_));
-  if (rope_type_ != RopeType::None && rope_type_ != RopeType::Normal && rope_type_ != RopeType::NeoX)
-    throw Error(label_ + ": rope type " + std::to_string(static_cast<int>(rope_type_)) +
-                " is neither none (-1), normal (0) nor neox (2)");
   if (max_tokens_ <= 0) throw Error(label_ + ": max_batch_tokens must be positive");
   group_ = n_head_ / n_kv_;
   scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd_)));
@@ -220,14 +211,10 @@ StageCost Attention::cost(const Batch& b) const {
 }
 
 std::vector<std::string> attention_supports(const StageContext& ctx) {
-  std::vector<std::string> why = weights_supported(ctx);
+  std::vector<std::string> why = stations::attention_supported(ctx, "vulkan");
   if (!ctx.hp) return why;
   const HParams& hp = *ctx.hp;
-  const int64_t kv = hp.n_head_kv > 0 ? hp.n_head_kv : hp.n_head;
   const int64_t hd = hp.head_dim > 0 ? hp.head_dim : (hp.n_head > 0 ? hp.n_embd / hp.n_head : 0);
-  if (hp.n_head <= 0 || kv <= 0 || hp.n_head % kv != 0)
-    why.push_back("n_head " + std::to_string(hp.n_head) + " is not a positive multiple of n_head_kv " +
-                  std::to_string(kv));
   if (hd % 2 != 0 || hd > kMaxHeadDim)
     why.push_back("head_dim " + std::to_string(hd) + " is odd or above " + std::to_string(kMaxHeadDim) +
                   ", the most the vulkan attention kernels hold");
@@ -235,8 +222,6 @@ std::vector<std::string> attention_supports(const StageContext& ctx) {
     why.push_back("the model attends over a sliding window of " + std::to_string(hp.sliding_window) +
                   " positions; this variant attends to the whole context (attention/sliding_window and "
                   "block_sparse run on the cpu backend only)");
-  if (hp.rope_type != RopeType::None && hp.rope_type != RopeType::Normal && hp.rope_type != RopeType::NeoX)
-    why.push_back("rope type " + std::to_string(static_cast<int>(hp.rope_type)) + " is neither none, normal nor neox");
   return why;
 }
 

@@ -7,17 +7,6 @@
 
 namespace semline::vk {
 
-std::string station_label(const StageContext& ctx) {
-  std::string s = "station '" + ctx.station + "'";
-  if (ctx.layer >= 0) s += " (layer " + std::to_string(ctx.layer) + ")";
-  return s;
-}
-
-const HParams& hparams_of(const StageContext& ctx) {
-  if (!ctx.hp) throw Error(station_label(ctx) + ": no hyper-parameters were given to the stage");
-  return *ctx.hp;
-}
-
 DevRows activation(const VulkanBackend& be, const Tensor& t, int64_t width, int64_t rows, const char* what,
                    const std::string& label) {
   const VulkanBuffer& b = be.buffer_of(t, what, label);
@@ -34,44 +23,6 @@ DevRows activation(const VulkanBackend& be, const Tensor& t, int64_t width, int6
     throw Error(name() + " " + tensor_shape_string(t) + " reaches past the end of its buffer (" +
                 std::to_string(b.size()) + " bytes)");
   return DevRows{&b.gpu(), static_cast<uint32_t>(t.offset / 4), static_cast<uint32_t>(stride)};
-}
-
-bool weight_dtype_supported(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
-}
-
-std::vector<std::string> weights_supported(const StageContext& ctx) {
-  std::vector<std::string> why;
-  if (!ctx.model) return why;
-  for (const auto& [role, name] : ctx.tensors) {
-    const Tensor* t = ctx.model->weight(name);
-    if (t && !weight_dtype_supported(t->dtype))
-      why.push_back("tensor '" + name + "' (" + role + ") is " + dtype_name(t->dtype) +
-                    "; vulkan stages take F32, F16, BF16, Q8_0, Q4_0");
-  }
-  return why;
-}
-
-std::vector<std::string> missing_roles(const StageContext& ctx, std::initializer_list<const char*> roles,
-                                       const char* needs) {
-  std::vector<std::string> why;
-  if (!ctx.model) return why;
-  for (const char* role : roles)
-    if (!ctx.has_weight(role))
-      why.push_back(std::string("the model has no '") + role + "' weight for this station (" + needs + ")");
-  return why;
-}
-
-bool is_bound(const StageContext& ctx, std::string_view role) {
-  for (const auto& [r, name] : ctx.tensors)
-    if (r == role) return true;
-  return false;
-}
-
-std::string tensor_name(const StageContext& ctx, std::string_view role) {
-  for (const auto& [r, name] : ctx.tensors)
-    if (r == role) return name;
-  return "?";
 }
 
 namespace {

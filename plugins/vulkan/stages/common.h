@@ -10,14 +10,20 @@
 #include <semline/stage.h>
 
 #include "backend/vulkan_backend.h"
+#include "common/stations.h"
 
 namespace semline::vk {
 
-// "station 'attn' (layer 3)" — how errors and logs name the stage.
-std::string station_label(const StageContext& ctx);
-
-// The hyper-parameters of a station; throws naming it when the host gave none.
-const HParams& hparams_of(const StageContext& ctx);
+using stations::hparams_of;
+using stations::is_bound;
+using stations::missing_roles;
+using stations::station_label;
+using stations::tensor_name;
+using stations::weight_dtype_supported;
+// Bound weights must have a dtype the vulkan kernels read (common/stations.h).
+inline std::vector<std::string> weights_supported(const StageContext& ctx) {
+  return stations::weights_supported(ctx, "vulkan");
+}
 
 // F32 rows of an activation tensor on the device, as word offsets for the kernels.
 struct DevRows {
@@ -61,20 +67,6 @@ DevVector upload_floats(VulkanBackend& be, const std::vector<float>& v, const st
 // The bias bound to `role` on the device; an empty DevVector when the station binds none.
 DevVector bind_bias(const StageContext& ctx, std::string_view role, int64_t n);
 
-// Whether the station binds the role at all (a bound tensor missing from the file is an error
-// for the stage to report, not another kind of station).
-bool is_bound(const StageContext& ctx, std::string_view role);
-// The file's name of the tensor bound to a role ("?" when unbound).
-std::string tensor_name(const StageContext& ctx, std::string_view role);
-
-// The dtypes the vulkan kernels read.
-bool weight_dtype_supported(DType t);
-// Reasons the station's bound weights cannot be read by these kernels (empty: they can).
-std::vector<std::string> weights_supported(const StageContext& ctx);
-// One reason per role of `roles` the model has no weight for (the templates bind them as
-// optional); `needs` says what the variant needs them for.
-std::vector<std::string> missing_roles(const StageContext& ctx, std::initializer_list<const char*> roles,
-                                       const char* needs);
 
 // The push constants of get_rows.comp: out[r] (+)= row ints[idx_off + r] of src, as floats.
 struct GetRowsPush {

@@ -93,25 +93,7 @@ class FfnDense final : public Stage {
 }  // namespace
 
 std::vector<std::string> ffn_supports(const StageContext& ctx) {
-  std::vector<std::string> why = weights_supported(ctx);
-  if (!ctx.hp) return why;
-  if (ctx.hp->n_expert > 0) {
-    why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
-                  " experts per layer; ffn/dense computes one feed-forward network (use ffn/moe)");
-    return why;
-  }
-  // The templates bind the dense weights as optional (MoE models have none); a station that
-  // binds a gate is SwiGLU, one without is the GELU MLP.
-  const bool gated = is_bound(ctx, "gate");
-  const char* needs = "ffn/dense needs up and down, and gate for SwiGLU";
-  for (std::string& r : gated ? missing_roles(ctx, {"gate", "up", "down"}, needs) : missing_roles(ctx, {"up", "down"}, needs))
-    why.push_back(std::move(r));
-  if (gated && ctx.hp->ffn_act != Activation::Silu)
-    why.push_back("a gated feed-forward with GELU (GeGLU) is not implemented; ffn/dense gates with silu");
-  if (!gated && ctx.hp->ffn_act == Activation::Silu)
-    why.push_back("the station has no gate and the model's activation is silu; ffn/dense runs SwiGLU (gate "
-                  "bound) or a GELU MLP (no gate)");
-  return why;
+  return stations::ffn_dense_supported(ctx, "vulkan");
 }
 
 std::unique_ptr<Stage> make_ffn_dense(const StageContext& ctx) { return std::make_unique<FfnDense>(ctx); }

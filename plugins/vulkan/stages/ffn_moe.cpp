@@ -151,15 +151,7 @@ class FfnMoe final : public Stage {
 }  // namespace
 
 std::vector<std::string> ffn_moe_supports(const StageContext& ctx) {
-  std::vector<std::string> why = weights_supported(ctx);
-  if (ctx.hp && (ctx.hp->n_expert < 1 || ctx.hp->n_expert_used < 1)) {
-    why.push_back("the model has no experts (llama.expert_count / expert_used_count); ffn/moe routes between experts");
-    return why;
-  }
-  for (std::string& r : missing_roles(ctx, {"router", "gate_exps", "up_exps", "down_exps"},
-                                      "ffn/moe needs the router and the gate, up and down expert stacks"))
-    why.push_back(std::move(r));
-  return why;
+  return stations::ffn_moe_supported(ctx, "vulkan");
 }
 
 std::unique_ptr<Stage> make_ffn_moe(const StageContext& ctx) { return std::make_unique<FfnMoe>(ctx); }

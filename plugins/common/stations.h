@@ -1,0 +1,69 @@
+// What the stage plugins of every backend share, whatever the backend computes with: how a
+// station is named in messages, what it binds, and the checks of a station that depend only on
+// the model (hyper-parameters, bound roles, weight dtypes). A backend's `supports` adds its own
+// limits to these; its registry entries come from stage_entry. Compiled once into the static
+// library semline_stations, linked into each backend plugin.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <semline/registry.h>
+#include <semline/stage.h>
+
+namespace semline::stations {
+
+// "station 'attn' (layer 3)" — how errors and logs name the stage.
+std::string station_label(const StageContext& ctx);
+// The hyper-parameters of a station; throws naming it when the host gave none.
+const HParams& hparams_of(const StageContext& ctx);
+// An integer parameter, or `fallback` when the context carries none (supports() may be asked
+// before the graph has filled in the defaults).
+int64_t int_param(const StageContext& ctx, const std::string& name, int64_t fallback);
+
+// Whether the station binds the role at all (a bound tensor missing from the file is an error
+// for the stage to report, not another kind of station).
+bool is_bound(const StageContext& ctx, std::string_view role);
+// The file's name of the tensor bound to a role ("?" when unbound).
+std::string tensor_name(const StageContext& ctx, std::string_view role);
+
+// The weight dtypes the stages of every backend read: F32, F16, BF16, Q8_0, Q4_0.
+bool weight_dtype_supported(DType t);
+// One reason per bound weight whose dtype is not one of those (`backend` names who refuses).
+std::vector<std::string> weights_supported(const StageContext& ctx, std::string_view backend);
+// One reason per role of `roles` the model has no weight for (the templates bind them as
+// optional); `needs` says what the variant needs them for.
+std::vector<std::string> missing_roles(const StageContext& ctx, std::initializer_list<const char*> roles,
+                                       const char* needs);
+
+// The model-side checks of the llama-family stations, each starting with weights_supported:
+// attention: n_head a positive multiple of n_head_kv, a rope type the stages rotate by;
+std::vector<std::string> attention_supported(const StageContext& ctx, std::string_view backend);
+// ffn/dense: no experts; gate, up and down for SwiGLU or up and down for the GELU MLP;
+std::vector<std::string> ffn_dense_supported(const StageContext& ctx, std::string_view backend);
+// ffn/moe: experts, a router and the three expert stacks.
+std::vector<std::string> ffn_moe_supported(const StageContext& ctx, std::string_view backend);
+
+// The head layout of an attention station, from its hyper-parameters, checked (throws naming the
+// station): heads positive, n_head a multiple of n_kv, head_dim positive, rope_dim even and at
+// most head_dim (0 without rope), a rope type the stages rotate by.
+struct AttentionShape {
+  int64_t n_embd = 0, n_head = 0, n_kv = 0, head_dim = 0, rope_dim = 0;
+  RopeType rope_type = RopeType::None;
+  double rope_base = 10000.0;
+};
+AttentionShape attention_shape(const StageContext& ctx);
+
+// A registry entry of `backend` taking every weight dtype above, exact unless changed, whose
+// supports() is weights_supported unless changed.
+StageEntry stage_entry(StageKind kind, std::string variant, std::string backend, std::string description,
+                       int rank, std::function<std::unique_ptr<Stage>(const StageContext&)> make);
+// An integer parameter's schema.
+ParamSpec int_spec(std::string name, int64_t def, double min, double max, std::string doc);
+
+}  // namespace semline::stations
