@@ -27,7 +27,7 @@ inline constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
 //             on Intel Xeon one stream alone keeps too few lines in flight.
 //   Hardware: one row (tile) after another in memory order, one sequential stream per thread left
 //             to the hardware prefetcher; on AMD EPYC the software prefetches and extra streams
-//             compete with it and cost a quarter to a third of the bandwidth.
+//             compete with it and cost 9% (F32) to 40% (Q4_0) of decode speed.
 enum class Prefetch : int { Software = 0, Hardware = 1 };
 const char* prefetch_name(Prefetch p);                       // "software", "hardware"
 std::optional<Prefetch> prefetch_from_name(std::string_view name);
