@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -25,6 +27,22 @@ TEST_CASE("buffers are 64-byte aligned, zeroed and host-visible", "[backend]") {
     const auto* p = static_cast<const unsigned char*>(buf->host());
     for (size_t i = 0; i < bytes; ++i) REQUIRE(p[i] == 0);
   }
+}
+
+TEST_CASE("prefetch names round-trip; AMD CPUs default to the hardware prefetcher", "[backend]") {
+  for (Prefetch p : {Prefetch::Software, Prefetch::Hardware}) REQUIRE(prefetch_from_name(prefetch_name(p)) == p);
+  REQUIRE_FALSE(prefetch_from_name("auto"));  // the registry's word for default_prefetch()
+  // The vendor as Linux reports it, read independently of the backend's CPUID check.
+  std::ifstream info("/proc/cpuinfo");
+  std::string line, vendor;
+  while (vendor.empty() && std::getline(info, line))
+    if (line.rfind("vendor_id", 0) == 0) vendor = line.substr(line.find(':') + 1);
+  INFO("vendor_id:" << vendor);
+  if (vendor.find("AuthenticAMD") != std::string::npos) REQUIRE(default_prefetch() == Prefetch::Hardware);
+  if (vendor.find("GenuineIntel") != std::string::npos) REQUIRE(default_prefetch() == Prefetch::Software);
+  CpuBackend be(1, best_isa(), Prefetch::Hardware);
+  REQUIRE(be.kernels().prefetch == Prefetch::Hardware);
+  REQUIRE(be.info().device.find("hardware prefetch") != std::string::npos);
 }
 
 TEST_CASE("copies move bytes and refuse to overrun the tensor", "[backend]") {

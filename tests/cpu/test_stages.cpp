@@ -568,6 +568,17 @@ TEST_CASE("registry entries describe the cpu stages and backend", "[stages][regi
   REQUIRE(backend->info().device.find("scalar kernels") != std::string::npos);
   p.values["isa"] = std::string("auto");
   REQUIRE(be.create(p, {})->info().device.find(isa_name(best_isa())) != std::string::npos);
+  // prefetch: auto follows the CPU's vendor; each explicit choice is what the backend runs with.
+  REQUIRE(be.create(p, {})->info().device.find(std::string(prefetch_name(default_prefetch())) + " prefetch") !=
+          std::string::npos);
+  for (Prefetch want : {Prefetch::Software, Prefetch::Hardware}) {
+    p.values["prefetch"] = std::string(prefetch_name(want));
+    const auto made = be.create(p, {});
+    REQUIRE(static_cast<CpuBackend&>(*made).kernels().prefetch == want);
+  }
+  p.values["prefetch"] = std::string("sometimes");
+  REQUIRE_THROWS_WITH(be.create(p, {}), Catch::Contains("unknown prefetch 'sometimes'") &&
+                                            Catch::Contains("auto, software, hardware"));
 
   const StageEntry& dense = r.stage(StageKind::Attention, "dense");
   const StageEntry& flash = r.stage(StageKind::Attention, "flash");
