@@ -46,7 +46,7 @@ stage "test suite under the sanitizers"
 status=0
 # Not the test preset: its environment (the same options without log_path, for a developer's
 # `ctest --preset asan`) would replace the one set here.
-ctest --test-dir "$build" --output-on-failure --timeout 600 -j"$jobs" || status=$?
+scripts/ctest-all.sh "$build" --output-on-failure --timeout 600 -j"$jobs" || status=$?
 
 found=$(find "$reports" -type f | sort)
 if [ -n "$found" ]; then

@@ -2,7 +2,7 @@
 # Checks that plugins can be written outside this tree: installs a built semline to a temporary
 # prefix, builds each example (examples/sampler-typical, examples/ffn-sparse) against that
 # installed SDK only, installs it beside semline's own plugins, checks that it exports nothing of
-# its own but the entry point and, when the semline command is built, that `semline plugins` from
+# its own but the entry point, and that `semline plugins` from
 # the prefix lists it and that a config selects it in a run (the sampler) and an A/B bench (the
 # feed-forward variant against ffn/dense) without rebuilding semline.
 #
@@ -57,9 +57,8 @@ typical=$(build_example sampler-typical)
 sparse=$(build_example ffn-sparse)
 
 if [[ ! -x "$build/bin/semline" ]]; then
-  echo "== skipped the 'semline plugins' and run checks: $build/bin/semline is not built"
-  echo "OK"
-  exit 0
+  echo "FAIL: $build/bin/semline is not built: the examples cannot be listed, run or benched" >&2
+  exit 1
 fi
 
 # The installed command finds plugins installed under its own prefix, with no search path set.

@@ -433,6 +433,22 @@ void for_each_block_group(const PipelineGraph& g, Fn fn) {
 
 }  // namespace
 
+namespace {
+
+// "an integer in 1..4096", "a number in 0..1", "a number >= 0": a parameter's range as a user
+// would write its values.
+std::string range_string(const ParamSpec& spec) {
+  auto bound = [&](double v) {
+    return spec.type == ParamType::Int ? std::to_string(static_cast<int64_t>(v)) : param_value_string(v);
+  };
+  std::string s = spec.type == ParamType::Int ? "an integer" : "a number";
+  if (spec.min && spec.max) return s + " in " + bound(*spec.min) + ".." + bound(*spec.max);
+  if (spec.min) return s + " >= " + bound(*spec.min);
+  return s + " <= " + bound(*spec.max);
+}
+
+}  // namespace
+
 Params validate_params(const std::map<std::string, ConfigValue>& given, const std::vector<ParamSpec>& schema,
                        const std::string& where) {
   Params out;
@@ -454,24 +470,21 @@ Params validate_params(const std::map<std::string, ConfigValue>& given, const st
                          (spec->type == ParamType::String && std::holds_alternative<std::string>(v)) ||
                          (spec->type == ParamType::StringList && std::holds_alternative<std::vector<std::string>>(v));
     if (!type_ok)
-      throw Error(config_error(cv.pos, where + "." + key + " = " + param_value_string(cv.value) + " must be of type " +
+      throw Error(config_error(cv.pos, where + ": " + key + " = " + param_value_string(cv.value) + " must be of type " +
                                            param_type_name(spec->type) + " (" + spec->doc + ")"));
     double num = std::holds_alternative<int64_t>(v) ? static_cast<double>(std::get<int64_t>(v))
                  : std::holds_alternative<double>(v) ? std::get<double>(v)
                                                       : 0.0;
-    if ((spec->min && num < *spec->min) || (spec->max && num > *spec->max)) {
-      std::string range = "[" + (spec->min ? param_value_string(*spec->min) : std::string("-inf")) + ", " +
-                          (spec->max ? param_value_string(*spec->max) : std::string("inf")) + "]";
-      throw Error(config_error(cv.pos, where + "." + key + " = " + param_value_string(cv.value) +
-                                           " is out of range " + range + " (" + spec->doc + ")"));
-    }
+    if ((spec->min && num < *spec->min) || (spec->max && num > *spec->max))
+      throw Error(config_error(cv.pos, where + ": " + key + " = " + param_value_string(cv.value) +
+                                           " is out of range; expected " + range_string(*spec) + " (" + spec->doc + ")"));
     if (!spec->choices.empty()) {
       std::vector<std::string> items;
       if (auto* s = std::get_if<std::string>(&v)) items = {*s};
       if (auto* l = std::get_if<std::vector<std::string>>(&v)) items = *l;
       for (const std::string& item : items)
         if (std::find(spec->choices.begin(), spec->choices.end(), item) == spec->choices.end())
-          throw Error(config_error(cv.pos, where + "." + key + ": '" + item + "' is not valid" +
+          throw Error(config_error(cv.pos, where + ": " + key + " = '" + item + "' is not valid" +
                                                did_you_mean(item, spec->choices) + "; choices: " + join(spec->choices)));
     }
     out.values[key] = v;

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "samplers.h"
 
@@ -55,6 +56,12 @@ int32_t best_index(const Candidates& c) {
   for (int32_t i = 1; i < static_cast<int32_t>(c.items.size()); ++i)
     if (rank_key(c.items[i].logit) > rank_key(c.items[best].logit)) best = i;
   return best;
+}
+
+std::string shown(double v) {
+  std::ostringstream out;
+  out << v;  // shortest form that reads back as written in a config: 1.5, 0.95, nan, -inf
+  return out.str();
 }
 
 }  // namespace semline::samplers

@@ -12,7 +12,7 @@ namespace {
 float rank_key(float logit) { return std::isnan(logit) ? -std::numeric_limits<float>::infinity() : logit; }
 
 void check_unit(const char* name, double v) {
-  if (!(v >= 0 && v <= 1)) throw Error(std::string(name) + " = " + std::to_string(v) + ": expected 0..1");
+  if (!(v >= 0 && v <= 1)) throw Error(std::string(name) + " = " + shown(v) + ": expected a value in 0..1");
 }
 
 }  // namespace
@@ -20,7 +20,7 @@ void check_unit(const char* name, double v) {
 void Greedy::apply(Candidates& c, std::span<const int32_t>) { c.selected = best_index(c); }
 
 Temperature::Temperature(double t) : t_(t) {
-  if (!(t >= 0) || std::isinf(t)) throw Error("temperature = " + std::to_string(t) + ": expected a finite value >= 0");
+  if (!(t >= 0) || std::isinf(t)) throw Error("temperature = " + shown(t) + ": expected a finite value >= 0");
 }
 
 void Temperature::apply(Candidates& c, std::span<const int32_t>) {

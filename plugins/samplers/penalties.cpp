@@ -35,7 +35,7 @@ int64_t WindowCounts::of(int32_t id) const {
 
 RepetitionPenalty::RepetitionPenalty(double penalty, int64_t last_n) : penalty_(penalty), last_n_(last_n) {
   if (!(penalty > 0) || std::isinf(penalty))
-    throw Error("repeat_penalty = " + std::to_string(penalty) + ": expected a finite value > 0 (1 is off)");
+    throw Error("repeat_penalty = " + shown(penalty) + ": expected a finite value > 0 (1 is off)");
   check_window(last_n);
 }
 
@@ -52,8 +52,10 @@ void RepetitionPenalty::apply(Candidates& c, std::span<const int32_t> history) {
 
 CountPenalty::CountPenalty(double frequency, double presence, int64_t last_n)
     : frequency_(frequency), presence_(presence), last_n_(last_n) {
-  if (!std::isfinite(frequency) || !std::isfinite(presence))
-    throw Error("frequency_penalty and presence_penalty must be finite");
+  if (!std::isfinite(frequency))
+    throw Error("frequency_penalty = " + shown(frequency) + ": expected a finite value (0 is off)");
+  if (!std::isfinite(presence))
+    throw Error("presence_penalty = " + shown(presence) + ": expected a finite value (0 is off)");
   check_window(last_n);
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "semline/stage.h"
@@ -24,6 +25,8 @@ void sort_candidates(Candidates& c);
 void softmax(Candidates& c);
 // Index of the highest logit (the first of equals in item order); -1 for an empty set.
 int32_t best_index(const Candidates& c);
+// A parameter's value as a user wrote it in a config ("1.5", "nan", "-2"), for error messages.
+std::string shown(double v);
 
 // --- Filters (filters.cpp)
 

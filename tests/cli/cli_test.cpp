@@ -14,6 +14,9 @@
 #include <iterator>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
+#include "common/seed.h"
 #include "core/model/gguf.h"
 
 using Catch::Matchers::Contains;
@@ -191,6 +194,7 @@ TEST_CASE("bad input is one clear line and exit code 1") {
   CHECK_THAT(trunc.out, StartsWith("error: ") && Contains("trunc.gguf"));
   Result run = run_cli("run -m " + (d / "trunc.gguf").string() + " -p hi");
   CHECK(run.code == 1);
+  CHECK_THAT(run.out, StartsWith("error: ") && Contains("trunc.gguf"));
   {
     std::ofstream f(d / "bad.toml");
     f << "[model]\npath = \"" << kStories << "\"\n[stages]\nattention = { variant = \"flsh\" }\n";
@@ -200,6 +204,7 @@ TEST_CASE("bad input is one clear line and exit code 1") {
   CHECK_THAT(cfg.out, Contains("bad.toml:4:") && Contains("did you mean 'flash'"));
   Result missing = run_cli("run -m " + (d / "nope.gguf").string() + " -p hi");
   CHECK(missing.code == 1);
+  CHECK_THAT(missing.out, StartsWith("error: ") && Contains("nope.gguf"));
   CHECK(std::count(missing.out.begin(), missing.out.end(), '\n') == 1);
   fs::remove_all(d);
 }
@@ -214,7 +219,7 @@ TEST_CASE("inspect and run on truncated or corrupted models: one error line, no 
     std::ifstream in(kStories, std::ios::binary);
     model.assign(std::istreambuf_iterator<char>(in), {});
   }
-  std::mt19937 rng(20261201);
+  std::mt19937 rng(semline::testing::seed());
   for (int i = 0; i < 24; ++i) {
     std::string bad = model;
     if (i % 2 == 0) {
@@ -225,12 +230,12 @@ TEST_CASE("inspect and run on truncated or corrupted models: one error line, no 
     const fs::path f = d / ("bad" + std::to_string(i) + ".gguf");
     std::ofstream(f, std::ios::binary).write(bad.data(), static_cast<std::streamsize>(bad.size()));
     for (const std::string& cmd : {"inspect " + f.string(), "run -n 4 -p hi -m " + f.string()}) {
-      INFO("case " << i << ": semline " << cmd);
+      INFO("case " << i << " (SEMLINE_TEST_SEED=" << semline::testing::seed() << "): semline " << cmd);
       const Result r = run_cli_timed(cmd);
       CHECK(r.code != 124);
       if (r.code != 0) {
         CHECK(r.code == 1);
-        CHECK_THAT(r.out, StartsWith("error: "));
+        CHECK_THAT(r.out, StartsWith("error: ") && Contains(f.filename().string()));
         CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
       }
     }
@@ -253,13 +258,43 @@ TEST_CASE("semline bench compares variants A/B: speed, cost and quality against 
                        Contains("\"peak_memory_mib\"") && Contains("\"flops_per_token\"") &&
                        Contains("\"perplexity\"") && Contains("\"mean_kl\"") && Contains("\"top1_agreement\"") &&
                        Contains("\"joules_per_token\""));
-  // The reference agrees with itself exactly; exact variants agree to the last digits, F16 less.
-  CHECK_THAT(json, Contains("\"top1_agreement\": 1.0"));
+  // One row per variant, in the order given, each measured and scored on the same tokens.
+  const auto rows = nlohmann::json::parse(json);
+  REQUIRE(rows.size() == 4);
+  const auto& base = rows[0];
+  for (const auto& row : rows) {
+    INFO(row.dump());
+    CHECK(row["tg_tps"].get<double>() > 0);
+    CHECK(row["pp_tps"].get<double>() > 0);
+    CHECK(row["ttft_ms"].get<double>() > 0);
+    CHECK(row["peak_memory_mib"].get<double>() > 0);
+    CHECK(row["scored_tokens"] == base["scored_tokens"]);
+    CHECK(row["flops_per_token"] == base["flops_per_token"]);  // the same arithmetic, however it is cut
+  }
+  // The reference against itself: nothing moved.
+  CHECK(base["mean_kl"].get<double>() == 0.0);
+  CHECK(base["top1_agreement"].get<double>() == 1.0);
+  // Flash attention is exact: float rounding apart, the same distributions and perplexity.
+  const auto& flash = rows[2];
+  CHECK(flash["variant"] == "attention.variant=flash kv_cache.dtype=f32");
+  CHECK(flash["mean_kl"].get<double>() < 1e-6);
+  CHECK(flash["top1_agreement"].get<double>() >= 0.99);
+  CHECK(flash["perplexity"].get<double>() == Approx(base["perplexity"].get<double>()).epsilon(1e-4));
+  // An F16 cache really changes the numbers (and halves the cache's bytes), by little.
+  for (int i : {1, 3}) {
+    const auto& f16 = rows[i];
+    INFO(f16["variant"]);
+    CHECK(f16["mean_kl"].get<double>() > 0);
+    CHECK(f16["mean_kl"].get<double>() < 1e-4);
+    CHECK(f16["top1_agreement"].get<double>() >= 0.95);
+    CHECK(f16["perplexity"].get<double>() == Approx(base["perplexity"].get<double>()).epsilon(1e-3));
+    CHECK(f16["bytes_per_token"].get<double>() < base["bytes_per_token"].get<double>());
+  }
   CHECK(fs::file_size(chart) > 1000);
   fs::remove_all(d);
 }
 
-TEST_CASE("slm4096: inspect and run read the Hugging Face folder; convert writes a GGUF that runs the same") {
+TEST_CASE("slm4096: inspect and run read the Hugging Face folder, convert writes a GGUF that runs the same") {
   const std::string folder = kModels + "/gpt2/slm4096";
   Result inspect = run_cli("inspect " + folder + "/config.json");
   REQUIRE(inspect.code == 0);

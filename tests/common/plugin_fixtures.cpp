@@ -9,21 +9,6 @@
 
 namespace semline::testing {
 
-uint32_t seed() {
-  static const uint32_t s = [] {
-    const char* env = std::getenv("SEMLINE_TEST_SEED");
-    const uint32_t v = env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10)) : std::random_device{}();
-    std::printf("plugin tests: seed %u (set SEMLINE_TEST_SEED=%u to repeat)\n", v, v);
-    return v;
-  }();
-  return s;
-}
-
-std::mt19937& rng() {
-  static std::mt19937 r(seed());
-  return r;
-}
-
 std::vector<float> random_floats(int64_t n, float scale) {
   std::normal_distribution<float> d(0.0f, scale);
   std::vector<float> v(static_cast<size_t>(n));

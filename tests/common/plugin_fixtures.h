@@ -13,11 +13,9 @@
 #include <semline/model.h>
 #include <semline/registry.h>
 
-namespace semline::testing {
+#include "common/seed.h"
 
-// The seed of this test process: SEMLINE_TEST_SEED if set, else fresh; printed once.
-uint32_t seed();
-std::mt19937& rng();  // seeded with seed()
+namespace semline::testing {
 
 std::vector<float> random_floats(int64_t n, float scale = 1.0f);
 

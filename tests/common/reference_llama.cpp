@@ -1,4 +1,5 @@
 #include "common/reference_llama.h"
+#include "common/reference_stages.h"
 
 #include <algorithm>
 #include <cmath>
@@ -71,13 +72,7 @@ std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::v
   const std::vector<double>& W = w(name);
   std::vector<double> x = in;
   const DType dt = m_.weight(name)->dtype;
-  if (opt_.quantize_inputs && (dt == DType::Q8_0 || dt == DType::Q4_0))
-    for (size_t b = 0; b + 32 <= x.size(); b += 32) {
-      double amax = 0;
-      for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-      const double d = amax / 127;
-      for (size_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::nearbyint(x[i] / d) : 0.0;
-    }
+  if (opt_.quantize_inputs && (dt == DType::Q8_0 || dt == DType::Q4_0)) round_like_q8_input(x);
   const size_t n_in = x.size();
   const size_t n_out = rows < 0 ? W.size() / n_in - static_cast<size_t>(row0) : static_cast<size_t>(rows);
   std::vector<double> y(n_out, 0.0);

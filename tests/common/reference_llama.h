@@ -23,10 +23,9 @@ KeyMask sliding_window_mask(int64_t window);  // the `window` most recent positi
 struct ReferenceOptions {
   // One mask per layer; a layer without one (shorter list, empty function) meets every key 0..q.
   std::vector<KeyMask> masks;
-  // Rounds the input of every Q8_0 / Q4_0 weight to 8 bits in blocks of 32 (d = max|x| / 127,
-  // q = round(x / d)), the precision the cpu stages give those products. Off, the reference is
-  // the model's exact arithmetic; on, it follows the stages closely enough that MoE routing
-  // decisions agree.
+  // Rounds the input of every Q8_0 / Q4_0 weight to 8 bits in blocks of 32 as the cpu stages do
+  // (round_like_q8_input). Off, the reference is the model's exact arithmetic; on, it follows
+  // the stages to their kernels' tolerance.
   bool quantize_inputs = false;
 };
 

@@ -9,16 +9,20 @@
 
 namespace semline::testing {
 
+void round_like_q8_input(Vec& x) {
+  for (size_t b = 0; b + 32 <= x.size(); b += 32) {
+    float amax = 0;
+    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(static_cast<float>(x[i])));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (size_t i = b; i < b + 32; ++i) x[i] = static_cast<double>(d) * std::nearbyint(static_cast<float>(x[i]) * id);
+  }
+}
+
 Vec matvec(const Weight& w, const Vec& in, int64_t row0, int64_t n_out) {
   if (n_out < 0) n_out = w.n_out - row0;
   Vec x = in;
-  if (w.q8_input)
-    for (size_t b = 0; b < x.size(); b += 32) {
-      double amax = 0;
-      for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-      const double d = amax / 127;
-      for (size_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::nearbyint(x[i] / d) : 0.0;
-    }
+  if (w.q8_input) round_like_q8_input(x);
   Vec y(static_cast<size_t>(n_out), 0.0);
   for (int64_t j = 0; j < n_out; ++j)
     for (int64_t i = 0; i < w.n_in; ++i) y[j] += w.value[(row0 + j) * w.n_in + i] * x[i];

@@ -19,6 +19,12 @@ using Vec = std::vector<double>;
 // 127, q = round(x / d)) as the stage does, so only float rounding separates the two (plus,
 // rarely, a value the stage's float arithmetic puts on the other side of a rounding step). `row0`
 // and `n_out` pick rows [row0, row0 + n_out) of w (one expert of a stack); n_out < 0: all rows.
+// Rounds x to 8 bits in blocks of 32 exactly as the cpu stages round the input of a Q8_0 / Q4_0
+// product: in float, d = max|x| / 127, q = x * (1 / d) rounded to nearest even, value q * d.
+// Matching the float steps (not x / d in double) keeps the reference on the stages' side of
+// every rounding tie, so what is left is the products' float-against-double error.
+void round_like_q8_input(Vec& x);
+
 Vec matvec(const Weight& w, const Vec& in, int64_t row0 = 0, int64_t n_out = -1);
 Vec rmsnorm(const Vec& x, const Weight& w, double eps);
 void rope(double* v, int64_t heads, const HParams& hp, int32_t pos);

@@ -29,7 +29,7 @@ TEST_CASE("buffers are 64-byte aligned, zeroed and host-visible", "[backend]") {
   }
 }
 
-TEST_CASE("prefetch names round-trip; AMD CPUs default to the hardware prefetcher", "[backend]") {
+TEST_CASE("prefetch names round-trip, AMD CPUs default to the hardware prefetcher", "[backend]") {
   for (Prefetch p : {Prefetch::Software, Prefetch::Hardware}) REQUIRE(prefetch_from_name(prefetch_name(p)) == p);
   REQUIRE_FALSE(prefetch_from_name("auto"));  // the registry's word for default_prefetch()
   // The vendor as Linux reports it, read independently of the backend's CPUID check.
@@ -66,7 +66,8 @@ TEST_CASE("weights are used in place", "[backend]") {
   float w[8] = {};
   const Tensor view = make_tensor(DType::F32, {8}, w);
   REQUIRE(be.upload_weight(view).host == w);
-  REQUIRE_THROWS_AS(be.upload_weight(make_tensor(DType::F32, {8})), Error);
+  REQUIRE_THROWS_WITH(be.upload_weight(make_tensor(DType::F32, {8})),
+                      Catch::Contains("cpu backend: weight F32 [8] has no host address"));
   REQUIRE(be.info().name == "cpu");
   REQUIRE(be.info().device.find(isa_name(best_isa())) != std::string::npos);
 }
@@ -181,7 +182,7 @@ TEST_CASE("the shared scratch area refuses a second user while leased", "[backen
   {
     Workspace::Lease lease(be.workspace());
     REQUIRE_THROWS_WITH(Workspace::Lease(be.workspace()), Catch::Contains("one at a time"));
-    REQUIRE_THROWS_AS(be.workspace().reserve(4096), Error);
+    REQUIRE_THROWS_WITH(be.workspace().reserve(4096), "cpu backend: scratch area resized while a stage is running");
   }
   Workspace::Lease again(be.workspace());
 }

@@ -154,29 +154,58 @@ TEST_CASE("attention: a fused qkv map with biases and no rotary embedding (GPT-2
     }
 }
 
-TEST_CASE("attention writes this step's keys and values into the cache slots of their positions", "[stages]") {
-  Layer l;
-  add_attention_weights(l, DType::F32);
-  auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
-  Cache c(l.be, l.hp, DType::F32, 4, 8);
-  StepData sd;
-  sd.pos = {0, 1, 2, 3, 4};
-  sd.seq = {0, 0, 0, 0, 0};
-  sd.tables = {{6, 3}};
-  const Batch b = sd.batch();
-  Rowset x(5, 64), out(5, 64);
-  flash->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), &c.layer});
-  const Weight& wv = l.model.values("v");
-  const auto* v = static_cast<const float*>(c.layer.v.host);
-  const int64_t slot_floats = 8 * 2;
-  for (int32_t p = 0; p < 5; ++p) {
-    const Vec want = matvec(wv, x.row(p));  // values carry no rotation
-    const int64_t blk = p < 4 ? 6 : 3, slot = p % 4;
-    for (int64_t i = 0; i < 16; ++i)
-      REQUIRE(v[(blk * 4 + slot) * slot_floats + i] == Approx(want[i]).margin(1e-5));
+TEST_CASE("attention writes this step's keys (rotated) and values into the cache slots of their positions",
+          "[stages]") {
+  for (DType cdt : {DType::F32, DType::F16}) {
+    INFO("cache " << dtype_name(cdt));
+    Layer l;
+    add_attention_weights(l, DType::F32);
+    auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+    Cache c(l.be, l.hp, cdt, 4, 8);
+    StepData sd;
+    sd.pos = {3, 4, 5, 6, 7};  // a chunk that starts inside a block, then crosses into the next
+    sd.seq = {0, 0, 0, 0, 0};
+    sd.tables = {{6, 3}};
+    const Batch b = sd.batch();
+    Rowset x(5, 64), out(5, 64);
+    flash->forward(x.tensor(), out.tensor(), Step{b, l.be.stream(), &c.layer});
+    // The reference's cache after the same step: keys rotated at their positions, both rounded
+    // to F16 for an F16 cache.
+    RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")),
+                     l.model.values("o"), nullptr, cdt == DType::F16, {}};
+    const int64_t slot_values = l.hp.n_head_kv * l.hp.head_dim;  // one position's keys (or values)
+    for (int32_t p = 0; p < 3; ++p) ref.kv[0][p] = {Vec(slot_values, 0.0), Vec(slot_values, 0.0)};  // the empty slots
+    std::vector<Vec> xr;
+    for (int64_t t = 0; t < 5; ++t) xr.push_back(x.row(t));
+    ref.step(xr, sd.pos, {0, 0, 0, 0, 0});
+    auto stored = [&](const Tensor& t, int64_t blk, int64_t slot, int64_t i) -> double {
+      const int64_t at = (blk * 4 + slot) * slot_values + i;
+      return cdt == DType::F32 ? static_cast<const float*>(t.host)[at]
+                               : f16_to_f32(static_cast<const uint16_t*>(t.host)[at]);
+    };
+    const double tol = cdt == DType::F16 ? 1e-3 : 1e-5;  // one F16 rounding step may fall either way
+    for (int32_t p : sd.pos) {
+      INFO("position " << p);
+      const auto& [want_k, want_v] = ref.kv.at(0).at(p);
+      const int64_t blk = p < 4 ? 6 : 3, slot = p % 4;
+      Vec got_k, got_v;
+      for (int64_t i = 0; i < slot_values; ++i) {
+        got_k.push_back(stored(c.layer.k, blk, slot, i));
+        got_v.push_back(stored(c.layer.v, blk, slot, i));
+      }
+      CHECK(rel_err(got_k, want_k) <= tol);
+      CHECK(rel_err(got_v, want_v) <= tol);
+      if (p > 0) CHECK(rel_err(got_k, matvec(l.model.values("k"), x.row(p - sd.pos[0]))) > 1e-2);  // really rotated
+    }
+    // Slots the step did not write, and blocks the table does not name, stay untouched.
+    for (int64_t blk : {0, 6})
+      for (int64_t slot = 0; slot < (blk == 6 ? 3 : 4); ++slot)
+        for (int64_t i = 0; i < slot_values; ++i) {
+          INFO("block " << blk << " slot " << slot);
+          REQUIRE(stored(c.layer.k, blk, slot, i) == 0.0);
+          REQUIRE(stored(c.layer.v, blk, slot, i) == 0.0);
+        }
   }
-  // Blocks the table does not name stay untouched.
-  for (int64_t i = 0; i < 4 * slot_floats; ++i) REQUIRE(v[0 * 4 * slot_floats + i] == 0.0f);
 }
 
 TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype", "[stages]") {
@@ -266,7 +295,7 @@ TEST_CASE("ffn/dense refuses a gate with GELU and an ungated silu", "[stages]") 
   CHECK(why[0].find("no gate and the model's activation is silu") != std::string::npos);
 }
 
-TEST_CASE("norm: layer with a learned scale and shift; rms refuses a shift", "[stages]") {
+TEST_CASE("norm: layer with a learned scale and shift, rms refuses a shift", "[stages]") {
   for (Isa isa : runnable_isas())
     for (DType dt : {DType::F32, DType::F16})
       for (bool shift : {true, false}) {
@@ -347,7 +376,7 @@ TEST_CASE("embedding: rows of the token table, dequantised exactly", "[stages]")
   }
 }
 
-TEST_CASE("embedding: token rows plus learned position rows; a position past the table is refused", "[stages]") {
+TEST_CASE("embedding: token rows plus learned position rows, a position past the table is refused", "[stages]") {
   for (DType dt : kAllWeights) {
     INFO(dtype_name(dt));
     Layer l;

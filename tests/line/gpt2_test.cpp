@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "common/compare.h"
+#include "common/require.h"
 #include "common/pipeline_logits.h"
 #include "common/reference_gpt2.h"
 #include "common/test_plugins.h"
@@ -96,7 +97,7 @@ TEST_CASE("slm4096 from its Hugging Face folder and from its GGUF conversion giv
   for (size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == b[i]);
 }
 
-TEST_CASE("slm4096 greedy from 'Q: Can you reason?\\nA:' continues ' I can produce the shape of reasoning.'") {
+TEST_CASE("slm4096 greedy from 'Q: Can you reason?', a newline and 'A:' continues ' I can produce the shape of reasoning.'") {
   const std::string prompt = "Q: Can you reason?\nA:", want = " I can produce the shape of reasoning.";
   for (const std::string& path : {kFolder, converted()}) {
     INFO(path);
@@ -134,10 +135,8 @@ TEST_CASE("slm4096's mean loss on the first 128 characters of its corpus is 0.07
 }
 
 TEST_CASE("on vulkan, every GPT-2 station has a stage: the graph places the whole line there") {
-  if (!testing::built_plugins().find_backend("vulkan")) {
-    WARN("SKIPPED (needs the vulkan plugin, built where Vulkan headers and glslc are found)");
-    return;
-  }
+  if (!testing::built_plugins().find_backend("vulkan"))
+    SEMLINE_SKIP_TEST("vulkan", "the vulkan plugin is not built (it needs the Vulkan headers and glslc)");
   // The graph asks only the entries' supports(), not the device: this runs without one.
   auto model = open_model_file(kFolder);
   const Config c = parse_config("[model]\npath = \"" + kFolder + "\"\n[runtime]\nbackend = \"vulkan\"\n", "test.toml");

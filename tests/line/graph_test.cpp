@@ -120,6 +120,12 @@ TEST_CASE("config mistakes are named with file:line:column and what would be val
     std::string e = graph_error(config_with("[stages]\nattention = { variant = \"flash\", block = \"big\" }\n"), *model);
     CHECK_THAT(e, Contains("test.toml:4:") && Contains("must be of type int"));
   }
+  SECTION("a parameter out of its range names the key, the value and the range") {
+    std::string e = graph_error(config_with("[stages]\nsampler = { chain = [\"top_p\", \"draw\"], top_p = 1.5 }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("stages.sampler (top_p): top_p = 1.5 is out of range; expected a number in 0.0..1.0"));
+    e = graph_error(config_with("[stages]\nattention = { variant = \"flash\", block = 0 }\n"), *model);
+    CHECK_THAT(e, Contains("test.toml:4:") && Contains("attention: block = 0 is out of range; expected an integer in 1..4096 (keys per tile)"));
+  }
   SECTION("layer range past the last block") {
     std::string e = graph_error(config_with("[[stages.layers]]\nrange = \"3-9\"\nattention = { variant = \"dense\" }\n"), *model);
     CHECK_THAT(e, Contains("test.toml:4:") && Contains("past the model's last block 4"));

@@ -2,6 +2,7 @@
 // reference pass — logits, greedy text, and every way of cutting the same work into steps.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/compare.h"
@@ -133,8 +134,12 @@ TEST_CASE("two sequences in one batch give the same logits as each alone") {
   const size_t v = logits.size() / tokens.size();
   size_t ia = 0, ib = 0;
   for (size_t r = 0; r < tokens.size(); ++r) {
+    INFO("batch row " << r << ", sequence " << seq[r]);
     const auto& want = seq[r] == 0 ? alone_a[ia++] : alone_b[ib++];
-    for (size_t j = 0; j < v; j += 37) CHECK(std::fabs(logits[r * v + j] - want[j]) <= 1e-4);
+    REQUIRE(want.size() == v);
+    double worst = 0;
+    for (size_t j = 0; j < v; ++j) worst = std::max(worst, std::fabs(static_cast<double>(logits[r * v + j]) - want[j]));
+    CHECK(worst <= 1e-4);  // every logit
   }
 }
 
@@ -147,5 +152,19 @@ TEST_CASE("[backends.<name>] tables set backend parameters, checked against the 
   } catch (const Error& e) {
     CHECK_THAT(std::string(e.what()), Catch::Contains("test.toml:7:") && Catch::Contains("unknown parameter 'thread'") &&
                                           Catch::Contains("did you mean 'threads'"));
+  }
+  try {
+    Line bad("[backends.cpu]\nprefetch = \"sofware\"\n");
+    FAIL("a backend parameter outside its choices was accepted");
+  } catch (const Error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("test.toml:7:") && Catch::Contains("backends.cpu: prefetch = 'sofware' is not valid") &&
+                                          Catch::Contains("did you mean 'software'") &&
+                                          Catch::Contains("choices: auto, software, hardware"));
+  }
+  try {
+    Line bad("[backends.cpu]\nthreads = -3\n");
+    FAIL("a backend parameter out of its range was accepted");
+  } catch (const Error& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("test.toml:7:") && Catch::Contains("backends.cpu: threads = -3 is out of range; expected an integer in "));
   }
 }

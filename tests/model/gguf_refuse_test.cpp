@@ -1,6 +1,7 @@
 // Hostile and broken GGUF files: each one gives one clear semline::Error naming the file.
 #include <random>
 
+#include "common/seed.h"
 #include "core/model/gguf.h"
 #include "model_test_util.h"
 
@@ -255,7 +256,8 @@ TEST_CASE("gguf survives random corruption: parses or refuses, never crashes") {
   auto real = GgufFile::open(test::models_dir() / "gguf/stories260K.gguf");
   std::vector<uint8_t> big(real->bytes().begin(), real->bytes().end());
   std::vector<uint8_t> small = valid_file().vec();
-  std::mt19937_64 rng(12345);
+  std::mt19937_64 rng(testing::seed());
+  INFO("SEMLINE_TEST_SEED=" << testing::seed());
   int refused = 0, parsed = 0;
   for (int round = 0; round < 600; ++round) {
     std::vector<uint8_t>& base = round % 2 ? big : small;

@@ -121,7 +121,7 @@ TEST_CASE("hf: a GPT-2 folder reads as a gpt2 model in GGUF terms, Conv1D weight
   CHECK(open_model_file(f.dir / "config.json")->path() == f.dir.path().string());
 }
 
-TEST_CASE("hf: with merges.txt the vocabulary is GPT-2 byte-level BPE metadata; bos/eos are control tokens") {
+TEST_CASE("hf: with merges.txt the vocabulary is GPT-2 byte-level BPE metadata, bos/eos are control tokens") {
   Folder f;
   test::write_file(f.dir / "merges.txt", text("#version: 0.2\na b\nab \xC4\x8A\n"));
   auto m = hf::open_folder(f.dir.path());

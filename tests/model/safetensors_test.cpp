@@ -95,7 +95,7 @@ TEST_CASE("safetensors: overflowing shapes and out-of-range, inverted, overlappi
   check_message(refusal(image(kValid, 32), few), {"header lists 4 entries, more than the limit of 1 tensors"});
 }
 
-TEST_CASE("safetensors: a file on disk is mapped; a missing one is named") {
+TEST_CASE("safetensors: a file on disk is mapped, a missing one is named") {
   test::TempDir dir;
   test::write_file(dir / "m.safetensors", image(kValid, 32));
   CHECK(File::open(dir / "m.safetensors")->entries().size() == 3);

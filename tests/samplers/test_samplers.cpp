@@ -163,8 +163,8 @@ TEST_CASE("temperature divides the logits, zero keeps only the best") {
   Candidates empty;
   Temperature(0).apply(empty, {});
   CHECK(empty.items.empty());
-  CHECK_THROWS_AS(Temperature(-0.1), Error);
-  CHECK_THROWS_AS(Temperature(std::nan("")), Error);
+  CHECK_THROWS_WITH(Temperature(-0.1), "temperature = -0.1: expected a finite value >= 0");
+  CHECK_THROWS_WITH(Temperature(std::nan("")), "temperature = nan: expected a finite value >= 0");
 }
 
 TEST_CASE("top_k keeps the k highest logits") {
@@ -191,7 +191,7 @@ TEST_CASE("top_k keeps the k highest logits") {
   Candidates empty;
   TopK(5).apply(empty, {});
   CHECK(empty.items.empty());
-  CHECK_THROWS_AS(TopK(-1), Error);
+  CHECK_THROWS_WITH(TopK(-1), "top_k = -1: expected >= 0 (0 keeps all)");
 }
 
 TEST_CASE("top_p keeps the smallest prefix reaching p") {
@@ -218,8 +218,8 @@ TEST_CASE("top_p keeps the smallest prefix reaching p") {
   Candidates empty;
   TopP(0.5).apply(empty, {});
   CHECK(empty.items.empty());
-  CHECK_THROWS_AS(TopP(1.5), Error);
-  CHECK_THROWS_AS(TopP(-0.1), Error);
+  CHECK_THROWS_WITH(TopP(1.5), "top_p = 1.5: expected a value in 0..1");
+  CHECK_THROWS_WITH(TopP(-0.1), "top_p = -0.1: expected a value in 0..1");
 }
 
 TEST_CASE("min_p keeps candidates at least min_p times as likely as the best") {
@@ -241,7 +241,7 @@ TEST_CASE("min_p keeps candidates at least min_p times as likely as the best") {
   Candidates empty;
   MinP(0.1).apply(empty, {});
   CHECK(empty.items.empty());
-  CHECK_THROWS_AS(MinP(2.0), Error);
+  CHECK_THROWS_WITH(MinP(2.0), "min_p = 2: expected a value in 0..1");
 }
 
 TEST_CASE("the repetition penalty divides positive and multiplies negative logits of recent tokens") {
@@ -277,8 +277,8 @@ TEST_CASE("the repetition penalty divides positive and multiplies negative logit
   Candidates empty;
   RepetitionPenalty(penalty, 64).apply(empty, history);
   CHECK(empty.items.empty());
-  CHECK_THROWS_AS(RepetitionPenalty(0.0, 64), Error);
-  CHECK_THROWS_AS(RepetitionPenalty(1.1, -2), Error);
+  CHECK_THROWS_WITH(RepetitionPenalty(0.0, 64), "repeat_penalty = 0: expected a finite value > 0 (1 is off)");
+  CHECK_THROWS_WITH(RepetitionPenalty(1.1, -2), "repeat_last_n = -2: expected -1 (all), 0 (off) or more");
 }
 
 TEST_CASE("frequency and presence penalties subtract count x frequency + presence") {
@@ -301,7 +301,8 @@ TEST_CASE("frequency and presence penalties subtract count x frequency + presenc
   Candidates no_history = make(kLogits);
   CountPenalty(freq, presence, 64).apply(no_history, {});
   CHECK(logit_of(no_history, 4) == kLogits[4]);
-  CHECK_THROWS_AS(CountPenalty(std::nan(""), 0, 64), Error);
+  CHECK_THROWS_WITH(CountPenalty(std::nan(""), 0, 64), "frequency_penalty = nan: expected a finite value (0 is off)");
+  CHECK_THROWS_WITH(CountPenalty(0, INFINITY, 64), "presence_penalty = inf: expected a finite value (0 is off)");
 }
 
 TEST_CASE("window counts tally the last n tokens") {

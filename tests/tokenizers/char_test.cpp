@@ -33,7 +33,7 @@ std::string error_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST_CASE("char: one id per character, multi-byte characters included; decode joins them", "[tokenizers]") {
+TEST_CASE("char: one id per character, multi-byte characters included, decode joins them", "[tokenizers]") {
   const test::FakeModel m = char_vocab({"a", "b", "\xC3\xA9", " ", "\xF0\x9F\x98\x80", "\n"});
   CharTokenizer tok(m, {});
   const std::string text = "ab \xC3\xA9\n\xF0\x9F\x98\x80" "a";

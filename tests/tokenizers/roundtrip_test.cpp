@@ -6,14 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "common/seed.h"
 #include "tokenizer_test_util.h"
 #include "tokenizers/utf8.h"
 
 namespace semline::test {
 
 namespace {
-
-constexpr uint32_t kSeed = 20240611;
 
 // Random valid UTF-8 weighted towards what text holds: ASCII words and spaces, accents, CJK,
 // emoji, and now and then any scalar value.
@@ -53,7 +52,7 @@ std::string joined_bytes(const Tokenizer& tok, const std::vector<int32_t>& ids) 
 
 // SentencePiece streams the dummy prefix's space; decode() alone drops it.
 void check_round_trip(const Tokenizer& tok, const std::string& s, bool dummy_prefix) {
-  INFO("text: \"" << shown(s) << "\" (seed " << kSeed << ")");
+  INFO("text: \"" << shown(s) << "\" (SEMLINE_TEST_SEED=" << testing::seed() << ")");
   std::vector<int32_t> ids = tok.encode(s, true);
   CHECK(tok.decode(ids) == s);
   CHECK(joined_bytes(tok, ids) == (dummy_prefix && !s.empty() ? " " + s : s));
@@ -62,7 +61,7 @@ void check_round_trip(const Tokenizer& tok, const std::string& s, bool dummy_pre
 }  // namespace
 
 TEST_CASE("random UTF-8 text round-trips through every vocabulary", "[tokenizers]") {
-  std::mt19937 rng(kSeed);
+  std::mt19937 rng(testing::seed());
   for (int i = 0; i < 300; ++i) {
     std::string s = random_text(rng, false);
     check_round_trip(llama_spm(), s, true);
@@ -72,7 +71,7 @@ TEST_CASE("random UTF-8 text round-trips through every vocabulary", "[tokenizers
 }
 
 TEST_CASE("arbitrary bytes round-trip, malformed UTF-8 included", "[tokenizers]") {
-  std::mt19937 rng(kSeed + 1);
+  std::mt19937 rng(testing::seed() + 1);
   int malformed = 0;
   for (int i = 0; i < 300; ++i) {
     std::string s = random_bytes(rng);

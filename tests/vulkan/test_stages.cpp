@@ -159,31 +159,52 @@ TEST_CASE("decode steps replay one recorded command buffer and still see each st
   CHECK(l.be->kernels().cached_sets() == sets_after_first);  // nothing allocated per token
 }
 
-TEST_CASE("attention writes this step's keys and values into the cache slots of their positions (needs a Vulkan "
-          "device)",
+TEST_CASE("attention writes this step's keys (rotated) and values into the cache slots of their positions (needs "
+          "a Vulkan device)",
           "[stages]") {
   SEMLINE_REQUIRE_VULKAN();
-  Layer l;
-  add_attention_weights(l, DType::F32);
-  auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
-  Cache c(*l.be, l.hp, DType::F32, 4, 8);
-  StepData sd;
-  sd.pos = {0, 1, 2, 3, 4};
-  sd.seq = {0, 0, 0, 0, 0};
-  sd.tables = {{6, 3}};
-  const Batch b = sd.batch();
-  Rows x(*l.be, 5, 64), out(*l.be, 5, 64);
-  flash->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), &c.layer});
-  const std::vector<float> v = read_back(*l.be, c.layer.v);
-  const Weight& wv = l.model.values("v");
-  const int64_t slot_floats = 8 * 2;
-  for (int32_t p = 0; p < 5; ++p) {
-    const Vec want = matvec(wv, x.row(p));  // values carry no rotation
-    const int64_t blk = p < 4 ? 6 : 3, slot = p % 4;
-    for (int64_t i = 0; i < 16; ++i) REQUIRE(v[(blk * 4 + slot) * slot_floats + i] == Approx(want[i]).margin(1e-5));
+  for (DType cdt : {DType::F32, DType::F16}) {
+    INFO("cache " << dtype_name(cdt));
+    Layer l;
+    add_attention_weights(l, DType::F32);
+    auto flash = build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+    Cache c(*l.be, l.hp, cdt, 4, 8);
+    StepData sd;
+    sd.pos = {3, 4, 5, 6, 7};  // a chunk that starts inside a block, then crosses into the next
+    sd.seq = {0, 0, 0, 0, 0};
+    sd.tables = {{6, 3}};
+    const Batch b = sd.batch();
+    Rows x(*l.be, 5, 64), out(*l.be, 5, 64);
+    flash->forward(x.dev.t, out.dev.t, Step{b, l.be->stream(), &c.layer});
+    const std::vector<float> k = read_back(*l.be, c.layer.k), v = read_back(*l.be, c.layer.v);
+    // The reference's cache after the same step: keys rotated at their positions, both rounded
+    // to F16 for an F16 cache.
+    RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")),
+                     l.model.values("o"), nullptr, cdt == DType::F16, {}};
+    const int64_t slot_values = l.hp.n_head_kv * l.hp.head_dim;  // one position's keys (or values)
+    for (int32_t p = 0; p < 3; ++p) ref.kv[0][p] = {Vec(slot_values, 0.0), Vec(slot_values, 0.0)};  // the empty slots
+    std::vector<Vec> xr;
+    for (int64_t t = 0; t < 5; ++t) xr.push_back(x.row(t));
+    ref.step(xr, sd.pos, {0, 0, 0, 0, 0});
+    const double tol = cdt == DType::F16 ? 1e-3 : 1e-5;         // one F16 rounding step may fall either way
+    for (int32_t p : sd.pos) {
+      INFO("position " << p);
+      const auto& [want_k, want_v] = ref.kv.at(0).at(p);
+      const int64_t at = ((p < 4 ? 6 : 3) * 4 + p % 4) * slot_values;
+      const Vec got_k(k.begin() + at, k.begin() + at + slot_values), got_v(v.begin() + at, v.begin() + at + slot_values);
+      CHECK(rel_err(got_k, want_k) <= tol);
+      CHECK(rel_err(got_v, want_v) <= tol);
+      CHECK(rel_err(got_k, matvec(l.model.values("k"), x.row(p - sd.pos[0]))) > 1e-2);  // really rotated
+    }
+    // Slots the step did not write, and blocks the table does not name, stay untouched.
+    for (int64_t blk : {0, 6})
+      for (int64_t slot = 0; slot < (blk == 6 ? 3 : 4); ++slot)
+        for (int64_t i = 0; i < slot_values; ++i) {
+          INFO("block " << blk << " slot " << slot);
+          REQUIRE(k[(blk * 4 + slot) * slot_values + i] == 0.0f);
+          REQUIRE(v[(blk * 4 + slot) * slot_values + i] == 0.0f);
+        }
   }
-  // Blocks the table does not name stay untouched.
-  for (int64_t i = 0; i < 4 * slot_floats; ++i) REQUIRE(v[0 * 4 * slot_floats + i] == 0.0f);
 }
 
 TEST_CASE("attention refuses positions its block tables do not cover (needs a Vulkan device)", "[stages]") {

@@ -1,5 +1,9 @@
 #include "vulkan/vulkan_test_util.h"
 
+#include <stdexcept>
+
+#include <semline/codec.h>
+
 #include "register.h"
 
 namespace semline::vktest {
@@ -47,8 +51,16 @@ DeviceRows::DeviceRows(Backend& be, const std::vector<float>& values, int64_t wi
 
 std::vector<float> read_back(Backend& be, const Tensor& t) {
   std::vector<float> v(static_cast<size_t>(t.elements()));
-  be.copy_to_host(t, v.data(), v.size() * sizeof(float), be.stream());
+  if (t.dtype == DType::F32) {
+    be.copy_to_host(t, v.data(), v.size() * sizeof(float), be.stream());
+    be.stream().synchronize();
+    return v;
+  }
+  if (t.dtype != DType::F16) throw std::invalid_argument("read_back: F32 or F16 tensors only");
+  std::vector<uint16_t> h(v.size());
+  be.copy_to_host(t, h.data(), h.size() * sizeof(uint16_t), be.stream());
   be.stream().synchronize();
+  for (size_t i = 0; i < h.size(); ++i) v[i] = f16_to_f32(h[i]);
   return v;
 }
 

@@ -2,8 +2,8 @@
 // plugin's entries, device tensors, and the test device.
 //
 // Every test needs a Vulkan device (llvmpipe, a CPU implementation, counts). Where there is none
-// the test says SKIPPED with the reason, in a warning Catch prints, and returns: Catch2 v2 has no
-// skip, and a missing device must neither fail nor pass silently.
+// the test says SKIPPED with the reason and returns, or fails where SEMLINE_REQUIRE names vulkan
+// (common/require.h).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 
 #include "common/compare.h"
 #include "common/plugin_fixtures.h"
+#include "common/require.h"
 
 #include "backend/vulkan_backend.h"
 
@@ -36,13 +37,11 @@ std::unique_ptr<vk::VulkanBackend> make_backend(bool subgroups = true, size_t st
 // Both reduction paths the device offers: {true, false} with subgroup arithmetic, {false} without.
 std::vector<bool> reduction_modes();
 
-#define SEMLINE_REQUIRE_VULKAN()                                                       \
-  do {                                                                                 \
-    const std::string why_ = ::semline::vktest::no_device_reason();                   \
-    if (!why_.empty()) {                                                               \
-      WARN("SKIPPED (needs a Vulkan device): " << why_);                               \
-      return;                                                                          \
-    }                                                                                  \
+// A test without a Vulkan device skips, or fails where SEMLINE_REQUIRE names vulkan.
+#define SEMLINE_REQUIRE_VULKAN()                                          \
+  do {                                                                    \
+    const std::string why_ = ::semline::vktest::no_device_reason();      \
+    if (!why_.empty()) SEMLINE_SKIP_TEST("vulkan", why_); \
   } while (0)
 
 // The vulkan plugin's entries, registered once.
@@ -55,7 +54,7 @@ struct DeviceRows {
   DeviceRows(Backend& be, const std::vector<float>& values, int64_t width);
 };
 
-// Every value of an F32 tensor on the device, read back (copy_to_host + synchronize).
+// Every value of an F32 or F16 tensor on the device, read back as floats (copy_to_host + synchronize).
 std::vector<float> read_back(Backend& be, const Tensor& t);
 
 }  // namespace semline::vktest
