@@ -2,11 +2,19 @@
 # Only the entry point is exported (every other symbol hidden), so plugins cannot clash with each
 # other or with the host. The plugin is installed to SEMLINE_PLUGIN_INSTALL_DIR under the install
 # prefix (lib/semline/plugins), where the semline executable of that prefix finds it; NO_INSTALL
-# is for plugins that only tests load.
+# is for plugins that only tests load. A build without a build type (plain `cmake -S . -B build`)
+# would compile the plugin unoptimised and run every station it serves several times slower: the
+# plugin is then built as Release would build it (-O2, NDEBUG), with a note.
 function(semline_add_plugin name)
   cmake_parse_arguments(PARSE_ARGV 1 P "NO_INSTALL" "" "")
   add_library(${name} MODULE ${P_UNPARSED_ARGUMENTS})
   target_link_libraries(${name} PRIVATE semline::sdk)
+  if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+    message(STATUS "semline_add_plugin(${name}): no CMAKE_BUILD_TYPE, so the plugin is built optimised (-O2, NDEBUG); "
+                   "set CMAKE_BUILD_TYPE to choose")
+    target_compile_options(${name} PRIVATE -O2)
+    target_compile_definitions(${name} PRIVATE NDEBUG)
+  endif()
   set_target_properties(${name} PROPERTIES
     PREFIX "libsemline-"
     CXX_VISIBILITY_PRESET hidden

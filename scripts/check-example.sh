@@ -4,7 +4,9 @@
 # installed SDK only, installs it beside semline's own plugins, checks that it exports nothing of
 # its own but the entry point, and that `semline plugins` from
 # the prefix lists it and that a config selects it in a run (the sampler) and an A/B bench (the
-# feed-forward variant against ffn/dense) without rebuilding semline.
+# feed-forward variant against ffn/dense) without rebuilding semline. The sampler that bans a word in
+# docs/plugin-authoring.md is built from the page itself the same way and must keep its word out of
+# a run.
 #
 # usage: scripts/check-example.sh BUILD_DIR     (a configured and built semline build tree)
 set -euo pipefail
@@ -24,12 +26,15 @@ if command -v ninja >/dev/null; then generator=(-G Ninja); fi
 echo "== installing $build to $prefix"
 cmake --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; exit 1; }
 
-# build_example NAME: builds and installs examples/NAME; prints the installed plugin's path.
+# build_example NAME [SOURCE_DIR]: builds and installs examples/NAME (or SOURCE_DIR, configured
+# without a build type, as a first-time author would); prints the installed plugin's path.
 build_example() {
-  local name=$1
-  echo "== building examples/$name against the installed SDK" >&2
-  cmake -S "$source_dir/examples/$name" -B "$work/$name" "${generator[@]}" \
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_INSTALL_PREFIX="$prefix" \
+  local name=$1 src=${2:-$source_dir/examples/$1}
+  local build_type=()
+  [[ $# -eq 1 ]] && build_type=(-DCMAKE_BUILD_TYPE=Release)
+  echo "== building $src against the installed SDK" >&2
+  cmake -S "$src" -B "$work/$name" "${generator[@]}" "${build_type[@]}" \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_INSTALL_PREFIX="$prefix" \
     >"$work/configure-$name.log" || { cat "$work/configure-$name.log" >&2; exit 1; }
   cmake --build "$work/$name" >&2
   cmake --install "$work/$name" >"$work/install-$name.log"
@@ -53,8 +58,23 @@ build_example() {
   echo "$plugin"
 }
 
+# The guide's first C++ block, as a project of its own.
+guide="$work/guide-src"
+mkdir -p "$guide"
+awk '/^```cpp$/ { if (!done) inside = 1; next } /^```$/ { if (inside) done = 1; inside = 0 } inside' \
+  "$source_dir/docs/plugin-authoring.md" >"$guide/ban_word.cpp"
+cat >"$guide/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(ban_word CXX)
+find_package(semline 0.1 REQUIRED)
+semline_add_plugin(ban-word ban_word.cpp)
+CMAKE
+
 typical=$(build_example sampler-typical)
 sparse=$(build_example ffn-sparse)
+ban_word=$(build_example ban-word "$guide")
+grep -q "no CMAKE_BUILD_TYPE, so the plugin is built optimised" "$work/configure-ban-word.log" ||
+  { echo "FAIL: a plugin configured without a build type was not built optimised" >&2; exit 1; }
 
 if [[ ! -x "$build/bin/semline" ]]; then
   echo "FAIL: $build/bin/semline is not built: the examples cannot be listed, run or benched" >&2
@@ -63,7 +83,7 @@ fi
 
 # The installed command finds plugins installed under its own prefix, with no search path set.
 listing=$(env -u SEMLINE_PLUGIN_PATH "$prefix/bin/semline" plugins)
-for want in "sampler-typical:typical_p" "ffn-sparse:sparsity"; do
+for want in "sampler-typical:typical_p" "ffn-sparse:sparsity" "ban-word:word"; do
   plugin=${want%%:*} param=${want#*:}
   if ! grep -q "$plugin" <<<"$listing" || ! grep -q "$param" <<<"$listing" ||
      grep -q "refused: .*$plugin" <<<"$listing"; then
@@ -73,12 +93,12 @@ for want in "sampler-typical:typical_p" "ffn-sparse:sparsity"; do
   fi
 done
 grep -E -A3 "typical|sparse" <<<"$listing" | sed 's/^/   /'
-echo "== semline plugins lists sampler-typical and ffn-sparse"
+echo "== semline plugins lists sampler-typical, ffn-sparse and ban-word"
 
 # Selected by config, from the build tree's semline (not rebuilt), via the plugin path.
 only_examples="$work/only-examples"
 mkdir -p "$only_examples"
-cp "$typical" "$sparse" "$only_examples/"
+cp "$typical" "$sparse" "$ban_word" "$only_examples/"
 text=$(SEMLINE_PLUGIN_PATH="$only_examples" "$build/bin/semline" -q run \
   -m "$source_dir/models/gguf/stories260K.gguf" -p "Once upon a time" -n 24 \
   --set 'stages.sampler.chain=["top_k", "typical", "draw"]' --set stages.sampler.typical_p=0.9)
@@ -88,6 +108,17 @@ if [[ "$text" != "Once upon a time"* ]]; then
 fi
 echo "   $text"
 echo "== a config selects the typical sampler; semline ran it without a rebuild"
+
+# The guide's sampler keeps its word out of the greedy story, which has it in its first sentence.
+text=$(SEMLINE_PLUGIN_PATH="$only_examples" "$build/bin/semline" -q run \
+  -m "$source_dir/models/gguf/stories260K.gguf" -p "Once upon a time" -n 60 \
+  --set 'stages.sampler.chain=["ban_word", "greedy"]' --set stages.sampler.ban_word.word=Lily)
+if [[ "$text" != "Once upon a time, there was a little girl named "* || "$text" == *Lily* ]]; then
+  echo "FAIL: a run with the guide's ban_word sampler (word Lily) produced: $text" >&2
+  exit 1
+fi
+echo "   $text"
+echo "== the sampler in docs/plugin-authoring.md, built from the page, kept 'Lily' out of the story"
 
 # The A/B bench: ffn/dense against the example's ffn/sparse, chosen in a second config that
 # brings the plugin's folder itself.

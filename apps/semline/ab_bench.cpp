@@ -124,6 +124,31 @@ std::vector<std::pair<std::string, Config>> variant_configs(const AbOptions& o) 
   return out;
 }
 
+// A grid that switches a stage's variant keeps the stage's other parameters, which were written
+// for the variant of the config (block for flash, say): those the new variant does not declare are
+// dropped, each with a note, rather than failing the whole grid.
+void drop_undeclared_params(Config& c, const std::string& stage, const StageRegistry& reg, const std::string& variant_name) {
+  const auto kind = std::find_if(std::begin(kAllStageKinds), std::end(kAllStageKinds),
+                                 [&](StageKind k) { return stage == stage_kind_name(k); });
+  auto choice = c.stages.find(stage);
+  if (kind == std::end(kAllStageKinds) || choice == c.stages.end()) return;
+  StageChoice& ch = choice->second;
+  const std::string backend = *kind == StageKind::Tokenizer || *kind == StageKind::Sampler ? "any"
+                              : ch.backend.empty()                                       ? c.runtime.backend
+                                                                                         : ch.backend;
+  const RegisteredStage* e = reg.find(*kind, ch.variant, backend);
+  if (!e) return;  // the graph names an unknown variant
+  std::erase_if(ch.params, [&](const auto& kv) {
+    const auto& [name, value] = kv;
+    const bool declared = std::any_of(e->entry.params.begin(), e->entry.params.end(),
+                                      [&](const ParamSpec& p) { return p.name == name; });
+    if (!declared)
+      spdlog::info("variant {}: {}.{} = {} dropped, {} declares no such parameter", variant_name, stage, name,
+                   param_value_string(value.value), stage_key_string(*kind, ch.variant, backend));
+    return !declared;
+  });
+}
+
 void build(Variant& v, const Plugins& plugins, int context) {
   if (v.config.runtime.context < context) v.config.runtime.context = context;
   v.model = open_model(v.config.model.path);
@@ -292,6 +317,13 @@ void run_ab(const AbOptions& o) {
     }
   }
   auto plugins = load_plugins(paths, prefer);
+  for (const auto& [key, values] : grid_axes(o.grid)) {
+    const std::string lead = "stages.", tail = ".variant";
+    if (!key.starts_with(lead) || !key.ends_with(tail) || key.size() <= lead.size() + tail.size()) continue;
+    const std::string stage = key.substr(lead.size(), key.size() - lead.size() - tail.size());
+    for (size_t i = 0; i + o.vs.size() < configs.size(); ++i)
+      drop_undeclared_params(configs[i].second, stage, plugins->registry, configs[i].first);
+  }
   const int context = std::max(o.n_prompt + o.n_gen + 8, o.text.empty() ? 0 : o.window);
 
   std::vector<Variant> vs(configs.size());

@@ -1,4 +1,5 @@
 // semline run: generate text from a prompt, streaming, with a closing line of speeds.
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
@@ -25,33 +26,85 @@ struct RunOpts {
   bool greedy = false;
 };
 
-// The usual sampling chain, used when sampler flags are given and the config names no chain.
-const char* kSamplingChain = R"(["repetition_penalty", "frequency_penalty", "presence_penalty", "top_k", "top_p", "min_p", "temperature", "draw"])";
+// The usual sampling chain (llama.cpp's order), used when sampler flags are given and the config's
+// chain lacks a member they set.
+const std::vector<std::string> kSamplingChain = {"repetition_penalty", "frequency_penalty", "presence_penalty", "top_k",
+                                                 "top_p", "min_p", "temperature", "draw"};
+const std::vector<std::string> kPenalties = {"repetition_penalty", "frequency_penalty", "presence_penalty"};
 
+// One sampler flag: the parameter it sets and the chain members that read it.
+struct SamplerFlag {
+  const char* flag;
+  std::string param, value;
+  std::vector<std::string> members;
+};
+
+std::string chain_text(const std::vector<std::string>& chain) {
+  std::string s = "[";
+  for (size_t i = 0; i < chain.size(); ++i) s += (i ? ", \"" : "\"") + chain[i] + "\"";
+  return s + "]";
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
+// Sampler flags on top of the config, as llama.cpp reads them. --greedy and --temp 0 mean greedy
+// (penalties given as flags still apply before it). Other flags sample: with the config's chain
+// when it has every member they set, else with the sampling chain. Members of the config's chain
+// that neither chain has (a content filter, say) stay, in front.
 void apply_sampler_flags(const RunOpts& o, Config& c) {
-  std::vector<std::string> sets;
-  auto num = [&](const char* key, const auto& v) {
-    if (v) sets.push_back(std::string("stages.sampler.") + key + "=" + std::to_string(*v));
+  std::vector<SamplerFlag> flags;
+  auto add = [&](const char* flag, const char* param, const auto& v, std::vector<std::string> members) {
+    if (v) flags.push_back({flag, param, std::to_string(*v), std::move(members)});
   };
-  num("temperature", o.temp);
-  num("top_p", o.top_p);
-  num("min_p", o.min_p);
-  num("repeat_penalty", o.repeat_penalty);
-  num("frequency_penalty", o.frequency_penalty);
-  num("presence_penalty", o.presence_penalty);
-  num("top_k", o.top_k);
-  num("repeat_last_n", o.repeat_last_n);
-  num("seed", o.seed);
-  auto& sampler = c.stages["sampler"];
-  const bool has_chain = sampler.params.count("chain") > 0;
-  if (o.greedy) {
-    apply_override(c, "stages.sampler.chain=[\"greedy\"]");
-    for (const std::string& s : sets)
-      spdlog::warn("--greedy: ignoring {}", s.substr(std::string("stages.sampler.").size()));
-    return;
+  add("--temp", "temperature", o.temp, {"temperature"});
+  add("--top-k", "top_k", o.top_k, {"top_k"});
+  add("--top-p", "top_p", o.top_p, {"top_p"});
+  add("--min-p", "min_p", o.min_p, {"min_p"});
+  add("--seed", "seed", o.seed, {"draw"});
+  add("--repeat-penalty", "repeat_penalty", o.repeat_penalty, {"repetition_penalty"});
+  add("--frequency-penalty", "frequency_penalty", o.frequency_penalty, {"frequency_penalty"});
+  add("--presence-penalty", "presence_penalty", o.presence_penalty, {"presence_penalty"});
+  add("--repeat-last-n", "repeat_last_n", o.repeat_last_n, kPenalties);
+  const bool greedy = o.greedy || (o.temp && *o.temp == 0);
+  if (flags.empty() && !greedy) return;
+
+  StageChoice& sampler = c.stages["sampler"];
+  std::vector<std::string> configured;
+  if (auto it = sampler.params.find("chain"); it != sampler.params.end())
+    if (const auto* l = std::get_if<std::vector<std::string>>(&it->second.value)) configured = *l;
+  std::vector<std::string> chain;  // the config's own filters first
+  for (const std::string& m : configured)
+    if (m != "greedy" && m != "draw" && !contains(kSamplingChain, m)) chain.push_back(m);
+  auto sets_member_of = [](const SamplerFlag& f, const std::vector<std::string>& members) {
+    return std::any_of(f.members.begin(), f.members.end(), [&](const std::string& m) { return contains(members, m); });
+  };
+
+  if (greedy) {
+    for (const std::string& p : kPenalties)
+      for (const SamplerFlag& f : flags)
+        if (f.members == std::vector<std::string>{p}) chain.push_back(p);
+    chain.push_back("greedy");
+    std::erase_if(flags, [&](const SamplerFlag& f) {
+      if (sets_member_of(f, chain)) return false;
+      if (f.param != "temperature")
+        spdlog::warn("{}: ignored, {} means greedy", f.flag, o.greedy ? "--greedy" : "--temp 0");
+      return true;
+    });
+  } else {
+    const bool covered = !configured.empty() && std::all_of(flags.begin(), flags.end(), [&](const SamplerFlag& f) {
+      return sets_member_of(f, configured);
+    });
+    if (covered) {
+      chain = configured;
+    } else {
+      chain.insert(chain.end(), kSamplingChain.begin(), kSamplingChain.end());
+      if (!configured.empty())
+        spdlog::info("{}: the config's sampler chain {} lacks what the flags set; sampling with {}",
+                     c.file.empty() ? "config" : c.file.string(), chain_text(configured), chain_text(chain));
+    }
   }
-  if (!sets.empty() && !has_chain) apply_override(c, std::string("stages.sampler.chain=") + kSamplingChain);
-  for (const std::string& s : sets) apply_override(c, s);
+  apply_override(c, "stages.sampler.chain=" + chain_text(chain));
+  for (const SamplerFlag& f : flags) apply_override(c, "stages.sampler." + f.param + "=" + f.value);
 }
 
 }  // namespace

@@ -314,14 +314,60 @@ void merge_runtime(Config& c, const toml::table& t, const Reader& r) {
   }
 }
 
+// An array parameter: all strings, all integers, or numbers (integers and floats together are
+// floats); an empty array is an empty string list, which the schema check takes for any list.
+ParamValue param_array(const std::string& key, const toml::array& a, const Reader& r) {
+  const char* const kinds = "; a parameter array holds strings, integers or numbers, one kind";
+  std::vector<std::string> strings;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  bool any_float = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const toml::node& e = *a.get(i);
+    const std::string ekey = key + "[" + std::to_string(i) + "]";
+    const bool first_string = i == 0 ? e.is_string() : !strings.empty();
+    if (first_string) {
+      auto s = e.as_string();
+      if (!s) r.bad_value(ekey, e, "expected a string like the first element, got " + kind_of(e) + kinds);
+      strings.push_back(s->get());
+    } else if (auto n = e.as_integer()) {
+      ints.push_back(n->get());
+      floats.push_back(static_cast<double>(n->get()));
+    } else if (auto f = e.as_floating_point()) {
+      any_float = true;
+      floats.push_back(f->get());
+    } else {
+      r.bad_value(ekey, e, "expected " + std::string(i == 0 ? "a string or a number" : "a number like the first element") +
+                               ", got " + kind_of(e) + kinds);
+    }
+  }
+  if (!strings.empty() || a.empty()) return strings;
+  if (any_float) return floats;
+  return ints;
+}
+
 ParamValue param_value(const std::string& key, const toml::node& n, const Reader& r) {
   if (auto b = n.as_boolean()) return b->get();
   if (auto i = n.as_integer()) return i->get();
   if (auto f = n.as_floating_point()) return f->get();
   if (auto s = n.as_string()) return s->get();
-  if (n.is_array()) return r.strings(key, n, "; parameter arrays hold strings only");
+  if (auto a = n.as_array()) return param_array(key, *a, r);
   r.bad_value(key, n, kind_of(n) + " is not a parameter value; parameters are bool, integer, float, "
-                      "string or array of strings");
+                      "string or an array of strings or numbers");
+}
+
+// The sampler is a chain, and two members may declare parameters of one name: a table inside
+// [stages.sampler] named after a member holds that member's own parameters, stored as
+// "member.parameter" (e.g. stages.sampler.top_k = { top_k = 20 } -> "top_k.top_k").
+void merge_member_params(StageChoice& s, const std::string& member, const std::string& key, const toml::table& t,
+                         const Reader& r) {
+  for (auto&& [k, v] : t) {
+    const std::string vkey = sub_key(key, k.str());
+    if (v.is_table())
+      r.bad_value(vkey, v, "a sampler's own parameters are values, not tables (e.g. " + key + " = { " +
+                               key_text(k.str()) + " = 1 })");
+    s.params[member + "." + std::string(k.str())] = {param_value(vkey, v, r), r.at(v)};
+  }
 }
 
 void merge_stage(StageChoice& s, const std::string& key, const toml::node& n, const Reader& r) {
@@ -335,6 +381,8 @@ void merge_stage(StageChoice& s, const std::string& key, const toml::node& n, co
     } else if (k.str() == "backend") {
       s.backend = r.string(vkey, v);
       s.backend_pos = r.at(v);
+    } else if (key == "stages.sampler" && v.is_table()) {
+      merge_member_params(s, std::string(k.str()), vkey, *v.as_table(), r);
     } else {
       s.params[std::string(k.str())] = {param_value(vkey, v, r), r.at(v)};
     }

@@ -11,9 +11,15 @@ namespace semline {
 
 namespace {
 
+// Where a station sits in the line ("block 3 attention"); its entry's key and plugin come from the
+// guard around every call into the plugin (core/host/guard.h), so errors name them once.
 std::string describe(const GraphNode& n) {
-  std::string s = n.layer >= 0 ? "block " + std::to_string(n.layer) + " " + n.station : n.station;
-  return s + " (" + n.impl->entry.variant + "@" + n.backend + ", plugin " + n.impl->plugin + ")";
+  return n.layer >= 0 ? "block " + std::to_string(n.layer) + " " + n.station : n.station;
+}
+
+// For the plugin's log: the station and the implementation serving it.
+std::string log_name(const GraphNode& n) {
+  return describe(n) + " (" + n.impl->entry.variant + "@" + n.backend + ", plugin " + n.impl->plugin + ")";
 }
 
 }  // namespace
@@ -34,11 +40,9 @@ std::unique_ptr<Tokenizer> make_tokenizer(const GraphNode& n, const ModelView& m
   ctx.model = &model;
   ctx.station = n.station;
   ctx.params = n.params;
-  ctx.log = plugin_log(describe(n));
+  ctx.log = plugin_log(log_name(n));
   try {
-    auto t = n.impl->entry.make_tokenizer(ctx);
-    if (!t) throw Error("the factory returned nothing");
-    return t;
+    return n.impl->entry.make_tokenizer(ctx);
   } catch (const std::exception& e) {
     throw Error(describe(n) + ": " + e.what());
   }
@@ -97,14 +101,12 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     ctx.tensors = n.tensors;
     ctx.params = n.params;
     ctx.max_batch_tokens = max_batch_;
-    ctx.log = plugin_log(describe(n));
+    ctx.log = plugin_log(log_name(n));
     return ctx;
   };
   auto guarded = [&](const GraphNode& n, auto&& make) {
     try {
-      auto made = make();
-      if (!made) throw Error("the factory returned nothing");
-      return made;
+      return make();
     } catch (const std::exception& e) {
       throw Error(describe(n) + ": " + e.what());
     }
@@ -112,7 +114,11 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
 
   tokenizer_ = make_tokenizer(graph_.tokenizer, model);
   for (const GraphNode& s : graph_.sampler_chain)
-    samplers_.push_back(guarded(s, [&] { return s.impl->entry.make_sampler(context_for(s, nullptr)); }));
+    samplers_.push_back(guarded(s, [&] {
+      StageContext ctx = context_for(s, nullptr);
+      ctx.tokenizer = tokenizer_.get();
+      return s.impl->entry.make_sampler(ctx);
+    }));
 
   std::vector<const GraphNode*> line = {&graph_.embedding};
   for (const auto& block : graph_.blocks)
@@ -182,16 +188,15 @@ void Pipeline::run(Station& s, const Tensor& in, const Tensor& out, const Step& 
   auto t0 = std::chrono::steady_clock::now();
   try {
     s.stage->forward(in, out, step);
-    if (metering_) step.stream.synchronize();
-  } catch (const std::exception& e) {
-    throw Error(describe(*s.node) + ": " + e.what());
-  }
-  if (metering_) {
+    if (!metering_) return;
+    step.stream.synchronize();
     StageMeter& m = meters_[s.node->kind];
     m.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    StageCost c = s.stage->cost(step.batch);
+    const StageCost c = s.stage->cost(step.batch);
     m.cost.flops += c.flops;
     m.cost.bytes += c.bytes;
+  } catch (const std::exception& e) {
+    throw Error(describe(*s.node) + ": " + e.what());
   }
 }
 

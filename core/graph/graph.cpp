@@ -320,7 +320,9 @@ class GraphBuilder {
       chain_pos = c->second.pos;
       given.erase(c);
     }
-    // Every parameter must belong to some sampler in the chain; each member takes its own.
+    // Every parameter must belong to some sampler in the chain. A plain key goes to every member
+    // that declares it (repeat_last_n to each penalty); "member.key" (from a table named after a
+    // member) to that member alone, over a plain one.
     std::vector<GraphNode> nodes;
     std::set<std::string> used;
     for (const std::string& name : chain) {
@@ -332,6 +334,11 @@ class GraphBuilder {
           mine.insert(*g);
           used.insert(p.name);
         }
+      const std::string prefix = name + ".";
+      for (auto g = given.lower_bound(prefix); g != given.end() && g->first.starts_with(prefix); ++g) {
+        mine[g->first.substr(prefix.size())] = g->second;  // validate_params names an unknown one
+        used.insert(g->first);
+      }
       GraphNode n;
       n.station = "sampler." + name;
       n.kind = StageKind::Sampler;
@@ -343,6 +350,10 @@ class GraphBuilder {
     }
     for (const auto& [key, v] : given) {
       if (used.count(key)) continue;
+      if (const size_t dot = key.find('.'); dot != std::string::npos)
+        throw Error(config_error(v.pos, "stages.sampler." + key.substr(0, dot) + ": '" + key.substr(0, dot) +
+                                            "' is not in the chain [" + join(chain) +
+                                            "]; a table in [stages.sampler] holds the parameters of a member of the chain"));
       std::vector<std::string> known = {"chain"};
       std::string owners;
       for (const RegisteredStage* e : reg_.stages(StageKind::Sampler))
@@ -438,13 +449,36 @@ namespace {
 // "an integer in 1..4096", "a number in 0..1", "a number >= 0": a parameter's range as a user
 // would write its values.
 std::string range_string(const ParamSpec& spec) {
-  auto bound = [&](double v) {
-    return spec.type == ParamType::Int ? std::to_string(static_cast<int64_t>(v)) : param_value_string(v);
-  };
-  std::string s = spec.type == ParamType::Int ? "an integer" : "a number";
+  const bool ints = spec.type == ParamType::Int || spec.type == ParamType::IntList;
+  auto bound = [&](double v) { return ints ? std::to_string(static_cast<int64_t>(v)) : param_value_string(v); };
+  std::string s = ints ? "an integer" : "a number";
   if (spec.min && spec.max) return s + " in " + bound(*spec.min) + ".." + bound(*spec.max);
   if (spec.min) return s + " >= " + bound(*spec.min);
   return s + " <= " + bound(*spec.max);
+}
+
+// The value converted to the declared type where TOML's typing is narrower than the schema's: an
+// integer for a float, integers for floats in a list, and an empty array (TOML gives it no element
+// type) for any list. Anything else is returned as given, for the type check to refuse.
+ParamValue as_declared(const ParamValue& v, ParamType type) {
+  if (type == ParamType::Float)
+    if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  if (type == ParamType::FloatList)
+    if (const auto* l = std::get_if<std::vector<int64_t>>(&v)) return std::vector<double>(l->begin(), l->end());
+  if (const auto* l = std::get_if<std::vector<std::string>>(&v); l && l->empty()) {
+    if (type == ParamType::IntList) return std::vector<int64_t>{};
+    if (type == ParamType::FloatList) return std::vector<double>{};
+  }
+  return v;
+}
+
+// The numbers a value holds (none for bools and strings), for the range check.
+std::vector<double> numbers_of(const ParamValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return {static_cast<double>(*i)};
+  if (const auto* d = std::get_if<double>(&v)) return {*d};
+  if (const auto* l = std::get_if<std::vector<int64_t>>(&v)) return std::vector<double>(l->begin(), l->end());
+  if (const auto* l = std::get_if<std::vector<double>>(&v)) return *l;
+  return {};
 }
 
 }  // namespace
@@ -461,23 +495,16 @@ Params validate_params(const std::map<std::string, ConfigValue>& given, const st
     if (spec == schema.end())
       throw Error(config_error(cv.pos, "unknown parameter '" + key + "' for " + where + did_you_mean(key, names) +
                                            "; parameters: " + (names.empty() ? "none" : join(names))));
-    ParamValue v = cv.value;
-    if (spec->type == ParamType::Float && std::holds_alternative<int64_t>(v))
-      v = static_cast<double>(std::get<int64_t>(v));
-    const bool type_ok = (spec->type == ParamType::Bool && std::holds_alternative<bool>(v)) ||
-                         (spec->type == ParamType::Int && std::holds_alternative<int64_t>(v)) ||
-                         (spec->type == ParamType::Float && std::holds_alternative<double>(v)) ||
-                         (spec->type == ParamType::String && std::holds_alternative<std::string>(v)) ||
-                         (spec->type == ParamType::StringList && std::holds_alternative<std::vector<std::string>>(v));
-    if (!type_ok)
+    const ParamValue v = as_declared(cv.value, spec->type);
+    if (v.index() != static_cast<size_t>(spec->type))
       throw Error(config_error(cv.pos, where + ": " + key + " = " + param_value_string(cv.value) + " must be of type " +
                                            param_type_name(spec->type) + " (" + spec->doc + ")"));
-    double num = std::holds_alternative<int64_t>(v) ? static_cast<double>(std::get<int64_t>(v))
-                 : std::holds_alternative<double>(v) ? std::get<double>(v)
-                                                      : 0.0;
-    if ((spec->min && num < *spec->min) || (spec->max && num > *spec->max))
-      throw Error(config_error(cv.pos, where + ": " + key + " = " + param_value_string(cv.value) +
-                                           " is out of range; expected " + range_string(*spec) + " (" + spec->doc + ")"));
+    for (double num : numbers_of(v))
+      if ((spec->min && num < *spec->min) || (spec->max && num > *spec->max))
+        throw Error(config_error(cv.pos, where + ": " + key + " = " + param_value_string(cv.value) +
+                                             " is out of range; expected " + range_string(*spec) +
+                                             (v.index() >= static_cast<size_t>(ParamType::IntList) ? " for each element" : "") +
+                                             " (" + spec->doc + ")"));
     if (!spec->choices.empty()) {
       std::vector<std::string> items;
       if (auto* s = std::get_if<std::string>(&v)) items = {*s};

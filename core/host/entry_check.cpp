@@ -31,12 +31,18 @@ void check_line(std::string_view what, std::string_view text, std::string_view s
     throw Error(std::string(subject) + ": " + std::string(what) + " spans several lines; give one line");
 }
 
-bool is_numeric(ParamType t) { return t == ParamType::Int || t == ParamType::Float; }
+bool is_numeric(ParamType t) {
+  return t == ParamType::Int || t == ParamType::Float || t == ParamType::IntList || t == ParamType::FloatList;
+}
 bool is_textual(ParamType t) { return t == ParamType::String || t == ParamType::StringList; }
 
-double as_number(const ParamValue& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
-  return std::get<double>(v);
+// The numbers of a numeric value: itself, or a list's elements.
+std::vector<double> numbers_of(const ParamValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return {static_cast<double>(*i)};
+  if (const auto* d = std::get_if<double>(&v)) return {*d};
+  if (const auto* l = std::get_if<std::vector<int64_t>>(&v)) return std::vector<double>(l->begin(), l->end());
+  if (const auto* l = std::get_if<std::vector<double>>(&v)) return *l;
+  return {};
 }
 
 void check_param(const ParamSpec& p, const std::string& subject) {
@@ -52,11 +58,10 @@ void check_param(const ParamSpec& p, const std::string& subject) {
                 param_value_string(p.default_value) + " is " +
                 param_type_name(static_cast<ParamType>(p.default_value.index())));
   if ((p.min || p.max) && !is_numeric(p.type))
-    throw Error(where + " is " + param_type_name(p.type) + "; only int and float parameters take min/max");
+    throw Error(where + " is " + param_type_name(p.type) + "; only int and float parameters (and their lists) take min/max");
   if (p.min && p.max && *p.min > *p.max)
     throw Error(where + ": min " + std::to_string(*p.min) + " is above max " + std::to_string(*p.max));
-  if (is_numeric(p.type)) {
-    const double d = as_number(p.default_value);
+  for (const double d : numbers_of(p.default_value)) {
     if ((p.min && d < *p.min) || (p.max && d > *p.max))
       throw Error(where + ": default " + param_value_string(p.default_value) + " is outside its range [" +
                   (p.min ? std::to_string(*p.min) : "-inf") + ", " + (p.max ? std::to_string(*p.max) : "inf") + "]");

@@ -1,6 +1,10 @@
 // The boundary between the host and plugin code inside registered entries: every callable an
 // entry carries is wrapped so that whatever it throws (any std::exception, or anything else)
-// leaves as one semline::Error prefixed with the entry's key and plugin.
+// leaves as one semline::Error prefixed with the entry's key and plugin, e.g.
+//   "sampler.typical.any (plugin 'sampler-typical'): typical_p must be positive".
+// The stages, tokenizers and samplers the factories make are wrapped in the same way (every
+// virtual call guarded), and a sampler is held to the Candidates contract: one that empties the
+// set or selects outside it is named. A factory that returns nothing is named too.
 #pragma once
 
 #include <string>

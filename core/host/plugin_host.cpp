@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <boost/dll/shared_library.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <mutex>
 
 #include "semline/plugin.h"
@@ -39,7 +42,64 @@ bool is_plugin_file_name(const fs::path& p) {
   return name.size() > 14 && name.starts_with("libsemline-") && name.ends_with(".so");
 }
 
+// A shared library's static initialisers run inside dlopen. An exception one throws either ends in
+// std::terminate (where the loader's frames let none through) or unwinds out of dlopen with the
+// loader's lock still held and the library half-initialised; either way nothing can be recovered.
+// While a plugin is opened, both paths name the file and the exception in the CLI's error form
+// and exit with status 1, instead of aborting with a bare "terminate called" or carrying on with
+// a loader that may deadlock the next thread that opens a library.
+std::mutex opening_mutex;
+std::string opening;  // the file being opened, under opening_mutex
+
+[[noreturn]] void report_throwing_initialiser(std::exception_ptr e) {
+  std::string what = "something that is not a std::exception";
+  if (e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+  }
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "error: %s: a static initialiser of the plugin threw (%s); initialisers run inside the dynamic "
+               "loader, where no error can be caught, so semline stops: remove the file from the plugin path or fix "
+               "the plugin\n",
+               opening.c_str(), what.c_str());
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+// dlopen with the terminate handler above in place.
+void open_library(boost::dll::shared_library& lib, const fs::path& path, std::error_code& ec) {
+  std::lock_guard lock(opening_mutex);
+  opening = path.string();
+  const std::terminate_handler previous =
+      std::set_terminate([] { report_throwing_initialiser(std::current_exception()); });
+  using boost::dll::load_mode::rtld_local;
+  using boost::dll::load_mode::rtld_now;
+  try {
+    lib.load(path, rtld_local | rtld_now, ec);
+  } catch (...) {
+    report_throwing_initialiser(std::current_exception());
+  }
+  std::set_terminate(previous);
+}
+
 }  // namespace
+
+std::string abi_refusal(uint32_t plugin_major, uint32_t plugin_minor, uint32_t host_major, uint32_t host_minor) {
+  const std::string theirs = std::to_string(plugin_major) + "." + std::to_string(plugin_minor);
+  const std::string ours = std::to_string(host_major) + "." + std::to_string(host_minor);
+  if (plugin_major != host_major)
+    return "built for semline plugin ABI " + theirs + ", this host speaks ABI " + ours +
+           "; another major changes layouts and virtual tables, so rebuild the plugin against this semline SDK";
+  if (plugin_minor > host_minor)
+    return "built for semline plugin ABI " + theirs + ", newer than this host's " + ours +
+           ": it may read fields this host does not provide; upgrade semline or rebuild the plugin against this SDK";
+  return "";
+}
 
 void PluginHost::load(const fs::path& file) {
   std::error_code ec;
@@ -49,10 +109,8 @@ void PluginHost::load(const fs::path& file) {
   if (!fs::is_regular_file(path, ec))
     throw Error(path.string() + ": not a plugin; a plugin is a shared library file libsemline-<name>.so");
 
-  using boost::dll::load_mode::rtld_local;
-  using boost::dll::load_mode::rtld_now;
   boost::dll::shared_library lib;
-  lib.load(path, rtld_local | rtld_now, ec);
+  open_library(lib, path, ec);
   if (ec || !lib.is_loaded())
     throw Error(path.string() + ": cannot be loaded as a shared library: " + dl_reason(path, ec));
 
@@ -74,14 +132,13 @@ void PluginHost::load(const fs::path& file) {
   }
   if (!info) throw Error(path.string() + ": " SEMLINE_PLUGIN_ENTRY_SYMBOL " returned no plugin descriptor");
 
-  // Only the ABI fields may be read before the major matches: another major may lay out the rest
-  // differently.
+  // Only the ABI fields may be read before the version is checked: another major may lay out the
+  // rest differently.
   const uint32_t major = info->abi_major, minor = info->abi_minor;
-  if (major != SEMLINE_ABI_MAJOR)
-    throw Error(path.string() + ": built for semline plugin ABI " + std::to_string(major) + ", this host speaks ABI " +
-                std::to_string(SEMLINE_ABI_MAJOR) + "; rebuild the plugin against this semline SDK");
+  if (std::string why = abi_refusal(major, minor, SEMLINE_ABI_MAJOR, SEMLINE_ABI_MINOR); !why.empty())
+    throw Error(path.string() + ": " + why);
 
-  // Every field of the descriptor exists since ABI 1.0, so all are read whatever the minor; a
+  // Every field of the descriptor exists since ABI 2.0, so all are read whatever the minor; a
   // field appended later is read only when minor is at least the minor that added it.
   for (const char* field : {info->name, info->version, info->description})
     if (!field) throw Error(path.string() + ": its plugin descriptor has a null name, version or description");

@@ -2,9 +2,11 @@
 //
 // A library is opened with RTLD_LOCAL | RTLD_NOW (its symbols stay private, unresolved symbols
 // fail at load rather than at first call), its one entry symbol is called with the host's ABI
-// major, and only the descriptor's ABI fields are read before the major is compared. Every
-// refusal is one semline::Error naming the file; the host stays usable and can load others.
-// Libraries are never unloaded (see keep_loaded in plugin_host.cpp).
+// major, and only the descriptor's ABI fields are read before the version is checked
+// (abi_refusal). Every refusal is one semline::Error naming the file; the host stays usable and
+// can load others. A library's static initialisers run inside the dynamic loader, where no
+// exception can pass: one that throws stops the process with one line naming the file and exit
+// status 1. Libraries are never unloaded (see keep_loaded in plugin_host.cpp).
 #pragma once
 
 #include <filesystem>
@@ -16,13 +18,20 @@
 
 namespace semline {
 
+// The ABI rule of <semline/plugin.h>: why a plugin built against SDK ABI plugin_major.plugin_minor
+// cannot load into a host speaking host_major.host_minor ("" when it can). Another major is
+// refused; a newer minor too (the plugin may read fields the host does not write); an older minor
+// loads.
+std::string abi_refusal(uint32_t plugin_major, uint32_t plugin_minor, uint32_t host_major, uint32_t host_minor);
+
 class PluginHost {
  public:
   explicit PluginHost(StageRegistry& reg) : reg_(reg) {}
 
-  // Where plugins are looked for, in order: the config's plugin_paths, SEMLINE_PLUGIN_PATH
-  // (':'-separated), then, when the executable runs from <prefix>/bin, the install folder
-  // <prefix>/lib/semline/plugins and the build tree's <build>/plugins, whichever exist.
+  // Where plugins are looked for, in order: when the executable runs from <prefix>/bin, the
+  // install folder <prefix>/lib/semline/plugins and the build tree's <build>/plugins, whichever
+  // exist (the built-in plugins, first so that nothing loaded later displaces them); then the
+  // config's plugin_paths and SEMLINE_PLUGIN_PATH (':'-separated).
   static std::vector<std::filesystem::path> search_path(const std::vector<std::filesystem::path>& config_paths);
 
   // Loads one plugin file; loading a file already loaded (same canonical path) does nothing.

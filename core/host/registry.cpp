@@ -114,16 +114,12 @@ const PluginRecord* StageRegistry::find_plugin(std::string_view name) const {
   return nullptr;
 }
 
-bool StageRegistry::newcomer_wins(const std::string& key, const std::string& holder,
-                                  const std::filesystem::path& holder_file, const PluginRecord& rec) const {
+bool StageRegistry::newcomer_wins(const std::string& key, const PluginRecord& rec) const {
+  // Without a preference the plugin loaded first keeps the key. A preference for a third plugin
+  // keeps the holder until that plugin loads and takes the key; check_preferences reports it if
+  // it never does.
   auto it = prefer_.find(key);
-  if (it == prefer_.end())
-    throw Error(origin(rec) + " registers " + key + ", already registered by " + owner(holder, holder_file) +
-                "; choose one in the config: [runtime.prefer] \"" + key + "\" = \"" + holder + "\" (or \"" +
-                rec.name + "\")");
-  // A preference for a third plugin keeps the holder until that plugin loads and takes the key;
-  // check_preferences reports it if it never does.
-  return it->second == rec.name;
+  return it != prefer_.end() && it->second == rec.name;
 }
 
 void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all)(Registry&)) {
@@ -170,7 +166,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
     std::vector<bool> take;
     for (const auto& e : entries) {
       auto held = map.find(slot_of(e));
-      take.push_back(held == map.end() || newcomer_wins(key_of(e), held->second.plugin, held->second.file, rec));
+      take.push_back(held == map.end() || newcomer_wins(key_of(e), rec));
     }
     return take;
   };
@@ -185,9 +181,17 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
       const std::string key = key_of(e);
       auto slot = slot_of(e);
       claimants_[key].push_back(rec.name);
-      if (auto held = map.find(slot); held != map.end())
-        spdlog::info("{}: the entry of plugin '{}' is dropped; [runtime.prefer] names '{}'", key,
-                     take[i] ? held->second.plugin : rec.name, prefer_.at(key));
+      if (auto held = map.find(slot); held != map.end()) {
+        const std::string& winner = take[i] ? rec.name : held->second.plugin;
+        const std::string& loser = take[i] ? held->second.plugin : rec.name;
+        if (prefer_.count(key))
+          spdlog::info("{}: the entry of plugin '{}' is dropped; [runtime.prefer] names '{}'", key, loser, prefer_.at(key));
+        else
+          spdlog::warn("{}: registered by {} and by {}; the first loaded keeps it, the other's entry is dropped (the rest "
+                       "of both plugins stays); to choose, set [runtime.prefer] \"{}\" = \"{}\" or \"{}\"",
+                       key, owner(held->second.plugin, held->second.file), owner(rec.name, rec.file), key, winner,
+                       loser);
+      }
       if (!take[i]) continue;
       guard(e, key, rec.name);
       map.insert_or_assign(std::move(slot), Registered{std::move(e), rec.name, rec.file});

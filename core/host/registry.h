@@ -3,15 +3,15 @@
 //
 // Keys. A stage entry is keyed by (kind, variant, backend), written "attention.flash.cpu"; a
 // backend by "backend.<name>"; a template by "arch.<name>". A key belongs to one plugin. When two
-// plugins register the same key the second is refused, unless the preferences (the config's
-// [runtime.prefer] table: key -> plugin name) name the winner; the loser's entry is then dropped
-// and the rest of its entries kept. Set the preferences before loading plugins.
+// plugins register the same key, the preferences (the config's [runtime.prefer] table: key ->
+// plugin name) name the winner, and without one the plugin loaded first keeps it (built-in
+// plugins load first, see PluginHost::search_path); the other's entry alone is dropped, with one
+// line naming the key and both plugins, and the rest of both plugins stays. Set the preferences
+// before loading plugins.
 //
 // Calls into plugin code. Every std::function in a registered entry (factories, supports, probe,
-// create, read_hparams) is wrapped at registration: whatever the plugin throws comes out as one
-// semline::Error naming the key and the plugin, e.g.
-//   "sampler.typical.any (plugin 'sampler-typical'): typical_p must be positive".
-// The objects those factories return are plugin code too; their callers catch at each call.
+// create, read_hparams) and every object a factory makes is wrapped at registration (guard.h):
+// whatever the plugin throws comes out as one semline::Error naming the key and the plugin.
 #pragma once
 
 #include <cstdint>
@@ -73,18 +73,17 @@ class StageRegistry {
   const std::vector<PluginRecord>& plugins() const { return plugins_; }  // in load order
 
   // Runs a plugin's register_all against a staging area, checks every entry, and commits all of
-  // them or none: a throw from the plugin, a malformed entry, a plugin name already registered, or
-  // a duplicate key not settled by the preferences refuses the plugin with one semline::Error.
+  // them or none: a throw from the plugin, a malformed entry, a key registered twice by the plugin
+  // itself or a plugin name already registered refuses the plugin with one semline::Error. A key
+  // another plugin holds drops only that entry (see Keys above).
   void register_plugin(const PluginRecord& rec, void (*register_all)(Registry&));
 
  private:
   using StageKey = std::tuple<StageKind, std::string, std::string>;
 
   const PluginRecord* find_plugin(std::string_view name) const;
-  // True when `rec` takes `key` from `holder`, false when the holder keeps it; throws when no
-  // preference settles the clash.
-  bool newcomer_wins(const std::string& key, const std::string& holder,
-                     const std::filesystem::path& holder_file, const PluginRecord& rec) const;
+  // True when `rec` takes `key` from the plugin holding it: only when the preferences say so.
+  bool newcomer_wins(const std::string& key, const PluginRecord& rec) const;
 
   std::map<std::string, std::string> prefer_;
   std::map<StageKey, RegisteredStage> stages_;

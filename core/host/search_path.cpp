@@ -27,7 +27,18 @@ fs::path executable_prefix() {
 }  // namespace
 
 std::vector<fs::path> PluginHost::search_path(const std::vector<fs::path>& config_paths) {
-  std::vector<fs::path> out(config_paths);
+  std::vector<fs::path> out;
+  // The plugins shipped with this semline first: a plugin of the user's can then never knock a
+  // built-in out by loading before it (a clash leaves the built-in's entry in place unless
+  // [runtime.prefer] says otherwise, and a second plugin of a built-in's name is refused).
+  if (const fs::path prefix = executable_prefix(); !prefix.empty()) {
+    std::error_code ec;
+    // Installed: <prefix>/bin/semline and <prefix>/lib/semline/plugins. Build tree:
+    // build/bin/semline and build/plugins.
+    for (const fs::path& dir : {prefix / SEMLINE_PLUGIN_INSTALL_DIR, prefix / "plugins"})
+      if (fs::is_directory(dir, ec)) out.push_back(dir);
+  }
+  out.insert(out.end(), config_paths.begin(), config_paths.end());
   if (const char* env = std::getenv("SEMLINE_PLUGIN_PATH")) {
     std::string_view rest(env);
     while (!rest.empty()) {
@@ -37,13 +48,6 @@ std::vector<fs::path> PluginHost::search_path(const std::vector<fs::path>& confi
       rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
     }
   }
-  const fs::path prefix = executable_prefix();
-  if (prefix.empty()) return out;
-  std::error_code ec;
-  // Installed: <prefix>/bin/semline and <prefix>/lib/semline/plugins. Build tree: build/bin/semline
-  // and build/plugins.
-  for (const fs::path& dir : {prefix / SEMLINE_PLUGIN_INSTALL_DIR, prefix / "plugins"})
-    if (fs::is_directory(dir, ec)) out.push_back(dir);
   return out;
 }
 

@@ -53,7 +53,7 @@ std::vector<StageEntry> sampler_entries() {
       [](const Params& p) { return std::make_unique<MinP>(p.get_float("min_p")); }));
   entries.push_back(entry(
       "repetition_penalty", "penalises recent tokens: positive logits divided, negative multiplied (llama.cpp)",
-      {float_param("repeat_penalty", 1.1, "the divisor/multiplier; 1 is off, above 1 discourages repeats", 0.01, 100.0),
+      {float_param("repeat_penalty", 1.0, "the divisor/multiplier; 1 is off (as llama.cpp), above 1 discourages repeats", 0.01, 100.0),
        window_param()},
       [](const Params& p) {
         return std::make_unique<RepetitionPenalty>(p.get_float("repeat_penalty"), p.get_int("repeat_last_n"));
@@ -72,6 +72,27 @@ std::vector<StageEntry> sampler_entries() {
       [](const Params& p) {
         return std::make_unique<CountPenalty>(0.0, p.get_float("presence_penalty"), p.get_int("repeat_last_n"));
       }));
+  {
+    StageEntry e = entry(
+        "content_filter",
+        "keeps banned strings, regular expressions and token ids out of the text, across token boundaries",
+        {ParamSpec{"ban", ParamType::StringList, std::vector<std::string>{},
+                   "strings the text must not contain; the token that would complete one is dropped", {}, {}, {}},
+         ParamSpec{"ban_regex", ParamType::StringList, std::vector<std::string>{},
+                   "regular expressions (Perl syntax) no text may match, judged like ban", {}, {}, {}},
+         ParamSpec{"ban_ids", ParamType::IntList, std::vector<int64_t>{}, "token ids never to generate", 0.0, {}, {}},
+         ParamSpec{"ignore_case", ParamType::Bool, false, "compare ASCII letters without case", {}, {}, {}},
+         ParamSpec{"ban_window", ParamType::Int, int64_t{64}, "bytes of the text before a candidate a regular expression sees",
+                   1.0, 4096.0, {}}},
+        {});
+    e.make_sampler = [](const StageContext& ctx) {
+      const Params& p = ctx.params;
+      return std::make_unique<ContentFilter>(
+          ctx.tokenizer, BanList{p.get_list("ban"), p.get_list("ban_regex"), p.get_int_list("ban_ids"),
+                                 p.get_bool("ignore_case"), p.get_int("ban_window")});
+    };
+    entries.push_back(std::move(e));
+  }
   entries.push_back(entry(
       "draw", "draws one candidate from the softmax of the remaining logits, seeded",
       {int_param("seed", 42, "the same seed draws the same tokens on every platform", 0)},

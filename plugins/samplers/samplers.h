@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <random>
+
+#include <boost/regex.hpp>
 #include <span>
 #include <string>
 #include <vector>
@@ -112,6 +114,49 @@ class CountPenalty final : public Sampler {
   double frequency_, presence_;
   int64_t last_n_;
   WindowCounts window_;
+};
+
+// --- Content (content_filter.cpp)
+
+// What a content filter keeps out of the text.
+struct BanList {
+  std::vector<std::string> strings;  // literal byte strings
+  std::vector<std::string> regexes;  // regular expressions (Perl syntax, as Boost.Regex reads it)
+  std::vector<int64_t> ids;          // token ids
+  bool ignore_case = false;          // ASCII letters, strings and regular expressions alike
+  int64_t window = 64;               // bytes of text before a candidate a regular expression sees
+};
+
+// Drops every candidate whose text would complete a banned string or a match of a banned regular
+// expression, or whose id is banned. A candidate is judged on the text before it (the last bytes
+// of the history, the prompt included) followed by its own bytes, so a word split across tokens
+// is caught at the token that completes it; only matches that end inside the candidate's bytes
+// count, so a banned word already in the prompt bans nothing. The tokenizer gives each token's
+// bytes; it may be null when nothing but ids is banned.
+//
+// Regular expressions cost one short search per candidate and expression: before a step, the
+// filter finds the first position of the text before the candidates where a match could still be
+// under way (a partial match); a candidate is then searched from there, or, when no match can
+// be under way, from its own first byte with one byte of context (for \b).
+class ContentFilter final : public Sampler {
+ public:
+  ContentFilter(const Tokenizer* tokenizer, BanList bans);
+  void apply(Candidates& c, std::span<const int32_t> history) override;
+
+ private:
+  bool banned_string(const std::string& token) const;
+  bool banned_match(const boost::regex& re, size_t from, const std::string& token);
+  std::string text_before(std::span<const int32_t> history, size_t bytes) const;
+
+  const Tokenizer* tok_;
+  BanList bans_;
+  std::vector<boost::regex> regexes_;
+  std::vector<bool> banned_id_;       // by id
+  std::vector<std::string> bytes_;    // each token's bytes (lower-cased when ignoring case)
+  size_t longest_ = 0;                // of the banned strings
+  std::string before_;                // scratch: the text before this step's candidates
+  std::vector<size_t> open_from_;     // scratch: per expression, where a match may be under way
+  std::string text_;                  // scratch: context + candidate
 };
 
 // --- Selection (draw.cpp)

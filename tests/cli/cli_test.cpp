@@ -74,7 +74,7 @@ TEST_CASE("semline plugins lists the built plugins with their entries and parame
   Result r = run_cli("plugins");
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Contains("cpu") && Contains("attention flash@cpu") && Contains("tokenizer spm@any") &&
-                        Contains("sampler top_p@any") && Contains("arch    llama") && Contains("(ABI 1."));
+                        Contains("sampler top_p@any") && Contains("arch    llama") && Contains("(ABI 2.0)"));
 }
 
 TEST_CASE("semline inspect shows hyper-parameters, tokenizer and tensors of stories260K") {
@@ -323,4 +323,67 @@ TEST_CASE("slm4096: inspect and run read the Hugging Face folder, convert writes
   CHECK(no_tok.code == 1);
   CHECK_THAT(no_tok.out, Contains("needs --tokenizer"));
   fs::remove_all(d);
+}
+
+TEST_CASE("sampler flags over a greedy config sample, --temp 0 is greedy, penalties given as flags still apply") {
+  const std::string cfg = "run -c " + std::string(SEMLINE_SOURCE_DIR) + "/configs/stories260K.toml -p \"Once upon a time\" -n 30 ";
+  const std::string story = "Once upon a time, there was a little girl named Lily.";
+  auto text = [](const std::string& s) { return s.substr(0, s.find("prompt ")); };
+  // The config's chain is [greedy]: a sampling flag switches to the sampling chain, as without one.
+  Result sampled = run_cli(cfg + "--temp 1.0 --seed 1");
+  REQUIRE(sampled.code == 0);
+  CHECK_THAT(sampled.out, Contains("the config's sampler chain [\"greedy\"] lacks what the flags set; sampling with"));
+  CHECK_THAT(text(sampled.out), !Contains(story));  // seed 1 draws "a little boy named Timmy"
+  CHECK(text(run_cli(cfg + "--temp 1.0 --seed 1").out) == text(sampled.out));
+  // --temp 0 is greedy, with or without a config: the known story, and other sampling flags noted.
+  Result greedy = run_cli("run -m " + kStories + " -p \"Once upon a time\" -n 30 --temp 0 --top-k 5");
+  REQUIRE(greedy.code == 0);
+  CHECK_THAT(greedy.out, Contains(story) && Contains("--top-k: ignored, --temp 0 means greedy"));
+  CHECK(text(greedy.out).find(story) != std::string::npos);
+  CHECK(text(run_cli(cfg + "--temp 0").out) == text(greedy.out.substr(greedy.out.find("Once"))));
+  // A penalty given with --temp 0 changes the greedy text (it runs before greedy).
+  Result penalised = run_cli(cfg + "--temp 0 --repeat-penalty 1.5");
+  REQUIRE(penalised.code == 0);
+  CHECK(text(penalised.out) != text(run_cli(cfg + "--temp 0").out));
+}
+
+TEST_CASE("a grid over a stage's variant drops the parameters the new variant does not declare") {
+  // The default config gives attention = { variant = "flash", block = 64 }; dense has no block.
+  Result r = run_cli("bench -c " + std::string(SEMLINE_SOURCE_DIR) + "/configs/stories260K.toml" +
+                     " --set stages.attention.variant=dense,flash -p 16 -n 4 -r 1 -t 1 -o json --text " +
+                     std::string(SEMLINE_SOURCE_DIR) + "/tests/data/story.txt --window 32 --windows 1");
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Contains("variant attention.variant=dense: attention.block = 64 dropped, attention.dense.cpu "
+                             "declares no such parameter"));
+  CHECK_THAT(r.out, !Contains("variant attention.variant=flash: attention.block"));
+  const auto rows = nlohmann::json::parse(r.out.substr(r.out.find('[')));
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[1]["mean_kl"].get<double>() < 1e-6);
+}
+
+TEST_CASE("user plugins cannot knock out built-ins: a clashing key and a clashing name each cost one line") {
+  const std::string dir = SEMLINE_TEST_PLUGIN_DIR;
+  const std::string user = dir + "/libsemline-test-user-norms.so", shadow = dir + "/libsemline-test-shadow-samplers.so";
+  Result r = run_cli_raw("SEMLINE_PLUGIN_PATH=" + user + ":" + shadow + " " + std::string(SEMLINE_BIN_DIR) +
+                         "/semline run -m " + kStories + " -p \"Once upon a time\" -n 24 2>&1");
+  REQUIRE(r.code == 0);
+  // The built-in norm and greedy run: the known story.
+  CHECK_THAT(r.out, Contains("Once upon a time, there was a little girl named Lily."));
+  CHECK_THAT(r.out, Contains("warning: norm.rms.cpu: registered by plugin 'cpu' (") &&
+                        Contains(") and by plugin 'test-user-norms' (" + user + "); the first loaded keeps it"));
+  CHECK_THAT(r.out, Contains("error: " + shadow + ": plugin 'samplers' is already loaded from ") &&
+                        Contains("libsemline-samplers.so; plugin names must be unique"));
+  // The rest of the user's plugin is there.
+  Result listed = run_cli_raw("SEMLINE_PLUGIN_PATH=" + user + " " + std::string(SEMLINE_BIN_DIR) + "/semline plugins 2>&1");
+  REQUIRE(listed.code == 0);
+  CHECK_THAT(listed.out, Contains("sampler user_lowest_id@any"));
+}
+
+TEST_CASE("a plugin whose static initialiser throws stops semline with one line naming the file") {
+  const std::string file = std::string(SEMLINE_TEST_PLUGIN_DIR) + "/libsemline-test-static-throws.so";
+  Result r = run_cli_raw("SEMLINE_PLUGIN_PATH=" + file + " " + std::string(SEMLINE_BIN_DIR) + "/semline plugins 2>&1");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Contains("error: " + file + ": a static initialiser of the plugin threw (deliberate failure in a "
+                             "static initialiser)"));
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
 }

@@ -104,12 +104,18 @@ TEST_CASE("stage tables take variant, backend and typed parameters only") {
        {"t.toml:4:20: stages.norm.backend = [\"cpu\"]: expected a string, got an array"}},
       {"table parameter", "[stages.attention]\nvariant = \"flash\"\nopts = { a = 1 }\n",
        {"t.toml:5:8: stages.attention.opts = { a = 1 }: a table is not a parameter value",
-        "bool, integer, float, string or array of strings"}},
+        "bool, integer, float, string or an array of strings or numbers"}},
       {"date parameter", "[stages]\nsampler = { seed = 1979-05-27 }\n",
        {"t.toml:4:20: stages.sampler.seed = 1979-05-27: a date is not a parameter value"}},
-      {"array of numbers", "[stages]\nsampler = { chain = [\"top_k\", 2] }\n",
-       {"t.toml:4:31: stages.sampler.chain[1] = 2: expected a string, got an integer",
-        "parameter arrays hold strings only"}},
+      {"array of strings and numbers", "[stages]\nsampler = { chain = [\"top_k\", 2] }\n",
+       {"t.toml:4:31: stages.sampler.chain[1] = 2: expected a string like the first element, got an integer",
+        "a parameter array holds strings, integers or numbers, one kind"}},
+      {"array of numbers and strings", "[stages]\nsampler = { ban_ids = [1, \"x\"] }\n",
+       {"t.toml:4:27: stages.sampler.ban_ids[1] = \"x\": expected a number like the first element, got a string"}},
+      {"array of tables", "[stages]\nsampler = { ban_ids = [{ a = 1 }] }\n",
+       {"stages.sampler.ban_ids[0] = { a = 1 }: expected a string or a number, got a table"}},
+      {"a sampler member's table holding a table", "[stages.sampler.top_k]\nx = { y = 1 }\n",
+       {"t.toml:4:5: stages.sampler.top_k.x = { y = 1 }: a sampler's own parameters are values, not tables"}},
   });
 }
 

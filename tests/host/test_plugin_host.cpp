@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "host/fixtures.h"
+#include "semline/plugin.h"
 
 using namespace semline;
 using host_test::error_of;
@@ -49,7 +50,7 @@ TEST_CASE("a good plugin loads, names its origin, and its entries work") {
   CHECK(rec.version == "1.2.3");
   CHECK(rec.description == "Well-formed test plugin");
   CHECK(rec.file == test_plugin("good"));
-  CHECK(rec.abi_major == 1);
+  CHECK(rec.abi_major == 2);
   CHECK(rec.abi_minor == 0);
   CHECK_THAT(log.text(), Contains("info [test-good] registered 2 entries"));
 
@@ -82,6 +83,19 @@ TEST_CASE("a good plugin loads, names its origin, and its entries work") {
         "norm.unit_rms.cpu (plugin 'test-good'): unit_rms needs the model's hyper-parameters");
 }
 
+TEST_CASE("the ABI rule: the same major, and a minor no newer than the host's") {
+  // A host of 2.3 (numbers chosen for the rule, whatever this build's are).
+  CHECK(abi_refusal(2, 3, 2, 3).empty());
+  CHECK(abi_refusal(2, 0, 2, 3).empty());  // an older minor: its fields are a prefix of ours
+  CHECK(abi_refusal(2, 4, 2, 3) ==
+        "built for semline plugin ABI 2.4, newer than this host's 2.3: it may read fields this host does not provide; "
+        "upgrade semline or rebuild the plugin against this SDK");
+  CHECK_THAT(abi_refusal(1, 9, 2, 3), Contains("built for semline plugin ABI 1.9, this host speaks ABI 2.3"));
+  CHECK_THAT(abi_refusal(3, 0, 2, 3), Contains("built for semline plugin ABI 3.0, this host speaks ABI 2.3"));
+  // This host against its own headers.
+  CHECK(abi_refusal(SEMLINE_ABI_MAJOR, SEMLINE_ABI_MINOR, SEMLINE_ABI_MAJOR, SEMLINE_ABI_MINOR).empty());
+}
+
 TEST_CASE("loading the same file twice is a no-op") {
   StageRegistry reg;
   PluginHost host(reg);
@@ -108,7 +122,17 @@ TEST_CASE("each refused plugin gives one line naming the file, and the host load
       {test_plugin("null-entry"),
        test_plugin("null-entry").string() + ": semline_plugin_entry returned no plugin descriptor"},
       {test_plugin("wrong-abi"), test_plugin("wrong-abi").string() +
-                                     ": built for semline plugin ABI 999, this host speaks ABI 1"},
+                                     ": built for semline plugin ABI 999.0, this host speaks ABI 2.0"},
+      {test_plugin("old-major"), test_plugin("old-major").string() + ": built for semline plugin ABI " +
+                                     std::to_string(SEMLINE_ABI_MAJOR - 1) + ".0, this host speaks ABI " +
+                                     std::to_string(SEMLINE_ABI_MAJOR) + "." + std::to_string(SEMLINE_ABI_MINOR) +
+                                     "; another major changes layouts and virtual tables, so rebuild the plugin "
+                                     "against this semline SDK"},
+      {test_plugin("newer-minor"), test_plugin("newer-minor").string() + ": built for semline plugin ABI " +
+                                       std::to_string(SEMLINE_ABI_MAJOR) + "." + std::to_string(SEMLINE_ABI_MINOR + 1) +
+                                       ", newer than this host's " + std::to_string(SEMLINE_ABI_MAJOR) + "." +
+                                       std::to_string(SEMLINE_ABI_MINOR) +
+                                       ": it may read fields this host does not provide"},
       {test_plugin("throws"), test_plugin("throws").string() +
                                   ": plugin 'test-throws' failed to register its entries: deliberate failure after "
                                   "adding an entry"},
@@ -128,6 +152,8 @@ TEST_CASE("each refused plugin gives one line naming the file, and the host load
     CHECK(reg.find(StageKind::Sampler, "orphan", "any") == nullptr);
     CHECK(reg.find(StageKind::Sampler, "valid_part", "any") == nullptr);
     CHECK(reg.find(StageKind::Sampler, "from_abi_999", "any") == nullptr);
+    CHECK(reg.find(StageKind::Sampler, "from_old_major", "any") == nullptr);
+    CHECK(reg.find(StageKind::Sampler, "from_newer_minor", "any") == nullptr);
     CHECK(reg.plugins().size() == 1);
   }
 }
@@ -149,15 +175,16 @@ TEST_CASE("a plugin name already loaded from another file is refused") {
 TEST_CASE("two plugin files registering one key") {
   StageRegistry reg;
   PluginHost host(reg);
-  SECTION("are refused without a preference, naming key, plugins, files and the fix") {
+  SECTION("without a preference the first keeps the key and both keep the rest, one line naming both") {
+    host_test::LogCapture log;
     host.load(test_plugin("dup-a"));
-    CHECK(error_of([&] { host.load(test_plugin("dup-b")); }) ==
-          test_plugin("dup-b").string() +
-              ": plugin 'test-dup-b' registers sampler.first.any, already registered by plugin 'test-dup-a' (" +
-              test_plugin("dup-a").string() +
-              "); choose one in the config: [runtime.prefer] \"sampler.first.any\" = \"test-dup-a\" (or "
-              "\"test-dup-b\")");
-    CHECK(reg.find(StageKind::Sampler, "max_logit", "any") == nullptr);
+    host.load(test_plugin("dup-b"));
+    CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "test-dup-a");
+    CHECK(reg.find(StageKind::Sampler, "max_logit", "any")->plugin == "test-dup-b");
+    CHECK_THAT(log.text(), Contains("warning sampler.first.any: registered by plugin 'test-dup-a' (" +
+                                    test_plugin("dup-a").string() + ") and by plugin 'test-dup-b' (" +
+                                    test_plugin("dup-b").string() + "); the first loaded keeps it") &&
+                               Contains("[runtime.prefer] \"sampler.first.any\" = \"test-dup-a\" or \"test-dup-b\""));
     check_good_plugin_loads(host, reg);
   }
   SECTION("load when the config names the winner; the loser keeps its other entries") {
@@ -194,19 +221,22 @@ TEST_CASE("load_all scans folders, reports each refusal and visits every file on
   PluginHost host(reg);
   const auto refused =
       host.load_all({dir, dir / ".", dir / "libsemline-test-good.so", tmp.path() / "nowhere", dir});
-  REQUIRE(refused.size() == 4);
-  // Files load in name order: dup-a before dup-b, so dup-b is the one refused.
-  CHECK_THAT(refused[0], Contains("libsemline-test-dup-b.so: plugin 'test-dup-b' registers sampler.first.any"));
-  CHECK_THAT(refused[1], Contains("libsemline-test-throws.so"));
-  CHECK_THAT(refused[2], Contains("libsemline-test-wrong-abi.so: built for semline plugin ABI 999"));
-  CHECK_THAT(refused[3], Contains("nowhere: plugin path does not exist"));
+  REQUIRE(refused.size() == 3);
+  CHECK_THAT(refused[0], Contains("libsemline-test-throws.so"));
+  CHECK_THAT(refused[1], Contains("libsemline-test-wrong-abi.so: built for semline plugin ABI 999"));
+  CHECK_THAT(refused[2], Contains("nowhere: plugin path does not exist"));
   for (const auto& message : refused) CHECK_THAT(log.text(), Contains("error " + message));
+  // Files load in name order: dup-a before dup-b, so dup-a keeps the key they share and dup-b
+  // loads with the rest of its entries.
+  CHECK_THAT(log.text(), Contains("warning sampler.first.any: registered by plugin 'test-dup-a'"));
+  CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "test-dup-a");
 
-  REQUIRE(reg.plugins().size() == 2);
+  REQUIRE(reg.plugins().size() == 3);
   CHECK(reg.plugins()[0].name == "test-dup-a");
-  CHECK(reg.plugins()[1].name == "test-good");
+  CHECK(reg.plugins()[1].name == "test-dup-b");
+  CHECK(reg.plugins()[2].name == "test-good");
 
   // Scanning again loads nothing twice and refuses the same files again.
-  CHECK(host.load_all({dir}).size() == 3);
-  CHECK(reg.plugins().size() == 2);
+  CHECK(host.load_all({dir}).size() == 2);
+  CHECK(reg.plugins().size() == 3);
 }

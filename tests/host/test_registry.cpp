@@ -140,6 +140,120 @@ TEST_CASE("what a plugin throws from an entry comes out as one semline::Error na
         "arch.tiny (plugin 'p'): tiny.gguf: missing key tiny.embedding_length");
 }
 
+namespace {
+
+// Plugin objects whose every method throws: the host must name the entry and the plugin at each.
+class ThrowingStage final : public Stage {
+ public:
+  void forward(const Tensor&, const Tensor&, const Step&) override { throw std::runtime_error("forward broke"); }
+  StageCost cost(const Batch&) const override { throw std::runtime_error("cost broke"); }
+  int32_t kv_window() const override { throw 7; }
+};
+
+class ThrowingTokenizer final : public Tokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view, bool) const override { throw std::runtime_error("encode broke"); }
+  std::string token_bytes(int32_t) const override { throw std::runtime_error("token_bytes broke"); }
+  std::string decode(std::span<const int32_t>) const override { throw std::runtime_error("decode broke"); }
+  std::string piece(int32_t) const override { throw std::runtime_error("piece broke"); }
+  int32_t n_vocab() const override { throw std::runtime_error("n_vocab broke"); }
+  int32_t bos() const override { throw std::runtime_error("bos broke"); }
+  int32_t eos() const override { throw std::runtime_error("eos broke"); }
+};
+
+class ThrowingSampler final : public Sampler {
+ public:
+  void apply(Candidates&, std::span<const int32_t>) override { throw std::runtime_error("apply broke"); }
+  void reset() override { throw std::runtime_error("reset broke"); }
+};
+
+// Samplers that break the Candidates contract without throwing.
+class Emptying final : public Sampler {
+ public:
+  void apply(Candidates& c, std::span<const int32_t>) override { c.items.clear(); }
+};
+class SelectingOutside final : public Sampler {
+ public:
+  void apply(Candidates& c, std::span<const int32_t>) override { c.selected = static_cast<int32_t>(c.items.size()); }
+};
+
+class NoStream final : public Stream {
+ public:
+  void synchronize() override {}
+};
+
+}  // namespace
+
+TEST_CASE("every call into a plugin's stages, tokenizers and samplers is guarded and names the plugin") {
+  StageRegistry reg;
+  reg.register_plugin(record("p"), [](Registry& r) {
+    StageEntry stage;
+    stage.kind = StageKind::Norm;
+    stage.variant = "broken";
+    stage.backend = "cpu";
+    stage.description = "throws everywhere";
+    stage.make_stage = [](const StageContext&) -> std::unique_ptr<Stage> { return std::make_unique<ThrowingStage>(); };
+    r.add_stage(std::move(stage));
+    StageEntry tok;
+    tok.kind = StageKind::Tokenizer;
+    tok.variant = "broken";
+    tok.backend = "any";
+    tok.description = "throws everywhere";
+    tok.make_tokenizer = [](const StageContext&) -> std::unique_ptr<Tokenizer> {
+      return std::make_unique<ThrowingTokenizer>();
+    };
+    r.add_stage(std::move(tok));
+    StageEntry smp = sampler("broken");
+    smp.make_sampler = [](const StageContext&) -> std::unique_ptr<Sampler> { return std::make_unique<ThrowingSampler>(); };
+    r.add_stage(std::move(smp));
+    StageEntry empty = sampler("emptying");
+    empty.make_sampler = [](const StageContext&) -> std::unique_ptr<Sampler> { return std::make_unique<Emptying>(); };
+    r.add_stage(std::move(empty));
+    StageEntry outside = sampler("outside");
+    outside.make_sampler = [](const StageContext&) -> std::unique_ptr<Sampler> {
+      return std::make_unique<SelectingOutside>();
+    };
+    r.add_stage(std::move(outside));
+    StageEntry nothing = sampler("nothing");
+    nothing.make_sampler = [](const StageContext&) -> std::unique_ptr<Sampler> { return nullptr; };
+    r.add_stage(std::move(nothing));
+  });
+
+  auto stage = reg.find(StageKind::Norm, "broken", "cpu")->entry.make_stage(StageContext{});
+  Batch batch;
+  NoStream stream;
+  const Tensor t = make_tensor(DType::F32, {1});
+  CHECK(error_of([&] { stage->forward(t, t, Step{batch, stream}); }) == "norm.broken.cpu (plugin 'p'): forward broke");
+  CHECK(error_of([&] { stage->cost(batch); }) == "norm.broken.cpu (plugin 'p'): cost broke");
+  CHECK(error_of([&] { stage->kv_window(); }) ==
+        "norm.broken.cpu (plugin 'p'): threw something that is not a std::exception");
+
+  auto tok = reg.find(StageKind::Tokenizer, "broken", "any")->entry.make_tokenizer(StageContext{});
+  const std::string tp = "tokenizer.broken.any (plugin 'p'): ";
+  CHECK(error_of([&] { tok->encode("x", true); }) == tp + "encode broke");
+  CHECK(error_of([&] { tok->token_bytes(1); }) == tp + "token_bytes broke");
+  CHECK(error_of([&] { tok->decode({}); }) == tp + "decode broke");
+  CHECK(error_of([&] { tok->piece(1); }) == tp + "piece broke");
+  CHECK(error_of([&] { tok->n_vocab(); }) == tp + "n_vocab broke");
+  CHECK(error_of([&] { tok->bos(); }) == tp + "bos broke");
+  CHECK(error_of([&] { tok->eos(); }) == tp + "eos broke");
+
+  auto smp = reg.find(StageKind::Sampler, "broken", "any")->entry.make_sampler(StageContext{});
+  Candidates c{{{0, 1.0f, 0}, {1, 2.0f, 0}}};
+  CHECK(error_of([&] { smp->apply(c, {}); }) == "sampler.broken.any (plugin 'p'): apply broke");
+  CHECK(error_of([&] { smp->reset(); }) == "sampler.broken.any (plugin 'p'): reset broke");
+
+  // The Candidates contract: a member that empties the set or selects outside it is named.
+  auto emptying = reg.find(StageKind::Sampler, "emptying", "any")->entry.make_sampler(StageContext{});
+  CHECK_THAT(error_of([&] { emptying->apply(c, {}); }),
+             Contains("sampler.emptying.any (plugin 'p'): left no candidate"));
+  Candidates d{{{0, 1.0f, 0}, {1, 2.0f, 0}}};
+  auto outside = reg.find(StageKind::Sampler, "outside", "any")->entry.make_sampler(StageContext{});
+  CHECK(error_of([&] { outside->apply(d, {}); }) == "sampler.outside.any (plugin 'p'): selected item 2 of 2 candidates");
+  CHECK(error_of([&] { reg.find(StageKind::Sampler, "nothing", "any")->entry.make_sampler(StageContext{}); }) ==
+        "sampler.nothing.any (plugin 'p'): the factory returned nothing");
+}
+
 TEST_CASE("a malformed entry refuses the whole plugin") {
   struct Case {
     const char* what;
@@ -295,7 +409,7 @@ TEST_CASE("a plugin name is registered once") {
   CHECK(reg.find(StageKind::Sampler, "b", "any") == nullptr);
 }
 
-TEST_CASE("duplicate keys are refused unless a preference names the winner") {
+TEST_CASE("a duplicate key stays with the first plugin unless a preference names the winner") {
   const RegisterFn first_a = [](Registry& r) { r.add_stage(sampler("first")); };
   const RegisterFn first_and_more = [](Registry& r) {
     r.add_stage(sampler("first"));
@@ -303,15 +417,20 @@ TEST_CASE("duplicate keys are refused unless a preference names the winner") {
     r.add_backend(absent_backend());
   };
 
-  SECTION("no preference: the second plugin is refused whole") {
+  SECTION("no preference: only the second plugin's duplicate entry is dropped, with one line") {
     StageRegistry reg;
     reg.register_plugin(record("a"), first_a);
-    CHECK(error_of([&] { reg.register_plugin(record("b"), first_and_more); }) ==
-          "plugin 'b' registers sampler.first.any, already registered by plugin 'a'; choose one in the config: "
-          "[runtime.prefer] \"sampler.first.any\" = \"a\" (or \"b\")");
-    CHECK(reg.find(StageKind::Sampler, "max_logit", "any") == nullptr);
-    CHECK(reg.find_backend("absent") == nullptr);
-    CHECK(reg.plugins().size() == 1);
+    host_test::LogCapture log;
+    reg.register_plugin(record("b"), first_and_more);
+    CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "a");
+    CHECK(reg.find(StageKind::Sampler, "max_logit", "any")->plugin == "b");
+    CHECK(reg.find_backend("absent")->plugin == "b");
+    CHECK(reg.plugins().size() == 2);
+    CHECK_THAT(log.text(), Contains("warning sampler.first.any: registered by plugin 'a' and by plugin 'b'; the first "
+                                    "loaded keeps it, the other's entry is dropped (the rest of both plugins stays); to "
+                                    "choose, set [runtime.prefer] \"sampler.first.any\" = \"a\" or \"b\""));
+    const std::string text = log.text();
+    CHECK(std::count(text.begin(), text.end(), '\n') == 1);
   }
   SECTION("the holder is preferred: the newcomer's duplicate is dropped, its other entries kept") {
     StageRegistry reg;
@@ -351,8 +470,10 @@ TEST_CASE("duplicate keys are refused unless a preference names the winner") {
   SECTION("backends clash by name") {
     StageRegistry reg;
     reg.register_plugin(record("a"), [](Registry& r) { r.add_backend(absent_backend()); });
-    CHECK_THAT(error_of([&] { reg.register_plugin(record("b"), first_and_more); }),
-               Contains("[runtime.prefer] \"backend.absent\" = \"a\""));
+    host_test::LogCapture log;
+    reg.register_plugin(record("b"), first_and_more);
+    CHECK(reg.find_backend("absent")->plugin == "a");
+    CHECK_THAT(log.text(), Contains("[runtime.prefer] \"backend.absent\" = \"a\" or \"b\""));
   }
 }
 

@@ -1,5 +1,5 @@
-// The plugin search path: config folders, then SEMLINE_PLUGIN_PATH, then the defaults derived
-// from where the executable runs.
+// The plugin search path: the built-in folders derived from where the executable runs, then
+// config folders, then SEMLINE_PLUGIN_PATH.
 #include <cstdlib>
 #include <optional>
 
@@ -34,15 +34,16 @@ class PluginPathEnv {
 
 }  // namespace
 
-TEST_CASE("the search path puts config folders first, then SEMLINE_PLUGIN_PATH in order") {
+TEST_CASE("the search path puts config folders after the built-in ones, then SEMLINE_PLUGIN_PATH in order") {
   PluginPathEnv env("/opt/a::/opt/b:");
   const auto path = PluginHost::search_path({"/etc/semline/plugins"});
   REQUIRE(path.size() >= 3);
-  CHECK(path[0] == fs::path("/etc/semline/plugins"));
-  CHECK(path[1] == fs::path("/opt/a"));
-  CHECK(path[2] == fs::path("/opt/b"));
-  // Whatever follows are the executable's default folders, listed only when they exist.
-  for (size_t i = 3; i < path.size(); ++i) CHECK(fs::is_directory(path[i]));
+  // Whatever comes first are the executable's default folders, listed only when they exist.
+  const size_t defaults = path.size() - 3;
+  for (size_t i = 0; i < defaults; ++i) CHECK(fs::is_directory(path[i]));
+  CHECK(path[defaults] == fs::path("/etc/semline/plugins"));
+  CHECK(path[defaults + 1] == fs::path("/opt/a"));
+  CHECK(path[defaults + 2] == fs::path("/opt/b"));
 }
 
 TEST_CASE("without SEMLINE_PLUGIN_PATH only config folders and existing defaults are searched") {

@@ -208,3 +208,75 @@ TEST_CASE("model mistakes: unknown architecture, missing tensor, wrong shape") {
     CHECK(g.head.tensors.size() == 1);
   }
 }
+
+TEST_CASE("sampler parameters: plain keys reach every member that declares them, a member's table only it") {
+  auto model = gguf::GgufFile::open(kStories);
+  auto param = [](const GraphNode& n, const std::string& k) { return param_value_string(n.params.values.at(k)); };
+  const PipelineGraph g = build_graph(
+      config_with("[stages.sampler]\nchain = [\"repetition_penalty\", \"frequency_penalty\", \"top_k\", \"draw\"]\n"
+                  "repeat_last_n = 32\ntop_k = 7\n"
+                  "frequency_penalty = { repeat_last_n = 8, frequency_penalty = 0.5 }\n"
+                  "[stages.sampler.draw]\nseed = 9\n"),
+      *model, testing::built_plugins());
+  REQUIRE(g.sampler_chain.size() == 4);
+  CHECK(param(g.sampler_chain[0], "repeat_last_n") == "32");  // the plain key
+  CHECK(param(g.sampler_chain[1], "repeat_last_n") == "8");   // its own table wins
+  CHECK(param(g.sampler_chain[1], "frequency_penalty") == "0.5");
+  CHECK(param(g.sampler_chain[2], "top_k") == "7");
+  CHECK(param(g.sampler_chain[3], "seed") == "9");
+  // --set reaches a member's table too.
+  Config over = config_with("[stages]\nsampler = { chain = [\"top_k\", \"draw\"] }\n");
+  apply_override(over, "stages.sampler.top_k.top_k=3");
+  CHECK(param(build_graph(over, *model, testing::built_plugins()).sampler_chain[0], "top_k") == "3");
+
+  SECTION("a table for a sampler not in the chain") {
+    CHECK_THAT(graph_error(config_with("[stages]\nsampler = { chain = [\"greedy\"], top_p = { top_p = 0.5 } }\n"), *model),
+               Contains("test.toml:4:") && Contains("stages.sampler.top_p: 'top_p' is not in the chain [greedy]"));
+  }
+  SECTION("a parameter its member does not declare") {
+    CHECK_THAT(graph_error(config_with("[stages]\nsampler = { chain = [\"top_k\", \"draw\"], draw = { sed = 1 } }\n"), *model),
+               Contains("unknown parameter 'sed' for stages.sampler (draw)") && Contains("did you mean 'seed'"));
+  }
+  SECTION("a list parameter gets every element checked") {
+    CHECK_THAT(graph_error(config_with("[stages]\nsampler = { chain = [\"content_filter\", \"greedy\"], ban_ids = [3, -4] }\n"),
+                           *model),
+               Contains("stages.sampler (content_filter): ban_ids = [3, -4] is out of range; expected an integer >= 0 "
+                        "for each element"));
+    CHECK_THAT(graph_error(config_with("[stages]\nsampler = { chain = [\"content_filter\", \"greedy\"], ban_ids = [1.5] }\n"),
+                           *model),
+               Contains("ban_ids = [1.5] must be of type int list"));
+    CHECK_THAT(graph_error(config_with("[stages]\nsampler = { chain = [\"content_filter\", \"greedy\"], ban = [1] }\n"),
+                           *model),
+               Contains("ban = [1] must be of type string list"));
+  }
+}
+
+TEST_CASE("int and float list parameters: converted where TOML is narrower, each element in range") {
+  const std::vector<ParamSpec> schema = {
+      {"ids", ParamType::IntList, std::vector<int64_t>{}, "ids", 0.0, 10.0, {}},
+      {"weights", ParamType::FloatList, std::vector<double>{1.0}, "weights", -1.0, 1.0, {}}};
+  auto given = [](std::map<std::string, ParamValue> values) {
+    std::map<std::string, ConfigValue> out;
+    for (auto& [k, v] : values) out[k] = ConfigValue{v, SourcePos{"t.toml", 3, 1}};
+    return out;
+  };
+  Params p = validate_params(given({{"ids", std::vector<int64_t>{1, 10}}, {"weights", std::vector<int64_t>{0, 1}}}),
+                             schema, "x");
+  CHECK(p.get_int_list("ids") == std::vector<int64_t>{1, 10});
+  CHECK(p.get_float_list("weights") == std::vector<double>{0.0, 1.0});  // integers taken as floats
+  p = validate_params(given({{"ids", std::vector<std::string>{}}, {"weights", std::vector<double>{-0.5}}}), schema, "x");
+  CHECK(p.get_int_list("ids").empty());  // TOML's [] has no element type
+  CHECK(p.get_float_list("weights") == std::vector<double>{-0.5});
+  auto error = [&](std::map<std::string, ParamValue> values) {
+    try {
+      validate_params(given(std::move(values)), schema, "x");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error({{"weights", std::vector<double>{0.5, 1.5}}}) ==
+        "t.toml:3:1: x: weights = [0.5, 1.5] is out of range; expected a number in -1.0..1.0 for each element (weights)");
+  CHECK(error({{"ids", std::vector<double>{1.0}}}) == "t.toml:3:1: x: ids = [1.0] must be of type int list (ids)");
+  CHECK(error({{"ids", int64_t{1}}}) == "t.toml:3:1: x: ids = 1 must be of type int list (ids)");
+}

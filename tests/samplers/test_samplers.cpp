@@ -442,3 +442,79 @@ TEST_CASE("a full chain over awkward logits stays sane") {
     CHECK(c.items[c.selected].id == 99);  // 1e30 stays far above the rest after the penalties
   }
 }
+
+namespace {
+
+// A vocabulary of a few byte strings, enough to spell words across tokens.
+class FakeTokenizer final : public Tokenizer {
+ public:
+  explicit FakeTokenizer(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
+  std::vector<int32_t> encode(std::string_view, bool) const override { return {}; }
+  std::string token_bytes(int32_t id) const override { return pieces_.at(static_cast<size_t>(id)); }
+  std::string decode(std::span<const int32_t>) const override { return ""; }
+  std::string piece(int32_t id) const override { return pieces_.at(static_cast<size_t>(id)); }
+  int32_t n_vocab() const override { return static_cast<int32_t>(pieces_.size()); }
+  int32_t bos() const override { return -1; }
+  int32_t eos() const override { return -1; }
+
+ private:
+  std::vector<std::string> pieces_;
+};
+
+// The ids a filter keeps of the whole vocabulary after `history`.
+std::vector<int32_t> kept(ContentFilter& f, const FakeTokenizer& tok, std::vector<int32_t> history) {
+  Candidates c;
+  for (int32_t i = 0; i < tok.n_vocab(); ++i) c.items.push_back({i, static_cast<float>(i), 0.0f});
+  c.selected = 0;
+  f.apply(c, history);
+  CHECK(c.selected == -1);
+  std::vector<int32_t> ids;
+  for (const Candidate& x : c.items) ids.push_back(x.id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("content filter: strings and expressions judged on the text before a candidate and its bytes") {
+  //                          0     1     2    3    4       5      6   7
+  const FakeTokenizer tok({"Li", "ly", "l", "y", " Lily", "xLi", " ", ""});
+  using Ids = std::vector<int32_t>;
+  SECTION("a banned string: completed across tokens, or inside one; never by what came before alone") {
+    ContentFilter f(&tok, BanList{{"Lily"}, {}, {}, false, 64});
+    CHECK(kept(f, tok, {6}) == Ids{0, 1, 2, 3, 5, 6, 7});       // " Lily" holds it whole
+    CHECK(kept(f, tok, {6, 0}) == Ids{0, 2, 3, 5, 6, 7});       // "Li" + "ly"
+    CHECK(kept(f, tok, {6, 0, 2}) == Ids{0, 1, 2, 5, 6, 7});    // "Lil" + "y"
+    CHECK(kept(f, tok, {4}) == Ids{0, 1, 2, 3, 5, 6, 7});       // "Lily" already written bans nothing more
+  }
+  SECTION("case folded") {
+    ContentFilter f(&tok, BanList{{"LILY"}, {}, {}, true, 64});
+    CHECK(kept(f, tok, {5}) == Ids{0, 2, 3, 5, 6, 7});
+  }
+  SECTION("a regular expression, with the byte before a candidate as context for \\b") {
+    ContentFilter f(&tok, BanList{{}, {"\\bLily\\b"}, {}, false, 64});
+    CHECK(kept(f, tok, {6, 0}) == Ids{0, 2, 3, 5, 6, 7});       // " Li" + "ly"
+    CHECK(kept(f, tok, {5}) == Ids{0, 1, 2, 3, 5, 6, 7});       // "xLi" + "ly": no word starts at that L
+    CHECK(kept(f, tok, {6}) == Ids{0, 1, 2, 3, 5, 6, 7});       // " " + " Lily"
+    CHECK(kept(f, tok, {}) == Ids{0, 1, 2, 3, 5, 6, 7});        // no history: " Lily" alone
+  }
+  SECTION("a match that could still be under way is followed from where it started") {
+    ContentFilter f(&tok, BanList{{}, {"L[il]+y"}, {}, false, 64});
+    CHECK(kept(f, tok, {0, 2, 2, 2}) == Ids{0, 2, 5, 6, 7});        // "Lilll" + "ly" or "y"
+    CHECK(kept(f, tok, {0, 6}) == Ids{0, 1, 2, 3, 5, 6, 7});        // "Li " ends it: only " Lily" banned
+  }
+  SECTION("ids, and what is refused") {
+    ContentFilter f(&tok, BanList{{}, {}, {2, 3}, false, 64});
+    CHECK(kept(f, tok, {}) == Ids{0, 1, 4, 5, 6, 7});
+    ContentFilter ids_only(nullptr, BanList{{}, {}, {1}, false, 64});
+    Candidates c = make({0.0f, 1.0f, 2.0f});
+    ids_only.apply(c, {});
+    CHECK(c.items.size() == 2);
+    CHECK_THROWS_WITH(ContentFilter(nullptr, BanList{{"x"}, {}, {}, false, 64}),
+                      Catch::Contains("ban and ban_regex need the line's tokenizer"));
+    CHECK_THROWS_WITH(ContentFilter(&tok, BanList{{}, {}, {8}, false, 64}),
+                      "ban_ids: token 8 is outside the vocabulary (0..7)");
+    CHECK_THROWS_WITH(ContentFilter(&tok, BanList{{}, {"a("}, {}, false, 64}),
+                      Catch::Contains("ban_regex[0] = \"a(\" is not a valid regular expression (Perl syntax)"));
+    CHECK_THROWS_WITH(ContentFilter(&tok, BanList{{"ok", ""}, {}, {}, false, 64}), Catch::Contains("ban[1] is empty"));
+  }
+}

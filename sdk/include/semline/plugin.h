@@ -2,13 +2,26 @@
 //
 // A plugin is a shared library that exports exactly one symbol, semline_plugin_entry. The host
 // calls it with its own ABI major; the returned descriptor starts with the plugin's ABI major and
-// minor, which the host compares before reading anything else. Fields are only ever appended; each
-// notes the minor that added it, and the host reads a field only when the plugin's minor has it.
+// minor, which the host compares before reading anything else.
 //
-// The ABI covers the layouts of every type in these headers. The major changes when one of them
-// changes incompatibly; a plugin built against another major is refused with a message naming the
-// file and both numbers. Plugins and host must share a C++ standard library (libstdc++, the same
-// _GLIBCXX_USE_CXX11_ABI), since entries carry std::string, std::vector and std::function.
+// The ABI rules. The ABI is the layout of every type in these headers and every virtual table of
+// their classes, as the plugin and the host each compiled them.
+//   - The major changes with any change a plugin built against the old headers would misread:
+//     a virtual function added, removed, reordered or changed (even one with a default body); a
+//     field added, removed, reordered or retyped in a type that crosses the boundary by value or
+//     inside another type or container (StageEntry, ParamSpec, Candidate, Batch, HParams, ...);
+//     an enumerator renumbered; a function's meaning changed. A host refuses every plugin of
+//     another major.
+//   - The minor changes only when a field is appended to the end of a type the other side reaches
+//     through a pointer or reference alone and never copies or puts in an array (this descriptor;
+//     StageContext, which the host makes and plugins read). The field's comment names the minor
+//     that added it. The host reads an appended field of a plugin's object only when the plugin's
+//     minor has it. A plugin built against a newer minor than the host's may read fields the host
+//     never wrote, so the host refuses it; an older minor is accepted.
+//   Anything else (a new free inline function, a new enumerator at the end that old plugins never
+//   meet, documentation) changes neither.
+// Plugins and host must share a C++ standard library (libstdc++, the same _GLIBCXX_USE_CXX11_ABI),
+// since entries carry std::string, std::vector and std::function.
 //
 //   #include <semline/plugin.h>
 //   static void register_all(semline::Registry& r) { r.add_stage({...}); }
@@ -20,13 +33,15 @@
 
 #include "semline/registry.h"
 
-#define SEMLINE_ABI_MAJOR 1u
+// 2.0: StageContext::tokenizer, int and float list parameters, guarded plugin objects (see
+// docs/plugin-authoring.md, "ABI history").
+#define SEMLINE_ABI_MAJOR 2u
 #define SEMLINE_ABI_MINOR 0u
 
 extern "C" {
 
 struct semline_plugin_info {
-  // -- ABI 1.0 --
+  // -- ABI 2.0 --
   uint32_t abi_major;        // must stay the first field
   uint32_t abi_minor;
   const char* name;          // unique among plugins, e.g. "cpu"
@@ -38,7 +53,7 @@ struct semline_plugin_info {
 }  // extern "C"
 
 static_assert(offsetof(semline_plugin_info, abi_major) == 0, "abi_major must come first");
-static_assert(sizeof(semline_plugin_info) == 8 + 4 * sizeof(void*), "ABI 1.0 descriptor layout");
+static_assert(sizeof(semline_plugin_info) == 8 + 4 * sizeof(void*), "ABI 2.0 descriptor layout");
 
 #define SEMLINE_PLUGIN_ENTRY_SYMBOL "semline_plugin_entry"
 

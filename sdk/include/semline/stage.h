@@ -92,6 +92,10 @@ struct Step {
 //   ffn:       out[n_tokens, n_embd] += ffn(in)              (adds: the residual connection)
 //   head:      out[n_outputs, n_vocab] = logits(in rows batch.output_rows)
 // Tensors are F32, contiguous, on the stage's backend. forward enqueues on step.stream.
+// The engine calls a stage from one thread at a time and never runs two steps of one line at
+// once, so a stage may keep per-step scratch in members. in and out never alias: the line passes
+// the normed rows x as in and the residual stream h as out (the embedding gets h as both and
+// reads only the batch). A stage that threw may be called again with the next step.
 class Stage {
  public:
   virtual ~Stage() = default;
@@ -128,13 +132,26 @@ struct Candidate {
   float p;  // probability, valid after a sampler that normalises (softmax)
 };
 
-// The working set of a sampler chain: filtered, rescaled and finally one selected.
+// The working set of a sampler chain, passed from member to member in the chain's order.
+//   Start: one item per vocabulary entry, in id order (items[i].id == i), logit from the model,
+//   p = 0, sorted = false, selected = -1.
+//   items: a member may reorder, rescale (logit), drop, or set p; it must never add an id twice
+//   nor an id outside the vocabulary. It must not leave the set empty: a member that would (every
+//   candidate banned, say) is reported by the host, naming its key and plugin, and the step fails.
+//   sorted: true only when items are in descending logit order (NaN last, equal logits by lower
+//   id); a member that changes logits or order without keeping that order sets it false.
+//   p: valid only right after a member that normalises (top_p and draw take a softmax over the
+//   current logits); a member that changes logits or drops items leaves it stale.
+//   selected: the index in items of the chosen token, set by a selecting member (greedy, draw);
+//   a member that changes items sets it back to -1. The chain must end with selected in range.
 struct Candidates {
   std::vector<Candidate> items;
   bool sorted = false;      // items in descending logit order
   int32_t selected = -1;    // index into items once a selecting sampler ran
 };
 
+// One member of a sampler chain. A sampler belongs to one sequence (the engine makes one chain
+// per sequence it generates), so it may keep state between steps: reset() starts it over.
 class Sampler {
  public:
   virtual ~Sampler() = default;
@@ -149,6 +166,8 @@ class Sampler {
 enum class LogLevel { Trace, Debug, Info, Warn, Error };
 using LogFn = std::function<void(LogLevel, std::string_view)>;
 
+// What a factory gets. The host makes it and plugins read it through this reference: fields are
+// appended only (each naming the minor that added it), see plugin.h.
 struct StageContext {
   Backend* backend = nullptr;    // null for host stations (tokenizer, sampler)
   const ModelView* model = nullptr;
@@ -159,6 +178,9 @@ struct StageContext {
   Params params;                 // validated against the entry's schema, defaults filled in
   int32_t max_batch_tokens = 0;  // the most tokens a step will carry (size scratch with it)
   LogFn log;
+  // Samplers: the line's tokenizer (token_bytes gives a candidate's text), alive as long as the
+  // sampler. Null for every other station.
+  const Tokenizer* tokenizer = nullptr;
 
   // The weight bound to a role, made usable by the backend. Throws naming the role and tensor.
   Tensor weight(std::string_view role) const {
