@@ -151,33 +151,35 @@ void drop_undeclared_params(Config& c, const std::string& stage, const StageRegi
 
 void build(Variant& v, const Plugins& plugins, int context) {
   if (v.config.runtime.context < context) v.config.runtime.context = context;
+  // Every repetition feeds the same prompt: a cached prefix would time the cache, not the line.
+  v.config.kv_cache.prefix_caching = false;
+  v.config.runtime.max_seqs = 1;
   v.model = open_model(v.config.model.path);
   v.graph = build_graph(v.config, *v.model, plugins.registry);
   v.pipeline = std::make_unique<Pipeline>(v.graph, *v.model, plugins.registry, pipeline_options(v.config));
 }
 
-// One prefill of n_prompt tokens and a decode of n_gen tokens, greedy, timed step by step.
+// One request through the engine with the variant's chain: the prompt's prefill and first token,
+// then n_gen more tokens, each a step of its own.
 void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
-  Pipeline& p = *v.pipeline;
-  const int32_t seq = p.kv().new_sequence();
-  Candidates cand;
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
-  auto t0 = clock_type::now();
-  std::span<const float> logits = prefill(p, seq, prompt);
-  auto t_pp = clock_type::now();
-  int32_t tok = sample(p.samplers(), logits, history, cand);
-  auto t_first = clock_type::now();
-  for (int i = 0; i < n_gen; ++i) {
-    history.push_back(tok);
-    logits = prefill(p, seq, std::span<const int32_t>(&tok, 1));
-    tok = sample(p.samplers(), logits, history, cand);
-  }
-  auto t_end = clock_type::now();
-  p.kv().free_sequence(seq);
-  const double pp_s = std::chrono::duration<double>(t_pp - t0).count();
-  const double tg_s = std::chrono::duration<double>(t_end - t_first).count();
+  Engine engine(*v.pipeline, EngineOptions{1});
+  RequestOptions r;
+  r.prompt = prompt;
+  r.max_tokens = n_gen + 1;
+  r.ignore_eos = true;
+  ChoiceStats stats;
+  std::string error;
+  const auto t0 = clock_type::now();
+  engine.submit(std::move(r), [&](const Update& u) {
+    if (u.finish == FinishReason::Error) error = u.error;
+    if (u.stats) stats = *u.stats;
+  });
+  engine.run();
+  if (!error.empty()) throw Error("variant " + v.name + ": " + error);
+  const double pp_s = std::chrono::duration<double>(stats.first_token - t0).count();
+  const double tg_s = std::chrono::duration<double>(stats.finished - stats.first_token).count();
   v.pp_tps.push_back(prompt.size() / pp_s);
-  v.ttft_ms.push_back(std::chrono::duration<double, std::milli>(t_first - t0).count());
+  v.ttft_ms.push_back(pp_s * 1e3);
   if (n_gen > 0) {
     v.tg_tps.push_back(n_gen / tg_s);
     v.itl_ms.push_back(tg_s * 1e3 / n_gen);

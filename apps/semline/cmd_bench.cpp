@@ -166,6 +166,8 @@ void bench(const BenchOpts& o) {
     const int longest = std::max(*std::max_element(o.n_prompt.begin(), o.n_prompt.end()),
                                  *std::max_element(o.n_gen.begin(), o.n_gen.end()));
     if (c.runtime.context == 0 || c.runtime.context < longest) c.runtime.context = std::max(longest, 16);
+    c.runtime.max_seqs = 1;  // one sequence at a time, as llama-bench measures
+    c.kv_cache.prefix_caching = false;
     auto plugins = load_plugins(c.runtime.plugin_paths, c.runtime.prefer);
     auto model = open_model(c.model.path);
     PipelineGraph g = build_graph(c, *model, plugins->registry);

@@ -26,85 +26,38 @@ struct RunOpts {
   bool greedy = false;
 };
 
-// The usual sampling chain (llama.cpp's order), used when sampler flags are given and the config's
-// chain lacks a member they set.
-const std::vector<std::string> kSamplingChain = {"repetition_penalty", "frequency_penalty", "presence_penalty", "top_k",
-                                                 "top_p", "min_p", "temperature", "draw"};
-const std::vector<std::string> kPenalties = {"repetition_penalty", "frequency_penalty", "presence_penalty"};
-
-// One sampler flag: the parameter it sets and the chain members that read it.
-struct SamplerFlag {
-  const char* flag;
-  std::string param, value;
-  std::vector<std::string> members;
-};
-
 std::string chain_text(const std::vector<std::string>& chain) {
   std::string s = "[";
   for (size_t i = 0; i < chain.size(); ++i) s += (i ? ", \"" : "\"") + chain[i] + "\"";
   return s + "]";
 }
 
-bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
-
-// Sampler flags on top of the config, as llama.cpp reads them. --greedy and --temp 0 mean greedy
-// (penalties given as flags still apply before it). Other flags sample: with the config's chain
-// when it has every member they set, else with the sampling chain. Members of the config's chain
-// that neither chain has (a content filter, say) stay, in front.
-void apply_sampler_flags(const RunOpts& o, Config& c) {
-  std::vector<SamplerFlag> flags;
-  auto add = [&](const char* flag, const char* param, const auto& v, std::vector<std::string> members) {
-    if (v) flags.push_back({flag, param, std::to_string(*v), std::move(members)});
-  };
-  add("--temp", "temperature", o.temp, {"temperature"});
-  add("--top-k", "top_k", o.top_k, {"top_k"});
-  add("--top-p", "top_p", o.top_p, {"top_p"});
-  add("--min-p", "min_p", o.min_p, {"min_p"});
-  add("--seed", "seed", o.seed, {"draw"});
-  add("--repeat-penalty", "repeat_penalty", o.repeat_penalty, {"repetition_penalty"});
-  add("--frequency-penalty", "frequency_penalty", o.frequency_penalty, {"frequency_penalty"});
-  add("--presence-penalty", "presence_penalty", o.presence_penalty, {"presence_penalty"});
-  add("--repeat-last-n", "repeat_last_n", o.repeat_last_n, kPenalties);
-  const bool greedy = o.greedy || (o.temp && *o.temp == 0);
-  if (flags.empty() && !greedy) return;
-
-  StageChoice& sampler = c.stages["sampler"];
-  std::vector<std::string> configured;
-  if (auto it = sampler.params.find("chain"); it != sampler.params.end())
-    if (const auto* l = std::get_if<std::vector<std::string>>(&it->second.value)) configured = *l;
-  std::vector<std::string> chain;  // the config's own filters first
-  for (const std::string& m : configured)
-    if (m != "greedy" && m != "draw" && !contains(kSamplingChain, m)) chain.push_back(m);
-  auto sets_member_of = [](const SamplerFlag& f, const std::vector<std::string>& members) {
-    return std::any_of(f.members.begin(), f.members.end(), [&](const std::string& m) { return contains(members, m); });
-  };
-
-  if (greedy) {
-    for (const std::string& p : kPenalties)
-      for (const SamplerFlag& f : flags)
-        if (f.members == std::vector<std::string>{p}) chain.push_back(p);
-    chain.push_back("greedy");
-    std::erase_if(flags, [&](const SamplerFlag& f) {
-      if (sets_member_of(f, chain)) return false;
-      if (f.param != "temperature")
-        spdlog::warn("{}: ignored, {} means greedy", f.flag, o.greedy ? "--greedy" : "--temp 0");
-      return true;
-    });
-  } else {
-    const bool covered = !configured.empty() && std::all_of(flags.begin(), flags.end(), [&](const SamplerFlag& f) {
-      return sets_member_of(f, configured);
-    });
-    if (covered) {
-      chain = configured;
-    } else {
-      chain.insert(chain.end(), kSamplingChain.begin(), kSamplingChain.end());
-      if (!configured.empty())
-        spdlog::info("{}: the config's sampler chain {} lacks what the flags set; sampling with {}",
-                     c.file.empty() ? "config" : c.file.string(), chain_text(configured), chain_text(chain));
-    }
+// The sampler flags as a request's sampling parameters; the engine's rules choose the chain
+// (core/engine/sampling.h). What greedy makes of the flags, and a chain the flags change, are said.
+SamplingParams sampling_of(const RunOpts& o) {
+  SamplingParams p;
+  p.greedy = o.greedy;
+  p.temperature = o.temp;
+  p.top_k = o.top_k;
+  p.top_p = o.top_p;
+  p.min_p = o.min_p;
+  p.repeat_penalty = o.repeat_penalty;
+  p.frequency_penalty = o.frequency_penalty;
+  p.presence_penalty = o.presence_penalty;
+  p.repeat_last_n = o.repeat_last_n;
+  p.seed = o.seed;
+  if (o.greedy || (o.temp && *o.temp == 0)) {
+    const char* why = o.greedy ? "--greedy" : "--temp 0";
+    auto ignore = [&](const char* flag, bool given) {
+      if (given) spdlog::warn("{}: ignored, {} means greedy", flag, why);
+    };
+    ignore("--temp", o.greedy && o.temp.has_value());
+    ignore("--top-k", o.top_k.has_value());
+    ignore("--top-p", o.top_p.has_value());
+    ignore("--min-p", o.min_p.has_value());
+    ignore("--seed", o.seed.has_value());
   }
-  apply_override(c, "stages.sampler.chain=" + chain_text(chain));
-  for (const SamplerFlag& f : flags) apply_override(c, "stages.sampler." + f.param + "=" + f.value);
+  return p;
 }
 
 }  // namespace
@@ -130,13 +83,23 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-s,--seed", o->seed, "Seed of the random draw");
   cmd->callback([o] {
     Config c = make_config(o->line);
-    apply_sampler_flags(*o, c);
     auto plugins = load_plugins(c.runtime.plugin_paths, c.runtime.prefer);
     auto model = open_model(c.model.path);
     PipelineGraph g = build_graph(c, *model, plugins->registry);
     Pipeline p(g, *model, plugins->registry, pipeline_options(c));
     std::vector<int32_t> prompt = p.tokenizer().encode(o->prompt, !o->no_bos);
+    const SamplingParams sampling = sampling_of(*o);
+    {
+      const SamplerFactory chains(p.graph(), p.registry(), p.tokenizer());
+      std::vector<std::string> configured;
+      for (const GraphNode& n : g.sampler_chain) configured.push_back(n.impl->entry.variant);
+      const std::vector<std::string> chain = chains.chain_for(sampling);
+      if (chain != configured && chain.back() == "draw")
+        spdlog::info("{}: the config's sampler chain {} lacks what the flags set; sampling with {}",
+                     o->line.config.empty() ? "config" : o->line.config, chain_text(configured), chain_text(chain));
+    }
     GenerateOptions go;
+    go.sampling = sampling;
     go.max_tokens = o->n;
     go.stop = o->stop;
     go.stop_at_eos = !o->ignore_eos;

@@ -59,6 +59,7 @@ struct Config {
     // "kind.variant.backend" -> the plugin that wins when several register that key
     std::map<std::string, std::string> prefer;
     int max_batch_tokens = 512;
+    int max_seqs = 16;  // sequences generated at once (continuous batching)
     int context = 0;  // tokens per sequence; 0: the model's
   } runtime;
   // Keys: tokenizer, embedding, norm, attention, ffn, head, sampler, or the name of a station of
@@ -72,6 +73,9 @@ struct Config {
   struct {
     int block_tokens = 16;
     std::string dtype = "f32";  // "f32" | "f16"
+    int size_mib = 0;           // the pool in MiB; 0: from blocks, else max_seqs x context
+    int blocks = 0;             // the pool in blocks; 0: see size_mib
+    bool prefix_caching = true; // full blocks of a computed prefix are reused by later sequences
     SourcePos pos;              // the [kv_cache] table
   } kv_cache;
 };

@@ -27,6 +27,9 @@ constexpr int64_t kMaxThreads = 1024;
 constexpr int64_t kMaxContext = int64_t{1} << 24;
 constexpr int64_t kMaxBatchTokens = 65536;
 constexpr int64_t kMaxBlockTokens = 4096;
+constexpr int64_t kMaxSeqs = 4096;
+constexpr int64_t kMaxCacheMib = int64_t{1} << 24;  // 16 TiB
+constexpr int64_t kMaxCacheBlocks = int64_t{1} << 30;
 
 // ---------------------------------------------------------------------------------------------
 // Describing keys and values in messages
@@ -290,7 +293,7 @@ void merge_prefer(Config& c, const std::string& prefix, const toml::table& t, co
 }
 
 void merge_runtime(Config& c, const toml::table& t, const Reader& r) {
-  static const Names keys = {"backend", "threads", "plugin_paths", "max_batch_tokens", "context", "prefer"};
+  static const Names keys = {"backend", "threads", "plugin_paths", "max_batch_tokens", "max_seqs", "context", "prefer"};
   for (auto&& [k, v] : t) {
     const std::string key = sub_key("runtime", k.str());
     if (k.str() == "backend") {
@@ -304,6 +307,8 @@ void merge_runtime(Config& c, const toml::table& t, const Reader& r) {
         c.runtime.plugin_paths.push_back(r.resolve(p));
     } else if (k.str() == "max_batch_tokens") {
       c.runtime.max_batch_tokens = r.integer(key, v, 1, kMaxBatchTokens);
+    } else if (k.str() == "max_seqs") {
+      c.runtime.max_seqs = r.integer(key, v, 1, kMaxSeqs);
     } else if (k.str() == "context") {
       c.runtime.context = r.integer(key, v, 0, kMaxContext);
     } else if (k.str() == "prefer") {
@@ -475,8 +480,16 @@ void merge_kv_cache(Config& c, const toml::table& t, const Reader& r) {
       std::string d = r.string(key, v);
       if (!contains(dtypes, d)) r.bad_value(key, v, "expected \"f32\" or \"f16\"" + did_you_mean(d, dtypes));
       c.kv_cache.dtype = d;
+    } else if (k.str() == "size_mib") {
+      c.kv_cache.size_mib = r.integer(key, v, 1, kMaxCacheMib);
+    } else if (k.str() == "blocks") {
+      c.kv_cache.blocks = r.integer(key, v, 1, kMaxCacheBlocks);
+    } else if (k.str() == "prefix_caching") {
+      auto b = v.as_boolean();
+      if (!b) r.bad_value(key, v, "expected true or false, got " + kind_of(v));
+      c.kv_cache.prefix_caching = b->get();
     } else {
-      r.unknown_key(k, "[kv_cache]", {"block_tokens", "dtype"});
+      r.unknown_key(k, "[kv_cache]", {"block_tokens", "dtype", "size_mib", "blocks", "prefix_caching"});
     }
   }
 }

@@ -1,23 +1,8 @@
 #include "core/engine/generator.h"
 
-#include <chrono>
 #include <numeric>
 
-#include "core/engine/text_stream.h"
-
 namespace semline {
-
-int32_t sample(std::vector<std::unique_ptr<Sampler>>& chain, std::span<const float> logits,
-               std::span<const int32_t> history, Candidates& c) {
-  c.items.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) c.items[i] = Candidate{static_cast<int32_t>(i), logits[i], 0.0f};
-  c.sorted = false;
-  c.selected = -1;
-  for (auto& s : chain) s->apply(c, history);
-  if (c.selected < 0 || c.selected >= static_cast<int32_t>(c.items.size()))
-    throw Error("the sampler chain selected no token: end it with 'greedy' or 'draw'");
-  return c.items[c.selected].id;
-}
 
 std::span<const float> prefill(Pipeline& p, int32_t seq, std::span<const int32_t> tokens) {
   std::span<const float> logits;
@@ -40,63 +25,46 @@ std::span<const float> prefill(Pipeline& p, int32_t seq, std::span<const int32_t
     b.n_outputs = final_chunk ? 1 : 0;
     b.output_rows = &last;
     logits = p.forward(b);
-    p.kv().advance(seq, n);
+    p.kv().advance(seq, tokens.subspan(start, static_cast<size_t>(n)));
   }
   return logits;
 }
 
 GenerateResult generate(Pipeline& p, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                         const std::function<void(std::string_view)>& on_text) {
-  using clock = std::chrono::steady_clock;
-  if (prompt.empty()) throw Error("the prompt is empty: nothing to continue from");
-  GenerateResult r;
-  r.n_prompt = static_cast<int32_t>(prompt.size());
-  const int32_t seq = p.kv().new_sequence();
-  struct Release {
-    Pipeline& p;
-    int32_t seq;
-    ~Release() { p.kv().free_sequence(seq); }
-  } release{p, seq};
-  for (auto& s : p.samplers()) s->reset();
-
-  const auto t0 = clock::now();
-  std::span<const float> logits = prefill(p, seq, prompt);
-  const auto t_prefill = clock::now();
-  r.prompt_seconds = std::chrono::duration<double>(t_prefill - t0).count();
-
-  std::vector<int32_t> history = prompt;
-  TextStream text(opt.stop);
-  Candidates cand;
-  const int32_t eos = p.tokenizer().eos();
-  clock::time_point t_first;
-  r.stop_reason = "length";
-  for (int32_t i = 0; i < opt.max_tokens; ++i) {
-    const int32_t tok = sample(p.samplers(), logits, history, cand);
-    if (i == 0) {
-      t_first = clock::now();
-      r.ttft_seconds = std::chrono::duration<double>(t_first - t0).count();
+  Engine engine(p, EngineOptions{1});
+  RequestOptions r;
+  r.prompt = prompt;
+  r.sampling = opt.sampling;
+  r.max_tokens = opt.max_tokens;
+  r.stop = opt.stop;
+  r.ignore_eos = !opt.stop_at_eos;
+  GenerateResult out;
+  out.n_prompt = static_cast<int32_t>(prompt.size());
+  const auto t0 = Clock::now();
+  FinishReason finish = FinishReason::None;
+  std::string error;
+  ChoiceStats stats;
+  engine.submit(std::move(r), [&](const Update& u) {
+    out.tokens.insert(out.tokens.end(), u.tokens.begin(), u.tokens.end());
+    out.text += u.text;
+    if (on_text && !u.text.empty()) on_text(u.text);
+    if (u.finish != FinishReason::None) {
+      finish = u.finish;
+      error = u.error;
+      stats = *u.stats;
     }
-    if (opt.stop_at_eos && tok == eos) {
-      r.stop_reason = "eos";
-      break;
-    }
-    r.tokens.push_back(tok);
-    history.push_back(tok);
-    std::string out = text.push(p.tokenizer().token_bytes(tok));
-    r.text += out;
-    if (on_text && !out.empty()) on_text(out);
-    if (text.stopped()) {
-      r.stop_reason = "stop string";
-      break;
-    }
-    if (i + 1 == opt.max_tokens) break;
-    logits = prefill(p, seq, std::span<const int32_t>(&tok, 1));
+  });
+  engine.run();
+  if (finish == FinishReason::Error) throw Error(error);
+  out.stop_reason = finish_reason_name(finish);
+  auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  if (stats.first_token != Clock::time_point{}) {
+    out.prompt_seconds = seconds(t0, stats.first_token);
+    out.ttft_seconds = out.prompt_seconds;
+    out.gen_seconds = seconds(stats.first_token, stats.finished);
   }
-  std::string rest = text.finish();
-  r.text += rest;
-  if (on_text && !rest.empty()) on_text(rest);
-  if (!r.tokens.empty()) r.gen_seconds = std::chrono::duration<double>(clock::now() - t_first).count();
-  return r;
+  return out;
 }
 
 }  // namespace semline

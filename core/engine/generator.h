@@ -1,12 +1,12 @@
-// The generation loop: prefill the prompt in chunks, then sample and decode token by token until
-// eos, a stop string or the length limit. One sequence; the batch API underneath takes many.
+// One prompt, one choice, start to end: the engine with a single request, and the one-sequence
+// prefill the benches and tests use to drive the line directly.
 #pragma once
 
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "core/engine/pipeline.h"
+#include "core/engine/engine.h"
 
 namespace semline {
 
@@ -14,6 +14,7 @@ struct GenerateOptions {
   int32_t max_tokens = 128;
   std::vector<std::string> stop;  // stop strings (not printed)
   bool stop_at_eos = true;
+  SamplingParams sampling;        // unset: the config's chain as it is
 };
 
 struct GenerateResult {
@@ -30,13 +31,10 @@ struct GenerateResult {
   }
 };
 
-// on_text receives printable text as it is produced.
+// Generates through an engine of its own over the line; on_text receives printable text as it is
+// produced. Throws what the request or the line reports.
 GenerateResult generate(Pipeline& p, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                         const std::function<void(std::string_view)>& on_text = {});
-
-// Runs the sampler chain over one row of logits; history is the sequence so far.
-int32_t sample(std::vector<std::unique_ptr<Sampler>>& chain, std::span<const float> logits,
-               std::span<const int32_t> history, Candidates& scratch);
 
 // Feeds tokens of sequence `seq` through the line in chunks; returns the logits of the last token
 // (valid until the next forward).

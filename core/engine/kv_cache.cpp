@@ -1,17 +1,37 @@
 #include "core/engine/kv_cache.h"
 
 #include <algorithm>
+#include <fstream>
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 #include <semline/error.h>
 
 namespace semline {
+namespace {
+
+// MemAvailable from /proc/meminfo, in bytes; 0 when it cannot be read.
+int64_t memory_available() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (f >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;
+}
+
+}  // namespace
 
 KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_backends, int64_t n_head_kv,
                  int64_t head_dim)
     : opt_(opt) {
   if (opt.block_tokens <= 0 || opt.context <= 0 || opt.max_seqs <= 0 || opt.window < 0 || opt.max_step_tokens <= 0)
     throw Error("kv cache: block_tokens, context, max_seqs and max_step_tokens must be > 0, window >= 0");
+  const Tensor one = make_tensor(opt.dtype, {head_dim, n_head_kv, opt.block_tokens, 1});
+  block_bytes_ = static_cast<size_t>(one.nb[3]) * 2 * layer_backends.size();
+
   int64_t blocks_per_seq = (opt.context + opt.block_tokens - 1) / opt.block_tokens;
   if (opt.window > 0) {
     // A step reads back window - 1 positions and adds up to max_step_tokens: that span touches
@@ -19,8 +39,26 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
     const int64_t span = static_cast<int64_t>(opt.window) - 1 + opt.max_step_tokens;
     blocks_per_seq = std::min(blocks_per_seq, (span + opt.block_tokens - 1) / opt.block_tokens + 1);
   }
-  const int64_t n_blocks = blocks_per_seq * opt.max_seqs;
-  n_blocks_ = n_blocks;
+  int64_t n_blocks = opt.n_blocks;
+  if (n_blocks <= 0 && opt.size_bytes > 0) {
+    n_blocks = opt.size_bytes / static_cast<int64_t>(block_bytes_);
+    if (n_blocks < 1)
+      throw Error("kv_cache.size_mib: " + std::to_string(opt.size_bytes >> 20) + " MiB holds no block of " +
+                  std::to_string(opt.block_tokens) + " positions (" + std::to_string(block_bytes_) + " bytes)");
+  }
+  if (n_blocks <= 0) {
+    n_blocks = blocks_per_seq * opt.max_seqs;
+    const int64_t cap = memory_available() / 2 / static_cast<int64_t>(block_bytes_);
+    if (cap > 0 && n_blocks > cap) {
+      n_blocks = std::max(cap, blocks_per_seq);
+      spdlog::info("kv cache: {} sequences of {} tokens would take more than half the free memory; {} blocks of {} "
+                   "(set kv_cache.size_mib or kv_cache.blocks to choose)",
+                   opt.max_seqs, opt.context, n_blocks, opt.block_tokens);
+    }
+  }
+  opt_.n_blocks = n_blocks;
+  blocks_ = std::make_unique<BlockManager>(
+      BlockManagerOptions{opt.block_tokens, n_blocks, opt.window, opt.prefix_caching});
   for (Backend* b : layer_backends) {
     KvLayer l;
     l.block_tokens = opt.block_tokens;
@@ -34,74 +72,25 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
     }
     layers_.push_back(l);
   }
-  for (int64_t i = n_blocks - 1; i >= 0; --i) free_.push_back(static_cast<int32_t>(i));
-}
-
-int32_t KvCache::new_sequence() {
-  for (size_t i = 0; i < seqs_.size(); ++i)
-    if (!seqs_[i].live) {
-      seqs_[i] = Seq{true, 0, {}, 0};
-      return static_cast<int32_t>(i);
-    }
-  if (static_cast<int32_t>(seqs_.size()) >= opt_.max_seqs)
-    throw Error("kv cache: all " + std::to_string(opt_.max_seqs) + " sequence slots are in use");
-  seqs_.push_back(Seq{true, 0, {}, 0});
-  return static_cast<int32_t>(seqs_.size() - 1);
-}
-
-void KvCache::free_sequence(int32_t seq) {
-  Seq& s = seqs_.at(seq);
-  for (int32_t b : s.blocks)
-    if (b >= 0) free_.push_back(b);
-  s = Seq{};
-}
-
-void KvCache::release_before(int32_t seq, int32_t first_needed) {
-  Seq& s = seqs_.at(seq);
-  const int64_t whole = first_needed / opt_.block_tokens;  // blocks entirely below first_needed
-  for (; s.released < whole && s.released < static_cast<int32_t>(s.blocks.size()); ++s.released) {
-    free_.push_back(s.blocks[s.released]);
-    s.blocks[s.released] = -1;
-  }
-}
-
-int32_t KvCache::used_blocks(int32_t seq) const {
-  const Seq& s = seqs_.at(seq);
-  return static_cast<int32_t>(s.blocks.size()) - s.released;
 }
 
 void KvCache::reserve(int32_t seq, int32_t n_tokens) {
-  Seq& s = seqs_.at(seq);
-  const int64_t need = static_cast<int64_t>(s.n_past) + n_tokens;
+  const int64_t need = static_cast<int64_t>(n_past(seq)) + n_tokens;
   if (need > opt_.context)
     throw Error("context full: the sequence would hold " + std::to_string(need) + " tokens, the context is " +
                 std::to_string(opt_.context) + " (set runtime.context or shorten the prompt)");
-  while (static_cast<int64_t>(s.blocks.size()) * opt_.block_tokens < need) {
-    if (free_.empty())
-      throw Error("kv cache: no free blocks left for " + std::to_string(n_tokens) + " more tokens (the pool holds " +
-                  std::to_string(n_blocks_) + " blocks of " + std::to_string(opt_.block_tokens) + " positions for " +
-                  std::to_string(opt_.max_seqs) + " sequence(s)" +
-                  (opt_.window > 0 ? ", sized for a window of " + std::to_string(opt_.window) + " and steps of " +
-                                         std::to_string(opt_.max_step_tokens) + " tokens"
-                                   : std::string()) +
-                  ")");
-    s.blocks.push_back(free_.back());
-    free_.pop_back();
-  }
+  if (!blocks_->try_reserve(seq, n_tokens))
+    throw Error("kv cache: no free blocks left for " + std::to_string(n_tokens) + " more tokens (the pool holds " +
+                std::to_string(opt_.n_blocks) + " blocks of " + std::to_string(opt_.block_tokens) + " positions" +
+                (opt_.window > 0 ? ", sized for a window of " + std::to_string(opt_.window) + " and steps of " +
+                                       std::to_string(opt_.max_step_tokens) + " tokens"
+                                 : std::string()) +
+                "; set kv_cache.size_mib or kv_cache.blocks for more)");
 }
 
-void KvCache::advance(int32_t seq, int32_t n_tokens) {
-  Seq& s = seqs_.at(seq);
-  s.n_past += n_tokens;
-  // The next query sits at position n_past and reads from n_past - window + 1 on.
-  if (opt_.window > 0) release_before(seq, s.n_past - opt_.window + 1);
+int32_t KvCache::used_blocks(int32_t seq) const {
+  const SeqView v = view(seq);
+  return static_cast<int32_t>(std::count_if(v.blocks, v.blocks + v.n_blocks, [](int32_t b) { return b >= 0; }));
 }
-
-SeqView KvCache::view(int32_t seq) const {
-  const Seq& s = seqs_.at(seq);
-  return SeqView{s.n_past, s.blocks.data(), static_cast<int32_t>(s.blocks.size())};
-}
-
-int32_t KvCache::n_past(int32_t seq) const { return seqs_.at(seq).n_past; }
 
 }  // namespace semline

@@ -31,6 +31,10 @@ PipelineOptions pipeline_options(const Config& config) {
   o.kv.block_tokens = config.kv_cache.block_tokens;
   o.kv.dtype = config.kv_cache.dtype == "f16" ? DType::F16 : DType::F32;
   o.kv.context = config.runtime.context;
+  o.kv.max_seqs = config.runtime.max_seqs;
+  o.kv.n_blocks = config.kv_cache.blocks;
+  o.kv.size_bytes = static_cast<int64_t>(config.kv_cache.size_mib) << 20;
+  o.kv.prefix_caching = config.kv_cache.prefix_caching;
   o.backend_params = config.backends;
   return o;
 }
@@ -70,7 +74,7 @@ struct Pipeline::Activations {
 
 Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const StageRegistry& registry,
                    const PipelineOptions& options)
-    : graph_(graph), max_batch_(options.max_batch_tokens) {
+    : graph_(graph), registry_(registry), max_batch_(options.max_batch_tokens) {
   for (const std::string& name : graph_.backends) {
     const RegisteredBackend* rb = registry.find_backend(name);
     if (!rb) throw Error("backend '" + name + "' is not registered");
@@ -113,12 +117,6 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   };
 
   tokenizer_ = make_tokenizer(graph_.tokenizer, model);
-  for (const GraphNode& s : graph_.sampler_chain)
-    samplers_.push_back(guarded(s, [&] {
-      StageContext ctx = context_for(s, nullptr);
-      ctx.tokenizer = tokenizer_.get();
-      return s.impl->entry.make_sampler(ctx);
-    }));
 
   std::vector<const GraphNode*> line = {&graph_.embedding};
   for (const auto& block : graph_.blocks)

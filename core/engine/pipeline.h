@@ -40,8 +40,9 @@ class Pipeline {
   const PipelineGraph& graph() const { return graph_; }
   const HParams& hp() const { return graph_.hp; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
-  std::vector<std::unique_ptr<Sampler>>& samplers() { return samplers_; }
+  const StageRegistry& registry() const { return registry_; }
   KvCache& kv() { return *kv_; }
+  const KvCache& kv() const { return *kv_; }
   int32_t max_batch_tokens() const { return max_batch_; }
 
   // Runs one step. Returns logits [batch.n_outputs][n_vocab], valid until the next call.
@@ -60,10 +61,10 @@ class Pipeline {
   void run(Station& s, const Tensor& in, const Tensor& out, const Step& step);
 
   PipelineGraph graph_;
+  const StageRegistry& registry_;
   int32_t max_batch_;
   std::map<std::string, std::unique_ptr<Backend>> backends_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::vector<std::unique_ptr<Sampler>> samplers_;
   std::vector<Station> stations_;  // line order: embedding, blocks (norm, op)..., output norm, head
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<Activations> act_;

@@ -67,7 +67,7 @@ QualityResult score_text(Pipeline& p, std::span<const int32_t> text, const Quali
       b.n_outputs = static_cast<int32_t>(rows.size());
       b.output_rows = rows.data();
       std::span<const float> logits = p.forward(b);
-      p.kv().advance(seq_id, n);
+      p.kv().advance(seq_id, std::span<const int32_t>(window).subspan(chunk, static_cast<size_t>(n)));
       for (size_t k = 0; k < rows.size(); ++k) {
         const size_t at = chunk + rows[k];
         log_softmax(logits.subspan(k * n_vocab, n_vocab), lp);

@@ -93,6 +93,20 @@ std::vector<StageEntry> sampler_entries() {
     };
     entries.push_back(std::move(e));
   }
+  {
+    StageEntry e = entry(
+        "logit_bias", "adds a bias to the logits of chosen tokens (OpenAI's logit_bias)",
+        {ParamSpec{"logit_bias_ids", ParamType::IntList, std::vector<int64_t>{}, "the token ids to bias", 0.0, {}, {}},
+         ParamSpec{"logit_bias_values", ParamType::FloatList, std::vector<double>{},
+                   "one bias per id, added to its logit (-100 all but bans it)", -100.0, 100.0, {}}},
+        {});
+    e.make_sampler = [](const StageContext& ctx) {
+      return std::make_unique<LogitBias>(ctx.params.get_int_list("logit_bias_ids"),
+                                         ctx.params.get_float_list("logit_bias_values"),
+                                         ctx.tokenizer ? ctx.tokenizer->n_vocab() : 0);
+    };
+    entries.push_back(std::move(e));
+  }
   entries.push_back(entry(
       "draw", "draws one candidate from the softmax of the remaining logits, seeded",
       {int_param("seed", 42, "the same seed draws the same tokens on every platform", 0)},

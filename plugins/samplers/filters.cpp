@@ -81,4 +81,29 @@ void MinP::apply(Candidates& c, std::span<const int32_t>) {
   c.items.resize(keep);
 }
 
+LogitBias::LogitBias(std::vector<int64_t> ids, std::vector<double> biases, int32_t n_vocab) {
+  if (ids.size() != biases.size())
+    throw Error("logit_bias_ids has " + std::to_string(ids.size()) + " ids and logit_bias_values " +
+                std::to_string(biases.size()) + " values; give one value per id");
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || (n_vocab > 0 && ids[i] >= n_vocab))
+      throw Error("logit_bias: token " + std::to_string(ids[i]) + " is outside the vocabulary (0.." +
+                  std::to_string(n_vocab - 1) + ")");
+    if (!std::isfinite(biases[i]))
+      throw Error("logit_bias: the bias of token " + std::to_string(ids[i]) + " is " + shown(biases[i]) +
+                  "; expected a finite value");
+    if (static_cast<size_t>(ids[i]) >= bias_.size()) bias_.resize(static_cast<size_t>(ids[i]) + 1, 0.0f);
+    bias_[static_cast<size_t>(ids[i])] += static_cast<float>(biases[i]);
+  }
+}
+
+void LogitBias::apply(Candidates& c, std::span<const int32_t>) {
+  c.selected = -1;
+  for (Candidate& x : c.items)
+    if (static_cast<size_t>(x.id) < bias_.size() && bias_[static_cast<size_t>(x.id)] != 0.0f) {
+      x.logit += bias_[static_cast<size_t>(x.id)];
+      c.sorted = false;
+    }
+}
+
 }  // namespace semline::samplers

@@ -12,5 +12,5 @@ void register_samplers(semline::Registry& registry) {
 }  // namespace
 
 SEMLINE_PLUGIN("samplers", "0.1.0",
-               "sampler chain members: greedy, temperature, top-k, top-p, min-p, penalties, content filter, seeded draw",
+               "sampler chain members: greedy, temperature, top-k, top-p, min-p, penalties, logit bias, content filter, seeded draw",
                register_samplers)

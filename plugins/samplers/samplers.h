@@ -116,6 +116,19 @@ class CountPenalty final : public Sampler {
   WindowCounts window_;
 };
 
+// --- Biases (filters.cpp)
+
+// Adds a bias to the logits of given token ids (OpenAI's logit_bias): -100 all but bans a token,
+// +100 all but forces it.
+class LogitBias final : public Sampler {
+ public:
+  LogitBias(std::vector<int64_t> ids, std::vector<double> biases, int32_t n_vocab);
+  void apply(Candidates& c, std::span<const int32_t> history) override;
+
+ private:
+  std::vector<float> bias_;  // by id; 0 where none
+};
+
 // --- Content (content_filter.cpp)
 
 // What a content filter keeps out of the text.

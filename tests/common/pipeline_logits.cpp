@@ -25,7 +25,7 @@ std::vector<std::vector<float>> all_logits(Pipeline& p, const std::vector<int32_
     auto logits = p.forward(b);
     const size_t v = logits.size() / static_cast<size_t>(n);
     for (int32_t i = 0; i < n; ++i) out.emplace_back(logits.begin() + i * v, logits.begin() + (i + 1) * v);
-    p.kv().advance(seq, n);
+    p.kv().advance(seq, std::span<const int32_t>(tokens).subspan(start, static_cast<size_t>(n)));
   }
   p.kv().free_sequence(seq);
   return out;

@@ -37,10 +37,10 @@ TEST_CASE("unknown keys name their position, the valid keys and the closest one"
         "valid keys: model, runtime, stages, kv_cache"}},
       {"runtime", "[runtime]\nthread = 2\n",
        {"t.toml:4:1: unknown key 'thread' in [runtime]", "did you mean 'threads'",
-        "valid keys: backend, threads, plugin_paths, max_batch_tokens, context, prefer"}},
+        "valid keys: backend, threads, plugin_paths, max_batch_tokens, max_seqs, context, prefer"}},
       {"kv_cache", "[kv_cache]\nblock_token = 8\n",
        {"t.toml:4:1: unknown key 'block_token' in [kv_cache]", "did you mean 'block_tokens'",
-        "valid keys: block_tokens, dtype"}},
+        "valid keys: block_tokens, dtype, size_mib, blocks, prefix_caching"}},
       // A table under [stages] may name a station of the model's template, which the graph checks
       // (tests/line/graph_test.cpp); anything else is refused here.
       {"a value that is no stage table", "[stages]\natention = \"flash\"\n",

@@ -107,7 +107,7 @@ TEST_CASE("per-layer variants: dense in blocks 0-1, sliding_window after, agains
 TEST_CASE("the KV cache releases the blocks behind the window: a long generation holds a bounded few, same logits") {
   constexpr int32_t kWindow = 16, kBlock = 4, kStep = 8;
   const fs::path path = synth_model("window16.gguf", kWindow, 2);
-  Run run(path, "max_batch_tokens = 8\n[kv_cache]\nblock_tokens = 4\n");
+  Run run(path, "max_batch_tokens = 8\nmax_seqs = 1\n[kv_cache]\nblock_tokens = 4\n");
   Pipeline& p = *run.pipeline;
   REQUIRE(p.kv().options().window == kWindow);
   // A step spans window - 1 positions back and up to 8 new ones: (15 + 8) / 4 rounded up, + 1.

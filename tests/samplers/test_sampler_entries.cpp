@@ -17,7 +17,7 @@ namespace {
 
 const std::set<std::string> kVariants = {"greedy",           "temperature",       "top_k",
                                          "top_p",            "min_p",             "repetition_penalty",
-                                         "frequency_penalty", "presence_penalty", "content_filter",
+                                         "frequency_penalty", "presence_penalty", "logit_bias", "content_filter",
                                          "draw"};
 
 bool type_matches(ParamType t, const ParamValue& v) {

@@ -1,5 +1,7 @@
 #include "backend/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,23 +62,38 @@ void check_copy(const Tensor& t, size_t bytes, const char* what) {
 
 AlignedBlock::AlignedBlock(size_t bytes) : size_(bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;
+  if (rounded >= (size_t{1} << 20)) {
+    void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw Error("cpu backend: cannot map " + std::to_string(bytes) + " bytes");
+    p_ = p;
+    mapped_ = rounded;
+    return;
+  }
   p_ = std::aligned_alloc(64, rounded ? rounded : 64);
   if (!p_) throw Error("cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
   std::memset(p_, 0, rounded);
 }
 
+void AlignedBlock::release() {
+  if (mapped_) munmap(p_, mapped_);
+  else std::free(p_);
+  p_ = nullptr;
+  size_ = mapped_ = 0;
+}
+
 AlignedBlock& AlignedBlock::operator=(AlignedBlock&& o) noexcept {
   if (this != &o) {
-    std::free(p_);
+    release();
     p_ = o.p_;
     size_ = o.size_;
+    mapped_ = o.mapped_;
     o.p_ = nullptr;
-    o.size_ = 0;
+    o.size_ = o.mapped_ = 0;
   }
   return *this;
 }
 
-AlignedBlock::~AlignedBlock() { std::free(p_); }
+AlignedBlock::~AlignedBlock() { release(); }
 
 void Workspace::reserve(size_t bytes) {
   if (busy_.load()) throw Error("cpu backend: scratch area resized while a stage is running");

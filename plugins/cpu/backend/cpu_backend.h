@@ -17,19 +17,26 @@
 namespace semline::cpu {
 
 // Memory aligned to 64 bytes (a cache line, an AVX-512 register), zero-initialised.
+// Large blocks (1 MiB and more, the KV cache pool above all) are anonymous mappings: zero pages
+// the kernel commits only when first written, so a pool sized for many sequences costs memory
+// only for the tokens actually cached.
 class AlignedBlock {
  public:
   AlignedBlock() = default;
   explicit AlignedBlock(size_t bytes);
-  AlignedBlock(AlignedBlock&& o) noexcept : p_(o.p_), size_(o.size_) { o.p_ = nullptr, o.size_ = 0; }
+  AlignedBlock(AlignedBlock&& o) noexcept : p_(o.p_), size_(o.size_), mapped_(o.mapped_) {
+    o.p_ = nullptr, o.size_ = 0, o.mapped_ = 0;
+  }
   AlignedBlock& operator=(AlignedBlock&& o) noexcept;
   ~AlignedBlock();
   void* data() const { return p_; }
   size_t size() const { return size_; }
 
  private:
+  void release();
   void* p_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_ = 0;  // bytes mapped, 0 when from the heap
 };
 
 // Scratch memory shared by the stages of one backend. Stages on a backend run one at a time

@@ -1,0 +1,170 @@
+#include "core/engine/block_manager.h"
+
+#include <algorithm>
+#include <string>
+
+#include <semline/error.h>
+
+namespace semline {
+
+BlockManager::BlockManager(const BlockManagerOptions& opt) : opt_(opt) {
+  if (opt.block_tokens <= 0 || opt.n_blocks <= 0 || opt.window < 0)
+    throw Error("kv cache: block_tokens and the block count must be > 0 (got " + std::to_string(opt.block_tokens) +
+                " and " + std::to_string(opt.n_blocks) + ")");
+  blocks_.resize(static_cast<size_t>(opt.n_blocks));
+  for (int64_t i = opt.n_blocks - 1; i >= 0; --i) free_.push_back(static_cast<int32_t>(i));
+}
+
+// splitmix64 over the parent key and each token: a key names the whole prefix ending at its block.
+uint64_t BlockManager::block_key(uint64_t parent, std::span<const int32_t> tokens) {
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  uint64_t h = mix(parent ^ 0x5e4d1e0f7a3c2b19ull);
+  for (int32_t t : tokens) h = mix(h ^ static_cast<uint32_t>(t));
+  return h ? h : 1;  // 0 stands for "no parent"
+}
+
+int32_t BlockManager::new_sequence() {
+  for (size_t i = 0; i < seqs_.size(); ++i)
+    if (!seqs_[i].live) {
+      seqs_[i] = Seq{};
+      seqs_[i].live = true;
+      return static_cast<int32_t>(i);
+    }
+  seqs_.emplace_back();
+  seqs_.back().live = true;
+  return static_cast<int32_t>(seqs_.size() - 1);
+}
+
+void BlockManager::hold(int32_t b) {
+  Block& blk = blocks_[b];
+  if (blk.refs++ == 0 && blk.keyed) idle_.erase(blk.lru);
+}
+
+void BlockManager::drop(int32_t b) {
+  Block& blk = blocks_[b];
+  if (--blk.refs > 0) return;
+  if (blk.keyed) {
+    idle_.push_back(b);
+    blk.lru = std::prev(idle_.end());
+  } else {
+    free_.push_back(b);
+  }
+}
+
+int32_t BlockManager::take_block() {
+  int32_t b;
+  if (!free_.empty()) {
+    b = free_.back();
+    free_.pop_back();
+  } else {
+    b = idle_.front();  // the least recently used cached block: its prefix is forgotten
+    idle_.pop_front();
+    Block& blk = blocks_[b];
+    by_key_.erase(blk.key);
+    blk.keyed = false;
+    blk.tokens.clear();
+  }
+  blocks_[b].refs = 1;
+  return b;
+}
+
+void BlockManager::free_sequence(int32_t seq) {
+  Seq& s = seqs_.at(static_cast<size_t>(seq));
+  for (int32_t b : s.table)
+    if (b >= 0) drop(b);
+  s = Seq{};
+}
+
+int32_t BlockManager::attach_prefix(int32_t seq, std::span<const int32_t> tokens) {
+  Seq& s = seqs_.at(static_cast<size_t>(seq));
+  if (!s.table.empty() || s.n_past != 0) throw Error("kv cache: a prefix attaches only to a new sequence");
+  if (!opt_.prefix_caching || tokens.size() < 2) return 0;
+  const size_t bt = static_cast<size_t>(opt_.block_tokens);
+  const size_t whole = (tokens.size() - 1) / bt;  // at least one token is left to compute
+  stats_.queried_tokens += static_cast<int64_t>(tokens.size());
+  uint64_t key = 0;
+  for (size_t i = 0; i < whole; ++i) {
+    const auto part = tokens.subspan(i * bt, bt);
+    const uint64_t k = block_key(key, part);
+    auto it = by_key_.find(k);
+    if (it == by_key_.end() || !std::equal(part.begin(), part.end(), blocks_[it->second].tokens.begin())) break;
+    hold(it->second);
+    s.table.push_back(it->second);
+    key = k;
+  }
+  s.last_key = key;
+  s.n_past = static_cast<int32_t>(s.table.size() * bt);
+  stats_.hit_tokens += s.n_past;
+  return s.n_past;
+}
+
+int64_t BlockManager::blocks_needed(int32_t seq, int32_t n_tokens) const {
+  const Seq& s = seqs_.at(static_cast<size_t>(seq));
+  const int64_t need = (static_cast<int64_t>(s.n_past) + n_tokens + opt_.block_tokens - 1) / opt_.block_tokens;
+  return std::max<int64_t>(0, need - static_cast<int64_t>(s.table.size()));
+}
+
+bool BlockManager::try_reserve(int32_t seq, int32_t n_tokens) {
+  const int64_t need = blocks_needed(seq, n_tokens);
+  if (need > available_blocks()) return false;
+  Seq& s = seqs_.at(static_cast<size_t>(seq));
+  for (int64_t i = 0; i < need; ++i) s.table.push_back(take_block());
+  return true;
+}
+
+void BlockManager::advance(int32_t seq, std::span<const int32_t> tokens) {
+  Seq& s = seqs_.at(static_cast<size_t>(seq));
+  const int64_t end = static_cast<int64_t>(s.n_past) + static_cast<int64_t>(tokens.size());
+  if (end > static_cast<int64_t>(s.table.size()) * opt_.block_tokens)
+    throw Error("kv cache: a sequence advanced past the blocks reserved for it");
+  int32_t pos = s.n_past;
+  for (int32_t t : tokens) {
+    s.partial.push_back(t);
+    ++pos;
+    if (static_cast<int32_t>(s.partial.size()) < opt_.block_tokens) continue;
+    const int32_t b = s.table[static_cast<size_t>((pos - 1) / opt_.block_tokens)];
+    if (opt_.prefix_caching && s.cacheable && b >= 0) {
+      const uint64_t k = block_key(s.last_key, s.partial);
+      Block& blk = blocks_[b];
+      if (!by_key_.count(k) && !blk.keyed) {
+        blk.keyed = true;
+        blk.key = k;
+        blk.tokens = s.partial;
+        by_key_[k] = b;
+      }
+      s.last_key = k;  // a prefix computed twice is cached once; later blocks still chain on
+    } else {
+      s.cacheable = false;
+    }
+    s.partial.clear();
+  }
+  s.n_past = static_cast<int32_t>(end);
+  // The next query sits at position n_past and reads from n_past - window + 1 on.
+  if (opt_.window > 0) release_before(s, s.n_past - opt_.window + 1);
+}
+
+void BlockManager::release_before(Seq& s, int32_t first_needed) {
+  const int64_t whole = first_needed / opt_.block_tokens;  // blocks entirely below first_needed
+  for (; s.released < whole && s.released < static_cast<int32_t>(s.table.size()); ++s.released) {
+    drop(s.table[static_cast<size_t>(s.released)]);
+    s.table[static_cast<size_t>(s.released)] = -1;
+  }
+}
+
+SeqView BlockManager::view(int32_t seq) const {
+  const Seq& s = seqs_.at(static_cast<size_t>(seq));
+  return SeqView{s.n_past, s.table.data(), static_cast<int32_t>(s.table.size())};
+}
+
+int32_t BlockManager::n_past(int32_t seq) const { return seqs_.at(static_cast<size_t>(seq)).n_past; }
+
+int64_t BlockManager::available_blocks() const { return static_cast<int64_t>(free_.size() + idle_.size()); }
+
+int64_t BlockManager::held_blocks() const { return n_blocks() - available_blocks(); }
+
+}  // namespace semline

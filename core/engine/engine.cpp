@@ -1,0 +1,291 @@
+#include "core/engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+
+namespace semline {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::None: return "none";
+    case FinishReason::Eos: return "eos";
+    case FinishReason::StopString: return "stop string";
+    case FinishReason::Length: return "length";
+    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Error: return "error";
+  }
+  return "?";
+}
+
+// One choice of a request: a sequence for the scheduler, its own chain, text and stats.
+struct Engine::Choice : SchedSeq {
+  Request* req = nullptr;
+  int32_t index = 0;
+  std::vector<std::unique_ptr<Sampler>> chain;
+  TextStream text;
+  Candidates cand;
+  ChoiceStats stats;
+  bool seen = false;  // scheduled at least once
+  bool done = false;
+  Update pending;     // what this step produced
+};
+
+struct Engine::Request {
+  uint64_t id = 0;
+  RequestOptions opt;
+  UpdateFn on_update;
+  std::vector<std::unique_ptr<Choice>> choices;
+  int32_t open = 0;  // choices not finished
+};
+
+Engine::Engine(Pipeline& line, const EngineOptions& opt)
+    : line_(line),
+      samplers_(line.graph(), line.registry(), line.tokenizer()),
+      opt_(opt),
+      sched_(line.kv().blocks(), SchedulerOptions{line.max_batch_tokens(), opt.max_seqs}) {}
+
+Engine::~Engine() {
+  // Sequences give their blocks back: the line and its cache outlive the engine.
+  for (auto& r : requests_)
+    for (auto& c : r->choices) sched_.remove(c.get());
+}
+
+uint64_t Engine::submit(RequestOptions opt, UpdateFn on_update) {
+  const int64_t n_vocab = line_.hp().n_vocab;
+  const int32_t context = line_.kv().options().context;
+  if (opt.prompt.empty()) throw Error("the prompt is empty: nothing to continue from");
+  for (int32_t t : opt.prompt)
+    if (t < 0 || t >= n_vocab)
+      throw Error("prompt token " + std::to_string(t) + " is outside the vocabulary (0.." + std::to_string(n_vocab - 1) + ")");
+  if (static_cast<int64_t>(opt.prompt.size()) >= context)
+    throw Error("the prompt has " + std::to_string(opt.prompt.size()) + " tokens and the context holds " +
+                std::to_string(context) + ", leaving no room to generate (shorten it, or raise runtime.context)");
+  if (opt.max_tokens < 0) throw Error("max_tokens = " + std::to_string(opt.max_tokens) + ": expected 0 or more");
+  if (opt.n < 1 || opt.n > 128) throw Error("n = " + std::to_string(opt.n) + ": expected 1..128 choices");
+  if (opt.logprobs < -1 || opt.logprobs > 20)
+    throw Error("logprobs = " + std::to_string(opt.logprobs) + ": expected 0..20 most likely tokens");
+
+  auto r = std::make_unique<Request>();
+  r->on_update = std::move(on_update);
+  for (int32_t i = 0; i < opt.n; ++i) {
+    auto c = std::make_unique<Choice>();
+    c->req = r.get();
+    c->index = i;
+    c->chain = samplers_.make(opt.sampling, i);
+    c->text = TextStream(opt.stop);
+    c->tokens = opt.prompt;
+    c->hold = i > 0;  // siblings wait for the first choice's prompt blocks
+    c->stats.n_prompt = static_cast<int32_t>(opt.prompt.size());
+    c->stats.arrival = Clock::now();
+    r->choices.push_back(std::move(c));
+  }
+  r->open = opt.n;
+  r->opt = std::move(opt);
+  std::lock_guard lock(inbox_mutex_);
+  r->id = next_id_++;
+  const uint64_t id = r->id;
+  inbox_.push_back(std::move(r));
+  return id;
+}
+
+void Engine::cancel(uint64_t request) {
+  std::lock_guard lock(inbox_mutex_);
+  cancels_.push_back(request);
+}
+
+bool Engine::busy() const {
+  std::lock_guard lock(inbox_mutex_);
+  return !requests_.empty() || !inbox_.empty();
+}
+
+void Engine::take_inbox() {
+  std::vector<std::unique_ptr<Request>> arrived;
+  std::vector<uint64_t> cancels;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    arrived.swap(inbox_);
+    cancels.swap(cancels_);
+  }
+  for (auto& r : arrived) {
+    for (auto& c : r->choices) {
+      if (r->opt.max_tokens == 0) {
+        finish(*c, FinishReason::Length);
+        continue;
+      }
+      sched_.add(c.get());
+    }
+    requests_.push_back(std::move(r));
+  }
+  for (uint64_t id : cancels)
+    for (auto& r : requests_)
+      if (r->id == id)
+        for (auto& c : r->choices) finish(*c, FinishReason::Cancelled);
+}
+
+void Engine::release_siblings() {
+  for (auto& r : requests_) {
+    if (r->choices.size() < 2) continue;
+    const Choice& first = *r->choices[0];
+    if (first.done || first.n_computed >= first.stats.n_prompt - 1)
+      for (auto& c : r->choices) c->hold = false;
+  }
+}
+
+void Engine::finish(Choice& c, FinishReason why, std::string error) {
+  if (c.done) return;
+  c.done = true;
+  sched_.remove(&c);
+  c.pending.text += c.text.finish();
+  c.pending.finish = why;
+  c.pending.error = std::move(error);
+  c.stats.finished = Clock::now();
+  c.stats.n_generated = static_cast<int32_t>(c.tokens.size()) - c.stats.n_prompt + (why == FinishReason::Eos ? 1 : 0);
+  --c.req->open;
+}
+
+void Engine::sample(Choice& c, std::span<const float> logits) {
+  const RequestOptions& o = c.req->opt;
+  const int32_t tok = sample_chain(c.chain, logits, c.tokens, c.cand);
+  if (c.stats.first_token == Clock::time_point{}) c.stats.first_token = Clock::now();
+  if (o.logprobs >= 0) {
+    // log-softmax of the model's row, in double.
+    double mx = -INFINITY;
+    for (float l : logits) mx = std::max(mx, static_cast<double>(l));
+    double sum = 0;
+    for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
+    const double lse = mx + std::log(sum);
+    TokenLogprob lp;
+    lp.token = tok;
+    lp.logprob = static_cast<float>(logits[static_cast<size_t>(tok)] - lse);
+    std::vector<int32_t> ids(logits.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+    const size_t k = std::min(static_cast<size_t>(o.logprobs), ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), [&](int32_t a, int32_t b) {
+      return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
+             (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
+    });
+    for (size_t i = 0; i < k; ++i)
+      lp.top.emplace_back(ids[i], static_cast<float>(logits[static_cast<size_t>(ids[i])] - lse));
+    c.pending.logprobs.push_back(std::move(lp));
+  }
+  ++counters_.generation_tokens;
+  if (!o.ignore_eos && tok == line_.tokenizer().eos()) {
+    finish(c, FinishReason::Eos);
+    return;
+  }
+  c.tokens.push_back(tok);
+  c.pending.tokens.push_back(tok);
+  c.pending.text += c.text.push(line_.tokenizer().token_bytes(tok));
+  const int32_t generated = static_cast<int32_t>(c.tokens.size()) - c.stats.n_prompt;
+  if (c.text.stopped()) finish(c, FinishReason::StopString);
+  else if (generated >= o.max_tokens) finish(c, FinishReason::Length);
+  else if (static_cast<int32_t>(c.tokens.size()) >= line_.kv().options().context) finish(c, FinishReason::Length);
+}
+
+bool Engine::step() {
+  take_inbox();
+  release_siblings();
+  StepPlan plan = sched_.plan();
+  for (SchedSeq* s : plan.preempted) ++static_cast<Choice*>(s)->stats.preemptions;
+  for (auto& [s, why] : plan.failed) finish(*static_cast<Choice*>(s), FinishReason::Error, why);
+
+  if (!plan.items.empty()) {
+    tokens_.clear();
+    positions_.clear();
+    seq_of_.clear();
+    rows_.clear();
+    views_.clear();
+    std::vector<Choice*> outputs;
+    for (size_t i = 0; i < plan.items.size(); ++i) {
+      const StepItem& it = plan.items[i];
+      auto* c = static_cast<Choice*>(it.seq);
+      if (!c->seen) {
+        c->seen = true;
+        c->stats.scheduled = Clock::now();
+        c->stats.n_cached = c->n_computed;
+      }
+      for (int32_t t = c->n_computed; t < c->n_computed + it.n; ++t) {
+        tokens_.push_back(c->tokens[static_cast<size_t>(t)]);
+        positions_.push_back(t);
+        seq_of_.push_back(static_cast<int32_t>(i));
+      }
+      counters_.prompt_tokens += std::max(0, std::min(c->n_computed + it.n, c->stats.n_prompt) - c->n_computed);
+      views_.push_back(line_.kv().view(c->kv));
+      if (it.output()) {
+        rows_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
+        outputs.push_back(c);
+      }
+    }
+    Batch b;
+    b.n_tokens = static_cast<int32_t>(tokens_.size());
+    b.tokens = tokens_.data();
+    b.positions = positions_.data();
+    b.seq = seq_of_.data();
+    b.n_seqs = static_cast<int32_t>(views_.size());
+    b.seqs = views_.data();
+    b.n_outputs = static_cast<int32_t>(rows_.size());
+    b.output_rows = rows_.data();
+    try {
+      const std::span<const float> logits = line_.forward(b);
+      sched_.commit(plan);
+      ++counters_.steps;
+      const size_t v = static_cast<size_t>(line_.hp().n_vocab);
+      for (size_t k = 0; k < outputs.size(); ++k) {
+        try {
+          sample(*outputs[k], logits.subspan(k * v, v));
+        } catch (const std::exception& e) {
+          finish(*outputs[k], FinishReason::Error, e.what());
+        }
+      }
+    } catch (const std::exception& e) {
+      // The line failed this step: its sequences end with the reason; the engine goes on.
+      spdlog::error("{}", e.what());
+      for (const StepItem& it : plan.items) finish(*static_cast<Choice*>(it.seq), FinishReason::Error, e.what());
+    }
+  }
+
+  // Updates, then the requests that have ended.
+  bool any = !plan.items.empty();
+  for (auto it = requests_.begin(); it != requests_.end();) {
+    Request& r = **it;
+    for (auto& c : r.choices) {
+      Update& u = c->pending;
+      if (u.tokens.empty() && u.text.empty() && u.finish == FinishReason::None) continue;
+      any = true;
+      u.request = r.id;
+      u.index = c->index;
+      u.stats = u.finish != FinishReason::None ? &c->stats : nullptr;
+      if (r.on_update) {
+        try {
+          r.on_update(u);
+        } catch (const std::exception& e) {
+          spdlog::error("request {}: its update handler failed: {}", r.id, e.what());
+        }
+      }
+      u = Update{};
+    }
+    it = r.open == 0 ? requests_.erase(it) : std::next(it);
+  }
+  return any || !requests_.empty();
+}
+
+void Engine::run() {
+  while (step()) {
+  }
+}
+
+EngineCounters Engine::counters() const {
+  EngineCounters c = counters_;
+  const BlockManager& b = line_.kv().blocks();
+  c.preemptions = sched_.preemptions();
+  c.prefix_queried_tokens = b.prefix_stats().queried_tokens;
+  c.prefix_hit_tokens = b.prefix_stats().hit_tokens;
+  c.running = static_cast<int64_t>(sched_.running());
+  c.waiting = static_cast<int64_t>(sched_.waiting());
+  c.kv_usage = b.n_blocks() ? static_cast<double>(b.held_blocks()) / static_cast<double>(b.n_blocks()) : 0.0;
+  return c;
+}
+
+}  // namespace semline

@@ -1,0 +1,140 @@
+// The engine: many requests generated at once over one line. Requests arrive (from any thread),
+// the scheduler forms each step from the running and waiting sequences, the line runs it as one
+// batch, each sequence samples its next token with its own chain, and updates flow back to the
+// request's callback. `semline run`, `semline bench` and the server all generate through it.
+//
+// A request has its prompt, sampling parameters, stop strings and limits, and asks for n choices:
+// n sequences that share the prompt's cached blocks (the first computes them; the others are
+// admitted once it has, and take them from the prefix cache). A choice ends at the end-of-sequence
+// token (unless ignore_eos), a stop string (not part of its text), max_tokens, or the context; a
+// request can be cancelled at any step, which gives its blocks back at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/engine/pipeline.h"
+#include "core/engine/sampling.h"
+#include "core/engine/scheduler.h"
+#include "core/engine/text_stream.h"
+
+namespace semline {
+
+enum class FinishReason { None, Eos, StopString, Length, Cancelled, Error };
+const char* finish_reason_name(FinishReason r);  // "eos", "stop string", "length", "cancelled", "error"
+
+struct RequestOptions {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int32_t max_tokens = 128;        // generated tokens per choice at most (the context may stop it sooner)
+  std::vector<std::string> stop;   // stop strings
+  bool ignore_eos = false;
+  int32_t n = 1;                   // choices
+  int32_t logprobs = -1;           // -1: none; k >= 0: each token's log-probability and the k most likely
+};
+
+// A token's log-probability under the model's distribution (before any sampler), and the most
+// likely tokens at that position.
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;
+};
+
+using Clock = std::chrono::steady_clock;
+
+// What one choice took, on its last update.
+struct ChoiceStats {
+  int32_t n_prompt = 0;
+  int32_t n_cached = 0;  // prompt tokens found in the prefix cache on first admission
+  int32_t n_generated = 0;
+  int32_t preemptions = 0;
+  Clock::time_point arrival, scheduled, first_token, finished;
+};
+
+// One choice's progress after a step.
+struct Update {
+  uint64_t request = 0;
+  int32_t index = 0;                 // the choice
+  std::vector<int32_t> tokens;       // tokens generated this step
+  std::string text;                  // text now safe to show (whole characters, no stop string)
+  std::vector<TokenLogprob> logprobs;  // one per token, when asked
+  FinishReason finish = FinishReason::None;  // set on the choice's last update
+  std::string error;                 // why, for FinishReason::Error
+  const ChoiceStats* stats = nullptr;  // on the last update
+};
+using UpdateFn = std::function<void(const Update&)>;
+
+struct EngineOptions {
+  int32_t max_seqs = 16;  // sequences running at once; runtime.max_seqs
+};
+
+// Running totals, for the meters.
+struct EngineCounters {
+  int64_t steps = 0;
+  int64_t prompt_tokens = 0;      // prompt tokens computed (prefix-cache hits not counted)
+  int64_t generation_tokens = 0;
+  int64_t preemptions = 0;
+  int64_t prefix_queried_tokens = 0, prefix_hit_tokens = 0;
+  int64_t running = 0, waiting = 0;
+  double kv_usage = 0;            // share of the pool's blocks held by sequences, 0..1
+};
+
+class Engine {
+ public:
+  // The line's registry supplies the samplers.
+  explicit Engine(Pipeline& line, const EngineOptions& opt = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Checks the request (one semline::Error naming what is wrong: an empty prompt, one longer
+  // than the context, a bad sampling value...), makes its samplers and queues it; returns its id.
+  // Thread-safe; updates arrive on the thread that calls step().
+  uint64_t submit(RequestOptions request, UpdateFn on_update);
+  // Ends a request at the next step: its choices' last updates say Cancelled. Thread-safe.
+  void cancel(uint64_t request);
+  // Runs one step: false when there was nothing to do. Steps, run(), busy() and counters() belong
+  // to one thread, the engine's.
+  bool step();
+  // Steps until every request has finished.
+  void run();
+  bool busy() const;
+
+  EngineCounters counters() const;
+  Pipeline& line() { return line_; }
+  const SamplerFactory& samplers() const { return samplers_; }
+
+ private:
+  struct Request;
+  struct Choice;
+  void take_inbox();
+  void finish(Choice& c, FinishReason why, std::string error = {});
+  void sample(Choice& c, std::span<const float> logits);
+  void release_siblings();
+
+  Pipeline& line_;
+  SamplerFactory samplers_;
+  EngineOptions opt_;
+  Scheduler sched_;
+
+  mutable std::mutex inbox_mutex_;
+  std::vector<std::unique_ptr<Request>> inbox_;
+  std::vector<uint64_t> cancels_;
+  uint64_t next_id_ = 1;
+
+  std::list<std::unique_ptr<Request>> requests_;  // admitted to the engine, not finished
+  EngineCounters counters_;
+  // Step scratch, reused.
+  std::vector<int32_t> tokens_, positions_, seq_of_, rows_;
+  std::vector<SeqView> views_;
+  std::vector<double> lse_;
+};
+
+}  // namespace semline

@@ -1,0 +1,125 @@
+// The block manager alone: reference counts, prefix keys, the LRU of idle cached blocks, windows.
+#include <catch2/catch.hpp>
+
+#include <numeric>
+#include <vector>
+
+#include "core/engine/block_manager.h"
+
+using namespace semline;
+
+namespace {
+
+std::vector<int32_t> iota_tokens(int32_t n, int32_t from = 100) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), from);
+  return v;
+}
+
+// A sequence that computed all of `tokens`.
+int32_t computed(BlockManager& b, const std::vector<int32_t>& tokens) {
+  const int32_t s = b.new_sequence();
+  const int32_t cached = b.attach_prefix(s, tokens);
+  REQUIRE(b.try_reserve(s, static_cast<int32_t>(tokens.size()) - cached));
+  b.advance(s, std::span<const int32_t>(tokens).subspan(static_cast<size_t>(cached)));
+  return s;
+}
+
+std::vector<int32_t> table(const BlockManager& b, int32_t seq) {
+  const SeqView v = b.view(seq);
+  return std::vector<int32_t>(v.blocks, v.blocks + v.n_blocks);
+}
+
+}  // namespace
+
+TEST_CASE("blocks are counted: shared full blocks of a common prefix, released to the cache, then to the pool") {
+  BlockManager b({4, 16, 0, true});
+  const std::vector<int32_t> prompt = iota_tokens(10);  // 2 full blocks and 2 tokens
+  const int32_t a = computed(b, prompt);
+  CHECK(table(b, a).size() == 3);
+  CHECK(b.cached_blocks() == 2);  // the partial block has no key
+  CHECK(b.held_blocks() == 3);
+
+  // The same prompt: both full blocks are taken, the partial one is computed again.
+  const int32_t c = b.new_sequence();
+  CHECK(b.attach_prefix(c, prompt) == 8);
+  CHECK(b.n_past(c) == 8);
+  const auto ta = table(b, a), tc = table(b, c);
+  CHECK(std::vector<int32_t>(ta.begin(), ta.begin() + 2) == tc);
+  CHECK(b.refs(ta[0]) == 2);
+  CHECK(b.refs(ta[1]) == 2);
+  CHECK(b.prefix_stats().queried_tokens == 20);
+  CHECK(b.prefix_stats().hit_tokens == 8);
+
+  b.free_sequence(a);
+  CHECK(b.refs(ta[0]) == 1);
+  CHECK(b.refs(ta[2]) == 0);  // a's partial block is free again
+  b.free_sequence(c);
+  CHECK(b.held_blocks() == 0);
+  CHECK(b.cached_blocks() == 2);  // idle but still cached
+  CHECK(b.available_blocks() == 16);
+
+  // A prompt of exactly two blocks leaves its last token to compute: one block is taken.
+  const int32_t d = b.new_sequence();
+  CHECK(b.attach_prefix(d, iota_tokens(8)) == 4);
+}
+
+TEST_CASE("a prefix key covers every earlier block: the same block after another prefix is not reused") {
+  BlockManager b({4, 16, 0, true});
+  std::vector<int32_t> first = iota_tokens(12);
+  computed(b, first);
+  std::vector<int32_t> other = first;
+  other[1] = 7;  // the first block differs, the next ones are the same tokens
+  const int32_t s = b.new_sequence();
+  CHECK(b.attach_prefix(s, other) == 0);
+  std::vector<int32_t> longer = first;
+  longer.insert(longer.end(), {1, 2, 3});
+  const int32_t t = b.new_sequence();
+  CHECK(b.attach_prefix(t, longer) == 12);
+  std::vector<int32_t> diverging = first;
+  diverging[9] = 0;  // the third block differs
+  const int32_t u = b.new_sequence();
+  CHECK(b.attach_prefix(u, diverging) == 8);
+}
+
+TEST_CASE("idle cached blocks are evicted least recently used first, and only when the free list is empty") {
+  BlockManager b({2, 6, 0, true});
+  const auto p1 = iota_tokens(4, 10), p2 = iota_tokens(4, 20), p3 = iota_tokens(4, 30);
+  b.free_sequence(computed(b, p1));  // 2 blocks cached, idle
+  b.free_sequence(computed(b, p2));
+  CHECK(b.cached_blocks() == 4);
+  // p1 is used again: it becomes the most recently used.
+  const int32_t again = b.new_sequence();
+  CHECK(b.attach_prefix(again, iota_tokens(5, 10)) == 4);
+  b.free_sequence(again);
+  // Two free blocks are taken first; then p2's blocks, the least recently used, go.
+  const int32_t big = b.new_sequence();
+  REQUIRE(b.try_reserve(big, 4));
+  CHECK(b.cached_blocks() == 4);
+  REQUIRE(b.try_reserve(big, 8));  // 4 blocks in all: 2 more
+  CHECK(b.cached_blocks() == 2);
+  b.free_sequence(big);
+  const int32_t s1 = b.new_sequence(), s2 = b.new_sequence();
+  CHECK(b.attach_prefix(s1, iota_tokens(5, 10)) == 4);  // p1 survived
+  CHECK(b.attach_prefix(s2, iota_tokens(5, 20)) == 0);  // p2 was evicted
+  (void)p3;
+}
+
+TEST_CASE("a reservation the pool cannot hold takes nothing, a window releases blocks out of reach") {
+  BlockManager b({4, 4, 0, true});
+  const int32_t s = b.new_sequence();
+  REQUIRE(b.try_reserve(s, 12));
+  CHECK_FALSE(b.try_reserve(s, 24));  // 6 blocks: 3 more of the 1 left
+  CHECK(b.view(s).n_blocks == 3);
+  CHECK(b.available_blocks() == 1);
+  CHECK_THROWS_WITH(b.advance(s, iota_tokens(13)), Catch::Contains("advanced past the blocks reserved"));
+
+  BlockManager w({4, 8, 6, false});  // every layer reads the last 6 positions
+  const int32_t t = w.new_sequence();
+  REQUIRE(w.try_reserve(t, 16));
+  w.advance(t, iota_tokens(16));
+  // The next query at 16 reads 11..16: blocks 0 and 1 (positions 0..7) are out of reach.
+  CHECK(table(w, t) == std::vector<int32_t>{-1, -1, table(w, t)[2], table(w, t)[3]});
+  CHECK(w.held_blocks() == 2);
+  CHECK(w.cached_blocks() == 0);  // prefix caching off
+}
