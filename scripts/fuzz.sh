@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors
+                                     fuzz_request)
 jobs=${JOBS:-$(nproc)}
 work=${FUZZ_WORK:-$(mktemp -d -t semline-fuzz.XXXXXX)}
 
@@ -32,7 +33,7 @@ max_len() {
 failed=()
 for t in "${targets[@]}"; do
   exe=build-fuzz/fuzz/$t
-  [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe (targets: fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors)" >&2; exit 2; }
+  [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe (targets: fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors fuzz_request)" >&2; exit 2; }
   dir=$work/$t
   mkdir -p "$dir/corpus"
   cp -R "tests/fuzz/corpus/$t/." "$dir/corpus/"

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   using namespace semline::app;
   add_run_command(app);
   add_bench_command(app);
+  add_serve_command(app);
+  add_chat_command(app);
   add_plugins_command(app);
   add_inspect_command(app);
   add_graph_command(app);

@@ -62,7 +62,14 @@ uint64_t Engine::submit(RequestOptions opt, UpdateFn on_update) {
   if (static_cast<int64_t>(opt.prompt.size()) >= context)
     throw Error("the prompt has " + std::to_string(opt.prompt.size()) + " tokens and the context holds " +
                 std::to_string(context) + ", leaving no room to generate (shorten it, or raise runtime.context)");
-  if (opt.max_tokens < 0) throw Error("max_tokens = " + std::to_string(opt.max_tokens) + ": expected 0 or more");
+  const BlockManager& blocks = line_.kv().blocks();
+  const int64_t prompt_blocks = (static_cast<int64_t>(opt.prompt.size()) + blocks.block_tokens() - 1) / blocks.block_tokens();
+  if (blocks.window() == 0 && prompt_blocks > blocks.n_blocks())
+    throw Error("the prompt of " + std::to_string(opt.prompt.size()) + " tokens needs more than the " +
+                std::to_string(blocks.n_blocks()) + " blocks of " + std::to_string(blocks.block_tokens()) +
+                " positions the KV cache pool holds (set kv_cache.size_mib or kv_cache.blocks)");
+  if (opt.max_tokens < -1)
+    throw Error("max_tokens = " + std::to_string(opt.max_tokens) + ": expected 0 or more (-1: up to the context)");
   if (opt.n < 1 || opt.n > 128) throw Error("n = " + std::to_string(opt.n) + ": expected 1..128 choices");
   if (opt.logprobs < -1 || opt.logprobs > 20)
     throw Error("logprobs = " + std::to_string(opt.logprobs) + ": expected 0..20 most likely tokens");
@@ -171,7 +178,8 @@ void Engine::sample(Choice& c, std::span<const float> logits) {
     c.pending.logprobs.push_back(std::move(lp));
   }
   ++counters_.generation_tokens;
-  if (!o.ignore_eos && tok == line_.tokenizer().eos()) {
+  if ((!o.ignore_eos && tok == line_.tokenizer().eos()) ||
+      std::find(o.stop_tokens.begin(), o.stop_tokens.end(), tok) != o.stop_tokens.end()) {
     finish(c, FinishReason::Eos);
     return;
   }
@@ -180,7 +188,7 @@ void Engine::sample(Choice& c, std::span<const float> logits) {
   c.pending.text += c.text.push(line_.tokenizer().token_bytes(tok));
   const int32_t generated = static_cast<int32_t>(c.tokens.size()) - c.stats.n_prompt;
   if (c.text.stopped()) finish(c, FinishReason::StopString);
-  else if (generated >= o.max_tokens) finish(c, FinishReason::Length);
+  else if (o.max_tokens >= 0 && generated >= o.max_tokens) finish(c, FinishReason::Length);
   else if (static_cast<int32_t>(c.tokens.size()) >= line_.kv().options().context) finish(c, FinishReason::Length);
 }
 

@@ -32,8 +32,11 @@ const char* finish_reason_name(FinishReason r);  // "eos", "stop string", "lengt
 struct RequestOptions {
   std::vector<int32_t> prompt;
   SamplingParams sampling;
-  int32_t max_tokens = 128;        // generated tokens per choice at most (the context may stop it sooner)
+  int32_t max_tokens = 128;        // generated tokens per choice at most (the context may stop it
+                                   // sooner); -1: up to the context
   std::vector<std::string> stop;   // stop strings
+  std::vector<int32_t> stop_tokens;  // tokens that end a choice as the end-of-sequence token does
+                                     // (a chat template's end of turn); not part of the text
   bool ignore_eos = false;
   int32_t n = 1;                   // choices
   int32_t logprobs = -1;           // -1: none; k >= 0: each token's log-probability and the k most likely

@@ -387,3 +387,18 @@ TEST_CASE("a plugin whose static initialiser throws stops semline with one line 
                              "static initialiser)"));
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
 }
+
+TEST_CASE("semline chat answers each line on the engine, the conversation kept, /reset and /quit understood") {
+  Result r = run_cli_raw("printf 'Once upon a time\\n/reset\\nOnce upon a time\\n/quit\\nnever read\\n' | " +
+                         std::string(SEMLINE_BIN_DIR) + "/semline chat -c " + std::string(SEMLINE_SOURCE_DIR) +
+                         "/configs/stories260K.toml -n 12 2>/dev/null");
+  REQUIRE(r.code == 0);
+  // The same first turn twice (after /reset), nothing after /quit.
+  const std::string answer = ", there was a little girl named Lily.";
+  CHECK(r.out.find(answer) != std::string::npos);
+  CHECK(r.out.find(answer, r.out.find(answer) + 1) != std::string::npos);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 2);
+  Result bad = run_cli("chat -c " + std::string(SEMLINE_SOURCE_DIR) + "/configs/stories260K.toml --chat-template chatm");
+  CHECK(bad.code == 1);
+  CHECK_THAT(bad.out, Contains("--chat-template chatm: no such template (did you mean 'chatml'?); templates: plain, chatml"));
+}

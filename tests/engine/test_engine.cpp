@@ -341,7 +341,7 @@ TEST_CASE("bad requests are refused with one line naming the value") {
   CHECK(refusal(request({1, 512}, 4)) == "prompt token 512 is outside the vocabulary (0..511)");
   CHECK_THAT(refusal(request(std::vector<int32_t>(256, 1), 4)),
              Contains("the prompt has 256 tokens and the context holds 256, leaving no room to generate"));
-  CHECK(refusal(request(prompt, -1)) == "max_tokens = -1: expected 0 or more");
+  CHECK(refusal(request(prompt, -2)) == "max_tokens = -2: expected 0 or more (-1: up to the context)");
   RequestOptions many = request(prompt, 4);
   many.n = 0;
   CHECK(refusal(many) == "n = 0: expected 1..128 choices");
