@@ -104,18 +104,7 @@ std::vector<std::pair<std::string, Config>> variant_configs(const AbOptions& o) 
     return make_config(f);
   };
   if (!o.grid.empty()) {
-    std::vector<std::pair<std::string, Config>> cur = {{"", with_flags(o.base.config, true)}};
-    for (const auto& [key, values] : grid_axes(o.grid)) {
-      std::vector<std::pair<std::string, Config>> next;
-      for (const auto& [name, c] : cur)
-        for (const std::string& v : values) {
-          Config copy = c;
-          apply_override(copy, key + "=" + v);
-          next.emplace_back(name.empty() ? short_name(key, v) : name + " " + short_name(key, v), copy);
-        }
-      cur = std::move(next);
-    }
-    out = std::move(cur);
+    out = grid_configs(with_flags(o.base.config, true), o.grid);
   } else {
     out.emplace_back(o.base.config.empty() ? "base" : std::filesystem::path(o.base.config).stem().string(),
                      with_flags(o.base.config, true));
@@ -127,7 +116,7 @@ std::vector<std::pair<std::string, Config>> variant_configs(const AbOptions& o) 
 // A grid that switches a stage's variant keeps the stage's other parameters, which were written
 // for the variant of the config (block for flash, say): those the new variant does not declare are
 // dropped, each with a note, rather than failing the whole grid.
-void drop_undeclared_params(Config& c, const std::string& stage, const StageRegistry& reg, const std::string& variant_name) {
+void drop_undeclared(Config& c, const std::string& stage, const StageRegistry& reg, const std::string& variant_name) {
   const auto kind = std::find_if(std::begin(kAllStageKinds), std::end(kAllStageKinds),
                                  [&](StageKind k) { return stage == stage_kind_name(k); });
   auto choice = c.stages.find(stage);
@@ -294,6 +283,31 @@ void draw_chart(const std::vector<Variant>& vs, const AbOptions& o) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, Config>> grid_configs(const Config& base, const std::vector<std::string>& grid) {
+  std::vector<std::pair<std::string, Config>> cur = {{"", base}};
+  for (const auto& [key, values] : grid_axes(grid)) {
+    std::vector<std::pair<std::string, Config>> next;
+    for (const auto& [name, c] : cur)
+      for (const std::string& v : values) {
+        Config copy = c;
+        apply_override(copy, key + "=" + v);
+        next.emplace_back(name.empty() ? short_name(key, v) : name + " " + short_name(key, v), copy);
+      }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+void drop_undeclared_params(std::vector<std::pair<std::string, Config>>& variants, const std::vector<std::string>& grid,
+                            const StageRegistry& reg) {
+  for (const auto& [key, values] : grid_axes(grid)) {
+    const std::string lead = "stages.", tail = ".variant";
+    if (!key.starts_with(lead) || !key.ends_with(tail) || key.size() <= lead.size() + tail.size()) continue;
+    const std::string stage = key.substr(lead.size(), key.size() - lead.size() - tail.size());
+    for (auto& [name, c] : variants) drop_undeclared(c, stage, reg, name);
+  }
+}
+
 bool is_grid_assignment(const std::string& a) {
   const size_t eq = a.find('=');
   if (eq == std::string::npos || eq + 1 >= a.size()) return false;
@@ -319,13 +333,9 @@ void run_ab(const AbOptions& o) {
     }
   }
   auto plugins = load_plugins(paths, prefer);
-  for (const auto& [key, values] : grid_axes(o.grid)) {
-    const std::string lead = "stages.", tail = ".variant";
-    if (!key.starts_with(lead) || !key.ends_with(tail) || key.size() <= lead.size() + tail.size()) continue;
-    const std::string stage = key.substr(lead.size(), key.size() - lead.size() - tail.size());
-    for (size_t i = 0; i + o.vs.size() < configs.size(); ++i)
-      drop_undeclared_params(configs[i].second, stage, plugins->registry, configs[i].first);
-  }
+  std::vector<std::pair<std::string, Config>> gridded(configs.begin(), configs.end() - static_cast<std::ptrdiff_t>(o.vs.size()));
+  drop_undeclared_params(gridded, o.grid, plugins->registry);
+  std::copy(gridded.begin(), gridded.end(), configs.begin());
   const int context = std::max(o.n_prompt + o.n_gen + 8, o.text.empty() ? 0 : o.window);
 
   std::vector<Variant> vs(configs.size());

@@ -28,6 +28,15 @@ struct AbOptions {
 // True when a --set value is a grid ("a,b,c" that is not a TOML array, table or string).
 bool is_grid_assignment(const std::string& assignment);
 
+// The cartesian product of grid assignments over a config, each named by its values
+// ("attention.variant=flash kv_cache.dtype=f16").
+std::vector<std::pair<std::string, Config>> grid_configs(const Config& base, const std::vector<std::string>& grid);
+
+// For variants a grid switched: drops (with a note) the stage parameters the new variant does not
+// declare (block for dense, say).
+void drop_undeclared_params(std::vector<std::pair<std::string, Config>>& variants, const std::vector<std::string>& grid,
+                            const StageRegistry& reg);
+
 void run_ab(const AbOptions& o);
 
 }  // namespace semline::app

@@ -65,5 +65,6 @@ void add_run_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
+void add_bench_serve_command(CLI::App& bench);  // semline bench serve
 
 }  // namespace semline::app

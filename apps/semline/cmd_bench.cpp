@@ -249,7 +249,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--roofline-gbs", o->ab.roofline_gbs, "A/B: memory bandwidth of this machine, GB/s");
   cmd->add_option("--roofline-gflops", o->ab.roofline_gflops, "A/B: compute peak of this machine, GFLOP/s");
   cmd->add_option("--chart", o->ab.chart, "A/B: write a speed-vs-quality PNG chart here (gnuplot)");
-  cmd->callback([o] {
+  add_bench_serve_command(*cmd);
+  cmd->callback([o, cmd] {
+    if (cmd->got_subcommand("serve")) return;  // the load generator ran
     std::vector<std::string> plain, grid;
     for (const std::string& s : o->line.sets) (is_grid_assignment(s) ? grid : plain).push_back(s);
     if (o->ab.vs.empty() && grid.empty()) {

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include "ab_bench.h"
 #include "app.h"
 #include "core/engine/pipeline.h"
 #include "core/graph/graph.h"
@@ -55,19 +56,65 @@ void add_serve_command(CLI::App& app) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
-    Config c = make_config(o->line);
+    // The variants: [[serve.variants]] of the config, or a --set grid (KEY=a,b), or the config alone.
+    LineFlags flags = o->line;
+    std::vector<std::string> grid;
+    std::erase_if(flags.sets, [&](const std::string& s) { return is_grid_assignment(s) && (grid.push_back(s), true); });
+    Config c = make_config(flags);
     if (o->parallel > 0) c.runtime.max_seqs = o->parallel;
-    auto plugins = load_plugins(c.runtime.plugin_paths, c.runtime.prefer);
+    std::vector<std::pair<std::string, Config>> configs;
+    std::vector<double> shares;
+    if (!grid.empty() && !c.serve_variants.empty())
+      throw Error("--set " + grid.front() + ": the config names its variants in [[serve.variants]]; give one or the other");
+    if (!grid.empty()) {
+      configs = grid_configs(c, grid);
+    } else if (!c.serve_variants.empty()) {
+      for (const ServeVariantConfig& sv : c.serve_variants) {
+        Config vc = sv.config.empty() ? c : load_config(sv.config);
+        if (!sv.config.empty() && !o->line.model.empty()) vc.model.path = o->line.model;
+        if (o->parallel > 0) vc.runtime.max_seqs = o->parallel;
+        for (const std::string& s : sv.sets) apply_override(vc, s);
+        vc.serve_variants.clear();
+        configs.emplace_back(sv.name, std::move(vc));
+        shares.push_back(sv.share);
+      }
+    } else {
+      configs.emplace_back("default", c);
+    }
+    for (const auto& [name, vc] : configs)
+      if (std::filesystem::path(vc.model.path).lexically_normal() != std::filesystem::path(c.model.path).lexically_normal())
+        throw Error("variant " + name + " serves " + vc.model.path.string() + ", not " + c.model.path.string() +
+                    ": the variants of a live A/B are of one model");
+    std::vector<std::filesystem::path> plugin_paths;
+    std::map<std::string, std::string> prefer;
+    for (const auto& [name, vc] : configs) {
+      plugin_paths.insert(plugin_paths.end(), vc.runtime.plugin_paths.begin(), vc.runtime.plugin_paths.end());
+      prefer.insert(vc.runtime.prefer.begin(), vc.runtime.prefer.end());
+    }
+    auto plugins = load_plugins(plugin_paths, prefer);
+    drop_undeclared_params(configs, grid, plugins->registry);
     auto model = open_model(c.model.path);
-    PipelineGraph g = build_graph(c, *model, plugins->registry);
-    Pipeline line(g, *model, plugins->registry, pipeline_options(c));
+    // One line per variant over the one model file (mapped once: its weights' pages are shared).
+    std::vector<PipelineGraph> graphs;
+    std::vector<std::unique_ptr<Pipeline>> lines;
+    std::vector<serve::ServeVariant> variants;
+    graphs.reserve(configs.size());
+    for (size_t i = 0; i < configs.size(); ++i) {
+      const Config& vc = configs[i].second;
+      graphs.push_back(build_graph(vc, *model, plugins->registry));
+      lines.push_back(std::make_unique<Pipeline>(graphs.back(), *model, plugins->registry, pipeline_options(vc)));
+      variants.push_back(serve::ServeVariant{configs[i].first, lines.back().get(), i < shares.size() ? shares[i] : 1.0,
+                                             vc.runtime.max_seqs});
+    }
     serve::ServeOptions so = o->serve;
     if (so.model_id.empty()) so.model_id = model_id_of(c.model.path);
     if (auto t = model->find_string("tokenizer.chat_template")) so.model_chat_template = std::string(*t);
-    serve::Server server({serve::ServeVariant{"default", &line, 1.0, c.runtime.max_seqs}}, so);
+    serve::Server server(variants, so);
     server.bind();
-    std::printf("semline serve: %s on http://%s:%d (%d sequences at once)\n", so.model_id.c_str(), so.host.c_str(),
-                server.port(), c.runtime.max_seqs);
+    std::string names;
+    for (const auto& v : variants) names += (names.empty() ? "" : ", ") + v.name;
+    std::printf("semline serve: %s on http://%s:%d (%d sequences at once; variants: %s)\n", so.model_id.c_str(),
+                so.host.c_str(), server.port(), c.runtime.max_seqs, names.c_str());
     std::fflush(stdout);
     std::thread waiter([&] {
       int sig = 0;

@@ -45,6 +45,16 @@ struct LayerOverride {
                                               // station of the model's template (checked by the graph)
 };
 
+// A [[serve.variants]] table: one variant of the line `semline serve` runs beside the others
+// (live A/B): this config, or another file of the same model, with overrides.
+struct ServeVariantConfig {
+  std::string name;
+  double share = 1;                  // of the requests that name no variant
+  std::filesystem::path config;      // empty: this config
+  std::vector<std::string> sets;     // "key=value" overrides, as --set takes them
+  SourcePos pos;                     // the table
+};
+
 struct Config {
   std::filesystem::path file;  // the config file (empty for parsed strings)
   struct {
@@ -70,6 +80,7 @@ struct Config {
   // [backends.<name>]: parameters of a backend (e.g. vulkan's device), checked against its schema
   // when the backend is created.
   std::map<std::string, std::map<std::string, ConfigValue>> backends;
+  std::vector<ServeVariantConfig> serve_variants;  // [[serve.variants]], in file order
   struct {
     int block_tokens = 16;
     std::string dtype = "f32";  // "f32" | "f16"

@@ -2,6 +2,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -494,6 +495,48 @@ void merge_kv_cache(Config& c, const toml::table& t, const Reader& r) {
   }
 }
 
+// [serve]: [[serve.variants]] tables, each { name, share, config, set }.
+void merge_serve(Config& c, const toml::table& t, const Reader& r) {
+  for (auto&& [k, v] : t) {
+    const std::string key = sub_key("serve", k.str());
+    if (k.str() != "variants") r.unknown_key(k, "[serve]", {"variants"});
+    auto a = v.as_array();
+    if (!a) r.bad_value(key, v, "expected [[serve.variants]] tables, got " + kind_of(v));
+    c.serve_variants.clear();
+    for (size_t i = 0; i < a->size(); ++i) {
+      const std::string vkey = key + "[" + std::to_string(i) + "]";
+      const toml::table& vt = r.table(vkey, *a->get(i), "{ name = \"a\", share = 1, set = [\"...\"] }");
+      ServeVariantConfig sv;
+      sv.pos = r.at(vt);
+      for (auto&& [fk, fv] : vt) {
+        const std::string fkey = vkey + "." + key_text(fk.str());
+        if (fk.str() == "name") {
+          sv.name = r.string(fkey, fv);
+          for (char ch : sv.name)
+            if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-' && ch != '.')
+              r.bad_value(fkey, fv, "expected letters, digits, '_', '-' or '.' (it is a header value and a metric label)");
+        } else if (fk.str() == "share") {
+          const double share = fv.is_integer() ? static_cast<double>(fv.as_integer()->get())
+                               : fv.is_floating_point() ? fv.as_floating_point()->get()
+                                                        : -1;
+          if (!(share >= 0)) r.bad_value(fkey, fv, "expected a number >= 0, got " + kind_of(fv));
+          sv.share = share;
+        } else if (fk.str() == "config") {
+          sv.config = r.path(fkey, fv);
+        } else if (fk.str() == "set") {
+          sv.sets = r.strings(fkey, fv, "");
+        } else {
+          r.unknown_key(fk, "[[serve.variants]]", {"name", "share", "config", "set"});
+        }
+      }
+      if (sv.name.empty()) r.bad_value(vkey, *a->get(i), "a variant needs a name");
+      for (const ServeVariantConfig& other : c.serve_variants)
+        if (other.name == sv.name) r.bad_value(vkey + ".name", *a->get(i), "the name '" + sv.name + "' is taken by another variant");
+      c.serve_variants.push_back(std::move(sv));
+    }
+  }
+}
+
 // Each range is checked against the earlier ones, which are disjoint until the first overlap and
 // so ordered alike by first and last layer: the ranges that can meet [first, last] are the ones
 // just below `last` in a map keyed by first layer. A config of many thousand overrides (a 4 MiB
@@ -542,8 +585,10 @@ void merge_toml(Config& c, std::string_view text, const std::string& source, con
       merge_kv_cache(c, r.table(key, v, "[kv_cache]"), r);
     else if (k.str() == "backends")
       merge_backends(c, r.table(key, v, "[backends.vulkan] device = \"0\""), r);
+    else if (k.str() == "serve")
+      merge_serve(c, r.table(key, v, "[[serve.variants]] name = \"a\""), r);
     else
-      r.unknown_key(k, "the top level", {"model", "runtime", "stages", "kv_cache", "backends"});
+      r.unknown_key(k, "the top level", {"model", "runtime", "stages", "kv_cache", "backends", "serve"});
   }
   check_layer_overlap(c);
 }

@@ -119,6 +119,19 @@ TEST_CASE("stage tables take variant, backend and typed parameters only") {
   });
 }
 
+TEST_CASE("[[serve.variants]] tables need a name of their own, a share >= 0 and known keys") {
+  check_all({
+      {"no name", "[[serve.variants]]\nshare = 1\n", {"t.toml:3:1: serve.variants[0]", "a variant needs a name"}},
+      {"odd name", "[[serve.variants]]\nname = \"a b\"\n", {"serve.variants[0].name = \"a b\": expected letters, digits"}},
+      {"negative share", "[[serve.variants]]\nname = \"a\"\nshare = -1\n", {"serve.variants[0].share = -1: expected a number >= 0"}},
+      {"share type", "[[serve.variants]]\nname = \"a\"\nshare = \"half\"\n", {"expected a number >= 0, got a string"}},
+      {"twice", "[[serve.variants]]\nname = \"a\"\n[[serve.variants]]\nname = \"a\"\n", {"the name 'a' is taken by another variant"}},
+      {"unknown key", "[[serve.variants]]\nname = \"a\"\nsets = []\n",
+       {"unknown key 'sets' in [[serve.variants]]", "did you mean 'set'"}},
+      {"not tables", "[serve]\nvariants = 3\n", {"serve.variants = 3: expected [[serve.variants]] tables"}},
+  });
+}
+
 TEST_CASE("layer overrides need a well-formed range and no overlap") {
   const std::string dense = "attention = { variant = \"dense\" }\n";
   check_all({

@@ -347,6 +347,33 @@ const cases = {
     }
   },
 
+  async live_ab() {
+    const file = config('[[serve.variants]]\nname = "f32"\nshare = 1\nset = ["kv_cache.dtype=f32"]\n' +
+                        '[[serve.variants]]\nname = "f16"\nshare = 3\nset = ["kv_cache.dtype=f16"]\n');
+    const s = await serve(['-c', file]);
+    try {
+      const body = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: 4 };
+      const seen = { f32: 0, f16: 0 };
+      for (let i = 0; i < 40; ++i) {
+        const r = await post(s.url, '/v1/completions', body);
+        assert.equal(r.status, 200);
+        seen[r.headers.get('x-semline-variant')] += 1;
+      }
+      assert.equal(seen.f32 + seen.f16, 40);
+      assert.ok(seen.f16 > seen.f32 && seen.f32 > 0, JSON.stringify(seen));  // shares 1 : 3
+      const named = await post(s.url, '/v1/completions', body, { 'X-Semline-Variant': 'f32' });
+      assert.equal(named.headers.get('x-semline-variant'), 'f32');
+      assertError(await post(s.url, '/v1/completions', body, { 'X-Semline-Variant': 'f8' }), 400);
+      const text = await (await fetch(s.url + '/metrics')).text();
+      const count = (v) => Number(text.match(new RegExp(`^semline:request_success_total\\{finished_reason="length",variant="${v}"\\} (\\d+)$`, 'm'))[1]);
+      assert.equal(count('f32'), seen.f32 + 1);
+      assert.equal(count('f16'), seen.f16);
+      assert.match(text, /^semline:time_to_first_token_seconds_count\{variant="f16"\} \d+$/m);
+    } finally {
+      assert.equal((await s.stop()).code, 0);
+    }
+  },
+
   async sigterm() {
     const s = await serve(['-c', config()]);
     const stream = await s.client.completions.create({ model: 'stories260K', prompt: 'Once upon a time', max_tokens: 450, ignore_eos: true, stream: true });
