@@ -39,6 +39,16 @@ std::unique_ptr<Plugins> load_plugins(const std::vector<std::filesystem::path>& 
   return p;
 }
 
+std::unique_ptr<LoadedLine> load_line(Config config) {
+  auto l = std::make_unique<LoadedLine>();
+  l->config = std::move(config);
+  l->plugins = load_plugins(l->config.runtime.plugin_paths, l->config.runtime.prefer);
+  l->model = open_model(l->config.model.path);
+  l->graph = build_graph(l->config, *l->model, l->plugins->registry);
+  l->pipeline = std::make_unique<Pipeline>(l->graph, *l->model, l->plugins->registry, pipeline_options(l->config));
+  return l;
+}
+
 std::unique_ptr<ModelFile> open_model(const std::filesystem::path& path) {
   auto m = open_model_file(path);
   spdlog::debug("{}: {}, {} metadata keys, {} tensors", path.string(), m->format(), m->metadata().size(),

@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include "core/config/config.h"
+#include "core/engine/pipeline.h"
+#include "core/graph/graph.h"
 #include "core/host/plugin_host.h"
 #include "core/host/registry.h"
 #include "core/model/model_file.h"
@@ -39,6 +41,16 @@ Config make_config(const LineFlags& f);
 
 // The model a path names: a GGUF file, or a Hugging Face GPT-2 folder (or its config.json).
 std::unique_ptr<ModelFile> open_model(const std::filesystem::path& path);
+
+// A config made into a line: its plugins, model, graph and pipeline, alive together.
+struct LoadedLine {
+  Config config;
+  std::unique_ptr<Plugins> plugins;
+  std::unique_ptr<ModelFile> model;
+  PipelineGraph graph;
+  std::unique_ptr<Pipeline> pipeline;
+};
+std::unique_ptr<LoadedLine> load_line(Config config);
 
 // A progress bar on stderr for long work (convert, quantize, synth, load, bench); silent when
 // stderr is not a terminal or logging is quiet.

@@ -37,20 +37,10 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("--temp", o->temp, "Temperature (default: the config's chain)");
   cmd->add_option("-s,--seed", o->seed, "Seed of the random draw");
   cmd->callback([o] {
-    Config c = make_config(o->line);
-    auto plugins = load_plugins(c.runtime.plugin_paths, c.runtime.prefer);
-    auto model = open_model(c.model.path);
-    PipelineGraph g = build_graph(c, *model, plugins->registry);
-    Pipeline line(g, *model, plugins->registry, pipeline_options(c));
-    serve::ChatFamily family = serve::detect_chat_family(model->find_string("tokenizer.chat_template").value_or(""));
-    if (!o->chat_template.empty()) {
-      auto f = serve::chat_family_by_name(o->chat_template);
-      if (!f)
-        throw Error("--chat-template " + o->chat_template + ": no such template" +
-                    did_you_mean(o->chat_template, serve::chat_family_names()) + "; templates: " +
-                    join(serve::chat_family_names()));
-      family = *f;
-    }
+    const auto loaded = load_line(make_config(o->line));
+    Pipeline& line = *loaded->pipeline;
+    const serve::ChatFamily family =
+        serve::choose_chat_family(o->chat_template, loaded->model->find_string("tokenizer.chat_template").value_or(""));
     const serve::ChatTemplate chat(family, line.tokenizer());
     Engine engine(line, EngineOptions{1});
     std::vector<serve::ChatMessage> messages;

@@ -82,11 +82,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--presence-penalty", o->presence_penalty, "Presence penalty");
   cmd->add_option("-s,--seed", o->seed, "Seed of the random draw");
   cmd->callback([o] {
-    Config c = make_config(o->line);
-    auto plugins = load_plugins(c.runtime.plugin_paths, c.runtime.prefer);
-    auto model = open_model(c.model.path);
-    PipelineGraph g = build_graph(c, *model, plugins->registry);
-    Pipeline p(g, *model, plugins->registry, pipeline_options(c));
+    const auto line = load_line(make_config(o->line));
+    Pipeline& p = *line->pipeline;
+    const PipelineGraph& g = p.graph();
     std::vector<int32_t> prompt = p.tokenizer().encode(o->prompt, !o->no_bos);
     const SamplingParams sampling = sampling_of(*o);
     {

@@ -472,15 +472,6 @@ ParamValue as_declared(const ParamValue& v, ParamType type) {
   return v;
 }
 
-// The numbers a value holds (none for bools and strings), for the range check.
-std::vector<double> numbers_of(const ParamValue& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) return {static_cast<double>(*i)};
-  if (const auto* d = std::get_if<double>(&v)) return {*d};
-  if (const auto* l = std::get_if<std::vector<int64_t>>(&v)) return std::vector<double>(l->begin(), l->end());
-  if (const auto* l = std::get_if<std::vector<double>>(&v)) return *l;
-  return {};
-}
-
 }  // namespace
 
 Params validate_params(const std::map<std::string, ConfigValue>& given, const std::vector<ParamSpec>& schema,
@@ -499,7 +490,7 @@ Params validate_params(const std::map<std::string, ConfigValue>& given, const st
     if (v.index() != static_cast<size_t>(spec->type))
       throw Error(config_error(cv.pos, where + ": " + key + " = " + param_value_string(cv.value) + " must be of type " +
                                            param_type_name(spec->type) + " (" + spec->doc + ")"));
-    for (double num : numbers_of(v))
+    for (double num : param_numbers(v))
       if ((spec->min && num < *spec->min) || (spec->max && num > *spec->max))
         throw Error(config_error(cv.pos, where + ": " + key + " = " + param_value_string(cv.value) +
                                              " is out of range; expected " + range_string(*spec) +

@@ -36,15 +36,6 @@ bool is_numeric(ParamType t) {
 }
 bool is_textual(ParamType t) { return t == ParamType::String || t == ParamType::StringList; }
 
-// The numbers of a numeric value: itself, or a list's elements.
-std::vector<double> numbers_of(const ParamValue& v) {
-  if (const auto* i = std::get_if<int64_t>(&v)) return {static_cast<double>(*i)};
-  if (const auto* d = std::get_if<double>(&v)) return {*d};
-  if (const auto* l = std::get_if<std::vector<int64_t>>(&v)) return std::vector<double>(l->begin(), l->end());
-  if (const auto* l = std::get_if<std::vector<double>>(&v)) return *l;
-  return {};
-}
-
 void check_param(const ParamSpec& p, const std::string& subject) {
   const std::string where = subject + ": parameter '" + p.name + "'";
   check_name("parameter name", p.name, subject);
@@ -61,7 +52,7 @@ void check_param(const ParamSpec& p, const std::string& subject) {
     throw Error(where + " is " + param_type_name(p.type) + "; only int and float parameters (and their lists) take min/max");
   if (p.min && p.max && *p.min > *p.max)
     throw Error(where + ": min " + std::to_string(*p.min) + " is above max " + std::to_string(*p.max));
-  for (const double d : numbers_of(p.default_value)) {
+  for (const double d : param_numbers(p.default_value)) {
     if ((p.min && d < *p.min) || (p.max && d > *p.max))
       throw Error(where + ": default " + param_value_string(p.default_value) + " is outside its range [" +
                   (p.min ? std::to_string(*p.min) : "-inf") + ", " + (p.max ? std::to_string(*p.max) : "inf") + "]");

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/util/text.h"
+
 namespace semline::serve {
 namespace {
 
@@ -61,6 +63,14 @@ ChatFamily detect_chat_family(std::string_view t) {
   if (has(t, "[INST]") && has(t, "<<SYS>>")) return ChatFamily::Llama2;
   if (has(t, "[INST]")) return ChatFamily::Mistral;
   return ChatFamily::Plain;
+}
+
+ChatFamily choose_chat_family(std::string_view name, std::string_view model_template) {
+  if (name.empty()) return detect_chat_family(model_template);
+  if (auto f = chat_family_by_name(name)) return *f;
+  const std::string n(name);
+  throw Error("--chat-template " + n + ": no such template" + did_you_mean(n, chat_family_names()) +
+              "; templates: " + join(chat_family_names()));
 }
 
 ChatTemplate::ChatTemplate(ChatFamily family, const Tokenizer& tokenizer) : family_(family), tok_(tokenizer) {

@@ -24,6 +24,9 @@ std::optional<ChatFamily> chat_family_by_name(std::string_view name);
 std::vector<std::string> chat_family_names();
 // The family a Jinja chat template writes (Plain for an empty or unknown one).
 ChatFamily detect_chat_family(std::string_view jinja);
+// The family a user named (--chat-template; throws naming the valid ones), else the one the
+// model's template writes.
+ChatFamily choose_chat_family(std::string_view name, std::string_view model_template);
 
 // A family bound to one vocabulary: renders and tokenizes chats.
 class ChatTemplate {

@@ -46,6 +46,18 @@ struct Call {
   std::vector<Clock::time_point> last_token;  // per choice, for the inter-token latency
 };
 
+// The body as a JSON object, or a 400 saying why not.
+json parse_body(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw ApiError(400, "the body must be a JSON object");
+  return j;
+}
+
 }  // namespace
 
 // One variant of the line with its engine and the thread that steps it.
@@ -360,15 +372,8 @@ void Server::Impl::routes() {
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req, res)) return;
     try {
-      json body;
-      try {
-        body = json::parse(req.body);
-      } catch (const json::parse_error& e) {
-        throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
-      }
-      const json* text = body.is_object() && body.contains("content") ? &body["content"]
-                         : body.is_object() && body.contains("prompt") ? &body["prompt"]
-                                                                       : nullptr;
+      json body = parse_body(req.body);
+      const json* text = body.contains("content") ? &body["content"] : body.contains("prompt") ? &body["prompt"] : nullptr;
       if (!text || !text->is_string()) throw ApiError(400, "'content' must be a string", "invalid_request_error", "content");
       bool special = false;
       if (body.contains("add_special")) {
@@ -385,13 +390,8 @@ void Server::Impl::routes() {
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req, res)) return;
     try {
-      json body;
-      try {
-        body = json::parse(req.body);
-      } catch (const json::parse_error& e) {
-        throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
-      }
-      if (!body.is_object() || !body.contains("tokens") || !body["tokens"].is_array())
+      json body = parse_body(req.body);
+      if (!body.contains("tokens") || !body["tokens"].is_array())
         throw ApiError(400, "'tokens' must be an array of token ids", "invalid_request_error", "tokens");
       const Tokenizer& tok = lanes.front()->line->tokenizer();
       std::vector<int32_t> ids;
@@ -433,14 +433,7 @@ Server::Server(std::vector<ServeVariant> variants, ServeOptions opt) : impl_(std
   if (variants.empty()) throw Error("serve: no variant of the line to serve");
   impl_->opt = std::move(opt);
   Impl& s = *impl_;
-  ChatFamily family = detect_chat_family(s.opt.model_chat_template);
-  if (!s.opt.chat_template.empty()) {
-    auto f = chat_family_by_name(s.opt.chat_template);
-    if (!f)
-      throw Error("--chat-template " + s.opt.chat_template + ": no such template" +
-                  did_you_mean(s.opt.chat_template, chat_family_names()) + "; templates: " + join(chat_family_names()));
-    family = *f;
-  }
+  const ChatFamily family = choose_chat_family(s.opt.chat_template, s.opt.model_chat_template);
   int32_t threads = 8;
   for (ServeVariant& v : variants) {
     auto lane = std::make_unique<Lane>();

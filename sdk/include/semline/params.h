@@ -85,4 +85,13 @@ struct ParamText {
 
 inline std::string param_value_string(const ParamValue& v) { return std::visit(detail::ParamText{}, v); }
 
+// The numbers a value holds: an int or a float, or a list's elements (none for bools and strings).
+inline std::vector<double> param_numbers(const ParamValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return {static_cast<double>(*i)};
+  if (const auto* d = std::get_if<double>(&v)) return {*d};
+  if (const auto* l = std::get_if<std::vector<int64_t>>(&v)) return std::vector<double>(l->begin(), l->end());
+  if (const auto* l = std::get_if<std::vector<double>>(&v)) return *l;
+  return {};
+}
+
 }  // namespace semline
