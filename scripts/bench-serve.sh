@@ -62,8 +62,8 @@ echo "### llama-batched-bench -npl 1,8,32"
   -t "$threads" 2>/dev/null | grep -E '^\|'
 
 echo "### llama-server -np 32, semline bench serve"
-"$llama/llama-server" -m "$model" --port "$port" -np 32 -c $((32 * 512)) -t "$threads" >/dev/null 2>&1 &
+"$llama/llama-server" -m "$model" --port $((port + 1)) -np 32 -c $((32 * 512)) -t "$threads" >/dev/null 2>&1 &
 pid=$!
-wait_up "http://127.0.0.1:$port"
-load "http://127.0.0.1:$port"
+wait_up "http://127.0.0.1:$((port + 1))"
+load "http://127.0.0.1:$((port + 1))"
 kill -TERM "$pid"; wait "$pid" || true

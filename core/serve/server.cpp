@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -58,6 +59,14 @@ json parse_body(const std::string& body) {
   return j;
 }
 
+// httplib's server with its listening socket in reach: httplib listens with a backlog of 5, and
+// 32 clients connecting at once while the engine keeps both cores busy overflow it (the kernel
+// then drops a connection the client thinks is open: its request gets no answer).
+class HttpServer : public httplib::Server {
+ public:
+  void deepen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+
 }  // namespace
 
 // One variant of the line with its engine and the thread that steps it.
@@ -78,7 +87,7 @@ struct Lane {
 struct Server::Impl {
   ServeOptions opt;
   std::vector<std::unique_ptr<Lane>> lanes;
-  httplib::Server http;
+  HttpServer http;
   Metrics metrics;
   int port = -1;
   int64_t started = std::time(nullptr);
@@ -451,8 +460,9 @@ Server::Server(std::vector<ServeVariant> variants, ServeOptions opt) : impl_(std
   // the rest (health, metrics, refusals).
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   s.http.set_payload_max_length(s.opt.max_body_bytes);
-  // An idle keep-alive connection holds a thread; stop() waits for them, so they do not linger.
-  s.http.set_keep_alive_timeout(1);
+  // The keep-alive timeout is also how long a new connection may take to send its request: under
+  // load a client may be seconds late, so it stays at httplib's 5 s (stop() waits that long for
+  // idle connections).
   s.routes();
 }
 
@@ -474,6 +484,7 @@ void Server::bind() {
   if (s.port < 0)
     throw Error("serve: cannot listen on " + s.opt.host + ":" + std::to_string(s.opt.port) +
                 " (in use, or not an address of this machine)");
+  s.http.deepen_backlog(1024);
 }
 
 int Server::port() const { return impl_->port; }
