@@ -45,15 +45,13 @@ pid=$!
 wait_up "http://127.0.0.1:$port"
 load "http://127.0.0.1:$port"
 
-echo "### semline serve: time to first token, a 1000-token prefix cold, then cached"
-prefix=$(for i in $(seq 1 112); do printf 'the little dog ran to the big tree. '; done)
-for round in cold cached; do
-  body=$(printf '{"prompt": "%s %s", "max_tokens": 1, "stream": true}' "$prefix" "$round")
-  curl -s -o /dev/null -w "$round: time to first byte %{time_starttransfer} s\n" \
-    -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$port/v1/completions"
-done
-curl -s "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
-  -d "$(printf '{"prompt": "%s again", "max_tokens": 1}' "$prefix")" | grep -o '"prompt_tokens_details":{[^}]*}'
+echo "### semline serve: time to first token with a 1000-token prefix, cold (1 request), then cached (4 more)"
+prefix=$(mktemp)
+for _ in $(seq 1 112); do printf 'the little dog ran to the big tree. '; done >"$prefix"
+"$semline" -q bench serve --url "http://127.0.0.1:$port" --prompt-file "$prefix" --concurrency 1 --requests 1 --max-tokens 1
+"$semline" -q bench serve --url "http://127.0.0.1:$port" --prompt-file "$prefix" --concurrency 1 --requests 4 --max-tokens 1
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^semline:prefix_cache_(queries|hits)'
+rm -f "$prefix"
 kill -TERM "$pid"; wait "$pid" || true
 
 [ -n "$llama" ] || exit 0

@@ -1,13 +1,17 @@
 // semline bench serve: a load generator for OpenAI-compatible servers (semline serve, llama-server,
 // vLLM). N client threads each send streaming /v1/completions requests one after another until the
 // round's requests are done; every token's arrival is timed. Reported per concurrency: aggregate
-// generation throughput, time to first token and inter-token latency (p50, p99), and errors.
+// generation throughput (tokens over the round's wall time, prompts included), decode throughput
+// (concurrency over the median inter-token latency: the streams' steady rate), time to first token
+// and inter-token latency (p50, p99), errors, and retries of connections dropped before an answer.
 #include <httplib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -30,12 +34,14 @@ struct LoadOpts {
   std::vector<int> concurrency = {1, 8, 32};
   int requests = 0;  // per round; 0: 4 x concurrency
   int prompt_words = 64;
+  std::string prompt_file;  // when set: every prompt is this text, then " (request N)"
   int max_tokens = 128;
   std::string output = "md";
 };
 
 struct RequestTiming {
   bool ok = false;
+  bool transport = false;        // no byte of an answer arrived (refused or dropped connection)
   std::string error;
   double ttft = 0;               // seconds
   std::vector<double> gaps;      // seconds between consecutive tokens
@@ -43,7 +49,7 @@ struct RequestTiming {
 };
 
 struct Round {
-  int concurrency = 0, requests = 0, errors = 0;
+  int concurrency = 0, requests = 0, errors = 0, retries = 0;
   int64_t tokens = 0;
   double seconds = 0;
   double ttft_p50 = 0, ttft_p99 = 0, itl_p50 = 0, itl_p99 = 0;
@@ -71,9 +77,11 @@ std::string prompt_for(int index, int words) {
   return s;
 }
 
-RequestTiming one_request(httplib::Client& cli, const LoadOpts& o, int index) {
+RequestTiming one_request(httplib::Client& cli, const LoadOpts& o, const std::string& shared, int index) {
   RequestTiming t;
-  nlohmann::json body = {{"prompt", prompt_for(index, o.prompt_words)}, {"max_tokens", o.max_tokens},
+  const std::string prompt = shared.empty() ? prompt_for(index, o.prompt_words)
+                                            : shared + " (request " + std::to_string(index) + ")";
+  nlohmann::json body = {{"prompt", prompt}, {"max_tokens", o.max_tokens},
                          {"temperature", 0},  {"ignore_eos", true},
                          {"stream", true},    {"stream_options", {{"include_usage", true}}}};
   if (!o.model.empty()) body["model"] = o.model;
@@ -113,6 +121,7 @@ RequestTiming one_request(httplib::Client& cli, const LoadOpts& o, int index) {
   const httplib::Result res = cli.send(req);
   if (!res) {
     t.error = "no answer: " + httplib::to_string(res.error());
+    t.transport = chunks == 0;
   } else if (res->status != 200) {
     t.error = "HTTP " + std::to_string(res->status) + " " + res->body.substr(0, 200);
   }
@@ -122,7 +131,7 @@ RequestTiming one_request(httplib::Client& cli, const LoadOpts& o, int index) {
   return t;
 }
 
-Round run_round(const LoadOpts& o, int concurrency) {
+Round run_round(const LoadOpts& o, const std::string& shared, int concurrency) {
   Round r;
   r.concurrency = concurrency;
   r.requests = o.requests > 0 ? o.requests : 4 * concurrency;
@@ -136,8 +145,13 @@ Round run_round(const LoadOpts& o, int concurrency) {
       httplib::Client cli(o.url);
       cli.set_read_timeout(600);
       for (int i; (i = next++) < r.requests;) {
-        RequestTiming t = one_request(cli, o, i);
+        // A connection refused or dropped before any answer is tried again (twice), as OpenAI's
+        // clients do; the retries are counted.
+        RequestTiming t = one_request(cli, o, shared, i);
+        int retries = 0;
+        for (; t.transport && retries < 2; ++retries) t = one_request(cli, o, shared, i);
         std::lock_guard lock(m);
+        r.retries += retries;
         all.push_back(std::move(t));
       }
     });
@@ -175,31 +189,44 @@ void add_bench_serve_command(CLI::App& bench) {
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--requests", o->requests, "Requests per round (default 4 x concurrency)")->check(CLI::Range(0, 1000000));
   cmd->add_option("--prompt-words", o->prompt_words, "Words in each prompt (default 64)")->check(CLI::Range(1, 100000));
+  cmd->add_option("--prompt-file", o->prompt_file,
+                  "Every prompt is this file's text then \" (request N)\": a shared prefix (prefix caching)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--max-tokens", o->max_tokens, "Tokens generated per request, end of sequence ignored (default 128)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("-o,--output", o->output, "md | json")->check(CLI::IsMember({"md", "json"}));
   cmd->callback([o] {
+    std::string shared;
+    if (!o->prompt_file.empty()) {
+      std::ifstream f(o->prompt_file, std::ios::binary);
+      shared.assign(std::istreambuf_iterator<char>(f), {});
+      while (!shared.empty() && (shared.back() == '\n' || shared.back() == ' ')) shared.pop_back();
+    }
     std::vector<Round> rounds;
     for (int c : o->concurrency) {
-      rounds.push_back(run_round(*o, c));
+      rounds.push_back(run_round(*o, shared, c));
       const Round& r = rounds.back();
       if (r.errors) spdlog::warn("concurrency {}: {} of {} requests failed; the first: {}", c, r.errors, r.requests, r.first_error);
     }
     if (o->output == "json") {
       nlohmann::json j = nlohmann::json::array();
       for (const Round& r : rounds)
-        j.push_back({{"concurrency", r.concurrency}, {"requests", r.requests}, {"errors", r.errors}, {"tokens", r.tokens},
+        j.push_back({{"concurrency", r.concurrency}, {"requests", r.requests}, {"errors", r.errors},
+                     {"retries", r.retries}, {"tokens", r.tokens},
                      {"seconds", r.seconds}, {"throughput_tps", r.seconds > 0 ? r.tokens / r.seconds : 0},
+                     {"decode_tps", r.itl_p50 > 0 ? r.concurrency / r.itl_p50 : 0},
                      {"ttft_p50_ms", r.ttft_p50 * 1e3}, {"ttft_p99_ms", r.ttft_p99 * 1e3},
                      {"itl_p50_ms", r.itl_p50 * 1e3}, {"itl_p99_ms", r.itl_p99 * 1e3}});
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
-    std::printf("| concurrency | requests | errors | tokens | seconds | throughput t/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |\n");
-    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    std::printf("| concurrency | requests | errors | retries | tokens | seconds | throughput t/s | decode t/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const Round& r : rounds)
-      std::printf("| %d | %d | %d | %lld | %.2f | %.1f | %.1f | %.1f | %.2f | %.2f |\n", r.concurrency, r.requests, r.errors,
+      std::printf("| %d | %d | %d | %d | %lld | %.2f | %.1f | %.1f | %.1f | %.1f | %.2f | %.2f |\n", r.concurrency,
+                  r.requests, r.errors, r.retries,
                   static_cast<long long>(r.tokens), r.seconds, r.seconds > 0 ? r.tokens / r.seconds : 0.0,
+                  r.itl_p50 > 0 ? r.concurrency / r.itl_p50 : 0.0,
                   r.ttft_p50 * 1e3, r.ttft_p99 * 1e3, r.itl_p50 * 1e3, r.itl_p99 * 1e3);
   });
 }
