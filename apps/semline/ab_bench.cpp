@@ -33,6 +33,7 @@ struct Variant {
   std::unique_ptr<Pipeline> pipeline;
   // measurements
   std::vector<double> pp_tps, tg_tps, ttft_ms, itl_ms;
+  int64_t draft_tokens = 0, accepted_tokens = 0;  // speculative decoding, over the repetitions
   double peak_mib = 0;
   double flops_per_token = 0, bytes_per_token = 0;  // decode, from the stages' own counts
   std::optional<double> joules_per_token;
@@ -151,7 +152,7 @@ void build(Variant& v, const Plugins& plugins, int context) {
 // One request through the engine with the variant's chain: the prompt's prefill and first token,
 // then n_gen more tokens, each a step of its own.
 void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
-  Engine engine(*v.pipeline, EngineOptions{1});
+  Engine engine(*v.pipeline, engine_options(v.config));
   RequestOptions r;
   r.prompt = prompt;
   r.max_tokens = n_gen + 1;
@@ -168,6 +169,8 @@ void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
   const double pp_s = std::chrono::duration<double>(stats.first_token - t0).count();
   const double tg_s = std::chrono::duration<double>(stats.finished - stats.first_token).count();
   v.pp_tps.push_back(prompt.size() / pp_s);
+  v.draft_tokens += stats.draft_tokens;
+  v.accepted_tokens += stats.accepted_tokens;
   v.ttft_ms.push_back(pp_s * 1e3);
   if (n_gen > 0) {
     v.tg_tps.push_back(n_gen / tg_s);
@@ -221,6 +224,10 @@ nlohmann::json to_json(const Variant& v, const AbOptions& o) {
                       {"flops_per_token", v.flops_per_token},
                       {"bytes_per_token", v.bytes_per_token},
                       {"memory_roofline_pct", 100.0 * v.bytes_per_token * mean(v.tg_tps) / (o.roofline_gbs * 1e9)}};
+  if (v.config.speculative.proposer != "none") {
+    j["spec_draft_tokens"] = v.draft_tokens;
+    j["spec_accepted_tokens"] = v.accepted_tokens;
+  }
   if (o.roofline_gflops > 0)
     j["compute_roofline_pct"] = 100.0 * v.flops_per_token * mean(v.tg_tps) / (o.roofline_gflops * 1e9);
   j["joules_per_token"] = v.joules_per_token ? nlohmann::json(*v.joules_per_token) : nlohmann::json(nullptr);
@@ -239,6 +246,10 @@ void print_table(const std::vector<Variant>& vs, const AbOptions& o) {
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|%s---:|---:|---:|---:|\n", o.roofline_gflops > 0 ? "---:|" : "");
   for (const Variant& v : vs) {
     const double tg = mean(v.tg_tps);
+    if (v.config.speculative.proposer != "none")
+      spdlog::info("variant {}: {} drafts, {} of {} accepted ({:.0f}%)", v.name, v.config.speculative.proposer,
+                   v.accepted_tokens, v.draft_tokens,
+                   v.draft_tokens ? 100.0 * static_cast<double>(v.accepted_tokens) / static_cast<double>(v.draft_tokens) : 0.0);
     std::string compute = o.roofline_gflops > 0
                               ? fmt(100.0 * v.flops_per_token * tg / (o.roofline_gflops * 1e9), "%.1f") + " | "
                               : "";
@@ -356,6 +367,7 @@ void run_ab(const AbOptions& o) {
     vs[i].peak_mib = peak_memory_mib();
     meter_decode(vs[i], prompt);
     vs[i].pp_tps.clear(), vs[i].tg_tps.clear(), vs[i].ttft_ms.clear(), vs[i].itl_ms.clear();
+    vs[i].draft_tokens = vs[i].accepted_tokens = 0;
     // Nothing of it stays resident while the next one is measured: the model's mapped pages
     // would count in that one's peak.
     vs[i].pipeline.reset();

@@ -13,6 +13,8 @@ void add_line_flags(CLI::App& cmd, LineFlags& f) {
   cmd.add_option("-m,--model", f.model, "Model: a GGUF file or a Hugging Face GPT-2 folder; overrides [model].path");
   cmd.add_option("--set", f.sets, "Override a config key, e.g. --set stages.attention.variant=dense");
   cmd.add_option("--plugin-path", f.plugin_paths, "Extra folder or file to load plugins from");
+  cmd.add_option("--spec", f.spec, "Speculative decoding: the proposer (none, ngram); speculative.proposer");
+  cmd.add_option("--spec-k", f.spec_k, "Draft tokens per step at most; speculative.k")->check(CLI::Range(1, 64));
 }
 
 Config make_config(const LineFlags& f) {
@@ -22,6 +24,8 @@ Config make_config(const LineFlags& f) {
     c.model.pos = SourcePos{"--model", 0, 0};
   }
   for (const std::string& s : f.sets) apply_override(c, s);
+  if (!f.spec.empty()) apply_override(c, "speculative.proposer=" + f.spec);
+  if (f.spec_k > 0) apply_override(c, "speculative.k=" + std::to_string(f.spec_k));
   for (const std::string& p : f.plugin_paths) c.runtime.plugin_paths.push_back(p);
   if (c.model.path.empty()) throw Error((f.config.empty() ? std::string("(defaults)") : f.config) +
                                         ": no model: set [model].path or pass --model");

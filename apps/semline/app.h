@@ -23,6 +23,8 @@ struct LineFlags {
   std::string config;               // --config
   std::string model;                // --model (overrides [model].path)
   std::vector<std::string> sets;    // --set key=value
+  std::string spec;                 // --spec: speculative.proposer
+  int spec_k = 0;                   // --spec-k: speculative.k
   std::vector<std::string> plugin_paths;  // --plugin-path
 };
 void add_line_flags(CLI::App& cmd, LineFlags& f);

@@ -42,7 +42,9 @@ void add_chat_command(CLI::App& app) {
     const serve::ChatFamily family =
         serve::choose_chat_family(o->chat_template, loaded->model->find_string("tokenizer.chat_template").value_or(""));
     const serve::ChatTemplate chat(family, line.tokenizer());
-    Engine engine(line, EngineOptions{1});
+    EngineOptions eo = engine_options(loaded->config);
+    eo.max_seqs = 1;
+    Engine engine(line, eo);
     std::vector<serve::ChatMessage> messages;
     if (!o->system.empty()) messages.push_back({"system", o->system});
     std::fprintf(stderr, "chat template: %s; one message per line, /reset starts over, /quit ends\n",

@@ -101,6 +101,7 @@ void add_run_command(CLI::App& app) {
     go.max_tokens = o->n;
     go.stop = o->stop;
     go.stop_at_eos = !o->ignore_eos;
+    go.speculative = engine_options(line->config).speculative;
     std::fputs(o->prompt.c_str(), stdout);
     std::fflush(stdout);
     GenerateResult r = generate(p, prompt, go, [](std::string_view text) {
@@ -109,11 +110,15 @@ void add_run_command(CLI::App& app) {
     });
     std::fputs("\n", stdout);
     std::fflush(stdout);
+    std::string spec;
+    if (go.speculative.proposer != "none")
+      spec = fmt::format(" | {} drafts: {} of {} accepted ({:.0f}%)", go.speculative.proposer, r.accepted_tokens,
+                         r.draft_tokens, r.draft_tokens ? 100.0 * r.accepted_tokens / r.draft_tokens : 0.0);
     std::fprintf(stderr,
                  "prompt %d tokens, %.1f t/s | generation %zu tokens, %.1f t/s | time to first token %.2f ms | "
-                 "stop: %s\n",
+                 "stop: %s%s\n",
                  r.n_prompt, r.prompt_tps(), r.tokens.size(), r.gen_tps(), r.ttft_seconds * 1e3,
-                 r.stop_reason.c_str());
+                 r.stop_reason.c_str(), spec.c_str());
   });
 }
 

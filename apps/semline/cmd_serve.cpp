@@ -104,7 +104,7 @@ void add_serve_command(CLI::App& app) {
       graphs.push_back(build_graph(vc, *model, plugins->registry));
       lines.push_back(std::make_unique<Pipeline>(graphs.back(), *model, plugins->registry, pipeline_options(vc)));
       variants.push_back(serve::ServeVariant{configs[i].first, lines.back().get(), i < shares.size() ? shares[i] : 1.0,
-                                             vc.runtime.max_seqs});
+                                             engine_options(vc)});
     }
     serve::ServeOptions so = o->serve;
     if (so.model_id.empty()) so.model_id = model_id_of(c.model.path);

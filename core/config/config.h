@@ -89,6 +89,13 @@ struct Config {
     bool prefix_caching = true; // full blocks of a computed prefix are reused by later sequences
     SourcePos pos;              // the [kv_cache] table
   } kv_cache;
+  struct {
+    std::string proposer = "none";  // "none" | "ngram": who drafts tokens for the model to verify
+    int k = 4;                      // draft tokens per step at most
+    bool adaptive = true;           // the draft length follows the acceptance (1..k)
+    int ngram_min = 1;              // ngram: the shortest and longest suffix looked up
+    int ngram_max = 3;
+  } speculative;
 };
 
 // Reads and checks a config file. Throws semline::Error with "file:line:col: message".

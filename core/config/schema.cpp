@@ -31,6 +31,8 @@ constexpr int64_t kMaxBlockTokens = 4096;
 constexpr int64_t kMaxSeqs = 4096;
 constexpr int64_t kMaxCacheMib = int64_t{1} << 24;  // 16 TiB
 constexpr int64_t kMaxCacheBlocks = int64_t{1} << 30;
+constexpr int64_t kMaxDraftTokens = 64;
+constexpr int64_t kMaxNgram = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Describing keys and values in messages
@@ -495,6 +497,33 @@ void merge_kv_cache(Config& c, const toml::table& t, const Reader& r) {
   }
 }
 
+void merge_speculative(Config& c, const toml::table& t, const Reader& r) {
+  for (auto&& [k, v] : t) {
+    const std::string key = sub_key("speculative", k.str());
+    if (k.str() == "proposer") {
+      static const Names proposers = {"none", "ngram"};
+      std::string p = r.string(key, v);
+      if (!contains(proposers, p)) r.bad_value(key, v, "expected \"none\" or \"ngram\"" + did_you_mean(p, proposers));
+      c.speculative.proposer = p;
+    } else if (k.str() == "k") {
+      c.speculative.k = r.integer(key, v, 1, kMaxDraftTokens);
+    } else if (k.str() == "adaptive") {
+      auto b = v.as_boolean();
+      if (!b) r.bad_value(key, v, "expected true or false, got " + kind_of(v));
+      c.speculative.adaptive = b->get();
+    } else if (k.str() == "ngram_min") {
+      c.speculative.ngram_min = r.integer(key, v, 1, kMaxNgram);
+    } else if (k.str() == "ngram_max") {
+      c.speculative.ngram_max = r.integer(key, v, 1, kMaxNgram);
+    } else {
+      r.unknown_key(k, "[speculative]", {"proposer", "k", "adaptive", "ngram_min", "ngram_max"});
+    }
+  }
+  if (c.speculative.ngram_min > c.speculative.ngram_max)
+    r.fail(t.source(), "[speculative]: ngram_min = " + std::to_string(c.speculative.ngram_min) + " is above ngram_max = " +
+                           std::to_string(c.speculative.ngram_max) + "; expected ngram_min <= ngram_max");
+}
+
 // [serve]: [[serve.variants]] tables, each { name, share, config, set }.
 void merge_serve(Config& c, const toml::table& t, const Reader& r) {
   for (auto&& [k, v] : t) {
@@ -587,8 +616,10 @@ void merge_toml(Config& c, std::string_view text, const std::string& source, con
       merge_backends(c, r.table(key, v, "[backends.vulkan] device = \"0\""), r);
     else if (k.str() == "serve")
       merge_serve(c, r.table(key, v, "[[serve.variants]] name = \"a\""), r);
+    else if (k.str() == "speculative")
+      merge_speculative(c, r.table(key, v, "[speculative] proposer = \"ngram\""), r);
     else
-      r.unknown_key(k, "the top level", {"model", "runtime", "stages", "kv_cache", "backends", "serve"});
+      r.unknown_key(k, "the top level", {"model", "runtime", "stages", "kv_cache", "speculative", "backends", "serve"});
   }
   check_layer_overlap(c);
 }

@@ -148,6 +148,15 @@ void BlockManager::advance(int32_t seq, std::span<const int32_t> tokens) {
   if (opt_.window > 0) release_before(s, s.n_past - opt_.window + 1);
 }
 
+void BlockManager::trim(int32_t seq) {
+  Seq& s = seqs_.at(static_cast<size_t>(seq));
+  const size_t keep = static_cast<size_t>((static_cast<int64_t>(s.n_past) + opt_.block_tokens - 1) / opt_.block_tokens);
+  while (s.table.size() > keep) {
+    if (s.table.back() >= 0) drop(s.table.back());
+    s.table.pop_back();
+  }
+}
+
 void BlockManager::release_before(Seq& s, int32_t first_needed) {
   const int64_t whole = first_needed / opt_.block_tokens;  // blocks entirely below first_needed
   for (; s.released < whole && s.released < static_cast<int32_t>(s.table.size()); ++s.released) {

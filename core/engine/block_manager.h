@@ -55,6 +55,9 @@ class BlockManager {
   // get their keys, and with a window the blocks out of reach are released.
   void advance(int32_t seq, std::span<const int32_t> tokens);
 
+  // Gives back the blocks reserved past n_past (a step that wrote drafts the model rejected).
+  void trim(int32_t seq);
+
   SeqView view(int32_t seq) const;  // valid until the sequence's table changes
   int32_t n_past(int32_t seq) const;
 

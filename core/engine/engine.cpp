@@ -30,6 +30,20 @@ struct Engine::Choice : SchedSeq {
   bool seen = false;  // scheduled at least once
   bool done = false;
   Update pending;     // what this step produced
+  std::unique_ptr<Proposer> proposer;  // nullptr: no drafts
+  DraftLength draft_len{1, false};
+};
+
+// A choice whose logits this step computed: rows [first, first + n_draft] of the step's logits,
+// the last real token's and one per draft.
+struct Engine::Output {
+  Choice* c;
+  size_t item;    // in the plan
+  size_t first;   // logits row
+  std::vector<int32_t> draft;
+  std::vector<int32_t> picks;  // sampled tokens: the accepted drafts, then one more
+  std::vector<TokenLogprob> logprobs;
+  std::string error;
 };
 
 struct Engine::Request {
@@ -40,11 +54,24 @@ struct Engine::Request {
   int32_t open = 0;  // choices not finished
 };
 
+EngineOptions engine_options(const Config& config) {
+  EngineOptions o;
+  o.max_seqs = config.runtime.max_seqs;
+  o.speculative.proposer = config.speculative.proposer;
+  o.speculative.k = config.speculative.k;
+  o.speculative.adaptive = config.speculative.adaptive;
+  o.speculative.ngram_min = config.speculative.ngram_min;
+  o.speculative.ngram_max = config.speculative.ngram_max;
+  return o;
+}
+
 Engine::Engine(Pipeline& line, const EngineOptions& opt)
     : line_(line),
       samplers_(line.graph(), line.registry(), line.tokenizer()),
       opt_(opt),
-      sched_(line.kv().blocks(), SchedulerOptions{line.max_batch_tokens(), opt.max_seqs}) {}
+      sched_(line.kv().blocks(), SchedulerOptions{line.max_batch_tokens(), opt.max_seqs}) {
+  make_proposer(opt.speculative);  // a bad option fails here, not at the first request
+}
 
 Engine::~Engine() {
   // Sequences give their blocks back: the line and its cache outlive the engine.
@@ -86,6 +113,8 @@ uint64_t Engine::submit(RequestOptions opt, UpdateFn on_update) {
     c->hold = i > 0;  // siblings wait for the first choice's prompt blocks
     c->stats.n_prompt = static_cast<int32_t>(opt.prompt.size());
     c->stats.arrival = Clock::now();
+    c->proposer = make_proposer(opt_.speculative);
+    c->draft_len = DraftLength(opt_.speculative.k, opt_.speculative.adaptive);
     r->choices.push_back(std::move(c));
   }
   r->open = opt.n;
@@ -152,31 +181,57 @@ void Engine::finish(Choice& c, FinishReason why, std::string error) {
   --c.req->open;
 }
 
-void Engine::sample(Choice& c, std::span<const float> logits) {
-  const RequestOptions& o = c.req->opt;
-  const int32_t tok = sample_chain(c.chain, logits, c.tokens, c.cand);
-  if (c.stats.first_token == Clock::time_point{}) c.stats.first_token = Clock::now();
-  if (o.logprobs >= 0) {
-    // log-softmax of the model's row, in double.
-    double mx = -INFINITY;
-    for (float l : logits) mx = std::max(mx, static_cast<double>(l));
-    double sum = 0;
-    for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
-    const double lse = mx + std::log(sum);
-    TokenLogprob lp;
-    lp.token = tok;
-    lp.logprob = static_cast<float>(logits[static_cast<size_t>(tok)] - lse);
-    std::vector<int32_t> ids(logits.size());
-    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
-    const size_t k = std::min(static_cast<size_t>(o.logprobs), ids.size());
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), [&](int32_t a, int32_t b) {
-      return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
-             (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
-    });
-    for (size_t i = 0; i < k; ++i)
-      lp.top.emplace_back(ids[i], static_cast<float>(logits[static_cast<size_t>(ids[i])] - lse));
-    c.pending.logprobs.push_back(std::move(lp));
+TokenLogprob Engine::logprob(std::span<const float> logits, int32_t token, int32_t top) const {
+  // log-softmax of the model's row, in double.
+  double mx = -INFINITY;
+  for (float l : logits) mx = std::max(mx, static_cast<double>(l));
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
+  const double lse = mx + std::log(sum);
+  TokenLogprob lp;
+  lp.token = token;
+  lp.logprob = static_cast<float>(logits[static_cast<size_t>(token)] - lse);
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  const size_t k = std::min(static_cast<size_t>(top), ids.size());
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), [&](int32_t a, int32_t b) {
+    return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] ||
+           (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b);
+  });
+  for (size_t i = 0; i < k; ++i) lp.top.emplace_back(ids[i], static_cast<float>(logits[static_cast<size_t>(ids[i])] - lse));
+  return lp;
+}
+
+// Samples the output's rows in order, each with the history plain decoding would have had, while
+// the sample agrees with the draft; returns the drafts accepted. The picks stay appended to the
+// choice's tokens until accept() takes them (the scheduler's commit reads the accepted ones there).
+int32_t Engine::verify(Output& o, std::span<const float> logits) {
+  Choice& c = *o.c;
+  const size_t v = static_cast<size_t>(line_.hp().n_vocab);
+  const int32_t top = c.req->opt.logprobs;
+  for (size_t i = 0; i <= o.draft.size(); ++i) {
+    const std::span<const float> row = logits.subspan((o.first + i) * v, v);
+    const int32_t tok = sample_chain(c.chain, row, c.tokens, c.cand);
+    if (c.stats.first_token == Clock::time_point{}) c.stats.first_token = Clock::now();
+    if (top >= 0) o.logprobs.push_back(logprob(row, tok, top));
+    o.picks.push_back(tok);
+    c.tokens.push_back(tok);
+    if (i == o.draft.size() || tok != o.draft[i]) break;
   }
+  const int32_t accepted = static_cast<int32_t>(o.picks.size()) - 1;
+  if (!o.draft.empty()) {
+    c.stats.draft_tokens += static_cast<int32_t>(o.draft.size());
+    c.stats.accepted_tokens += accepted;
+    ++counters_.spec_drafts;
+    counters_.spec_draft_tokens += static_cast<int64_t>(o.draft.size());
+    counters_.spec_accepted_tokens += accepted;
+    c.draft_len.update(static_cast<int32_t>(o.draft.size()), accepted);
+  }
+  return accepted;
+}
+
+void Engine::accept(Choice& c, int32_t tok) {
+  const RequestOptions& o = c.req->opt;
   ++counters_.generation_tokens;
   if ((!o.ignore_eos && tok == line_.tokenizer().eos()) ||
       std::find(o.stop_tokens.begin(), o.stop_tokens.end(), tok) != o.stop_tokens.end()) {
@@ -192,12 +247,41 @@ void Engine::sample(Choice& c, std::span<const float> logits) {
   else if (static_cast<int32_t>(c.tokens.size()) >= line_.kv().options().context) finish(c, FinishReason::Length);
 }
 
+// Drafts for the choices that decode this step, as long as the request's limits leave room for
+// them and the token after them.
+void Engine::propose() {
+  const int32_t context = line_.kv().options().context;
+  for (auto& r : requests_)
+    for (auto& c : r->choices) {
+      if (c->done || !c->proposer || c->kv < 0 || c->n_draft > 0 || !c->decoding()) continue;
+      const int32_t size = static_cast<int32_t>(c->tokens.size());
+      int32_t room = context - size;  // positions left before the context ends, the drafts' and the next token's
+      if (r->opt.max_tokens >= 0) room = std::min(room, r->opt.max_tokens - (size - c->stats.n_prompt));
+      const int32_t k = std::min(c->draft_len.next(), room - 1);
+      if (k < 1) continue;
+      draft_.clear();
+      c->proposer->propose(c->tokens, k, draft_);
+      c->tokens.insert(c->tokens.end(), draft_.begin(), draft_.end());
+      c->n_draft = static_cast<int32_t>(draft_.size());
+    }
+}
+
 bool Engine::step() {
   take_inbox();
   release_siblings();
+  propose();
   StepPlan plan = sched_.plan();
   for (SchedSeq* s : plan.preempted) ++static_cast<Choice*>(s)->stats.preemptions;
   for (auto& [s, why] : plan.failed) finish(*static_cast<Choice*>(s), FinishReason::Error, why);
+  // Drafts leave sequences that will not verify them this step (preempted, or cut by the budget).
+  for (auto& r : requests_)
+    for (auto& c : r->choices) {
+      if (c->n_draft == 0) continue;
+      const auto item = std::find_if(plan.items.begin(), plan.items.end(), [&](const StepItem& it) { return it.seq == c.get(); });
+      const int32_t keep = item == plan.items.end() ? 0 : std::max(0, c->n_computed + item->n - (static_cast<int32_t>(c->tokens.size()) - c->n_draft) );
+      c->tokens.resize(c->tokens.size() - static_cast<size_t>(c->n_draft - keep));
+      c->n_draft = keep;
+    }
 
   if (!plan.items.empty()) {
     tokens_.clear();
@@ -205,7 +289,7 @@ bool Engine::step() {
     seq_of_.clear();
     rows_.clear();
     views_.clear();
-    std::vector<Choice*> outputs;
+    std::vector<Output> outputs;
     for (size_t i = 0; i < plan.items.size(); ++i) {
       const StepItem& it = plan.items[i];
       auto* c = static_cast<Choice*>(it.seq);
@@ -222,8 +306,11 @@ bool Engine::step() {
       counters_.prompt_tokens += std::max(0, std::min(c->n_computed + it.n, c->stats.n_prompt) - c->n_computed);
       views_.push_back(line_.kv().view(c->kv));
       if (it.output()) {
-        rows_.push_back(static_cast<int32_t>(tokens_.size()) - 1);
-        outputs.push_back(c);
+        // Logits of the last real token and of every draft after it.
+        Output o{c, i, rows_.size(), {}, {}, {}, {}};
+        o.draft.assign(c->tokens.end() - c->n_draft, c->tokens.end());
+        for (int32_t d = c->n_draft; d >= 0; --d) rows_.push_back(static_cast<int32_t>(tokens_.size()) - 1 - d);
+        outputs.push_back(std::move(o));
       }
     }
     Batch b;
@@ -237,20 +324,40 @@ bool Engine::step() {
     b.output_rows = rows_.data();
     try {
       const std::span<const float> logits = line_.forward(b);
+      // Verify before the commit, which caches only the tokens kept.
+      for (Output& o : outputs) {
+        Choice& c = *o.c;
+        c.tokens.resize(c.tokens.size() - o.draft.size());
+        c.n_draft = 0;
+        try {
+          plan.items[o.item].n -= static_cast<int32_t>(o.draft.size()) - verify(o, logits);
+        } catch (const std::exception& e) {
+          o.error = e.what();
+          plan.items[o.item].n -= static_cast<int32_t>(o.draft.size());
+          c.tokens.resize(c.tokens.size() - o.picks.size());
+          o.picks.clear();
+        }
+      }
       sched_.commit(plan);
       ++counters_.steps;
-      const size_t v = static_cast<size_t>(line_.hp().n_vocab);
-      for (size_t k = 0; k < outputs.size(); ++k) {
-        try {
-          sample(*outputs[k], logits.subspan(k * v, v));
-        } catch (const std::exception& e) {
-          finish(*outputs[k], FinishReason::Error, e.what());
+      for (Output& o : outputs) {
+        Choice& c = *o.c;
+        c.tokens.resize(c.tokens.size() - o.picks.size());
+        if (!o.error.empty()) finish(c, FinishReason::Error, o.error);
+        for (size_t i = 0; i < o.picks.size() && !c.done; ++i) {
+          if (i < o.logprobs.size()) c.pending.logprobs.push_back(std::move(o.logprobs[i]));
+          accept(c, o.picks[i]);
         }
       }
     } catch (const std::exception& e) {
       // The line failed this step: its sequences end with the reason; the engine goes on.
       spdlog::error("{}", e.what());
-      for (const StepItem& it : plan.items) finish(*static_cast<Choice*>(it.seq), FinishReason::Error, e.what());
+      for (const StepItem& it : plan.items) {
+        auto* c = static_cast<Choice*>(it.seq);
+        c->tokens.resize(c->tokens.size() - static_cast<size_t>(c->n_draft));
+        c->n_draft = 0;
+        finish(*c, FinishReason::Error, e.what());
+      }
     }
   }
 

@@ -8,6 +8,11 @@
 // admitted once it has, and take them from the prefix cache). A choice ends at the end-of-sequence
 // token (unless ignore_eos), a stop string (not part of its text), max_tokens, or the context; a
 // request can be cancelled at any step, which gives its blocks back at once.
+//
+// With a proposer ([speculative]), a decoding choice carries drafts into the step: the model
+// computes the last token and the drafts together, each position is sampled as plain decoding
+// would sample it, and the drafts are kept up to the first one the sample disagrees with (see
+// speculative.h); the cache keeps only what was kept.
 #pragma once
 
 #include <chrono>
@@ -22,6 +27,7 @@
 #include "core/engine/pipeline.h"
 #include "core/engine/sampling.h"
 #include "core/engine/scheduler.h"
+#include "core/engine/speculative.h"
 #include "core/engine/text_stream.h"
 
 namespace semline {
@@ -58,6 +64,8 @@ struct ChoiceStats {
   int32_t n_cached = 0;  // prompt tokens found in the prefix cache on first admission
   int32_t n_generated = 0;
   int32_t preemptions = 0;
+  int32_t draft_tokens = 0;     // speculative decoding: tokens drafted and verified
+  int32_t accepted_tokens = 0;  // drafts the model agreed with
   Clock::time_point arrival, scheduled, first_token, finished;
 };
 
@@ -76,7 +84,11 @@ using UpdateFn = std::function<void(const Update&)>;
 
 struct EngineOptions {
   int32_t max_seqs = 16;  // sequences running at once; runtime.max_seqs
+  SpeculativeOptions speculative;  // [speculative]
 };
+
+// runtime.max_seqs and [speculative] of a config.
+EngineOptions engine_options(const Config& config);
 
 // Running totals, for the meters.
 struct EngineCounters {
@@ -85,6 +97,9 @@ struct EngineCounters {
   int64_t generation_tokens = 0;
   int64_t preemptions = 0;
   int64_t prefix_queried_tokens = 0, prefix_hit_tokens = 0;
+  int64_t spec_drafts = 0;           // steps of a sequence that verified drafts
+  int64_t spec_draft_tokens = 0;     // drafted tokens verified
+  int64_t spec_accepted_tokens = 0;  // of which the model agreed with
   int64_t running = 0, waiting = 0;
   double kv_usage = 0;            // share of the pool's blocks held by sequences, 0..1
 };
@@ -119,7 +134,11 @@ class Engine {
   struct Choice;
   void take_inbox();
   void finish(Choice& c, FinishReason why, std::string error = {});
-  void sample(Choice& c, std::span<const float> logits);
+  struct Output;
+  void propose();
+  TokenLogprob logprob(std::span<const float> logits, int32_t token, int32_t top) const;
+  int32_t verify(Output& o, std::span<const float> logits);
+  void accept(Choice& c, int32_t token);
   void release_siblings();
 
   Pipeline& line_;
@@ -137,7 +156,7 @@ class Engine {
   // Step scratch, reused.
   std::vector<int32_t> tokens_, positions_, seq_of_, rows_;
   std::vector<SeqView> views_;
-  std::vector<double> lse_;
+  std::vector<int32_t> draft_;
 };
 
 }  // namespace semline

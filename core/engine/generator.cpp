@@ -32,7 +32,7 @@ std::span<const float> prefill(Pipeline& p, int32_t seq, std::span<const int32_t
 
 GenerateResult generate(Pipeline& p, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                         const std::function<void(std::string_view)>& on_text) {
-  Engine engine(p, EngineOptions{1});
+  Engine engine(p, EngineOptions{.max_seqs = 1, .speculative = opt.speculative});
   RequestOptions r;
   r.prompt = prompt;
   r.sampling = opt.sampling;
@@ -64,6 +64,8 @@ GenerateResult generate(Pipeline& p, const std::vector<int32_t>& prompt, const G
     out.ttft_seconds = out.prompt_seconds;
     out.gen_seconds = seconds(stats.first_token, stats.finished);
   }
+  out.draft_tokens = stats.draft_tokens;
+  out.accepted_tokens = stats.accepted_tokens;
   return out;
 }
 

@@ -15,6 +15,7 @@ struct GenerateOptions {
   std::vector<std::string> stop;  // stop strings (not printed)
   bool stop_at_eos = true;
   SamplingParams sampling;        // unset: the config's chain as it is
+  SpeculativeOptions speculative; // [speculative]
 };
 
 struct GenerateResult {
@@ -25,6 +26,8 @@ struct GenerateResult {
   double prompt_seconds = 0;    // prefill
   double ttft_seconds = 0;      // start to first sampled token
   double gen_seconds = 0;       // first sampled token to the end
+  int32_t draft_tokens = 0;     // speculative decoding: drafted, and accepted by the model
+  int32_t accepted_tokens = 0;
   double prompt_tps() const { return prompt_seconds > 0 ? n_prompt / prompt_seconds : 0; }
   double gen_tps() const {
     return gen_seconds > 0 && tokens.size() > 1 ? (tokens.size() - 1) / gen_seconds : 0;

@@ -127,6 +127,7 @@ void Scheduler::commit(const StepPlan& plan) {
     blocks_.advance(s->kv, std::span<const int32_t>(s->tokens).subspan(static_cast<size_t>(s->n_computed),
                                                                          static_cast<size_t>(it.n)));
     s->n_computed += it.n;
+    blocks_.trim(s->kv);
   }
 }
 

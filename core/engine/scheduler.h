@@ -27,12 +27,16 @@ struct SchedSeq {
   int32_t kv = -1;              // the BlockManager sequence while admitted
   uint64_t admitted = 0;        // admission order (later admitted: preempted first)
   bool hold = false;            // not to be admitted yet (a sibling waiting for its prompt's blocks)
-  bool decoding() const { return n_computed > 0 && n_computed + 1 >= static_cast<int32_t>(tokens.size()); }
+  int32_t n_draft = 0;          // the last n_draft tokens are drafts, to be verified this step
+  bool decoding() const {
+    return n_computed > 0 && n_computed + 1 + n_draft >= static_cast<int32_t>(tokens.size());
+  }
 };
 
 struct StepItem {
   SchedSeq* seq;
-  int32_t n;  // tokens of seq->tokens computed this step, from seq->n_computed
+  int32_t n;  // tokens of seq->tokens computed this step, from seq->n_computed (the engine
+              // lowers it to what verification kept before commit)
   bool output() const { return seq->n_computed + n == static_cast<int32_t>(seq->tokens.size()); }
 };
 
@@ -55,7 +59,8 @@ class Scheduler {
   void add(SchedSeq* s);     // waits for admission
   void remove(SchedSeq* s);  // finished or cancelled: leaves the queues, its blocks go back
   StepPlan plan();           // reserves the blocks the plan's tokens need
-  // After the step ran: the planned tokens are computed (and cached).
+  // After the step ran: the items' tokens are computed (and cached); blocks reserved past them
+  // (for drafts the model rejected) go back.
   void commit(const StepPlan& plan);
 
   size_t running() const { return running_.size(); }

@@ -133,14 +133,20 @@ std::vector<ChatMessage> messages(const json& m) {
 
 }  // namespace
 
-ApiRequest parse_request(std::string_view text, bool chat) {
+json parse_object(std::string_view text) {
   json body;
   try {
     body = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error for bad syntax, out_of_range for a number beyond a double (1e1111).
     throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
   }
   if (!body.is_object()) throw ApiError(400, std::string("the body must be a JSON object, got ") + kind_of(body));
+  return body;
+}
+
+ApiRequest parse_request(std::string_view text, bool chat) {
+  const json body = parse_object(text);
 
   ApiRequest r;
   r.chat = chat;
@@ -220,7 +226,7 @@ ApiRequest parse_request(std::string_view text, bool chat) {
     o.logprobs = static_cast<int32_t>(integer(*v, "logprobs", 0, 20));
   }
   if (const json* v = field(body, "echo"); v && boolean(*v, "echo")) bad("echo", "is not supported");
-  if (const json* v = field(body, "suffix")) bad("suffix", "is not supported");
+  if (field(body, "suffix")) bad("suffix", "is not supported");
   if (const json* v = field(body, "best_of"); v && integer(*v, "best_of", 1, 128) != o.n)
     bad("best_of", "is not supported other than equal to n");
   if (const json* v = field(body, "tools"); v && !v->empty()) bad("tools", "are not supported");

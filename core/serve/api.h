@@ -48,6 +48,9 @@ struct ApiRequest {
   bool include_usage = false;         // stream_options.include_usage
 };
 
+// A request body as a JSON object. Throws ApiError (400) naming what is wrong.
+nlohmann::json parse_object(std::string_view body);
+
 // Checks a body for /v1/completions (chat = false) or /v1/chat/completions. Throws ApiError.
 ApiRequest parse_request(std::string_view body, bool chat);
 

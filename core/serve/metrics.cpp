@@ -41,6 +41,9 @@ struct Metrics::Families {
   Family<Counter>& prefix_queries;
   Family<Counter>& prefix_hits;
   Family<Counter>& preemptions;
+  Family<Counter>& spec_drafts;
+  Family<Counter>& spec_draft_tokens;
+  Family<Counter>& spec_accepted_tokens;
   Family<Gauge>& running;
   Family<Gauge>& waiting;
   Family<Gauge>& kv_usage;
@@ -51,6 +54,7 @@ struct Metrics::Series {
   std::string variant;
   Histogram &ttft, &itl, &e2e, &queue, &prefill, &decode;
   Counter &prompt_tokens, &generation_tokens, &prefix_queries, &prefix_hits, &preemptions;
+  Counter &spec_drafts, &spec_draft_tokens, &spec_accepted_tokens;
   Gauge &running, &waiting, &kv_usage;
   EngineCounters last;
 };
@@ -79,6 +83,9 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
       c("prefix_cache_queries", "Prompt tokens looked up in the prefix cache"),
       c("prefix_cache_hits", "Prompt tokens found in the prefix cache"),
       c("num_preemptions_total", "Sequences that gave their blocks back and were recomputed"),
+      c("spec_decode_num_drafts", "Speculative decoding: steps of a sequence that verified drafts"),
+      c("spec_decode_num_draft_tokens", "Speculative decoding: draft tokens verified"),
+      c("spec_decode_num_accepted_tokens", "Speculative decoding: draft tokens the model agreed with"),
       g("num_requests_running", "Sequences in the running set"),
       g("num_requests_waiting", "Sequences waiting for admission"),
       g("kv_cache_usage_perc", "Share of the KV cache's blocks held by sequences, 0..1"),
@@ -96,7 +103,7 @@ Metrics::Series& Metrics::of(const std::string& variant) {
       f_->ttft.Add(l, kSeconds), f_->itl.Add(l, kSeconds), f_->e2e.Add(l, kSeconds), f_->queue.Add(l, kSeconds),
       f_->prefill.Add(l, kSeconds), f_->decode.Add(l, kSeconds),
       f_->prompt_tokens.Add(l), f_->generation_tokens.Add(l), f_->prefix_queries.Add(l), f_->prefix_hits.Add(l),
-      f_->preemptions.Add(l),
+      f_->preemptions.Add(l), f_->spec_drafts.Add(l), f_->spec_draft_tokens.Add(l), f_->spec_accepted_tokens.Add(l),
       f_->running.Add(l), f_->waiting.Add(l), f_->kv_usage.Add(l), EngineCounters{}});
   return *series_.emplace(variant, std::move(s)).first->second;
 }
@@ -138,6 +145,9 @@ void Metrics::engine(const std::string& variant, const EngineCounters& c) {
   grow(s.prefix_queries, c.prefix_queried_tokens, s.last.prefix_queried_tokens);
   grow(s.prefix_hits, c.prefix_hit_tokens, s.last.prefix_hit_tokens);
   grow(s.preemptions, c.preemptions, s.last.preemptions);
+  grow(s.spec_drafts, c.spec_drafts, s.last.spec_drafts);
+  grow(s.spec_draft_tokens, c.spec_draft_tokens, s.last.spec_draft_tokens);
+  grow(s.spec_accepted_tokens, c.spec_accepted_tokens, s.last.spec_accepted_tokens);
   s.running.Set(static_cast<double>(c.running));
   s.waiting.Set(static_cast<double>(c.waiting));
   s.kv_usage.Set(c.kv_usage);

@@ -5,7 +5,8 @@
 //     e2e_request_latency_seconds, request_queue_time_seconds, request_prefill_time_seconds,
 //     request_decode_time_seconds
 //   counters: prompt_tokens_total, generation_tokens_total, request_success_total{finished_reason},
-//     request_errors_total{code}, prefix_cache_queries, prefix_cache_hits, num_preemptions_total
+//     request_errors_total{code}, prefix_cache_queries, prefix_cache_hits, num_preemptions_total,
+//     spec_decode_num_drafts, spec_decode_num_draft_tokens, spec_decode_num_accepted_tokens
 //   gauges: num_requests_running, num_requests_waiting, kv_cache_usage_perc
 #pragma once
 

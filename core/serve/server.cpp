@@ -47,18 +47,6 @@ struct Call {
   std::vector<Clock::time_point> last_token;  // per choice, for the inter-token latency
 };
 
-// The body as a JSON object, or a 400 saying why not.
-json parse_body(const std::string& body) {
-  json j;
-  try {
-    j = json::parse(body);
-  } catch (const json::parse_error& e) {
-    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
-  }
-  if (!j.is_object()) throw ApiError(400, "the body must be a JSON object");
-  return j;
-}
-
 // httplib's server with its listening socket in reach: httplib listens with a backlog of 5, and
 // 32 clients connecting at once while the engine keeps both cores busy overflow it (the kernel
 // then drops a connection the client thinks is open: its request gets no answer).
@@ -381,7 +369,7 @@ void Server::Impl::routes() {
   http.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req, res)) return;
     try {
-      json body = parse_body(req.body);
+      json body = parse_object(req.body);
       const json* text = body.contains("content") ? &body["content"] : body.contains("prompt") ? &body["prompt"] : nullptr;
       if (!text || !text->is_string()) throw ApiError(400, "'content' must be a string", "invalid_request_error", "content");
       bool special = false;
@@ -399,7 +387,7 @@ void Server::Impl::routes() {
   http.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req, res)) return;
     try {
-      json body = parse_body(req.body);
+      json body = parse_object(req.body);
       if (!body.contains("tokens") || !body["tokens"].is_array())
         throw ApiError(400, "'tokens' must be an array of token ids", "invalid_request_error", "tokens");
       const Tokenizer& tok = lanes.front()->line->tokenizer();
@@ -449,10 +437,10 @@ Server::Server(std::vector<ServeVariant> variants, ServeOptions opt) : impl_(std
     lane->name = v.name;
     lane->line = v.line;
     lane->share = v.share;
-    lane->max_seqs = v.max_seqs;
-    lane->engine = std::make_unique<Engine>(*v.line, EngineOptions{v.max_seqs});
+    lane->max_seqs = v.engine.max_seqs;
+    lane->engine = std::make_unique<Engine>(*v.line, v.engine);
     lane->chat = std::make_unique<ChatTemplate>(family, v.line->tokenizer());
-    threads += v.max_seqs + s.opt.max_queue;
+    threads += v.engine.max_seqs + s.opt.max_queue;
     s.lanes.push_back(std::move(lane));
   }
   spdlog::info("chat template: {}", chat_family_name(family));

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "core/engine/pipeline.h"
+#include "core/engine/engine.h"
 
 namespace semline::serve {
 
@@ -27,7 +27,7 @@ struct ServeVariant {
   std::string name = "default";
   Pipeline* line = nullptr;
   double share = 1;     // of the requests that name no variant
-  int32_t max_seqs = 16;
+  EngineOptions engine;  // runtime.max_seqs and [speculative]
 };
 
 struct ServeOptions {

@@ -113,6 +113,21 @@ TEST_CASE("semline run generates the known greedy story and reports speeds") {
   CHECK_THAT(stop.out, StartsWith("Once upon a time, there was a little girl named \n") && Contains("stop: stop string"));
 }
 
+TEST_CASE("semline run --spec ngram writes the same text and reports the drafts it accepted") {
+  const std::string base = "run -m " + kStories + " -p \"Lily met a cat. Lily met a cat.\" -n 60";
+  Result plain = run_cli(base);
+  Result spec = run_cli(base + " --spec ngram --spec-k 6");
+  REQUIRE(plain.code == 0);
+  REQUIRE(spec.code == 0);
+  const auto text = [](const std::string& out) { return out.substr(0, out.find("\nprompt ")); };
+  CHECK(text(spec.out) == text(plain.out));
+  CHECK_THAT(spec.out, Contains("| ngram drafts: ") && Contains(" accepted ("));
+  CHECK_THAT(plain.out, !Contains("drafts"));
+  Result bad = run_cli(base + " --spec eagle");
+  CHECK(bad.code != 0);
+  CHECK_THAT(bad.out, Contains("speculative.proposer") && Contains("\"none\" or \"ngram\""));
+}
+
 TEST_CASE("sampled runs are reproducible by seed") {
   const std::string base = "run -m " + kStories + " -p \"Once upon a time\" -n 40 --temp 1.0 --top-k 40 ";
   Result a = run_cli(base + "--seed 7"), b = run_cli(base + "--seed 7"), c = run_cli(base + "--seed 8");

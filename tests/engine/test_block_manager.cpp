@@ -123,3 +123,24 @@ TEST_CASE("a reservation the pool cannot hold takes nothing, a window releases b
   CHECK(w.held_blocks() == 2);
   CHECK(w.cached_blocks() == 0);  // prefix caching off
 }
+
+TEST_CASE("trim gives back the blocks reserved past what a sequence kept (rejected drafts)") {
+  BlockManager b({4, 8, 0, true});
+  const int32_t s = b.new_sequence();
+  REQUIRE(b.try_reserve(s, 5));
+  b.advance(s, iota_tokens(5));
+  // A step reserves for the last token and 8 drafts (positions 5..13: blocks 1..3), keeps 2.
+  REQUIRE(b.try_reserve(s, 9));
+  CHECK(b.view(s).n_blocks == 4);
+  b.advance(s, iota_tokens(3, 105));
+  b.trim(s);
+  CHECK(b.n_past(s) == 8);
+  CHECK(b.view(s).n_blocks == 2);  // positions 0..7
+  CHECK(b.held_blocks() == 2);
+  CHECK(b.cached_blocks() == 2);   // both full, keyed from kept tokens only
+  // Nothing to give back: unchanged.
+  b.trim(s);
+  CHECK(b.view(s).n_blocks == 2);
+  b.free_sequence(s);
+  CHECK(b.held_blocks() == 0);
+}

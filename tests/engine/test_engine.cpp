@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "common/test_plugins.h"
+#include "engine_fixture.h"
 #include "core/config/config.h"
 #include "core/engine/engine.h"
 #include "core/engine/generator.h"
@@ -21,87 +21,10 @@
 #include "core/model/synth.h"
 
 using namespace semline;
+using namespace semline::engine_test;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
-namespace {
-
-const std::string kStories = std::string(SEMLINE_MODELS_DIR) + "/gguf/stories260K.gguf";
-
-struct Line {
-  std::unique_ptr<gguf::GgufFile> model;
-  PipelineGraph graph;
-  std::unique_ptr<Pipeline> pipeline;
-  explicit Line(const std::string& path, const std::string& extra = "") : model(gguf::GgufFile::open(path)) {
-    const Config c = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 2\ncontext = 256\n" + extra,
-                                  "engine.toml");
-    graph = build_graph(c, *model, testing::built_plugins());
-    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), pipeline_options(c));
-  }
-  std::vector<int32_t> encode(const std::string& text) const { return pipeline->tokenizer().encode(text, true); }
-};
-
-// Everything one choice received.
-struct Received {
-  std::vector<int32_t> tokens;
-  std::string text;
-  std::vector<TokenLogprob> logprobs;
-  FinishReason finish = FinishReason::None;
-  std::string error;
-  ChoiceStats stats;
-  int updates = 0;
-};
-
-// Collects every choice's updates, by (request, choice).
-struct Collector {
-  std::map<std::pair<uint64_t, int32_t>, Received> got;
-  UpdateFn fn() {
-    return [this](const Update& u) {
-      Received& r = got[{u.request, u.index}];
-      ++r.updates;
-      r.tokens.insert(r.tokens.end(), u.tokens.begin(), u.tokens.end());
-      r.text += u.text;
-      r.logprobs.insert(r.logprobs.end(), u.logprobs.begin(), u.logprobs.end());
-      if (u.finish != FinishReason::None) {
-        r.finish = u.finish;
-        r.error = u.error;
-        r.stats = *u.stats;
-      }
-    };
-  }
-  const Received& of(uint64_t id, int32_t index = 0) { return got.at({id, index}); }
-};
-
-RequestOptions request(std::vector<int32_t> prompt, int32_t max_tokens) {
-  RequestOptions r;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  return r;
-}
-
-const std::vector<std::string> kPrompts = {
-    "Once upon a time",   "The little dog",        "Tom and Sue went to the park", "Lily had a red ball",
-    "One day, a big cat", "The sun was hot and",   "Ben wanted to fly",            "There was a tree",
-    "Mom said no",        "The bird sang a song",  "A girl named Mia",             "The boat was small",
-};
-
-// What each prompt gives alone, greedy, through an engine of its own.
-std::vector<Received> alone(Line& line, const std::vector<std::vector<int32_t>>& prompts, int32_t max_tokens,
-                            const SamplingParams& sampling = {}) {
-  std::vector<Received> out;
-  for (const auto& p : prompts) {
-    Engine e(*line.pipeline, EngineOptions{1});
-    Collector c;
-    RequestOptions r = request(p, max_tokens);
-    r.sampling = sampling;
-    const uint64_t id = e.submit(r, c.fn());
-    e.run();
-    out.push_back(c.of(id));
-  }
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("32 requests at once each give their greedy text alone, token for token (stories260K)") {
   Line line(kStories, "max_seqs = 32\n");
@@ -109,7 +32,7 @@ TEST_CASE("32 requests at once each give their greedy text alone, token for toke
   for (int i = 0; i < 32; ++i) prompts.push_back(line.encode(kPrompts[static_cast<size_t>(i) % kPrompts.size()] +
                                                               std::string(static_cast<size_t>(i / 12), '.')));
   const std::vector<Received> solo = alone(line, prompts, 40);
-  Engine engine(*line.pipeline, EngineOptions{32});
+  Engine engine(*line.pipeline, seqs(32));
   Collector c;
   std::vector<uint64_t> ids;
   for (const auto& p : prompts) ids.push_back(engine.submit(request(p, 40), c.fn()));
@@ -143,7 +66,7 @@ TEST_CASE("the same seed samples the same text alone and among others, greedy an
   CHECK(solo.text != greedy.text);
   CHECK_THAT(greedy.text, Contains("Lily"));
 
-  Engine engine(*line.pipeline, EngineOptions{8});
+  Engine engine(*line.pipeline, seqs(8));
   Collector c;
   std::vector<uint64_t> others;
   for (int i = 0; i < 6; ++i) {
@@ -176,7 +99,7 @@ TEST_CASE("n > 1: choices share the prompt's blocks and draw with their own seed
                                   "park with her friends and her dog. One day, they saw a big tree with red apples on "
                                   "it, and Lily wanted one.");
   REQUIRE(prompt.size() > 48);
-  Engine engine(*line.pipeline, EngineOptions{8});
+  Engine engine(*line.pipeline, seqs(8));
   Collector c;
   RequestOptions r = request(prompt, 24);
   r.n = 4;
@@ -253,7 +176,7 @@ TEST_CASE("a pool too small for every request at once preempts and recomputes: t
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < 8; ++i) prompts.push_back(line.encode(kPrompts[static_cast<size_t>(i)] + ", and then"));
   const std::vector<Received> solo = alone(line, prompts, 64);
-  Engine engine(*line.pipeline, EngineOptions{8});
+  Engine engine(*line.pipeline, seqs(8));
   Collector c;
   std::vector<uint64_t> ids;
   for (const auto& p : prompts) {
@@ -281,7 +204,7 @@ TEST_CASE("a pool too small for every request at once preempts and recomputes: t
 
 TEST_CASE("cancelling frees a request's blocks at the next step, stops, limits and eos end choices") {
   Line line(kStories, "max_seqs = 4\n");
-  Engine engine(*line.pipeline, EngineOptions{4});
+  Engine engine(*line.pipeline, seqs(4));
   Collector c;
   RequestOptions long_one = request(line.encode("Once upon a time"), 200);
   long_one.ignore_eos = true;
@@ -367,7 +290,7 @@ TEST_CASE("a synthetic llama: 16 requests at once give their solo greedy tokens"
     std::vector<std::vector<int32_t>> prompts;
     for (int32_t i = 0; i < 16; ++i) prompts.push_back({1, 10 + i, 20 + 3 * i, 7, 99 - i});
     const std::vector<Received> solo = alone(line, prompts, 24);
-    Engine engine(*line.pipeline, EngineOptions{16});
+    Engine engine(*line.pipeline, seqs(16));
     Collector c;
     std::vector<uint64_t> ids;
     for (const auto& p : prompts) ids.push_back(engine.submit(request(p, 24), c.fn()));

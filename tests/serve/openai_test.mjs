@@ -272,6 +272,7 @@ const cases = {
       const ok = { model: 'stories260K', prompt: 'Once', max_tokens: 4 };
       assertError(await post(s.url, '/v1/completions', '{"prompt": "Once",'), 400);
       assertError(await post(s.url, '/v1/completions', '[1, 2]'), 400);
+      assertError(await post(s.url, '/v1/completions', '{"prompt": "Once", "max_tokens": 1e1111}'), 400);
       assertError(await post(s.url, '/v1/completions', { ...ok, temperature: 'hot' }), 400, 'temperature');
       assertError(await post(s.url, '/v1/completions', { ...ok, max_tokens: -5 }), 400, 'max_tokens');
       assertError(await post(s.url, '/v1/completions', { ...ok, n: 100000 }), 400, 'n');
@@ -369,6 +370,33 @@ const cases = {
       assert.equal(count('f32'), seen.f32 + 1);
       assert.equal(count('f16'), seen.f16);
       assert.match(text, /^semline:time_to_first_token_seconds_count\{variant="f16"\} \d+$/m);
+    } finally {
+      assert.equal((await s.stop()).code, 0);
+    }
+  },
+
+  // Drafts verified in the server's batched steps: each stream's text is the plain server's.
+  async speculative() {
+    const prompts = ['Once upon a time', 'The little dog', 'Lily had a red ball', 'Ben wanted to fly',
+      'The sun was hot', 'Mom said no', 'A girl named Mia', 'The boat was small'].map((p) => `${p}. ${p}.`);
+    const texts = async (s) => Promise.all(prompts.map(async (prompt, i) => (await streamText(
+      await s.client.completions.create({ model: 'stories260K', prompt, max_tokens: 48, stream: true, temperature: i % 2 ? 0 : 0.8, seed: i }),
+    )).text));
+    const plain = await serve(['-c', config()]);
+    let expected;
+    try {
+      expected = await texts(plain);
+      assert.equal(await metric(plain.url, 'spec_decode_num_drafts'), 0);
+    } finally {
+      assert.equal((await plain.stop()).code, 0);
+    }
+    const s = await serve(['-c', config(), '--spec', 'ngram', '--spec-k', '6']);
+    try {
+      assert.deepEqual(await texts(s), expected);
+      const drafted = await metric(s.url, 'spec_decode_num_draft_tokens');
+      const accepted = await metric(s.url, 'spec_decode_num_accepted_tokens');
+      assert.ok(await metric(s.url, 'spec_decode_num_drafts') > 0);
+      assert.ok(accepted > 0 && accepted <= drafted, `${accepted} of ${drafted}`);
     } finally {
       assert.equal((await s.stop()).code, 0);
     }

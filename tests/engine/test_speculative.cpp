@@ -1,0 +1,265 @@
+// Speculative decoding: the ngram proposer and the draft length alone, then the engine verifying
+// drafts over real lines — greedy and sampled output equal plain decoding token for token, alone,
+// batched, under a small step budget and under preemption; rejected drafts leave no trace in the
+// cache; the config's [speculative] keys are checked.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "core/engine/generator.h"
+#include "core/engine/speculative.h"
+#include "core/model/synth.h"
+#include "engine_fixture.h"
+
+using namespace semline;
+using namespace semline::engine_test;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<int32_t> proposed(NgramProposer& p, const std::vector<int32_t>& tokens, int32_t k) {
+  std::vector<int32_t> out;
+  p.propose(tokens, k, out);
+  return out;
+}
+
+EngineOptions ngram(int32_t max_seqs, int32_t k = 4, bool adaptive = true) {
+  EngineOptions o = seqs(max_seqs);
+  o.speculative.proposer = "ngram";
+  o.speculative.k = k;
+  o.speculative.adaptive = adaptive;
+  return o;
+}
+
+// Every request through one engine with these options, all at once.
+struct Run {
+  std::vector<Received> got;
+  EngineCounters counters;
+};
+Run together(Line& line, const EngineOptions& opt, const std::vector<RequestOptions>& requests) {
+  Engine engine(*line.pipeline, opt);
+  Collector c;
+  std::vector<uint64_t> ids;
+  for (const RequestOptions& r : requests) ids.push_back(engine.submit(r, c.fn()));
+  engine.run();
+  Run out;
+  for (uint64_t id : ids) out.got.push_back(c.of(id));
+  out.counters = engine.counters();
+  return out;
+}
+
+// The stories prompts, each said twice so that the text has something to look up.
+std::vector<RequestOptions> repeating_requests(Line& line, int32_t n, int32_t max_tokens) {
+  std::vector<RequestOptions> out;
+  for (int32_t i = 0; i < n; ++i) {
+    const std::string p = kPrompts[static_cast<size_t>(i) % kPrompts.size()];
+    out.push_back(request(line.encode(p + ". " + p + "."), max_tokens));
+  }
+  return out;
+}
+
+void check_same(const Run& plain, const Run& spec) {
+  REQUIRE(plain.got.size() == spec.got.size());
+  for (size_t i = 0; i < plain.got.size(); ++i) {
+    INFO("request " << i << ": " << plain.got[i].text);
+    CHECK(spec.got[i].tokens == plain.got[i].tokens);
+    CHECK(spec.got[i].text == plain.got[i].text);
+    CHECK(spec.got[i].finish == plain.got[i].finish);
+    CHECK(spec.got[i].stats.n_generated == plain.got[i].stats.n_generated);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("ngram proposes what followed the most recent occurrence of the longest suffix that occurred before") {
+  NgramProposer p(1, 3);
+  // Suffix [7 8 9] occurred at 1..3, followed by 4 5: the longest match wins over [9] at 6.
+  CHECK(proposed(p, {1, 7, 8, 9, 4, 5, 9, 2, 7, 8, 9}, 4) == std::vector<int32_t>{4, 5, 9, 2});
+  CHECK(proposed(p, {1, 7, 8, 9, 4, 5, 9, 2, 7, 8, 9}, 2) == std::vector<int32_t>{4, 5});
+  // The most recent occurrence of [3]: followed by 6, not by 4.
+  CHECK(proposed(p, {3, 4, 1, 3, 6, 3}, 3) == std::vector<int32_t>{6, 3});
+  // What follows an occurrence is cut at the end of the sequence.
+  CHECK(proposed(p, {5, 5}, 4) == std::vector<int32_t>{5});
+  // Nothing occurred before: no draft.
+  CHECK(proposed(p, {1, 2, 3, 4}, 4).empty());
+  CHECK(proposed(p, {1}, 4).empty());
+  // ngram_min 2: a single repeated token is not enough.
+  NgramProposer two(2, 3);
+  CHECK(proposed(two, {3, 4, 1, 3}, 3).empty());
+  CHECK(proposed(two, {3, 4, 1, 3, 4}, 3) == std::vector<int32_t>{1, 3, 4});
+  CHECK_THROWS_WITH(NgramProposer(2, 1), Contains("expected 1 <= ngram_min <= ngram_max"));
+  SpeculativeOptions o;
+  o.proposer = "eagle";
+  CHECK_THROWS_WITH(make_proposer(o), Contains("unknown proposer \"eagle\"; expected none or ngram"));
+  o.proposer = "none";
+  CHECK(make_proposer(o) == nullptr);
+}
+
+TEST_CASE("the draft length grows after a step that accepted every draft and shrinks after one that accepted none") {
+  DraftLength d(4, true);
+  CHECK(d.next() == 4);
+  d.update(4, 0);
+  d.update(3, 0);
+  d.update(2, 0);
+  CHECK(d.next() == 1);
+  d.update(1, 0);
+  CHECK(d.next() == 1);  // never below one
+  d.update(1, 1);
+  d.update(2, 1);  // some accepted: unchanged
+  CHECK(d.next() == 2);
+  for (int i = 0; i < 5; ++i) d.update(d.next(), d.next());
+  CHECK(d.next() == 4);  // never above k
+  DraftLength fixed(3, false);
+  fixed.update(3, 0);
+  CHECK(fixed.next() == 3);
+}
+
+TEST_CASE("greedy with ngram drafts is plain greedy token for token, alone and 16 at once, logprobs included") {
+  Line line(kStories, "max_seqs = 16\n");
+  std::vector<RequestOptions> requests = repeating_requests(line, 16, 60);
+  requests[0].logprobs = 3;
+  requests[1].stop = {"park"};
+  const Run plain = together(line, seqs(16), requests);
+  for (const bool adaptive : {true, false}) {
+    INFO("adaptive " << adaptive);
+    const Run spec = together(line, ngram(16, 4, adaptive), requests);
+    check_same(plain, spec);
+    REQUIRE(spec.got[0].logprobs.size() == plain.got[0].logprobs.size());
+    for (size_t i = 0; i < plain.got[0].logprobs.size(); ++i) {
+      CHECK(spec.got[0].logprobs[i].token == plain.got[0].logprobs[i].token);
+      CHECK(spec.got[0].logprobs[i].logprob == Approx(plain.got[0].logprobs[i].logprob).margin(1e-4));
+      CHECK(spec.got[0].logprobs[i].top.size() == 3);
+    }
+    // The drafts were used, and many were right: fewer steps than plain decoding.
+    CHECK(spec.counters.spec_draft_tokens > 100);
+    CHECK(spec.counters.spec_accepted_tokens > spec.counters.spec_draft_tokens / 5);
+    CHECK(spec.counters.steps < plain.counters.steps);
+    int64_t drafted = 0, accepted = 0;
+    for (const Received& r : spec.got) {
+      drafted += r.stats.draft_tokens;
+      accepted += r.stats.accepted_tokens;
+    }
+    CHECK(drafted == spec.counters.spec_draft_tokens);
+    CHECK(accepted == spec.counters.spec_accepted_tokens);
+    CHECK(spec.counters.generation_tokens == plain.counters.generation_tokens);
+    CHECK(line.pipeline->kv().blocks().held_blocks() == 0);
+  }
+  // Alone, through generate() as `semline run` does.
+  GenerateOptions go;
+  go.max_tokens = 60;
+  go.speculative.proposer = "ngram";
+  const GenerateResult r = generate(*line.pipeline, requests[2].prompt, go);
+  CHECK(r.tokens == plain.got[2].tokens);
+  CHECK(r.draft_tokens > 0);
+  CHECK(r.accepted_tokens > 0);
+}
+
+TEST_CASE("sampled with ngram drafts is plain sampling for the same seed, over many seeds") {
+  Line line(kStories, "max_seqs = 8\n");
+  std::vector<RequestOptions> requests;
+  for (int32_t seed = 0; seed < 24; ++seed) {
+    RequestOptions r = repeating_requests(line, 24, 40)[static_cast<size_t>(seed)];
+    r.sampling.seed = seed;
+    r.sampling.temperature = seed % 3 == 0 ? 0.5 : 1.0;
+    if (seed % 2) r.sampling.top_k = 40;
+    if (seed % 4 == 1) r.sampling.repeat_penalty = 1.3;
+    if (seed % 5 == 2) r.sampling.top_p = 0.9;
+    requests.push_back(r);
+  }
+  const Run plain = together(line, seqs(8), requests);
+  const Run spec = together(line, ngram(8, 6), requests);
+  check_same(plain, spec);
+  CHECK(spec.counters.spec_accepted_tokens > 0);
+}
+
+TEST_CASE("drafts cut by a small step budget, and sequences preempted with drafts, change nothing") {
+  // 6 tokens a step for 8 sequences: most steps cannot carry every draft, or every sequence.
+  Line tight(kStories, "max_seqs = 8\nmax_batch_tokens = 6\n");
+  const std::vector<RequestOptions> requests = repeating_requests(tight, 8, 50);
+  check_same(together(tight, seqs(8), requests), together(tight, ngram(8, 8), requests));
+  // A pool of 12 blocks of 16 for 8 sequences of about 60 tokens: preemption and recompute.
+  Line small(kStories, "max_seqs = 8\n[kv_cache]\nblocks = 12\n");
+  const Run plain = together(small, seqs(8), requests);
+  const Run spec = together(small, ngram(8, 8), requests);
+  check_same(plain, spec);
+  CHECK(spec.counters.preemptions > 0);
+  CHECK(small.pipeline->kv().blocks().held_blocks() == 0);
+}
+
+TEST_CASE("rejected drafts never reach the prefix cache, limits and the context hold with drafts") {
+  Line line(kStories, "max_seqs = 4\n");
+  RequestOptions r = repeating_requests(line, 1, 70)[0];
+  const Run spec = together(line, ngram(4, 8), {r});
+  const Received& first = spec.got[0];
+  REQUIRE(spec.counters.spec_accepted_tokens < spec.counters.spec_draft_tokens);  // some were rejected
+  CHECK(first.tokens.size() == 70);  // max_tokens exactly, though drafts could run past it
+  // The whole sequence as a new prompt: every full block of it is found in the cache, keyed by
+  // the tokens that were kept.
+  std::vector<int32_t> whole = r.prompt;
+  whole.insert(whole.end(), first.tokens.begin(), first.tokens.end());
+  const Run again = together(line, ngram(4, 8), {request(whole, 5)});
+  const int32_t bt = line.pipeline->kv().blocks().block_tokens();
+  CHECK(again.got[0].stats.n_cached == (static_cast<int32_t>(whole.size()) - 1) / bt * bt);
+  // To the context's end (256): the drafts stop short of it, the choice ends there.
+  RequestOptions to_end = r;
+  to_end.max_tokens = -1;
+  to_end.ignore_eos = true;
+  const Run plain_end = together(line, seqs(4), {to_end});
+  const Run spec_end = together(line, ngram(4, 8), {to_end});
+  check_same(plain_end, spec_end);
+  CHECK(spec_end.got[0].finish == FinishReason::Length);
+  CHECK(static_cast<int32_t>(to_end.prompt.size() + spec_end.got[0].tokens.size()) == 256);
+  CHECK(line.pipeline->kv().blocks().held_blocks() == 0);
+}
+
+TEST_CASE("a synthetic llama: greedy with ngram drafts is plain greedy, 8 at once") {
+  SynthSpec s = synth_preset("tiny");
+  s.seed = 5;
+  const fs::path dir = fs::temp_directory_path() / ("semline-spec-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "tiny.gguf").string();
+  synth_write(s, path);
+  {
+    Line line(path, "max_seqs = 8\n");
+    std::vector<RequestOptions> requests;
+    for (int32_t i = 0; i < 8; ++i) {
+      RequestOptions r = request({1, 10 + i, 20 + 3 * i, 7, 10 + i, 20 + 3 * i, 7, 10 + i}, 40);
+      r.ignore_eos = true;
+      requests.push_back(r);
+    }
+    const Run plain = together(line, seqs(8), requests);
+    const Run spec = together(line, ngram(8, 4), requests);
+    check_same(plain, spec);
+    CHECK(spec.counters.spec_draft_tokens > 0);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("[speculative] keys are checked: proposer, k, ngram lengths") {
+  auto refusal = [](const std::string& text) {
+    try {
+      parse_config("[model]\npath = \"m.gguf\"\n" + text, "spec.toml");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK_THAT(refusal("[speculative]\nproposer = \"ngrams\"\n"),
+             Contains("spec.toml:4:12") && Contains("speculative.proposer") && Contains("\"none\" or \"ngram\"") &&
+                 Contains("did you mean 'ngram'?"));
+  CHECK_THAT(refusal("[speculative]\nk = 0\n"), Contains("speculative.k") && Contains("1..64"));
+  CHECK_THAT(refusal("[speculative]\nngram_min = 4\nngram_max = 2\n"),
+             Contains("ngram_min = 4 is above ngram_max = 2"));
+  CHECK_THAT(refusal("[speculative]\ndraft_model = \"x\"\n"), Contains("draft_model") && Contains("proposer"));
+  const Config c = parse_config("[model]\npath = \"m.gguf\"\n[speculative]\nproposer = \"ngram\"\nk = 6\nadaptive = false\nngram_max = 5\n", "spec.toml");
+  const EngineOptions o = engine_options(c);
+  CHECK(o.speculative.proposer == "ngram");
+  CHECK(o.speculative.k == 6);
+  CHECK_FALSE(o.speculative.adaptive);
+  CHECK(o.speculative.ngram_min == 1);
+  CHECK(o.speculative.ngram_max == 5);
+}
