@@ -198,9 +198,9 @@ void meter_decode(Variant& v, const std::vector<int32_t>& prompt) {
   }
 }
 
-std::vector<int32_t> read_text_tokens(const std::string& path, const Tokenizer& tok) {
+std::vector<int32_t> read_text_tokens(const std::string& path, const Tokenizer& tok, const char* what) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot read the quality text file");
+  if (!f) throw Error(path + ": cannot read the " + what);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   return tok.encode(text, false);
 }
@@ -358,6 +358,15 @@ void run_ab(const AbOptions& o) {
     vs[i].config = configs[i].second;
     reset_peak_memory();
     build(vs[i], *plugins, context);
+    if (prompt.empty() && !o.prompt_file.empty()) {
+      // The file's text, cut at n_prompt tokens: variants whose speed depends on what the text
+      // says (speculative drafts) are timed on text, not on random tokens.
+      const Tokenizer& t = vs[i].pipeline->tokenizer();
+      prompt = read_text_tokens(o.prompt_file, t, "prompt file");
+      if (t.bos() >= 0) prompt.insert(prompt.begin(), t.bos());
+      if (prompt.size() > static_cast<size_t>(std::max(o.n_prompt, 1))) prompt.resize(static_cast<size_t>(std::max(o.n_prompt, 1)));
+      if (prompt.size() < 2) throw Error(o.prompt_file + ": the prompt file holds no text");
+    }
     if (prompt.empty()) {
       std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(vs[i].graph.hp.n_vocab - 1));
       prompt.resize(std::max(o.n_prompt, 1));
@@ -388,7 +397,7 @@ void run_ab(const AbOptions& o) {
     }
   // Quality against the first variant on the same tokens.
   if (!o.text.empty()) {
-    std::vector<int32_t> text = read_text_tokens(o.text, vs.front().pipeline->tokenizer());
+    std::vector<int32_t> text = read_text_tokens(o.text, vs.front().pipeline->tokenizer(), "quality text file");
     QualityOptions qo{o.window, o.windows};
     vs.front().quality = score_text(*vs.front().pipeline, text, qo);
     for (size_t i = 1; i < vs.size(); ++i) vs[i].quality = score_text(*vs[i].pipeline, text, qo, &*vs.front().quality);

@@ -17,6 +17,7 @@ struct AbOptions {
   int n_gen = 128;
   int reps = 3;
   std::string text;                // text file for perplexity / KL / top-1 (optional)
+  std::string prompt_file;         // the timed prompt: this text, cut at n_prompt tokens (default: random tokens)
   int window = 256;                // quality window, tokens
   int windows = 4;                 // most windows scored
   double roofline_gbs = 46.0;      // memory bandwidth of the machine

@@ -244,6 +244,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--profile", o->profile, "After each test, one metered run: time, GFLOP/s and GB/s per stage kind (stderr)");
   cmd->add_option("--vs", o->ab.vs, "A/B: another config to compare with the first (repeatable)");
   cmd->add_option("--text", o->ab.text, "A/B: text file for perplexity, KL divergence and top-1 agreement");
+  cmd->add_option("--prompt-file", o->ab.prompt_file, "A/B: time this text as the prompt, cut at -p tokens (default: random tokens)");
   cmd->add_option("--window", o->ab.window, "A/B: tokens per quality window")->check(CLI::Range(4, 65536));
   cmd->add_option("--windows", o->ab.windows, "A/B: most quality windows")->check(CLI::Range(1, 100000));
   cmd->add_option("--roofline-gbs", o->ab.roofline_gbs, "A/B: memory bandwidth of this machine, GB/s");
@@ -255,6 +256,9 @@ void add_bench_command(CLI::App& app) {
     std::vector<std::string> plain, grid;
     for (const std::string& s : o->line.sets) (is_grid_assignment(s) ? grid : plain).push_back(s);
     if (o->ab.vs.empty() && grid.empty()) {
+      if (!o->ab.prompt_file.empty() || !o->ab.text.empty())
+        throw Error(std::string(o->ab.text.empty() ? "--prompt-file" : "--text") +
+                    " is for the A/B bench: add --vs CONFIG or a grid such as --set speculative.proposer=none,ngram");
       bench(*o);
       return;
     }

@@ -259,6 +259,29 @@ TEST_CASE("inspect and run on truncated or corrupted models: one error line, no 
   fs::remove_all(d);
 }
 
+TEST_CASE("semline bench times a prompt file in the A/B, and reports the drafts of a speculative variant") {
+  const std::string story = std::string(SEMLINE_SOURCE_DIR) + "/tests/data/story.txt";
+  Result r = run_cli("-q bench -m " + kStories + " --set speculative.proposer=none,ngram -p 48 -n 24 -r 1 -t 1 -o json" +
+                     " --prompt-file " + story);
+  REQUIRE(r.code == 0);
+  const std::string json = r.out.substr(r.out.find('['));
+  const size_t none = json.find("\"variant\": \"speculative.proposer=none\"");
+  const size_t ngram = json.find("\"variant\": \"speculative.proposer=ngram\"");
+  REQUIRE(none != std::string::npos);
+  REQUIRE(ngram != std::string::npos);
+  // The keys sort before "variant" within each object: the ngram object holds them, the first not.
+  const size_t drafts = json.find("\"spec_draft_tokens\"");
+  CHECK(drafts != std::string::npos);
+  CHECK(drafts > none);
+  CHECK(json.find("\"spec_draft_tokens\": 0,") == std::string::npos);  // the story repeats itself
+  Result plain = run_cli("bench -m " + kStories + " -p 16 -n 4 -r 1 --prompt-file " + story);
+  CHECK(plain.code != 0);
+  CHECK_THAT(plain.out, Contains("--prompt-file is for the A/B bench"));
+  Result missing = run_cli("bench -m " + kStories + " --set speculative.proposer=none,ngram -p 16 -n 4 -r 1 --prompt-file /nonexistent.txt");
+  CHECK(missing.code != 0);
+  CHECK_THAT(missing.out, Contains("/nonexistent.txt: cannot read the prompt file"));
+}
+
 TEST_CASE("semline bench compares variants A/B: speed, cost and quality against the first, with a chart") {
   fs::path d = temp_dir();
   const std::string chart = (d / "ab.png").string();
