@@ -217,6 +217,12 @@ class Reader {
     return static_cast<int>(v->get());
   }
 
+  bool boolean(const std::string& key, const toml::node& n) const {
+    auto b = n.as_boolean();
+    if (!b) bad_value(key, n, "expected true or false, got " + kind_of(n));
+    return b->get();
+  }
+
   std::string string(const std::string& key, const toml::node& n) const {
     auto v = n.as_string();
     if (!v) bad_value(key, n, "expected a string, got " + kind_of(n));
@@ -488,9 +494,7 @@ void merge_kv_cache(Config& c, const toml::table& t, const Reader& r) {
     } else if (k.str() == "blocks") {
       c.kv_cache.blocks = r.integer(key, v, 1, kMaxCacheBlocks);
     } else if (k.str() == "prefix_caching") {
-      auto b = v.as_boolean();
-      if (!b) r.bad_value(key, v, "expected true or false, got " + kind_of(v));
-      c.kv_cache.prefix_caching = b->get();
+      c.kv_cache.prefix_caching = r.boolean(key, v);
     } else {
       r.unknown_key(k, "[kv_cache]", {"block_tokens", "dtype", "size_mib", "blocks", "prefix_caching"});
     }
@@ -508,9 +512,7 @@ void merge_speculative(Config& c, const toml::table& t, const Reader& r) {
     } else if (k.str() == "k") {
       c.speculative.k = r.integer(key, v, 1, kMaxDraftTokens);
     } else if (k.str() == "adaptive") {
-      auto b = v.as_boolean();
-      if (!b) r.bad_value(key, v, "expected true or false, got " + kind_of(v));
-      c.speculative.adaptive = b->get();
+      c.speculative.adaptive = r.boolean(key, v);
     } else if (k.str() == "ngram_min") {
       c.speculative.ngram_min = r.integer(key, v, 1, kMaxNgram);
     } else if (k.str() == "ngram_max") {

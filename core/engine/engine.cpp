@@ -278,7 +278,8 @@ bool Engine::step() {
     for (auto& c : r->choices) {
       if (c->n_draft == 0) continue;
       const auto item = std::find_if(plan.items.begin(), plan.items.end(), [&](const StepItem& it) { return it.seq == c.get(); });
-      const int32_t keep = item == plan.items.end() ? 0 : std::max(0, c->n_computed + item->n - (static_cast<int32_t>(c->tokens.size()) - c->n_draft) );
+      const int32_t real = static_cast<int32_t>(c->tokens.size()) - c->n_draft;  // tokens before the drafts
+      const int32_t keep = item == plan.items.end() ? 0 : std::max(0, c->n_computed + item->n - real);
       c->tokens.resize(c->tokens.size() - static_cast<size_t>(c->n_draft - keep));
       c->n_draft = keep;
     }
