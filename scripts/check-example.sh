@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Checks that plugins can be written outside this tree: installs a built semline to a temporary
-# prefix, builds each example (examples/sampler-typical, examples/ffn-sparse) against that
+# prefix, builds each example (examples/sampler-typical, examples/ffn-sparse,
+# examples/proposer-corpus) against that
 # installed SDK only, installs it beside semline's own plugins, checks that it exports nothing of
 # its own but the entry point, and that `semline plugins` from
-# the prefix lists it and that a config selects it in a run (the sampler) and an A/B bench (the
-# feed-forward variant against ffn/dense) without rebuilding semline. The sampler that bans a word in
+# the prefix lists it and that a config selects it in a run (the sampler, the proposer) and an A/B
+# bench (the feed-forward variant against ffn/dense) without rebuilding semline. The sampler that bans a word in
 # docs/plugin-authoring.md is built from the page itself the same way and must keep its word out of
 # a run.
 #
@@ -72,6 +73,7 @@ CMAKE
 
 typical=$(build_example sampler-typical)
 sparse=$(build_example ffn-sparse)
+corpus=$(build_example proposer-corpus)
 ban_word=$(build_example ban-word "$guide")
 grep -q "no CMAKE_BUILD_TYPE, so the plugin is built optimised" "$work/configure-ban-word.log" ||
   { echo "FAIL: a plugin configured without a build type was not built optimised" >&2; exit 1; }
@@ -83,7 +85,7 @@ fi
 
 # The installed command finds plugins installed under its own prefix, with no search path set.
 listing=$(env -u SEMLINE_PLUGIN_PATH "$prefix/bin/semline" plugins)
-for want in "sampler-typical:typical_p" "ffn-sparse:sparsity" "ban-word:word"; do
+for want in "sampler-typical:typical_p" "ffn-sparse:sparsity" "ban-word:word" "proposer-corpus:min_match"; do
   plugin=${want%%:*} param=${want#*:}
   if ! grep -q "$plugin" <<<"$listing" || ! grep -q "$param" <<<"$listing" ||
      grep -q "refused: .*$plugin" <<<"$listing"; then
@@ -93,12 +95,12 @@ for want in "sampler-typical:typical_p" "ffn-sparse:sparsity" "ban-word:word"; d
   fi
 done
 grep -E -A3 "typical|sparse" <<<"$listing" | sed 's/^/   /'
-echo "== semline plugins lists sampler-typical, ffn-sparse and ban-word"
+echo "== semline plugins lists sampler-typical, ffn-sparse, ban-word and proposer-corpus"
 
 # Selected by config, from the build tree's semline (not rebuilt), via the plugin path.
 only_examples="$work/only-examples"
 mkdir -p "$only_examples"
-cp "$typical" "$sparse" "$ban_word" "$only_examples/"
+cp "$typical" "$sparse" "$ban_word" "$corpus" "$only_examples/"
 text=$(SEMLINE_PLUGIN_PATH="$only_examples" "$build/bin/semline" -q run \
   -m "$source_dir/models/gguf/stories260K.gguf" -p "Once upon a time" -n 24 \
   --set 'stages.sampler.chain=["top_k", "typical", "draw"]' --set stages.sampler.typical_p=0.9)
@@ -119,6 +121,23 @@ if [[ "$text" != "Once upon a time, there was a little girl named "* || "$text" 
 fi
 echo "   $text"
 echo "== the sampler in docs/plugin-authoring.md, built from the page, kept 'Lily' out of the story"
+
+# The proposer drafts from a text file holding the story the model tells: the same text, faster.
+run_story() {  # the text on stdout; the closing line (stderr) in $work/closing
+  SEMLINE_PLUGIN_PATH="$only_examples" "$build/bin/semline" run -m "$source_dir/models/gguf/stories260K.gguf" \
+    -p "Once upon a time" -n 80 --greedy "$@" 2>"$work/closing"
+}
+plain=$(run_story)
+printf '%s\n' "$plain" >"$work/corpus.txt"
+drafted=$(run_story --spec corpus --set speculative.corpus="$work/corpus.txt")
+closing=$(tail -1 "$work/closing")
+if [[ "$drafted" != "$plain" || "$closing" != *"| corpus: "*" drafts accepted"* ]]; then
+  echo "FAIL: a run with the corpus proposer changed the text or reported no drafts:" >&2
+  printf '%s\n---\n%s\n%s\n' "$plain" "$drafted" "$closing" >&2
+  exit 1
+fi
+echo "   ${closing##*| }"
+echo "== a config selects the corpus proposer; same text, drafts accepted, without a rebuild"
 
 # The A/B bench: ffn/dense against the example's ffn/sparse, chosen in a second config that
 # brings the plugin's folder itself.

@@ -31,9 +31,10 @@ struct Variant {
   std::unique_ptr<ModelFile> model;
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<DraftLine> draft;  // speculative.proposer = "draft"
   // measurements
   std::vector<double> pp_tps, tg_tps, ttft_ms, itl_ms;
-  int64_t draft_tokens = 0, accepted_tokens = 0;  // speculative decoding, over the repetitions
+  int64_t draft_steps = 0, draft_tokens = 0, accepted_tokens = 0;  // speculative decoding, over the repetitions
   double peak_mib = 0;
   double flops_per_token = 0, bytes_per_token = 0;  // decode, from the stages' own counts
   std::optional<double> joules_per_token;
@@ -147,12 +148,13 @@ void build(Variant& v, const Plugins& plugins, int context) {
   v.model = open_model(v.config.model.path);
   v.graph = build_graph(v.config, *v.model, plugins.registry);
   v.pipeline = std::make_unique<Pipeline>(v.graph, *v.model, plugins.registry, pipeline_options(v.config));
+  v.draft = load_draft(v.config, plugins.registry, *v.pipeline);
 }
 
 // One request through the engine with the variant's chain: the prompt's prefill and first token,
 // then n_gen more tokens, each a step of its own.
 void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
-  Engine engine(*v.pipeline, engine_options(v.config));
+  Engine engine(*v.pipeline, engine_options(v.config, v.draft ? v.draft->pipeline.get() : nullptr));
   RequestOptions r;
   r.prompt = prompt;
   r.max_tokens = n_gen + 1;
@@ -169,6 +171,7 @@ void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
   const double pp_s = std::chrono::duration<double>(stats.first_token - t0).count();
   const double tg_s = std::chrono::duration<double>(stats.finished - stats.first_token).count();
   v.pp_tps.push_back(prompt.size() / pp_s);
+  v.draft_steps += stats.draft_steps;
   v.draft_tokens += stats.draft_tokens;
   v.accepted_tokens += stats.accepted_tokens;
   v.ttft_ms.push_back(pp_s * 1e3);
@@ -225,6 +228,7 @@ nlohmann::json to_json(const Variant& v, const AbOptions& o) {
                       {"bytes_per_token", v.bytes_per_token},
                       {"memory_roofline_pct", 100.0 * v.bytes_per_token * mean(v.tg_tps) / (o.roofline_gbs * 1e9)}};
   if (v.config.speculative.proposer != "none") {
+    j["spec_draft_steps"] = v.draft_steps;
     j["spec_draft_tokens"] = v.draft_tokens;
     j["spec_accepted_tokens"] = v.accepted_tokens;
   }
@@ -247,9 +251,10 @@ void print_table(const std::vector<Variant>& vs, const AbOptions& o) {
   for (const Variant& v : vs) {
     const double tg = mean(v.tg_tps);
     if (v.config.speculative.proposer != "none")
-      spdlog::info("variant {}: {} drafts, {} of {} accepted ({:.0f}%)", v.name, v.config.speculative.proposer,
-                   v.accepted_tokens, v.draft_tokens,
-                   v.draft_tokens ? 100.0 * static_cast<double>(v.accepted_tokens) / static_cast<double>(v.draft_tokens) : 0.0);
+      spdlog::info("variant {}: {} proposer, {} of {} drafts accepted ({:.0f}%), {:.2f} tokens a step", v.name,
+                   v.config.speculative.proposer, v.accepted_tokens, v.draft_tokens,
+                   v.draft_tokens ? 100.0 * static_cast<double>(v.accepted_tokens) / static_cast<double>(v.draft_tokens) : 0.0,
+                   v.draft_steps ? 1.0 + static_cast<double>(v.accepted_tokens) / static_cast<double>(v.draft_steps) : 1.0);
     std::string compute = o.roofline_gflops > 0
                               ? fmt(100.0 * v.flops_per_token * tg / (o.roofline_gflops * 1e9), "%.1f") + " | "
                               : "";
@@ -376,9 +381,10 @@ void run_ab(const AbOptions& o) {
     vs[i].peak_mib = peak_memory_mib();
     meter_decode(vs[i], prompt);
     vs[i].pp_tps.clear(), vs[i].tg_tps.clear(), vs[i].ttft_ms.clear(), vs[i].itl_ms.clear();
-    vs[i].draft_tokens = vs[i].accepted_tokens = 0;
+    vs[i].draft_steps = vs[i].draft_tokens = vs[i].accepted_tokens = 0;
     // Nothing of it stays resident while the next one is measured: the model's mapped pages
     // would count in that one's peak.
+    vs[i].draft.reset();
     vs[i].pipeline.reset();
     vs[i].graph = PipelineGraph{};
     vs[i].model.reset();

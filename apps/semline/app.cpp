@@ -13,7 +13,9 @@ void add_line_flags(CLI::App& cmd, LineFlags& f) {
   cmd.add_option("-m,--model", f.model, "Model: a GGUF file or a Hugging Face GPT-2 folder; overrides [model].path");
   cmd.add_option("--set", f.sets, "Override a config key, e.g. --set stages.attention.variant=dense");
   cmd.add_option("--plugin-path", f.plugin_paths, "Extra folder or file to load plugins from");
-  cmd.add_option("--spec", f.spec, "Speculative decoding: the proposer (none, ngram); speculative.proposer");
+  cmd.add_option("--spec", f.spec, "Speculative decoding: the proposer (none, ngram, draft); speculative.proposer");
+  cmd.add_option("--draft", f.draft, "Speculative decoding with this draft model (a GGUF of the same vocabulary); "
+                                     "speculative.draft_model, and proposer = draft unless --spec says otherwise");
   cmd.add_option("--spec-k", f.spec_k, "Draft tokens per step at most; speculative.k")->check(CLI::Range(1, 64));
 }
 
@@ -24,6 +26,11 @@ Config make_config(const LineFlags& f) {
     c.model.pos = SourcePos{"--model", 0, 0};
   }
   for (const std::string& s : f.sets) apply_override(c, s);
+  if (!f.draft.empty()) {
+    c.speculative.draft_model = f.draft;
+    c.speculative.draft_model_pos = SourcePos{"--draft", 0, 0};
+    if (f.spec.empty()) apply_override(c, "speculative.proposer=draft");
+  }
   if (!f.spec.empty()) apply_override(c, "speculative.proposer=" + f.spec);
   if (f.spec_k > 0) apply_override(c, "speculative.k=" + std::to_string(f.spec_k));
   for (const std::string& p : f.plugin_paths) c.runtime.plugin_paths.push_back(p);
@@ -50,6 +57,9 @@ std::unique_ptr<LoadedLine> load_line(Config config) {
   l->model = open_model(l->config.model.path);
   l->graph = build_graph(l->config, *l->model, l->plugins->registry);
   l->pipeline = std::make_unique<Pipeline>(l->graph, *l->model, l->plugins->registry, pipeline_options(l->config));
+  l->draft = load_draft(l->config, l->plugins->registry, *l->pipeline);
+  // A proposer the config names wrongly fails here, before a command prints anything.
+  make_proposer(l->engine_options().speculative, *l->pipeline, l->config.runtime.max_seqs);
   return l;
 }
 

@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include "core/config/config.h"
+#include "core/engine/draft_proposer.h"
+#include "core/engine/engine.h"
 #include "core/engine/pipeline.h"
 #include "core/graph/graph.h"
 #include "core/host/plugin_host.h"
@@ -25,6 +27,7 @@ struct LineFlags {
   std::vector<std::string> sets;    // --set key=value
   std::string spec;                 // --spec: speculative.proposer
   int spec_k = 0;                   // --spec-k: speculative.k
+  std::string draft;                // --draft: speculative.draft_model (and proposer = draft)
   std::vector<std::string> plugin_paths;  // --plugin-path
 };
 void add_line_flags(CLI::App& cmd, LineFlags& f);
@@ -51,6 +54,8 @@ struct LoadedLine {
   std::unique_ptr<ModelFile> model;
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<DraftLine> draft;  // speculative.proposer = "draft"
+  EngineOptions engine_options() const { return semline::engine_options(config, draft ? draft->pipeline.get() : nullptr); }
 };
 std::unique_ptr<LoadedLine> load_line(Config config);
 

@@ -42,7 +42,7 @@ void add_chat_command(CLI::App& app) {
     const serve::ChatFamily family =
         serve::choose_chat_family(o->chat_template, loaded->model->find_string("tokenizer.chat_template").value_or(""));
     const serve::ChatTemplate chat(family, line.tokenizer());
-    EngineOptions eo = engine_options(loaded->config);
+    EngineOptions eo = loaded->engine_options();
     eo.max_seqs = 1;
     Engine engine(line, eo);
     std::vector<serve::ChatMessage> messages;

@@ -45,6 +45,11 @@ void print_plugins(const Plugins& p) {
       if (a->plugin != rec.name) continue;
       std::printf("    arch    %-24s %s\n", a->arch.name.c_str(), a->arch.description.c_str());
     }
+    for (const RegisteredProposer* e : r.proposers()) {
+      if (e->plugin != rec.name) continue;
+      std::printf("    proposer %-23s %s\n", e->entry.name.c_str(), e->entry.description.c_str());
+      print_params(e->entry.params);
+    }
     for (const RegisteredStage* s : r.stages()) {
       if (s->plugin != rec.name) continue;
       std::string key = std::string(stage_kind_name(s->entry.kind)) + " " + s->entry.variant + "@" + s->entry.backend;

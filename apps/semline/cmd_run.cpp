@@ -101,7 +101,7 @@ void add_run_command(CLI::App& app) {
     go.max_tokens = o->n;
     go.stop = o->stop;
     go.stop_at_eos = !o->ignore_eos;
-    go.speculative = engine_options(line->config).speculative;
+    go.speculative = line->engine_options().speculative;
     std::fputs(o->prompt.c_str(), stdout);
     std::fflush(stdout);
     GenerateResult r = generate(p, prompt, go, [](std::string_view text) {
@@ -112,8 +112,10 @@ void add_run_command(CLI::App& app) {
     std::fflush(stdout);
     std::string spec;
     if (go.speculative.proposer != "none")
-      spec = fmt::format(" | {} drafts: {} of {} accepted ({:.0f}%)", go.speculative.proposer, r.accepted_tokens,
-                         r.draft_tokens, r.draft_tokens ? 100.0 * r.accepted_tokens / r.draft_tokens : 0.0);
+      // Tokens a verifying step yields: the accepted drafts and the model's own token after them.
+      spec = fmt::format(" | {}: {} of {} drafts accepted ({:.0f}%), {:.2f} tokens a step", go.speculative.proposer,
+                         r.accepted_tokens, r.draft_tokens, r.draft_tokens ? 100.0 * r.accepted_tokens / r.draft_tokens : 0.0,
+                         r.draft_steps ? 1.0 + static_cast<double>(r.accepted_tokens) / r.draft_steps : 1.0);
     std::fprintf(stderr,
                  "prompt %d tokens, %.1f t/s | generation %zu tokens, %.1f t/s | time to first token %.2f ms | "
                  "stop: %s%s\n",

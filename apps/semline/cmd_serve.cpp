@@ -97,14 +97,16 @@ void add_serve_command(CLI::App& app) {
     // One line per variant over the one model file (mapped once: its weights' pages are shared).
     std::vector<PipelineGraph> graphs;
     std::vector<std::unique_ptr<Pipeline>> lines;
+    std::vector<std::unique_ptr<DraftLine>> drafts;
     std::vector<serve::ServeVariant> variants;
     graphs.reserve(configs.size());
     for (size_t i = 0; i < configs.size(); ++i) {
       const Config& vc = configs[i].second;
       graphs.push_back(build_graph(vc, *model, plugins->registry));
       lines.push_back(std::make_unique<Pipeline>(graphs.back(), *model, plugins->registry, pipeline_options(vc)));
+      drafts.push_back(load_draft(vc, plugins->registry, *lines.back()));
       variants.push_back(serve::ServeVariant{configs[i].first, lines.back().get(), i < shares.size() ? shares[i] : 1.0,
-                                             engine_options(vc)});
+                                             engine_options(vc, drafts.back() ? drafts.back()->pipeline.get() : nullptr)});
     }
     serve::ServeOptions so = o->serve;
     if (so.model_id.empty()) so.model_id = model_id_of(c.model.path);

@@ -90,11 +90,18 @@ struct Config {
     SourcePos pos;              // the [kv_cache] table
   } kv_cache;
   struct {
-    std::string proposer = "none";  // "none" | "ngram": who drafts tokens for the model to verify
+    std::string proposer = "none";  // "none" | "ngram" | "draft" | a plugin's: who drafts tokens for the model to verify
+    SourcePos proposer_pos;
     int k = 4;                      // draft tokens per step at most
     bool adaptive = true;           // the draft length follows the acceptance (1..k)
     int ngram_min = 1;              // ngram: the shortest and longest suffix looked up
     int ngram_max = 3;
+    std::filesystem::path draft_model;  // draft: the draft model's file, resolved like model.path
+    SourcePos draft_model_pos;
+    SourcePos pos;                  // the [speculative] table
+    // Every other key: a plugin proposer's parameters, checked against its entry when the engine
+    // makes it (the engine's own proposers take none).
+    std::map<std::string, ConfigValue> params;
   } speculative;
 };
 

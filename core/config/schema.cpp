@@ -502,13 +502,13 @@ void merge_kv_cache(Config& c, const toml::table& t, const Reader& r) {
 }
 
 void merge_speculative(Config& c, const toml::table& t, const Reader& r) {
+  if (c.speculative.pos.file.empty()) c.speculative.pos = r.at(t);
   for (auto&& [k, v] : t) {
     const std::string key = sub_key("speculative", k.str());
     if (k.str() == "proposer") {
-      static const Names proposers = {"none", "ngram"};
-      std::string p = r.string(key, v);
-      if (!contains(proposers, p)) r.bad_value(key, v, "expected \"none\" or \"ngram\"" + did_you_mean(p, proposers));
-      c.speculative.proposer = p;
+      // The engine's own, or a plugin's: only the registry knows (make_proposer checks the name).
+      c.speculative.proposer = r.string(key, v);
+      c.speculative.proposer_pos = r.at(v);
     } else if (k.str() == "k") {
       c.speculative.k = r.integer(key, v, 1, kMaxDraftTokens);
     } else if (k.str() == "adaptive") {
@@ -517,8 +517,11 @@ void merge_speculative(Config& c, const toml::table& t, const Reader& r) {
       c.speculative.ngram_min = r.integer(key, v, 1, kMaxNgram);
     } else if (k.str() == "ngram_max") {
       c.speculative.ngram_max = r.integer(key, v, 1, kMaxNgram);
+    } else if (k.str() == "draft_model") {
+      c.speculative.draft_model = r.path(key, v);
+      c.speculative.draft_model_pos = r.at(v);
     } else {
-      r.unknown_key(k, "[speculative]", {"proposer", "k", "adaptive", "ngram_min", "ngram_max"});
+      c.speculative.params[std::string(k.str())] = {param_value(key, v, r), r.at(v)};
     }
   }
   if (c.speculative.ngram_min > c.speculative.ngram_max)

@@ -157,6 +157,32 @@ void BlockManager::trim(int32_t seq) {
   }
 }
 
+int32_t BlockManager::truncate(int32_t seq, std::span<const int32_t> tokens) {
+  Seq& s = seqs_.at(static_cast<size_t>(seq));
+  const int32_t bt = opt_.block_tokens;
+  int32_t n = static_cast<int32_t>(tokens.size());
+  if (n > s.n_past)
+    throw Error("kv cache: a sequence of " + std::to_string(s.n_past) + " positions cannot be cut to " + std::to_string(n));
+  const size_t cut_block = static_cast<size_t>(n / bt);
+  if (n % bt != 0 && cut_block < s.table.size() && s.table[cut_block] >= 0 && blocks_[s.table[cut_block]].keyed)
+    n = static_cast<int32_t>(cut_block) * bt;
+  if (s.released > 0 && n - opt_.window + 1 < s.released * bt) n = 0;
+  const size_t keep = static_cast<size_t>((n + bt - 1) / bt);
+  while (s.table.size() > keep) {
+    if (s.table.back() >= 0) drop(s.table.back());
+    s.table.pop_back();
+  }
+  s.released = std::min(s.released, static_cast<int32_t>(keep));
+  s.n_past = n;
+  const int32_t whole = n / bt;
+  s.partial.assign(tokens.begin() + static_cast<std::ptrdiff_t>(whole) * bt, tokens.begin() + n);
+  // The key chain up to the last whole block, as advance() built it.
+  s.last_key = 0;
+  if (opt_.prefix_caching && s.cacheable)
+    for (int32_t i = 0; i < whole; ++i) s.last_key = block_key(s.last_key, tokens.subspan(static_cast<size_t>(i) * bt, bt));
+  return n;
+}
+
 void BlockManager::release_before(Seq& s, int32_t first_needed) {
   const int64_t whole = first_needed / opt_.block_tokens;  // blocks entirely below first_needed
   for (; s.released < whole && s.released < static_cast<int32_t>(s.table.size()); ++s.released) {

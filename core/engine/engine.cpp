@@ -30,7 +30,7 @@ struct Engine::Choice : SchedSeq {
   bool seen = false;  // scheduled at least once
   bool done = false;
   Update pending;     // what this step produced
-  std::unique_ptr<Proposer> proposer;  // nullptr: no drafts
+  uint64_t id = 0;    // names the sequence to the proposer
   DraftLength draft_len{1, false};
 };
 
@@ -54,14 +54,17 @@ struct Engine::Request {
   int32_t open = 0;  // choices not finished
 };
 
-EngineOptions engine_options(const Config& config) {
+EngineOptions engine_options(const Config& config, Pipeline* draft) {
   EngineOptions o;
   o.max_seqs = config.runtime.max_seqs;
   o.speculative.proposer = config.speculative.proposer;
+  o.speculative.proposer_pos = config.speculative.proposer_pos;
+  o.speculative.params = config.speculative.params;
   o.speculative.k = config.speculative.k;
   o.speculative.adaptive = config.speculative.adaptive;
   o.speculative.ngram_min = config.speculative.ngram_min;
   o.speculative.ngram_max = config.speculative.ngram_max;
+  o.speculative.draft = draft;
   return o;
 }
 
@@ -69,9 +72,8 @@ Engine::Engine(Pipeline& line, const EngineOptions& opt)
     : line_(line),
       samplers_(line.graph(), line.registry(), line.tokenizer()),
       opt_(opt),
-      sched_(line.kv().blocks(), SchedulerOptions{line.max_batch_tokens(), opt.max_seqs}) {
-  make_proposer(opt.speculative);  // a bad option fails here, not at the first request
-}
+      sched_(line.kv().blocks(), SchedulerOptions{line.max_batch_tokens(), opt.max_seqs}),
+      proposer_(make_proposer(opt.speculative, line, opt.max_seqs)) {}
 
 Engine::~Engine() {
   // Sequences give their blocks back: the line and its cache outlive the engine.
@@ -107,13 +109,13 @@ uint64_t Engine::submit(RequestOptions opt, UpdateFn on_update) {
     auto c = std::make_unique<Choice>();
     c->req = r.get();
     c->index = i;
+    c->id = next_choice_++;
     c->chain = samplers_.make(opt.sampling, i);
     c->text = TextStream(opt.stop);
     c->tokens = opt.prompt;
     c->hold = i > 0;  // siblings wait for the first choice's prompt blocks
     c->stats.n_prompt = static_cast<int32_t>(opt.prompt.size());
     c->stats.arrival = Clock::now();
-    c->proposer = make_proposer(opt_.speculative);
     c->draft_len = DraftLength(opt_.speculative.k, opt_.speculative.adaptive);
     r->choices.push_back(std::move(c));
   }
@@ -173,6 +175,13 @@ void Engine::finish(Choice& c, FinishReason why, std::string error) {
   if (c.done) return;
   c.done = true;
   sched_.remove(&c);
+  if (proposer_) {
+    try {
+      proposer_->release(c.id);
+    } catch (const std::exception& e) {
+      proposer_failed(e.what());
+    }
+  }
   c.pending.text += c.text.finish();
   c.pending.finish = why;
   c.pending.error = std::move(error);
@@ -220,6 +229,7 @@ int32_t Engine::verify(Output& o, std::span<const float> logits) {
   }
   const int32_t accepted = static_cast<int32_t>(o.picks.size()) - 1;
   if (!o.draft.empty()) {
+    ++c.stats.draft_steps;
     c.stats.draft_tokens += static_cast<int32_t>(o.draft.size());
     c.stats.accepted_tokens += accepted;
     ++counters_.spec_drafts;
@@ -247,23 +257,53 @@ void Engine::accept(Choice& c, int32_t tok) {
   else if (static_cast<int32_t>(c.tokens.size()) >= line_.kv().options().context) finish(c, FinishReason::Length);
 }
 
+// A proposer's failure costs drafts only; the first is an error in the log, the rest (a proposer
+// that fails every step) are debug lines.
+void Engine::proposer_failed(const std::string& why) {
+  ++counters_.spec_proposer_errors;
+  if (counters_.spec_proposer_errors == 1)
+    spdlog::error("speculative decoding: the {} proposer failed, its step goes without drafts (later failures "
+                  "are logged at debug level): {}", opt_.speculative.proposer, why);
+  else
+    spdlog::debug("speculative decoding: the {} proposer failed again: {}", opt_.speculative.proposer, why);
+}
+
 // Drafts for the choices that decode this step, as long as the request's limits leave room for
-// them and the token after them.
+// them and the token after them. A proposer that fails leaves the step without drafts.
 void Engine::propose() {
+  if (!proposer_) return;
   const int32_t context = line_.kv().options().context;
+  drafts_.clear();
+  drafting_.clear();
   for (auto& r : requests_)
     for (auto& c : r->choices) {
-      if (c->done || !c->proposer || c->kv < 0 || c->n_draft > 0 || !c->decoding()) continue;
+      if (c->done || c->kv < 0 || c->n_draft > 0 || !c->decoding()) continue;
       const int32_t size = static_cast<int32_t>(c->tokens.size());
       int32_t room = context - size;  // positions left before the context ends, the drafts' and the next token's
       if (r->opt.max_tokens >= 0) room = std::min(room, r->opt.max_tokens - (size - c->stats.n_prompt));
       const int32_t k = std::min(c->draft_len.next(), room - 1);
       if (k < 1) continue;
-      draft_.clear();
-      c->proposer->propose(c->tokens, k, draft_);
-      c->tokens.insert(c->tokens.end(), draft_.begin(), draft_.end());
-      c->n_draft = static_cast<int32_t>(draft_.size());
+      drafts_.push_back(DraftRequest{c->id, c->tokens, k, {}});
+      drafting_.push_back(c.get());
     }
+  if (drafts_.empty()) return;
+  try {
+    proposer_->propose(drafts_);
+  } catch (const std::exception& e) {
+    proposer_failed(e.what());
+    return;
+  }
+  const int64_t n_vocab = line_.hp().n_vocab;
+  for (size_t i = 0; i < drafts_.size(); ++i) {
+    std::vector<int32_t>& d = drafts_[i].draft;
+    // Only tokens of the vocabulary, and no more than asked for.
+    const auto bad = std::find_if(d.begin(), d.end(), [&](int32_t t) { return t < 0 || t >= n_vocab; });
+    d.erase(bad, d.end());
+    if (static_cast<int32_t>(d.size()) > drafts_[i].k) d.resize(static_cast<size_t>(drafts_[i].k));
+    Choice& c = *drafting_[i];
+    c.tokens.insert(c.tokens.end(), d.begin(), d.end());
+    c.n_draft = static_cast<int32_t>(d.size());
+  }
 }
 
 bool Engine::step() {
@@ -285,11 +325,7 @@ bool Engine::step() {
     }
 
   if (!plan.items.empty()) {
-    tokens_.clear();
-    positions_.clear();
-    seq_of_.clear();
-    rows_.clear();
-    views_.clear();
+    step_.clear();
     std::vector<Output> outputs;
     for (size_t i = 0; i < plan.items.size(); ++i) {
       const StepItem& it = plan.items[i];
@@ -300,31 +336,23 @@ bool Engine::step() {
         c->stats.n_cached = c->n_computed;
       }
       for (int32_t t = c->n_computed; t < c->n_computed + it.n; ++t) {
-        tokens_.push_back(c->tokens[static_cast<size_t>(t)]);
-        positions_.push_back(t);
-        seq_of_.push_back(static_cast<int32_t>(i));
+        step_.tokens.push_back(c->tokens[static_cast<size_t>(t)]);
+        step_.positions.push_back(t);
+        step_.seq.push_back(static_cast<int32_t>(i));
       }
       counters_.prompt_tokens += std::max(0, std::min(c->n_computed + it.n, c->stats.n_prompt) - c->n_computed);
-      views_.push_back(line_.kv().view(c->kv));
+      step_.seqs.push_back(line_.kv().view(c->kv));
       if (it.output()) {
         // Logits of the last real token and of every draft after it.
-        Output o{c, i, rows_.size(), {}, {}, {}, {}};
+        Output o{c, i, step_.output_rows.size(), {}, {}, {}, {}};
         o.draft.assign(c->tokens.end() - c->n_draft, c->tokens.end());
-        for (int32_t d = c->n_draft; d >= 0; --d) rows_.push_back(static_cast<int32_t>(tokens_.size()) - 1 - d);
+        const auto last = static_cast<int32_t>(step_.tokens.size()) - 1;
+        for (int32_t d = c->n_draft; d >= 0; --d) step_.output_rows.push_back(last - d);
         outputs.push_back(std::move(o));
       }
     }
-    Batch b;
-    b.n_tokens = static_cast<int32_t>(tokens_.size());
-    b.tokens = tokens_.data();
-    b.positions = positions_.data();
-    b.seq = seq_of_.data();
-    b.n_seqs = static_cast<int32_t>(views_.size());
-    b.seqs = views_.data();
-    b.n_outputs = static_cast<int32_t>(rows_.size());
-    b.output_rows = rows_.data();
     try {
-      const std::span<const float> logits = line_.forward(b);
+      const std::span<const float> logits = line_.forward(step_.batch());
       // Verify before the commit, which caches only the tokens kept.
       for (Output& o : outputs) {
         Choice& c = *o.c;

@@ -15,6 +15,7 @@
 // speculative.h); the cache keeps only what was kept.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -64,7 +65,8 @@ struct ChoiceStats {
   int32_t n_cached = 0;  // prompt tokens found in the prefix cache on first admission
   int32_t n_generated = 0;
   int32_t preemptions = 0;
-  int32_t draft_tokens = 0;     // speculative decoding: tokens drafted and verified
+  int32_t draft_steps = 0;      // speculative decoding: steps that verified drafts
+  int32_t draft_tokens = 0;     // tokens drafted and verified
   int32_t accepted_tokens = 0;  // drafts the model agreed with
   Clock::time_point arrival, scheduled, first_token, finished;
 };
@@ -87,8 +89,8 @@ struct EngineOptions {
   SpeculativeOptions speculative;  // [speculative]
 };
 
-// runtime.max_seqs and [speculative] of a config.
-EngineOptions engine_options(const Config& config);
+// runtime.max_seqs and [speculative] of a config; `draft` is the draft line load_draft made for it.
+EngineOptions engine_options(const Config& config, Pipeline* draft = nullptr);
 
 // Running totals, for the meters.
 struct EngineCounters {
@@ -100,6 +102,7 @@ struct EngineCounters {
   int64_t spec_drafts = 0;           // steps of a sequence that verified drafts
   int64_t spec_draft_tokens = 0;     // drafted tokens verified
   int64_t spec_accepted_tokens = 0;  // of which the model agreed with
+  int64_t spec_proposer_errors = 0;  // calls into the proposer that threw (their steps had no drafts)
   int64_t running = 0, waiting = 0;
   double kv_usage = 0;            // share of the pool's blocks held by sequences, 0..1
 };
@@ -136,6 +139,7 @@ class Engine {
   void finish(Choice& c, FinishReason why, std::string error = {});
   struct Output;
   void propose();
+  void proposer_failed(const std::string& why);
   TokenLogprob logprob(std::span<const float> logits, int32_t token, int32_t top) const;
   int32_t verify(Output& o, std::span<const float> logits);
   void accept(Choice& c, int32_t token);
@@ -154,9 +158,11 @@ class Engine {
   std::list<std::unique_ptr<Request>> requests_;  // admitted to the engine, not finished
   EngineCounters counters_;
   // Step scratch, reused.
-  std::vector<int32_t> tokens_, positions_, seq_of_, rows_;
-  std::vector<SeqView> views_;
-  std::vector<int32_t> draft_;
+  StepArrays step_;
+  std::unique_ptr<Proposer> proposer_;  // nullptr: no drafts
+  std::vector<DraftRequest> drafts_;
+  std::vector<Choice*> drafting_;
+  std::atomic<uint64_t> next_choice_{1};  // submit() runs on any thread
 };
 
 }  // namespace semline

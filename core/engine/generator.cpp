@@ -64,6 +64,7 @@ GenerateResult generate(Pipeline& p, const std::vector<int32_t>& prompt, const G
     out.ttft_seconds = out.prompt_seconds;
     out.gen_seconds = seconds(stats.first_token, stats.finished);
   }
+  out.draft_steps = stats.draft_steps;
   out.draft_tokens = stats.draft_tokens;
   out.accepted_tokens = stats.accepted_tokens;
   return out;

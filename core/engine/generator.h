@@ -26,7 +26,8 @@ struct GenerateResult {
   double prompt_seconds = 0;    // prefill
   double ttft_seconds = 0;      // start to first sampled token
   double gen_seconds = 0;       // first sampled token to the end
-  int32_t draft_tokens = 0;     // speculative decoding: drafted, and accepted by the model
+  int32_t draft_steps = 0;      // speculative decoding: steps that verified drafts,
+  int32_t draft_tokens = 0;     // the tokens drafted, and those the model accepted
   int32_t accepted_tokens = 0;
   double prompt_tps() const { return prompt_seconds > 0 ? n_prompt / prompt_seconds : 0; }
   double gen_tps() const {

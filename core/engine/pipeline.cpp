@@ -24,6 +24,27 @@ std::string log_name(const GraphNode& n) {
 
 }  // namespace
 
+void StepArrays::clear() {
+  tokens.clear();
+  positions.clear();
+  seq.clear();
+  output_rows.clear();
+  seqs.clear();
+}
+
+Batch StepArrays::batch() const {
+  Batch b;
+  b.n_tokens = static_cast<int32_t>(tokens.size());
+  b.tokens = tokens.data();
+  b.positions = positions.data();
+  b.seq = seq.data();
+  b.n_seqs = static_cast<int32_t>(seqs.size());
+  b.seqs = seqs.data();
+  b.n_outputs = static_cast<int32_t>(output_rows.size());
+  b.output_rows = output_rows.data();
+  return b;
+}
+
 PipelineOptions pipeline_options(const Config& config) {
   PipelineOptions o;
   o.threads = config.runtime.threads;

@@ -25,6 +25,16 @@ PipelineOptions pipeline_options(const Config& config);
 // A tokenizer for a placed tokenizer station (see place_tokenizer); plugin errors are named.
 std::unique_ptr<Tokenizer> make_tokenizer(const GraphNode& node, const ModelView& model);
 
+// The host arrays a step's Batch points into, kept from step to step (nothing is allocated per
+// token once they have grown): a caller clears them, appends each sequence's tokens, positions,
+// sequence index and view and the rows it wants logits of, and takes the Batch.
+struct StepArrays {
+  std::vector<int32_t> tokens, positions, seq, output_rows;
+  std::vector<SeqView> seqs;
+  void clear();
+  Batch batch() const;  // valid while the arrays are unchanged
+};
+
 // Time and analytic work per station kind, summed over steps (for the meters).
 struct StageMeter {
   double seconds = 0;

@@ -4,6 +4,11 @@
 
 #include <semline/error.h>
 
+#include "core/engine/draft_proposer.h"
+#include "core/graph/graph.h"
+#include "core/host/plugin_log.h"
+#include "core/util/text.h"
+
 namespace semline {
 
 NgramProposer::NgramProposer(int32_t ngram_min, int32_t ngram_max) : min_(ngram_min), max_(ngram_max) {
@@ -12,7 +17,11 @@ NgramProposer::NgramProposer(int32_t ngram_min, int32_t ngram_max) : min_(ngram_
                 std::to_string(ngram_max) + ": expected 1 <= ngram_min <= ngram_max");
 }
 
-void NgramProposer::propose(std::span<const int32_t> tokens, int32_t k, std::vector<int32_t>& out) {
+void NgramProposer::propose(std::span<DraftRequest> requests) {
+  for (DraftRequest& r : requests) propose(r.tokens, r.k, r.draft);
+}
+
+void NgramProposer::propose(std::span<const int32_t> tokens, int32_t k, std::vector<int32_t>& out) const {
   const int64_t n = static_cast<int64_t>(tokens.size());
   for (int64_t len = std::min<int64_t>(max_, n - 1); len >= min_; --len) {
     const auto suffix = tokens.subspan(static_cast<size_t>(n - len));
@@ -27,16 +36,50 @@ void NgramProposer::propose(std::span<const int32_t> tokens, int32_t k, std::vec
   }
 }
 
-const std::vector<std::string>& proposer_names() {
-  static const std::vector<std::string> names = {"none", "ngram"};
+const std::vector<std::string>& own_proposer_names() {
+  static const std::vector<std::string> names = {"none", "ngram", "draft"};
   return names;
 }
 
-std::unique_ptr<Proposer> make_proposer(const SpeculativeOptions& opt) {
+namespace {
+
+std::string at(const SourcePos& pos) { return pos.file.empty() ? "" : pos.str() + ": "; }
+
+// The engine's own proposers take only the keys [speculative] itself knows.
+void refuse_params(const SpeculativeOptions& opt) {
+  if (opt.params.empty()) return;
+  const auto& [key, value] = *opt.params.begin();
+  static const std::vector<std::string> keys = {"proposer", "k", "adaptive", "ngram_min", "ngram_max", "draft_model"};
+  throw Error(at(value.pos) + "speculative." + key + ": the " + opt.proposer + " proposer takes no such key" +
+              did_you_mean(key, keys) + "; [speculative] keys: " + join(keys));
+}
+
+}  // namespace
+
+std::unique_ptr<Proposer> make_proposer(const SpeculativeOptions& opt, const Pipeline& line, int32_t max_seqs) {
   if (opt.k < 1) throw Error("speculative: k = " + std::to_string(opt.k) + ": expected 1 or more draft tokens");
+  if (opt.proposer == "none" || opt.proposer == "ngram" || opt.proposer == "draft") refuse_params(opt);
   if (opt.proposer == "none") return nullptr;
   if (opt.proposer == "ngram") return std::make_unique<NgramProposer>(opt.ngram_min, opt.ngram_max);
-  throw Error("speculative: unknown proposer \"" + opt.proposer + "\"; expected none or ngram");
+  if (opt.proposer == "draft") {
+    if (!opt.draft) throw Error(at(opt.proposer_pos) + "speculative.proposer = \"draft\" needs a draft model (speculative.draft_model, or --draft FILE)");
+    return std::make_unique<DraftProposer>(*opt.draft);
+  }
+  const RegisteredProposer* e = line.registry().find_proposer(opt.proposer);
+  if (!e) {
+    std::vector<std::string> names = own_proposer_names();
+    for (const RegisteredProposer* p : line.registry().proposers()) names.push_back(p->entry.name);
+    throw Error(at(opt.proposer_pos) + "speculative.proposer = \"" + opt.proposer + "\": no such proposer" +
+                did_you_mean(opt.proposer, names) + "; known: " + join(names) + " (`semline plugins` lists what plugins add)");
+  }
+  ProposerContext ctx;
+  ctx.params = validate_params(opt.params, e->entry.params, "proposer " + opt.proposer);
+  ctx.tokenizer = &line.tokenizer();
+  ctx.n_vocab = line.hp().n_vocab;
+  ctx.k = opt.k;
+  ctx.max_seqs = max_seqs;
+  ctx.log = plugin_log(e->plugin);
+  return e->entry.make(ctx);
 }
 
 void DraftLength::update(int32_t drafted, int32_t accepted) {

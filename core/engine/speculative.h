@@ -10,27 +10,29 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include <semline/proposer.h>
+
+#include "core/config/config.h"
+
 namespace semline {
 
+class Pipeline;
+
 struct SpeculativeOptions {
-  std::string proposer = "none";  // "none" | "ngram"
+  std::string proposer = "none";  // "none" | "ngram" | "draft" | a plugin's (the registry's proposers)
+  SourcePos proposer_pos;
   int32_t k = 4;                  // draft tokens per step at most
   bool adaptive = true;           // k follows the acceptance, between 1 and k
   int32_t ngram_min = 1;          // ngram: the shortest and longest suffix looked up
   int32_t ngram_max = 3;
-};
-
-// Drafts continuations of one sequence; one proposer per sequence (it may keep state).
-class Proposer {
- public:
-  virtual ~Proposer() = default;
-  // Appends at most k draft tokens that may follow `tokens` (the sequence so far) to `out`.
-  virtual void propose(std::span<const int32_t> tokens, int32_t k, std::vector<int32_t>& out) = 0;
+  Pipeline* draft = nullptr;      // draft: the draft model's line (see draft_proposer.h)
+  std::map<std::string, ConfigValue> params;  // a plugin proposer's keys of [speculative]
 };
 
 // Prompt lookup: the longest suffix of the sequence (ngram_max tokens down to ngram_min) that
@@ -39,15 +41,20 @@ class Proposer {
 class NgramProposer : public Proposer {
  public:
   NgramProposer(int32_t ngram_min, int32_t ngram_max);
-  void propose(std::span<const int32_t> tokens, int32_t k, std::vector<int32_t>& out) override;
+  void propose(std::span<DraftRequest> requests) override;
+  void release(uint64_t) override {}
+  // One sequence: appends at most k tokens to out.
+  void propose(std::span<const int32_t> tokens, int32_t k, std::vector<int32_t>& out) const;
 
  private:
   int32_t min_, max_;
 };
 
-// The proposer the options name; nullptr for "none". Throws semline::Error on an unknown name.
-std::unique_ptr<Proposer> make_proposer(const SpeculativeOptions& opt);
-const std::vector<std::string>& proposer_names();  // "none", "ngram"
+// The proposer the options name, the engine's own or a plugin's from the line's registry; nullptr
+// for "none". Throws one semline::Error naming the config key for an unknown name, a key the
+// proposer does not take, or "draft" without a draft line.
+std::unique_ptr<Proposer> make_proposer(const SpeculativeOptions& opt, const Pipeline& line, int32_t max_seqs);
+const std::vector<std::string>& own_proposer_names();  // "none", "ngram", "draft"
 
 // Draft length that follows the acceptance: it grows by one after a step that accepted every
 // draft and shrinks by one after a step that accepted none, between 1 and the ceiling, so that

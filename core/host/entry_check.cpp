@@ -147,6 +147,20 @@ void check_backend_entry(const BackendEntry& e) {
   if (!e.create) throw Error(subject + ": has no create function");
 }
 
+void check_proposer_entry(const ProposerEntry& e) {
+  const std::string subject = "proposer '" + e.name + "'";
+  check_name("proposer name", e.name, "proposer entry");
+  for (const char* own : {"none", "ngram", "draft"})
+    if (e.name == own) throw Error(subject + ": the name is the engine's own proposer's");
+  check_line("description", e.description, subject);
+  check_params(e.params, subject);
+  // Its parameters are keys of [speculative], beside the engine's own.
+  for (const ParamSpec& p : e.params)
+    for (const char* own : {"proposer", "k", "adaptive", "ngram_min", "ngram_max", "draft_model"})
+      if (p.name == own) throw Error(subject + ": parameter '" + p.name + "' is a key of [speculative] already");
+  if (!e.make) throw Error(subject + ": has no make function");
+}
+
 void check_arch(const ArchTemplate& a) {
   const std::string subject = "architecture template '" + a.name + "'";
   check_name("architecture name", a.name, "architecture template");

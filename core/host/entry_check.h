@@ -13,5 +13,6 @@ void check_plugin_name(std::string_view name);
 void check_stage_entry(const StageEntry& e);
 void check_backend_entry(const BackendEntry& e);
 void check_arch(const ArchTemplate& a);
+void check_proposer_entry(const ProposerEntry& e);
 
 }  // namespace semline

@@ -110,11 +110,27 @@ class GuardedSampler final : public Sampler {
   std::string prefix_;
 };
 
+class GuardedProposer final : public Proposer {
+ public:
+  GuardedProposer(std::unique_ptr<Proposer> inner, std::string prefix)
+      : inner_(std::move(inner)), prefix_(std::move(prefix)) {}
+  void propose(std::span<DraftRequest> requests) override {
+    guarded_call(prefix_, [&] { inner_->propose(requests); });
+  }
+  void release(uint64_t seq) override {
+    guarded_call(prefix_, [&] { inner_->release(seq); });
+  }
+
+ private:
+  std::unique_ptr<Proposer> inner_;
+  std::string prefix_;
+};
+
 // A factory's result, checked and wrapped.
-template <class Guarded, class T>
-void guard_factory(std::function<std::unique_ptr<T>(const StageContext&)>& make, const std::string& prefix) {
+template <class Guarded, class T, class Context>
+void guard_factory(std::function<std::unique_ptr<T>(const Context&)>& make, const std::string& prefix) {
   if (!make) return;
-  make = [inner = std::move(make), prefix](const StageContext& ctx) -> std::unique_ptr<T> {
+  make = [inner = std::move(make), prefix](const Context& ctx) -> std::unique_ptr<T> {
     std::unique_ptr<T> made = guarded_call(prefix, [&] { return inner(ctx); });
     if (!made) throw Error(prefix + "the factory returned nothing");
     return std::make_unique<Guarded>(std::move(made), prefix);
@@ -143,6 +159,10 @@ void guard_backend_entry(BackendEntry& e, const std::string& key, const std::str
 
 void guard_arch(ArchTemplate& a, const std::string& key, const std::string& plugin) {
   guard(a.read_hparams, prefix_of(key, plugin));
+}
+
+void guard_proposer_entry(ProposerEntry& e, const std::string& key, const std::string& plugin) {
+  guard_factory<GuardedProposer>(e.make, prefix_of(key, plugin));
 }
 
 }  // namespace semline

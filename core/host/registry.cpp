@@ -23,10 +23,12 @@ class Staging final : public Registry {
   void add_backend(BackendEntry e) override { backends.push_back(std::move(e)); }
   void add_arch(ArchTemplate a) override { archs.push_back(std::move(a)); }
   void log(LogLevel level, std::string_view message) override { log_(level, message); }
+  void add_proposer(ProposerEntry e) override { proposers.push_back(std::move(e)); }
 
   std::vector<StageEntry> stages;
   std::vector<BackendEntry> backends;
   std::vector<ArchTemplate> archs;
+  std::vector<ProposerEntry> proposers;
 
  private:
   LogFn log_;
@@ -73,7 +75,7 @@ void StageRegistry::check_preferences() const {
       std::vector<std::string> keys;
       for (const auto& [k, who] : claimants_) keys.push_back(k);
       throw Error("[runtime.prefer] \"" + key + "\": no loaded plugin registers this key" + did_you_mean(key, keys) +
-                  "; keys look like \"attention.flash.cpu\", \"backend.cpu\" or \"arch.llama\"");
+                  "; keys look like \"attention.flash.cpu\", \"backend.cpu\", \"arch.llama\" or \"proposer.name\"");
     }
     const auto& who = it->second;
     if (std::find(who.begin(), who.end(), plugin) == who.end())
@@ -107,6 +109,15 @@ const RegisteredArch* StageRegistry::find_arch(std::string_view name) const {
 }
 
 std::vector<const RegisteredArch*> StageRegistry::archs() const { return values_of<RegisteredArch>(archs_); }
+
+const RegisteredProposer* StageRegistry::find_proposer(std::string_view name) const {
+  auto it = proposers_.find(name);
+  return it == proposers_.end() ? nullptr : &it->second;
+}
+
+std::vector<const RegisteredProposer*> StageRegistry::proposers() const {
+  return values_of<RegisteredProposer>(proposers_);
+}
 
 const PluginRecord* StageRegistry::find_plugin(std::string_view name) const {
   for (const auto& p : plugins_)
@@ -149,6 +160,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   auto name_slot = [](const auto& e) { return e.name; };
   auto backend_key = [](const BackendEntry& e) { return "backend." + e.name; };
   auto arch_key = [](const ArchTemplate& a) { return "arch." + a.name; };
+  auto proposer_key = [](const ProposerEntry& e) { return "proposer." + e.name; };
 
   std::set<std::string> keys;
   auto check_all = [&](const auto& entries, auto check, auto key_of) {
@@ -160,6 +172,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   check_all(staged.stages, check_stage_entry, stage_key);
   check_all(staged.backends, check_backend_entry, backend_key);
   check_all(staged.archs, check_arch, arch_key);
+  check_all(staged.proposers, check_proposer_entry, proposer_key);
 
   // Decide every clash before changing anything, so a refusal leaves the registry as it was.
   auto decide = [&](const auto& map, const auto& entries, auto slot_of, auto key_of) {
@@ -173,6 +186,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   const auto take_stages = decide(stages_, staged.stages, stage_slot, stage_key);
   const auto take_backends = decide(backends_, staged.backends, name_slot, backend_key);
   const auto take_archs = decide(archs_, staged.archs, name_slot, arch_key);
+  const auto take_proposers = decide(proposers_, staged.proposers, name_slot, proposer_key);
 
   auto commit = [&](auto& map, auto& entries, const std::vector<bool>& take, auto slot_of, auto key_of, auto guard) {
     using Registered = typename std::remove_reference_t<decltype(map)>::mapped_type;
@@ -200,6 +214,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   commit(stages_, staged.stages, take_stages, stage_slot, stage_key, guard_stage_entry);
   commit(backends_, staged.backends, take_backends, name_slot, backend_key, guard_backend_entry);
   commit(archs_, staged.archs, take_archs, name_slot, arch_key, guard_arch);
+  commit(proposers_, staged.proposers, take_proposers, name_slot, proposer_key, guard_proposer_entry);
   plugins_.push_back(rec);
 }
 

@@ -1,8 +1,8 @@
-// The host's registry: every stage entry, backend and architecture template the loaded plugins
-// registered, each with the plugin and file it came from.
+// The host's registry: every stage entry, backend, architecture template and proposer the loaded
+// plugins registered, each with the plugin and file it came from.
 //
 // Keys. A stage entry is keyed by (kind, variant, backend), written "attention.flash.cpu"; a
-// backend by "backend.<name>"; a template by "arch.<name>". A key belongs to one plugin. When two
+// backend by "backend.<name>"; a template by "arch.<name>"; a proposer by "proposer.<name>". A key belongs to one plugin. When two
 // plugins register the same key, the preferences (the config's [runtime.prefer] table: key ->
 // plugin name) name the winner, and without one the plugin loaded first keeps it (built-in
 // plugins load first, see PluginHost::search_path); the other's entry alone is dropped, with one
@@ -48,6 +48,11 @@ struct RegisteredArch {
   std::string plugin;
   std::filesystem::path file;
 };
+struct RegisteredProposer {
+  ProposerEntry entry;
+  std::string plugin;
+  std::filesystem::path file;
+};
 
 // "attention.flash.cpu"
 std::string stage_key_string(StageKind kind, std::string_view variant, std::string_view backend);
@@ -70,6 +75,8 @@ class StageRegistry {
   std::vector<const RegisteredBackend*> backends() const;  // by name
   const RegisteredArch* find_arch(std::string_view name) const;
   std::vector<const RegisteredArch*> archs() const;  // by name
+  const RegisteredProposer* find_proposer(std::string_view name) const;
+  std::vector<const RegisteredProposer*> proposers() const;  // by name
   const std::vector<PluginRecord>& plugins() const { return plugins_; }  // in load order
 
   // Runs a plugin's register_all against a staging area, checks every entry, and commits all of
@@ -89,6 +96,7 @@ class StageRegistry {
   std::map<StageKey, RegisteredStage> stages_;
   std::map<std::string, RegisteredBackend, std::less<>> backends_;
   std::map<std::string, RegisteredArch, std::less<>> archs_;
+  std::map<std::string, RegisteredProposer, std::less<>> proposers_;
   std::map<std::string, std::vector<std::string>> claimants_;  // key -> every plugin that registered it
   std::vector<PluginRecord> plugins_;
 };

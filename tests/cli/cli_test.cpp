@@ -74,7 +74,7 @@ TEST_CASE("semline plugins lists the built plugins with their entries and parame
   Result r = run_cli("plugins");
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Contains("cpu") && Contains("attention flash@cpu") && Contains("tokenizer spm@any") &&
-                        Contains("sampler top_p@any") && Contains("arch    llama") && Contains("(ABI 2.0)"));
+                        Contains("sampler top_p@any") && Contains("arch    llama") && Contains("(ABI 3.0)"));
 }
 
 TEST_CASE("semline inspect shows hyper-parameters, tokenizer and tensors of stories260K") {
@@ -121,11 +121,29 @@ TEST_CASE("semline run --spec ngram writes the same text and reports the drafts 
   REQUIRE(spec.code == 0);
   const auto text = [](const std::string& out) { return out.substr(0, out.find("\nprompt ")); };
   CHECK(text(spec.out) == text(plain.out));
-  CHECK_THAT(spec.out, Contains("| ngram drafts: ") && Contains(" accepted ("));
+  CHECK_THAT(spec.out, Contains("| ngram: ") && Contains(" drafts accepted (") && Contains(" tokens a step"));
   CHECK_THAT(plain.out, !Contains("drafts"));
   Result bad = run_cli(base + " --spec eagle");
   CHECK(bad.code != 0);
-  CHECK_THAT(bad.out, Contains("speculative.proposer") && Contains("\"none\" or \"ngram\""));
+  CHECK_THAT(bad.out, StartsWith("error: override 'speculative.proposer=eagle':1:22: speculative.proposer = \"eagle\": "
+                                 "no such proposer; known: none, ngram, draft"));
+}
+
+TEST_CASE("semline run --draft writes the same text with a draft model, and refuses one of another vocabulary") {
+  const std::string base = "run -m " + kStories + " -p \"Once upon a time\" -n 40";
+  Result plain = run_cli(base);
+  Result spec = run_cli(base + " --draft " + kStories);
+  REQUIRE(plain.code == 0);
+  REQUIRE(spec.code == 0);
+  const auto text = [](const std::string& out) { return out.substr(0, out.find("\nprompt ")); };
+  CHECK(text(spec.out) == text(plain.out));
+  CHECK_THAT(spec.out, Contains("| draft: ") && Contains(" drafts accepted ("));
+  Result bad = run_cli(base + " --draft " + kModels + "/vocab/ggml-vocab-gpt-2.gguf");
+  CHECK(bad.code != 0);
+  CHECK_THAT(bad.out, Contains("--draft: speculative.draft_model") && Contains("ggml-vocab-gpt-2.gguf"));
+  Result none = run_cli(base + " --spec draft");
+  CHECK(none.code != 0);
+  CHECK_THAT(none.out, Contains("needs speculative.draft_model") && Contains("--draft FILE"));
 }
 
 TEST_CASE("sampled runs are reproducible by seed") {

@@ -66,11 +66,13 @@ class RecordingRegistry final : public Registry {
   void add_backend(BackendEntry e) override { backends.push_back(std::move(e)); }
   void add_arch(ArchTemplate a) override { archs.push_back(std::move(a)); }
   void log(LogLevel, std::string_view) override {}
+  void add_proposer(ProposerEntry e) override { proposers.push_back(std::move(e)); }
   const StageEntry& stage(StageKind kind, const std::string& variant) const;
 
   std::vector<StageEntry> stages;
   std::vector<BackendEntry> backends;
   std::vector<ArchTemplate> archs;
+  std::vector<ProposerEntry> proposers;
 };
 
 }  // namespace semline::testing

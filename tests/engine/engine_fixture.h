@@ -27,11 +27,13 @@ struct Line {
   std::unique_ptr<gguf::GgufFile> model;
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
-  explicit Line(const std::string& path, const std::string& extra = "") : model(gguf::GgufFile::open(path)) {
+  explicit Line(const std::string& path, const std::string& extra = "",
+                const StageRegistry& registry = testing::built_plugins())
+      : model(gguf::GgufFile::open(path)) {
     const Config c = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 2\ncontext = 256\n" + extra,
                                   "engine.toml");
-    graph = build_graph(c, *model, testing::built_plugins());
-    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), pipeline_options(c));
+    graph = build_graph(c, *model, registry);
+    pipeline = std::make_unique<Pipeline>(graph, *model, registry, pipeline_options(c));
   }
   std::vector<int32_t> encode(const std::string& text) const { return pipeline->tokenizer().encode(text, true); }
 };

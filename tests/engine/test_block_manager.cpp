@@ -144,3 +144,50 @@ TEST_CASE("trim gives back the blocks reserved past what a sequence kept (reject
   b.free_sequence(s);
   CHECK(b.held_blocks() == 0);
 }
+
+TEST_CASE("truncate rolls a sequence back: blocks past the cut go back, keys follow the kept tokens") {
+  BlockManager b({4, 8, 0, true});
+  const std::vector<int32_t> drafted = iota_tokens(10);  // positions 0..9: blocks 0, 1 full and keyed, 2 partial
+  const int32_t s = computed(b, drafted);
+  CHECK(b.cached_blocks() == 2);
+  // Cut inside the partial block: n_past 9, the three blocks stay.
+  CHECK(b.truncate(s, std::span<const int32_t>(drafted).first(9)) == 9);
+  CHECK(b.view(s).n_blocks == 3);
+  // The sequence goes on with other tokens; the block it fills is keyed by what it now holds.
+  std::vector<int32_t> other(drafted.begin(), drafted.begin() + 9);
+  for (int32_t t : {500, 501, 502}) other.push_back(t);
+  REQUIRE(b.try_reserve(s, 3));
+  b.advance(s, std::span<const int32_t>(other).subspan(9));
+  CHECK(b.cached_blocks() == 3);
+  const int32_t again = b.new_sequence();
+  std::vector<int32_t> longer = other;
+  longer.push_back(503);
+  CHECK(b.attach_prefix(again, longer) == 12);
+  b.free_sequence(again);
+  // A cut inside a cached (keyed) block goes down to its start: the sequence writes only into its own.
+  CHECK(b.truncate(s, std::span<const int32_t>(other).first(6)) == 4);
+  CHECK(b.view(s).n_blocks == 1);
+  CHECK(b.n_past(s) == 4);
+  // Beyond n_past: refused.
+  CHECK_THROWS(b.truncate(s, other));
+  b.free_sequence(s);
+  CHECK(b.held_blocks() == 0);
+}
+
+TEST_CASE("truncate behind a window that released positions starts the sequence over") {
+  BlockManager w({4, 8, 6, false});
+  const int32_t t = w.new_sequence();
+  REQUIRE(w.try_reserve(t, 16));
+  const std::vector<int32_t> tokens = iota_tokens(16);
+  w.advance(t, tokens);
+  REQUIRE(w.held_blocks() == 2);
+  // The query at 15 reads 10..15: still there, the cut holds.
+  CHECK(w.truncate(t, std::span<const int32_t>(tokens).first(15)) == 15);
+  // The query at 9 would read 4..9, of which block 1 (4..7) was released.
+  CHECK(w.truncate(t, std::span<const int32_t>(tokens).first(9)) == 0);
+  CHECK(w.view(t).n_blocks == 0);
+  CHECK(w.held_blocks() == 0);
+  REQUIRE(w.try_reserve(t, 16));
+  w.advance(t, tokens);
+  CHECK(w.n_past(t) == 16);
+}

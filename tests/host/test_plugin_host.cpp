@@ -50,7 +50,7 @@ TEST_CASE("a good plugin loads, names its origin, and its entries work") {
   CHECK(rec.version == "1.2.3");
   CHECK(rec.description == "Well-formed test plugin");
   CHECK(rec.file == test_plugin("good"));
-  CHECK(rec.abi_major == 2);
+  CHECK(rec.abi_major == SEMLINE_ABI_MAJOR);
   CHECK(rec.abi_minor == 0);
   CHECK_THAT(log.text(), Contains("info [test-good] registered 2 entries"));
 
@@ -122,7 +122,7 @@ TEST_CASE("each refused plugin gives one line naming the file, and the host load
       {test_plugin("null-entry"),
        test_plugin("null-entry").string() + ": semline_plugin_entry returned no plugin descriptor"},
       {test_plugin("wrong-abi"), test_plugin("wrong-abi").string() +
-                                     ": built for semline plugin ABI 999.0, this host speaks ABI 2.0"},
+                                     ": built for semline plugin ABI 999.0, this host speaks ABI " + std::to_string(SEMLINE_ABI_MAJOR) + ".0"},
       {test_plugin("old-major"), test_plugin("old-major").string() + ": built for semline plugin ABI " +
                                      std::to_string(SEMLINE_ABI_MAJOR - 1) + ".0, this host speaks ABI " +
                                      std::to_string(SEMLINE_ABI_MAJOR) + "." + std::to_string(SEMLINE_ABI_MINOR) +

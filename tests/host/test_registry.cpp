@@ -492,3 +492,66 @@ TEST_CASE("Registry::log reaches spdlog prefixed with the plugin name") {
   reg.register_plugin(record("chatty"), [](Registry& r) { r.log(LogLevel::Warn, "running low on entries"); });
   CHECK_THAT(log.text(), Contains("warning [chatty] running low on entries"));
 }
+
+namespace {
+
+// Drafts the sequence's last token again, or throws.
+class EchoProposer final : public Proposer {
+ public:
+  explicit EchoProposer(bool fail) : fail_(fail) {}
+  void propose(std::span<DraftRequest> requests) override {
+    if (fail_) throw std::runtime_error("index\nlost");
+    for (DraftRequest& r : requests) r.draft.assign(static_cast<size_t>(r.k), r.tokens.back());
+  }
+  void release(uint64_t) override {}
+
+ private:
+  bool fail_;
+};
+
+ProposerEntry echo_proposer(std::string name, std::vector<ParamSpec> params = {}) {
+  ProposerEntry e;
+  e.name = std::move(name);
+  e.description = "drafts the last token again";
+  e.params = std::move(params);
+  e.make = [](const ProposerContext& ctx) -> std::unique_ptr<Proposer> {
+    return std::make_unique<EchoProposer>(ctx.params.values.count("fail") && ctx.params.get_bool("fail"));
+  };
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("proposers are registered by name, guarded, and refused with the engine's own names or keys") {
+  StageRegistry reg;
+  reg.register_plugin(record("p"), [](Registry& r) {
+    r.add_proposer(echo_proposer("echo", {{"fail", ParamType::Bool, false, "throw from propose", {}, {}, {}}}));
+  });
+  const RegisteredProposer* echo = reg.find_proposer("echo");
+  REQUIRE(echo);
+  CHECK(echo->plugin == "p");
+  CHECK(reg.proposers().size() == 1);
+  ProposerContext ctx;
+  ctx.params.values["fail"] = true;
+  auto failing = echo->entry.make(ctx);
+  std::vector<int32_t> tokens = {1, 2, 3};
+  std::vector<DraftRequest> requests = {DraftRequest{7, tokens, 2, {}}};
+  CHECK(error_of([&] { failing->propose(requests); }) == "proposer.echo (plugin 'p'): index lost");
+  ctx.params.values["fail"] = false;
+  echo->entry.make(ctx)->propose(requests);
+  CHECK(requests[0].draft == std::vector<int32_t>{3, 3});
+
+  // register_plugin takes a plain function: the entry to refuse waits in a static.
+  static ProposerEntry pending;
+  auto refusal = [](ProposerEntry e) {
+    pending = std::move(e);
+    StageRegistry r;
+    return error_of([&] { r.register_plugin(record("bad"), [](Registry& x) { x.add_proposer(pending); }); });
+  };
+  CHECK_THAT(refusal(echo_proposer("ngram")), Contains("proposer 'ngram': the name is the engine's own proposer's"));
+  CHECK_THAT(refusal(echo_proposer("echo", {{"k", ParamType::Int, int64_t{1}, "clash", {}, {}, {}}})),
+             Contains("proposer 'echo': parameter 'k' is a key of [speculative] already"));
+  ProposerEntry no_make = echo_proposer("echo");
+  no_make.make = nullptr;
+  CHECK_THAT(refusal(no_make), Contains("proposer 'echo': has no make function"));
+}

@@ -61,6 +61,7 @@ struct Collector : Registry {
   void add_stage(StageEntry e) override { stages.push_back(std::move(e)); }
   void add_backend(BackendEntry) override { FAIL("the sampler plugin registers no backend"); }
   void add_arch(ArchTemplate) override { FAIL("the sampler plugin registers no architecture"); }
+  void add_proposer(ProposerEntry) override { FAIL("the sampler plugin registers no proposer"); }
   void log(LogLevel, std::string_view) override {}
 };
 

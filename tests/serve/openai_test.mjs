@@ -390,15 +390,18 @@ const cases = {
     } finally {
       assert.equal((await plain.stop()).code, 0);
     }
-    const s = await serve(['-c', config(), '--spec', 'ngram', '--spec-k', '6']);
-    try {
-      assert.deepEqual(await texts(s), expected);
-      const drafted = await metric(s.url, 'spec_decode_num_draft_tokens');
-      const accepted = await metric(s.url, 'spec_decode_num_accepted_tokens');
-      assert.ok(await metric(s.url, 'spec_decode_num_drafts') > 0);
-      assert.ok(accepted > 0 && accepted <= drafted, `${accepted} of ${drafted}`);
-    } finally {
-      assert.equal((await s.stop()).code, 0);
+    // The ngram proposer, then a draft model (the model itself: its drafts are nearly all kept).
+    for (const flags of [['--spec', 'ngram', '--spec-k', '6'], ['--draft', stories, '--spec-k', '3']]) {
+      const s = await serve(['-c', config(), ...flags]);
+      try {
+        assert.deepEqual(await texts(s), expected, flags.join(' '));
+        const drafted = await metric(s.url, 'spec_decode_num_draft_tokens');
+        const accepted = await metric(s.url, 'spec_decode_num_accepted_tokens');
+        assert.ok(await metric(s.url, 'spec_decode_num_drafts') > 0);
+        assert.ok(accepted > 0 && accepted <= drafted, `${flags[0]}: ${accepted} of ${drafted}`);
+      } finally {
+        assert.equal((await s.stop()).code, 0);
+      }
     }
   },
 

@@ -20,6 +20,7 @@ class CollectingRegistry : public Registry {
   void add_backend(BackendEntry) override { FAIL("a tokenizer plugin adds no backend"); }
   void add_arch(ArchTemplate) override { FAIL("a tokenizer plugin adds no architecture"); }
   void log(LogLevel, std::string_view) override {}
+  void add_proposer(ProposerEntry) override { FAIL("a tokenizer plugin adds no proposer"); }
   std::vector<StageEntry> stages;
 };
 

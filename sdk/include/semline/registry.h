@@ -1,4 +1,5 @@
-// semline SDK — what a plugin registers: stage entries, backends, architecture templates.
+// semline SDK — what a plugin registers: stage entries, backends, architecture templates,
+// speculative decoding proposers.
 #pragma once
 
 #include <functional>
@@ -10,6 +11,7 @@
 #include "semline/backend.h"
 #include "semline/model.h"
 #include "semline/params.h"
+#include "semline/proposer.h"
 #include "semline/stage.h"
 
 namespace semline {
@@ -47,6 +49,15 @@ struct BackendEntry {
   // Reasons this backend cannot run on this machine (missing CPU features, no device); empty: ok.
   std::function<std::vector<std::string>()> probe;
   std::function<std::unique_ptr<Backend>(const Params&, const LogFn&)> create;
+};
+
+// A speculative decoding proposer, chosen by name: [speculative] proposer = "<name>", its
+// parameters as further keys of [speculative]. The engine's own are "none", "ngram" and "draft".
+struct ProposerEntry {
+  std::string name;
+  std::string description;  // one line
+  std::vector<ParamSpec> params;
+  std::function<std::unique_ptr<Proposer>(const ProposerContext&)> make;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -97,6 +108,7 @@ class Registry {
   virtual void add_backend(BackendEntry e) = 0;
   virtual void add_arch(ArchTemplate a) = 0;
   virtual void log(LogLevel level, std::string_view message) = 0;
+  virtual void add_proposer(ProposerEntry e) = 0;  // 3.0
 };
 
 }  // namespace semline
