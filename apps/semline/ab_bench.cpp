@@ -251,10 +251,11 @@ void print_table(const std::vector<Variant>& vs, const AbOptions& o) {
   for (const Variant& v : vs) {
     const double tg = mean(v.tg_tps);
     if (v.config.speculative.proposer != "none")
-      spdlog::info("variant {}: {} proposer, {} of {} drafts accepted ({:.0f}%), {:.2f} tokens a step", v.name,
-                   v.config.speculative.proposer, v.accepted_tokens, v.draft_tokens,
+      spdlog::info("variant {}: {} proposer, {} of {} drafts accepted ({:.0f}%), {:.2f} tokens a step, tg {:.2f}x {}'s",
+                   v.name, v.config.speculative.proposer, v.accepted_tokens, v.draft_tokens,
                    v.draft_tokens ? 100.0 * static_cast<double>(v.accepted_tokens) / static_cast<double>(v.draft_tokens) : 0.0,
-                   v.draft_steps ? 1.0 + static_cast<double>(v.accepted_tokens) / static_cast<double>(v.draft_steps) : 1.0);
+                   v.draft_steps ? 1.0 + static_cast<double>(v.accepted_tokens) / static_cast<double>(v.draft_steps) : 1.0,
+                   mean(vs.front().tg_tps) > 0 ? tg / mean(vs.front().tg_tps) : 0.0, vs.front().name);
     std::string compute = o.roofline_gflops > 0
                               ? fmt(100.0 * v.flops_per_token * tg / (o.roofline_gflops * 1e9), "%.1f") + " | "
                               : "";

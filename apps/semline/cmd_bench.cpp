@@ -236,6 +236,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-m,--model", o->models, "Model file(s) (GGUF); comma-separated or repeated")->delimiter(',');
   cmd->add_option("--set", o->line.sets, "Override a config key; KEY=a,b,c makes one A/B variant per value");
   cmd->add_option("--plugin-path", o->line.plugin_paths, "Extra folder or file to load plugins from");
+  cmd->add_option("--spec", o->line.spec, "A/B: the proposer of every variant a grid does not set; speculative.proposer");
+  cmd->add_option("--spec-k", o->line.spec_k, "A/B: draft tokens per step at most; speculative.k")->check(CLI::Range(1, 64));
+  cmd->add_option("--draft", o->line.draft, "A/B: the draft model; speculative.draft_model (and proposer = draft)");
   cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens per pp test (0 = none)")->delimiter(',');
   cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens per tg test (0 = none)")->delimiter(',');
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
@@ -259,6 +262,11 @@ void add_bench_command(CLI::App& app) {
       if (!o->ab.prompt_file.empty() || !o->ab.text.empty())
         throw Error(std::string(o->ab.text.empty() ? "--prompt-file" : "--text") +
                     " is for the A/B bench: add --vs CONFIG or a grid such as --set speculative.proposer=none,ngram");
+      // llama-bench's tests time the line itself; drafts are the engine's, compared in the A/B.
+      if (!o->line.spec.empty() || !o->line.draft.empty())
+        throw Error(std::string(o->line.draft.empty() ? "--spec" : "--draft") +
+                    " is for the A/B bench, which times speculative variants against plain decoding: add a grid "
+                    "such as --set speculative.proposer=none,draft (and --prompt-file FILE for text that repeats)");
       bench(*o);
       return;
     }

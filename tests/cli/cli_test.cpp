@@ -295,6 +295,15 @@ TEST_CASE("semline bench times a prompt file in the A/B, and reports the drafts 
   Result plain = run_cli("bench -m " + kStories + " -p 16 -n 4 -r 1 --prompt-file " + story);
   CHECK(plain.code != 0);
   CHECK_THAT(plain.out, Contains("--prompt-file is for the A/B bench"));
+  Result draft_alone = run_cli("bench -m " + kStories + " -p 16 -n 4 -r 1 --draft " + kStories);
+  CHECK(draft_alone.code != 0);
+  CHECK_THAT(draft_alone.out, Contains("--draft is for the A/B bench"));
+  // --draft with a grid of proposers: the draft variant drafts with it, its KL is 0.
+  Result drafted = run_cli("-q bench -m " + kStories + " --draft " + kStories +
+                           " --set speculative.proposer=none,draft -p 16 -n 24 -r 1 -t 1 -o json");
+  REQUIRE(drafted.code == 0);
+  CHECK_THAT(drafted.out, Contains("\"variant\": \"speculative.proposer=draft\"") && Contains("\"spec_draft_steps\"") &&
+                              !Contains("\"spec_accepted_tokens\": 0,"));
   Result missing = run_cli("bench -m " + kStories + " --set speculative.proposer=none,ngram -p 16 -n 4 -r 1 --prompt-file /nonexistent.txt");
   CHECK(missing.code != 0);
   CHECK_THAT(missing.out, Contains("/nonexistent.txt: cannot read the prompt file"));
