@@ -164,8 +164,16 @@ int32_t BlockManager::truncate(int32_t seq, std::span<const int32_t> tokens) {
   if (n > s.n_past)
     throw Error("kv cache: a sequence of " + std::to_string(s.n_past) + " positions cannot be cut to " + std::to_string(n));
   const size_t cut_block = static_cast<size_t>(n / bt);
-  if (n % bt != 0 && cut_block < s.table.size() && s.table[cut_block] >= 0 && blocks_[s.table[cut_block]].keyed)
-    n = static_cast<int32_t>(cut_block) * bt;
+  if (n % bt != 0 && cut_block < s.table.size() && s.table[cut_block] >= 0 && blocks_[s.table[cut_block]].keyed) {
+    Block& blk = blocks_[s.table[cut_block]];
+    if (blk.refs == 1) {  // cached, but only this sequence holds it: it stops being cached
+      by_key_.erase(blk.key);
+      blk.keyed = false;
+      blk.tokens.clear();
+    } else {
+      n = static_cast<int32_t>(cut_block) * bt;
+    }
+  }
   if (s.released > 0 && n - opt_.window + 1 < s.released * bt) n = 0;
   const size_t keep = static_cast<size_t>((n + bt - 1) / bt);
   while (s.table.size() > keep) {

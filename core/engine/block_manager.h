@@ -59,10 +59,11 @@ class BlockManager {
   void trim(int32_t seq);
   // Rolls the sequence back to its first `tokens.size()` positions, `tokens` being those tokens
   // (a draft model forgetting the drafts the target rejected): the blocks past them go back.
-  // The sequence writes on only into a block of its own, so a cached block the cut falls inside
-  // is given back too, and the cut goes down to that block's start; behind a window, positions
-  // already released cannot come back, and the cut goes down to 0. Returns the new n_past, to be
-  // computed on from there.
+  // The sequence writes on only into a block no other sequence holds: a cached block the cut
+  // falls inside stops being cached when the sequence holds it alone, and is given back (the cut
+  // going down to its start) when others hold it too; behind a window, positions already released
+  // cannot come back, and the cut goes down to 0. Returns the new n_past, to be computed on from
+  // there.
   int32_t truncate(int32_t seq, std::span<const int32_t> tokens);
 
   SeqView view(int32_t seq) const;  // valid until the sequence's table changes

@@ -31,7 +31,13 @@ void DraftProposer::propose(std::span<DraftRequest> requests) {
   for (DraftRequest& r : requests) {
     if (r.k < 1 || r.tokens.empty()) continue;
     Seq& s = seqs_[r.seq];
-    if (s.kv < 0) s.kv = line_.kv().new_sequence();
+    if (s.kv < 0) {
+      // A new sequence starts from the draft cache's longest cached prefix of it (a shared
+      // system prompt, a sibling choice), as the model's does.
+      s.kv = line_.kv().new_sequence();
+      const int32_t hit = line_.kv().blocks().attach_prefix(s.kv, r.tokens);
+      s.cached.assign(r.tokens.begin(), r.tokens.begin() + hit);
+    }
     // What the draft cache shares with the sequence stays; the last token is always computed
     // again if need be, since its logits give the first draft.
     const size_t shared = std::min<size_t>(

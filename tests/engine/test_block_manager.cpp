@@ -164,10 +164,19 @@ TEST_CASE("truncate rolls a sequence back: blocks past the cut go back, keys fol
   longer.push_back(503);
   CHECK(b.attach_prefix(again, longer) == 12);
   b.free_sequence(again);
-  // A cut inside a cached (keyed) block goes down to its start: the sequence writes only into its own.
-  CHECK(b.truncate(s, std::span<const int32_t>(other).first(6)) == 4);
-  CHECK(b.view(s).n_blocks == 1);
-  CHECK(b.n_past(s) == 4);
+  // A cut inside a cached block another sequence holds goes down to its start: the sequence writes
+  // only into blocks of its own.
+  const int32_t sharer = b.new_sequence();
+  REQUIRE(b.attach_prefix(sharer, longer) == 12);
+  CHECK(b.truncate(s, std::span<const int32_t>(other).first(10)) == 8);
+  CHECK(b.view(s).n_blocks == 2);
+  CHECK(b.cached_blocks() == 3);
+  b.free_sequence(sharer);
+  // Inside a cached block it holds alone, the cut holds, and the block is no longer cached.
+  CHECK(b.truncate(s, std::span<const int32_t>(other).first(6)) == 6);
+  CHECK(b.view(s).n_blocks == 2);
+  CHECK(b.n_past(s) == 6);
+  CHECK(b.cached_blocks() == 2);  // block 1 dropped out; block 2 idle, still cached
   // Beyond n_past: refused.
   CHECK_THROWS(b.truncate(s, other));
   b.free_sequence(s);

@@ -333,6 +333,22 @@ TEST_CASE("a draft model: greedy is plain greedy token for token, alone and 8 at
     CHECK(d.target.pipeline->kv().blocks().held_blocks() == 0);
     CHECK(d.draft->pipeline->kv().blocks().held_blocks() == 0);  // every sequence released its draft blocks
   }
+  // Three sampled choices of one prompt: the draft's sequences take the prompt from its own
+  // prefix cache, as the model's do; each choice's text is plain decoding's.
+  RequestOptions three = request(d.target.encode("Once upon a time, in a small town, there lived a girl who"), 40);
+  three.n = 3;
+  three.sampling.temperature = 0.8;
+  three.sampling.seed = 11;
+  const auto hits_before = d.draft->pipeline->kv().blocks().prefix_stats().hit_tokens;
+  {
+    Engine plain_engine(*d.target.pipeline, seqs(8)), draft_engine(*d.target.pipeline, d.options(8));
+    Collector pc, dc;
+    const uint64_t p_id = plain_engine.submit(three, pc.fn()), d_id = draft_engine.submit(three, dc.fn());
+    plain_engine.run();
+    draft_engine.run();
+    for (int32_t i = 0; i < 3; ++i) CHECK(dc.of(d_id, i).tokens == pc.of(p_id, i).tokens);
+  }
+  CHECK(d.draft->pipeline->kv().blocks().prefix_stats().hit_tokens > hits_before);
   // Alone, through generate() as `semline run --draft` does.
   GenerateOptions go;
   go.max_tokens = 60;
