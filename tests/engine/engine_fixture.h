@@ -11,7 +11,7 @@
 #include "core/config/config.h"
 #include "core/engine/engine.h"
 #include "core/graph/graph.h"
-#include "core/model/gguf.h"
+#include "core/model/model_file.h"
 
 namespace semline::engine_test {
 
@@ -24,12 +24,12 @@ inline EngineOptions seqs(int32_t n) {
 }
 
 struct Line {
-  std::unique_ptr<gguf::GgufFile> model;
+  std::unique_ptr<ModelFile> model;
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
   explicit Line(const std::string& path, const std::string& extra = "",
                 const StageRegistry& registry = testing::built_plugins())
-      : model(gguf::GgufFile::open(path)) {
+      : model(open_model_file(path)) {
     const Config c = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 2\ncontext = 256\n" + extra,
                                   "engine.toml");
     graph = build_graph(c, *model, registry);
