@@ -5,6 +5,8 @@
 #include "backend/cpu_backend.h"
 #include "kernels/kernels.h"
 #include "stages/stages.h"
+#include "stages/station_kernels.h"
+#include "stations/factories.h"
 
 namespace semline::cpu {
 namespace {
@@ -71,13 +73,9 @@ BackendEntry backend_entry() {
 
 void register_cpu(Registry& r) {
   r.add_backend(backend_entry());
-  r.add_stage(entry(StageKind::Embedding, "lookup",
-                    "token embedding rows (plus learned position rows when the model has them), dequantised to float",
-                    10, make_embedding_lookup));
-  StageEntry rms = entry(StageKind::Norm, "rms", "RMSNorm with a learned scale", 10, make_norm_rms);
-  rms.supports = norm_rms_supports;
-  r.add_stage(std::move(rms));
-  r.add_stage(entry(StageKind::Norm, "layer", "LayerNorm with a learned scale and shift", 10, make_norm_layer));
+  stations::add_stations(r, "cpu", [](const StageContext& ctx) -> stations::Kernels& {
+    return cpu_backend_of(ctx).station_kernels();
+  });
 
   StageEntry dense = entry(StageKind::Attention, "dense",
                            "the reference: causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), "
@@ -121,21 +119,12 @@ void register_cpu(Registry& r) {
   sparse.supports = attention_supports;
   r.add_stage(std::move(sparse));
 
-  StageEntry ffn = entry(StageKind::Ffn, "dense",
-                         "feed-forward: down(silu(gate x) * up x) (SwiGLU), or down(gelu(up x)) without a gate; "
-                         "optional biases",
-                         10, make_ffn_dense);
-  ffn.supports = ffn_supports;
-  r.add_stage(std::move(ffn));
-
   StageEntry moe = entry(StageKind::Ffn, "moe",
                          "mixture of SwiGLU experts (Mixtral): router softmax, top n_expert_used experts with "
                          "weights renormalised; tokens grouped by expert",
                          10, make_ffn_moe);
   moe.supports = ffn_moe_supports;
   r.add_stage(std::move(moe));
-  r.add_stage(entry(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", 10,
-                    make_head_dense));
 }
 
 }  // namespace semline::cpu

@@ -7,6 +7,8 @@
 #include "backend/vulkan_backend.h"
 #include "stages/common.h"
 #include "stages/stages.h"
+#include "stages/station_kernels.h"
+#include "stations/factories.h"
 
 namespace semline::vk {
 namespace {
@@ -70,15 +72,9 @@ std::vector<std::string> probe_vulkan() {
 
 void register_vulkan(Registry& r) {
   r.add_backend(backend_entry());
-  r.add_stage(entry(StageKind::Embedding, "lookup",
-                    "token embedding rows (plus learned position rows when the model has them), converted to "
-                    "float on the device",
-                    10, make_embedding_lookup));
-  StageEntry rms = entry(StageKind::Norm, "rms", "RMSNorm with a learned scale", 10, make_norm_rms);
-  rms.supports = norm_rms_supports;
-  r.add_stage(std::move(rms));
-  r.add_stage(entry(StageKind::Norm, "layer", "LayerNorm with a learned scale and shift (two passes over the row)", 10,
-                    make_norm_layer));
+  stations::add_stations(r, "vulkan", [](const StageContext& ctx) -> stations::Kernels& {
+    return vulkan_backend_of(ctx).station_kernels();
+  });
 
   StageEntry dense = entry(StageKind::Attention, "dense",
                            "the reference: causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), "
@@ -100,19 +96,12 @@ void register_vulkan(Registry& r) {
   flash.supports = attention_supports;
   r.add_stage(std::move(flash));
 
-  StageEntry ffn = entry(StageKind::Ffn, "dense",
-                         "feed-forward: down(silu(gate x) * up x) (SwiGLU), or down(gelu(up x)) without a gate; "
-                         "optional biases",
-                         10, make_ffn_dense);
-  ffn.supports = ffn_supports;
-  r.add_stage(std::move(ffn));
   StageEntry moe = entry(StageKind::Ffn, "moe",
                          "mixture of SwiGLU experts (Mixtral): router softmax and top n_expert_used on the device, "
                          "expert-indexed products reading only the chosen experts",
                          10, make_ffn_moe);
   moe.supports = ffn_moe_supports;
   r.add_stage(std::move(moe));
-  r.add_stage(entry(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", 10, make_head_dense));
 }
 
 }  // namespace semline::vk

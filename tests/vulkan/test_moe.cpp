@@ -206,7 +206,7 @@ TEST_CASE("ffn/moe names a bad expert stack and bad expert counts (needs a Vulka
   auto wrong = kMoeTensors;
   wrong[1].second = "short_exps";
   CHECK_THROWS_WITH(e.make_stage(moe.l.context("ffn", wrong)),
-                    Catch::Contains("tensor 'short_exps' (gate_exps) is F32 [64, 96, 5], expected [64, 96, 6] "
+                    Catch::Contains("tensor 'short_exps' (gate_exps) has shape F32 [64, 96, 5], expected [64, 96, 6] "
                                     "(n_embd, n_ff, n_expert)"));
   moe.l.hp.n_expert_used = 7;
   CHECK_THROWS_WITH(e.make_stage(moe.l.context("ffn", kMoeTensors)),

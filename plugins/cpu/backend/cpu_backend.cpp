@@ -13,6 +13,8 @@
 
 #include <semline/error.h>
 
+#include "stages/station_kernels.h"
+
 namespace semline::cpu {
 namespace {
 
@@ -109,12 +111,15 @@ Workspace::Lease::Lease(Workspace& w) : w_(w) {
 CpuBackend::CpuBackend(int threads, Isa isa, Prefetch prefetch, LogFn log)
     : kernels_(kernels_for(isa)),
       pool_(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+      station_kernels_(make_station_kernels(*this)),
       log_(std::move(log)) {
   kernels_.prefetch = prefetch;
   if (log_)
     log_(LogLevel::Debug, "cpu backend: " + std::to_string(pool_.size()) + " threads, " +
                               isa_name(isa) + " kernels, " + prefetch_name(prefetch) + " prefetch");
 }
+
+CpuBackend::~CpuBackend() = default;
 
 BackendInfo CpuBackend::info() const {
   BackendInfo i;
@@ -149,14 +154,6 @@ void CpuBackend::parallel_for(int64_t n, const std::function<void(int64_t, int64
   if (n <= 0) return;
   const int64_t parts = std::min<int64_t>(n, pool_.size());
   pool_.run(n, (n + parts - 1) / parts, [&fn](int64_t b, int64_t e, int) { fn(b, e); });
-}
-
-CpuBackend& cpu_backend_of(const StageContext& ctx) {
-  auto* b = dynamic_cast<CpuBackend*>(ctx.backend);
-  if (!b)
-    throw Error("station '" + ctx.station + "': the cpu stages need the cpu backend, not '" +
-                (ctx.backend ? ctx.backend->info().name : std::string("none")) + "'");
-  return *b;
 }
 
 }  // namespace semline::cpu

@@ -12,7 +12,12 @@
 #include <semline/stage.h>
 
 #include "backend/thread_pool.h"
+#include "stations/stations.h"
 #include "kernels/kernels.h"
+
+namespace semline::stations {
+class Kernels;
+}
 
 namespace semline::cpu {
 
@@ -71,6 +76,7 @@ class CpuBackend final : public Backend {
   // threads: worker threads including the caller, 0 for one per hardware thread; prefetch: how
   // decode streams the weights (kernels/kernels.h).
   CpuBackend(int threads, Isa isa, Prefetch prefetch = default_prefetch(), LogFn log = {});
+  ~CpuBackend() override;
 
   BackendInfo info() const override;
   std::unique_ptr<Buffer> alloc(size_t bytes) override;
@@ -84,6 +90,8 @@ class CpuBackend final : public Backend {
   const Kernels& kernels() const { return kernels_; }
   ThreadPool& pool() { return pool_; }
   Workspace& workspace() { return workspace_; }
+  // What the stations written once call (stations/kernels.h).
+  stations::Kernels& station_kernels() { return *station_kernels_; }
 
  private:
   class CpuStream final : public Stream {
@@ -95,6 +103,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   CpuStream stream_;
   Workspace workspace_;
+  std::unique_ptr<stations::Kernels> station_kernels_;
   LogFn log_;
 };
 
@@ -114,6 +123,6 @@ class ScratchLayout {
 };
 
 // The CPU backend behind a stage's context; throws naming the station when it is another one.
-CpuBackend& cpu_backend_of(const StageContext& ctx);
+inline CpuBackend& cpu_backend_of(const StageContext& ctx) { return stations::backend_as<CpuBackend>(ctx, "cpu"); }
 
 }  // namespace semline::cpu

@@ -6,39 +6,11 @@
 #include <semline/error.h>
 
 #include "kernels/repack.h"
+#include "stations/binding.h"
 
 namespace semline::cpu {
 
 namespace {
-
-// The weight bound to `role`, checked: a dtype the stages take, shape ne = want (unlisted
-// dimensions 1), whole blocks per row, rows stored one after another within each matrix.
-Tensor checked_weight(const StageContext& ctx, std::string_view role, std::initializer_list<int64_t> want,
-                      const char* dims) {
-  const Tensor t = ctx.weight(role);
-  const std::string what = station_label(ctx) + ": tensor '" + tensor_name(ctx, role) + "' (" +
-                           std::string(role) + ")";
-  if (!weight_dtype_supported(t.dtype))
-    throw Error(what + " has dtype " + dtype_name(t.dtype) + "; the cpu stages take F32, F16, BF16, Q8_0, Q4_0");
-  bool shape_ok = t.ndim <= static_cast<int32_t>(want.size());
-  std::string expected = "[";
-  int d = 0;
-  for (int64_t n : want) {
-    shape_ok = shape_ok && t.ne[d] == n;
-    expected += (d++ ? ", " : "") + std::to_string(n);
-  }
-  for (; d < kMaxDims; ++d) shape_ok = shape_ok && t.ne[d] == 1;
-  if (!shape_ok)
-    throw Error(what + " has shape " + tensor_shape_string(t) + ", expected " + expected + "] " + dims);
-  if (t.ne[0] % dtype_block_size(t.dtype) != 0)
-    throw Error(what + " has rows of " + std::to_string(t.ne[0]) + " values, not a multiple of the " +
-                dtype_name(t.dtype) + " block size " + std::to_string(dtype_block_size(t.dtype)));
-  if (t.nb[0] != dtype_block_bytes(t.dtype) || (t.ne[1] > 1 && t.nb[1] < t.row_bytes()) ||
-      (t.ne[2] > 1 && t.nb[2] < t.nb[1] * t.ne[1]))
-    throw Error(what + " is not stored row by row (strides " + std::to_string(t.nb[0]) + ", " +
-                std::to_string(t.nb[1]) + ", " + std::to_string(t.nb[2]) + ")");
-  return t;
-}
 
 Linear linear_at(const Tensor& t, const char* data) {
   Linear l;
@@ -75,20 +47,16 @@ Linear Linear::over(CpuBackend& be, DType dtype, int64_t n_in, int64_t n_out, co
   return l;
 }
 
-Linear Linear::view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims) {
-  const Tensor t = checked_weight(ctx, role, {n_in, n_out}, dims);
-  return linear_at(t, static_cast<const char*>(t.host));
-}
-
 Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
                     const char* dims) {
-  const Linear v = view(ctx, role, n_in, n_out, dims);
+  const Tensor t = stations::weight_view(ctx, role, {n_in, n_out}, dims);
+  const Linear v = linear_at(t, static_cast<const char*>(t.host));
   return over(cpu_backend_of(ctx), v.dtype, v.n_in, v.n_out, v.data, v.row_stride);
 }
 
 std::vector<Linear> Linear::bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
                                          int64_t n_out, int64_t n_expert, const char* dims) {
-  const Tensor t = checked_weight(ctx, role, {n_in, n_out, n_expert}, dims);
+  const Tensor t = stations::weight_view(ctx, role, {n_in, n_out, n_expert}, dims);
   const size_t stride = static_cast<size_t>(n_expert > 1 ? t.nb[2] : 0);
   CpuBackend& be = cpu_backend_of(ctx);
   std::vector<Linear> experts;
@@ -100,20 +68,7 @@ std::vector<Linear> Linear::bind_experts(const StageContext& ctx, std::string_vi
 }
 
 void Linear::bind_bias(const StageContext& ctx, std::string_view role) {
-  if (is_bound(ctx, role)) bias = bind_vector(ctx, role, n_out, "(n_out)");
-}
-
-std::vector<float> bind_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims) {
-  const Tensor t = ctx.weight(role);
-  const std::string what = station_label(ctx) + ": tensor '" + tensor_name(ctx, role) + "' (" +
-                           std::string(role) + ")";
-  if (!weight_dtype_supported(t.dtype))
-    throw Error(what + " has dtype " + dtype_name(t.dtype) + "; the cpu stages take F32, F16, BF16, Q8_0, Q4_0");
-  if (t.ne[0] != n || t.rows() != 1 || n % dtype_block_size(t.dtype) != 0 || t.nb[0] != dtype_block_bytes(t.dtype))
-    throw Error(what + " has shape " + tensor_shape_string(t) + ", expected [" + std::to_string(n) + "] " + dims);
-  std::vector<float> v(static_cast<size_t>(n));
-  cpu_backend_of(ctx).kernels().dequantize_row(t.dtype, t.host, v.data(), n);
-  return v;
+  if (is_bound(ctx, role)) bias = stations::weight_vector(ctx, role, n_out, "(n_out)");
 }
 
 void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, int64_t j1) {

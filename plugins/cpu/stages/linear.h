@@ -10,7 +10,7 @@
 #include <semline/stage.h>
 
 #include "backend/cpu_backend.h"
-#include "common/stations.h"
+#include "stations/stations.h"
 #include "kernels/kernels.h"
 
 namespace semline::cpu {
@@ -41,10 +41,6 @@ struct Linear {
   // head_dim)".
   static Linear bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
                      const char* dims);
-  // The same weight as a view of the file's rows, never repacked: for a stage that reads rows
-  // itself (the embedding's table) rather than through the kernels' linear maps.
-  static Linear view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
-                     const char* dims);
   // A map over rows already in memory (n_out rows of n_in values, row_stride bytes apart, kept
   // alive by the caller while the map is a view of them), repacked for be's kernels.
   static Linear over(CpuBackend& be, DType dtype, int64_t n_in, int64_t n_out, const char* data, size_t row_stride);
@@ -59,10 +55,6 @@ struct Linear {
     return static_cast<double>(dtype_row_bytes(dtype, n_in)) * n_out + 4.0 * static_cast<double>(bias.size());
   }
 };
-
-// A vector of n floats bound to `role` (a norm's scale or shift, a bias), of any weight dtype,
-// dequantised; throws naming the tensor when its shape is not [n].
-std::vector<float> bind_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims);
 
 // F32 rows of a stage's input or output tensor, checked: `rows` rows of `width` values.
 struct Act {

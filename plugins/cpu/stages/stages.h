@@ -8,23 +8,17 @@
 
 #include <semline/stage.h>
 
-#include "common/stations.h"
+#include "stations/stations.h"
 
 namespace semline::cpu {
 
-std::unique_ptr<Stage> make_embedding_lookup(const StageContext& ctx);
-std::unique_ptr<Stage> make_norm_rms(const StageContext& ctx);
-std::unique_ptr<Stage> make_norm_layer(const StageContext& ctx);
 std::unique_ptr<Stage> make_attention_dense(const StageContext& ctx);
 std::unique_ptr<Stage> make_attention_flash(const StageContext& ctx);  // param "block"
 std::unique_ptr<Stage> make_attention_sliding(const StageContext& ctx);  // params "window", "block"
 std::unique_ptr<Stage> make_attention_sparse(const StageContext& ctx);   // "block", "local", "global", "stride"
-std::unique_ptr<Stage> make_ffn_dense(const StageContext& ctx);
 std::unique_ptr<Stage> make_ffn_moe(const StageContext& ctx);
-std::unique_ptr<Stage> make_head_dense(const StageContext& ctx);
 
 // Reasons a stage of that kind cannot serve the station (empty: it can).
-std::vector<std::string> norm_rms_supports(const StageContext& ctx);
 // What every attention variant needs (weights, heads, rope type).
 std::vector<std::string> attention_basics_supported(const StageContext& ctx);
 // Attention over the whole context (dense, flash) or a pattern of its own (block_sparse): refuses
@@ -32,9 +26,8 @@ std::vector<std::string> attention_basics_supported(const StageContext& ctx);
 std::vector<std::string> attention_supports(const StageContext& ctx);
 // sliding_window: needs a window, from the model or from its `window` parameter.
 std::vector<std::string> sliding_window_supports(const StageContext& ctx);
-std::vector<std::string> ffn_supports(const StageContext& ctx);
 std::vector<std::string> ffn_moe_supports(const StageContext& ctx);
-// Bound weights must have a dtype the cpu stages take (common/stations.h).
+// Bound weights must have a dtype the cpu stages take (stations/stations.h).
 inline std::vector<std::string> weights_supported(const StageContext& ctx) {
   return stations::weights_supported(ctx, "cpu");
 }

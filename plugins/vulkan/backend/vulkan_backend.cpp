@@ -7,6 +7,7 @@
 
 #include "backend/step_data.h"
 #include "backend/workspace.h"
+#include "stages/station_kernels.h"
 
 namespace semline::vk {
 namespace {
@@ -59,6 +60,7 @@ VulkanBackend::VulkanBackend(const BackendOptions& o, LogFn log) : log_(std::mov
   stream_ = std::make_unique<VulkanStream>(*dev_, o.staging_bytes);
   workspace_ = std::make_unique<Workspace>(*this);
   step_ = std::make_unique<StepData>(*this);
+  station_kernels_ = make_station_kernels(*this);
   if (log_)
     log_(LogLevel::Debug, std::string("vulkan backend: ") + (subgroups ? "subgroup" : "shared-memory") +
                               " reductions, " + std::to_string(o.staging_bytes >> 20) + " MiB staging rings");
@@ -220,14 +222,6 @@ void VulkanBackend::retire(const GpuBuffer& b) noexcept {
   }
   if (stream_) stream_->forget_recordings();
   if (kernels_) kernels_->forget(b.id());
-}
-
-VulkanBackend& vulkan_backend_of(const StageContext& ctx) {
-  auto* b = dynamic_cast<VulkanBackend*>(ctx.backend);
-  if (!b)
-    throw Error("station '" + ctx.station + "': the vulkan stages need the vulkan backend, not '" +
-                (ctx.backend ? ctx.backend->info().name : std::string("none")) + "'");
-  return *b;
 }
 
 }  // namespace semline::vk

@@ -19,6 +19,11 @@
 #include "backend/stream.h"
 #include "device/device.h"
 #include "device/memory.h"
+#include "stations/stations.h"
+
+namespace semline::stations {
+class Kernels;
+}
 
 namespace semline::vk {
 
@@ -76,6 +81,8 @@ class VulkanBackend final : public Backend {
   // shared like weights: every call copies.
   Tensor upload_private(const void* data, const Tensor& view);
   Workspace& workspace() { return *workspace_; }
+  // What the stations written once call (stations/kernels.h).
+  stations::Kernels& station_kernels() { return *station_kernels_; }
   StepData& step_data() { return *step_; }
 
   // Records a dispatch of `groups` workgroups (spread over x and y when x cannot hold them).
@@ -106,9 +113,12 @@ class VulkanBackend final : public Backend {
   std::map<std::tuple<const void*, size_t, uint32_t>, std::pair<Tensor, uint64_t>> weights_;
   std::unique_ptr<Workspace> workspace_;
   std::unique_ptr<StepData> step_;
+  std::unique_ptr<stations::Kernels> station_kernels_;
 };
 
 // The stage of a context's backend; throws naming the station when it is another backend.
-VulkanBackend& vulkan_backend_of(const StageContext& ctx);
+inline VulkanBackend& vulkan_backend_of(const StageContext& ctx) {
+  return stations::backend_as<VulkanBackend>(ctx, "vulkan");
+}
 
 }  // namespace semline::vk

@@ -19,6 +19,7 @@ class Workspace {
   ~Workspace();
   void reserve(size_t bytes);
   const GpuBuffer& buffer() const;
+  VulkanBuffer& memory() { return *buf_; }  // the same area, for Tensors placed in it
   size_t size() const;
 
  private:

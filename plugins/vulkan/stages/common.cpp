@@ -5,6 +5,8 @@
 #include <semline/codec.h>
 #include <semline/error.h>
 
+#include "stations/binding.h"
+
 namespace semline::vk {
 
 DevRows activation(const VulkanBackend& be, const Tensor& t, int64_t width, int64_t rows, const char* what,
@@ -27,29 +29,16 @@ DevRows activation(const VulkanBackend& be, const Tensor& t, int64_t width, int6
 
 namespace {
 
-// The host view of a role, checked: present, a supported dtype, shape [n_in, n_out, n_expert].
-const Tensor& checked_view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
-                           int64_t n_expert, const char* dims) {
-  const std::string label = station_label(ctx);
-  const Tensor* t = ctx.find_weight(role);
-  if (!t) {
-    ctx.weight(role);  // throws the context's own message naming the missing tensor
-    throw Error(label + ": no weight for role '" + std::string(role) + "'");
-  }
-  const std::string name = "tensor '" + tensor_name(ctx, role) + "' (" + std::string(role) + ")";
-  if (!weight_dtype_supported(t->dtype))
-    throw Error(label + ": " + name + " is " + dtype_name(t->dtype) + "; vulkan stages take F32, F16, BF16, Q8_0, Q4_0");
-  if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert || t->ne[3] != 1)
-    throw Error(label + ": " + name + " is " + tensor_shape_string(*t) + ", expected [" + std::to_string(n_in) +
-                (n_out != 1 || n_expert != 1 ? ", " + std::to_string(n_out) : std::string()) +
-                (n_expert != 1 ? ", " + std::to_string(n_expert) : std::string()) + "] " + dims);
-  if (n_in % dtype_block_size(t->dtype) != 0)
-    throw Error(label + ": " + name + " rows of " + std::to_string(n_in) + " values are not whole " +
-                dtype_name(t->dtype) + " blocks");
-  if (static_cast<double>(t->row_bytes()) * static_cast<double>(n_out) * static_cast<double>(n_expert) >
+// The host view of a role, checked (stations/binding.h) and within what the kernels address.
+Tensor checked_view(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, int64_t n_expert,
+                    const char* dims) {
+  const Tensor t = n_expert == 1 ? stations::weight_view(ctx, role, {n_in, n_out}, dims)
+                                 : stations::weight_view(ctx, role, {n_in, n_out, n_expert}, dims);
+  if (static_cast<double>(t.row_bytes()) * static_cast<double>(n_out) * static_cast<double>(n_expert) >
       std::numeric_limits<uint32_t>::max())
-    throw Error(label + ": " + name + " is larger than the kernels address (4 GiB)");
-  return *t;
+    throw Error(station_label(ctx) + ": tensor '" + tensor_name(ctx, role) + "' (" + std::string(role) +
+                ") is larger than the kernels address (4 GiB)");
+  return t;
 }
 
 }  // namespace
@@ -57,7 +46,7 @@ const Tensor& checked_view(const StageContext& ctx, std::string_view role, int64
 DevWeight bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, int64_t n_expert,
                        const char* dims) {
   VulkanBackend& be = vulkan_backend_of(ctx);
-  const Tensor& view = checked_view(ctx, role, n_in, n_out, n_expert, dims);
+  const Tensor view = checked_view(ctx, role, n_in, n_out, n_expert, dims);
   const Tensor dev = ctx.weight(role);
   const VulkanBuffer& b = be.buffer_of(dev, "weight '" + std::string(role) + "'", station_label(ctx));
   DevWeight w;
@@ -76,13 +65,6 @@ DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_
   return bind_experts(ctx, role, n_in, n_out, 1, dims);
 }
 
-std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n, const char* dims) {
-  const Tensor& view = checked_view(ctx, role, n, 1, 1, dims);
-  std::vector<float> v(static_cast<size_t>(n));
-  dequantize_row(view.dtype, view.host, v.data(), n);
-  return v;
-}
-
 DevVector upload_floats(VulkanBackend& be, const std::vector<float>& v, const std::string& label) {
   const Tensor dev = be.upload_private(v.data(), make_tensor(DType::F32, {static_cast<int64_t>(v.size())}));
   return DevVector{&be.buffer_of(dev, "vector", label).gpu(), static_cast<uint32_t>(dev.offset / 4)};
@@ -90,7 +72,7 @@ DevVector upload_floats(VulkanBackend& be, const std::vector<float>& v, const st
 
 DevVector bind_bias(const StageContext& ctx, std::string_view role, int64_t n) {
   if (!is_bound(ctx, role)) return {};
-  return upload_floats(vulkan_backend_of(ctx), weight_as_floats(ctx, role, n, "(n_out)"), station_label(ctx));
+  return upload_floats(vulkan_backend_of(ctx), stations::weight_vector(ctx, role, n, "(n_out)"), station_label(ctx));
 }
 
 }  // namespace semline::vk

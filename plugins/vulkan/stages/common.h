@@ -10,7 +10,7 @@
 #include <semline/stage.h>
 
 #include "backend/vulkan_backend.h"
-#include "common/stations.h"
+#include "stations/stations.h"
 
 namespace semline::vk {
 
@@ -20,7 +20,7 @@ using stations::missing_roles;
 using stations::station_label;
 using stations::tensor_name;
 using stations::weight_dtype_supported;
-// Bound weights must have a dtype the vulkan kernels read (common/stations.h).
+// Bound weights must have a dtype the vulkan kernels read (stations/stations.h).
 inline std::vector<std::string> weights_supported(const StageContext& ctx) {
   return stations::weights_supported(ctx, "vulkan");
 }
@@ -60,8 +60,6 @@ struct DevVector {
   const GpuBuffer* buf = nullptr;
   uint32_t off = 0;
 };
-// The vector bound to `role` (shape [n], any weight dtype), converted to float on the host.
-std::vector<float> weight_as_floats(const StageContext& ctx, std::string_view role, int64_t n, const char* dims);
 // Copies floats a stage derived at bind to the device (not shared between stages).
 DevVector upload_floats(VulkanBackend& be, const std::vector<float>& v, const std::string& label);
 // The bias bound to `role` on the device; an empty DevVector when the station binds none.

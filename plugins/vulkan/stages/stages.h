@@ -10,19 +10,12 @@
 
 namespace semline::vk {
 
-std::unique_ptr<Stage> make_embedding_lookup(const StageContext& ctx);
-std::unique_ptr<Stage> make_norm_rms(const StageContext& ctx);
-std::unique_ptr<Stage> make_norm_layer(const StageContext& ctx);
 std::unique_ptr<Stage> make_attention_dense(const StageContext& ctx);
 std::unique_ptr<Stage> make_attention_flash(const StageContext& ctx);  // param "block"
-std::unique_ptr<Stage> make_ffn_dense(const StageContext& ctx);
 std::unique_ptr<Stage> make_ffn_moe(const StageContext& ctx);
-std::unique_ptr<Stage> make_head_dense(const StageContext& ctx);
 
 // Reasons a stage of that kind cannot serve the station (empty: it can).
-std::vector<std::string> norm_rms_supports(const StageContext& ctx);
 std::vector<std::string> attention_supports(const StageContext& ctx);
-std::vector<std::string> ffn_supports(const StageContext& ctx);
 std::vector<std::string> ffn_moe_supports(const StageContext& ctx);
 
 inline constexpr int64_t kMaxHeadDim = 256;  // MAXHD of attention.glsl

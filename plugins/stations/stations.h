@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include <semline/error.h>
 #include <semline/registry.h>
 #include <semline/stage.h>
 
@@ -58,6 +59,15 @@ struct AttentionShape {
   double rope_base = 10000.0;
 };
 AttentionShape attention_shape(const StageContext& ctx);
+
+// The context's backend as the backend plugin's own class B (`name`: the backend's name), or an
+// error naming the station and the backend it got.
+std::string wrong_backend(const StageContext& ctx, const char* name);
+template <class B>
+B& backend_as(const StageContext& ctx, const char* name) {
+  if (auto* b = dynamic_cast<B*>(ctx.backend)) return *b;
+  throw Error(wrong_backend(ctx, name));
+}
 
 // A registry entry of `backend` taking every weight dtype above, exact unless changed, whose
 // supports() is weights_supported unless changed.

@@ -1,4 +1,4 @@
-#include "common/stations.h"
+#include "stations/stations.h"
 
 #include <semline/error.h>
 
@@ -125,6 +125,11 @@ AttentionShape attention_shape(const StageContext& ctx) {
     throw Error(label + ": rope type " + std::to_string(static_cast<int>(a.rope_type)) +
                 " is neither none (-1), normal (0) nor neox (2)");
   return a;
+}
+
+std::string wrong_backend(const StageContext& ctx, const char* name) {
+  return "station '" + ctx.station + "': the " + name + " stages need the " + name + " backend, not '" +
+         (ctx.backend ? ctx.backend->info().name : std::string("none")) + "'";
 }
 
 StageEntry stage_entry(StageKind kind, std::string variant, std::string backend, std::string description,

@@ -1,0 +1,105 @@
+#include "stations/binding.h"
+
+#include <semline/codec.h>
+#include <semline/error.h>
+
+#include "stations/stations.h"
+
+namespace semline::stations {
+namespace {
+
+std::string weight_label(const StageContext& ctx, std::string_view role) {
+  return station_label(ctx) + ": tensor '" + tensor_name(ctx, role) + "' (" + std::string(role) + ")";
+}
+
+}  // namespace
+
+Tensor weight_view(const StageContext& ctx, std::string_view role, std::initializer_list<int64_t> want,
+                   const char* dims) {
+  const Tensor* found = ctx.find_weight(role);
+  if (!found) {
+    ctx.weight(role);  // throws the context's own message naming the missing tensor
+    throw Error(station_label(ctx) + ": no weight for role '" + std::string(role) + "'");
+  }
+  const Tensor& t = *found;
+  const std::string what = weight_label(ctx, role);
+  if (!weight_dtype_supported(t.dtype))
+    throw Error(what + " has dtype " + dtype_name(t.dtype) + "; the stations take F32, F16, BF16, Q8_0, Q4_0");
+  bool shape_ok = t.ndim <= static_cast<int32_t>(want.size());
+  std::string expected = "[";
+  int d = 0;
+  for (int64_t n : want) {
+    shape_ok = shape_ok && t.ne[d] == n;
+    expected += (d++ ? ", " : "") + std::to_string(n);
+  }
+  for (; d < kMaxDims; ++d) shape_ok = shape_ok && t.ne[d] == 1;
+  if (!shape_ok) throw Error(what + " has shape " + tensor_shape_string(t) + ", expected " + expected + "] " + dims);
+  if (t.ne[0] % dtype_block_size(t.dtype) != 0)
+    throw Error(what + " has rows of " + std::to_string(t.ne[0]) + " values, not a multiple of the " +
+                dtype_name(t.dtype) + " block size " + std::to_string(dtype_block_size(t.dtype)));
+  if (t.nb[0] != dtype_block_bytes(t.dtype) || (t.ne[1] > 1 && t.nb[1] < t.row_bytes()) ||
+      (t.ne[2] > 1 && t.nb[2] < t.nb[1] * t.ne[1]))
+    throw Error(what + " is not stored row by row (strides " + std::to_string(t.nb[0]) + ", " +
+                std::to_string(t.nb[1]) + ", " + std::to_string(t.nb[2]) + ")");
+  if (!t.host) throw Error(what + " has no host view to bind from");
+  return t;
+}
+
+std::vector<float> weight_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims) {
+  const Tensor t = weight_view(ctx, role, {n}, dims);
+  std::vector<float> v(static_cast<size_t>(n));
+  dequantize_row(t.dtype, t.host, v.data(), n);
+  return v;
+}
+
+std::unique_ptr<LinearWeight> bind_linear(const StageContext& ctx, Kernels& k, std::string_view role,
+                                          int64_t n_in, int64_t n_out, const char* dims, const char* bias_role,
+                                          int64_t max_rows) {
+  const Tensor view = weight_view(ctx, role, {n_in, n_out}, dims);
+  std::vector<float> bias;
+  if (bias_role && is_bound(ctx, bias_role)) bias = weight_vector(ctx, bias_role, n_out, "(n_out)");
+  return k.bind_linear(ctx, role, view, std::move(bias), max_rows);
+}
+
+Tensor activation_rows(const Kernels& k, const Tensor& t, int64_t width, int64_t rows, const char* what,
+                       const std::string& label) {
+  auto name = [&] { return label + ": " + what; };  // messages only: this runs every step
+  if (t.dtype != DType::F32 || t.nb[0] != 4 || t.ne[0] < width || (rows > 1 && t.nb[1] % 4 != 0))
+    throw Error(name() + " must be F32 rows of " + std::to_string(width) + " values, got " + tensor_shape_string(t));
+  if (t.rows() < rows)
+    throw Error(name() + " " + tensor_shape_string(t) + " has " + std::to_string(t.rows()) + " rows; the step needs " +
+                std::to_string(rows));
+  const int64_t stride = rows > 1 ? t.nb[1] : width * 4;
+  if (stride < width * 4) throw Error(name() + " " + tensor_shape_string(t) + " has overlapping rows");
+  Tensor r = t;
+  r.ndim = 2;
+  r.ne[0] = width;
+  r.ne[1] = rows;
+  r.ne[2] = r.ne[3] = 1;
+  r.nb[1] = stride;
+  r.nb[2] = r.nb[3] = stride * rows;
+  k.check_memory(r, what, label);
+  return r;
+}
+
+Tensor row_range(const Tensor& t, int64_t first, int64_t rows) {
+  Tensor r = t;
+  r.ne[1] = rows;
+  r.offset += static_cast<size_t>(first * t.nb[1]);
+  if (r.host) r.host = static_cast<char*>(r.host) + first * t.nb[1];
+  r.nb[2] = r.nb[3] = t.nb[1] * rows;
+  return r;
+}
+
+int32_t max_tokens_of(const StageContext& ctx) {
+  if (ctx.max_batch_tokens <= 0) throw Error(station_label(ctx) + ": max_batch_tokens must be positive");
+  return ctx.max_batch_tokens;
+}
+
+void check_batch(const Batch& b, int32_t max_tokens, const std::string& label) {
+  if (b.n_tokens > max_tokens || b.n_tokens < 0)
+    throw Error(label + ": batch of " + std::to_string(b.n_tokens) + " tokens exceeds max_batch_tokens " +
+                std::to_string(max_tokens));
+}
+
+}  // namespace semline::stations

@@ -1,0 +1,60 @@
+// How the stations written once bind weights, check activations and lay out scratch, over a
+// backend's kernels (stations/kernels.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <semline/stage.h>
+
+#include "stations/kernels.h"
+
+namespace semline::stations {
+
+// The host view of the weight bound to `role`, checked: present, a dtype the stations take,
+// shape ne = want (unlisted dimensions 1), whole blocks per row, rows stored one after another
+// within each matrix. `dims` names the expected sizes in messages, e.g. "(n_embd, n_ff)".
+Tensor weight_view(const StageContext& ctx, std::string_view role, std::initializer_list<int64_t> want,
+                   const char* dims);
+// The vector bound to `role` (shape [n], any weight dtype) as floats.
+std::vector<float> weight_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims);
+
+// The matrix of `role`, ne = {n_in, n_out}, with the bias of `bias_role` when the station binds one
+// (nullptr: none), bound by the backend for products of up to max_rows rows.
+std::unique_ptr<LinearWeight> bind_linear(const StageContext& ctx, Kernels& k, std::string_view role,
+                                          int64_t n_in, int64_t n_out, const char* dims, const char* bias_role,
+                                          int64_t max_rows);
+
+// A stage's input or output as `rows` F32 rows of `width` values on k's backend (throws naming
+// `what` of `label` otherwise): a Tensor with ne = {width, rows} and the caller's row stride.
+Tensor activation_rows(const Kernels& k, const Tensor& t, int64_t width, int64_t rows, const char* what,
+                       const std::string& label);
+// Rows [first, first + rows) of rows made by activation_rows.
+Tensor row_range(const Tensor& t, int64_t first, int64_t rows);
+
+// Pieces of the backend's scratch area, 64-byte aligned, laid out once when a station is bound.
+class ScratchPlan {
+ public:
+  size_t add(size_t bytes) {
+    const size_t at = total_;
+    total_ += (bytes + 63) / 64 * 64;
+    return at;
+  }
+  size_t add_rows(int64_t width, int64_t rows) { return add(static_cast<size_t>(width * rows) * 4); }
+  size_t total() const { return total_; }
+
+ private:
+  size_t total_ = 0;
+};
+
+// max_batch_tokens of the context, checked positive (scratch is sized by it).
+int32_t max_tokens_of(const StageContext& ctx);
+// Throws unless the step carries at most max_tokens tokens.
+void check_batch(const Batch& b, int32_t max_tokens, const std::string& label);
+
+}  // namespace semline::stations

@@ -1,0 +1,33 @@
+// The stations written once, over a backend's kernels (stations/kernels.h), and their registry
+// entries: a backend plugin calls add_stations with its name and how to find its kernels.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <semline/registry.h>
+#include <semline/stage.h>
+
+#include "stations/kernels.h"
+
+namespace semline::stations {
+
+std::unique_ptr<Stage> make_embedding_lookup(const StageContext& ctx, Kernels& k);
+std::unique_ptr<Stage> make_norm(const StageContext& ctx, Kernels& k, NormKind kind);
+std::unique_ptr<Stage> make_ffn_dense(const StageContext& ctx, Kernels& k);
+std::unique_ptr<Stage> make_head_dense(const StageContext& ctx, Kernels& k);
+
+// norm/rms refuses a station with a bias (a LayerNorm).
+std::vector<std::string> norm_rms_supports(const StageContext& ctx, std::string_view backend);
+
+// The kernels of the backend behind a stage's context (throws naming the station when the
+// context's backend is another one).
+using KernelsOf = std::function<Kernels&(const StageContext&)>;
+
+// Adds embedding/lookup, norm/rms, norm/layer, ffn/dense and head/dense for `backend`.
+void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of);
+
+}  // namespace semline::stations

@@ -1,0 +1,124 @@
+// What a backend supplies to the stations written once (stations/*.cpp): memory for scratch
+// rows, weights bound in the backend's own layout, and the kernels the stations call in order.
+// The stations own everything else: binding and checks, shapes, scratch sizing, cost() and the
+// order of the work, the residual adds included. A backend keeps inside its kernels what makes
+// each fast: tiling, repacking, fusing an activation into a product's epilogue, recording commands.
+//
+// Activations are F32 rows in the backend's memory, given as Tensors with ne = {width, rows} and
+// nb[1] the bytes between rows (stations/binding.h makes them from a stage's input and output and
+// from scratch). Every kernel is enqueued on the step's stream; a backend may run it at once (cpu)
+// or record it (vulkan).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <semline/model.h>
+#include <semline/stage.h>
+
+namespace semline::stations {
+
+// A weight matrix W: n_in -> n_out ([n_out][n_in] in the file, any weight dtype) and its optional
+// bias, bound by a backend for its linear products (copied to the device, repacked for its tiles:
+// the backend's business).
+class LinearWeight {
+ public:
+  virtual ~LinearWeight() = default;
+  DType dtype = DType::F32;
+  int64_t n_in = 0, n_out = 0;
+  bool bias = false;
+  // Bytes one product reads of it: the matrix as stored and the bias.
+  double bytes() const {
+    return static_cast<double>(dtype_row_bytes(dtype, n_in)) * static_cast<double>(n_out) +
+           (bias ? 4.0 * static_cast<double>(n_out) : 0.0);
+  }
+};
+
+// Rows read by index (an embedding table): rows of `width` values in the file's dtype.
+class RowTable {
+ public:
+  virtual ~RowTable() = default;
+  DType dtype = DType::F32;
+  int64_t width = 0, rows = 0;
+};
+
+// A norm's scale and, for LayerNorm, its shift: n floats each.
+class NormWeights {
+ public:
+  virtual ~NormWeights() = default;
+  int64_t n = 0;
+  bool shift = false;
+};
+
+// One product of a `linear` call: y (+)= W x (+ b) over the call's m input rows.
+struct Product {
+  const LinearWeight* w = nullptr;
+  Tensor y;                 // m rows of w->n_out values
+  bool accumulate = false;  // add into y (a residual add) instead of writing it
+};
+
+// Which of the step's host index arrays a gather reads (Batch::tokens, positions, output_rows).
+enum class BatchIndex { Tokens, Positions, OutputRows };
+
+enum class NormKind { Rms, Layer };
+
+class Kernels {
+ public:
+  virtual ~Kernels() = default;
+  virtual const char* backend() const = 0;  // "cpu", "vulkan": names it in messages
+
+  // --- memory
+  // Scratch is one area per backend: stations run one at a time, so each may use all of it during
+  // its forward call. A station reserves what it lays out when it is bound (the area grows then,
+  // never during a step) and resolves its offsets at each call: the area may have moved.
+  virtual void reserve_scratch(size_t bytes) = 0;
+  // `rows` F32 rows of `width` values, `width` apart, at byte `offset` (a multiple of 64) of it.
+  virtual Tensor scratch_rows(size_t offset, int64_t width, int64_t rows) = 0;
+  // The most tokens a step will carry, declared at bind by a station that gathers by the step's
+  // indices (a backend that uploads them sizes its buffers once).
+  virtual void reserve_tokens(int32_t max_tokens) = 0;
+  // Throws, naming `what` of `label`, unless t's memory is this backend's and holds its rows.
+  virtual void check_memory(const Tensor& t, const char* what, const std::string& label) const = 0;
+  // Once per station and step, before its first kernel: `step.stream` must be this backend's.
+  virtual void begin(const Step& step, const std::string& label) = 0;
+
+  // --- weights (at bind; host views checked by stations/binding.h)
+  // The weight of `role` (view: its checked host view, ne = {n_in, n_out}); bias: n_out values or
+  // empty. `max_rows`: the most rows a product with it will take.
+  virtual std::unique_ptr<LinearWeight> bind_linear(const StageContext& ctx, std::string_view role,
+                                                    const Tensor& view, std::vector<float> bias,
+                                                    int64_t max_rows) = 0;
+  // The table of `role` read row by row, never repacked (a tied head binds the same tensor with
+  // bind_linear on its own).
+  virtual std::unique_ptr<RowTable> bind_table(const StageContext& ctx, std::string_view role,
+                                               const Tensor& view) = 0;
+  // shift empty for RMSNorm.
+  virtual std::unique_ptr<NormWeights> bind_norm(const std::string& label, std::vector<float> scale,
+                                                 std::vector<float> shift) = 0;
+
+  // --- kernels (each enqueued on step.stream)
+  // Products side by side over one input: x is m rows of every product's n_in (q, k and v of one
+  // input, gate and up). m may be 0.
+  virtual void linear(const Step& step, const Tensor& x, std::span<const Product> products, int64_t m) = 0;
+  // h = silu(gate x) * (up x) when gate is set (SwiGLU), else h = act(up x) with act Gelu or
+  // GeluTanh; tmp: scratch rows of up's n_out the backend may use (the up product, gated).
+  // next: the product of the station's very next kernel call, a `linear` over h, so a backend may
+  // prepare h for it while each part of h is fresh (the cpu quantises it for a quantised weight).
+  virtual void linear_act(const Step& step, const Tensor& x, const LinearWeight* gate, const LinearWeight& up,
+                          Activation act, const Tensor& h, const Tensor& tmp, int64_t m,
+                          const LinearWeight* next) = 0;
+  // y = norm(x) * scale (+ shift), row by row, over m rows of w.n values.
+  virtual void norm(const Step& step, NormKind kind, const NormWeights& w, float eps, const Tensor& x,
+                    const Tensor& y, int64_t m) = 0;
+  // out[r] (+)= table[index[r]] as floats for the step's n_tokens rows (Tokens, Positions).
+  virtual void gather_table(const Step& step, const RowTable& table, BatchIndex index, const Tensor& out,
+                            bool accumulate) = 0;
+  // out[r] = x[batch.output_rows[r]] for the step's n_outputs rows.
+  virtual void gather_outputs(const Step& step, const Tensor& x, const Tensor& out) = 0;
+};
+
+}  // namespace semline::stations

@@ -1,0 +1,61 @@
+// norm/rms:   out = in / sqrt(mean(in^2) + eps) * weight
+// norm/layer: out = (in - mean(in)) / sqrt(var(in) + eps) * weight + bias   (bias optional)
+// Scale and shift are converted to float once, whatever the file stores: every row reads them.
+#include "stations/binding.h"
+#include "stations/factories.h"
+#include "stations/stations.h"
+
+namespace semline::stations {
+namespace {
+
+class Norm final : public Stage {
+ public:
+  Norm(const StageContext& ctx, Kernels& k, NormKind kind) : k_(k), label_(station_label(ctx)), kind_(kind) {
+    const HParams& hp = hparams_of(ctx);
+    n_ = hp.n_embd;
+    eps_ = static_cast<float>(hp.norm_eps);
+    std::vector<float> shift;
+    if (kind_ == NormKind::Layer)
+      shift = is_bound(ctx, "bias") ? weight_vector(ctx, "bias", n_, "(n_embd)")
+                                    : std::vector<float>(static_cast<size_t>(n_), 0.0f);
+    w_ = k_.bind_norm(label_, weight_vector(ctx, "weight", n_, "(n_embd)"), std::move(shift));
+  }
+
+  void forward(const Tensor& in, const Tensor& out, const Step& step) override {
+    const int64_t m = step.batch.n_tokens;
+    k_.begin(step, label_);
+    const Tensor x = activation_rows(k_, in, n_, m, "input", label_);
+    const Tensor y = activation_rows(k_, out, n_, m, "output", label_);
+    if (m > 0) k_.norm(step, kind_, *w_, eps_, x, y, m);
+  }
+
+  StageCost cost(const Batch& b) const override {
+    const bool layer = kind_ == NormKind::Layer;
+    const double n = static_cast<double>(n_), m = b.n_tokens, params = layer ? 2.0 : 1.0;
+    return {(layer ? 7.0 : 4.0) * n * m, 8.0 * n * m + 4.0 * params * n};
+  }
+
+ private:
+  Kernels& k_;
+  std::string label_;
+  NormKind kind_;
+  int64_t n_ = 0;
+  float eps_ = 1e-5f;
+  std::unique_ptr<NormWeights> w_;
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_norm(const StageContext& ctx, Kernels& k, NormKind kind) {
+  return std::make_unique<Norm>(ctx, k, kind);
+}
+
+std::vector<std::string> norm_rms_supports(const StageContext& ctx, std::string_view backend) {
+  std::vector<std::string> why = weights_supported(ctx, backend);
+  if (is_bound(ctx, "bias"))
+    why.push_back("the station has a bias ('" + tensor_name(ctx, "bias") +
+                  "'): it is a LayerNorm; norm/rms has no mean and no shift (use norm/layer)");
+  return why;
+}
+
+}  // namespace semline::stations

@@ -1,0 +1,183 @@
+#include "stages/station_kernels.h"
+
+#include <semline/error.h>
+
+#include "backend/step_data.h"
+#include "backend/workspace.h"
+#include "stages/linear.h"
+
+namespace semline::vk {
+namespace {
+
+struct VkLinear final : stations::LinearWeight {
+  Linear w;
+};
+struct VkTable final : stations::RowTable {
+  DevWeight w;
+  const Kernel* gather = nullptr;
+};
+struct VkNorm final : stations::NormWeights {
+  DevVector w;  // the scale, then for LayerNorm the shift right after it (the kernel reads both)
+  const Kernel* kernel = nullptr;
+};
+
+// The push constants of the shaders below.
+struct NormPush {
+  uint32_t x_off, x_stride, y_off, y_stride, w_off, n, rows;
+  float eps;
+};
+struct SwigluPush {
+  uint32_t g_off, u_off, n;
+};
+struct GeluPush {
+  uint32_t off, n;
+};
+
+const Linear& linear_of(const stations::LinearWeight& w) { return static_cast<const VkLinear&>(w).w; }
+
+
+class StationKernels final : public stations::Kernels {
+ public:
+  explicit StationKernels(VulkanBackend& be) : be_(be) {}
+  const char* backend() const override { return "vulkan"; }
+
+  void reserve_scratch(size_t bytes) override { be_.workspace().reserve(bytes); }
+  void reserve_tokens(int32_t max_tokens) override { be_.step_data().reserve(max_tokens); }
+  Tensor scratch_rows(size_t offset, int64_t width, int64_t rows) override {
+    return make_tensor(DType::F32, {width, rows}, nullptr, &be_.workspace().memory(), offset);
+  }
+
+  void check_memory(const Tensor& t, const char* what, const std::string& label) const override {
+    const VulkanBuffer& b = be_.buffer_of(t, what, label);
+    const uint64_t end = t.offset + static_cast<uint64_t>(t.ne[1] > 0 ? (t.ne[1] - 1) * t.nb[1] + t.ne[0] * 4 : 0);
+    if (end > b.size())
+      throw Error(label + ": " + what + " " + tensor_shape_string(t) + " reaches past the end of its buffer (" +
+                  std::to_string(b.size()) + " bytes)");
+  }
+
+  void begin(const Step& step, const std::string&) override { be_.stream_of(step.stream); }
+
+  std::unique_ptr<stations::LinearWeight> bind_linear(const StageContext& ctx, std::string_view role,
+                                                      const Tensor& view, std::vector<float> bias,
+                                                      int64_t) override {  // products need no scratch here
+    auto l = std::make_unique<VkLinear>();
+    l->dtype = view.dtype;
+    l->n_in = view.ne[0];
+    l->n_out = view.ne[1];
+    l->bias = !bias.empty();
+    const DevVector b = bias.empty() ? DevVector{} : upload_floats(be_, bias, station_label(ctx));
+    l->w = Linear(be_, bind_weight(ctx, role, l->n_in, l->n_out, "(n_in, n_out)"), b);
+    return l;
+  }
+
+  std::unique_ptr<stations::RowTable> bind_table(const StageContext& ctx, std::string_view role,
+                                                 const Tensor& view) override {
+    auto t = std::make_unique<VkTable>();
+    t->dtype = view.dtype;
+    t->width = view.ne[0];
+    t->rows = view.ne[1];
+    t->w = bind_weight(ctx, role, t->width, t->rows, "(width, rows)");
+    t->gather = &be_.kernels().get(ShaderId::GetRows, {64, static_cast<uint32_t>(t->dtype)});
+    return t;
+  }
+
+  std::unique_ptr<stations::NormWeights> bind_norm(const std::string& label, std::vector<float> scale,
+                                                   std::vector<float> shift) override {
+    auto w = std::make_unique<VkNorm>();
+    w->n = static_cast<int64_t>(scale.size());
+    w->shift = !shift.empty();
+    scale.insert(scale.end(), shift.begin(), shift.end());
+    w->w = upload_floats(be_, scale, label);
+    w->kernel = &be_.kernels().get(w->shift ? ShaderId::LayerNorm : ShaderId::RmsNorm, {128});
+    return w;
+  }
+
+  void linear(const Step& step, const Tensor& x, std::span<const stations::Product> products, int64_t m) override {
+    if (m == 0) return;
+    VulkanStream& s = be_.stream_of(step.stream);
+    const DevRows in = dev_rows(x);
+    if (products.size() > 1) s.begin_concurrent();
+    for (const stations::Product& p : products) linear_of(*p.w).run(be_, in, dev_rows(p.y), m, p.accumulate);
+    if (products.size() > 1) s.end_concurrent();
+  }
+
+  void linear_act(const Step& step, const Tensor& x, const stations::LinearWeight* gate,
+                  const stations::LinearWeight& up, Activation act, const Tensor& h, const Tensor& tmp,
+                  int64_t m, const stations::LinearWeight*) override {  // the products read h as it is
+    if (m == 0) return;
+    const int64_t n_ff = up.n_out;
+    const DevRows xin = dev_rows(x), hr = dev_rows(h);
+    // The activation kernels walk m * n_ff values from their offsets: rows must be packed.
+    if (hr.stride != n_ff || (gate && (tmp.buffer != h.buffer || tmp.nb[1] != n_ff * 4)))
+      throw Error("vulkan kernels: linear_act needs packed rows of one buffer for h and tmp");
+    const uint32_t n = static_cast<uint32_t>(m * n_ff);
+    if (gate) {
+      const DevRows ur = dev_rows(tmp);
+      VulkanStream& s = be_.stream_of(step.stream);
+      s.begin_concurrent();
+      linear_of(*gate).run(be_, xin, hr, m, false);
+      linear_of(up).run(be_, xin, ur, m, false);
+      s.end_concurrent();
+      SwigluPush p{hr.off, ur.off, n};
+      be_.dispatch(cached(swiglu_, ShaderId::Swiglu, {256}), {hr.buf}, &p, sizeof p, (n + 255) / 256);
+    } else {
+      linear_of(up).run(be_, xin, hr, m, false);
+      GeluPush p{hr.off, n};
+      const uint32_t tanh = act == Activation::GeluTanh ? 1u : 0u;
+      be_.dispatch(cached(gelu_[tanh], ShaderId::Gelu, {256, tanh}), {hr.buf}, &p, sizeof p, (n + 255) / 256);
+    }
+  }
+
+  // The kernel was chosen at bind: LayerNorm when the weights have a shift.
+  void norm(const Step&, stations::NormKind, const stations::NormWeights& w, float eps, const Tensor& x,
+            const Tensor& y, int64_t m) override {
+    const VkNorm& nw = static_cast<const VkNorm&>(w);
+    const DevRows xr = dev_rows(x), yr = dev_rows(y);
+    NormPush p{xr.off, xr.stride, yr.off, yr.stride, nw.w.off, u32(nw.n), u32(m), eps};
+    be_.dispatch(*nw.kernel, {xr.buf, nw.w.buf, yr.buf}, &p, sizeof p, static_cast<uint64_t>(m));
+  }
+
+  void gather_table(const Step& step, const stations::RowTable& table, stations::BatchIndex index,
+                    const Tensor& out, bool accumulate) override {
+    const VkTable& t = static_cast<const VkTable&>(table);
+    const Batch& b = step.batch;
+    const StepView& v = be_.step_data().upload(b);
+    const DevRows o = dev_rows(out);
+    GetRowsPush p{t.w.offset, t.w.row_bytes, u32(t.width), index == stations::BatchIndex::Tokens ? v.tokens : v.positions,
+                  o.off, o.stride, u32(b.n_tokens), accumulate ? 1u : 0u};
+    be_.dispatch(*t.gather, {t.w.buf, &be_.step_data().ints(), o.buf}, &p, sizeof p, u32(b.n_tokens));
+  }
+
+  void gather_outputs(const Step& step, const Tensor& x, const Tensor& out) override {
+    const Batch& b = step.batch;
+    const StepView& v = be_.step_data().upload(b);
+    const DevRows xr = dev_rows(x), o = dev_rows(out);
+    GetRowsPush p{xr.off * 4, xr.stride * 4, u32(x.ne[0]), v.out_rows, o.off, o.stride, u32(b.n_outputs), 0};
+    be_.dispatch(cached(gather_f32_, ShaderId::GetRows, {64, static_cast<uint32_t>(DType::F32)}),
+                 {xr.buf, &be_.step_data().ints(), o.buf}, &p, sizeof p, static_cast<uint64_t>(b.n_outputs));
+  }
+
+ private:
+  // The kernel in `slot`, built on first use.
+  const Kernel& cached(const Kernel*& slot, ShaderId id, std::initializer_list<uint32_t> spec) {
+    if (!slot) slot = &be_.kernels().get(id, spec);
+    return *slot;
+  }
+
+  // Rows checked by stations::activation_rows, as the shaders address them.
+  DevRows dev_rows(const Tensor& t) const {
+    return DevRows{&static_cast<const VulkanBuffer*>(t.buffer)->gpu(), static_cast<uint32_t>(t.offset / 4),
+                   static_cast<uint32_t>(t.nb[1] / 4)};
+  }
+
+  VulkanBackend& be_;
+  const Kernel* swiglu_ = nullptr;
+  const Kernel* gelu_[2] = {nullptr, nullptr};  // exact, tanh
+  const Kernel* gather_f32_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<stations::Kernels> make_station_kernels(VulkanBackend& be) { return std::make_unique<StationKernels>(be); }
+
+}  // namespace semline::vk
