@@ -73,51 +73,13 @@ BackendEntry backend_entry() {
 
 void register_cpu(Registry& r) {
   r.add_backend(backend_entry());
-  stations::add_stations(r, "cpu", [](const StageContext& ctx) -> stations::Kernels& {
+  const stations::KernelsOf kernels = [](const StageContext& ctx) -> stations::Kernels& {
     return cpu_backend_of(ctx).station_kernels();
-  });
+  };
+  stations::add_stations(r, "cpu", kernels);
 
-  StageEntry dense = entry(StageKind::Attention, "dense",
-                           "the reference: causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), "
-                           "full score row per query",
-                           10, make_attention_dense);
-  dense.supports = attention_supports;
-  r.add_stage(std::move(dense));
-
-  const ParamSpec tile = int_spec("block", kDefaultBlock, 1, 4096, "keys per tile");
-  StageEntry flash = entry(StageKind::Attention, "flash",
-                           "causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), key tiles "
-                           "with an online softmax",
-                           20,
-                           make_attention_flash);
-  flash.params = {tile};
-  flash.supports = attention_supports;
-  r.add_stage(std::move(flash));
-
-  // Ranked between dense and flash: it never wins where flash can serve, and wins by rank on the
-  // models flash refuses, those trained with a sliding window.
-  StageEntry sliding = entry(StageKind::Attention, "sliding_window",
-                             "each query attends to the last `window` positions, its own included (Mistral); "
-                             "exact with the model's window, else an approximation of dense",
-                             15, make_attention_sliding);
-  sliding.params = {int_spec("window", 0, 0, 2147483647.0, "positions a query attends to, its own included; 0: the model's"),
-                    tile};
-  sliding.supports = sliding_window_supports;
-  r.add_stage(std::move(sliding));
-
-  // An approximation: ranked below every exact variant, so it runs only where a config names it.
-  StageEntry sparse = entry(StageKind::Attention, "block_sparse",
-                            "BigBird-like block pattern: local band, first blocks and every stride-th block, "
-                            "an approximation of dense",
-                            5, make_attention_sparse);
-  sparse.params = {int_spec("block", kDefaultBlock, 1, 4096, "positions per key block (and keys per tile)"),
-                   int_spec("local", kDefaultLocal, 1, 1 << 20, "blocks up to and including the query's own"),
-                   int_spec("global", kDefaultGlobal, 0, 1 << 20, "first blocks every query attends to"),
-                   int_spec("stride", kDefaultStride, 0, 1 << 20,
-                            "every block j with j % stride == stride - 1 is attended to; 0: none")};
-  sparse.caps.exact = false;
-  sparse.supports = attention_supports;
-  r.add_stage(std::move(sparse));
+  for (const char* variant : {"dense", "flash", "sliding_window", "block_sparse"})
+    r.add_stage(stations::attention_entry(variant, "cpu", kernels));
 
   StageEntry moe = entry(StageKind::Ffn, "moe",
                          "mixture of SwiGLU experts (Mixtral): router softmax, top n_expert_used experts with "

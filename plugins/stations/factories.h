@@ -30,4 +30,13 @@ using KernelsOf = std::function<Kernels&(const StageContext&)>;
 // Adds embedding/lookup, norm/rms, norm/layer, ffn/dense and head/dense for `backend`.
 void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of);
 
+// The registry entry of an attention variant (dense, flash, sliding_window, block_sparse) for
+// `backend`, whose kernels give it a core (Kernels::bind_attention). A backend may add its own
+// parameters, limits and reasons to the entry before adding it.
+StageEntry attention_entry(const std::string& variant, const std::string& backend, KernelsOf kernels_of);
+
+// Parameter defaults of the attention variants (what `semline plugins` shows).
+inline constexpr int64_t kDefaultBlock = 64;  // flash, sliding_window: keys per tile; block_sparse: block size
+inline constexpr int64_t kDefaultLocal = 4, kDefaultGlobal = 1, kDefaultStride = 8;  // block_sparse
+
 }  // namespace semline::stations

@@ -20,6 +20,8 @@
 #include <semline/model.h>
 #include <semline/stage.h>
 
+#include "stations/attention.h"
+
 namespace semline::stations {
 
 // A weight matrix W: n_in -> n_out ([n_out][n_in] in the file, any weight dtype) and its optional
@@ -65,6 +67,12 @@ struct Product {
 enum class BatchIndex { Tokens, Positions, OutputRows };
 
 enum class NormKind { Rms, Layer };
+
+// RoPE and the cache store bound for one attention shape.
+class RopeStore {
+ public:
+  virtual ~RopeStore() = default;
+};
 
 class Kernels {
  public:
@@ -119,6 +127,18 @@ class Kernels {
                             bool accumulate) = 0;
   // out[r] = x[batch.output_rows[r]] for the step's n_outputs rows.
   virtual void gather_outputs(const Step& step, const Tensor& x, const Tensor& out) = 0;
+
+  // --- attention
+  // Throws naming `label` unless the layer's cache is in this backend's memory, in a layout its
+  // kernels read (the station has checked dtype F32 or F16, shape and strides).
+  virtual void check_kv(const KvLayer& kv, const std::string& label) const = 0;
+  virtual std::unique_ptr<RopeStore> bind_rope_store(const AttentionShape& a) = 0;
+  // For each of the m rows of qkv (q | k | v): rotates q and k by the token's position (none for
+  // RopeType::None) and writes k and v into that position's slot of step.kv.
+  virtual void rope_store(const Step& step, const RopeStore& r, const Tensor& qkv, int64_t m) = 0;
+  // The core a variant asks for; throws naming the station when this backend has none for it.
+  virtual std::unique_ptr<AttentionCore> bind_attention(const StageContext& ctx, const AttentionShape& a,
+                                                        const CoreSpec& spec) = 0;
 };
 
 }  // namespace semline::stations

@@ -17,6 +17,8 @@
 #include <semline/registry.h>
 #include <semline/stage.h>
 
+#include "stations/attention.h"
+
 namespace semline::stations {
 
 // "station 'attn' (layer 3)" — how errors and logs name the stage.
@@ -53,11 +55,6 @@ std::vector<std::string> ffn_moe_supported(const StageContext& ctx, std::string_
 // The head layout of an attention station, from its hyper-parameters, checked (throws naming the
 // station): heads positive, n_head a multiple of n_kv, head_dim positive, rope_dim even and at
 // most head_dim (0 without rope), a rope type the stages rotate by.
-struct AttentionShape {
-  int64_t n_embd = 0, n_head = 0, n_kv = 0, head_dim = 0, rope_dim = 0;
-  RopeType rope_type = RopeType::None;
-  double rope_base = 10000.0;
-};
 AttentionShape attention_shape(const StageContext& ctx);
 
 // The context's backend as the backend plugin's own class B (`name`: the backend's name), or an

@@ -7,6 +7,7 @@
 #include "backend/vulkan_backend.h"
 #include "stages/common.h"
 #include "stages/stages.h"
+#include "stages/attention_cores.h"
 #include "stages/station_kernels.h"
 #include "stations/factories.h"
 
@@ -72,28 +73,36 @@ std::vector<std::string> probe_vulkan() {
 
 void register_vulkan(Registry& r) {
   r.add_backend(backend_entry());
-  stations::add_stations(r, "vulkan", [](const StageContext& ctx) -> stations::Kernels& {
+  const stations::KernelsOf kernels = [](const StageContext& ctx) -> stations::Kernels& {
     return vulkan_backend_of(ctx).station_kernels();
-  });
+  };
+  stations::add_stations(r, "vulkan", kernels);
 
-  StageEntry dense = entry(StageKind::Attention, "dense",
-                           "the reference: causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), "
-                           "full score row per query in device memory",
-                           10, make_attention_dense);
+  // Causal attention only; the head dimension the kernels hold, and the score budget of dense.
+  const auto vulkan_limits = [](StageEntry& e) {
+    e.caps.max_head_dim = kMaxHeadDim;
+    e.supports = [base = e.supports](const StageContext& ctx) {
+      std::vector<std::string> why = base(ctx);
+      if (!ctx.hp) return why;
+      const HParams& hp = *ctx.hp;
+      const int64_t hd = hp.head_dim > 0 ? hp.head_dim : (hp.n_head > 0 ? hp.n_embd / hp.n_head : 0);
+      if (hd % 2 != 0 || hd > kMaxHeadDim)
+        why.push_back("head_dim " + std::to_string(hd) + " is odd or above " + std::to_string(kMaxHeadDim) +
+                      ", the most the vulkan attention kernels hold");
+      // The entry's own reason for a windowed model comes last: say where the windowed variants run.
+      if (hp.sliding_window > 0 && !why.empty())
+        why.back() += " (attention/sliding_window and block_sparse run on the cpu backend only)";
+      return why;
+    };
+  };
+  StageEntry dense = stations::attention_entry("dense", "vulkan", kernels);
   dense.params = {stations::int_spec("scores_mib", 32, 1, 4096,
                                      "device memory for score rows (MiB); steps needing more run in several dispatches")};
-  dense.caps.max_head_dim = kMaxHeadDim;
-  dense.supports = attention_supports;
+  vulkan_limits(dense);
   r.add_stage(std::move(dense));
-
-  StageEntry flash = entry(StageKind::Attention, "flash",
-                           "causal GQA attention (RoPE or none, q/k/v or fused qkv, optional biases), key tiles in "
-                           "shared memory with an online softmax",
-                           20,
-                           make_attention_flash);
-  flash.params = {stations::int_spec("block", 64, 1, static_cast<double>(kMaxFlashTile), "keys per tile")};
-  flash.caps.max_head_dim = kMaxHeadDim;
-  flash.supports = attention_supports;
+  StageEntry flash = stations::attention_entry("flash", "vulkan", kernels);
+  flash.params = {stations::int_spec("block", stations::kDefaultBlock, 1, static_cast<double>(kMaxFlashTile), "keys per tile")};
+  vulkan_limits(flash);
   r.add_stage(std::move(flash));
 
   StageEntry moe = entry(StageKind::Ffn, "moe",

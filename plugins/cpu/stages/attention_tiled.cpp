@@ -1,24 +1,39 @@
-#include "stages/attention_tiled.h"
-
+// The cpu backend's tiled attention core: keys in tiles with an online softmax, so no score
+// matrix over the whole context exists; the core of attention/flash, sliding_window and
+// block_sparse, which differ only in which keys of a tile a query meets (the mask's keys_in_tile).
+//
+// The queries of a run of tokens of one sequence and of all the query heads sharing a kv head
+// meet each key tile together: q K^T is one small matrix product over the keys (which stay in
+// cache for all of those queries) and the values are accumulated into output rows held in
+// registers. Tiles are the multiples of the tile size, cut to the keys the run's queries read, so
+// a key block no query of the run reads is never touched.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include <semline/error.h>
 
-#include "stages/stages.h"
+#include "stages/attention_cores.h"
+#include "stations/stations.h"
 
 namespace semline::cpu {
-
 namespace {
+
 constexpr int64_t kMaxRows = 32;  // query rows (tokens x heads of a group) per work item
+
 }  // namespace
 
-TiledAttention::TiledAttention(const StageContext& ctx, int64_t tile) : Attention(ctx), tile_(tile) {
-  if (tile_ < 1) throw Error(label_ + ": block must be at least 1, got " + std::to_string(tile_));
+TiledCore::TiledCore(CpuBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
+                     const stations::CoreSpec& spec)
+    : be_(be), mask_(*spec.mask), n_head_(a.n_head), n_kv_(a.n_kv), hd_(a.head_dim), group_(a.n_head / a.n_kv),
+      scale_(static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)))), tile_(spec.tile) {
+  if (tile_ < 1)
+    throw Error(stations::station_label(ctx) + ": block must be at least 1, got " + std::to_string(tile_));
   tile_tokens_ = group_ >= kMaxRows ? 1 : kMaxRows / group_;
   rows_ = tile_tokens_ * group_;
-  tiles_ = layout_.add(static_cast<size_t>(max_tokens_) * 2 * sizeof(int32_t));
+  ScratchLayout layout;
+  layout.add(spec.scratch_from);  // the station's own scratch comes first
+  tiles_ = layout.add(static_cast<size_t>(spec.max_tokens) * 2 * sizeof(int32_t));
   ScratchLayout per;
   qp_ = per.add(static_cast<size_t>(rows_ * hd_) * 4);
   s_ = per.add(static_cast<size_t>(rows_ * tile_) * 4);
@@ -30,11 +45,12 @@ TiledAttention::TiledAttention(const StageContext& ctx, int64_t tile) : Attentio
   m_ = per.add(static_cast<size_t>(rows_) * 4);
   l_ = per.add(static_cast<size_t>(rows_) * 4);
   worker_bytes_ = per.total();
-  workers_ = layout_.add(worker_bytes_ * static_cast<size_t>(be_.host_threads()));
-  reserve_scratch();
+  workers_ = layout.add(worker_bytes_ * static_cast<size_t>(be_.host_threads()));
+  be_.workspace().reserve(layout.total());
 }
 
-void TiledAttention::core(const Work& w) {
+void TiledCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
+  const CoreStep w = core_step(be_, step, q, attn);
   const Batch& b = w.batch;
   // Runs: consecutive batch tokens of one sequence, at most tile_tokens_, whose key ranges
   // [first_key, pos] join into one range. Every key a run's tiles cover is then read by one of
@@ -43,7 +59,7 @@ void TiledAttention::core(const Work& w) {
   int64_t n_tiles = 0;
   int32_t lo = 0, hi = -1;  // the key range of the last run
   for (int32_t t = 0; t < b.n_tokens; ++t) {
-    const int32_t pos = b.positions[t], first = first_key(pos);
+    const int32_t pos = b.positions[t], first = mask_.first_key(pos);
     int32_t* last = n_tiles > 0 ? tiles + 2 * (n_tiles - 1) : nullptr;
     if (last && b.seq[last[0]] == b.seq[t] && last[1] < tile_tokens_ && first <= hi + 1 && pos + 1 >= lo) {
       ++last[1];
@@ -66,10 +82,10 @@ void TiledAttention::core(const Work& w) {
   });
 }
 
-void TiledAttention::attend(const Work& w, int32_t t0, int32_t nt, int64_t g, char* scratch) const {
+void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, char* scratch) const {
   const Kernels& kern = be_.kernels();
   const Batch& b = w.batch;
-  const int64_t qd = n_head_ * hd_, rows = nt * group_;
+  const int64_t rows = nt * group_;
   float* qp = reinterpret_cast<float*>(scratch + qp_);
   float* s = reinterpret_cast<float*>(scratch + s_);
   float* o = reinterpret_cast<float*>(scratch + o_);
@@ -87,7 +103,7 @@ void TiledAttention::attend(const Work& w, int32_t t0, int32_t nt, int64_t g, ch
     for (int64_t d = 0; d < hd_; ++d) qp[r * hd_ + d] = q[d] * scale_;
     pos[r] = b.positions[t];
     last = std::max(last, pos[r]);
-    first = std::min(first, first_key(pos[r]));
+    first = std::min(first, mask_.first_key(pos[r]));
     mx[r] = -INFINITY;
     l[r] = 0;
   }
@@ -101,7 +117,7 @@ void TiledAttention::attend(const Work& w, int32_t t0, int32_t nt, int64_t g, ch
     const int64_t len = p1 - p0;  // keys of this tile
     bool any = false;
     for (int64_t r = 0; r < rows; ++r) {  // row r meets keys p0 + j, lo[r] <= j < nv[r]
-      const KeyRange k = keys_in_tile(pos[r], p0, p1);
+      const stations::KeyRange k = mask_.keys_in_tile(pos[r], p0, p1);
       lo[r] = std::max(k.lo, p0) - p0;
       nv[r] = std::min(k.hi, p1) - p0;
       if (nv[r] <= lo[r]) lo[r] = nv[r] = 0;
@@ -117,7 +133,7 @@ void TiledAttention::attend(const Work& w, int32_t t0, int32_t nt, int64_t g, ch
       const int32_t p = p0 + static_cast<int32_t>(off);
       const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
       GemmArgs a;
-      a.w = cache_row(w.k, sv, p, w.block_tokens, g);
+      a.w = w.k.row_at(sv, p, w.block_tokens, g);
       a.w_stride = w.k.slot;
       a.x = qp;
       a.x_stride = hd_;
@@ -150,14 +166,14 @@ void TiledAttention::attend(const Work& w, int32_t t0, int32_t nt, int64_t g, ch
         const int64_t k = nv[r] - off;
         nv_seg[r] = static_cast<int32_t>(k < 0 ? 0 : (k > seg ? seg : k));
       }
-      pv(s + off, tile_, nv_seg, rows, cache_row(w.v, sv, p, w.block_tokens, g), w.v.slot, hd_, o, hd_);
+      pv(s + off, tile_, nv_seg, rows, w.v.row_at(sv, p, w.block_tokens, g), w.v.slot, hd_, o, hd_);
       off += seg;
     }
     p0 = p1;
   }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = t0 + r / group_, h = g * group_ + r % group_;
-    float* dst = w.attn + t * qd + h * hd_;
+    float* dst = w.attn + t * w.attn_stride + h * hd_;
     const float inv = 1.0f / l[r];
     for (int64_t d = 0; d < hd_; ++d) dst[d] = o[r * hd_ + d] * inv;
   }

@@ -1,9 +1,11 @@
 #include "stages/station_kernels.h"
 
+#include <cmath>
 #include <cstring>
 
 #include <semline/error.h>
 
+#include "stages/attention_cores.h"
 #include "stages/linear.h"
 
 namespace semline::cpu {
@@ -19,6 +21,11 @@ struct CpuLinear final : stations::LinearWeight {
 struct CpuTable final : stations::RowTable {
   const char* data = nullptr;
   size_t row_stride = 0;
+};
+struct CpuRope final : stations::RopeStore {
+  stations::AttentionShape a;
+  std::vector<double> inv_freq;  // [rope_dim / 2]: rope_base^(-2i / rope_dim)
+  mutable std::vector<float> cs;  // per worker: rope_dim floats (cos, sin pairs)
 };
 struct CpuNorm final : stations::NormWeights {
   std::vector<float> scale_values, shift_values;  // shift: empty for RMSNorm
@@ -189,6 +196,66 @@ class StationKernels final : public stations::Kernels {
     const size_t bytes = static_cast<size_t>(x.ne[0]) * 4;
     for (int32_t i = 0; i < b.n_outputs; ++i)
       std::memcpy(rows_of(out) + i * stride_of(out), rows_of(x) + b.output_rows[i] * stride_of(x), bytes);
+  }
+
+  void check_kv(const KvLayer& kv, const std::string& label) const override {
+    if (!kv.k.host || !kv.v.host)
+      throw Error(label + ": the KV cache " + tensor_shape_string(kv.k) + " is not in host memory; the cpu stages read it there");
+  }
+
+  std::unique_ptr<stations::RopeStore> bind_rope_store(const stations::AttentionShape& a) override {
+    auto r = std::make_unique<CpuRope>();
+    r->a = a;
+    r->inv_freq.resize(static_cast<size_t>(a.rope_dim / 2));
+    for (int64_t i = 0; i < a.rope_dim / 2; ++i)
+      r->inv_freq[i] = std::pow(a.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(a.rope_dim));
+    r->cs.resize(static_cast<size_t>(be_.host_threads() * a.rope_dim));
+    return r;
+  }
+
+  void rope_store(const Step& step, const stations::RopeStore& rope, const Tensor& qkv, int64_t m) override {
+    const CpuRope& r = static_cast<const CpuRope&>(rope);
+    const stations::AttentionShape& a = r.a;
+    const Batch& b = step.batch;
+    const KvPool kc = kv_pool(step.kv->k), vc = kv_pool(step.kv->v);
+    const int32_t bt = step.kv->block_tokens;
+    const int64_t qd = a.q_width(), kd = a.kv_width(), hd = a.head_dim, stride = stride_of(qkv);
+    float* rows = rows_of(qkv);
+    be_.pool().run(m, 8, [&](int64_t t0, int64_t t1, int worker) {
+      float* cs = r.cs.data() + worker * a.rope_dim;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int32_t pos = b.positions[t];
+        float* qt = rows + t * stride;
+        float* kt = qt + qd;
+        const float* vt = kt + kd;
+        if (a.rope_dim > 0) {
+          // Angles in double: pos * theta_i loses digits in float once positions reach the thousands.
+          for (int64_t i = 0; i < a.rope_dim / 2; ++i) {
+            const double angle = pos * r.inv_freq[i];
+            cs[2 * i] = static_cast<float>(std::cos(angle));
+            cs[2 * i + 1] = static_cast<float>(std::sin(angle));
+          }
+          kern_.rope(qt, a.n_head, hd, a.rope_dim, cs, a.rope_type);
+          kern_.rope(kt, a.n_kv, hd, a.rope_dim, cs, a.rope_type);
+        }
+        const SeqView& sv = b.seqs[b.seq[t]];
+        for (int64_t g = 0; g < a.n_kv; ++g) {
+          char* kr = const_cast<char*>(kc.row_at(sv, pos, bt, g));
+          char* vr = const_cast<char*>(vc.row_at(sv, pos, bt, g));
+          if (kc.f16) kern_.to_f16(kt + g * hd, reinterpret_cast<uint16_t*>(kr), hd);
+          else std::memcpy(kr, kt + g * hd, static_cast<size_t>(hd) * 4);
+          if (vc.f16) kern_.to_f16(vt + g * hd, reinterpret_cast<uint16_t*>(vr), hd);
+          else std::memcpy(vr, vt + g * hd, static_cast<size_t>(hd) * 4);
+        }
+      }
+    });
+  }
+
+  // Every mask runs on the tiled core; dense is the reference.
+  std::unique_ptr<stations::AttentionCore> bind_attention(const StageContext& ctx, const stations::AttentionShape& a,
+                                                          const stations::CoreSpec& spec) override {
+    if (spec.kind == stations::CoreKind::Dense) return std::make_unique<DenseCore>(be_, ctx, a, spec);
+    return std::make_unique<TiledCore>(be_, ctx, a, spec);
   }
 
  private:

@@ -4,6 +4,7 @@
 
 #include "backend/step_data.h"
 #include "backend/workspace.h"
+#include "stages/attention_cores.h"
 #include "stages/linear.h"
 
 namespace semline::vk {
@@ -15,6 +16,11 @@ struct VkLinear final : stations::LinearWeight {
 struct VkTable final : stations::RowTable {
   DevWeight w;
   const Kernel* gather = nullptr;
+};
+struct VkRope final : stations::RopeStore {
+  stations::AttentionShape a;
+  const Kernel* f32 = nullptr;  // writing an F32 cache
+  const Kernel* f16 = nullptr;  // writing an F16 cache
 };
 struct VkNorm final : stations::NormWeights {
   DevVector w;  // the scale, then for LayerNorm the shift right after it (the kernel reads both)
@@ -31,6 +37,13 @@ struct SwigluPush {
 };
 struct GeluPush {
   uint32_t off, n;
+};
+struct RopePush {
+  uint32_t q_off, k_off, v_off, row, n_tokens;
+  uint32_t n_head, n_kv, hd, rope_dim;
+  uint32_t pos_off, start_off, tables_off, bt;
+  uint32_t kc_off, vc_off, nb1, nb2;
+  uint32_t nb3;
 };
 
 const Linear& linear_of(const stations::LinearWeight& w) { return static_cast<const VkLinear&>(w).w; }
@@ -155,6 +168,65 @@ class StationKernels final : public stations::Kernels {
     GetRowsPush p{xr.off * 4, xr.stride * 4, u32(x.ne[0]), v.out_rows, o.off, o.stride, u32(b.n_outputs), 0};
     be_.dispatch(cached(gather_f32_, ShaderId::GetRows, {64, static_cast<uint32_t>(DType::F32)}),
                  {xr.buf, &be_.step_data().ints(), o.buf}, &p, sizeof p, static_cast<uint64_t>(b.n_outputs));
+  }
+
+  void check_kv(const KvLayer& kv, const std::string& label) const override {
+    const Tensor* ts[2] = {&kv.k, &kv.v};
+    for (int i = 0; i < 2; ++i) {
+      const Tensor& t = *ts[i];
+      const char* name = i ? "KV cache v" : "KV cache k";
+      const VulkanBuffer& b = be_.buffer_of(t, name, label);
+      // F16 values are written in pairs, one 32-bit word each.
+      if (t.nb[1] % 4 != 0 || t.nb[2] % 4 != 0 || t.nb[3] % 4 != 0 || t.offset % 4 != 0)
+        throw Error(label + ": " + name + " " + tensor_shape_string(t) + " needs strides and offset in whole 32-bit words");
+      const double end = static_cast<double>(t.offset) + static_cast<double>(t.nb[3]) * static_cast<double>(t.ne[3]);
+      if (end > static_cast<double>(b.size()))
+        throw Error(label + ": " + name + " " + tensor_shape_string(t) + " reaches past its buffer");
+    }
+    if (kv.k.dtype != kv.v.dtype || kv.k.nb[1] != kv.v.nb[1] || kv.k.nb[2] != kv.v.nb[2] || kv.k.nb[3] != kv.v.nb[3])
+      throw Error(label + ": KV cache k " + tensor_shape_string(kv.k) + " and v " + tensor_shape_string(kv.v) +
+                  " differ in dtype or layout");
+  }
+
+  std::unique_ptr<stations::RopeStore> bind_rope_store(const stations::AttentionShape& a) override {
+    if (a.head_dim % 2 != 0 || a.head_dim > kMaxHeadDim)
+      throw Error("vulkan kernels: head_dim " + std::to_string(a.head_dim) + " must be even and at most " +
+                  std::to_string(kMaxHeadDim) + " for the attention kernels");
+    auto r = std::make_unique<VkRope>();
+    r->a = a;
+    be_.step_data().reserve_rope(a.rope_dim, a.rope_base);
+    const uint32_t neox = a.rope_type == RopeType::NeoX ? 1u : 0u;
+    r->f32 = &be_.kernels().get(ShaderId::RopeStore, {64, 0, neox});
+    r->f16 = &be_.kernels().get(ShaderId::RopeStore, {64, 1, neox});
+    return r;
+  }
+
+  void rope_store(const Step& step, const stations::RopeStore& rope, const Tensor& qkv, int64_t m) override {
+    const VkRope& r = static_cast<const VkRope&>(rope);
+    const stations::AttentionShape& a = r.a;
+    StepData& sd = be_.step_data();
+    const StepView& view = sd.upload(step.batch);
+    const GpuBuffer& table = sd.rope(step.batch, a.rope_dim, a.rope_base);
+    const KvView kv = kv_view(be_, *step.kv, "rope_store");
+    const DevRows rows = dev_rows(qkv);
+    const uint32_t k_off = rows.off + u32(a.q_width()), v_off = k_off + u32(a.kv_width());
+    const RopePush p{rows.off,       k_off,          v_off,       rows.stride, u32(m),
+                     u32(a.n_head),  u32(a.n_kv),    u32(a.head_dim), u32(a.rope_dim),
+                     view.positions, view.seq_start, view.tables, u32(step.kv->block_tokens),
+                     kv.k_off,       kv.v_off,       kv.nb1,      kv.nb2,
+                     kv.nb3};
+    be_.dispatch(kv.f16 ? *r.f16 : *r.f32, {rows.buf, &table, &sd.ints(), kv.k, kv.v}, &p, sizeof p,
+                 static_cast<uint64_t>(m));
+  }
+
+  // The kernels attend causally: a mask of its own (sliding window, block-sparse) has no core here.
+  std::unique_ptr<stations::AttentionCore> bind_attention(const StageContext& ctx, const stations::AttentionShape& a,
+                                                          const stations::CoreSpec& spec) override {
+    if (!spec.mask->causal())
+      throw Error(station_label(ctx) + ": attention/" + spec.variant +
+                  " has no vulkan kernel (its mask runs on the cpu backend only)");
+    if (spec.kind == stations::CoreKind::Dense) return std::make_unique<DenseCore>(be_, ctx, a, spec);
+    return std::make_unique<FlashCore>(be_, ctx, a, spec);
   }
 
  private:

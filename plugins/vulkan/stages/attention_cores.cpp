@@ -1,0 +1,49 @@
+#include "stages/attention_cores.h"
+
+#include <cmath>
+
+#include "backend/step_data.h"
+#include "stages/common.h"
+
+namespace semline::vk {
+
+KvView kv_view(const VulkanBackend& be, const KvLayer& kv, const std::string& label) {
+  const int64_t elt = dtype_block_bytes(kv.k.dtype);
+  KvView v;
+  v.k = &be.buffer_of(kv.k, "KV cache k", label).gpu();
+  v.v = &be.buffer_of(kv.v, "KV cache v", label).gpu();
+  v.k_off = u32(static_cast<int64_t>(kv.k.offset) / elt);
+  v.v_off = u32(static_cast<int64_t>(kv.v.offset) / elt);
+  v.nb1 = u32(kv.k.nb[1] / elt);
+  v.nb2 = u32(kv.k.nb[2] / elt);
+  v.nb3 = u32(kv.k.nb[3] / elt);
+  v.f16 = kv.k.dtype == DType::F16;
+  return v;
+}
+
+AttnPush attn_push(VulkanBackend& be, const Step& step, const stations::AttentionShape& a, const Tensor& q,
+                   const Tensor& attn, const KvView& kv) {
+  const StepView& view = be.step_data().upload(step.batch);
+  AttnPush p{};
+  p.q_off = u32(static_cast<int64_t>(q.offset / 4));
+  p.q_row = u32(q.nb[1] / 4);
+  p.a_off = u32(static_cast<int64_t>(attn.offset / 4));
+  p.t0 = 0;
+  p.n_tokens = u32(step.batch.n_tokens);
+  p.n_head = u32(a.n_head);
+  p.group = u32(a.n_head / a.n_kv);
+  p.hd = u32(a.head_dim);
+  p.pos_off = view.positions;
+  p.start_off = view.seq_start;
+  p.tables_off = view.tables;
+  p.bt = u32(step.kv->block_tokens);
+  p.kc_off = kv.k_off;
+  p.vc_off = kv.v_off;
+  p.nb1 = kv.nb1;
+  p.nb2 = kv.nb2;
+  p.nb3 = kv.nb3;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)));
+  return p;
+}
+
+}  // namespace semline::vk
