@@ -4,19 +4,11 @@
 
 #include "backend/cpu_backend.h"
 #include "kernels/kernels.h"
-#include "stages/stages.h"
 #include "stages/station_kernels.h"
 #include "stations/factories.h"
 
 namespace semline::cpu {
 namespace {
-
-using stations::int_spec;
-
-StageEntry entry(StageKind kind, std::string variant, std::string description, int rank,
-                 std::function<std::unique_ptr<Stage>(const StageContext&)> make) {
-  return stations::stage_entry(kind, std::move(variant), "cpu", std::move(description), rank, std::move(make));
-}
 
 BackendEntry backend_entry() {
   BackendEntry b;
@@ -80,13 +72,6 @@ void register_cpu(Registry& r) {
 
   for (const char* variant : {"dense", "flash", "sliding_window", "block_sparse"})
     r.add_stage(stations::attention_entry(variant, "cpu", kernels));
-
-  StageEntry moe = entry(StageKind::Ffn, "moe",
-                         "mixture of SwiGLU experts (Mixtral): router softmax, top n_expert_used experts with "
-                         "weights renormalised; tokens grouped by expert",
-                         10, make_ffn_moe);
-  moe.supports = ffn_moe_supports;
-  r.add_stage(std::move(moe));
 }
 
 }  // namespace semline::cpu

@@ -25,6 +25,12 @@ void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of)
                          make_ffn_dense);
   ffn.supports = [backend](const StageContext& ctx) { return ffn_dense_supported(ctx, backend); };
   r.add_stage(std::move(ffn));
+  StageEntry moe = entry(StageKind::Ffn, "moe",
+                         "mixture of SwiGLU experts (Mixtral): router softmax, top n_expert_used experts with "
+                         "weights renormalised; only the chosen experts' weights are read",
+                         make_ffn_moe);
+  moe.supports = [backend](const StageContext& ctx) { return ffn_moe_supported(ctx, backend); };
+  r.add_stage(std::move(moe));
   r.add_stage(entry(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", make_head_dense));
 }
 

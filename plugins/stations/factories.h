@@ -19,6 +19,7 @@ std::unique_ptr<Stage> make_embedding_lookup(const StageContext& ctx, Kernels& k
 std::unique_ptr<Stage> make_norm(const StageContext& ctx, Kernels& k, NormKind kind);
 std::unique_ptr<Stage> make_ffn_dense(const StageContext& ctx, Kernels& k);
 std::unique_ptr<Stage> make_head_dense(const StageContext& ctx, Kernels& k);
+std::unique_ptr<Stage> make_ffn_moe(const StageContext& ctx, Kernels& k);
 
 // norm/rms refuses a station with a bias (a LayerNorm).
 std::vector<std::string> norm_rms_supports(const StageContext& ctx, std::string_view backend);
@@ -27,7 +28,7 @@ std::vector<std::string> norm_rms_supports(const StageContext& ctx, std::string_
 // context's backend is another one).
 using KernelsOf = std::function<Kernels&(const StageContext&)>;
 
-// Adds embedding/lookup, norm/rms, norm/layer, ffn/dense and head/dense for `backend`.
+// Adds embedding/lookup, norm/rms, norm/layer, ffn/dense, ffn/moe and head/dense for `backend`.
 void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of);
 
 // The registry entry of an attention variant (dense, flash, sliding_window, block_sparse) for

@@ -40,6 +40,27 @@ class LinearWeight {
   }
 };
 
+// A stack of n_expert matrices n_in -> n_out (ne = {n_in, n_out, n_expert}, as GGUF stores
+// Mixtral's ffn_{gate,up,down}_exps), bound for expert products.
+class ExpertWeights {
+ public:
+  virtual ~ExpertWeights() = default;
+  DType dtype = DType::F32;
+  int64_t n_in = 0, n_out = 0, n_expert = 0;
+  double bytes() const {  // one expert's matrix
+    return static_cast<double>(dtype_row_bytes(dtype, n_in)) * static_cast<double>(n_out);
+  }
+};
+
+// A step's routing, the backend's state sized once for the most tokens: per token its n_used
+// experts and their weights, and the (token, expert) slots grouped by expert. Slot rows of the
+// expert kernels are m * n_used, numbered as the backend likes.
+class ExpertRouting {
+ public:
+  virtual ~ExpertRouting() = default;
+  int64_t n_expert = 0, n_used = 0;
+};
+
 // Rows read by index (an embedding table): rows of `width` values in the file's dtype.
 class RowTable {
  public:
@@ -139,6 +160,27 @@ class Kernels {
   // The core a variant asks for; throws naming the station when this backend has none for it.
   virtual std::unique_ptr<AttentionCore> bind_attention(const StageContext& ctx, const AttentionShape& a,
                                                         const CoreSpec& spec) = 0;
+
+  // --- mixture of experts
+  // The stack of `role` (view: its checked host view); max_rows: the most slot rows a product takes.
+  virtual std::unique_ptr<ExpertWeights> bind_experts(const StageContext& ctx, std::string_view role,
+                                                      const Tensor& view, int64_t max_rows) = 0;
+  virtual std::unique_ptr<ExpertRouting> bind_routing(const std::string& label, int64_t n_expert, int64_t n_used,
+                                                      int32_t max_tokens) = 0;
+  // From m rows of router logits: each token's n_used largest (equal logits: the lower expert
+  // first), weighted by the softmax over the chosen logits alone; the slots grouped by expert.
+  virtual void route(const Step& step, const Tensor& logits, int64_t m, ExpertRouting& r) = 0;
+  // For each slot (token t, expert e): h[slot] = silu(gate_e x[t]) * (up_e x[t]); tmp: scratch rows
+  // like h; next: the expert product over h of the station's very next call (see linear_act).
+  virtual void expert_act(const Step& step, const Tensor& x, const ExpertWeights& gate, const ExpertWeights& up,
+                          const ExpertRouting& r, const Tensor& h, const Tensor& tmp, const ExpertWeights* next) = 0;
+  // d[slot] = w_e h[slot] for each slot of expert e.
+  virtual void expert_linear(const Step& step, const Tensor& h, const ExpertWeights& w, const ExpertRouting& r,
+                             const Tensor& d) = 0;
+  // y[t] += sum of weight * d[slot] over t's slots, in rank order.
+  virtual void expert_combine(const Step& step, const Tensor& d, const ExpertRouting& r, const Tensor& y) = 0;
+  // Distinct experts the last routing chose; -1 when the host does not see it (it stays on a device).
+  virtual int64_t experts_used(const ExpertRouting& r) const = 0;
 };
 
 }  // namespace semline::stations

@@ -5,19 +5,12 @@
 #include <semline/error.h>
 
 #include "backend/vulkan_backend.h"
-#include "stages/common.h"
-#include "stages/stages.h"
 #include "stages/attention_cores.h"
 #include "stages/station_kernels.h"
 #include "stations/factories.h"
 
 namespace semline::vk {
 namespace {
-
-StageEntry entry(StageKind kind, std::string variant, std::string description, int rank,
-                 std::function<std::unique_ptr<Stage>(const StageContext&)> make) {
-  return stations::stage_entry(kind, std::move(variant), "vulkan", std::move(description), rank, std::move(make));
-}
 
 BackendEntry backend_entry() {
   BackendEntry b;
@@ -104,13 +97,6 @@ void register_vulkan(Registry& r) {
   flash.params = {stations::int_spec("block", stations::kDefaultBlock, 1, static_cast<double>(kMaxFlashTile), "keys per tile")};
   vulkan_limits(flash);
   r.add_stage(std::move(flash));
-
-  StageEntry moe = entry(StageKind::Ffn, "moe",
-                         "mixture of SwiGLU experts (Mixtral): router softmax and top n_expert_used on the device, "
-                         "expert-indexed products reading only the chosen experts",
-                         10, make_ffn_moe);
-  moe.supports = ffn_moe_supports;
-  r.add_stage(std::move(moe));
 }
 
 }  // namespace semline::vk

@@ -15,6 +15,7 @@
 #include "cpu/cpu_test_util.h"
 #include "cpu/stage_fixtures.h"
 #include "stages/linear.h"
+#include "stations/binding.h"
 
 using namespace semline;
 using namespace semline::cpu;
@@ -454,9 +455,15 @@ TEST_CASE("linear maps as the stages bind them: repacked under AVX-512, partial 
       const Weight& one = l.model.add("one", dt, 32, 130, 0.5f);
       const Weight& exps = l.model.add_experts("exps", dt, 64, 67, 3, 0.5f);
       const StageContext ctx = l.context("ffn", {{"w", "w"}, {"one", "one"}, {"exps", "exps"}});
-      const Linear lw = Linear::bind(ctx, "w", 64, 67, "(n_in, n_out)");
-      const Linear lone = Linear::bind(ctx, "one", 32, 130, "(n_in, n_out)");
-      const std::vector<Linear> le = Linear::bind_experts(ctx, "exps", 64, 67, 3, "(n_in, n_out, n_expert)");
+      // As the cpu kernels bind them: a map over the checked view, one per expert at its offset.
+      auto over = [&](const Tensor& v, int64_t e) {
+        return Linear::over(l.be, v.dtype, v.ne[0], v.ne[1], static_cast<const char*>(v.host) + e * v.nb[2],
+                            static_cast<size_t>(v.nb[1]));
+      };
+      const Tensor vexps = stations::weight_view(ctx, "exps", {64, 67, 3}, "(n_in, n_out, n_expert)");
+      const Linear lw = over(stations::weight_view(ctx, "w", {64, 67}, "(n_in, n_out)"), 0);
+      const Linear lone = over(stations::weight_view(ctx, "one", {32, 130}, "(n_in, n_out)"), 0);
+      const Linear le[3] = {over(vexps, 0), over(vexps, 1), over(vexps, 2)};
       const bool repacked = isa == Isa::Avx512 && takes_quantized_input(dt);
       for (const Linear* m : {&lw, &lone, &le[0], &le[1], &le[2]}) {
         REQUIRE((m->repacked != nullptr) == repacked);

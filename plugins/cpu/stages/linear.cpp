@@ -6,23 +6,8 @@
 #include <semline/error.h>
 
 #include "kernels/repack.h"
-#include "stations/binding.h"
 
 namespace semline::cpu {
-
-namespace {
-
-Linear linear_at(const Tensor& t, const char* data) {
-  Linear l;
-  l.dtype = t.dtype;
-  l.n_in = t.ne[0];
-  l.n_out = t.ne[1];
-  l.data = data;
-  l.row_stride = static_cast<size_t>(t.ne[1] > 1 ? t.nb[1] : t.row_bytes());
-  return l;
-}
-
-}  // namespace
 
 Linear Linear::over(CpuBackend& be, DType dtype, int64_t n_in, int64_t n_out, const char* data, size_t row_stride) {
   Linear l;
@@ -45,30 +30,6 @@ Linear Linear::over(CpuBackend& be, DType dtype, int64_t n_in, int64_t n_out, co
   l.data = nullptr;
   l.row_stride = 0;
   return l;
-}
-
-Linear Linear::bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
-                    const char* dims) {
-  const Tensor t = stations::weight_view(ctx, role, {n_in, n_out}, dims);
-  const Linear v = linear_at(t, static_cast<const char*>(t.host));
-  return over(cpu_backend_of(ctx), v.dtype, v.n_in, v.n_out, v.data, v.row_stride);
-}
-
-std::vector<Linear> Linear::bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
-                                         int64_t n_out, int64_t n_expert, const char* dims) {
-  const Tensor t = stations::weight_view(ctx, role, {n_in, n_out, n_expert}, dims);
-  const size_t stride = static_cast<size_t>(n_expert > 1 ? t.nb[2] : 0);
-  CpuBackend& be = cpu_backend_of(ctx);
-  std::vector<Linear> experts;
-  for (int64_t e = 0; e < n_expert; ++e) {
-    const Linear v = linear_at(t, static_cast<const char*>(t.host) + static_cast<size_t>(e) * stride);
-    experts.push_back(over(be, v.dtype, v.n_in, v.n_out, v.data, v.row_stride));
-  }
-  return experts;
-}
-
-void Linear::bind_bias(const StageContext& ctx, std::string_view role) {
-  if (is_bound(ctx, role)) bias = stations::weight_vector(ctx, role, n_out, "(n_out)");
 }
 
 void matmul_range(const Kernels& kern, const MatOp& op, int64_t m, int64_t j0, int64_t j1) {
@@ -103,18 +64,6 @@ int64_t matmul_chunk_rows(const CpuBackend& be, int64_t total_rows) {
   const int64_t chunks = threads > 1 ? threads * 4 : 1;
   const int64_t rows = (total_rows + chunks - 1) / chunks;
   return rows < 32 ? 32 : (rows + 31) / 32 * 32;
-}
-
-Act activation(const Tensor& t, int64_t width, int64_t rows, const char* what, const std::string& label) {
-  if (t.dtype != DType::F32 || !t.host || t.ne[0] != width || t.ne[1] * t.ne[2] * t.ne[3] < rows ||
-      t.nb[0] != 4 || (rows > 1 && t.nb[1] < width * 4))
-    throw Error(label + ": " + what + " must be F32 host rows [" + std::to_string(rows) + " x " +
-                std::to_string(width) + "], got " + tensor_shape_string(t) +
-                (t.host ? "" : " without a host address"));
-  Act a;
-  a.p = static_cast<float*>(t.host);
-  a.stride = rows > 1 ? t.nb[1] / 4 : width;
-  return a;
 }
 
 void run_matmuls(CpuBackend& be, const MatOp* ops, int n_ops, int64_t m) {

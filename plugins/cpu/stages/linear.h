@@ -15,11 +15,6 @@
 
 namespace semline::cpu {
 
-using stations::is_bound;
-using stations::station_label;
-using stations::tensor_name;
-using stations::weight_dtype_supported;
-
 // An affine map y = W x + b: n_in -> n_out, W stored [n_out][n_in] in the file's dtype, b
 // optional. Where the backend's kernels read a layout of their own (Kernels::repacked: Q8_0 and
 // Q4_0 under AVX-512), W is repacked once, when bound, into memory of the backend owned here, and
@@ -36,32 +31,14 @@ struct Linear {
   size_t tile_stride = 0;            // bytes between its tiles
   std::vector<float> bias;           // [n_out], empty when the map has none
 
-  // The weight bound to `role`, checked against the expected shape and repacked for the
-  // kernels; `dims` names the expected sizes in the error message, e.g. "(n_embd, n_head *
-  // head_dim)".
-  static Linear bind(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out,
-                     const char* dims);
   // A map over rows already in memory (n_out rows of n_in values, row_stride bytes apart, kept
   // alive by the caller while the map is a view of them), repacked for be's kernels.
   static Linear over(CpuBackend& be, DType dtype, int64_t n_in, int64_t n_out, const char* data, size_t row_stride);
-  // Takes the bias bound to `role` when the station has one (n_out values, any weight dtype).
-  void bind_bias(const StageContext& ctx, std::string_view role);
-  // A stack of n_expert matrices bound to `role`, ne = [n_in, n_out, n_expert] as GGUF stores
-  // Mixtral's experts: one Linear per expert at its expert's offset, each repacked like bind's.
-  static std::vector<Linear> bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in,
-                                          int64_t n_out, int64_t n_expert, const char* dims);
   bool quantized() const { return takes_quantized_input(dtype); }
   double bytes() const {
     return static_cast<double>(dtype_row_bytes(dtype, n_in)) * n_out + 4.0 * static_cast<double>(bias.size());
   }
 };
-
-// F32 rows of a stage's input or output tensor, checked: `rows` rows of `width` values.
-struct Act {
-  float* p = nullptr;
-  int64_t stride = 0;  // floats between rows
-};
-Act activation(const Tensor& t, int64_t width, int64_t rows, const char* what, const std::string& label);
 
 // Activation rows handed to a linear map: float rows, and their 8-bit quantisation when a
 // block-quantised weight reads them.

@@ -1,5 +1,6 @@
 #include "stages/station_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -17,6 +18,19 @@ using stations::Product;
 
 struct CpuLinear final : stations::LinearWeight {
   Linear w;
+};
+struct CpuExperts final : stations::ExpertWeights {
+  std::vector<Linear> e;  // one map per expert, at its offset in the stack
+};
+// The routing of the last step, sized once: slots grouped by expert (expert e owns slots
+// [start[e], start[e+1]); next[e] is the next one to fill while grouping) with their token and
+// weight; per token its chosen experts and their weights in rank order, and their slots.
+struct CpuRouting final : stations::ExpertRouting {
+  std::vector<int32_t> start, next, token, chosen, slot_of;
+  std::vector<float> weight;
+  std::vector<double> chosen_w;
+  int32_t used_experts = 0;
+  int64_t m = 0;
 };
 struct CpuTable final : stations::RowTable {
   const char* data = nullptr;
@@ -64,13 +78,7 @@ class StationKernels final : public stations::Kernels {
     l->bias = !bias.empty();
     l->w = Linear::over(be_, view.dtype, l->n_in, l->n_out, static_cast<const char*>(view.host), row_stride_of(view));
     l->w.bias = std::move(bias);
-    if (l->w.quantized()) {  // room to quantise max_rows input rows for it, or to prepare them
-      ScratchLayout layout;
-      QRowsLayout q;
-      q.plan(layout, max_rows, l->n_in);
-      quant_.reserve(layout.total());
-      prepared_.reserve(layout.total());
-    }
+    if (l->w.quantized()) reserve_quantised(max_rows, l->n_in);
     return l;
   }
 
@@ -124,15 +132,8 @@ class StationKernels final : public stations::Kernels {
     const Rows in = input_rows(x, m, u_w.quantized() || (gate && linear_of(*gate).quantized()), q);
     // h quantised for the next product chunk by chunk, while the chunk is in cache: no pass of its own.
     const bool prepare = next && linear_of(*next).quantized();
-    QRows& hq = prepared_q_;
-    if (prepare) {
-      ScratchLayout layout;
-      QRowsLayout plan;
-      plan.plan(layout, m, u_w.n_out);
-      if (layout.total() > prepared_.size())
-        throw Error("cpu kernels: a product of " + std::to_string(m) + " rows exceeds the rows its weights were bound for");
-      hq = plan.at(prepared_.data());
-    }
+    QRows hq{};
+    if (prepare) hq = prepared_q_ = prepared_plan(m, u_w.n_out);
     float* hp = rows_of(h);
     const int64_t hs = stride_of(h);
     // Gated, up goes to tmp and the gate to h, which silu_mul then overwrites; else up goes to h
@@ -146,9 +147,7 @@ class StationKernels final : public stations::Kernels {
         float* hr = hp + r * hs + j0;
         if (gate) kern_.silu_mul(hr, up_out + r * up_stride + j0, hr, j1 - j0);
         else gelu(hr, hr, j1 - j0);
-        if (prepare)
-          kern_.quantize_q8(hr, j1 - j0, hq.q + r * hq.q_stride + j0, hq.d + r * hq.b_stride + j0 / 32,
-                            hq.s + r * hq.b_stride + j0 / 32);
+        if (prepare) quantize_chunk(hq, r, hr, j0, j1);
       }
     });
     if (prepare) prepared_rows_ = hp, prepared_m_ = m;
@@ -258,7 +257,200 @@ class StationKernels final : public stations::Kernels {
     return std::make_unique<TiledCore>(be_, ctx, a, spec);
   }
 
+  std::unique_ptr<stations::ExpertWeights> bind_experts(const StageContext&, std::string_view, const Tensor& view,
+                                                        int64_t max_rows) override {
+    auto x = std::make_unique<CpuExperts>();
+    x->dtype = view.dtype;
+    x->n_in = view.ne[0];
+    x->n_out = view.ne[1];
+    x->n_expert = view.ne[2];
+    for (int64_t e = 0; e < x->n_expert; ++e)
+      x->e.push_back(Linear::over(be_, view.dtype, x->n_in, x->n_out,
+                                  static_cast<const char*>(view.host) + static_cast<size_t>(e * view.nb[2]),
+                                  row_stride_of(view)));
+    if (x->e[0].quantized()) reserve_quantised(max_rows, x->n_in);
+    gather_.reserve(static_cast<size_t>(max_rows * x->n_in) * 4);
+    return x;
+  }
+
+  std::unique_ptr<stations::ExpertRouting> bind_routing(const std::string&, int64_t n_expert, int64_t n_used,
+                                                        int32_t max_tokens) override {
+    auto r = std::make_unique<CpuRouting>();
+    r->n_expert = n_expert;
+    r->n_used = n_used;
+    const size_t slots = static_cast<size_t>(max_tokens * n_used);
+    r->start.resize(static_cast<size_t>(n_expert + 1));
+    r->next.resize(static_cast<size_t>(n_expert));
+    for (auto* v : {&r->token, &r->chosen, &r->slot_of}) v->resize(slots);
+    r->weight.resize(slots);
+    r->chosen_w.resize(slots);
+    return r;
+  }
+
+  void route(const Step&, const Tensor& logits, int64_t m, stations::ExpertRouting& routing) override {
+    CpuRouting& r = static_cast<CpuRouting&>(routing);
+    const int64_t n_expert = r.n_expert, n_used = r.n_used, ls = stride_of(logits);
+    r.m = m;
+    std::fill(r.start.begin(), r.start.end(), 0);
+    for (int64_t t = 0; t < m; ++t) {
+      const float* l = rows_of(logits) + t * ls;
+      int32_t* pick = r.chosen.data() + t * n_used;
+      for (int64_t k = 0; k < n_used; ++k) {
+        // The largest logit not yet chosen; scanning upwards with '>' keeps the lowest index of
+        // equal ones. Softmax is monotonic, so this is the order of the probabilities.
+        int32_t best = -1;
+        for (int32_t e = 0; e < n_expert; ++e) {
+          if (std::find(pick, pick + k, e) != pick + k) continue;
+          if (best < 0 || l[e] > l[best]) best = e;
+        }
+        pick[k] = best;
+      }
+      // Renormalised over the chosen: exp(l_k - l_top) / sum, in double for the weights' sake.
+      double sum = 0;
+      double* w = r.chosen_w.data() + t * n_used;
+      for (int64_t k = 0; k < n_used; ++k) sum += w[k] = std::exp(static_cast<double>(l[pick[k]]) - l[pick[0]]);
+      for (int64_t k = 0; k < n_used; ++k) {
+        w[k] /= sum;
+        ++r.start[pick[k] + 1];
+      }
+    }
+    r.used_experts = 0;
+    for (int64_t e = 0; e < n_expert; ++e) {
+      r.used_experts += r.start[e + 1] > 0;
+      r.start[e + 1] += r.start[e];
+    }
+    std::copy(r.start.begin(), r.start.end() - 1, r.next.begin());
+    for (int64_t t = 0; t < m; ++t)
+      for (int64_t k = 0; k < n_used; ++k) {
+        const int32_t slot = r.next[r.chosen[t * n_used + k]]++;
+        r.token[slot] = static_cast<int32_t>(t);
+        r.weight[slot] = static_cast<float>(r.chosen_w[t * n_used + k]);
+        r.slot_of[t * n_used + k] = slot;
+      }
+  }
+
+  // Each expert some token chose runs one product per map over its tokens' rows, gathered so that
+  // they are contiguous; slot rows are in the routing's grouped order.
+  void expert_act(const Step&, const Tensor& x, const stations::ExpertWeights& gate, const stations::ExpertWeights& up,
+                  const stations::ExpertRouting& routing, const Tensor& h, const Tensor& tmp,
+                  const stations::ExpertWeights* next) override {
+    prepared_rows_ = nullptr;
+    const CpuRouting& r = static_cast<const CpuRouting&>(routing);
+    const std::vector<Linear>& g_w = static_cast<const CpuExperts&>(gate).e;
+    const std::vector<Linear>& u_w = static_cast<const CpuExperts&>(up).e;
+    const int64_t slots = r.m * r.n_used, n_in = gate.n_in, n_ff = gate.n_out;
+    float* rows = reinterpret_cast<float*>(gather_.data());
+    const float* xp = rows_of(x);
+    const int64_t xs = stride_of(x), grain = std::max<int64_t>(1, 16384 / n_in);
+    be_.pool().run(slots, grain, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; ++i)
+        std::memcpy(rows + i * n_in, xp + r.token[i] * xs, static_cast<size_t>(n_in) * 4);
+    });
+    Workspace::Lease lease(quant_);
+    QRows q{};
+    const Tensor gathered = make_tensor(DType::F32, {n_in, slots}, rows);
+    const Rows in = input_rows(gathered, slots, g_w[0].quantized() || u_w[0].quantized(), q);
+    const bool prepare = next && static_cast<const CpuExperts*>(next)->e[0].quantized();
+    QRows hq{};
+    if (prepare) hq = prepared_q_ = prepared_plan(slots, n_ff);
+    float* hp = rows_of(h);
+    float* up_out = rows_of(tmp);
+    const int64_t hs = stride_of(h), us = stride_of(tmp);
+    for (int64_t e = 0; e < r.n_expert; ++e) {
+      const int64_t first = r.start[e], n = r.start[e + 1] - first;
+      if (n == 0) continue;  // no token chose it: its weights stay unread
+      QRows qe{};
+      const Rows ein = slice(in, first, qe);
+      float* he = hp + first * hs;
+      float* ue = up_out + first * us;
+      const MatOp ops[2] = {{&g_w[e], ein, he, hs, false}, {&u_w[e], ein, ue, us, false}};
+      run_matmuls_then(be_, ops, 2, n, [&](int64_t j0, int64_t j1) {
+        for (int64_t i = 0; i < n; ++i) {
+          float* hr = he + i * hs + j0;
+          kern_.silu_mul(hr, ue + i * us + j0, hr, j1 - j0);
+          if (prepare) quantize_chunk(hq, first + i, hr, j0, j1);
+        }
+      });
+    }
+    if (prepare) prepared_rows_ = hp, prepared_m_ = slots;
+  }
+
+  void expert_linear(const Step&, const Tensor& h, const stations::ExpertWeights& w,
+                     const stations::ExpertRouting& routing, const Tensor& d) override {
+    const CpuRouting& r = static_cast<const CpuRouting&>(routing);
+    const std::vector<Linear>& maps = static_cast<const CpuExperts&>(w).e;
+    const int64_t slots = r.m * r.n_used;
+    Workspace::Lease lease(quant_);
+    QRows q{};
+    Rows in{rows_of(h), stride_of(h), nullptr};
+    if (maps[0].quantized() && prepared_rows_ == h.host && prepared_m_ == slots) in.q = &prepared_q_;
+    else in = input_rows(h, slots, maps[0].quantized(), q);
+    prepared_rows_ = nullptr;
+    for (int64_t e = 0; e < r.n_expert; ++e) {
+      const int64_t first = r.start[e], n = r.start[e + 1] - first;
+      if (n == 0) continue;
+      QRows qe{};
+      const MatOp op{&maps[e], slice(in, first, qe), rows_of(d) + first * stride_of(d), stride_of(d), false};
+      run_matmuls(be_, &op, 1, n);
+    }
+  }
+
+  void expert_combine(const Step&, const Tensor& d, const stations::ExpertRouting& routing, const Tensor& y) override {
+    const CpuRouting& r = static_cast<const CpuRouting&>(routing);
+    const int64_t n = d.ne[0], ds = stride_of(d), ys = stride_of(y);
+    const float* dp = rows_of(d);
+    float* yp = rows_of(y);
+    be_.pool().run(r.m, std::max<int64_t>(1, 16384 / n), [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t)
+        for (int64_t k = 0; k < r.n_used; ++k) {
+          const int32_t slot = r.slot_of[t * r.n_used + k];
+          kern_.axpy_f32(r.weight[slot], dp + slot * ds, yp + t * ys, n);
+        }
+    });
+  }
+
+  int64_t experts_used(const stations::ExpertRouting& r) const override {
+    return static_cast<const CpuRouting&>(r).used_experts;
+  }
+
  private:
+  // Room to quantise max_rows rows of n values as a product's input, or to prepare them.
+  void reserve_quantised(int64_t max_rows, int64_t n) {
+    ScratchLayout layout;
+    QRowsLayout q;
+    q.plan(layout, max_rows, n);
+    quant_.reserve(layout.total());
+    prepared_.reserve(layout.total());
+  }
+
+  QRows prepared_plan(int64_t rows, int64_t n) {
+    ScratchLayout layout;
+    QRowsLayout plan;
+    plan.plan(layout, rows, n);
+    if (layout.total() > prepared_.size())
+      throw Error("cpu kernels: a product of " + std::to_string(rows) + " rows exceeds the rows its weights were bound for");
+    return plan.at(prepared_.data());
+  }
+
+  // Columns [j0, j1) of row `row` (values hr) quantised into q.
+  void quantize_chunk(const QRows& q, int64_t row, const float* hr, int64_t j0, int64_t j1) const {
+    kern_.quantize_q8(hr, j1 - j0, q.q + row * q.q_stride + j0, q.d + row * q.b_stride + j0 / 32,
+                      q.s + row * q.b_stride + j0 / 32);
+  }
+
+  // Rows from `first` on of in, and of its quantisation (kept in q).
+  static Rows slice(const Rows& in, int64_t first, QRows& q) {
+    Rows r{in.x + first * in.stride, in.stride, nullptr};
+    if (in.q) {
+      q = *in.q;
+      q.q += first * q.q_stride;
+      q.d += first * q.b_stride;
+      q.s += first * q.b_stride;
+      r.q = &q;
+    }
+    return r;
+  }
+
   // x's rows as the products read them: quantised into quant_ when a weight takes 8-bit input.
   Rows input_rows(const Tensor& x, int64_t m, bool quantized, QRows& q) {
     Rows in{rows_of(x), stride_of(x), nullptr};
@@ -280,6 +472,7 @@ class StationKernels final : public stations::Kernels {
   // linear_act's output quantised for the next product: its rows, count and quantisation, valid
   // for the next linear call only.
   Workspace prepared_;
+  Workspace gather_;  // expert_act: the slots' input rows, gathered by expert
   const void* prepared_rows_ = nullptr;
   int64_t prepared_m_ = 0;
   QRows prepared_q_{};

@@ -1,4 +1,4 @@
-// What the vulkan stages share: naming a station, checking activations and binding weights.
+// What the vulkan kernels share: device rows, weights and vectors, the gather push constants.
 #pragma once
 
 #include <cstdint>
@@ -14,16 +14,8 @@
 
 namespace semline::vk {
 
-using stations::hparams_of;
-using stations::is_bound;
-using stations::missing_roles;
 using stations::station_label;
 using stations::tensor_name;
-using stations::weight_dtype_supported;
-// Bound weights must have a dtype the vulkan kernels read (stations/stations.h).
-inline std::vector<std::string> weights_supported(const StageContext& ctx) {
-  return stations::weights_supported(ctx, "vulkan");
-}
 
 // F32 rows of an activation tensor on the device, as word offsets for the kernels.
 struct DevRows {
@@ -31,10 +23,6 @@ struct DevRows {
   uint32_t off = 0;     // words to element 0
   uint32_t stride = 0;  // words between rows
 };
-// Checks `rows` rows of `width` floats of a stage's input or output on this backend.
-DevRows activation(const VulkanBackend& be, const Tensor& t, int64_t width, int64_t rows, const char* what,
-                   const std::string& label);
-
 // A weight matrix W: n_in -> n_out on the device, [n_out][n_in] in the file's dtype; or a stack
 // of n_expert such matrices one after another (Mixtral's experts).
 struct DevWeight {
@@ -47,13 +35,10 @@ struct DevWeight {
   double bytes() const { return static_cast<double>(row_bytes) * static_cast<double>(n_out); }  // one matrix
 };
 
-// The weight bound to `role`, checked against the expected shape (`dims` names it in messages,
-// e.g. "(n_embd, n_head * head_dim)") and copied to the device (once per tensor).
-DevWeight bind_weight(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, const char* dims);
-// A stack of n_expert matrices bound to `role`, ne = [n_in, n_out, n_expert] as GGUF stores
-// Mixtral's ffn_{gate,up,down}_exps, copied to the device whole.
-DevWeight bind_experts(const StageContext& ctx, std::string_view role, int64_t n_in, int64_t n_out, int64_t n_expert,
-                       const char* dims);
+// The weight of `role` on the device (copied once per tensor), from its host view as
+// stations::weight_view checked it: one matrix, ne = {n_in, n_out}, or a stack of n_expert of them.
+// Throws when it is more than the kernels address.
+DevWeight device_weight(const StageContext& ctx, std::string_view role, const Tensor& view);
 
 // n F32 values on the device at word offset `off` of `buf`: a norm's scale and shift, a bias.
 struct DevVector {
@@ -62,9 +47,6 @@ struct DevVector {
 };
 // Copies floats a stage derived at bind to the device (not shared between stages).
 DevVector upload_floats(VulkanBackend& be, const std::vector<float>& v, const std::string& label);
-// The bias bound to `role` on the device; an empty DevVector when the station binds none.
-DevVector bind_bias(const StageContext& ctx, std::string_view role, int64_t n);
-
 
 // The push constants of get_rows.comp: out[r] (+)= row ints[idx_off + r] of src, as floats.
 struct GetRowsPush {

@@ -13,6 +13,14 @@ namespace {
 struct VkLinear final : stations::LinearWeight {
   Linear w;
 };
+struct VkExperts final : stations::ExpertWeights {
+  ExpertLinear w;
+};
+// The routing as moe_route.comp leaves it in its buffer, sized for the most tokens.
+struct VkRouting final : stations::ExpertRouting {
+  std::unique_ptr<VulkanBuffer> buf;
+  Routing r;
+};
 struct VkTable final : stations::RowTable {
   DevWeight w;
   const Kernel* gather = nullptr;
@@ -38,6 +46,13 @@ struct SwigluPush {
 struct GeluPush {
   uint32_t off, n;
 };
+struct RoutePush {
+  uint32_t logits_off, n_tokens, n_expert, n_used;
+  uint32_t ids_off, w_off, cnt_off, ofs_off, list_off;
+};
+struct CombinePush {
+  uint32_t d_off, w_off, y_off, y_stride, n, n_tokens, n_used;
+};
 struct RopePush {
   uint32_t q_off, k_off, v_off, row, n_tokens;
   uint32_t n_head, n_kv, hd, rope_dim;
@@ -47,6 +62,13 @@ struct RopePush {
 };
 
 const Linear& linear_of(const stations::LinearWeight& w) { return static_cast<const VkLinear&>(w).w; }
+const ExpertLinear& experts_of(const stations::ExpertWeights& w) { return static_cast<const VkExperts&>(w).w; }
+// The routing of the step's m tokens.
+Routing routing_of(const stations::ExpertRouting& r, int64_t m) {
+  Routing routing = static_cast<const VkRouting&>(r).r;
+  routing.tokens = m;
+  return routing;
+}
 
 
 class StationKernels final : public stations::Kernels {
@@ -79,7 +101,7 @@ class StationKernels final : public stations::Kernels {
     l->n_out = view.ne[1];
     l->bias = !bias.empty();
     const DevVector b = bias.empty() ? DevVector{} : upload_floats(be_, bias, station_label(ctx));
-    l->w = Linear(be_, bind_weight(ctx, role, l->n_in, l->n_out, "(n_in, n_out)"), b);
+    l->w = Linear(be_, device_weight(ctx, role, view), b);
     return l;
   }
 
@@ -89,7 +111,7 @@ class StationKernels final : public stations::Kernels {
     t->dtype = view.dtype;
     t->width = view.ne[0];
     t->rows = view.ne[1];
-    t->w = bind_weight(ctx, role, t->width, t->rows, "(width, rows)");
+    t->w = device_weight(ctx, role, view);
     t->gather = &be_.kernels().get(ShaderId::GetRows, {64, static_cast<uint32_t>(t->dtype)});
     return t;
   }
@@ -229,6 +251,86 @@ class StationKernels final : public stations::Kernels {
     return std::make_unique<FlashCore>(be_, ctx, a, spec);
   }
 
+  std::unique_ptr<stations::ExpertWeights> bind_experts(const StageContext& ctx, std::string_view role,
+                                                        const Tensor& view, int64_t) override {
+    auto x = std::make_unique<VkExperts>();
+    x->dtype = view.dtype;
+    x->n_in = view.ne[0];
+    x->n_out = view.ne[1];
+    x->n_expert = view.ne[2];
+    x->w = ExpertLinear(be_, device_weight(ctx, role, view));
+    return x;
+  }
+
+  // Per slot its expert id and weight, per expert its slot count and the start of its run, and the
+  // runs of slots grouped by expert: one buffer, as moe_route.comp writes it.
+  std::unique_ptr<stations::ExpertRouting> bind_routing(const std::string& label, int64_t n_expert, int64_t n_used,
+                                                        int32_t max_tokens) override {
+    auto x = std::make_unique<VkRouting>();
+    x->n_expert = n_expert;
+    x->n_used = n_used;
+    const size_t slots = static_cast<size_t>(max_tokens * n_used);
+    x->r.ids = 0;
+    x->r.weights = u32(static_cast<int64_t>(slots));
+    x->r.counts = u32(static_cast<int64_t>(2 * slots));
+    x->r.offsets = x->r.counts + u32(n_expert);
+    x->r.lists = x->r.offsets + u32(n_expert);
+    x->r.used = n_used;
+    const size_t words = 3 * slots + 2 * static_cast<size_t>(n_expert);
+    be_.check_binding_size(words * 4, label + ": the routing of max_batch_tokens tokens");
+    x->buf = std::make_unique<VulkanBuffer>(be_, words * 4);
+    x->r.buf = &x->buf->gpu();
+    return x;
+  }
+
+  // One workgroup picks each token's experts and groups the slots: nothing goes back to the host,
+  // so a decode step records the same commands every token and its command buffer is replayed.
+  void route(const Step&, const Tensor& logits, int64_t m, stations::ExpertRouting& routing) override {
+    const Routing r = routing_of(routing, m);
+    const DevRows l = dev_rows(logits);
+    const RoutePush p{l.off, u32(m), u32(routing.n_expert), u32(routing.n_used), r.ids, r.weights, r.counts,
+                      r.offsets, r.lists};
+    be_.dispatch(cached(route_, ShaderId::MoeRoute, {64}), {l.buf, r.buf}, &p, sizeof p, 1);
+  }
+
+  // Gate and up as expert-indexed products from each slot's token row into the slot's row, side
+  // by side, then the SwiGLU kernel over all slots.
+  void expert_act(const Step& step, const Tensor& x, const stations::ExpertWeights& gate,
+                  const stations::ExpertWeights& up, const stations::ExpertRouting& routing, const Tensor& h,
+                  const Tensor& tmp, const stations::ExpertWeights*) override {
+    const int64_t m = x.ne[1];
+    const Routing r = routing_of(routing, m);
+    const DevRows hr = dev_rows(h), ur = dev_rows(tmp), xin = dev_rows(x);
+    const int64_t n_ff = gate.n_out;
+    if (hr.stride != n_ff || ur.stride != n_ff || tmp.buffer != h.buffer)
+      throw Error("vulkan kernels: expert_act needs packed rows of one buffer for h and tmp");
+    VulkanStream& s = be_.stream_of(step.stream);
+    s.begin_concurrent();
+    experts_of(gate).run(be_, xin, hr, r, true);
+    experts_of(up).run(be_, xin, ur, r, true);
+    s.end_concurrent();
+    const uint64_t n = static_cast<uint64_t>(m * routing.n_used * n_ff);
+    const SwigluPush p{hr.off, ur.off, static_cast<uint32_t>(n)};
+    be_.dispatch(cached(swiglu_, ShaderId::Swiglu, {256}), {hr.buf}, &p, sizeof p, (n + 255) / 256);
+  }
+
+  void expert_linear(const Step&, const Tensor& h, const stations::ExpertWeights& w,
+                     const stations::ExpertRouting& routing, const Tensor& d) override {
+    experts_of(w).run(be_, dev_rows(h), dev_rows(d), routing_of(routing, h.ne[1] / routing.n_used), false);
+  }
+
+  // Adds each token's weighted slots into y in rank order.
+  void expert_combine(const Step&, const Tensor& d, const stations::ExpertRouting& routing, const Tensor& y) override {
+    const int64_t m = y.ne[1];
+    const Routing r = routing_of(routing, m);
+    const DevRows dr = dev_rows(d), yr = dev_rows(y);
+    const CombinePush p{dr.off, r.weights, yr.off, yr.stride, u32(d.ne[0]), u32(m), u32(routing.n_used)};
+    be_.dispatch(cached(combine_, ShaderId::MoeCombine, {256}), {dr.buf, r.buf, yr.buf}, &p, sizeof p,
+                 (static_cast<uint64_t>(m * d.ne[0]) + 255) / 256);
+  }
+
+  int64_t experts_used(const stations::ExpertRouting&) const override { return -1; }  // on the device
+
  private:
   // The kernel in `slot`, built on first use.
   const Kernel& cached(const Kernel*& slot, ShaderId id, std::initializer_list<uint32_t> spec) {
@@ -246,6 +348,8 @@ class StationKernels final : public stations::Kernels {
   const Kernel* swiglu_ = nullptr;
   const Kernel* gelu_[2] = {nullptr, nullptr};  // exact, tanh
   const Kernel* gather_f32_ = nullptr;
+  const Kernel* route_ = nullptr;
+  const Kernel* combine_ = nullptr;
 };
 
 }  // namespace

@@ -1,0 +1,111 @@
+// ffn/moe: a mixture of SwiGLU experts (Mixtral).
+//
+//   logits = W_router x  (ffn_gate_inp, n_embd -> n_expert)
+//   p = softmax(logits) over all experts; the n_expert_used largest are chosen (equal logits: the
+//   lower expert index first) with weights w_k = p_k / sum of the chosen p, which is the softmax
+//   of the chosen logits alone;  out += sum_k w_k E_k(x),  E(x) = down(silu(gate x) * up x) with
+//   the expert's slices of the stacked ffn_{gate,up,down}_exps tensors.
+//
+// A step: the router product, the routing (each token's experts, the (token, expert) slots
+// grouped by expert), gate and up for every slot with the activation, down for every slot, and
+// the weighted slots added into out. How a backend groups the products (gathered rows per expert
+// on the cpu, expert-indexed products on vulkan) is its own; an expert no token chose is never
+// read by either.
+#include <algorithm>
+
+#include <semline/error.h>
+
+#include "stations/binding.h"
+#include "stations/factories.h"
+#include "stations/stations.h"
+
+namespace semline::stations {
+namespace {
+
+class FfnMoe final : public Stage {
+ public:
+  FfnMoe(const StageContext& ctx, Kernels& k) : k_(k), label_(station_label(ctx)), max_tokens_(max_tokens_of(ctx)) {
+    const HParams& hp = hparams_of(ctx);
+    n_embd_ = hp.n_embd;
+    n_ff_ = hp.n_ff;
+    n_expert_ = hp.n_expert;
+    n_used_ = hp.n_expert_used;
+    if (n_expert_ < 1 || n_used_ < 1 || n_used_ > n_expert_)
+      throw Error(label_ + ": n_expert " + std::to_string(n_expert_) + " and n_expert_used " +
+                  std::to_string(n_used_) + " must satisfy 1 <= n_expert_used <= n_expert");
+    const int64_t slots = static_cast<int64_t>(max_tokens_) * n_used_;
+    router_ = bind_linear(ctx, k_, "router", n_embd_, n_expert_, "(n_embd, n_expert)", nullptr, max_tokens_);
+    gate_ = experts(ctx, "gate_exps", n_embd_, n_ff_, "(n_embd, n_ff, n_expert)", slots);
+    up_ = experts(ctx, "up_exps", n_embd_, n_ff_, "(n_embd, n_ff, n_expert)", slots);
+    down_ = experts(ctx, "down_exps", n_ff_, n_embd_, "(n_ff, n_embd, n_expert)", slots);
+    routing_ = k_.bind_routing(label_, n_expert_, n_used_, max_tokens_);
+    logits_ = plan_.add_rows(n_expert_, max_tokens_);
+    h_ = plan_.add_rows(n_ff_, slots);
+    tmp_ = plan_.add_rows(n_ff_, slots);
+    d_ = plan_.add_rows(n_embd_, slots);
+    k_.reserve_scratch(plan_.total());
+  }
+
+  void forward(const Tensor& in, const Tensor& out, const Step& step) override {
+    const Batch& b = step.batch;
+    const int64_t m = b.n_tokens;
+    check_batch(b, max_tokens_, label_);
+    k_.begin(step, label_);
+    const Tensor x = activation_rows(k_, in, n_embd_, m, "input", label_);
+    const Tensor y = activation_rows(k_, out, n_embd_, m, "output", label_);
+    if (m == 0) return;
+    const Tensor logits = k_.scratch_rows(logits_, n_expert_, m);
+    const Product router{router_.get(), logits, false};
+    k_.linear(step, x, {&router, 1}, m);
+    k_.route(step, logits, m, *routing_);
+    routed_step_ = b.step;
+    routed_tokens_ = m;
+
+    const int64_t slots = m * n_used_;
+    const Tensor h = k_.scratch_rows(h_, n_ff_, slots), d = k_.scratch_rows(d_, n_embd_, slots);
+    k_.expert_act(step, x, *gate_, *up_, *routing_, h, k_.scratch_rows(tmp_, n_ff_, slots), down_.get());
+    k_.expert_linear(step, h, *down_, *routing_, d);
+    k_.expert_combine(step, d, *routing_, y);  // out += sum_k w_k E_k(x): the residual add
+  }
+
+  // Work from the routing of the step when the backend sees it and the batch is the one just run
+  // (the same Batch::step and size): each chosen expert's three matrices are read once. Otherwise
+  // the experts are counted at the bound min(n_expert, slots), exact for a decode step (its n_used
+  // experts are distinct). Every (token, expert) slot costs one SwiGLU.
+  StageCost cost(const Batch& b) const override {
+    const double m = b.n_tokens, slots = m * static_cast<double>(n_used_);
+    const int64_t seen = routed_tokens_ == b.n_tokens && routed_step_ == b.step ? k_.experts_used(*routing_) : -1;
+    const double used = seen >= 0 ? static_cast<double>(seen) : std::min(static_cast<double>(n_expert_), slots);
+    const double dm = static_cast<double>(n_embd_), f = static_cast<double>(n_ff_);
+    const double flops = 2.0 * m * dm * static_cast<double>(n_expert_) + slots * (6.0 * dm * f + 6.0 * f + 2.0 * dm);
+    const double expert_bytes = gate_->bytes() + up_->bytes() + down_->bytes();
+    const double bytes = router_->bytes() + used * expert_bytes + m * 8.0 * dm + slots * (12.0 * dm + 16.0 * f);
+    return {flops, bytes};
+  }
+
+ private:
+  std::unique_ptr<ExpertWeights> experts(const StageContext& ctx, const char* role, int64_t n_in, int64_t n_out,
+                                         const char* dims, int64_t max_rows) {
+    return k_.bind_experts(ctx, role, weight_view(ctx, role, {n_in, n_out, n_expert_}, dims), max_rows);
+  }
+
+  Kernels& k_;
+  std::string label_;
+  int32_t max_tokens_;
+  int64_t n_embd_ = 0, n_ff_ = 0, n_expert_ = 0, n_used_ = 0;
+  std::unique_ptr<LinearWeight> router_;                // [n_expert][n_embd]
+  std::unique_ptr<ExpertWeights> gate_, up_, down_;     // [n_expert][n_ff][n_embd] x2, [n_expert][n_embd][n_ff]
+  std::unique_ptr<ExpertRouting> routing_;
+  ScratchPlan plan_;
+  // Router logits [max_tokens][n_expert]; per slot (max_tokens * n_used rows): h (silu(gate) * up)
+  // and tmp [n_ff], down's output [n_embd].
+  size_t logits_ = 0, h_ = 0, tmp_ = 0, d_ = 0;
+  uint64_t routed_step_ = 0;
+  int64_t routed_tokens_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_ffn_moe(const StageContext& ctx, Kernels& k) { return std::make_unique<FfnMoe>(ctx, k); }
+
+}  // namespace semline::stations
