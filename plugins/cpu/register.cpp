@@ -4,37 +4,25 @@
 
 #include "backend/cpu_backend.h"
 #include "kernels/kernels.h"
-#include "stages/station_kernels.h"
+#include "ops/station_kernels.h"
 #include "stations/factories.h"
 
 namespace semline::cpu {
 namespace {
 
 BackendEntry backend_entry() {
+  const ParamSpec threads = stations::int_spec("threads", 0, 0, 4096,
+                                               "worker threads, the calling thread included; 0: one per hardware thread");
+  ParamSpec isa = stations::string_spec("isa", "auto", "kernel instruction set: auto picks the best this CPU runs", {"auto"});
+  for (Isa i : kAllIsas) isa.choices.push_back(isa_name(i));
+  const ParamSpec prefetch = stations::string_spec(
+      "prefetch", "auto",
+      "how decode streams weights from memory: software (several streams, prefetched ahead), "
+      "hardware (one sequential stream per thread); auto: hardware on AMD, software elsewhere",
+      {"auto", prefetch_name(Prefetch::Software), prefetch_name(Prefetch::Hardware)});
   BackendEntry b;
   b.name = "cpu";
   b.description = "host memory and a worker pool; kernels for the best instruction set of this CPU";
-  ParamSpec threads;
-  threads.name = "threads";
-  threads.type = ParamType::Int;
-  threads.default_value = int64_t{0};
-  threads.doc = "worker threads, the calling thread included; 0: one per hardware thread";
-  threads.min = 0;
-  threads.max = 4096;
-  ParamSpec isa;
-  isa.name = "isa";
-  isa.type = ParamType::String;
-  isa.default_value = std::string("auto");
-  isa.doc = "kernel instruction set: auto picks the best this CPU runs";
-  isa.choices = {"auto"};
-  for (Isa i : kAllIsas) isa.choices.push_back(isa_name(i));
-  ParamSpec prefetch;
-  prefetch.name = "prefetch";
-  prefetch.type = ParamType::String;
-  prefetch.default_value = std::string("auto");
-  prefetch.doc = "how decode streams weights from memory: software (several streams, prefetched ahead), "
-                 "hardware (one sequential stream per thread); auto: hardware on AMD, software elsewhere";
-  prefetch.choices = {"auto", prefetch_name(Prefetch::Software), prefetch_name(Prefetch::Hardware)};
   b.params = {threads, isa, prefetch};
   b.probe = [] { return std::vector<std::string>{}; };  // the scalar kernels run anywhere
   b.create = [](const Params& p, const LogFn& log) -> std::unique_ptr<Backend> {

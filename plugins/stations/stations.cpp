@@ -158,4 +158,23 @@ ParamSpec int_spec(std::string name, int64_t def, double min, double max, std::s
   return p;
 }
 
+ParamSpec string_spec(std::string name, std::string def, std::string doc, std::vector<std::string> choices) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::String;
+  p.default_value = std::move(def);
+  p.doc = std::move(doc);
+  p.choices = std::move(choices);
+  return p;
+}
+
+ParamSpec bool_spec(std::string name, bool def, std::string doc) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::Bool;
+  p.default_value = def;
+  p.doc = std::move(doc);
+  return p;
+}
+
 }  // namespace semline::stations

@@ -70,7 +70,9 @@ B& backend_as(const StageContext& ctx, const char* name) {
 // supports() is weights_supported unless changed.
 StageEntry stage_entry(StageKind kind, std::string variant, std::string backend, std::string description,
                        int rank, std::function<std::unique_ptr<Stage>(const StageContext&)> make);
-// An integer parameter's schema.
+// Parameter schemas: an integer in [min, max], a string (one of `choices` when given), a bool.
 ParamSpec int_spec(std::string name, int64_t def, double min, double max, std::string doc);
+ParamSpec string_spec(std::string name, std::string def, std::string doc, std::vector<std::string> choices = {});
+ParamSpec bool_spec(std::string name, bool def, std::string doc);
 
 }  // namespace semline::stations

@@ -5,8 +5,8 @@
 #include <semline/error.h>
 
 #include "backend/vulkan_backend.h"
-#include "stages/attention_cores.h"
-#include "stages/station_kernels.h"
+#include "ops/attention_cores.h"
+#include "ops/station_kernels.h"
 #include "stations/factories.h"
 
 namespace semline::vk {
@@ -16,16 +16,10 @@ BackendEntry backend_entry() {
   BackendEntry b;
   b.name = "vulkan";
   b.description = "a Vulkan compute device: weights in device memory, compute shaders, one command buffer per step";
-  ParamSpec device;
-  device.name = "device";
-  device.type = ParamType::String;
-  device.default_value = std::string();
-  device.doc = "device index or part of its name; empty: the first discrete GPU, else any device";
-  ParamSpec subgroups;
-  subgroups.name = "subgroups";
-  subgroups.type = ParamType::Bool;
-  subgroups.default_value = true;
-  subgroups.doc = "reduce with subgroup operations where the device has them; false: shared memory only";
+  const ParamSpec device = stations::string_spec(
+      "device", "", "device index or part of its name; empty: the first discrete GPU, else any device");
+  const ParamSpec subgroups = stations::bool_spec(
+      "subgroups", true, "reduce with subgroup operations where the device has them; false: shared memory only");
   b.params = {device, subgroups};
   b.probe = probe_vulkan;
   b.create = [](const Params& p, const LogFn& log) -> std::unique_ptr<Backend> {

@@ -14,7 +14,7 @@
 #include "backend/cpu_backend.h"
 #include "cpu/cpu_test_util.h"
 #include "cpu/stage_fixtures.h"
-#include "stages/linear.h"
+#include "ops/linear.h"
 #include "stations/binding.h"
 
 using namespace semline;

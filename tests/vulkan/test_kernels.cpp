@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "stages/linear.h"
+#include "ops/linear.h"
 #include "vulkan/vulkan_test_util.h"
 
 using namespace semline;

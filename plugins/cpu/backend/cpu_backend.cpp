@@ -13,7 +13,7 @@
 
 #include <semline/error.h>
 
-#include "stages/station_kernels.h"
+#include "ops/station_kernels.h"
 
 namespace semline::cpu {
 namespace {

@@ -20,7 +20,7 @@
 #include <semline/codec.h>
 
 #include "backend/cpu_backend.h"
-#include "stages/linear.h"
+#include "ops/linear.h"
 
 using namespace semline;
 using namespace semline::cpu;

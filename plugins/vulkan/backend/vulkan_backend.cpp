@@ -7,7 +7,7 @@
 
 #include "backend/step_data.h"
 #include "backend/workspace.h"
-#include "stages/station_kernels.h"
+#include "ops/station_kernels.h"
 
 namespace semline::vk {
 namespace {

@@ -1,11 +1,11 @@
-#include "stages/station_kernels.h"
+#include "ops/station_kernels.h"
 
 #include <semline/error.h>
 
 #include "backend/step_data.h"
 #include "backend/workspace.h"
-#include "stages/attention_cores.h"
-#include "stages/linear.h"
+#include "ops/attention_cores.h"
+#include "ops/linear.h"
 
 namespace semline::vk {
 namespace {

@@ -8,7 +8,7 @@
 #pragma once
 
 #include "backend/kernels.h"
-#include "stages/common.h"
+#include "ops/common.h"
 
 namespace semline::vk {
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "stages/attention_cores.h"
+#include "ops/attention_cores.h"
 #include "stations/stations.h"
 
 namespace semline::cpu {

@@ -1,4 +1,4 @@
-#include "stages/common.h"
+#include "ops/common.h"
 
 #include <limits>
 

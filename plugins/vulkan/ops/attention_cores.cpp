@@ -1,9 +1,9 @@
-#include "stages/attention_cores.h"
+#include "ops/attention_cores.h"
 
 #include <cmath>
 
 #include "backend/step_data.h"
-#include "stages/common.h"
+#include "ops/common.h"
 
 namespace semline::vk {
 

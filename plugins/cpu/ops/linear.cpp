@@ -1,4 +1,4 @@
-#include "stages/linear.h"
+#include "ops/linear.h"
 
 #include <algorithm>
 #include <cstring>

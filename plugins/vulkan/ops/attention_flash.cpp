@@ -4,8 +4,8 @@
 
 #include "backend/step_data.h"
 #include "backend/workspace.h"
-#include "stages/attention_cores.h"
-#include "stages/common.h"
+#include "ops/attention_cores.h"
+#include "ops/common.h"
 
 namespace semline::vk {
 

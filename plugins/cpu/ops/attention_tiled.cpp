@@ -13,7 +13,7 @@
 
 #include <semline/error.h>
 
-#include "stages/attention_cores.h"
+#include "ops/attention_cores.h"
 #include "stations/stations.h"
 
 namespace semline::cpu {

@@ -1,4 +1,4 @@
-#include "stages/linear.h"
+#include "ops/linear.h"
 
 namespace semline::vk {
 namespace {

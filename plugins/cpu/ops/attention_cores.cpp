@@ -1,4 +1,4 @@
-#include "stages/attention_cores.h"
+#include "ops/attention_cores.h"
 
 namespace semline::cpu {
 

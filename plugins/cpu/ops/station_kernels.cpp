@@ -1,4 +1,4 @@
-#include "stages/station_kernels.h"
+#include "ops/station_kernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,8 +6,8 @@
 
 #include <semline/error.h>
 
-#include "stages/attention_cores.h"
-#include "stages/linear.h"
+#include "ops/attention_cores.h"
+#include "ops/linear.h"
 
 namespace semline::cpu {
 namespace {
