@@ -98,7 +98,6 @@ class RopeStore {
 class Kernels {
  public:
   virtual ~Kernels() = default;
-  virtual const char* backend() const = 0;  // "cpu", "vulkan": names it in messages
 
   // --- memory
   // Scratch is one area per backend: stations run one at a time, so each may use all of it during

@@ -56,7 +56,6 @@ int64_t row_grain(int64_t n) { return n >= 4096 ? 4 : 16; }
 class StationKernels final : public stations::Kernels {
  public:
   explicit StationKernels(CpuBackend& be) : be_(be), kern_(be.kernels()) {}
-  const char* backend() const override { return "cpu"; }
 
   void reserve_scratch(size_t bytes) override { be_.workspace().reserve(bytes); }
   void reserve_tokens(int32_t) override {}  // the cpu reads the step's host arrays in place

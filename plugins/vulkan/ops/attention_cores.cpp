@@ -7,11 +7,11 @@
 
 namespace semline::vk {
 
-KvView kv_view(const VulkanBackend& be, const KvLayer& kv, const std::string& label) {
+KvView kv_view(const VulkanBackend& be, const KvLayer& kv) {
   const int64_t elt = dtype_block_bytes(kv.k.dtype);
   KvView v;
-  v.k = &be.buffer_of(kv.k, "KV cache k", label).gpu();
-  v.v = &be.buffer_of(kv.v, "KV cache v", label).gpu();
+  v.k = &be.buffer_of(kv.k, "KV cache k").gpu();
+  v.v = &be.buffer_of(kv.v, "KV cache v").gpu();
   v.k_off = u32(static_cast<int64_t>(kv.k.offset) / elt);
   v.v_off = u32(static_cast<int64_t>(kv.v.offset) / elt);
   v.nb1 = u32(kv.k.nb[1] / elt);

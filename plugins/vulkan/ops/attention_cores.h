@@ -18,14 +18,14 @@ inline constexpr int64_t kMaxHeadDim = 256;  // MAXHD of attention.glsl
 inline constexpr int64_t kMaxFlashTile = 1024;
 
 // The layer's cache as the kernels address it: element offsets and strides of k (v has the same
-// layout, checked by the station kernels).
+// layout). The station has had it checked (Kernels::check_kv) before any kernel reads it.
 struct KvView {
   const GpuBuffer* k = nullptr;
   const GpuBuffer* v = nullptr;
   uint32_t k_off = 0, v_off = 0, nb1 = 0, nb2 = 0, nb3 = 0;  // elements
   bool f16 = false;
 };
-KvView kv_view(const VulkanBackend& be, const KvLayer& kv, const std::string& label);
+KvView kv_view(const VulkanBackend& be, const KvLayer& kv);
 
 // The push constants both attention kernels read (attention.glsl).
 struct AttnPush {
@@ -54,7 +54,6 @@ class DenseCore final : public stations::AttentionCore {
   void grow_rows(int64_t cap);
 
   VulkanBackend& be_;
-  std::string label_;
   stations::AttentionShape a_;
   int64_t max_tokens_;
   int64_t budget_ = 0;  // bytes of score rows per dispatch
@@ -74,7 +73,6 @@ class FlashCore final : public stations::AttentionCore {
 
  private:
   VulkanBackend& be_;
-  std::string label_;
   stations::AttentionShape a_;
   const Kernel* flash_f32_ = nullptr;
   const Kernel* flash_f16_ = nullptr;

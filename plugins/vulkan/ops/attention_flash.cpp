@@ -11,16 +11,16 @@ namespace semline::vk {
 
 FlashCore::FlashCore(VulkanBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
                      const stations::CoreSpec& spec)
-    : be_(be), label_(station_label(ctx)), a_(a) {
+    : be_(be), a_(a) {
   if (spec.tile < 1 || spec.tile > kMaxFlashTile)
-    throw Error(label_ + ": block " + std::to_string(spec.tile) + " is outside 1.." + std::to_string(kMaxFlashTile));
+    throw Error(station_label(ctx) + ": block " + std::to_string(spec.tile) + " is outside 1.." + std::to_string(kMaxFlashTile));
   const uint32_t tile = static_cast<uint32_t>(spec.tile);
   flash_f32_ = &be_.kernels().get(ShaderId::AttnFlash, {kAttentionWorkgroup, 0, tile});
   flash_f16_ = &be_.kernels().get(ShaderId::AttnFlash, {kAttentionWorkgroup, 1, tile});
 }
 
 void FlashCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
-  const KvView kv = kv_view(be_, *step.kv, label_);
+  const KvView kv = kv_view(be_, *step.kv);
   const AttnPush p = attn_push(be_, step, a_, q, attn, kv);
   be_.dispatch(kv.f16 ? *flash_f16_ : *flash_f32_, {&be_.workspace().buffer(), &be_.step_data().ints(), kv.k, kv.v},
                &p, sizeof p, static_cast<uint64_t>(step.batch.n_tokens) * a_.n_head);

@@ -74,7 +74,6 @@ Routing routing_of(const stations::ExpertRouting& r, int64_t m) {
 class StationKernels final : public stations::Kernels {
  public:
   explicit StationKernels(VulkanBackend& be) : be_(be) {}
-  const char* backend() const override { return "vulkan"; }
 
   void reserve_scratch(size_t bytes) override { be_.workspace().reserve(bytes); }
   void reserve_tokens(int32_t max_tokens) override { be_.step_data().reserve(max_tokens); }
@@ -229,7 +228,7 @@ class StationKernels final : public stations::Kernels {
     StepData& sd = be_.step_data();
     const StepView& view = sd.upload(step.batch);
     const GpuBuffer& table = sd.rope(step.batch, a.rope_dim, a.rope_base);
-    const KvView kv = kv_view(be_, *step.kv, "rope_store");
+    const KvView kv = kv_view(be_, *step.kv);
     const DevRows rows = dev_rows(qkv);
     const uint32_t k_off = rows.off + u32(a.q_width()), v_off = k_off + u32(a.kv_width());
     const RopePush p{rows.off,       k_off,          v_off,       rows.stride, u32(m),
