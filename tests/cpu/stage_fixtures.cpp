@@ -2,60 +2,8 @@
 
 namespace semline::cputest {
 
-Layer::Layer(RopeType rope_type, int64_t rope_dim, cpu::Isa isa) : be(3, isa) {
-  hp.arch = "llama";
-  hp.n_vocab = 67;
-  hp.n_ctx_train = 8;  // shorter than the test contexts: dense must grow its score rows
-  hp.n_embd = 64;
-  hp.n_ff = 96;
-  hp.n_layer = 1;
-  hp.n_head = 8;
-  hp.n_head_kv = 2;
-  hp.head_dim = 8;
-  hp.rope_dim = rope_dim;
-  hp.rope_base = 10000.0;
-  hp.rope_type = rope_type;
-  hp.norm_eps = 1e-5;
-}
-
-StageContext Layer::context(std::string station, std::vector<std::pair<std::string, std::string>> tensors,
-                            int32_t max_tokens) {
-  StageContext c;
-  c.backend = &be;
-  c.model = &model;
-  c.hp = &hp;
-  c.layer = 0;
-  c.station = std::move(station);
-  c.tensors = std::move(tensors);
-  c.max_batch_tokens = max_tokens;
-  return c;
-}
-
-std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
-                             std::map<std::string, ParamValue> params) {
-  const StageEntry& e = cpu_entries().stage(kind, variant);
-  for (const ParamSpec& p : e.params) ctx.params.values[p.name] = p.default_value;
-  for (auto& [k, v] : params) ctx.params.values[k] = v;
-  REQUIRE(e.supports(ctx).empty());
-  return e.make_stage(ctx);
-}
-
-Cache::Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks) {
-  const size_t bytes = static_cast<size_t>(hp.head_dim * hp.n_head_kv * block_tokens * n_blocks) *
-                       static_cast<size_t>(dtype_block_bytes(dt));
-  kbuf = be.alloc(bytes);
-  vbuf = be.alloc(bytes);
-  layer.k = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, kbuf->host(), kbuf.get());
-  layer.v = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, vbuf->host(), vbuf.get());
-  layer.block_tokens = block_tokens;
-}
-
-void add_attention_weights(Layer& l, DType dt) {
-  const int64_t qd = l.hp.n_head * l.hp.head_dim, kd = l.hp.n_head_kv * l.hp.head_dim;
-  l.model.add("q", dt, l.hp.n_embd, qd, 0.3f);
-  l.model.add("k", dt, l.hp.n_embd, kd, 0.3f);
-  l.model.add("v", dt, l.hp.n_embd, kd, 0.3f);
-  l.model.add("o", dt, qd, l.hp.n_embd, 0.3f);
-}
+// n_ctx_train shorter than the test contexts: dense must grow its score rows.
+Layer::Layer(RopeType rope_type, int64_t rope_dim, cpu::Isa isa)
+    : hp(testing::layer_hparams(rope_type, testing::Heads{8, 2, 8, rope_dim}, 8)), be(3, isa) {}
 
 }  // namespace semline::cputest

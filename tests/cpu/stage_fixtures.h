@@ -20,15 +20,19 @@
 
 #include "backend/cpu_backend.h"
 #include "common/reference_stages.h"
+#include "common/station_fixtures.h"
 #include "cpu/cpu_test_util.h"
 
 namespace semline::cputest {
 
 using testing::block_sparse_mask;
+using testing::Cache;
 using testing::causal_mask;
 using testing::add_moe_weights;
 using testing::choose_experts;
 using testing::fused;
+using testing::kAllWeights;
+using testing::kAttnTensors;
 using testing::Mask;
 using testing::matvec;
 using testing::moe_reference;
@@ -56,20 +60,16 @@ struct Layer {
 
   explicit Layer(RopeType rope_type = RopeType::Normal, int64_t rope_dim = 8, cpu::Isa isa = cpu::best_isa());
   StageContext context(std::string station, std::vector<std::pair<std::string, std::string>> tensors,
-                       int32_t max_tokens = 16);
+                       int32_t max_tokens = 16) {
+    return testing::layer_context(be, model, hp, std::move(station), std::move(tensors), max_tokens);
+  }
 };
 
-// The entry's stage for a context, its parameters defaulted then set from `params`; requires the
-// entry's supports() to accept the station.
-std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
-                             std::map<std::string, ParamValue> params = {});
-
-// A KV cache of one layer allocated on the backend.
-struct Cache {
-  std::unique_ptr<Buffer> kbuf, vbuf;
-  KvLayer layer;
-  Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks);
-};
+// The cpu entry's stage for a context (testing::build_stage).
+inline std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
+                                    std::map<std::string, ParamValue> params = {}) {
+  return testing::build_stage(cpu_entries(), kind, variant, std::move(ctx), std::move(params));
+}
 
 // Rows of random activations.
 struct Rowset {
@@ -82,10 +82,6 @@ struct Rowset {
 
 inline double weight_tol(DType dt) { return cpu::takes_quantized_input(dt) ? 1e-2 : 1e-5; }
 
-inline constexpr DType kAllWeights[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
-
-void add_attention_weights(Layer& l, DType dt);
-inline const std::vector<std::pair<std::string, std::string>> kAttnTensors = {
-    {"q", "q"}, {"k", "k"}, {"v", "v"}, {"o", "o"}};
+inline void add_attention_weights(Layer& l, DType dt) { testing::add_attention_weights(l.model, l.hp, dt); }
 
 }  // namespace semline::cputest

@@ -18,13 +18,18 @@
 #include <catch2/catch.hpp>
 
 #include "common/reference_stages.h"
+#include "common/station_fixtures.h"
 #include "vulkan/vulkan_test_util.h"
 
 namespace semline::vktest {
 
 using testing::add_moe_weights;
+using testing::Cache;
 using testing::choose_experts;
 using testing::fused;
+using testing::Heads;
+using testing::kAllWeights;
+using testing::kAttnTensors;
 using testing::matvec;
 using testing::moe_reference;
 using testing::plus;
@@ -42,11 +47,6 @@ using testing::Vec;
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-// Attention geometry: query heads, kv heads, dims per head, rotated dims.
-struct Heads {
-  int64_t n_head = 8, n_kv = 2, head_dim = 8, rope_dim = 8;
-};
-
 // The backend of the stage tests, one per reduction path for the whole process: on llvmpipe
 // building a pipeline (LLVM compiles it) costs more than running a case, and a backend keeps the
 // pipelines it built, so the cases of a test share them. Never destroyed (the process ends first).
@@ -61,20 +61,16 @@ struct Layer {
 
   explicit Layer(bool subgroups = true, RopeType rope_type = RopeType::Normal, Heads h = {});
   StageContext context(std::string station, std::vector<std::pair<std::string, std::string>> tensors,
-                       int32_t max_tokens = 16);
+                       int32_t max_tokens = 16) {
+    return testing::layer_context(*be, model, hp, std::move(station), std::move(tensors), max_tokens);
+  }
 };
 
-// The entry's stage for a context, its parameters defaulted then set from `params`; requires the
-// entry's supports() to accept the station.
-std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
-                             std::map<std::string, ParamValue> params = {});
-
-// A KV cache of one layer allocated on the device.
-struct Cache {
-  std::unique_ptr<Buffer> kbuf, vbuf;
-  KvLayer layer;
-  Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks);
-};
+// The vulkan entry's stage for a context (testing::build_stage).
+inline std::unique_ptr<Stage> build(StageKind kind, const std::string& variant, StageContext ctx,
+                                    std::map<std::string, ParamValue> params = {}) {
+  return testing::build_stage(vulkan_entries(), kind, variant, std::move(ctx), std::move(params));
+}
 
 // Random rows on the host and their copy on the device.
 struct Rows {
@@ -90,10 +86,6 @@ struct Rows {
 // What a stage added to out: read back minus the rows it started from.
 Vec added(Backend& be, const Rows& out);
 
-inline constexpr DType kAllWeights[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
-
-void add_attention_weights(Layer& l, DType dt);
-inline const std::vector<std::pair<std::string, std::string>> kAttnTensors = {
-    {"q", "q"}, {"k", "k"}, {"v", "v"}, {"o", "o"}};
+inline void add_attention_weights(Layer& l, DType dt) { testing::add_attention_weights(l.model, l.hp, dt); }
 
 }  // namespace semline::vktest
