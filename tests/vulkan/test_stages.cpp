@@ -353,6 +353,10 @@ TEST_CASE("stages refuse another backend's tensors and the cpu backend (needs a 
   Rows out(*l.be, 1, 64);
   CHECK_THROWS_WITH(norm->forward(on_host, out.dev.t, Step{b, l.be->stream(), nullptr}),
                     Catch::Contains("input F32 [64, 1] is not in this vulkan backend's memory"));
+  Rows in(*l.be, 1, 64);
+  auto other = make_backend();
+  CHECK_THROWS_WITH(norm->forward(in.dev.t, out.dev.t, Step{b, other->stream(), nullptr}),
+                    Catch::Contains("station 'attn_norm' (layer 0): the step's stream is another backend's"));
   StageContext ctx = l.context("attn_norm", {{"weight", "norm"}});
   ctx.backend = nullptr;
   CHECK_THROWS_WITH(vulkan_entries().stage(StageKind::Norm, "rms").make_stage(ctx),

@@ -89,7 +89,10 @@ class StationKernels final : public stations::Kernels {
                   std::to_string(b.size()) + " bytes)");
   }
 
-  void begin(const Step& step, const std::string&) override { be_.stream_of(step.stream); }
+  void begin(const Step& step, const std::string& label) override {
+    if (&step.stream != &be_.stream())
+      throw Error(label + ": the step's stream is another backend's; this station's work runs on vulkan");
+  }
 
   std::unique_ptr<stations::LinearWeight> bind_linear(const StageContext& ctx, std::string_view role,
                                                       const Tensor& view, std::vector<float> bias,
