@@ -12,6 +12,7 @@
 #include <semline/stage.h>
 
 #include "backend/thread_pool.h"
+#include "stations/binding.h"
 #include "stations/stations.h"
 #include "kernels/kernels.h"
 
@@ -107,20 +108,8 @@ class CpuBackend final : public Backend {
   LogFn log_;
 };
 
-// Hands out 64-byte-aligned pieces of one scratch area: a stage lays out its scratch once at
-// construction (offsets) and resolves them against the workspace at each call.
-class ScratchLayout {
- public:
-  size_t add(size_t bytes) {
-    size_t at = total_;
-    total_ += (bytes + 63) / 64 * 64;
-    return at;
-  }
-  size_t total() const { return total_; }
-
- private:
-  size_t total_ = 0;
-};
+// Pieces of one scratch area laid out once, resolved against the workspace at each call.
+using ScratchLayout = stations::ScratchPlan;
 
 // The CPU backend behind a stage's context; throws naming the station when it is another one.
 inline CpuBackend& cpu_backend_of(const StageContext& ctx) { return stations::backend_as<CpuBackend>(ctx, "cpu"); }

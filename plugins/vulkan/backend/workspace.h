@@ -27,18 +27,4 @@ class Workspace {
   std::unique_ptr<VulkanBuffer> buf_;
 };
 
-// Hands out 64-byte-aligned pieces of the scratch area, as word offsets.
-class ScratchLayout {
- public:
-  uint32_t add_words(size_t words) {
-    const size_t at = total_;
-    total_ += (words * 4 + 63) / 64 * 64;
-    return static_cast<uint32_t>(at / 4);
-  }
-  size_t bytes() const { return total_; }
-
- private:
-  size_t total_ = 0;
-};
-
 }  // namespace semline::vk
