@@ -1,7 +1,5 @@
 #include "cpu/cpu_test_util.h"
 
-#include "register.h"
-
 namespace semline::cputest {
 
 std::vector<cpu::Isa> runnable_isas() {
@@ -12,14 +10,5 @@ std::vector<cpu::Isa> runnable_isas() {
 }
 
 std::vector<double> to_double(const float* p, int64_t n) { return std::vector<double>(p, p + n); }
-
-const RecordingRegistry& cpu_entries() {
-  static const RecordingRegistry r = [] {
-    RecordingRegistry reg;
-    cpu::register_cpu(reg);
-    return reg;
-  }();
-  return r;
-}
 
 }  // namespace semline::cputest

@@ -1,5 +1,5 @@
-// Shared pieces of the cpu plugin tests: the plugin fixtures of tests/common, the instruction sets
-// this machine runs and the cpu plugin's entries.
+// Shared pieces of the cpu plugin tests: the plugin fixtures of tests/common and the instruction
+// sets this machine runs.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +25,5 @@ using testing::Weight;
 std::vector<cpu::Isa> runnable_isas();
 
 std::vector<double> to_double(const float* p, int64_t n);
-
-// The cpu plugin's entries, registered once.
-const RecordingRegistry& cpu_entries();
 
 }  // namespace semline::cputest

@@ -6,6 +6,7 @@
 #include <semline/plugin.h>
 
 #include "cpu/cpu_test_util.h"
+#include "stations/targets.h"
 
 using namespace semline;
 
@@ -23,7 +24,7 @@ TEST_CASE("libsemline-cpu exports its entry and registers the backend and ten st
   cputest::RecordingRegistry r;
   info->register_all(r);
   REQUIRE(r.backends.size() == 1);
-  REQUIRE(r.stages.size() == cputest::cpu_entries().stages.size());
+  REQUIRE(r.stages.size() == stationtest::Cpu::entries().stages.size());
   REQUIRE(r.stages.size() == 10);
   // The library stays loaded: its entries hold code from it.
 }

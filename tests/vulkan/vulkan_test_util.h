@@ -1,5 +1,5 @@
 // Shared pieces of the vulkan plugin tests: the plugin fixtures of tests/common, the vulkan
-// plugin's entries, device tensors, and the test device.
+// plugin's entries, device rows (the station harness's), and the test device.
 //
 // Every test needs a Vulkan device (llvmpipe, a CPU implementation, counts). Where there is none
 // the test says SKIPPED with the reason and returns, or fails where SEMLINE_REQUIRE names vulkan
@@ -14,6 +14,7 @@
 #include "common/compare.h"
 #include "common/plugin_fixtures.h"
 #include "common/require.h"
+#include "stations/harness.h"
 
 #include "backend/vulkan_backend.h"
 
@@ -29,7 +30,7 @@ using testing::seed;
 using testing::Weight;
 
 // Why no Vulkan device can run here (empty: one can).
-std::string no_device_reason();
+inline std::string no_device_reason() { return stationtest::Vulkan::unavailable(); }
 
 // A fresh backend on the first usable device; subgroups=false forces the shared-memory kernels.
 std::unique_ptr<vk::VulkanBackend> make_backend(bool subgroups = true, size_t staging_bytes = 16u << 20);
@@ -45,16 +46,10 @@ std::vector<bool> reduction_modes();
   } while (0)
 
 // The vulkan plugin's entries, registered once.
-const RecordingRegistry& vulkan_entries();
+inline const RecordingRegistry& vulkan_entries() { return stationtest::Vulkan::entries(); }
 
-// F32 rows on the device, filled from the host.
-struct DeviceRows {
-  std::unique_ptr<Buffer> buf;
-  Tensor t;
-  DeviceRows(Backend& be, const std::vector<float>& values, int64_t width);
-};
-
-// Every value of an F32 or F16 tensor on the device, read back as floats (copy_to_host + synchronize).
-std::vector<float> read_back(Backend& be, const Tensor& t);
+using stationtest::read_back;
+// F32 rows on the device with their host copy.
+using DeviceRows = stationtest::Rows;
 
 }  // namespace semline::vktest

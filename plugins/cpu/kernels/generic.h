@@ -87,8 +87,11 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
   }
 }
 
-// Two passes over x (mean, then the squared deviations from it): one pass of sum and sum of
-// squares loses the variance to cancellation when the mean is large next to the spread.
+// Two passes over x (mean, then the deviations from it): one pass of sum and sum of squares loses
+// the variance to cancellation when the mean is large next to the spread. The second pass also
+// sums the deviations, which corrects the float mean (the corrected two-pass algorithm): a plain
+// float sum of n values near m is off by ~sqrt(n) ulps of n * m, which a wide row with a large
+// mean carries straight into every output.
 template <class V>
 void layer_norm(const float* x, const float* w, const float* b, float* y, int64_t n, float eps) {
   using R = typename V::R;
@@ -96,12 +99,13 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
   int64_t i = 0;
   for (; i + V::W <= n; i += V::W) s = V::add(s, V::load(x + i));
   if (i < n) s = V::add(s, V::load_n(x + i, static_cast<int>(n - i)));
-  const float mean = V::hsum(s) / static_cast<float>(n);
-  const R mv = V::set1(mean);
-  R ss = V::zero();
+  const float mean0 = V::hsum(s) / static_cast<float>(n);
+  R mv = V::set1(mean0);
+  R ss = V::zero(), sd = V::zero();
   for (i = 0; i + V::W <= n; i += V::W) {
     const R d = V::sub(V::load(x + i), mv);
     ss = V::fma(d, d, ss);
+    sd = V::add(sd, d);
   }
   if (i < n) {
     const int t = static_cast<int>(n - i);
@@ -109,8 +113,11 @@ void layer_norm(const float* x, const float* w, const float* b, float* y, int64_
     V::store(d, V::sub(V::load_n(x + i, t), mv));
     const R dv = V::load_n(d, t);  // the lanes past n would each add mean^2
     ss = V::fma(dv, dv, ss);
+    sd = V::add(sd, dv);
   }
-  const R r = V::set1(1.0f / std::sqrt(V::hsum(ss) / static_cast<float>(n) + eps));
+  const float corr = V::hsum(sd) / static_cast<float>(n);
+  mv = V::set1(mean0 + corr);
+  const R r = V::set1(1.0f / std::sqrt(V::hsum(ss) / static_cast<float>(n) - corr * corr + eps));
   for (i = 0; i + V::W <= n; i += V::W)
     V::store(y + i, V::fma(V::mul(V::sub(V::load(x + i), mv), r), V::load(w + i), V::load(b + i)));
   if (i < n) {

@@ -1,0 +1,59 @@
+// The backends the station harness runs every station on. A target is a backend plugin; a
+// setup is one way that backend computes (cpu: each instruction set this machine runs; vulkan:
+// each reduction path its device offers). The harness's tests are written once and instantiated
+// per target (TEMPLATE_TEST_CASE over SEMLINE_STATION_TARGETS): ctest lists "NAME - Cpu",
+// "NAME - Vulkan", and a target that cannot run here (no Vulkan device) reports itself skipped.
+//
+// A new backend adds a type here with its setups (target_<name>.cpp, linked with the backend's
+// implementation library) and its name in SEMLINE_STATION_TARGETS; the tests stay as they are.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <semline/backend.h>
+
+#include "common/plugin_fixtures.h"
+#include "common/require.h"
+
+namespace semline::stationtest {
+
+struct Setup {
+  std::string name;  // what INFO prints: "cpu avx2 kernels", "vulkan subgroups"
+  Backend* be;
+  const testing::RecordingRegistry* entries;  // the backend plugin's registrations
+  // The weight dtypes whose products this backend feeds with its input rounded to 8 bits (the
+  // cpu's Q8_0 / Q4_0 kernels); null: none. The float64 reference rounds the same inputs.
+  bool (*quantized_input)(DType);
+};
+
+struct Cpu {
+  static constexpr const char* kFeature = "cpu";
+  static std::string unavailable() { return {}; }
+  static const testing::RecordingRegistry& entries();  // the plugin's registrations
+  static const std::vector<Setup>& setups();
+};
+
+struct Vulkan {
+  static constexpr const char* kFeature = "vulkan";
+  static std::string unavailable();  // why no Vulkan device can run here (empty: one can)
+  static const testing::RecordingRegistry& entries();
+  static const std::vector<Setup>& setups();
+};
+
+}  // namespace semline::stationtest
+
+// Written as bare names so that ctest's test names read "NAME - Cpu": the tests say
+// `using namespace semline::stationtest`.
+#if defined(SEMLINE_TEST_VULKAN)
+#define SEMLINE_STATION_TARGETS Cpu, Vulkan
+#else
+#define SEMLINE_STATION_TARGETS Cpu
+#endif
+
+// In a TEMPLATE_TEST_CASE over targets: skips (or fails where SEMLINE_REQUIRE names it) a target
+// that cannot run here, then loops over its setups.
+#define FOR_EACH_SETUP(s)                                                                   \
+  if (const std::string why_ = TestType::unavailable(); !why_.empty())                      \
+    SEMLINE_SKIP_TEST(TestType::kFeature, why_);                                            \
+  for (const ::semline::stationtest::Setup& s : TestType::setups())

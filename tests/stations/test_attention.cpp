@@ -1,0 +1,268 @@
+// Attention on every backend: the causal variants (dense, flash with a small and the default
+// block) over prefill, decodes, chunks, mixed sequences and shared prefixes on a paged cache;
+// GPT-2's fused qkv map with biases and biased separate maps; the cache slots a step writes; the
+// refusals; the cost. Tolerances as harness.h states them; flash against dense within the
+// weights' tolerance (1e-5, or 1e-2 where a block-quantised W_o rounds its input: the variants'
+// 1e-7 differences can move a value across a rounding step).
+#include <catch2/catch.hpp>
+
+#include <semline/codec.h>
+
+#include "stations/harness.h"
+
+using namespace semline;
+using namespace semline::stationtest;
+using testing::fused;
+using testing::matvec;
+using testing::Project;
+using testing::RefAttention;
+using testing::separate;
+
+namespace {
+
+struct Script {
+  std::vector<int32_t> pos, seq;
+};
+
+RefAttention llama_reference(const Layer& l, DType cache) {
+  return RefAttention{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")),
+                      l.model.values("o"), nullptr, cache == DType::F16, {}};
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixes, F16 cache, flash == dense",
+                   "[stations][attention]", SEMLINE_STATION_TARGETS) {
+  // One script of steps over a paged cache of 4-position blocks whose block tables are scattered;
+  // sequence 2 starts at position 8 on the first two blocks of sequence 0 (a shared prefix).
+  const std::vector<Script> script = {
+      {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, std::vector<int32_t>(11, 0)},  // prefill (tiled products)
+      {{11}, {0}},                                                         // decode
+      {{12, 13, 14, 15, 0, 1, 2}, {0, 0, 0, 0, 1, 1, 1}},  // a chunk not starting at 0, and a new sequence
+      {{3, 16}, {1, 0}},                                   // two decodes, sequences in either order
+      {{17}, {0}},
+      {{8, 9}, {2, 2}},  // positions 0..7 come from sequence 0's blocks
+  };
+  const std::vector<std::vector<int32_t>> tables = {{5, 2, 7, 0, 9}, {1, 3, 11, 4}, {5, 2, 13}};
+  struct Case {
+    RopeType rope;
+    Heads heads;
+    DType weights, cache;
+  };
+  std::vector<Case> cases;
+  for (DType wdt : kAllWeights) cases.push_back({RopeType::Normal, {8, 2, 8, 8}, wdt, DType::F32});
+  cases.push_back({RopeType::Normal, {8, 2, 8, 8}, DType::F32, DType::F16});
+  cases.push_back({RopeType::NeoX, {8, 2, 8, 4}, DType::F32, DType::F16});  // partial rotation
+  cases.push_back({RopeType::NeoX, {8, 2, 8, 8}, DType::Q8_0, DType::F32});
+  cases.push_back({RopeType::Normal, {8, 2, 8, 4}, DType::Q4_0, DType::F16});
+  cases.push_back({RopeType::NeoX, {2, 1, 128, 128}, DType::F16, DType::F32});    // wide heads, one kv head
+  cases.push_back({RopeType::Normal, {2, 2, 256, 96}, DType::F32, DType::F16});  // long heads
+
+  FOR_EACH_SETUP(setup)
+  for (const Case& c : cases) {
+    INFO(setup.name << ", rope " << (c.rope == RopeType::NeoX ? "neox" : "normal") << " dim " << c.heads.rope_dim
+                    << ", " << c.heads.n_head << " heads over " << c.heads.n_kv << " of " << c.heads.head_dim
+                    << ", weights " << dtype_name(c.weights) << ", cache " << dtype_name(c.cache));
+    Layer l(setup, c.rope, c.heads);
+    l.add_attention_weights(c.weights);
+    auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
+    auto flash = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
+    auto flash64 = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+    Cache cd(l.be, l.hp, c.cache, 4, 16), cf(l.be, l.hp, c.cache, 4, 16), cf64(l.be, l.hp, c.cache, 4, 16);
+    RefAttention ref = llama_reference(l, c.cache);
+    const double tol = std::max(l.weight_tol(c.weights), c.cache == DType::F16 ? 2e-3 : 0.0);
+    const double same_tol = l.weight_tol(c.weights);
+
+    for (size_t s = 0; s < script.size(); ++s) {
+      INFO("step " << s);
+      StepData sd;
+      sd.pos = script[s].pos;
+      sd.seq = script[s].seq;
+      sd.tables = tables;
+      Batch b = sd.batch();
+      b.step = s + 1;
+      const int64_t m = b.n_tokens;
+      Rows x(l.be, m, l.hp.n_embd), od(l.be, m, l.hp.n_embd), of(l.be, od.host, l.hp.n_embd),
+          of64(l.be, od.host, l.hp.n_embd);
+      if (s == 5)
+        for (int32_t p = 0; p < 8; ++p) ref.kv[2][p] = ref.kv.at(0).at(p);
+      const Vec want = concat(ref.step(x.all_rows(), sd.pos, sd.seq));
+      dense->forward(x.t, od.t, Step{b, l.be.stream(), &cd.layer});
+      flash->forward(x.t, of.t, Step{b, l.be.stream(), &cf.layer});
+      flash64->forward(x.t, of64.t, Step{b, l.be.stream(), &cf64.layer});
+      const Vec gd = od.added(), gf = of.added(), gf64 = of64.added();
+      CHECK(rel_err(gd, want) <= tol);
+      CHECK(rel_err(gf, want) <= tol);
+      CHECK(rel_err(gf, gd) <= same_tol);
+      CHECK(rel_err(gf64, gd) <= same_tol);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("attention: a fused qkv map, biases, no rotary embedding, and biased separate maps with RoPE",
+                   "[stations][attention][gpt2]", SEMLINE_STATION_TARGETS) {
+  // Prefill, decode, a chunk and a new sequence in one step, over scattered 4-position blocks.
+  const std::vector<Script> script = {{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, std::vector<int32_t>(11, 0)},
+                                      {{11}, {0}},
+                                      {{12, 13, 14, 0, 1}, {0, 0, 0, 1, 1}},
+                                      {{2, 15}, {1, 0}}};
+  const std::vector<std::vector<int32_t>> tables = {{5, 2, 7, 0}, {1, 3}};
+  struct Case {
+    bool fused;
+    RopeType rope;
+    DType weights, cache;
+  };
+  std::vector<Case> cases;
+  for (DType dt : kAllWeights) cases.push_back({true, RopeType::None, dt, DType::F32});
+  cases.push_back({true, RopeType::None, DType::F32, DType::F16});
+  cases.push_back({false, RopeType::Normal, DType::F32, DType::F32});
+  cases.push_back({false, RopeType::None, DType::Q8_0, DType::F32});
+  FOR_EACH_SETUP(setup)
+  for (const Case& c : cases) {
+    INFO(setup.name << ", " << (c.fused ? "fused qkv" : "q, k, v") << ", rope "
+                    << (c.rope == RopeType::None ? "none" : "normal") << ", weights " << dtype_name(c.weights)
+                    << ", cache " << dtype_name(c.cache));
+    Layer l(setup, c.rope, Heads{4, 4, 16, 16});  // GPT-2's shape: as many kv heads as query heads
+    const int64_t qd = 64, kd = 64;
+    std::vector<std::pair<std::string, std::string>> tensors = {{"o", "o"}, {"o_bias", "o_b"}};
+    const Weight& wo = l.model.add("o", c.weights, qd, 64, 0.3f);
+    const Weight& bo = l.model.add("o_b", DType::F32, 64, 1, 1.0f);
+    Project project;
+    if (c.fused) {
+      const Weight& w = l.model.add("qkv", c.weights, 64, qd + 2 * kd, 0.3f);
+      const Weight& bias = l.model.add("qkv_b", DType::F16, qd + 2 * kd, 1, 1.0f);
+      tensors.insert(tensors.end(), {{"qkv", "qkv"}, {"qkv_bias", "qkv_b"}});
+      project = fused(w, &bias, qd, kd);
+    } else {
+      l.add_attention_weights(c.weights);
+      const Weight& bq = l.model.add("q_b", DType::F32, qd, 1, 1.0f);
+      const Weight& bk = l.model.add("k_b", DType::F32, kd, 1, 1.0f);
+      const Weight& bv = l.model.add("v_b", DType::F32, kd, 1, 1.0f);
+      tensors.insert(tensors.end(), {{"q", "q"}, {"k", "k"}, {"v", "v"}, {"q_bias", "q_b"}, {"k_bias", "k_b"},
+                                     {"v_bias", "v_b"}});
+      project = separate(l.model.values("q"), l.model.values("k"), l.model.values("v"), &bq, &bk, &bv);
+    }
+    auto dense = l.build(StageKind::Attention, "dense", l.context("attn", tensors));
+    auto flash = l.build(StageKind::Attention, "flash", l.context("attn", tensors), {{"block", int64_t{3}}});
+    Cache cd(l.be, l.hp, c.cache, 4, 8), cf(l.be, l.hp, c.cache, 4, 8);
+    RefAttention ref{l.hp, project, wo, &bo, c.cache == DType::F16, {}};
+    const double tol = std::max(l.weight_tol(c.weights), c.cache == DType::F16 ? 2e-3 : 0.0);
+    for (size_t s = 0; s < script.size(); ++s) {
+      INFO("step " << s);
+      StepData sd;
+      sd.pos = script[s].pos;
+      sd.seq = script[s].seq;
+      sd.tables = tables;
+      Batch b = sd.batch();
+      b.step = s + 1;
+      const int64_t m = b.n_tokens;
+      Rows x(l.be, m, 64), od(l.be, m, 64), of(l.be, od.host, 64);
+      const Vec want = concat(ref.step(x.all_rows(), sd.pos, sd.seq));
+      dense->forward(x.t, od.t, Step{b, l.be.stream(), &cd.layer});
+      flash->forward(x.t, of.t, Step{b, l.be.stream(), &cf.layer});
+      const Vec gd = od.added(), gf = of.added();
+      CHECK(rel_err(gd, want) <= tol);
+      CHECK(rel_err(gf, want) <= tol);
+      CHECK(rel_err(gf, gd) <= l.weight_tol(c.weights));
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("attention writes this step's keys (rotated) and values into the cache slots of their positions",
+                   "[stations][attention]", SEMLINE_STATION_TARGETS) {
+  FOR_EACH_SETUP(setup)
+  for (DType cdt : {DType::F32, DType::F16}) {
+    INFO(setup.name << ", cache " << dtype_name(cdt));
+    Layer l(setup);
+    l.add_attention_weights(DType::F32);
+    auto flash = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+    Cache c(l.be, l.hp, cdt, 4, 8);
+    StepData sd;
+    sd.pos = {3, 4, 5, 6, 7};  // a chunk that starts inside a block, then crosses into the next
+    sd.seq = {0, 0, 0, 0, 0};
+    sd.tables = {{6, 3}};
+    const Batch b = sd.batch();
+    Rows x(l.be, 5, 64), out(l.be, 5, 64);
+    flash->forward(x.t, out.t, Step{b, l.be.stream(), &c.layer});
+    const std::vector<float> k = read_back(l.be, c.layer.k), v = read_back(l.be, c.layer.v);
+    // The reference's cache after the same step: keys rotated at their positions, both rounded
+    // to F16 for an F16 cache.
+    RefAttention ref = llama_reference(l, cdt);
+    const int64_t slot_values = l.hp.n_head_kv * l.hp.head_dim;  // one position's keys (or values)
+    for (int32_t p = 0; p < 3; ++p) ref.kv[0][p] = {Vec(slot_values, 0.0), Vec(slot_values, 0.0)};  // the empty slots
+    ref.step(x.all_rows(), sd.pos, sd.seq);
+    const double tol = cdt == DType::F16 ? 1e-3 : 1e-5;  // one F16 rounding step may fall either way
+    for (int32_t p : sd.pos) {
+      INFO("position " << p);
+      const auto& [want_k, want_v] = ref.kv.at(0).at(p);
+      const int64_t at = ((p < 4 ? 6 : 3) * 4 + p % 4) * slot_values;
+      const Vec got_k(k.begin() + at, k.begin() + at + slot_values), got_v(v.begin() + at, v.begin() + at + slot_values);
+      CHECK(rel_err(got_k, want_k) <= tol);
+      CHECK(rel_err(got_v, want_v) <= tol);
+      CHECK(rel_err(got_k, matvec(l.model.values("k"), x.row(p - sd.pos[0]))) > 1e-2);  // really rotated
+    }
+    // Slots the step did not write, and blocks the table does not name, stay untouched.
+    for (int64_t blk : {0, 6})
+      for (int64_t slot = 0; slot < (blk == 6 ? 3 : 4); ++slot)
+        for (int64_t i = 0; i < slot_values; ++i) {
+          INFO("block " << blk << " slot " << slot);
+          REQUIRE(k[(blk * 4 + slot) * slot_values + i] == 0.0f);
+          REQUIRE(v[(blk * 4 + slot) * slot_values + i] == 0.0f);
+        }
+  }
+}
+
+TEMPLATE_TEST_CASE("attention refuses bad steps with one clear error and stays usable", "[stations][attention][errors]",
+                   SEMLINE_STATION_TARGETS) {
+  FOR_EACH_SETUP(setup) {
+    INFO(setup.name);
+    Layer l(setup);
+    l.add_attention_weights(DType::F32);
+    auto attn = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors, 4));
+    Cache c(l.be, l.hp, DType::F32, 4, 4);
+    Rows x(l.be, 6, 64), out(l.be, 6, 64);
+    auto run = [&](std::vector<int32_t> pos, std::vector<int32_t> seq, std::vector<std::vector<int32_t>> tables,
+                   const KvLayer* kv) {
+      StepData sd;
+      sd.pos = std::move(pos);
+      sd.seq = std::move(seq);
+      sd.tables = std::move(tables);
+      const Batch b = sd.batch();
+      attn->forward(x.t, out.t, Step{b, l.be.stream(), kv});
+    };
+    CHECK_THROWS_WITH(run({0}, {1}, {{0}}, &c.layer), Catch::Contains("names sequence 1 but the batch has 1"));
+    CHECK_THROWS_WITH(run({-1}, {0}, {{0}}, &c.layer), Catch::Contains("negative position -1"));
+    CHECK_THROWS_WITH(run({9}, {0}, {{0, 1}}, &c.layer),
+                      Catch::Contains("needs entry 2 of the block table of sequence 0, which has 2 entries"));
+    CHECK_THROWS_WITH(run({5}, {0}, {{0, 4}}, &c.layer), Catch::Contains("is cache block 4, but the cache has 4 blocks"));
+    CHECK_THROWS_WITH(run({0, 1, 2, 3, 4}, {0, 0, 0, 0, 0}, {{0, 1}}, &c.layer),
+                      Catch::Contains("batch of 5 tokens exceeds max_batch_tokens 4"));
+    CHECK_THROWS_WITH(run({0}, {0}, {{0}}, nullptr), Catch::Contains("no KV cache"));
+    Cache wrong(l.be, l.hp, DType::F32, 4, 4);
+    wrong.layer.k.ne[1] = 1;
+    CHECK_THROWS_WITH(run({0}, {0}, {{0}}, &wrong.layer), Catch::Contains("KV cache k must be F32 or F16"));
+    run({0, 1}, {0, 0}, {{0}}, &c.layer);  // still usable after the errors
+    l.be.stream().synchronize();
+  }
+}
+
+TEMPLATE_TEST_CASE("attention's cost counts the projections once and the scores and values per key",
+                   "[stations][attention]", SEMLINE_STATION_TARGETS) {
+  FOR_EACH_SETUP(setup) {
+    INFO(setup.name);
+    Layer l(setup);
+    l.add_attention_weights(DType::Q8_0);
+    auto attn = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
+    StepData a, b;
+    a.pos = {0};
+    a.seq = {0};
+    b.pos = {100};
+    b.seq = {0};
+    const StageCost ca = attn->cost(a.batch()), cb = attn->cost(b.batch());
+    // Projections: 2 * (64 * 64 * 2 + 64 * 16 * 2) flops per token; scores and values: 4 * keys * 64.
+    CHECK(ca.flops == Approx(2.0 * (64 * 64 * 2 + 64 * 16 * 2) + 4.0 * 1 * 64));
+    CHECK(cb.flops - ca.flops == Approx(4.0 * 100 * 64));
+    CHECK(ca.bytes >= 2 * (64 * 64 + 64 * 16) * 34.0 / 32);  // at least the weights once
+    CHECK(cb.bytes > ca.bytes);
+  }
+}

@@ -1,0 +1,80 @@
+// head/dense on every backend: logits of the wanted rows only, in any order, from a separate
+// output matrix or the tied token table, every weight dtype; the embedding still reads a table
+// the head has bound for itself; and the rows and weights it refuses. Tolerances as harness.h.
+#include <catch2/catch.hpp>
+
+#include "stations/harness.h"
+
+using namespace semline;
+using namespace semline::stationtest;
+using testing::matvec;
+
+TEMPLATE_TEST_CASE("head: logits of the wanted rows, in any order, separate or tied weights", "[stations][head]",
+                   SEMLINE_STATION_TARGETS) {
+  FOR_EACH_SETUP(setup)
+  for (bool tied : {false, true})
+    for (DType dt : kAllWeights) {
+      INFO(setup.name << ", " << (tied ? "tied" : "output matrix") << ", " << dtype_name(dt));
+      Layer l(setup);
+      l.model.add("token_embd", dt, 64, 67, 0.5f);
+      if (!tied) l.model.add("output", dt, 64, 67, 0.5f);
+      const Weight& w = l.model.values(tied ? "token_embd" : "output");
+      // A head given both binds the output matrix when the model has one, else the tied table.
+      auto head = l.build(StageKind::Head, "dense", l.context("head", {{"output", "output"}, {"tokens", "token_embd"}}));
+      for (const std::vector<int32_t>& rows :
+           {std::vector<int32_t>{4}, std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::vector<int32_t>{9, 2, 5}}) {
+        StepData sd;
+        sd.pos = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        sd.seq.assign(10, 0);
+        sd.outputs = rows;
+        const Batch b = sd.batch();
+        Rows x(l.be, 10, 64), out(l.be, std::vector<float>(rows.size() * 67, 0.0f), 67);
+        head->forward(x.t, out.t, Step{b, l.be.stream(), nullptr});
+        Vec want;
+        for (int32_t r : rows) {
+          const Vec y = matvec(w, x.row(r));
+          want.insert(want.end(), y.begin(), y.end());
+        }
+        CHECK(rel_err(out.read(), want) <= l.weight_tol(dt));
+      }
+      if (!tied) continue;
+      // The embedding reads the rows of a table the head has bound (repacked, copied) for itself,
+      // from the file's layout: still exact.
+      auto emb = l.build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
+      StepData se;
+      se.tokens = {66, 3};
+      se.pos = {0, 1};
+      se.seq = {0, 0};
+      const Batch eb = se.batch();
+      Rows unused(l.be, 2, 64), got(l.be, 2, 64);
+      emb->forward(unused.t, got.t, Step{eb, l.be.stream(), nullptr});
+      const std::vector<float> rows = got.read();
+      for (int64_t t = 0; t < 2; ++t)
+        for (int64_t i = 0; i < 64; ++i) REQUIRE(rows[t * 64 + i] == static_cast<float>(w.value[se.tokens[t] * 64 + i]));
+    }
+}
+
+TEMPLATE_TEST_CASE("head refuses a wrongly shaped output matrix, output rows outside the batch and no backend",
+                   "[stations][head][errors]", SEMLINE_STATION_TARGETS) {
+  FOR_EACH_SETUP(setup) {
+    INFO(setup.name);
+    Layer l(setup);
+    l.model.add("token_embd", DType::F32, 64, 67, 1.0f);
+    l.model.add("short", DType::F32, 64, 63, 1.0f);
+    CHECK_THROWS_WITH(l.build(StageKind::Head, "dense", l.context("head", {{"output", "short"}})),
+                      Catch::Contains("tensor 'short' (output) has shape F32 [64, 63], expected [64, 67]"));
+    auto head = l.build(StageKind::Head, "dense", l.context("head", {{"tokens", "token_embd"}}));
+    StepData sd;
+    sd.pos = {0, 1};
+    sd.seq = {0, 0};
+    sd.outputs = {2};
+    const Batch b = sd.batch();
+    Rows x(l.be, 2, 64), logits(l.be, 1, 67);
+    CHECK_THROWS_WITH(head->forward(x.t, logits.t, Step{b, l.be.stream(), nullptr}),
+                      Catch::Contains("output row 2 is outside the batch of 2 tokens"));
+    StageContext no_backend = l.context("head", {{"tokens", "token_embd"}});
+    no_backend.backend = nullptr;
+    CHECK_THROWS_WITH(l.entry(StageKind::Head, "dense").make_stage(no_backend),
+                      Catch::Contains("need the " + l.backend_name() + " backend"));
+  }
+}
