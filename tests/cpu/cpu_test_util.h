@@ -12,14 +12,8 @@
 
 namespace semline::cputest {
 
-using testing::FakeModel;
-using testing::make_weight;
-using testing::random_floats;
-using testing::RecordingRegistry;
-using testing::rel_err;
-using testing::rng;
-using testing::seed;
-using testing::Weight;
+// The plugin fixtures, as the tests of this backend name them.
+using namespace testing;
 
 // The instruction sets this machine runs (always scalar, then avx2 and avx512 when present).
 std::vector<cpu::Isa> runnable_isas();

@@ -7,12 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "common/test_plugins.h"
-#include "core/config/config.h"
 #include "core/engine/generator.h"
-#include "core/engine/pipeline.h"
-#include "core/graph/graph.h"
-#include "core/model/model_file.h"
+#include "line/line_util.h"
 
 using namespace semline;
 using Catch::Matchers::Contains;
@@ -23,18 +19,9 @@ namespace {
 const std::string kStories = std::string(SEMLINE_MODELS_DIR) + "/gguf/stories260K.gguf";
 const std::string kSlm = std::string(SEMLINE_MODELS_DIR) + "/gpt2/slm4096";
 
-struct Line {
-  std::unique_ptr<ModelFile> model;
-  PipelineGraph graph;
-  std::unique_ptr<Pipeline> pipeline;
-  Line(const std::string& path, const std::string& sampler)
-      : model(open_model_file(path)) {
-    const Config c = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 2\n[stages]\nsampler = " +
-                                      sampler + "\n",
-                                  "filter.toml");
-    graph = build_graph(c, *model, testing::built_plugins());
-    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), pipeline_options(c));
-  }
+// A line over `path` with the sampler chain given in TOML, generating without stopping at EOS.
+struct Line : linetest::Line {
+  Line(const std::string& path, const std::string& sampler) : linetest::Line(path, "[stages]\nsampler = " + sampler + "\n") {}
   GenerateResult run(const std::string& prompt, int32_t n) {
     GenerateOptions go;
     go.max_tokens = n;

@@ -1,6 +1,7 @@
 // End to end: the real slm4096 model (a tiny character-level GPT-2) through the plugins of this
 // build, read from its Hugging Face folder and from its conversion to GGUF, against the float64
-// GPT-2 reference pass: logits, greedy text and the loss on its own training text.
+// GPT-2 reference pass: logits and greedy text on every backend, the loss on its own training
+// text.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -19,24 +20,16 @@
 #include "core/graph/graph.h"
 #include "core/model/gguf_writer.h"
 #include "core/model/model_file.h"
+#include "line/line_util.h"
 #include "model/model_test_util.h"
+#include "stations/targets.h"
 
 using namespace semline;
+using namespace semline::stationtest;
 
 namespace {
 
 const std::string kFolder = std::string(SEMLINE_MODELS_DIR) + "/gpt2/slm4096";
-
-struct Line {
-  std::unique_ptr<ModelFile> model;
-  PipelineGraph graph;
-  std::unique_ptr<Pipeline> pipeline;
-  Line(const std::string& path, const std::string& extra) : model(open_model_file(path)) {
-    const Config config = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 2\n" + extra, "test.toml");
-    graph = build_graph(config, *model, testing::built_plugins());
-    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), pipeline_options(config));
-  }
-};
 
 // The first n characters of the model's training text.
 std::string corpus(size_t n) {
@@ -46,8 +39,9 @@ std::string corpus(size_t n) {
   return text.substr(0, n);
 }
 
+using linetest::Line;
+using linetest::on_backend;
 using testing::all_logits;
-using testing::rel_err;
 
 // The converted model, written once per test process.
 const std::string& converted() {
@@ -62,46 +56,59 @@ const std::string& converted() {
 
 }  // namespace
 
-TEST_CASE("slm4096 logits match the float64 GPT-2 reference at every position of the first 128 corpus characters") {
+TEMPLATE_TEST_CASE("slm4096 logits match the float64 GPT-2 reference at every position of the first 128 corpus "
+                   "characters, flash and dense",
+                   "[line][gpt2]", SEMLINE_STATION_TARGETS) {
+  REQUIRE_TARGET();
   const std::string text = corpus(128);
-  for (const char* extra : {"[stages]\nattention = { variant = \"flash\", block = 16 }\n",
-                            "[stages]\nattention = { variant = \"dense\" }\n"}) {
-    INFO(extra);
-    Line line(kFolder, extra);
-    const std::vector<int32_t> tokens = line.pipeline->tokenizer().encode(text, true);
-    REQUIRE(tokens.size() == 128);  // one token per character, no BOS
-    testing::ReferenceGpt2 ref(*line.model, testing::read_gpt2_hparams(*line.model));
-    std::vector<std::vector<double>> want;
-    for (int32_t t : tokens) want.push_back(ref.step(t));
-    for (int chunk : {1, 9, 128}) {
+  std::vector<int32_t> tokens;
+  std::vector<std::vector<double>> want;
+  // Flash: decode (matrix-vector products), steps of 16 and one prefill (tiled products); dense:
+  // steps of 5 (multi-row matrix-vector) and the prefill.
+  struct Variant {
+    const char* config;
+    std::vector<int> chunks;
+  };
+  for (const Variant& v : {Variant{"[stages]\nattention = { variant = \"flash\", block = 16 }\n", {1, 16, 128}},
+                           Variant{"[stages]\nattention = { variant = \"dense\" }\n", {5, 128}}}) {
+    INFO(v.config);
+    Line line(kFolder, on_backend(TestType::kName) + v.config);
+    REQUIRE(line.graph.backends == std::vector<std::string>{TestType::kName});
+    CHECK(line.graph.blocks[0][0].first.impl->entry.variant == "layer");
+    CHECK(line.graph.blocks[0][1].second.impl->entry.variant == "dense");
+    if (tokens.empty()) {
+      tokens = line.pipeline->tokenizer().encode(text, true);
+      REQUIRE(tokens.size() == 128);  // one token per character, no BOS
+      testing::ReferenceGpt2 ref(*line.model, testing::read_gpt2_hparams(*line.model));
+      for (int32_t t : tokens) want.push_back(ref.step(t));
+    }
+    for (int chunk : v.chunks) {
       INFO("chunk " << chunk);
-      auto got = all_logits(*line.pipeline, tokens, chunk);
-      REQUIRE(got.size() == want.size());
-      for (size_t i = 0; i < want.size(); ++i) {
-        INFO("position " << i);
-        CHECK(rel_err(got[i], want[i]) <= 1e-5);
-      }
+      CHECK(linetest::worst_rel_err(line.logits(tokens, chunk), want) <= 1e-5);
     }
   }
 }
 
 TEST_CASE("slm4096 from its Hugging Face folder and from its GGUF conversion gives identical logits") {
   const std::string text = corpus(128);
-  Line hf(kFolder, ""), gguf(converted(), "");
+  Line hf(kFolder), gguf(converted());
   CHECK(gguf.model->format().rfind("GGUF v3", 0) == 0);
   CHECK(gguf.graph.hp.ffn_act == Activation::Gelu);
   const std::vector<int32_t> tokens = hf.pipeline->tokenizer().encode(text, true);
   REQUIRE(gguf.pipeline->tokenizer().encode(text, true) == tokens);
-  auto a = all_logits(*hf.pipeline, tokens, 32), b = all_logits(*gguf.pipeline, tokens, 32);
+  auto a = hf.logits(tokens, 32), b = gguf.logits(tokens, 32);
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == b[i]);
 }
 
-TEST_CASE("slm4096 greedy from 'Q: Can you reason?', a newline and 'A:' continues ' I can produce the shape of reasoning.'") {
+TEMPLATE_TEST_CASE("slm4096 greedy from 'Q: Can you reason?', a newline and 'A:' continues ' I can produce the shape "
+                   "of reasoning.'",
+                   "[line][gpt2]", SEMLINE_STATION_TARGETS) {
+  REQUIRE_TARGET();
   const std::string prompt = "Q: Can you reason?\nA:", want = " I can produce the shape of reasoning.";
   for (const std::string& path : {kFolder, converted()}) {
     INFO(path);
-    Line line(path, "[stages]\nsampler = { chain = [\"greedy\"] }\n");
+    Line line(path, on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n");
     GenerateOptions go;
     go.max_tokens = static_cast<int32_t>(want.size());
     GenerateResult r = generate(*line.pipeline, line.pipeline->tokenizer().encode(prompt, true), go);
@@ -113,7 +120,7 @@ TEST_CASE("slm4096's mean loss on the first 128 characters of its corpus is 0.07
   // The 127 predictions inside the window: the logits at positions 0..126 scored on the
   // characters at 1..127 (the first character has nothing to be predicted from).
   const std::string text = corpus(128);
-  Line line(kFolder, "");
+  Line line(kFolder);
   const std::vector<int32_t> tokens = line.pipeline->tokenizer().encode(text, true);
   auto logits = all_logits(*line.pipeline, tokens, 128);
   double nll = 0;

@@ -14,7 +14,7 @@
 using namespace semline;
 namespace fs = std::filesystem;
 using linetest::rel_err;
-using linetest::Run;
+using linetest::Line;
 using linetest::scratch;
 
 namespace {
@@ -32,17 +32,13 @@ fs::path synth_model(const std::string& name, int64_t window, int64_t layers) {
   return path;
 }
 
-double worst(const std::vector<std::vector<float>>& got, const std::vector<std::vector<double>>& want) {
-  double w = 0;
-  for (size_t i = 0; i < want.size(); ++i) w = std::max(w, rel_err(got[i], want[i]));
-  return w;
-}
+using linetest::worst_rel_err;
 
 }  // namespace
 
 TEST_CASE("a model with a sliding window runs on sliding_window by rank and matches the windowed reference") {
   const fs::path path = synth_model("window8.gguf", 8, 2);
-  Run run(path);
+  Line run(path);
   REQUIRE(run.graph.hp.sliding_window == 8);
   for (const auto& block : run.graph.blocks) {
     const GraphNode& attn = block[0].second;
@@ -62,15 +58,15 @@ TEST_CASE("a model with a sliding window runs on sliding_window by rank and matc
   }
   for (int32_t chunk : {1, 5, 28}) {
     INFO("chunk " << chunk);
-    CHECK(worst(run.logits(kTokens, chunk), want) <= 1e-5);
+    CHECK(worst_rel_err(run.logits(kTokens, chunk), want) <= 1e-5);
   }
-  CHECK(worst(run.logits(kTokens), unmasked) > 1e-3);  // the window matters past position 8
+  CHECK(worst_rel_err(run.logits(kTokens), unmasked) > 1e-3);  // the window matters past position 8
 
   try {
-    Run flash(path, "[stages]\nattention = { variant = \"flash\" }\n");
+    Line flash(path, "[stages]\nattention = { variant = \"flash\" }\n");
     FAIL("flash was placed on a windowed model");
   } catch (const Error& e) {
-    CHECK_THAT(std::string(e.what()), Catch::Contains("q.toml:7:") &&
+    CHECK_THAT(std::string(e.what()), Catch::Contains("line.toml:7:") &&
                                           Catch::Contains("attention.flash.cpu cannot serve this model") &&
                                           Catch::Contains("sliding window of 8 positions"));
   }
@@ -79,7 +75,7 @@ TEST_CASE("a model with a sliding window runs on sliding_window by rank and matc
 
 TEST_CASE("per-layer variants: dense in blocks 0-1, sliding_window after, against the same per-layer masks") {
   const fs::path path = synth_model("layers4.gguf", 0, 4);
-  Run run(path,
+  Line run(path,
           "[stages]\nattention = { variant = \"sliding_window\", window = 6, block = 4 }\n"
           "[[stages.layers]]\nrange = \"0-1\"\nattention = { variant = \"dense\" }\n"
           "[kv_cache]\nblock_tokens = 4\n");
@@ -91,7 +87,7 @@ TEST_CASE("per-layer variants: dense in blocks 0-1, sliding_window after, agains
   for (int32_t t : kTokens) want.push_back(ref.step(t));
   for (int32_t chunk : {1, 7}) {
     INFO("chunk " << chunk);
-    CHECK(worst(run.logits(kTokens, chunk), want) <= 1e-5);
+    CHECK(worst_rel_err(run.logits(kTokens, chunk), want) <= 1e-5);
   }
 
   // Dense layers read the whole context: the cache releases nothing.
@@ -107,7 +103,7 @@ TEST_CASE("per-layer variants: dense in blocks 0-1, sliding_window after, agains
 TEST_CASE("the KV cache releases the blocks behind the window: a long generation holds a bounded few, same logits") {
   constexpr int32_t kWindow = 16, kBlock = 4, kStep = 8;
   const fs::path path = synth_model("window16.gguf", kWindow, 2);
-  Run run(path, "max_batch_tokens = 8\nmax_seqs = 1\n[kv_cache]\nblock_tokens = 4\n");
+  Line run(path, "max_batch_tokens = 8\nmax_seqs = 1\n[kv_cache]\nblock_tokens = 4\n");
   Pipeline& p = *run.pipeline;
   REQUIRE(p.kv().options().window == kWindow);
   // A step spans window - 1 positions back and up to 8 new ones: (15 + 8) / 4 rounded up, + 1.

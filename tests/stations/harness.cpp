@@ -35,6 +35,19 @@ Vec Rows::added() const {
   return d;
 }
 
+StepData rows_step(int64_t m, std::vector<int32_t> tokens) {
+  StepData sd;
+  sd.tokens = std::move(tokens);
+  for (int32_t p = 0; p < m; ++p) sd.pos.push_back(p);
+  sd.seq.assign(static_cast<size_t>(m), 0);
+  return sd;
+}
+
+void forward_rows(Stage& stage, Backend& be, const Rows& x, const Rows& out) {
+  StepData sd = rows_step(x.rows());
+  stage.forward(x.t, out.t, Step{sd.batch(), be.stream(), nullptr});
+}
+
 std::vector<float> read_back(Backend& be, const Tensor& t) {
   std::vector<float> v(static_cast<size_t>(t.elements()));
   if (t.dtype == DType::F32) {

@@ -64,7 +64,7 @@ struct Layer {
   bool has(StageKind kind, const std::string& variant) const;
   void add_attention_weights(DType dt) { testing::add_attention_weights(model, hp, dt); }
   // The tolerance for products over weights of dtype dt (see the header).
-  double weight_tol(DType dt) const { return setup.quantized_input && setup.quantized_input(dt) ? 1e-2 : 1e-5; }
+  double weight_tol(DType dt) const { return setup.quantized_input(dt) ? 1e-2 : 1e-5; }
   // The backend's name, as its errors say it ("cpu", "vulkan").
   const std::string& backend_name() const { return setup.entries->backends.at(0).name; }
 };
@@ -88,6 +88,13 @@ struct Rows {
   // What a stage added: the values now minus the values the rows started from.
   Vec added() const;
 };
+
+// One step of one sequence at positions 0..m-1 with the given tokens (zeros where none are given;
+// the stations that work row by row read only the count), and no block tables.
+StepData rows_step(int64_t m, std::vector<int32_t> tokens = {});
+
+// out += stage(x) (or out = stage(x)) as one step of x.rows() tokens of one sequence (rows_step).
+void forward_rows(Stage& stage, Backend& be, const Rows& x, const Rows& out);
 
 // Every value of an F32 or F16 tensor on a backend, as floats (copy_to_host + synchronize).
 std::vector<float> read_back(Backend& be, const Tensor& t);

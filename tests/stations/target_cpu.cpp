@@ -6,14 +6,9 @@
 
 namespace semline::stationtest {
 
-const testing::RecordingRegistry& Cpu::entries() {
-  static const testing::RecordingRegistry r = [] {
-    testing::RecordingRegistry reg;
-    cpu::register_cpu(reg);
-    return reg;
-  }();
-  return r;
-}
+const testing::RecordingRegistry& Cpu::entries() { return registered<cpu::register_cpu>(); }
+
+bool Cpu::quantized_input(DType dt) { return cpu::takes_quantized_input(dt); }
 
 // Three threads, so that work split across the pool (and its remainders) is part of every test.
 const std::vector<Setup>& Cpu::setups() {
@@ -24,7 +19,7 @@ const std::vector<Setup>& Cpu::setups() {
       if (!cpu::isa_supported(isa)) continue;
       backends.push_back(std::make_unique<cpu::CpuBackend>(3, isa));
       v.push_back({std::string("cpu ") + cpu::isa_name(isa) + " kernels", backends.back().get(), &entries(),
-                   cpu::takes_quantized_input});
+                   &Cpu::quantized_input});
     }
     return v;
   }();

@@ -6,14 +6,7 @@
 
 namespace semline::stationtest {
 
-const testing::RecordingRegistry& Vulkan::entries() {
-  static const testing::RecordingRegistry r = [] {
-    testing::RecordingRegistry reg;
-    vk::register_vulkan(reg);
-    return reg;
-  }();
-  return r;
-}
+const testing::RecordingRegistry& Vulkan::entries() { return registered<vk::register_vulkan>(); }
 
 std::string Vulkan::unavailable() {
   static const std::string why = [] {
@@ -38,7 +31,7 @@ const std::vector<Setup>& Vulkan::setups() {
     for (bool sg : subgroups ? std::vector<bool>{true, false} : std::vector<bool>{false}) {
       o.subgroups = sg;
       backends.push_back(std::make_unique<vk::VulkanBackend>(o));
-      v.push_back({sg ? "vulkan subgroups" : "vulkan shared memory", backends.back().get(), &entries(), nullptr});
+      v.push_back({sg ? "vulkan subgroups" : "vulkan shared memory", backends.back().get(), &entries(), &Vulkan::quantized_input});
     }
     return v;
   }();

@@ -22,21 +22,37 @@ struct Setup {
   std::string name;  // what INFO prints: "cpu avx2 kernels", "vulkan subgroups"
   Backend* be;
   const testing::RecordingRegistry* entries;  // the backend plugin's registrations
-  // The weight dtypes whose products this backend feeds with its input rounded to 8 bits (the
-  // cpu's Q8_0 / Q4_0 kernels); null: none. The float64 reference rounds the same inputs.
+  // Whether this backend feeds products over weights of a dtype with their input rounded to 8
+  // bits (the cpu's Q8_0 / Q4_0 kernels); the float64 reference rounds the same inputs.
   bool (*quantized_input)(DType);
 };
 
+// A plugin's registrations, made once: registered<cpu::register_cpu>().
+template <void (*Register)(Registry&)>
+const testing::RecordingRegistry& registered() {
+  static const testing::RecordingRegistry r = [] {
+    testing::RecordingRegistry reg;
+    Register(reg);
+    return reg;
+  }();
+  return r;
+}
+
+// Each target: kName (the backend's name in a config, and the feature SEMLINE_REQUIRE names),
+// why it cannot run here, its registrations, its setups, and which weight dtypes it feeds with
+// 8-bit input.
 struct Cpu {
-  static constexpr const char* kFeature = "cpu";
+  static constexpr const char* kName = "cpu";
   static std::string unavailable() { return {}; }
+  static bool quantized_input(DType dt);
   static const testing::RecordingRegistry& entries();  // the plugin's registrations
   static const std::vector<Setup>& setups();
 };
 
 struct Vulkan {
-  static constexpr const char* kFeature = "vulkan";
+  static constexpr const char* kName = "vulkan";
   static std::string unavailable();  // why no Vulkan device can run here (empty: one can)
+  static bool quantized_input(DType) { return false; }  // every dtype dequantised exactly
   static const testing::RecordingRegistry& entries();
   static const std::vector<Setup>& setups();
 };
@@ -52,8 +68,14 @@ struct Vulkan {
 #endif
 
 // In a TEMPLATE_TEST_CASE over targets: skips (or fails where SEMLINE_REQUIRE names it) a target
-// that cannot run here, then loops over its setups.
-#define FOR_EACH_SETUP(s)                                                                   \
-  if (const std::string why_ = TestType::unavailable(); !why_.empty())                      \
-    SEMLINE_SKIP_TEST(TestType::kFeature, why_);                                            \
+// that cannot run here.
+#define REQUIRE_TARGET()                                                  \
+  do {                                                                    \
+    if (const std::string why_ = TestType::unavailable(); !why_.empty())  \
+      SEMLINE_SKIP_TEST(TestType::kName, why_);                           \
+  } while (0)
+
+// REQUIRE_TARGET, then a loop over the target's setups.
+#define FOR_EACH_SETUP(s) \
+  REQUIRE_TARGET();       \
   for (const ::semline::stationtest::Setup& s : TestType::setups())

@@ -6,6 +6,8 @@
 // 1e-7 differences can move a value across a rounding step).
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include <semline/codec.h>
 
 #include "stations/harness.h"
@@ -27,6 +29,39 @@ struct Script {
 RefAttention llama_reference(const Layer& l, DType cache) {
   return RefAttention{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")),
                       l.model.values("o"), nullptr, cache == DType::F16, {}};
+}
+
+// Runs a script of steps through the variants side by side, each on a cache of its own (4-position
+// blocks, `blocks` of them, in `cache` dtype), every one against the reference within tol and
+// against the first within same_tol. before(s) runs ahead of step s.
+void run_script(Layer& l, const std::vector<Script>& script, const std::vector<std::vector<int32_t>>& tables,
+                const std::vector<Stage*>& variants, DType cache, int64_t blocks, RefAttention& ref, double tol,
+                double same_tol, const std::function<void(size_t)>& before = {}) {
+  std::vector<std::unique_ptr<Cache>> caches;
+  for (size_t v = 0; v < variants.size(); ++v) caches.push_back(std::make_unique<Cache>(l.be, l.hp, cache, 4, blocks));
+  for (size_t s = 0; s < script.size(); ++s) {
+    INFO("step " << s);
+    if (before) before(s);
+    StepData sd;
+    sd.pos = script[s].pos;
+    sd.seq = script[s].seq;
+    sd.tables = tables;
+    Batch b = sd.batch();
+    b.step = s + 1;
+    Rows x(l.be, b.n_tokens, l.hp.n_embd);
+    const std::vector<float> start = random_floats(b.n_tokens * l.hp.n_embd);
+    const Vec want = concat(ref.step(x.all_rows(), sd.pos, sd.seq));
+    Vec first;
+    for (size_t v = 0; v < variants.size(); ++v) {
+      INFO("variant " << v);
+      Rows out(l.be, start, l.hp.n_embd);
+      variants[v]->forward(x.t, out.t, Step{b, l.be.stream(), &caches[v]->layer});
+      const Vec got = out.added();
+      CHECK(rel_err(got, want) <= tol);
+      if (v == 0) first = got;
+      else CHECK(rel_err(got, first) <= same_tol);
+    }
+  }
 }
 
 }  // namespace
@@ -68,34 +103,13 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
     auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
     auto flash = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
     auto flash64 = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
-    Cache cd(l.be, l.hp, c.cache, 4, 16), cf(l.be, l.hp, c.cache, 4, 16), cf64(l.be, l.hp, c.cache, 4, 16);
     RefAttention ref = llama_reference(l, c.cache);
     const double tol = std::max(l.weight_tol(c.weights), c.cache == DType::F16 ? 2e-3 : 0.0);
-    const double same_tol = l.weight_tol(c.weights);
-
-    for (size_t s = 0; s < script.size(); ++s) {
-      INFO("step " << s);
-      StepData sd;
-      sd.pos = script[s].pos;
-      sd.seq = script[s].seq;
-      sd.tables = tables;
-      Batch b = sd.batch();
-      b.step = s + 1;
-      const int64_t m = b.n_tokens;
-      Rows x(l.be, m, l.hp.n_embd), od(l.be, m, l.hp.n_embd), of(l.be, od.host, l.hp.n_embd),
-          of64(l.be, od.host, l.hp.n_embd);
-      if (s == 5)
-        for (int32_t p = 0; p < 8; ++p) ref.kv[2][p] = ref.kv.at(0).at(p);
-      const Vec want = concat(ref.step(x.all_rows(), sd.pos, sd.seq));
-      dense->forward(x.t, od.t, Step{b, l.be.stream(), &cd.layer});
-      flash->forward(x.t, of.t, Step{b, l.be.stream(), &cf.layer});
-      flash64->forward(x.t, of64.t, Step{b, l.be.stream(), &cf64.layer});
-      const Vec gd = od.added(), gf = of.added(), gf64 = of64.added();
-      CHECK(rel_err(gd, want) <= tol);
-      CHECK(rel_err(gf, want) <= tol);
-      CHECK(rel_err(gf, gd) <= same_tol);
-      CHECK(rel_err(gf64, gd) <= same_tol);
-    }
+    run_script(l, script, tables, {dense.get(), flash.get(), flash64.get()}, c.cache, 16, ref, tol,
+               l.weight_tol(c.weights), [&](size_t s) {
+                 if (s == 5)
+                   for (int32_t p = 0; p < 8; ++p) ref.kv[2][p] = ref.kv.at(0).at(p);
+               });
   }
 }
 
@@ -144,27 +158,9 @@ TEMPLATE_TEST_CASE("attention: a fused qkv map, biases, no rotary embedding, and
     }
     auto dense = l.build(StageKind::Attention, "dense", l.context("attn", tensors));
     auto flash = l.build(StageKind::Attention, "flash", l.context("attn", tensors), {{"block", int64_t{3}}});
-    Cache cd(l.be, l.hp, c.cache, 4, 8), cf(l.be, l.hp, c.cache, 4, 8);
     RefAttention ref{l.hp, project, wo, &bo, c.cache == DType::F16, {}};
     const double tol = std::max(l.weight_tol(c.weights), c.cache == DType::F16 ? 2e-3 : 0.0);
-    for (size_t s = 0; s < script.size(); ++s) {
-      INFO("step " << s);
-      StepData sd;
-      sd.pos = script[s].pos;
-      sd.seq = script[s].seq;
-      sd.tables = tables;
-      Batch b = sd.batch();
-      b.step = s + 1;
-      const int64_t m = b.n_tokens;
-      Rows x(l.be, m, 64), od(l.be, m, 64), of(l.be, od.host, 64);
-      const Vec want = concat(ref.step(x.all_rows(), sd.pos, sd.seq));
-      dense->forward(x.t, od.t, Step{b, l.be.stream(), &cd.layer});
-      flash->forward(x.t, of.t, Step{b, l.be.stream(), &cf.layer});
-      const Vec gd = od.added(), gf = of.added();
-      CHECK(rel_err(gd, want) <= tol);
-      CHECK(rel_err(gf, want) <= tol);
-      CHECK(rel_err(gf, gd) <= l.weight_tol(c.weights));
-    }
+    run_script(l, script, tables, {dense.get(), flash.get()}, c.cache, 8, ref, tol, l.weight_tol(c.weights));
   }
 }
 

@@ -18,10 +18,7 @@ TEMPLATE_TEST_CASE("embedding: rows of the token table, dequantised exactly", "[
     Layer l(setup);
     const Weight& table = l.model.add("token_embd", dt, 64, 67, 1.0f);
     auto emb = l.build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
-    StepData sd;
-    sd.tokens = {0, 66, 5, 5, 31};
-    sd.pos = {0, 1, 2, 3, 4};
-    sd.seq = {0, 0, 0, 0, 0};
+    StepData sd = rows_step(5, {0, 66, 5, 5, 31});
     const Batch b = sd.batch();
     Rows unused(l.be, 5, 64), out(l.be, 5, 64);
     emb->forward(unused.t, out.t, Step{b, l.be.stream(), nullptr});

@@ -19,12 +19,6 @@ double gelu(double v, Activation act) {
   return act == Activation::Gelu ? 0.5 * v * std::erfc(-v / std::sqrt(2.0)) : 0.5 * v * (1.0 + std::tanh(z));
 }
 
-Batch rows_batch(StepData& sd, int64_t m) {
-  sd.pos.assign(static_cast<size_t>(m), 0);
-  sd.seq.assign(static_cast<size_t>(m), 0);
-  return sd.batch();
-}
-
 }  // namespace
 
 TEMPLATE_TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype", "[stations][ffn]",
@@ -38,10 +32,8 @@ TEMPLATE_TEST_CASE("ffn: out += down(silu(gate x) * up x) for every weight dtype
       const Weight& u = l.model.add("up", dt, 64, 96, 0.3f);
       const Weight& d = l.model.add("down", dt, 96, 64, 0.3f);
       auto ffn = l.build(StageKind::Ffn, "dense", l.context("ffn", {{"gate", "gate"}, {"up", "up"}, {"down", "down"}}));
-      StepData sd;
-      const Batch b = rows_batch(sd, m);
       Rows x(l.be, m, 64), out(l.be, m, 64);
-      ffn->forward(x.t, out.t, Step{b, l.be.stream(), nullptr});
+      forward_rows(*ffn, l.be, x, out);
       Vec want;
       for (int64_t t = 0; t < m; ++t) {
         const Vec gx = matvec(g, x.row(t)), ux = matvec(u, x.row(t));
@@ -73,10 +65,8 @@ TEMPLATE_TEST_CASE("ffn: out += down(gelu(up x + b_up)) + b_down, exact and tanh
           std::vector<std::pair<std::string, std::string>> tensors = {{"up", "up"}, {"down", "down"}};
           if (biases) tensors.insert(tensors.end(), {{"up_bias", "up_b"}, {"down_bias", "down_b"}});
           auto ffn = l.build(StageKind::Ffn, "dense", l.context("ffn", tensors));
-          StepData sd;
-          const Batch b = rows_batch(sd, m);
           Rows x(l.be, m, 64), out(l.be, m, 64);
-          ffn->forward(x.t, out.t, Step{b, l.be.stream(), nullptr});
+          forward_rows(*ffn, l.be, x, out);
           Vec want;
           for (int64_t t = 0; t < m; ++t) {
             Vec h = plus(matvec(u, x.row(t)), biases ? &ub : nullptr);

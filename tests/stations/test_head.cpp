@@ -23,9 +23,7 @@ TEMPLATE_TEST_CASE("head: logits of the wanted rows, in any order, separate or t
       auto head = l.build(StageKind::Head, "dense", l.context("head", {{"output", "output"}, {"tokens", "token_embd"}}));
       for (const std::vector<int32_t>& rows :
            {std::vector<int32_t>{4}, std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, std::vector<int32_t>{9, 2, 5}}) {
-        StepData sd;
-        sd.pos = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-        sd.seq.assign(10, 0);
+        StepData sd = rows_step(10);
         sd.outputs = rows;
         const Batch b = sd.batch();
         Rows x(l.be, 10, 64), out(l.be, std::vector<float>(rows.size() * 67, 0.0f), 67);
@@ -41,10 +39,7 @@ TEMPLATE_TEST_CASE("head: logits of the wanted rows, in any order, separate or t
       // The embedding reads the rows of a table the head has bound (repacked, copied) for itself,
       // from the file's layout: still exact.
       auto emb = l.build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
-      StepData se;
-      se.tokens = {66, 3};
-      se.pos = {0, 1};
-      se.seq = {0, 0};
+      StepData se = rows_step(2, {66, 3});
       const Batch eb = se.batch();
       Rows unused(l.be, 2, 64), got(l.be, 2, 64);
       emb->forward(unused.t, got.t, Step{eb, l.be.stream(), nullptr});
@@ -64,9 +59,7 @@ TEMPLATE_TEST_CASE("head refuses a wrongly shaped output matrix, output rows out
     CHECK_THROWS_WITH(l.build(StageKind::Head, "dense", l.context("head", {{"output", "short"}})),
                       Catch::Contains("tensor 'short' (output) has shape F32 [64, 63], expected [64, 67]"));
     auto head = l.build(StageKind::Head, "dense", l.context("head", {{"tokens", "token_embd"}}));
-    StepData sd;
-    sd.pos = {0, 1};
-    sd.seq = {0, 0};
+    StepData sd = rows_step(2);
     sd.outputs = {2};
     const Batch b = sd.batch();
     Rows x(l.be, 2, 64), logits(l.be, 1, 67);

@@ -45,8 +45,7 @@ struct Moe {
   // stage added.
   Vec run(Stage& s, const std::vector<float>& xv, StepData& sd) {
     const int64_t D = l.hp.n_embd, m = static_cast<int64_t>(xv.size()) / D;
-    sd.pos.assign(static_cast<size_t>(m), 0);
-    sd.seq.assign(static_cast<size_t>(m), 0);
+    sd = rows_step(m);
     Batch b = sd.batch();
     b.step = ++steps;
     Rows x(l.be, xv, D), out(l.be, m, D);

@@ -9,16 +9,6 @@
 using namespace semline;
 using namespace semline::stationtest;
 
-namespace {
-
-Batch three_rows(StepData& sd) {
-  sd.pos = {0, 1, 2};
-  sd.seq = {0, 0, 0};
-  return sd.batch();
-}
-
-}  // namespace
-
 TEMPLATE_TEST_CASE("norm: rms with a learned scale", "[stations][norm]", SEMLINE_STATION_TARGETS) {
   FOR_EACH_SETUP(setup)
   for (DType dt : {DType::F32, DType::F16})
@@ -28,10 +18,8 @@ TEMPLATE_TEST_CASE("norm: rms with a learned scale", "[stations][norm]", SEMLINE
       l.hp.n_embd = width;
       const Weight& w = l.model.add("norm", dt, width, 1, 1.0f);
       auto norm = l.build(StageKind::Norm, "rms", l.context("attn_norm", {{"weight", "norm"}}));
-      StepData sd;
-      const Batch b = three_rows(sd);
       Rows x(l.be, 3, width, 3.0f), out(l.be, 3, width);
-      norm->forward(x.t, out.t, Step{b, l.be.stream(), nullptr});
+      forward_rows(*norm, l.be, x, out);
       const std::vector<float> got = out.read();
       Vec want;
       for (int64_t t = 0; t < 3; ++t) {
@@ -56,13 +44,11 @@ TEMPLATE_TEST_CASE("norm: layer with a learned scale and optional shift, a mean 
         std::vector<std::pair<std::string, std::string>> tensors = {{"weight", "norm"}};
         if (shift) tensors.emplace_back("bias", "norm_b");
         auto norm = l.build(StageKind::Norm, "layer", l.context("attn_norm", tensors));
-        StepData sd;
-        const Batch b = three_rows(sd);
         // A mean 50 times the spread: E[x^2] - mean^2 would lose three digits of the variance.
         std::vector<float> xv = random_floats(3 * width);
         for (float& v : xv) v += 50.0f;
         Rows x(l.be, xv, width), out(l.be, 3, width);
-        norm->forward(x.t, out.t, Step{b, l.be.stream(), nullptr});
+        forward_rows(*norm, l.be, x, out);
         Vec want;
         for (int64_t t = 0; t < 3; ++t) {
           const Vec r = x.row(t);

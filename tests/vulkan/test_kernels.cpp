@@ -21,8 +21,6 @@ using namespace semline::vktest;
 
 namespace {
 
-const DType kAllWeights[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
-
 vk::DevWeight device_weight(vk::VulkanBackend& be, const Weight& w) {
   const Tensor t = be.upload_weight(make_tensor(w.dtype, {w.n_in, w.n_out}, const_cast<void*>(w.data())));
   vk::DevWeight d;

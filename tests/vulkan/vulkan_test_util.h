@@ -20,14 +20,8 @@
 
 namespace semline::vktest {
 
-using testing::FakeModel;
-using testing::make_weight;
-using testing::random_floats;
-using testing::RecordingRegistry;
-using testing::rel_err;
-using testing::rng;
-using testing::seed;
-using testing::Weight;
+// The plugin fixtures, as the tests of this backend name them.
+using namespace testing;
 
 // Why no Vulkan device can run here (empty: one can).
 inline std::string no_device_reason() { return stationtest::Vulkan::unavailable(); }
