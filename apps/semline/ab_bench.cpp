@@ -18,6 +18,7 @@
 #include "core/engine/pipeline.h"
 #include "core/engine/quality.h"
 #include "core/graph/graph.h"
+#include "stats.h"
 
 namespace semline::app {
 
@@ -40,14 +41,6 @@ struct Variant {
   std::optional<double> joules_per_token;
   std::optional<QualityResult> quality;
 };
-
-double mean(const std::vector<double>& v) { return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
-double stddev(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  double m = mean(v), s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / (v.size() - 1));
-}
 
 // Peak resident memory since the last reset (Linux: VmHWM, reset through clear_refs).
 void reset_peak_memory() {

@@ -17,6 +17,7 @@
 #include "core/engine/pipeline.h"
 #include "core/graph/graph.h"
 #include "core/util/text.h"
+#include "stats.h"
 
 namespace semline::app {
 
@@ -48,14 +49,6 @@ struct Record {
     return ts;
   }
 };
-
-double mean(const std::vector<double>& v) { return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
-double stddev(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  double m = mean(v), s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / (v.size() - 1));
-}
 
 // "llama 134M Q4_0": family, parameter count and the weight type most of the bytes have.
 std::string model_type(const ModelFile& m, const HParams& hp, uint64_t params) {

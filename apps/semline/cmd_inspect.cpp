@@ -76,10 +76,10 @@ void print_hparams(const ModelFile& m, const Plugins& plugins) {
     std::printf("arch       %s (no template registered)\n", std::string(*arch).c_str());
     return;
   }
-  std::printf("arch       %s — %s\n", a->arch.name.c_str(), a->arch.description.c_str());
+  std::printf("arch       %s — %s\n", a->entry.name.c_str(), a->entry.description.c_str());
   if (m.tensors().empty()) return;
   try {
-    HParams hp = a->arch.read_hparams(m);
+    HParams hp = a->entry.read_hparams(m);
     const char* rope = hp.rope_type == RopeType::None ? "none" : hp.rope_type == RopeType::NeoX ? "neox" : "normal";
     const char* act = hp.ffn_act == Activation::Gelu ? "gelu" : hp.ffn_act == Activation::GeluTanh ? "gelu_tanh" : "silu";
     std::printf("hparams    n_vocab %lld, n_ctx_train %lld, n_embd %lld, n_ff %lld, n_layer %lld,\n"

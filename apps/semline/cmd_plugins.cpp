@@ -43,7 +43,7 @@ void print_plugins(const Plugins& p) {
     }
     for (const RegisteredArch* a : r.archs()) {
       if (a->plugin != rec.name) continue;
-      std::printf("    arch    %-24s %s\n", a->arch.name.c_str(), a->arch.description.c_str());
+      std::printf("    arch    %-24s %s\n", a->entry.name.c_str(), a->entry.description.c_str());
     }
     for (const RegisteredProposer* e : r.proposers()) {
       if (e->plugin != rec.name) continue;

@@ -4,28 +4,34 @@
 
 namespace semline {
 
+std::span<const float> step_sequence(Pipeline& p, int32_t seq, std::span<const int32_t> tokens,
+                                     std::span<const int32_t> output_rows) {
+  const auto n = static_cast<int32_t>(tokens.size());
+  p.kv().reserve(seq, n);
+  SeqView sv = p.kv().view(seq);
+  std::vector<int32_t> pos(tokens.size()), seq_idx(tokens.size(), 0);
+  std::iota(pos.begin(), pos.end(), sv.n_past);
+  Batch b;
+  b.n_tokens = n;
+  b.tokens = tokens.data();
+  b.positions = pos.data();
+  b.seq = seq_idx.data();
+  b.n_seqs = 1;
+  b.seqs = &sv;
+  b.n_outputs = static_cast<int32_t>(output_rows.size());
+  b.output_rows = output_rows.data();
+  const std::span<const float> logits = p.forward(b);
+  p.kv().advance(seq, tokens);
+  return logits;
+}
+
 std::span<const float> prefill(Pipeline& p, int32_t seq, std::span<const int32_t> tokens) {
   std::span<const float> logits;
-  std::vector<int32_t> pos, seq_idx(p.max_batch_tokens(), 0);
   for (size_t start = 0; start < tokens.size(); start += p.max_batch_tokens()) {
-    const int32_t n = static_cast<int32_t>(std::min<size_t>(p.max_batch_tokens(), tokens.size() - start));
-    p.kv().reserve(seq, n);
-    SeqView sv = p.kv().view(seq);
-    pos.resize(n);
-    std::iota(pos.begin(), pos.end(), sv.n_past);
-    const int32_t last = n - 1;
+    const size_t n = std::min<size_t>(p.max_batch_tokens(), tokens.size() - start);
+    const int32_t last = static_cast<int32_t>(n) - 1;
     const bool final_chunk = start + n == tokens.size();
-    Batch b;
-    b.n_tokens = n;
-    b.tokens = tokens.data() + start;
-    b.positions = pos.data();
-    b.seq = seq_idx.data();
-    b.n_seqs = 1;
-    b.seqs = &sv;
-    b.n_outputs = final_chunk ? 1 : 0;
-    b.output_rows = &last;
-    logits = p.forward(b);
-    p.kv().advance(seq, tokens.subspan(start, static_cast<size_t>(n)));
+    logits = step_sequence(p, seq, tokens.subspan(start, n), std::span<const int32_t>(&last, final_chunk ? 1 : 0));
   }
   return logits;
 }

@@ -40,6 +40,12 @@ struct GenerateResult {
 GenerateResult generate(Pipeline& p, const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                         const std::function<void(std::string_view)>& on_text = {});
 
+// One step of sequence `seq` alone: `tokens` (at most max_batch_tokens) after what its cache holds,
+// which reserves and then advances over them. Returns the logits of `output_rows` (indices into
+// tokens), one row of n_vocab each, valid until the next forward.
+std::span<const float> step_sequence(Pipeline& p, int32_t seq, std::span<const int32_t> tokens,
+                                     std::span<const int32_t> output_rows);
+
 // Feeds tokens of sequence `seq` through the line in chunks; returns the logits of the last token
 // (valid until the next forward).
 std::span<const float> prefill(Pipeline& p, int32_t seq, std::span<const int32_t> tokens);

@@ -1,4 +1,5 @@
 #include "core/engine/quality.h"
+#include "core/engine/generator.h"
 
 #include <algorithm>
 #include <cmath>
@@ -32,7 +33,7 @@ QualityResult score_text(Pipeline& p, std::span<const int32_t> text, const Quali
   const int64_t n_vocab = p.hp().n_vocab;
   const int32_t body = opt.window - (bos >= 0 ? 1 : 0);
   if (body < 2) throw Error("quality: the window must hold at least 2 tokens of text");
-  std::vector<int32_t> window, pos, seq, rows;
+  std::vector<int32_t> window, rows;
   std::vector<double> lp;
   size_t ref_row = 0;
   for (int32_t w = 0; w < opt.max_windows; ++w) {
@@ -49,25 +50,11 @@ QualityResult score_text(Pipeline& p, std::span<const int32_t> text, const Quali
     const int32_t first_scored = bos >= 0 ? 1 : 0;
     for (size_t chunk = 0; chunk + 1 < window.size(); chunk += p.max_batch_tokens()) {
       const int32_t n = static_cast<int32_t>(std::min<size_t>(p.max_batch_tokens(), window.size() - 1 - chunk));
-      p.kv().reserve(seq_id, n);
-      SeqView sv = p.kv().view(seq_id);
-      pos.resize(n);
-      std::iota(pos.begin(), pos.end(), sv.n_past);
-      seq.assign(n, 0);
       rows.clear();
       for (int32_t i = 0; i < n; ++i)
         if (static_cast<int32_t>(chunk) + i >= first_scored) rows.push_back(i);
-      Batch b;
-      b.n_tokens = n;
-      b.tokens = window.data() + chunk;
-      b.positions = pos.data();
-      b.seq = seq.data();
-      b.n_seqs = 1;
-      b.seqs = &sv;
-      b.n_outputs = static_cast<int32_t>(rows.size());
-      b.output_rows = rows.data();
-      std::span<const float> logits = p.forward(b);
-      p.kv().advance(seq_id, std::span<const int32_t>(window).subspan(chunk, static_cast<size_t>(n)));
+      const std::span<const float> logits =
+          step_sequence(p, seq_id, std::span<const int32_t>(window).subspan(chunk, static_cast<size_t>(n)), rows);
       for (size_t k = 0; k < rows.size(); ++k) {
         const size_t at = chunk + rows[k];
         log_softmax(logits.subspan(k * n_vocab, n_vocab), lp);

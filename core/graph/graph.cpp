@@ -73,11 +73,11 @@ class GraphBuilder {
     PipelineGraph g;
     g.model_path = model_.path();
     g.arch = find_arch();
-    g.hp = g.arch->arch.read_hparams(model_);
+    g.hp = g.arch->entry.read_hparams(model_);
     hp_ = &g.hp;
     check_layer_ranges(g.hp);
-    check_station_names(g.arch->arch);
-    const ArchTemplate& a = g.arch->arch;
+    check_station_names(g.arch->entry);
+    const ArchTemplate& a = g.arch->entry;
     g.tokenizer = tokenizer();
     g.embedding = place(a.embedding, -1);
     for (int32_t l = 0; l < g.hp.n_layer; ++l) {
@@ -104,7 +104,7 @@ class GraphBuilder {
     std::string name(v->str);
     if (const RegisteredArch* a = reg_.find_arch(name)) return a;
     std::vector<std::string> names;
-    for (const RegisteredArch* a : reg_.archs()) names.push_back(a->arch.name);
+    for (const RegisteredArch* a : reg_.archs()) names.push_back(a->entry.name);
     throw Error(model_.path() + ": architecture '" + name + "' has no template" + did_you_mean(name, names) +
                 "; available: " + (names.empty() ? "none (is the archs plugin on the plugin path?)" : join(names)));
   }
@@ -533,7 +533,7 @@ std::vector<const GraphNode*> PipelineGraph::nodes() const {
 
 std::string PipelineGraph::to_text() const {
   std::string s = "model     " + model_path + "\n";
-  s += "arch      " + arch->arch.name + " (" + arch->arch.description + ")\n";
+  s += "arch      " + arch->entry.name + " (" + arch->entry.description + ")\n";
   s += "shape     n_embd " + std::to_string(hp.n_embd) + ", n_ff " + std::to_string(hp.n_ff) + ", n_layer " +
        std::to_string(hp.n_layer) + ", n_head " + std::to_string(hp.n_head) + ", n_head_kv " +
        std::to_string(hp.n_head_kv) + ", head_dim " + std::to_string(hp.head_dim) + ", n_vocab " +

@@ -33,26 +33,17 @@ struct PluginRecord {
   uint32_t abi_major = 0, abi_minor = 0;
 };
 
-struct RegisteredStage {
-  StageEntry entry;
+// An entry as the host keeps it: with the plugin that registered it and that plugin's file.
+template <class Entry>
+struct Registered {
+  Entry entry;
   std::string plugin;
   std::filesystem::path file;
 };
-struct RegisteredBackend {
-  BackendEntry entry;
-  std::string plugin;
-  std::filesystem::path file;
-};
-struct RegisteredArch {
-  ArchTemplate arch;
-  std::string plugin;
-  std::filesystem::path file;
-};
-struct RegisteredProposer {
-  ProposerEntry entry;
-  std::string plugin;
-  std::filesystem::path file;
-};
+using RegisteredStage = Registered<StageEntry>;
+using RegisteredBackend = Registered<BackendEntry>;
+using RegisteredArch = Registered<ArchTemplate>;
+using RegisteredProposer = Registered<ProposerEntry>;
 
 // "attention.flash.cpu"
 std::string stage_key_string(StageKind kind, std::string_view variant, std::string_view backend);

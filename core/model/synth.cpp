@@ -20,14 +20,20 @@ namespace {
 
 struct Preset {
   const char* name;
-  int64_t dim, ffn, layers, heads, kv_heads, vocab, experts, experts_used;
+  SynthSpec spec;
 };
-constexpr Preset kPresets[] = {
-    {"tiny", 64, 192, 2, 4, 2, 512, 0, 0},
-    {"llama-134m", 768, 2048, 12, 12, 12, 32000, 0, 0},
-    {"llama-1b", 2048, 8192, 16, 32, 8, 32000, 0, 0},
-    {"mixtral-tiny", 256, 512, 4, 8, 4, 512, 8, 2},
-    {"mixtral-1b", 1024, 3072, 16, 16, 8, 32000, 8, 2},
+const Preset kPresets[] = {
+    {"tiny", {.name = "synth-tiny", .dim = 64, .ffn = 192, .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 512}},
+    {"llama-134m",
+     {.name = "synth-llama-134m", .dim = 768, .ffn = 2048, .layers = 12, .heads = 12, .kv_heads = 12, .vocab = 32000}},
+    {"llama-1b",
+     {.name = "synth-llama-1b", .dim = 2048, .ffn = 8192, .layers = 16, .heads = 32, .kv_heads = 8, .vocab = 32000}},
+    {"mixtral-tiny",
+     {.name = "synth-mixtral-tiny", .dim = 256, .ffn = 512, .layers = 4, .heads = 8, .kv_heads = 4, .vocab = 512,
+      .experts = 8, .experts_used = 2}},
+    {"mixtral-1b",
+     {.name = "synth-mixtral-1b", .dim = 1024, .ffn = 3072, .layers = 16, .heads = 16, .kv_heads = 8, .vocab = 32000,
+      .experts = 8, .experts_used = 2}},
 };
 constexpr int64_t kMaxExperts = 4096;  // as the llama template reads them
 
@@ -77,20 +83,8 @@ std::vector<std::string> synth_preset_names() {
 }
 
 SynthSpec synth_preset(std::string_view name) {
-  for (const Preset& p : kPresets) {
-    if (name != p.name) continue;
-    SynthSpec s;
-    s.name = std::string("synth-") + p.name;
-    s.dim = p.dim;
-    s.ffn = p.ffn;
-    s.layers = p.layers;
-    s.heads = p.heads;
-    s.kv_heads = p.kv_heads;
-    s.vocab = p.vocab;
-    s.experts = p.experts;
-    s.experts_used = p.experts_used;
-    return s;
-  }
+  for (const Preset& p : kPresets)
+    if (name == p.name) return p.spec;
   auto names = synth_preset_names();
   throw Error(fmt::format("unknown synth preset '{}'{} (presets: {})", name, did_you_mean(name, names), join(names)));
 }

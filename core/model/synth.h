@@ -33,7 +33,7 @@ struct SynthSpec {
   uint64_t seed = 1;
   // When set, the tokenizer.* metadata is copied from this GGUF and the vocabulary size taken from
   // it; otherwise a byte-fallback llama tokenizer of `vocab` tokens is generated.
-  std::filesystem::path vocab_gguf;
+  std::filesystem::path vocab_gguf{};
   bool tied_output = false;  // no output.weight: the embedding doubles as the classifier
   // Mixtral-style feed-forward: a router (ffn_gate_inp, kept F32 as llama.cpp keeps it) and
   // stacks of `experts` SwiGLU networks of width ffn (ffn_{gate,up,down}_exps) instead of the

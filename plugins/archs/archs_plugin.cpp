@@ -19,6 +19,14 @@ void check_hparams(const ModelView& model, const HParams& hp) {
   if (!(hp.norm_eps > 0) || !(hp.rope_base > 0)) bad("the norm epsilon and the RoPE base must be > 0");
 }
 
+StationSpec tied_head() {
+  return {"output",
+          StageKind::Head,
+          "dense",
+          {{"output", "output.weight", {"n_embd", "n_vocab"}, true},
+           {"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
+}
+
 static void register_all(Registry& r) {
   r.add_arch(llama_template());
   r.add_arch(gpt2_template());

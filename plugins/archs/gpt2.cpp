@@ -21,19 +21,11 @@ Activation read_activation(const ModelView& model, const HParamsReader& r) {
 
 HParams read_gpt2(const ModelView& model) {
   HParamsReader r(model, "gpt2");
-  HParams hp;
-  hp.arch = "gpt2";
-  hp.n_embd = r.integer("embedding_length");
-  hp.n_ff = r.integer("feed_forward_length");
-  hp.n_layer = r.integer("block_count");
-  hp.n_head = r.integer("attention.head_count");
-  hp.n_head_kv = hp.n_head;
+  HParams hp = r.common();
   hp.n_ctx_train = r.integer("context_length");  // the number of learned position rows
   hp.norm_eps = r.number("attention.layer_norm_epsilon");
   hp.rope_type = RopeType::None;
   hp.ffn_act = read_activation(model, r);
-  auto vocab = r.find_integer("vocab_size");
-  hp.n_vocab = vocab ? *vocab : static_cast<int64_t>(r.find_array_length("tokenizer.ggml.tokens").value_or(0));
   // A file without a vocabulary still says how many token rows it has.
   if (hp.n_vocab == 0)
     if (const Tensor* t = model.weight("token_embd.weight")) hp.n_vocab = t->ne[1];
@@ -74,11 +66,7 @@ ArchTemplate gpt2_template() {
          {"down_bias", "blk.{L}.ffn_down.bias", {"n_embd"}}}}},
   };
   a.output_norm = layer_norm("output_norm", "output_norm");
-  a.head = {"output",
-            StageKind::Head,
-            "dense",
-            {{"output", "output.weight", {"n_embd", "n_vocab"}, true},
-             {"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
+  a.head = tied_head();
   a.read_hparams = read_gpt2;
   return a;
 }

@@ -55,4 +55,17 @@ std::optional<uint64_t> HParamsReader::find_array_length(std::string_view full_k
   return v->count;
 }
 
+HParams HParamsReader::common() const {
+  HParams hp;
+  hp.arch = arch_;
+  hp.n_embd = integer("embedding_length");
+  hp.n_ff = integer("feed_forward_length");
+  hp.n_layer = integer("block_count");
+  hp.n_head = integer("attention.head_count");
+  hp.n_head_kv = hp.n_head;
+  const auto vocab = find_integer("vocab_size");
+  hp.n_vocab = vocab ? *vocab : static_cast<int64_t>(find_array_length("tokenizer.ggml.tokens").value_or(0));
+  return hp;
+}
+
 }  // namespace semline::archs

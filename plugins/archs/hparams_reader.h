@@ -24,6 +24,10 @@ class HParamsReader {
 
   std::string full(std::string_view key) const { return arch_ + "." + std::string(key); }
 
+  // What every family names alike: arch, n_embd, n_ff, n_layer, n_head (n_head_kv the same), and
+  // n_vocab from {arch}.vocab_size, else the vocabulary's length (0: neither).
+  HParams common() const;
+
  private:
   const MetaValue& require(std::string_view key) const;
   const ModelView& model_;

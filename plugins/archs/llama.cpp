@@ -30,19 +30,12 @@ void read_experts(const ModelView& model, const HParamsReader& r, HParams& hp) {
 
 HParams read_llama(const ModelView& model) {
   HParamsReader r(model, "llama");
-  HParams hp;
-  hp.arch = "llama";
-  hp.n_embd = r.integer("embedding_length");
-  hp.n_ff = r.integer("feed_forward_length");
-  hp.n_layer = r.integer("block_count");
-  hp.n_head = r.integer("attention.head_count");
+  HParams hp = r.common();
   hp.n_head_kv = r.find_integer("attention.head_count_kv").value_or(hp.n_head);
   hp.n_ctx_train = r.find_integer("context_length").value_or(2048);
   hp.norm_eps = r.number("attention.layer_norm_rms_epsilon");
   hp.rope_base = r.find_number("rope.freq_base").value_or(10000.0);
   hp.rope_type = RopeType::Normal;
-  auto vocab = r.find_integer("vocab_size");
-  hp.n_vocab = vocab ? *vocab : static_cast<int64_t>(r.find_array_length("tokenizer.ggml.tokens").value_or(0));
   check_hparams(model, hp);
   hp.head_dim = hp.n_embd / hp.n_head;
   hp.rope_dim = r.find_integer("rope.dimension_count").value_or(hp.head_dim);
@@ -86,12 +79,7 @@ ArchTemplate llama_template() {
          {"down_exps", "blk.{L}.ffn_down_exps.weight", {"n_ff", "n_embd", "n_expert"}, true}}}},
   };
   a.output_norm = {"output_norm", StageKind::Norm, "rms", {{"weight", "output_norm.weight", {"n_embd"}}}};
-  // Models that tie the output matrix to the embedding carry no output.weight.
-  a.head = {"output",
-            StageKind::Head,
-            "dense",
-            {{"output", "output.weight", {"n_embd", "n_vocab"}, true},
-             {"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
+  a.head = tied_head();
   a.read_hparams = read_llama;
   return a;
 }

@@ -1,4 +1,5 @@
 #include "common/reference_gpt2.h"
+#include "common/reference_model.h"
 
 #include <cmath>
 #include <stdexcept>
@@ -7,50 +8,17 @@
 
 namespace semline::testing {
 
-namespace {
-
-const MetaValue& need(const ModelView& m, const std::string& key) {
-  const MetaValue* v = m.meta(key);
-  if (!v) throw std::runtime_error("reference: missing " + key);
-  return *v;
-}
-
-}  // namespace
-
 HParams read_gpt2_hparams(const ModelView& m) {
-  HParams hp;
-  hp.arch = "gpt2";
-  hp.n_embd = static_cast<int64_t>(need(m, "gpt2.embedding_length").u);
-  hp.n_ff = static_cast<int64_t>(need(m, "gpt2.feed_forward_length").u);
-  hp.n_layer = static_cast<int64_t>(need(m, "gpt2.block_count").u);
-  hp.n_head = static_cast<int64_t>(need(m, "gpt2.attention.head_count").u);
-  hp.n_head_kv = hp.n_head;
-  hp.head_dim = hp.n_embd / hp.n_head;
-  hp.n_ctx_train = static_cast<int64_t>(need(m, "gpt2.context_length").u);
-  hp.norm_eps = need(m, "gpt2.attention.layer_norm_epsilon").f;
+  HParams hp = read_common_hparams(m, "gpt2");
+  hp.n_ctx_train = static_cast<int64_t>(need_meta(m, "gpt2.context_length").u);
+  hp.norm_eps = need_meta(m, "gpt2.attention.layer_norm_epsilon").f;
   hp.rope_type = RopeType::None;
   const MetaValue* act = m.meta("gpt2.feed_forward_activation");
   hp.ffn_act = act && act->str == "gelu" ? Activation::Gelu : Activation::GeluTanh;
-  hp.n_vocab = static_cast<int64_t>(need(m, "tokenizer.ggml.tokens").count);
   return hp;
 }
 
-ReferenceGpt2::ReferenceGpt2(const ModelView& m, const HParams& hp) : m_(m), hp_(hp), k_(hp.n_layer), v_(hp.n_layer) {}
-
-const std::vector<double>& ReferenceGpt2::w(const std::string& name) {
-  auto it = cache_.find(name);
-  if (it != cache_.end()) return it->second;
-  const Tensor* t = m_.weight(name);
-  if (!t) throw std::runtime_error("reference: missing tensor " + name);
-  std::vector<float> row(t->ne[0]);
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(t->elements()));
-  for (int64_t r = 0; r < t->rows(); ++r) {
-    dequantize_row(t->dtype, static_cast<const char*>(t->host) + r * t->row_bytes(), row.data(), t->ne[0]);
-    out.insert(out.end(), row.begin(), row.end());
-  }
-  return cache_[name] = std::move(out);
-}
+ReferenceGpt2::ReferenceGpt2(const ModelView& m, const HParams& hp) : m_(m), w(m), hp_(hp), k_(hp.n_layer), v_(hp.n_layer) {}
 
 std::vector<double> ReferenceGpt2::affine(const std::string& prefix, const std::vector<double>& x) {
   const std::vector<double>& W = w(prefix + ".weight");

@@ -10,6 +10,8 @@
 
 #include <semline/model.h>
 
+#include "common/reference_model.h"
+
 namespace semline::testing {
 
 // Hyper-parameters read straight from gpt2.* metadata (independent of the archs plugin).
@@ -24,14 +26,13 @@ class ReferenceGpt2 {
   int32_t position() const { return pos_; }
 
  private:
-  const std::vector<double>& w(const std::string& name);  // weight as doubles, row-major [rows][ne0]
   std::vector<double> affine(const std::string& prefix, const std::vector<double>& x);  // W x + b
   std::vector<double> layernorm(const std::vector<double>& x, const std::string& prefix);
   double gelu(double x) const;
 
   const ModelView& m_;
+  WeightCache w;  // the weights as doubles
   HParams hp_;
-  std::map<std::string, std::vector<double>> cache_;
   std::vector<std::vector<double>> k_, v_;  // per layer: [pos][n_embd]
   int32_t pos_ = 0;
 };

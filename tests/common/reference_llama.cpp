@@ -1,4 +1,5 @@
 #include "common/reference_llama.h"
+#include "common/reference_model.h"
 #include "common/reference_stages.h"
 
 #include <algorithm>
@@ -10,32 +11,15 @@
 
 namespace semline::testing {
 
-namespace {
-
-const MetaValue& need(const ModelView& m, const std::string& key) {
-  const MetaValue* v = m.meta(key);
-  if (!v) throw std::runtime_error("reference: missing " + key);
-  return *v;
-}
-
-}  // namespace
-
 HParams read_llama_hparams(const ModelView& m) {
-  HParams hp;
-  hp.arch = "llama";
-  hp.n_embd = static_cast<int64_t>(need(m, "llama.embedding_length").u);
-  hp.n_ff = static_cast<int64_t>(need(m, "llama.feed_forward_length").u);
-  hp.n_layer = static_cast<int64_t>(need(m, "llama.block_count").u);
-  hp.n_head = static_cast<int64_t>(need(m, "llama.attention.head_count").u);
+  HParams hp = read_common_hparams(m, "llama");
   const MetaValue* kv = m.meta("llama.attention.head_count_kv");
   hp.n_head_kv = kv ? static_cast<int64_t>(kv->u) : hp.n_head;
-  hp.head_dim = hp.n_embd / hp.n_head;
   const MetaValue* rd = m.meta("llama.rope.dimension_count");
   hp.rope_dim = rd ? static_cast<int64_t>(rd->u) : hp.head_dim;
   const MetaValue* base = m.meta("llama.rope.freq_base");
   hp.rope_base = base ? base->f : 10000.0;
-  hp.norm_eps = need(m, "llama.attention.layer_norm_rms_epsilon").f;
-  hp.n_vocab = static_cast<int64_t>(need(m, "tokenizer.ggml.tokens").count);
+  hp.norm_eps = need_meta(m, "llama.attention.layer_norm_rms_epsilon").f;
   const MetaValue* experts = m.meta("llama.expert_count");
   const MetaValue* used = m.meta("llama.expert_used_count");
   hp.n_expert = experts ? static_cast<int64_t>(experts->u) : 0;
@@ -50,22 +34,7 @@ KeyMask sliding_window_mask(int64_t window) {
 }
 
 ReferenceLlama::ReferenceLlama(const ModelView& m, const HParams& hp, ReferenceOptions opt)
-    : m_(m), hp_(hp), opt_(std::move(opt)), k_(hp.n_layer), v_(hp.n_layer) {}
-
-const std::vector<double>& ReferenceLlama::w(const std::string& name) {
-  auto it = cache_.find(name);
-  if (it != cache_.end()) return it->second;
-  const Tensor* t = m_.weight(name);
-  if (!t) throw std::runtime_error("reference: missing tensor " + name);
-  std::vector<float> row(t->ne[0]);
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(t->elements()));
-  for (int64_t r = 0; r < t->rows(); ++r) {
-    dequantize_row(t->dtype, static_cast<const char*>(t->host) + r * t->row_bytes(), row.data(), t->ne[0]);
-    out.insert(out.end(), row.begin(), row.end());
-  }
-  return cache_[name] = std::move(out);
-}
+    : m_(m), w(m), hp_(hp), opt_(std::move(opt)), k_(hp.n_layer), v_(hp.n_layer) {}
 
 std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::vector<double>& in, int64_t row0,
                                            int64_t rows) {

@@ -11,6 +11,8 @@
 
 #include <semline/model.h>
 
+#include "common/reference_model.h"
+
 namespace semline::testing {
 
 // Hyper-parameters read straight from a llama GGUF's metadata (independent of the archs plugin).
@@ -43,7 +45,6 @@ class ReferenceLlama {
   double min_router_gap() const { return min_router_gap_; }
 
  private:
-  const std::vector<double>& w(const std::string& name);  // weight as doubles, row-major [rows][ne0]
   // Rows [row0, row0 + n_out) of the weight (n_out < 0: all) times x.
   std::vector<double> matvec(const std::string& name, const std::vector<double>& x, int64_t row0 = 0,
                              int64_t n_out = -1);
@@ -53,9 +54,9 @@ class ReferenceLlama {
   void rope(double* v, int64_t pos);
 
   const ModelView& m_;
+  WeightCache w;  // the weights as doubles
   HParams hp_;
   ReferenceOptions opt_;
-  std::map<std::string, std::vector<double>> cache_;
   std::vector<std::vector<double>> k_, v_;  // per layer: [pos][n_head_kv * head_dim]
   int32_t pos_ = 0;
   double min_router_gap_ = INFINITY;

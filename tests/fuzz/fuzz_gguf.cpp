@@ -64,7 +64,7 @@ void check_tensors(const gguf::GgufFile& f) {
 void read_hparams(const gguf::GgufFile& f) {
   auto arch = f.find_string("general.architecture");
   if (!arch) return;
-  if (const RegisteredArch* a = registry().find_arch(*arch)) (void)a->arch.read_hparams(f);
+  if (const RegisteredArch* a = registry().find_arch(*arch)) (void)a->entry.read_hparams(f);
 }
 
 template <class T>

@@ -113,7 +113,7 @@ TEST_CASE("registered entries are found, listed in key order and carry their ori
   const RegisteredArch* arch = reg.find_arch("tiny");
   REQUIRE(arch);
   CHECK(reg.archs().size() == 1);
-  CHECK(arch->arch.read_hparams(OneKeyModel(true)).n_embd == 8);
+  CHECK(arch->entry.read_hparams(OneKeyModel(true)).n_embd == 8);
 }
 
 TEST_CASE("what a plugin throws from an entry comes out as one semline::Error naming key and plugin") {
@@ -136,7 +136,7 @@ TEST_CASE("what a plugin throws from an entry comes out as one semline::Error na
              Contains("sampler.fragile.any (plugin 'p'): threw something that is not a std::exception"));
   CHECK(error_of([&] { reg.find_backend("absent")->entry.create(Params{}, LogFn{}); }) ==
         "backend.absent (plugin 'p'): device lost");
-  CHECK(error_of([&] { reg.find_arch("tiny")->arch.read_hparams(OneKeyModel(false)); }) ==
+  CHECK(error_of([&] { reg.find_arch("tiny")->entry.read_hparams(OneKeyModel(false)); }) ==
         "arch.tiny (plugin 'p'): tiny.gguf: missing key tiny.embedding_length");
 }
 

@@ -178,10 +178,10 @@ TEST_CASE("the gpt2 arch reads gpt2.feed_forward_activation: absent is gelu_tanh
   };
   const RegisteredArch* gpt2 = testing::built_plugins().find_arch("gpt2");
   REQUIRE(gpt2);
-  CHECK(gpt2->arch.read_hparams(*open_model_file(with_activation(nullptr))).ffn_act == Activation::GeluTanh);
-  CHECK(gpt2->arch.read_hparams(*open_model_file(with_activation("gelu_tanh"))).ffn_act == Activation::GeluTanh);
+  CHECK(gpt2->entry.read_hparams(*open_model_file(with_activation(nullptr))).ffn_act == Activation::GeluTanh);
+  CHECK(gpt2->entry.read_hparams(*open_model_file(with_activation("gelu_tanh"))).ffn_act == Activation::GeluTanh);
   const std::string relu = with_activation("relu");
-  CHECK_THROWS_WITH(gpt2->arch.read_hparams(*open_model_file(relu)),
+  CHECK_THROWS_WITH(gpt2->entry.read_hparams(*open_model_file(relu)),
                     Catch::Contains("gpt2.feed_forward_activation = 'relu' is not an activation of the gpt2 arch") &&
                         Catch::Contains("valid: gelu (exact), gelu_tanh"));
 }

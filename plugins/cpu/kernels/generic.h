@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 
@@ -30,36 +31,31 @@ static constexpr T lo(T a, T b) { return a < b ? a : b; }
 // ---------------------------------------------------------------------------------------------
 // Weight-row loaders for the float kernels: W values starting at element i of a row.
 
-template <class V>
-struct LoadF32 {
-  static constexpr int kBytes = 4;
+enum class RowType { F32, F16, BF16 };
+
+template <class V, RowType T>
+struct LoadRow {
+  using E = std::conditional_t<T == RowType::F32, float, uint16_t>;
+  static constexpr int kBytes = sizeof(E);
   static typename V::R load(const void* row, int64_t i) {
-    return V::load(static_cast<const float*>(row) + i);
+    const E* p = static_cast<const E*>(row) + i;
+    if constexpr (T == RowType::F32) return V::load(p);
+    else if constexpr (T == RowType::F16) return V::load_f16(p);
+    else return V::load_bf16(p);
   }
   static typename V::R load_n(const void* row, int64_t i, int n) {
-    return V::load_n(static_cast<const float*>(row) + i, n);
+    const E* p = static_cast<const E*>(row) + i;
+    if constexpr (T == RowType::F32) return V::load_n(p, n);
+    else if constexpr (T == RowType::F16) return V::load_f16_n(p, n);
+    else return V::load_bf16_n(p, n);
   }
 };
 template <class V>
-struct LoadF16 {
-  static constexpr int kBytes = 2;
-  static typename V::R load(const void* row, int64_t i) {
-    return V::load_f16(static_cast<const uint16_t*>(row) + i);
-  }
-  static typename V::R load_n(const void* row, int64_t i, int n) {
-    return V::load_f16_n(static_cast<const uint16_t*>(row) + i, n);
-  }
-};
+using LoadF32 = LoadRow<V, RowType::F32>;
 template <class V>
-struct LoadBF16 {
-  static constexpr int kBytes = 2;
-  static typename V::R load(const void* row, int64_t i) {
-    return V::load_bf16(static_cast<const uint16_t*>(row) + i);
-  }
-  static typename V::R load_n(const void* row, int64_t i, int n) {
-    return V::load_bf16_n(static_cast<const uint16_t*>(row) + i, n);
-  }
-};
+using LoadF16 = LoadRow<V, RowType::F16>;
+template <class V>
+using LoadBF16 = LoadRow<V, RowType::BF16>;
 
 // ---------------------------------------------------------------------------------------------
 // Element-wise kernels
