@@ -170,22 +170,19 @@ std::vector<std::string> supports(const semline::StageContext& ctx) {
 }
 
 void register_all(semline::Registry& r) {
-  semline::StageEntry e;
-  e.kind = semline::StageKind::Ffn;
-  e.variant = "sparse";
-  e.backend = "cpu";
-  e.description = "SwiGLU with activation sparsity: the smallest activations dropped per token, only kept columns read";
-  e.params = {{"sparsity", semline::ParamType::Float, 0.5,
-               "fraction of each token's activations (x and silu(gate) * up) dropped by magnitude; 0 = dense",
-               0.0, 0.95, {}}};
-  // Plain dtypes only: the weights are transposed into F32 at load, and a block-quantised matrix
-  // would have to be re-quantised along the other axis, which is a different model.
-  e.caps.weight_dtypes = {DType::F32, DType::F16, DType::BF16};
-  e.caps.exact = false;
-  e.rank = 0;  // never chosen unless a config names it
-  e.supports = supports;
-  e.make_stage = [](const semline::StageContext& ctx) { return std::make_unique<SparseFfn>(ctx); };
-  r.add_stage(std::move(e));
+  r.add_stage({
+      .kind = semline::StageKind::Ffn, .variant = "sparse", .backend = "cpu",
+      .description = "SwiGLU with activation sparsity: the smallest activations dropped per token, only kept columns read",
+      .params = {{"sparsity", semline::ParamType::Float, 0.5,
+                  "fraction of each token's activations (x and silu(gate) * up) dropped by magnitude; 0 = dense", 0.0,
+                  0.95, {}}},
+      // Plain dtypes only: the weights are transposed into F32 at load, and a block-quantised
+      // matrix would have to be re-quantised along the other axis, which is a different model.
+      .caps = {.weight_dtypes = {DType::F32, DType::F16, DType::BF16}, .exact = false},
+      .rank = 0,  // never chosen unless a config names it
+      .supports = supports,
+      .make_stage = [](const semline::StageContext& ctx) { return std::make_unique<SparseFfn>(ctx); },
+  });
 }
 
 }  // namespace

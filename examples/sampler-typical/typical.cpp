@@ -75,17 +75,15 @@ class TypicalSampler final : public semline::Sampler {
 };
 
 void register_all(semline::Registry& r) {
-  semline::StageEntry e;
-  e.kind = semline::StageKind::Sampler;
-  e.variant = "typical";
-  e.backend = "any";
-  e.description = "locally typical sampling: keeps the tokens whose information is closest to the entropy";
-  e.params = {{"typical_p", semline::ParamType::Float, 0.95,
-               "probability mass of the most typical tokens kept; 1 keeps every token", 0.0, 1.0, {}}};
-  e.make_sampler = [](const semline::StageContext& ctx) -> std::unique_ptr<semline::Sampler> {
-    return std::make_unique<TypicalSampler>(ctx.params.get_float("typical_p"));
-  };
-  r.add_stage(std::move(e));
+  r.add_stage({
+      .kind = semline::StageKind::Sampler, .variant = "typical", .backend = "any",
+      .description = "locally typical sampling: keeps the tokens whose information is closest to the entropy",
+      .params = {{"typical_p", semline::ParamType::Float, 0.95,
+                  "probability mass of the most typical tokens kept; 1 keeps every token", 0.0, 1.0, {}}},
+      .make_sampler = [](const semline::StageContext& ctx) -> std::unique_ptr<semline::Sampler> {
+        return std::make_unique<TypicalSampler>(ctx.params.get_float("typical_p"));
+      },
+  });
 }
 
 }  // namespace

@@ -61,11 +61,7 @@ void check_weights(const llama2c::Checkpoint& ck, size_t file_size) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  fuzz::quiet_logs();
-  (void)out_dir();
-  return 0;
-}
+SEMLINE_FUZZ_INITIALIZE((void)out_dir())
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static MemFile ckpt("checkpoint"), tok("tokenizer");

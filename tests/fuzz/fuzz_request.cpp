@@ -52,11 +52,7 @@ void check(const ApiRequest& r) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  fuzz::quiet_logs();
-  tokenizer();
-  return 0;
-}
+SEMLINE_FUZZ_INITIALIZE(tokenizer())
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);

@@ -62,11 +62,7 @@ void walk(const MetaValue& v) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  fuzz::quiet_logs();
-  (void)dir();
-  return 0;
-}
+SEMLINE_FUZZ_INITIALIZE((void)dir())
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 12) return 0;

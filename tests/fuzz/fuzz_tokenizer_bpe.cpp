@@ -20,11 +20,7 @@ const Tokenizer& gpt2() {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  fuzz::quiet_logs();
-  (void)gpt2();
-  return 0;
-}
+SEMLINE_FUZZ_INITIALIZE((void)gpt2())
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

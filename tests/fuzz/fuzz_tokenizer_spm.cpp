@@ -31,12 +31,7 @@ const Vocabulary& stories() {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  fuzz::quiet_logs();
-  (void)llama();
-  (void)stories();
-  return 0;
-}
+SEMLINE_FUZZ_INITIALIZE((void)llama(), (void)stories())
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

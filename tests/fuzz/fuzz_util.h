@@ -37,3 +37,12 @@ inline std::string model_path(std::string_view relative) {
 void quiet_logs();
 
 }  // namespace semline::fuzz
+
+// Defines libFuzzer's initialiser: logs off, then the warm-up expression once before the first
+// input (the files and tables every input uses, so the first input is not charged for them).
+#define SEMLINE_FUZZ_INITIALIZE(...)                     \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) {   \
+    ::semline::fuzz::quiet_logs();                       \
+    __VA_ARGS__;                                         \
+    return 0;                                            \
+  }

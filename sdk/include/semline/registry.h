@@ -28,18 +28,20 @@ using SupportsFn = std::function<std::vector<std::string>(const StageContext&)>;
 
 // One implementation of a station: key (kind, variant, backend); backend is "any" for host
 // stations (tokenizer, sampler). Exactly one factory, the one of its kind, is set.
+// Every member has a default, so an entry can be written with designated initializers naming
+// only what it sets: r.add_stage({.kind = StageKind::Norm, .variant = "rms", ...}).
 struct StageEntry {
   StageKind kind = StageKind::Norm;
-  std::string variant;
-  std::string backend;
-  std::string description;        // one line
-  std::vector<ParamSpec> params;  // what the config may set
-  Capabilities caps;
-  int rank = 0;                   // preference when the config names no variant: highest wins
-  SupportsFn supports;            // optional; absent means always
-  std::function<std::unique_ptr<Stage>(const StageContext&)> make_stage;          // transform kinds
-  std::function<std::unique_ptr<Tokenizer>(const StageContext&)> make_tokenizer;  // tokenizer
-  std::function<std::unique_ptr<Sampler>(const StageContext&)> make_sampler;      // sampler
+  std::string variant{};
+  std::string backend{};
+  std::string description{};        // one line
+  std::vector<ParamSpec> params{};  // what the config may set
+  Capabilities caps{};
+  int rank = 0;                     // preference when the config names no variant: highest wins
+  SupportsFn supports{};            // optional; absent means always
+  std::function<std::unique_ptr<Stage>(const StageContext&)> make_stage{};          // transform kinds
+  std::function<std::unique_ptr<Tokenizer>(const StageContext&)> make_tokenizer{};  // tokenizer
+  std::function<std::unique_ptr<Sampler>(const StageContext&)> make_sampler{};      // sampler
 };
 
 struct BackendEntry {

@@ -34,18 +34,16 @@ class UnitRms final : public semline::Stage {
 };
 
 void register_all(semline::Registry& r) {
-  semline::StageEntry norm;
-  norm.kind = semline::StageKind::Norm;
-  norm.variant = "unit_rms";
-  norm.backend = "cpu";
-  norm.description = "RMS norm without a weight (test fixture)";
-  norm.params = {{"eps", semline::ParamType::Float, 1e-5, "added to the mean square", 0.0, 1.0, {}}};
-  norm.rank = 3;
-  norm.make_stage = [](const semline::StageContext& ctx) -> std::unique_ptr<semline::Stage> {
-    if (!ctx.hp) throw semline::Error("unit_rms needs the model's hyper-parameters");
-    return std::make_unique<UnitRms>(ctx.hp->n_embd, ctx.params.get_float("eps"));
-  };
-  r.add_stage(std::move(norm));
+  r.add_stage({
+      .kind = semline::StageKind::Norm, .variant = "unit_rms", .backend = "cpu",
+      .description = "RMS norm without a weight (test fixture)",
+      .params = {{"eps", semline::ParamType::Float, 1e-5, "added to the mean square", 0.0, 1.0, {}}},
+      .rank = 3,
+      .make_stage = [](const semline::StageContext& ctx) -> std::unique_ptr<semline::Stage> {
+        if (!ctx.hp) throw semline::Error("unit_rms needs the model's hyper-parameters");
+        return std::make_unique<UnitRms>(ctx.hp->n_embd, ctx.params.get_float("eps"));
+      },
+  });
   r.add_stage(test_plugins::select_entry<test_plugins::LowerId>("lowest_id", "selects the lowest token id"));
   r.log(semline::LogLevel::Info, "registered 2 entries");
 }

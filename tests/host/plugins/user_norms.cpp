@@ -8,15 +8,13 @@
 namespace {
 
 void register_all(semline::Registry& r) {
-  semline::StageEntry norm;
-  norm.kind = semline::StageKind::Norm;
-  norm.variant = "rms";
-  norm.backend = "cpu";
-  norm.description = "a user's RMS norm that fails when used";
-  norm.make_stage = [](const semline::StageContext&) -> std::unique_ptr<semline::Stage> {
-    throw semline::Error("the user's norm was used instead of the built-in one");
-  };
-  r.add_stage(std::move(norm));
+  r.add_stage({
+      .kind = semline::StageKind::Norm, .variant = "rms", .backend = "cpu",
+      .description = "a user's RMS norm that fails when used",
+      .make_stage = [](const semline::StageContext&) -> std::unique_ptr<semline::Stage> {
+        throw semline::Error("the user's norm was used instead of the built-in one");
+      },
+  });
   r.add_stage(test_plugins::select_entry<test_plugins::LowerId>("user_lowest_id", "selects the lowest token id"));
 }
 
