@@ -44,31 +44,31 @@ StationSpec layer_norm(std::string name, const std::string& prefix) {
 }  // namespace
 
 ArchTemplate gpt2_template() {
-  ArchTemplate a;
-  a.name = "gpt2";
-  a.description = "GPT-2: learned positions, LayerNorm, fused-qkv attention with biases, GELU MLP";
-  a.embedding = {"token_embd", StageKind::Embedding, "lookup",
-                 {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}},
-                  {"positions", "position_embd.weight", {"n_embd", "n_ctx_train"}}}};
-  // n_head_kv = n_head and n_head * head_dim = n_embd for the arch, so q | k | v is 3 n_embd wide.
-  a.block = {
-      {layer_norm("attn_norm", "blk.{L}.attn_norm"),
-       {"attention", StageKind::Attention, "flash",
-        {{"qkv", "blk.{L}.attn_qkv.weight", {"n_embd", "3*n_embd"}},
-         {"qkv_bias", "blk.{L}.attn_qkv.bias", {"3*n_embd"}},
-         {"o", "blk.{L}.attn_output.weight", {"n_embd", "n_embd"}},
-         {"o_bias", "blk.{L}.attn_output.bias", {"n_embd"}}}}},
-      {layer_norm("ffn_norm", "blk.{L}.ffn_norm"),
-       {"ffn", StageKind::Ffn, "dense",
-        {{"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
-         {"up_bias", "blk.{L}.ffn_up.bias", {"n_ff"}},
-         {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}},
-         {"down_bias", "blk.{L}.ffn_down.bias", {"n_embd"}}}}},
+  return {
+      .name = "gpt2",
+      .description = "GPT-2: learned positions, LayerNorm, fused-qkv attention with biases, GELU MLP",
+      .embedding = {"token_embd", StageKind::Embedding, "lookup",
+                    {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}},
+                     {"positions", "position_embd.weight", {"n_embd", "n_ctx_train"}}}},
+      // n_head_kv = n_head and n_head * head_dim = n_embd for the arch, so q | k | v is 3 n_embd wide.
+      .block = {
+          {layer_norm("attn_norm", "blk.{L}.attn_norm"),
+           {"attention", StageKind::Attention, "flash",
+            {{"qkv", "blk.{L}.attn_qkv.weight", {"n_embd", "3*n_embd"}},
+             {"qkv_bias", "blk.{L}.attn_qkv.bias", {"3*n_embd"}},
+             {"o", "blk.{L}.attn_output.weight", {"n_embd", "n_embd"}},
+             {"o_bias", "blk.{L}.attn_output.bias", {"n_embd"}}}}},
+          {layer_norm("ffn_norm", "blk.{L}.ffn_norm"),
+           {"ffn", StageKind::Ffn, "dense",
+            {{"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
+             {"up_bias", "blk.{L}.ffn_up.bias", {"n_ff"}},
+             {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}},
+             {"down_bias", "blk.{L}.ffn_down.bias", {"n_embd"}}}}},
+      },
+      .output_norm = layer_norm("output_norm", "output_norm"),
+      .head = tied_head(),
+      .read_hparams = read_gpt2,
   };
-  a.output_norm = layer_norm("output_norm", "output_norm");
-  a.head = tied_head();
-  a.read_hparams = read_gpt2;
-  return a;
 }
 
 }  // namespace semline::archs

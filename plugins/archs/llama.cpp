@@ -54,34 +54,33 @@ HParams read_llama(const ModelView& model) {
 }  // namespace
 
 ArchTemplate llama_template() {
-  ArchTemplate a;
-  a.name = "llama";
-  a.description = "Llama: RMSNorm, RoPE attention with GQA, SwiGLU feed-forward";
-  a.embedding = {"token_embd", StageKind::Embedding, "lookup",
-                 {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
-  a.block = {
-      {{"attn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.attn_norm.weight", {"n_embd"}}}},
-       {"attention", StageKind::Attention, "flash",
-        {{"q", "blk.{L}.attn_q.weight", {"n_embd", "n_head*head_dim"}},
-         {"k", "blk.{L}.attn_k.weight", {"n_embd", "n_head_kv*head_dim"}},
-         {"v", "blk.{L}.attn_v.weight", {"n_embd", "n_head_kv*head_dim"}},
-         {"o", "blk.{L}.attn_output.weight", {"n_head*head_dim", "n_embd"}}}}},
-      {{"ffn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.ffn_norm.weight", {"n_embd"}}}},
-       // One SwiGLU network (dense) or a router and stacks of experts (Mixtral): all optional
-       // here, and each ffn variant's supports() names the weights it lacks.
-       {"ffn", StageKind::Ffn, "dense",
-        {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}, true},
-         {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}, true},
-         {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}, true},
-         {"router", "blk.{L}.ffn_gate_inp.weight", {"n_embd", "n_expert"}, true},
-         {"gate_exps", "blk.{L}.ffn_gate_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
-         {"up_exps", "blk.{L}.ffn_up_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
-         {"down_exps", "blk.{L}.ffn_down_exps.weight", {"n_ff", "n_embd", "n_expert"}, true}}}},
+  return {
+      .name = "llama",
+      .description = "Llama: RMSNorm, RoPE attention with GQA, SwiGLU feed-forward",
+      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
+      .block = {
+          {{"attn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.attn_norm.weight", {"n_embd"}}}},
+           {"attention", StageKind::Attention, "flash",
+            {{"q", "blk.{L}.attn_q.weight", {"n_embd", "n_head*head_dim"}},
+             {"k", "blk.{L}.attn_k.weight", {"n_embd", "n_head_kv*head_dim"}},
+             {"v", "blk.{L}.attn_v.weight", {"n_embd", "n_head_kv*head_dim"}},
+             {"o", "blk.{L}.attn_output.weight", {"n_head*head_dim", "n_embd"}}}}},
+          {{"ffn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.ffn_norm.weight", {"n_embd"}}}},
+           // One SwiGLU network (dense) or a router and stacks of experts (Mixtral): all optional
+           // here, and each ffn variant's supports() names the weights it lacks.
+           {"ffn", StageKind::Ffn, "dense",
+            {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}, true},
+             {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}, true},
+             {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}, true},
+             {"router", "blk.{L}.ffn_gate_inp.weight", {"n_embd", "n_expert"}, true},
+             {"gate_exps", "blk.{L}.ffn_gate_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
+             {"up_exps", "blk.{L}.ffn_up_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
+             {"down_exps", "blk.{L}.ffn_down_exps.weight", {"n_ff", "n_embd", "n_expert"}, true}}}},
+      },
+      .output_norm = {"output_norm", StageKind::Norm, "rms", {{"weight", "output_norm.weight", {"n_embd"}}}},
+      .head = tied_head(),
+      .read_hparams = read_llama,
   };
-  a.output_norm = {"output_norm", StageKind::Norm, "rms", {{"weight", "output_norm.weight", {"n_embd"}}}};
-  a.head = tied_head();
-  a.read_hparams = read_llama;
-  return a;
 }
 
 }  // namespace semline::archs

@@ -80,11 +80,11 @@ class BlockSparseMask final : public KeyMask {
 
 // --- the station
 
-class Attention final : public Stage {
+class Attention final : public Station {
  public:
   Attention(const StageContext& ctx, Kernels& k, std::unique_ptr<KeyMask> mask, CoreKind kind, int64_t tile,
             const char* variant)
-      : k_(k), label_(station_label(ctx)), max_tokens_(max_tokens_of(ctx)), a_(attention_shape(ctx)),
+      : Station(ctx, k), a_(attention_shape(ctx)),
         mask_(std::move(mask)) {
     const int64_t qd = a_.q_width(), kd = a_.kv_width();
     fused_ = is_bound(ctx, "qkv");
@@ -115,8 +115,7 @@ class Attention final : public Stage {
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const Batch& b = step.batch;
     const int64_t m = b.n_tokens;
-    check_batch(b, max_tokens_, label_);
-    k_.begin(step, label_);
+    begin(step);
     const Tensor x = activation_rows(k_, in, a_.n_embd, m, "input", label_);
     const Tensor y = activation_rows(k_, out, a_.n_embd, m, "output", label_);
     if (m == 0) return;
@@ -230,14 +229,10 @@ class Attention final : public Stage {
     return longest;
   }
 
-  Kernels& k_;
-  std::string label_;
-  int32_t max_tokens_;
   AttentionShape a_;
   std::unique_ptr<KeyMask> mask_;
   bool fused_ = false;  // one qkv product instead of q, k, v
   std::unique_ptr<LinearWeight> wqkv_, wq_, wk_, wv_, wo_;
-  ScratchPlan plan_;
   size_t qkv_ = 0, attn_ = 0;  // [max_tokens][qkv_width] q | k | v rows, [max_tokens][n_head * head_dim]
   std::unique_ptr<RopeStore> rope_;
   std::unique_ptr<AttentionCore> core_;

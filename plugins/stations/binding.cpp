@@ -91,15 +91,24 @@ Tensor row_range(const Tensor& t, int64_t first, int64_t rows) {
   return r;
 }
 
+namespace {
+
 int32_t max_tokens_of(const StageContext& ctx) {
   if (ctx.max_batch_tokens <= 0) throw Error(station_label(ctx) + ": max_batch_tokens must be positive");
   return ctx.max_batch_tokens;
 }
 
-void check_batch(const Batch& b, int32_t max_tokens, const std::string& label) {
-  if (b.n_tokens > max_tokens || b.n_tokens < 0)
-    throw Error(label + ": batch of " + std::to_string(b.n_tokens) + " tokens exceeds max_batch_tokens " +
-                std::to_string(max_tokens));
+}  // namespace
+
+Station::Station(const StageContext& ctx, Kernels& k)
+    : k_(k), label_(station_label(ctx)), hp_(hparams_of(ctx)), max_tokens_(max_tokens_of(ctx)) {}
+
+void Station::begin(const Step& step) {
+  const int32_t n = step.batch.n_tokens;
+  if (n > max_tokens_ || n < 0)
+    throw Error(label_ + ": batch of " + std::to_string(n) + " tokens exceeds max_batch_tokens " +
+                std::to_string(max_tokens_));
+  k_.begin(step, label_);
 }
 
 }  // namespace semline::stations

@@ -52,9 +52,20 @@ class ScratchPlan {
   size_t total_ = 0;
 };
 
-// max_batch_tokens of the context, checked positive (scratch is sized by it).
-int32_t max_tokens_of(const StageContext& ctx);
-// Throws unless the step carries at most max_tokens tokens.
-void check_batch(const Batch& b, int32_t max_tokens, const std::string& label);
+// What every station written once holds: its backend's kernels, its label for messages, the
+// model's hyper-parameters, the most tokens a step may carry (max_batch_tokens, checked positive: scratch is sized by it) and the
+// layout of the scratch it reserves.
+class Station : public Stage {
+ protected:
+  Station(const StageContext& ctx, Kernels& k);
+  // Throws unless the step carries at most max_tokens_ tokens, then begins it on the backend.
+  void begin(const Step& step);
+
+  Kernels& k_;
+  const std::string label_;
+  const HParams hp_;
+  const int32_t max_tokens_;
+  ScratchPlan plan_;
+};
 
 }  // namespace semline::stations

@@ -10,25 +10,23 @@
 namespace semline::stations {
 namespace {
 
-class EmbeddingLookup final : public Stage {
+class EmbeddingLookup final : public Station {
  public:
   EmbeddingLookup(const StageContext& ctx, Kernels& k)
-      : k_(k), label_(station_label(ctx)), max_tokens_(max_tokens_of(ctx)) {
-    const HParams& hp = hparams_of(ctx);
+      : Station(ctx, k) {
     k_.reserve_tokens(max_tokens_);
-    table_ = k_.bind_table(ctx, "tokens", weight_view(ctx, "tokens", {hp.n_embd, hp.n_vocab}, "(n_embd, n_vocab)"));
+    table_ = k_.bind_table(ctx, "tokens", weight_view(ctx, "tokens", {hp_.n_embd, hp_.n_vocab}, "(n_embd, n_vocab)"));
     if (is_bound(ctx, "positions")) {
       const Tensor* t = ctx.find_weight("positions");
       const int64_t n_positions = t ? t->ne[1] : 0;
       positions_ = k_.bind_table(ctx, "positions",
-                                 weight_view(ctx, "positions", {hp.n_embd, n_positions}, "(n_embd, n_positions)"));
+                                 weight_view(ctx, "positions", {hp_.n_embd, n_positions}, "(n_embd, n_positions)"));
     }
   }
 
   void forward(const Tensor&, const Tensor& out, const Step& step) override {
     const Batch& b = step.batch;
-    check_batch(b, max_tokens_, label_);
-    k_.begin(step, label_);
+    begin(step);
     const Tensor o = activation_rows(k_, out, table_->width, b.n_tokens, "output", label_);
     for (int32_t t = 0; t < b.n_tokens; ++t) {
       if (b.tokens[t] < 0 || b.tokens[t] >= table_->rows)
@@ -51,9 +49,6 @@ class EmbeddingLookup final : public Stage {
   }
 
  private:
-  Kernels& k_;
-  std::string label_;
-  int32_t max_tokens_;
   std::unique_ptr<RowTable> table_;      // [n_vocab][n_embd]
   std::unique_ptr<RowTable> positions_;  // [n_positions][n_embd], null without learned positions
 };

@@ -11,31 +11,26 @@
 namespace semline::stations {
 namespace {
 
-class FfnDense final : public Stage {
+class FfnDense final : public Station {
  public:
-  FfnDense(const StageContext& ctx, Kernels& k) : k_(k), label_(station_label(ctx)), max_tokens_(max_tokens_of(ctx)) {
-    const HParams& hp = hparams_of(ctx);
-    n_embd_ = hp.n_embd;
-    n_ff_ = hp.n_ff;
-    act_ = hp.ffn_act;
+  FfnDense(const StageContext& ctx, Kernels& k) : Station(ctx, k) {
     if (is_bound(ctx, "gate"))
-      gate_ = bind_linear(ctx, k_, "gate", n_embd_, n_ff_, "(n_embd, n_ff)", "gate_bias", max_tokens_);
-    up_ = bind_linear(ctx, k_, "up", n_embd_, n_ff_, "(n_embd, n_ff)", "up_bias", max_tokens_);
-    down_ = bind_linear(ctx, k_, "down", n_ff_, n_embd_, "(n_ff, n_embd)", "down_bias", max_tokens_);
-    h_ = plan_.add_rows(n_ff_, max_tokens_);
-    tmp_ = plan_.add_rows(n_ff_, max_tokens_);
+      gate_ = bind_linear(ctx, k_, "gate", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff)", "gate_bias", max_tokens_);
+    up_ = bind_linear(ctx, k_, "up", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff)", "up_bias", max_tokens_);
+    down_ = bind_linear(ctx, k_, "down", hp_.n_ff, hp_.n_embd, "(n_ff, n_embd)", "down_bias", max_tokens_);
+    h_ = plan_.add_rows(hp_.n_ff, max_tokens_);
+    tmp_ = plan_.add_rows(hp_.n_ff, max_tokens_);
     k_.reserve_scratch(plan_.total());
   }
 
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const int64_t m = step.batch.n_tokens;
-    check_batch(step.batch, max_tokens_, label_);
-    k_.begin(step, label_);
-    const Tensor x = activation_rows(k_, in, n_embd_, m, "input", label_);
-    const Tensor y = activation_rows(k_, out, n_embd_, m, "output", label_);
+    begin(step);
+    const Tensor x = activation_rows(k_, in, hp_.n_embd, m, "input", label_);
+    const Tensor y = activation_rows(k_, out, hp_.n_embd, m, "output", label_);
     if (m == 0) return;
-    const Tensor h = k_.scratch_rows(h_, n_ff_, m);
-    k_.linear_act(step, x, gate_.get(), *up_, gate_ ? Activation::Silu : act_, h, k_.scratch_rows(tmp_, n_ff_, m), m,
+    const Tensor h = k_.scratch_rows(h_, hp_.n_ff, m);
+    k_.linear_act(step, x, gate_.get(), *up_, gate_ ? Activation::Silu : hp_.ffn_act, h, k_.scratch_rows(tmp_, hp_.n_ff, m), m,
                   down_.get());
     const Product residual{down_.get(), y, true};  // out += down(h)
     k_.linear(step, h, {&residual, 1}, m);
@@ -43,20 +38,14 @@ class FfnDense final : public Stage {
 
   StageCost cost(const Batch& b) const override {
     const double m = b.n_tokens, maps = gate_ ? 3.0 : 2.0;
-    const double flops = 2.0 * m * maps * static_cast<double>(n_embd_) * n_ff_ + (gate_ ? 6.0 : 12.0) * m * n_ff_;
+    const double flops = 2.0 * m * maps * static_cast<double>(hp_.n_embd) * hp_.n_ff + (gate_ ? 6.0 : 12.0) * m * hp_.n_ff;
     const double bytes = (gate_ ? gate_->bytes() : 0.0) + up_->bytes() + down_->bytes() +
-                         m * (12.0 * n_embd_ + 4.0 * (maps + 1) * n_ff_);
+                         m * (12.0 * hp_.n_embd + 4.0 * (maps + 1) * hp_.n_ff);
     return {flops, bytes};
   }
 
  private:
-  Kernels& k_;
-  std::string label_;
-  int32_t max_tokens_;
-  int64_t n_embd_ = 0, n_ff_ = 0;
-  Activation act_ = Activation::Silu;  // of the ungated MLP: Gelu or GeluTanh
   std::unique_ptr<LinearWeight> gate_, up_, down_;  // gate null without one
-  ScratchPlan plan_;
   size_t h_ = 0, tmp_ = 0;  // [max_tokens][n_ff] floats each
 };
 

@@ -22,48 +22,42 @@
 namespace semline::stations {
 namespace {
 
-class FfnMoe final : public Stage {
+class FfnMoe final : public Station {
  public:
-  FfnMoe(const StageContext& ctx, Kernels& k) : k_(k), label_(station_label(ctx)), max_tokens_(max_tokens_of(ctx)) {
-    const HParams& hp = hparams_of(ctx);
-    n_embd_ = hp.n_embd;
-    n_ff_ = hp.n_ff;
-    n_expert_ = hp.n_expert;
-    n_used_ = hp.n_expert_used;
-    if (n_expert_ < 1 || n_used_ < 1 || n_used_ > n_expert_)
-      throw Error(label_ + ": n_expert " + std::to_string(n_expert_) + " and n_expert_used " +
-                  std::to_string(n_used_) + " must satisfy 1 <= n_expert_used <= n_expert");
-    const int64_t slots = static_cast<int64_t>(max_tokens_) * n_used_;
-    router_ = bind_linear(ctx, k_, "router", n_embd_, n_expert_, "(n_embd, n_expert)", nullptr, max_tokens_);
-    gate_ = experts(ctx, "gate_exps", n_embd_, n_ff_, "(n_embd, n_ff, n_expert)", slots);
-    up_ = experts(ctx, "up_exps", n_embd_, n_ff_, "(n_embd, n_ff, n_expert)", slots);
-    down_ = experts(ctx, "down_exps", n_ff_, n_embd_, "(n_ff, n_embd, n_expert)", slots);
-    routing_ = k_.bind_routing(label_, n_expert_, n_used_, max_tokens_);
-    logits_ = plan_.add_rows(n_expert_, max_tokens_);
-    h_ = plan_.add_rows(n_ff_, slots);
-    tmp_ = plan_.add_rows(n_ff_, slots);
-    d_ = plan_.add_rows(n_embd_, slots);
+  FfnMoe(const StageContext& ctx, Kernels& k) : Station(ctx, k) {
+    if (hp_.n_expert < 1 || hp_.n_expert_used < 1 || hp_.n_expert_used > hp_.n_expert)
+      throw Error(label_ + ": n_expert " + std::to_string(hp_.n_expert) + " and n_expert_used " +
+                  std::to_string(hp_.n_expert_used) + " must satisfy 1 <= n_expert_used <= n_expert");
+    const int64_t slots = static_cast<int64_t>(max_tokens_) * hp_.n_expert_used;
+    router_ = bind_linear(ctx, k_, "router", hp_.n_embd, hp_.n_expert, "(n_embd, n_expert)", nullptr, max_tokens_);
+    gate_ = experts(ctx, "gate_exps", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff, n_expert)", slots);
+    up_ = experts(ctx, "up_exps", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff, n_expert)", slots);
+    down_ = experts(ctx, "down_exps", hp_.n_ff, hp_.n_embd, "(n_ff, n_embd, n_expert)", slots);
+    routing_ = k_.bind_routing(label_, hp_.n_expert, hp_.n_expert_used, max_tokens_);
+    logits_ = plan_.add_rows(hp_.n_expert, max_tokens_);
+    h_ = plan_.add_rows(hp_.n_ff, slots);
+    tmp_ = plan_.add_rows(hp_.n_ff, slots);
+    d_ = plan_.add_rows(hp_.n_embd, slots);
     k_.reserve_scratch(plan_.total());
   }
 
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const Batch& b = step.batch;
     const int64_t m = b.n_tokens;
-    check_batch(b, max_tokens_, label_);
-    k_.begin(step, label_);
-    const Tensor x = activation_rows(k_, in, n_embd_, m, "input", label_);
-    const Tensor y = activation_rows(k_, out, n_embd_, m, "output", label_);
+    begin(step);
+    const Tensor x = activation_rows(k_, in, hp_.n_embd, m, "input", label_);
+    const Tensor y = activation_rows(k_, out, hp_.n_embd, m, "output", label_);
     if (m == 0) return;
-    const Tensor logits = k_.scratch_rows(logits_, n_expert_, m);
+    const Tensor logits = k_.scratch_rows(logits_, hp_.n_expert, m);
     const Product router{router_.get(), logits, false};
     k_.linear(step, x, {&router, 1}, m);
     k_.route(step, logits, m, *routing_);
     routed_step_ = b.step;
     routed_tokens_ = m;
 
-    const int64_t slots = m * n_used_;
-    const Tensor h = k_.scratch_rows(h_, n_ff_, slots), d = k_.scratch_rows(d_, n_embd_, slots);
-    k_.expert_act(step, x, *gate_, *up_, *routing_, h, k_.scratch_rows(tmp_, n_ff_, slots), down_.get());
+    const int64_t slots = m * hp_.n_expert_used;
+    const Tensor h = k_.scratch_rows(h_, hp_.n_ff, slots), d = k_.scratch_rows(d_, hp_.n_embd, slots);
+    k_.expert_act(step, x, *gate_, *up_, *routing_, h, k_.scratch_rows(tmp_, hp_.n_ff, slots), down_.get());
     k_.expert_linear(step, h, *down_, *routing_, d);
     k_.expert_combine(step, d, *routing_, y);  // out += sum_k w_k E_k(x): the residual add
   }
@@ -73,11 +67,11 @@ class FfnMoe final : public Stage {
   // the experts are counted at the bound min(n_expert, slots), exact for a decode step (its n_used
   // experts are distinct). Every (token, expert) slot costs one SwiGLU.
   StageCost cost(const Batch& b) const override {
-    const double m = b.n_tokens, slots = m * static_cast<double>(n_used_);
+    const double m = b.n_tokens, slots = m * static_cast<double>(hp_.n_expert_used);
     const int64_t seen = routed_tokens_ == b.n_tokens && routed_step_ == b.step ? k_.experts_used(*routing_) : -1;
-    const double used = seen >= 0 ? static_cast<double>(seen) : std::min(static_cast<double>(n_expert_), slots);
-    const double dm = static_cast<double>(n_embd_), f = static_cast<double>(n_ff_);
-    const double flops = 2.0 * m * dm * static_cast<double>(n_expert_) + slots * (6.0 * dm * f + 6.0 * f + 2.0 * dm);
+    const double used = seen >= 0 ? static_cast<double>(seen) : std::min(static_cast<double>(hp_.n_expert), slots);
+    const double dm = static_cast<double>(hp_.n_embd), f = static_cast<double>(hp_.n_ff);
+    const double flops = 2.0 * m * dm * static_cast<double>(hp_.n_expert) + slots * (6.0 * dm * f + 6.0 * f + 2.0 * dm);
     const double expert_bytes = gate_->bytes() + up_->bytes() + down_->bytes();
     const double bytes = router_->bytes() + used * expert_bytes + m * 8.0 * dm + slots * (12.0 * dm + 16.0 * f);
     return {flops, bytes};
@@ -86,17 +80,12 @@ class FfnMoe final : public Stage {
  private:
   std::unique_ptr<ExpertWeights> experts(const StageContext& ctx, const char* role, int64_t n_in, int64_t n_out,
                                          const char* dims, int64_t max_rows) {
-    return k_.bind_experts(ctx, role, weight_view(ctx, role, {n_in, n_out, n_expert_}, dims), max_rows);
+    return k_.bind_experts(ctx, role, weight_view(ctx, role, {n_in, n_out, hp_.n_expert}, dims), max_rows);
   }
 
-  Kernels& k_;
-  std::string label_;
-  int32_t max_tokens_;
-  int64_t n_embd_ = 0, n_ff_ = 0, n_expert_ = 0, n_used_ = 0;
   std::unique_ptr<LinearWeight> router_;                // [n_expert][n_embd]
   std::unique_ptr<ExpertWeights> gate_, up_, down_;     // [n_expert][n_ff][n_embd] x2, [n_expert][n_embd][n_ff]
   std::unique_ptr<ExpertRouting> routing_;
-  ScratchPlan plan_;
   // Router logits [max_tokens][n_expert]; per slot (max_tokens * n_used rows): h (silu(gate) * up)
   // and tmp [n_ff], down's output [n_embd].
   size_t logits_ = 0, h_ = 0, tmp_ = 0, d_ = 0;

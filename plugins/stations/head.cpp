@@ -11,13 +11,12 @@
 namespace semline::stations {
 namespace {
 
-class HeadDense final : public Stage {
+class HeadDense final : public Station {
  public:
-  HeadDense(const StageContext& ctx, Kernels& k) : k_(k), label_(station_label(ctx)), max_tokens_(max_tokens_of(ctx)) {
-    const HParams& hp = hparams_of(ctx);
+  HeadDense(const StageContext& ctx, Kernels& k) : Station(ctx, k) {
     const char* role = ctx.has_weight("output") ? "output" : "tokens";
-    w_ = bind_linear(ctx, k_, role, hp.n_embd, hp.n_vocab, "(n_embd, n_vocab)", nullptr, max_tokens_);
-    rows_ = plan_.add_rows(hp.n_embd, max_tokens_);
+    w_ = bind_linear(ctx, k_, role, hp_.n_embd, hp_.n_vocab, "(n_embd, n_vocab)", nullptr, max_tokens_);
+    rows_ = plan_.add_rows(hp_.n_embd, max_tokens_);
     k_.reserve_scratch(plan_.total());
     k_.reserve_tokens(max_tokens_);
   }
@@ -28,7 +27,7 @@ class HeadDense final : public Stage {
     if (n > max_tokens_ || n > b.n_tokens || n < 0)
       throw Error(label_ + ": " + std::to_string(n) + " output rows for a batch of " + std::to_string(b.n_tokens) +
                   " tokens (max_batch_tokens " + std::to_string(max_tokens_) + ")");
-    k_.begin(step, label_);
+    begin(step);
     const Tensor x = activation_rows(k_, in, n_in, b.n_tokens, "input", label_);
     const Tensor y = activation_rows(k_, out, w_->n_out, n, "output", label_);
     bool in_order = true;
@@ -54,11 +53,7 @@ class HeadDense final : public Stage {
   }
 
  private:
-  Kernels& k_;
-  std::string label_;
-  int32_t max_tokens_;
   std::unique_ptr<LinearWeight> w_;  // [n_vocab][n_embd]
-  ScratchPlan plan_;
   size_t rows_ = 0;  // [max_tokens][n_embd] floats: the gathered output rows
 };
 

@@ -8,38 +8,33 @@
 namespace semline::stations {
 namespace {
 
-class Norm final : public Stage {
+class Norm final : public Station {
  public:
-  Norm(const StageContext& ctx, Kernels& k, NormKind kind) : k_(k), label_(station_label(ctx)), kind_(kind) {
-    const HParams& hp = hparams_of(ctx);
-    n_ = hp.n_embd;
-    eps_ = static_cast<float>(hp.norm_eps);
+  Norm(const StageContext& ctx, Kernels& k, NormKind kind) : Station(ctx, k), kind_(kind) {
+    eps_ = static_cast<float>(hp_.norm_eps);
     std::vector<float> shift;
     if (kind_ == NormKind::Layer)
-      shift = is_bound(ctx, "bias") ? weight_vector(ctx, "bias", n_, "(n_embd)")
-                                    : std::vector<float>(static_cast<size_t>(n_), 0.0f);
-    w_ = k_.bind_norm(label_, weight_vector(ctx, "weight", n_, "(n_embd)"), std::move(shift));
+      shift = is_bound(ctx, "bias") ? weight_vector(ctx, "bias", hp_.n_embd, "(n_embd)")
+                                    : std::vector<float>(static_cast<size_t>(hp_.n_embd), 0.0f);
+    w_ = k_.bind_norm(label_, weight_vector(ctx, "weight", hp_.n_embd, "(n_embd)"), std::move(shift));
   }
 
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const int64_t m = step.batch.n_tokens;
-    k_.begin(step, label_);
-    const Tensor x = activation_rows(k_, in, n_, m, "input", label_);
-    const Tensor y = activation_rows(k_, out, n_, m, "output", label_);
+    begin(step);
+    const Tensor x = activation_rows(k_, in, hp_.n_embd, m, "input", label_);
+    const Tensor y = activation_rows(k_, out, hp_.n_embd, m, "output", label_);
     if (m > 0) k_.norm(step, kind_, *w_, eps_, x, y, m);
   }
 
   StageCost cost(const Batch& b) const override {
     const bool layer = kind_ == NormKind::Layer;
-    const double n = static_cast<double>(n_), m = b.n_tokens, params = layer ? 2.0 : 1.0;
+    const double n = static_cast<double>(hp_.n_embd), m = b.n_tokens, params = layer ? 2.0 : 1.0;
     return {(layer ? 7.0 : 4.0) * n * m, 8.0 * n * m + 4.0 * params * n};
   }
 
  private:
-  Kernels& k_;
-  std::string label_;
   NormKind kind_;
-  int64_t n_ = 0;
   float eps_ = 1e-5f;
   std::unique_ptr<NormWeights> w_;
 };

@@ -2,6 +2,9 @@
 // all-or-nothing registration, duplicate keys and preferences, and the exception boundary.
 #include "core/host/registry.h"
 
+#include <functional>
+#include <type_traits>
+
 #include "host/fixtures.h"
 #include "host/plugins/select.h"
 
@@ -44,22 +47,23 @@ StationSpec station(std::string name, StageKind kind, std::string variant) {
 }
 
 ArchTemplate tiny_arch() {
-  ArchTemplate a;
-  a.name = "tiny";
-  a.description = "a one-sublayer test family";
-  a.embedding = station("token_embd", StageKind::Embedding, "lookup");
-  a.block = {{station("attn_norm", StageKind::Norm, "rms"), station("attn", StageKind::Attention, "dense")}};
-  a.output_norm = station("output_norm", StageKind::Norm, "rms");
-  a.head = station("output", StageKind::Head, "dense");
-  a.read_hparams = [](const ModelView& m) {
-    const MetaValue* v = m.meta("tiny.embedding_length");
-    if (!v) throw Error(m.path() + ": missing key tiny.embedding_length");
-    HParams hp;
-    hp.arch = "tiny";
-    hp.n_embd = v->i;
-    return hp;
+  return {
+      .name = "tiny",
+      .description = "a one-sublayer test family",
+      .embedding = station("token_embd", StageKind::Embedding, "lookup"),
+      .block = {{station("attn_norm", StageKind::Norm, "rms"), station("attn", StageKind::Attention, "dense")}},
+      .output_norm = station("output_norm", StageKind::Norm, "rms"),
+      .head = station("output", StageKind::Head, "dense"),
+      .read_hparams =
+          [](const ModelView& m) {
+            const MetaValue* v = m.meta("tiny.embedding_length");
+            if (!v) throw Error(m.path() + ": missing key tiny.embedding_length");
+            HParams hp;
+            hp.arch = "tiny";
+            hp.n_embd = v->i;
+            return hp;
+          },
   };
-  return a;
 }
 
 BackendEntry absent_backend() {
@@ -69,6 +73,17 @@ BackendEntry absent_backend() {
   b.probe = [] { return std::vector<std::string>{"no such device"}; };
   b.create = [](const Params&, const LogFn&) -> std::unique_ptr<Backend> { throw Error("device lost"); };
   return b;
+}
+
+// An entry after one edit, registered: the malformed-entry cases differ only in the edit.
+template <class Entry, class Edit>
+std::function<void(Registry&)> edited(Entry entry, Edit edit) {
+  edit(entry);
+  return [entry](Registry& r) {
+    if constexpr (std::is_same_v<Entry, StageEntry>) r.add_stage(entry);
+    if constexpr (std::is_same_v<Entry, ArchTemplate>) r.add_arch(entry);
+    if constexpr (std::is_same_v<Entry, BackendEntry>) r.add_backend(entry);
+  };
 }
 
 }  // namespace
@@ -257,7 +272,7 @@ TEST_CASE("every call into a plugin's stages, tokenizers and samplers is guarded
 TEST_CASE("a malformed entry refuses the whole plugin") {
   struct Case {
     const char* what;
-    RegisterFn fn;
+    std::function<void(Registry&)> fn;
     const char* message;
   };
   const Case cases[] = {
@@ -265,68 +280,38 @@ TEST_CASE("a malformed entry refuses the whole plugin") {
        "sampler variant '' is not a valid name"},
       {"dotted variant", [](Registry& r) { r.add_stage(sampler("a.b")); }, "variant 'a.b' is not a valid name"},
       {"factory of the wrong kind",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
+       edited(sampler("s"), [](StageEntry& e) {
          e.make_sampler = nullptr;
          e.make_stage = [](const StageContext&) -> std::unique_ptr<Stage> { return nullptr; };
-         r.add_stage(std::move(e));
-       },
+       }),
        "sampler.s.any: a sampler entry sets exactly one factory, make_sampler (it sets make_stage)"},
       {"no factory",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
-         e.make_sampler = nullptr;
-         r.add_stage(std::move(e));
-       },
+       edited(sampler("s"), [](StageEntry& e) { e.make_sampler = nullptr; }),
        "make_sampler (it sets none)"},
       {"two factories",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
+       edited(sampler("s"), [](StageEntry& e) {
          e.make_tokenizer = [](const StageContext&) -> std::unique_ptr<Tokenizer> { return nullptr; };
-         r.add_stage(std::move(e));
-       },
+       }),
        "(it sets make_tokenizer, make_sampler)"},
       {"host station on a backend",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
-         e.backend = "cpu";
-         r.add_stage(std::move(e));
-       },
+       edited(sampler("s"), [](StageEntry& e) { e.backend = "cpu"; }),
        "sampler entries run on the host; their backend is \"any\""},
       {"empty description",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
-         e.description.clear();
-         r.add_stage(std::move(e));
-       },
+       edited(sampler("s"), [](StageEntry& e) { e.description.clear(); }),
        "sampler.s.any: description is empty"},
       {"param default of the wrong type",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
-         e.params = {{"p", ParamType::Float, int64_t{1}, "a probability", {}, {}, {}}};
-         r.add_stage(std::move(e));
-       },
+       edited(sampler("s"), [](StageEntry& e) { e.params = {{"p", ParamType::Float, int64_t{1}, "a probability", {}, {}, {}}}; }),
        "parameter 'p' is declared float but its default 1 is int"},
       {"param default out of range",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
-         e.params = {{"p", ParamType::Float, 1.5, "a probability", 0.0, 1.0, {}}};
-         r.add_stage(std::move(e));
-       },
+       edited(sampler("s"), [](StageEntry& e) { e.params = {{"p", ParamType::Float, 1.5, "a probability", 0.0, 1.0, {}}}; }),
        "parameter 'p': default 1.5 is outside its range"},
       {"param without doc",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
-         e.params = {{"k", ParamType::Int, int64_t{4}, "", {}, {}, {}}};
-         r.add_stage(std::move(e));
-       },
+       edited(sampler("s"), [](StageEntry& e) { e.params = {{"k", ParamType::Int, int64_t{4}, "", {}, {}, {}}}; }),
        "the doc of parameter 'k' is empty"},
       {"param default not among choices",
-       [](Registry& r) {
-         StageEntry e = sampler("s");
+       edited(sampler("s"), [](StageEntry& e) {
          e.params = {{"mode", ParamType::String, std::string("fast"), "how", {}, {}, {"slow", "exact"}}};
-         r.add_stage(std::move(e));
-       },
+       }),
        "default 'fast' is not one of its choices"},
       {"same key twice", [](Registry& r) {
          r.add_stage(sampler("s"));
@@ -334,32 +319,20 @@ TEST_CASE("a malformed entry refuses the whole plugin") {
        },
        "registers sampler.s.any twice"},
       {"backend without create",
-       [](Registry& r) {
-         BackendEntry b = absent_backend();
-         b.create = nullptr;
-         r.add_backend(std::move(b));
-       },
+       edited(absent_backend(), [](BackendEntry& b) { b.create = nullptr; }),
        "backend 'absent': has no create function"},
       {"template without read_hparams",
-       [](Registry& r) {
-         ArchTemplate a = tiny_arch();
-         a.read_hparams = nullptr;
-         r.add_arch(std::move(a));
-       },
+       edited(tiny_arch(), [](ArchTemplate& a) { a.read_hparams = nullptr; }),
        "architecture template 'tiny': has no read_hparams function"},
       {"template station of the wrong kind",
-       [](Registry& r) {
-         ArchTemplate a = tiny_arch();
-         a.head.kind = StageKind::Norm;
-         r.add_arch(std::move(a));
-       },
+       edited(tiny_arch(), [](ArchTemplate& a) { a.head.kind = StageKind::Norm; }),
        "station 'output' has kind norm; this place of the line takes head"},
   };
   for (const Case& c : cases) {
     INFO(c.what);
     StageRegistry reg;
     // The valid entry registered first must not survive its plugin's refusal.
-    static RegisterFn current;
+    static std::function<void(Registry&)> current;
     current = c.fn;
     const std::string message = error_of([&] {
       reg.register_plugin(record("bad"), [](Registry& r) {
@@ -416,15 +389,22 @@ TEST_CASE("a duplicate key stays with the first plugin unless a preference names
     r.add_stage(sampler<test_plugins::HigherLogit>("max_logit"));
     r.add_backend(absent_backend());
   };
-
-  SECTION("no preference: only the second plugin's duplicate entry is dropped, with one line") {
-    StageRegistry reg;
+  const auto register_a_then_b = [&](StageRegistry& reg) {
     reg.register_plugin(record("a"), first_a);
-    host_test::LogCapture log;
     reg.register_plugin(record("b"), first_and_more);
+  };
+  // The duplicate stays with a; b's other entries are kept.
+  const auto check_a_keeps_first = [](const StageRegistry& reg) {
     CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "a");
     CHECK(reg.find(StageKind::Sampler, "max_logit", "any")->plugin == "b");
     CHECK(reg.find_backend("absent")->plugin == "b");
+  };
+
+  SECTION("no preference: only the second plugin's duplicate entry is dropped, with one line") {
+    StageRegistry reg;
+    host_test::LogCapture log;
+    register_a_then_b(reg);
+    check_a_keeps_first(reg);
     CHECK(reg.plugins().size() == 2);
     CHECK_THAT(log.text(), Contains("warning sampler.first.any: registered by plugin 'a' and by plugin 'b'; the first "
                                     "loaded keeps it, the other's entry is dropped (the rest of both plugins stays); to "
@@ -435,12 +415,9 @@ TEST_CASE("a duplicate key stays with the first plugin unless a preference names
   SECTION("the holder is preferred: the newcomer's duplicate is dropped, its other entries kept") {
     StageRegistry reg;
     reg.set_preferences({{"sampler.first.any", "a"}});
-    reg.register_plugin(record("a"), first_a);
     host_test::LogCapture log;
-    reg.register_plugin(record("b"), first_and_more);
-    CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "a");
-    CHECK(reg.find(StageKind::Sampler, "max_logit", "any")->plugin == "b");
-    CHECK(reg.find_backend("absent")->plugin == "b");
+    register_a_then_b(reg);
+    check_a_keeps_first(reg);
     CHECK_THAT(log.text(), Contains("info sampler.first.any: the entry of plugin 'b' is dropped"));
     reg.check_preferences();
   }
@@ -457,8 +434,7 @@ TEST_CASE("a duplicate key stays with the first plugin unless a preference names
   SECTION("a third plugin is preferred: it takes the key when it loads") {
     StageRegistry reg;
     reg.set_preferences({{"sampler.first.any", "c"}});
-    reg.register_plugin(record("a"), first_a);
-    reg.register_plugin(record("b"), first_and_more);
+    register_a_then_b(reg);
     CHECK(reg.find(StageKind::Sampler, "first", "any")->plugin == "a");
     CHECK(error_of([&] { reg.check_preferences(); }) ==
           "[runtime.prefer] \"sampler.first.any\" = \"c\": plugin 'c' does not register this key; it is registered "

@@ -143,16 +143,7 @@ TEST_CASE("semline quantize writes llama-quantize --pure's tensors byte for byte
     INFO(file);
     const auto out = dir.path() / file;
     quantize_gguf(kCodec / "source-f32.gguf", out, dtype);
-    auto mine = GgufFile::open(out), theirs = GgufFile::open(kCodec / file);
-    REQUIRE(mine->tensors().size() == theirs->tensors().size());
-    for (const auto& t : theirs->tensors()) {
-      INFO(t.name);
-      const auto* m = mine->tensor_info(t.name);
-      REQUIRE(m);
-      REQUIRE(m->view.dtype == t.view.dtype);
-      REQUIRE(m->bytes == t.bytes);
-      CHECK(std::memcmp(m->view.host, t.view.host, t.bytes) == 0);
-    }
+    test::check_same_tensors(*GgufFile::open(out), *GgufFile::open(kCodec / file));
   }
 }
 

@@ -7,9 +7,7 @@
 
 using namespace semline;
 using namespace semline::gguf;
-using semline::test::Bytes;
-using semline::test::check_message;
-using semline::test::error_of;
+using semline::test::Bytes, semline::test::check_message, semline::test::error_of;
 
 namespace {
 

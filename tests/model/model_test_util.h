@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "core/model/gguf.h"
 #include "semline/error.h"
 
 namespace semline::test {
@@ -118,6 +119,19 @@ inline void check_message(const std::string& msg, std::initializer_list<std::str
   INFO("message: " << msg);
   CHECK(msg.find('\n') == std::string::npos);
   for (std::string_view p : pieces) CHECK(msg.find(p) != std::string::npos);
+}
+
+// Every tensor of `want` stands in `got` under its name with the same dtype, shape and bytes.
+inline void check_same_tensors(const gguf::GgufFile& got, const gguf::GgufFile& want) {
+  REQUIRE(got.tensors().size() == want.tensors().size());
+  for (const gguf::TensorInfo& t : want.tensors()) {
+    INFO(t.name);
+    const gguf::TensorInfo* g = got.tensor_info(t.name);
+    REQUIRE(g);
+    REQUIRE(tensor_shape_string(g->view) == tensor_shape_string(t.view));
+    REQUIRE(g->bytes == t.bytes);
+    CHECK(std::memcmp(g->view.host, t.view.host, t.bytes) == 0);
+  }
 }
 
 }  // namespace semline::test

@@ -121,21 +121,19 @@ TEST_CASE("quantize keeps general.file_type in place and leaves quantised tensor
   auto q4 = GgufFile::open(dir / "q4.gguf");
   CHECK(q4->metadata().size() == q8->metadata().size());
   CHECK(q4->get_u64("general.file_type") == 2);
-  for (const TensorInfo& t : q8->tensors()) {
-    const TensorInfo* u = q4->tensor_info(t.name);
-    REQUIRE(u);
-    CHECK(u->view.dtype == t.view.dtype);
-    REQUIRE(u->bytes == t.bytes);
-    CHECK(std::memcmp(u->view.host, t.view.host, t.bytes) == 0);
-  }
+  test::check_same_tensors(*q4, *q8);
 }
 
 TEST_CASE("quantize refuses unsupported targets and unreadable input") {
   test::TempDir dir;
-  check_message(error_of([&] { quantize_gguf(stories(), dir / "x.gguf", DType::F32); }),
-                {"quantize: target F32 is not supported; choose Q8_0, Q4_0, F16 or BF16"});
-  check_message(error_of([&] { quantize_gguf(dir / "absent.gguf", dir / "x.gguf", DType::Q8_0); }),
-                {"absent.gguf: cannot open"});
+  const struct {
+    std::filesystem::path source;
+    DType target;
+    const char* message;
+  } refusals[] = {{stories(), DType::F32, "quantize: target F32 is not supported; choose Q8_0, Q4_0, F16 or BF16"},
+                  {dir / "absent.gguf", DType::Q8_0, "absent.gguf: cannot open"}};
+  for (const auto& r : refusals)
+    check_message(error_of([&] { quantize_gguf(r.source, dir / "x.gguf", r.target); }), {r.message});
   CHECK_FALSE(std::filesystem::exists(dir / "x.gguf"));
 }
 

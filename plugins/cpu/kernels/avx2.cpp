@@ -8,11 +8,7 @@
 namespace semline::cpu {
 namespace {
 
-struct V {
-  using R = __m256;
-  static constexpr int W = 8;
-  static constexpr int kTileRows = 4, kTileCols = 2;
-  static constexpr int kRegs = 16;
+struct V : generic::VecShape<__m256, 8, 4, 2, 16> {
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -45,13 +41,7 @@ struct V {
   static R load_i8(const int8_t* p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
-  static R add(R a, R b) { return _mm256_add_ps(a, b); }
-  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
-  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
-  static R div(R a, R b) { return _mm256_div_ps(a, b); }
-  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-  static R min(R a, R b) { return _mm256_min_ps(a, b); }
-  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  SEMLINE_X86_ARITHMETIC(_mm256)
   static R abs(R a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static R round(R a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   // 2^n for integral n in [-126, 127] (exp_approx clamps its input to keep n there).

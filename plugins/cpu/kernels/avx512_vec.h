@@ -15,11 +15,7 @@ namespace {
 // Below this many activation rows, repacking weight tiles costs more than it saves.
 constexpr int64_t kPackMinRows = 8;
 
-struct V {
-  using R = __m512;
-  static constexpr int W = 16;
-  static constexpr int kTileRows = 4, kTileCols = 4;
-  static constexpr int kRegs = 32;
+struct V : generic::VecShape<__m512, 16, 4, 4, 32> {
   static __mmask16 mask(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
   static R zero() { return _mm512_setzero_ps(); }
   static R set1(float a) { return _mm512_set1_ps(a); }
@@ -42,13 +38,7 @@ struct V {
   static R load_i8(const int8_t* p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
   }
-  static R add(R a, R b) { return _mm512_add_ps(a, b); }
-  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
-  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
-  static R div(R a, R b) { return _mm512_div_ps(a, b); }
-  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-  static R min(R a, R b) { return _mm512_min_ps(a, b); }
-  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  SEMLINE_X86_ARITHMETIC(_mm512)
   static R abs(R a) { return _mm512_abs_ps(a); }
   static R round(R a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static R ldexp(R a, R n) { return _mm512_scalef_ps(a, n); }

@@ -6,12 +6,10 @@
 // same reason these kernels call no shared inline function (not even std::min): only intrinsics,
 // builtins and V.
 //
-// V provides: R (the register type), W (floats per register), zero, set1, load, load_n (first n
+// V derives from VecShape (R, W, the tile shape, kRegs) and provides zero, set1, load, load_n (first n
 // lanes, rest zero), store, store_n, load_f16(_n), load_bf16(_n), store_f16(_n), load_i8 (W int8
 // to float), f16_to_f32 (one value), add, sub, mul, div, fma (a * b + c), min, max, abs, round,
-// ldexp, hsum, hmax, exp, store_i8 (rounds to nearest even, stores W int8, returns their sum),
-// the register-tile shape kTileRows x kTileCols of the float linear maps, and kRegs, the vector
-// registers there are.
+// ldexp, hsum, hmax, exp, store_i8 (rounds to nearest even, stores W int8, returns their sum).
 #pragma once
 
 #include <cmath>
@@ -22,6 +20,27 @@
 #include "kernels/kernels.h"
 
 namespace semline::cpu::generic {
+
+// The shape each V declares by deriving from it: register type, floats per register, the
+// register-tile shape of the float linear maps and the vector register count.
+template <class Reg, int Width, int TileRows, int TileCols, int Regs>
+struct VecShape {
+  using R = Reg;
+  static constexpr int W = Width;
+  static constexpr int kTileRows = TileRows, kTileCols = TileCols;
+  static constexpr int kRegs = Regs;
+};
+
+// The lane-wise arithmetic AVX2 and AVX-512 name alike (PREFIX_add_ps, ...), declared inside
+// an x86 V: `SEMLINE_X86_ARITHMETIC(_mm256)`.
+#define SEMLINE_X86_ARITHMETIC(P)                              \
+  static R add(R a, R b) { return P##_add_ps(a, b); }          \
+  static R sub(R a, R b) { return P##_sub_ps(a, b); }          \
+  static R mul(R a, R b) { return P##_mul_ps(a, b); }          \
+  static R div(R a, R b) { return P##_div_ps(a, b); }          \
+  static R fma(R a, R b, R c) { return P##_fmadd_ps(a, b, c); } \
+  static R min(R a, R b) { return P##_min_ps(a, b); }          \
+  static R max(R a, R b) { return P##_max_ps(a, b); }
 
 // Internal linkage: the one function here not templated on V must not be shared between units
 // either.
@@ -399,6 +418,20 @@ void gemm_tile(const char* w, size_t ws, const float* x, int64_t xs, int64_t k, 
   }
 }
 
+// The order both linear maps visit their tiles in: activation rows in blocks of mb (kept in
+// cache while the weight rows stream past), each block's weight rows [j0, j1) RW at a time, and
+// the block's rows RX at a time; `tile(rw, rx, j, r)` gets the clipped tile shape at the edges.
+template <int RW, int RX, class Tile>
+static void for_each_tile(const GemmArgs& a, int64_t mb, Tile tile) {
+  for (int64_t r0 = 0; r0 < a.m; r0 += mb) {
+    const int64_t r1 = lo(a.m, r0 + mb);
+    for (int64_t j = a.j0; j < a.j1; j += RW) {
+      const int rw = static_cast<int>(lo<int64_t>(RW, a.j1 - j));
+      for (int64_t r = r0; r < r1; r += RX) tile(rw, static_cast<int>(lo<int64_t>(RX, r1 - r)), j, r);
+    }
+  }
+}
+
 template <class V, class L>
 using FloatTile = void (*)(const char*, size_t, const float*, int64_t, int64_t, float*, int64_t, bool);
 
@@ -423,17 +456,10 @@ void gemm_float(const GemmArgs& a) {
       a.y[j] = (a.accumulate ? a.y[j] : 0.0f) + dot<V, L>(w + j * a.w_stride, a.x, a.k);
     return;
   }
-  for (int64_t r0 = 0; r0 < a.m; r0 += mb) {
-    const int64_t r1 = lo(a.m, r0 + mb);
-    for (int64_t j = a.j0; j < a.j1; j += RW) {
-      const int rw = static_cast<int>(lo<int64_t>(RW, a.j1 - j));
-      for (int64_t r = r0; r < r1; r += RX) {
-        const int rx = static_cast<int>(lo<int64_t>(RX, r1 - r));
-        table[rw - 1][rx - 1](w + j * a.w_stride, a.w_stride, a.x + r * a.x_stride, a.x_stride, a.k,
-                              a.y + r * a.y_stride + j, a.y_stride, a.accumulate);
-      }
-    }
-  }
+  for_each_tile<RW, RX>(a, mb, [&](int rw, int rx, int64_t j, int64_t r) {
+    table[rw - 1][rx - 1](w + j * a.w_stride, a.w_stride, a.x + r * a.x_stride, a.x_stride, a.k,
+                          a.y + r * a.y_stride + j, a.y_stride, a.accumulate);
+  });
 }
 
 // Block-quantised linear maps: the same loop around an instruction set's register tile
@@ -469,17 +495,10 @@ void gemm_quant(const GemmArgs& a) {
     }
   }
   const int64_t mb = lo<int64_t>(a.m, (int64_t{1} << 20) / (2 * a.k) / RX * RX + RX);
-  for (int64_t r0 = 0; r0 < a.m; r0 += mb) {
-    const int64_t r1 = lo(a.m, r0 + mb);
-    for (int64_t j = a.j0; j < a.j1; j += RW) {
-      const int rw = static_cast<int>(lo<int64_t>(RW, a.j1 - j));
-      for (int64_t r = r0; r < r1; r += RX) {
-        const int rx = static_cast<int>(lo<int64_t>(RX, r1 - r));
-        table[rw - 1][rx - 1](w + j * a.w_stride, a.w_stride, *a.xq, r, a.k, a.y + r * a.y_stride + j,
-                              a.y_stride, a.accumulate);
-      }
-    }
-  }
+  for_each_tile<RW, RX>(a, mb, [&](int rw, int rx, int64_t j, int64_t r) {
+    table[rw - 1][rx - 1](w + j * a.w_stride, a.w_stride, *a.xq, r, a.k, a.y + r * a.y_stride + j, a.y_stride,
+                          a.accumulate);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,11 +9,7 @@
 namespace semline::cpu {
 namespace {
 
-struct V {
-  using R = float;
-  static constexpr int W = 1;
-  static constexpr int kTileRows = 4, kTileCols = 2;
-  static constexpr int kRegs = 16;
+struct V : generic::VecShape<float, 1, 4, 2, 16> {
   static R zero() { return 0.0f; }
   static R set1(float a) { return a; }
   static R load(const float* p) { return *p; }
