@@ -115,9 +115,7 @@ class Attention final : public Station {
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const Batch& b = step.batch;
     const int64_t m = b.n_tokens;
-    begin(step);
-    const Tensor x = activation_rows(k_, in, a_.n_embd, m, "input", label_);
-    const Tensor y = activation_rows(k_, out, a_.n_embd, m, "output", label_);
+    const auto [x, y] = begin_rows(step, in, out, a_.n_embd);
     if (m == 0) return;
     if (!step.kv) throw Error(label_ + ": the step carries no KV cache for this layer");
     check_kv(*step.kv);

@@ -111,4 +111,10 @@ void Station::begin(const Step& step) {
   k_.begin(step, label_);
 }
 
+Station::Rows Station::begin_rows(const Step& step, const Tensor& in, const Tensor& out, int64_t width) {
+  begin(step);
+  const int64_t m = step.batch.n_tokens;
+  return {activation_rows(k_, in, width, m, "input", label_), activation_rows(k_, out, width, m, "output", label_)};
+}
+
 }  // namespace semline::stations

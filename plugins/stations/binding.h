@@ -60,6 +60,11 @@ class Station : public Stage {
   Station(const StageContext& ctx, Kernels& k);
   // Throws unless the step carries at most max_tokens_ tokens, then begins it on the backend.
   void begin(const Step& step);
+  // begin, then the stage's input and output as the step's rows of `width` (activation_rows).
+  struct Rows {
+    Tensor in, out;
+  };
+  Rows begin_rows(const Step& step, const Tensor& in, const Tensor& out, int64_t width);
 
   Kernels& k_;
   const std::string label_;

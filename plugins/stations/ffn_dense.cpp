@@ -25,9 +25,7 @@ class FfnDense final : public Station {
 
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const int64_t m = step.batch.n_tokens;
-    begin(step);
-    const Tensor x = activation_rows(k_, in, hp_.n_embd, m, "input", label_);
-    const Tensor y = activation_rows(k_, out, hp_.n_embd, m, "output", label_);
+    const auto [x, y] = begin_rows(step, in, out, hp_.n_embd);
     if (m == 0) return;
     const Tensor h = k_.scratch_rows(h_, hp_.n_ff, m);
     k_.linear_act(step, x, gate_.get(), *up_, gate_ ? Activation::Silu : hp_.ffn_act, h, k_.scratch_rows(tmp_, hp_.n_ff, m), m,

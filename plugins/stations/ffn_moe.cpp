@@ -44,9 +44,7 @@ class FfnMoe final : public Station {
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const Batch& b = step.batch;
     const int64_t m = b.n_tokens;
-    begin(step);
-    const Tensor x = activation_rows(k_, in, hp_.n_embd, m, "input", label_);
-    const Tensor y = activation_rows(k_, out, hp_.n_embd, m, "output", label_);
+    const auto [x, y] = begin_rows(step, in, out, hp_.n_embd);
     if (m == 0) return;
     const Tensor logits = k_.scratch_rows(logits_, hp_.n_expert, m);
     const Product router{router_.get(), logits, false};

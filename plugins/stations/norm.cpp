@@ -21,9 +21,7 @@ class Norm final : public Station {
 
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const int64_t m = step.batch.n_tokens;
-    begin(step);
-    const Tensor x = activation_rows(k_, in, hp_.n_embd, m, "input", label_);
-    const Tensor y = activation_rows(k_, out, hp_.n_embd, m, "output", label_);
+    const auto [x, y] = begin_rows(step, in, out, hp_.n_embd);
     if (m > 0) k_.norm(step, kind_, *w_, eps_, x, y, m);
   }
 

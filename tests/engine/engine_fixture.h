@@ -1,6 +1,8 @@
 // What the engine tests share: a line over a model file, and the updates each choice received.
 #pragma once
 
+#include <atomic>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,10 +14,43 @@
 #include "core/engine/engine.h"
 #include "core/graph/graph.h"
 #include "core/model/model_file.h"
+#include "core/model/quantize.h"
+#include "core/model/synth.h"
+
+#include <unistd.h>
 
 namespace semline::engine_test {
 
 inline const std::string kStories = std::string(SEMLINE_MODELS_DIR) + "/gguf/stories260K.gguf";
+
+// A folder of its own for files a test writes, removed with it.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = std::filesystem::temp_directory_path() /
+           ("semline-engine-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path / name).string(); }
+  // stories260K re-encoded to `dtype`, written here.
+  std::string stories_as(DType dtype) const {
+    const std::string out = file("stories-" + std::string(dtype_name(dtype)) + ".gguf");
+    quantize_gguf(kStories, out, dtype);
+    return out;
+  }
+  // The "tiny" synthetic llama of `seed`, written here.
+  std::string tiny(uint64_t seed) const {
+    SynthSpec s = synth_preset("tiny");
+    s.seed = seed;
+    const std::string out = file("tiny-" + std::to_string(seed) + ".gguf");
+    synth_write(s, out);
+    return out;
+  }
+};
 
 inline EngineOptions seqs(int32_t n) {
   EngineOptions o;
@@ -81,6 +116,14 @@ inline const std::vector<std::string> kPrompts = {
     "One day, a big cat", "The sun was hot and",   "Ben wanted to fly",            "There was a tree",
     "Mom said no",        "The bird sang a song",  "A girl named Mia",             "The boat was small",
 };
+
+// n requests of max_tokens over kPrompts in turn.
+inline std::vector<RequestOptions> story_requests(const Line& line, int32_t n, int32_t max_tokens) {
+  std::vector<RequestOptions> out;
+  for (int32_t i = 0; i < n; ++i)
+    out.push_back(request(line.encode(kPrompts[static_cast<size_t>(i) % kPrompts.size()]), max_tokens));
+  return out;
+}
 
 // What each prompt gives alone, greedy, through an engine of its own.
 inline std::vector<Received> alone(Line& line, const std::vector<std::vector<int32_t>>& prompts, int32_t max_tokens,

@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <unistd.h>
 #include <map>
 #include <set>
 #include <memory>
@@ -23,7 +21,6 @@
 using namespace semline;
 using namespace semline::engine_test;
 using Catch::Matchers::Contains;
-namespace fs = std::filesystem;
 
 
 TEST_CASE("32 requests at once each give their greedy text alone, token for token (stories260K)") {
@@ -279,12 +276,8 @@ TEST_CASE("bad requests are refused with one line naming the value") {
 }
 
 TEST_CASE("a synthetic llama: 16 requests at once give their solo greedy tokens") {
-  SynthSpec s = synth_preset("tiny");
-  s.seed = 3;
-  const fs::path dir = fs::temp_directory_path() / ("semline-engine-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string path = (dir / "tiny.gguf").string();
-  synth_write(s, path);
+  TempDir dir;
+  const std::string path = dir.tiny(3);
   {
     Line line(path, "max_seqs = 16\n");
     std::vector<std::vector<int32_t>> prompts;
@@ -300,5 +293,4 @@ TEST_CASE("a synthetic llama: 16 requests at once give their solo greedy tokens"
       CHECK(c.of(ids[i]).tokens == solo[i].tokens);
     }
   }
-  fs::remove_all(dir);
 }

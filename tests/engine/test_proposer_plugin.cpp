@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include <semline/plugin.h>
 
@@ -56,20 +55,19 @@ std::vector<Received> run_all(Line& line, const EngineOptions& opt, const std::v
 
 TEST_CASE("a plugin's proposer, chosen by name: drafts from its corpus, the text of plain decoding") {
   Line line(kStories, "max_seqs = 8\n", with_corpus_proposer());
-  std::vector<RequestOptions> requests;
-  for (int32_t i = 0; i < 8; ++i) requests.push_back(request(line.encode(kPrompts[static_cast<size_t>(i)]), 48));
+  const std::vector<RequestOptions> requests = story_requests(line, 8, 48);
   const std::vector<Received> plain = run_all(line, seqs(8), requests);
 
   // The corpus: what the model wrote for half of the prompts. Those answers come back mostly
   // from drafts; the others find little.
-  const fs::path file = fs::temp_directory_path() / ("semline-corpus-" + std::to_string(::getpid()) + ".txt");
+  TempDir dir;
+  const std::string file = dir.file("corpus.txt");
   {
     std::ofstream out(file);
     for (size_t i = 0; i < 4; ++i) out << kPrompts[i] << plain[i].text << "\n\n";
   }
   EngineCounters counters;
-  const std::vector<Received> spec = run_all(line, corpus(8, file.string()), requests, &counters);
-  fs::remove(file);
+  const std::vector<Received> spec = run_all(line, corpus(8, file), requests, &counters);
   for (size_t i = 0; i < requests.size(); ++i) {
     INFO("request " << i);
     CHECK(spec[i].tokens == plain[i].tokens);
@@ -139,8 +137,7 @@ const StageRegistry& with_fragile_proposer() {
 
 TEST_CASE("what a plugin proposer throws costs its steps their drafts, never a request") {
   Line line(kStories, "max_seqs = 4\n", with_fragile_proposer());
-  std::vector<RequestOptions> requests;
-  for (int32_t i = 0; i < 4; ++i) requests.push_back(request(line.encode(kPrompts[static_cast<size_t>(i)]), 40));
+  const std::vector<RequestOptions> requests = story_requests(line, 4, 40);
   const std::vector<Received> plain = run_all(line, seqs(4), requests);
   EngineOptions o = seqs(4);
   o.speculative.proposer = "fragile";

@@ -4,9 +4,7 @@
 // cache; the config's [speculative] keys are checked.
 #include <catch2/catch.hpp>
 
-#include <filesystem>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "core/engine/draft_proposer.h"
@@ -19,7 +17,6 @@
 using namespace semline;
 using namespace semline::engine_test;
 using Catch::Matchers::Contains;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -73,6 +70,14 @@ void check_same(const Run& plain, const Run& spec) {
     CHECK(spec.got[i].finish == plain.got[i].finish);
     CHECK(spec.got[i].stats.n_generated == plain.got[i].stats.n_generated);
   }
+}
+
+// The requests run plain and with `spec`, checked identical choice by choice; the speculative run.
+Run spec_as_plain(Line& line, const EngineOptions& spec, const std::vector<RequestOptions>& requests) {
+  const Run plain = together(line, seqs(spec.max_seqs), requests);
+  Run run = together(line, spec, requests);
+  check_same(plain, run);
+  return run;
 }
 
 }  // namespace
@@ -167,9 +172,7 @@ TEST_CASE("sampled with ngram drafts is plain sampling for the same seed, over m
     if (seed % 5 == 2) r.sampling.top_p = 0.9;
     requests.push_back(r);
   }
-  const Run plain = together(line, seqs(8), requests);
-  const Run spec = together(line, ngram(8, 6), requests);
-  check_same(plain, spec);
+  const Run spec = spec_as_plain(line, ngram(8, 6), requests);
   CHECK(spec.counters.spec_accepted_tokens > 0);
 }
 
@@ -180,9 +183,7 @@ TEST_CASE("drafts cut by a small step budget, and sequences preempted with draft
   check_same(together(tight, seqs(8), requests), together(tight, ngram(8, 8), requests));
   // A pool of 12 blocks of 16 for 8 sequences of about 60 tokens: preemption and recompute.
   Line small(kStories, "max_seqs = 8\n[kv_cache]\nblocks = 12\n");
-  const Run plain = together(small, seqs(8), requests);
-  const Run spec = together(small, ngram(8, 8), requests);
-  check_same(plain, spec);
+  const Run spec = spec_as_plain(small, ngram(8, 8), requests);
   CHECK(spec.counters.preemptions > 0);
   CHECK(small.pipeline->kv().blocks().held_blocks() == 0);
 }
@@ -214,12 +215,8 @@ TEST_CASE("rejected drafts never reach the prefix cache, limits and the context 
 }
 
 TEST_CASE("a synthetic llama: greedy with ngram drafts is plain greedy, 8 at once") {
-  SynthSpec s = synth_preset("tiny");
-  s.seed = 5;
-  const fs::path dir = fs::temp_directory_path() / ("semline-spec-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string path = (dir / "tiny.gguf").string();
-  synth_write(s, path);
+  TempDir dir;
+  const std::string path = dir.tiny(5);
   {
     Line line(path, "max_seqs = 8\n");
     std::vector<RequestOptions> requests;
@@ -228,12 +225,9 @@ TEST_CASE("a synthetic llama: greedy with ngram drafts is plain greedy, 8 at onc
       r.ignore_eos = true;
       requests.push_back(r);
     }
-    const Run plain = together(line, seqs(8), requests);
-    const Run spec = together(line, ngram(8, 4), requests);
-    check_same(plain, spec);
+    const Run spec = spec_as_plain(line, ngram(8, 4), requests);
     CHECK(spec.counters.spec_draft_tokens > 0);
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("[speculative] keys are checked: proposer, k, ngram lengths") {
@@ -299,27 +293,11 @@ struct Drafted {
   }
 };
 
-// A folder of its own for files a test writes, removed with it.
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("semline-draft-" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::vector<RequestOptions> story_requests(Line& line, int32_t n, int32_t max_tokens) {
-  std::vector<RequestOptions> out;
-  for (int32_t i = 0; i < n; ++i)
-    out.push_back(request(line.encode(kPrompts[static_cast<size_t>(i) % kPrompts.size()]), max_tokens));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("a draft model: greedy is plain greedy token for token, alone and 8 at once, its cache following and emptied") {
   TempDir dir;
-  const std::string q8 = dir.file("stories-q8_0.gguf");
-  quantize_gguf(kStories, q8, DType::Q8_0);
+  const std::string q8 = dir.stories_as(DType::Q8_0);
   Drafted d(kStories, q8, "max_seqs = 8\n");
   const std::vector<RequestOptions> requests = story_requests(d.target, 8, 60);
   const Run plain = together(d.target, seqs(8), requests);
@@ -360,8 +338,7 @@ TEST_CASE("a draft model: greedy is plain greedy token for token, alone and 8 at
 
 TEST_CASE("a draft model: sampled is plain sampling for the same seed, also cut by a small step budget and preempted") {
   TempDir dir;
-  const std::string q4 = dir.file("stories-q4_0.gguf");
-  quantize_gguf(kStories, q4, DType::Q4_0);
+  const std::string q4 = dir.stories_as(DType::Q4_0);
   {
     Drafted d(kStories, q4, "max_seqs = 8\n");
     std::vector<RequestOptions> requests = story_requests(d.target, 16, 40);
@@ -371,9 +348,7 @@ TEST_CASE("a draft model: sampled is plain sampling for the same seed, also cut 
       if (i % 2) requests[i].sampling.top_k = 40;
       if (i % 4 == 1) requests[i].sampling.repeat_penalty = 1.3;
     }
-    const Run plain = together(d.target, seqs(8), requests);
-    const Run spec = together(d.target, d.options(8, 5), requests);
-    check_same(plain, spec);
+    const Run spec = spec_as_plain(d.target, d.options(8, 5), requests);
     CHECK(spec.counters.spec_accepted_tokens > 0);
   }
   // 6 tokens a step: the draft catches up on a prompt over several forwards; 12 blocks for 8
@@ -382,9 +357,7 @@ TEST_CASE("a draft model: sampled is plain sampling for the same seed, also cut 
     INFO(extra);
     Drafted tight(kStories, q4, "max_seqs = 8\n" + extra);
     const std::vector<RequestOptions> requests = story_requests(tight.target, 8, 60);
-    const Run plain = together(tight.target, seqs(8), requests);
-    const Run spec = together(tight.target, tight.options(8, 6), requests);
-    check_same(plain, spec);
+    const Run spec = spec_as_plain(tight.target, tight.options(8, 6), requests);
     if (extra.find("blocks") != std::string::npos) CHECK(spec.counters.preemptions > 0);
     CHECK(spec.counters.spec_accepted_tokens > 0);
     CHECK(tight.draft->pipeline->kv().blocks().held_blocks() == 0);
@@ -408,11 +381,9 @@ TEST_CASE("a draft model is refused with one clear error: none named, missing, a
   CHECK_THAT(refusal("draft_model = \"" + dir.file("none.gguf") + "\"\n"),
              Contains("spec.toml:5:15: speculative.draft_model") && Contains("none.gguf"));
   // A synthetic model of the same size of vocabulary, but other tokens.
-  SynthSpec s = synth_preset("tiny");
-  const std::string other = dir.file("tiny.gguf");
-  synth_write(s, other);
+  const std::string other = dir.tiny(1);
   CHECK_THAT(refusal("draft_model = \"" + other + "\"\n"),
-             Contains("tiny.gguf: the draft model's vocabulary differs from the model's: token") &&
+             Contains("tiny-1.gguf: the draft model's vocabulary differs from the model's: token") &&
                  Contains("both must share one vocabulary"));
 }
 
@@ -515,8 +486,7 @@ TEST_CASE("sampled with drafts follows the model's distribution: token frequenci
   // limit of 53, at 0.85 only 39 against 56 — it catches a gross bias; the same-seed identity
   // above catches any other.
   TempDir dir;
-  const std::string q4 = dir.file("stories-q4_0.gguf");
-  quantize_gguf(kStories, q4, DType::Q4_0);
+  const std::string q4 = dir.stories_as(DType::Q4_0);
   Drafted d(kStories, q4, "max_seqs = 16\n");
   const std::vector<int32_t> prompt = d.target.encode("Once upon a time, there was a");
   const int32_t n = 600, len = 6;

@@ -69,6 +69,16 @@ struct Line {
   }
 };
 
+// What building a line over `path` with `extra` throws ("accepted" when it does not).
+inline std::string line_error(const std::filesystem::path& path, const std::string& extra) {
+  try {
+    Line line(path, extra);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
 // The float64 llama reference's logits after each token.
 inline std::vector<std::vector<double>> llama_reference(const ModelView& model, const std::vector<int32_t>& tokens,
                                                         const testing::ReferenceOptions& opt = {}) {

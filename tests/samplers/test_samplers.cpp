@@ -24,6 +24,14 @@ Candidates make(const std::vector<float>& logits) {
   return c;
 }
 
+// The id a selecting sampler picks from make(logits), -1 when it selects nothing.
+template <class S>
+int32_t selected_of(S& sampler, const std::vector<float>& logits) {
+  Candidates c = make(logits);
+  sampler.apply(c, {});
+  return c.selected < 0 ? -1 : c.items[c.selected].id;
+}
+
 std::vector<double> ref_softmax(const std::vector<double>& logits) {
   double top = *std::max_element(logits.begin(), logits.end());
   double sum = 0;
@@ -112,26 +120,11 @@ TEST_CASE("softmax of infinite and NaN logits gives no NaN") {
 
 TEST_CASE("greedy selects the highest logit") {
   Greedy g;
-  Candidates c = make(kLogits);
-  g.apply(c, {});
-  REQUIRE(c.selected >= 0);
-  CHECK(c.items[c.selected].id == 4);
-
-  Candidates ties = make({1.0f, 3.0f, 3.0f});
-  g.apply(ties, {});
-  CHECK(ties.items[ties.selected].id == 1);
-
-  Candidates nan_first = make({kNaN, -2.0f, -1.0f});
-  g.apply(nan_first, {});
-  CHECK(nan_first.items[nan_first.selected].id == 2);
-
-  Candidates one = make({-5.0f});
-  g.apply(one, {});
-  CHECK(one.selected == 0);
-
-  Candidates empty;
-  g.apply(empty, {});
-  CHECK(empty.selected == -1);
+  CHECK(selected_of(g, kLogits) == 4);
+  CHECK(selected_of(g, {1.0f, 3.0f, 3.0f}) == 1);  // ties: the lowest id
+  CHECK(selected_of(g, {kNaN, -2.0f, -1.0f}) == 2);
+  CHECK(selected_of(g, {-5.0f}) == 0);
+  CHECK(selected_of(g, {}) == -1);
 }
 
 TEST_CASE("temperature divides the logits, zero keeps only the best") {
@@ -363,11 +356,7 @@ TEST_CASE("draw frequencies approach the probabilities") {
 TEST_CASE("the same seed draws the same sequence, another seed another, reset starts over") {
   auto run = [](Draw& d, int n) {
     std::vector<int32_t> out;
-    for (int i = 0; i < n; ++i) {
-      Candidates c = make(kLogits);
-      d.apply(c, {});
-      out.push_back(c.items[c.selected].id);
-    }
+    for (int i = 0; i < n; ++i) out.push_back(selected_of(d, kLogits));
     return out;
   };
   Draw a(42), b(42), other(43);
@@ -379,12 +368,8 @@ TEST_CASE("the same seed draws the same sequence, another seed another, reset st
   CHECK(run(a, 64) == first);
 
   Draw one(1);
-  Candidates single = make({-3.0f});
-  one.apply(single, {});
-  CHECK(single.selected == 0);
-  Candidates empty;
-  one.apply(empty, {});
-  CHECK(empty.selected == -1);
+  CHECK(selected_of(one, {-3.0f}) == 0);
+  CHECK(selected_of(one, {}) == -1);
 
   Candidates all_nan = make({kNaN, kNaN});
   one.apply(all_nan, {});

@@ -69,4 +69,17 @@ Vec concat(const std::vector<Vec>& rows) {
   return v;
 }
 
+std::unique_ptr<Stage> check_lookup(Layer& l, const Weight& table, const std::vector<int32_t>& tokens) {
+  auto emb = l.build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
+  const int64_t m = static_cast<int64_t>(tokens.size()), n = table.n_in;
+  StepData sd = rows_step(m, tokens);
+  const Batch b = sd.batch();
+  Rows unused(l.be, m, n), out(l.be, m, n);
+  emb->forward(unused.t, out.t, Step{b, l.be.stream(), nullptr});
+  const std::vector<float> got = out.read();
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t i = 0; i < n; ++i) REQUIRE(got[t * n + i] == static_cast<float>(table.value[tokens[t] * n + i]));
+  return emb;
+}
+
 }  // namespace semline::stationtest

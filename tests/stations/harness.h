@@ -96,6 +96,10 @@ StepData rows_step(int64_t m, std::vector<int32_t> tokens = {});
 // out += stage(x) (or out = stage(x)) as one step of x.rows() tokens of one sequence (rows_step).
 void forward_rows(Stage& stage, Backend& be, const Rows& x, const Rows& out);
 
+// The embedding station over the layer's "token_embd" table, checked to write each of `tokens`'
+// rows exactly (every weight dtype widens to float without rounding). Returns the station.
+std::unique_ptr<Stage> check_lookup(Layer& l, const Weight& table, const std::vector<int32_t>& tokens);
+
 // Every value of an F32 or F16 tensor on a backend, as floats (copy_to_host + synchronize).
 std::vector<float> read_back(Backend& be, const Tensor& t);
 

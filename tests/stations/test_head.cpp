@@ -38,14 +38,7 @@ TEMPLATE_TEST_CASE("head: logits of the wanted rows, in any order, separate or t
       if (!tied) continue;
       // The embedding reads the rows of a table the head has bound (repacked, copied) for itself,
       // from the file's layout: still exact.
-      auto emb = l.build(StageKind::Embedding, "lookup", l.context("embedding", {{"tokens", "token_embd"}}));
-      StepData se = rows_step(2, {66, 3});
-      const Batch eb = se.batch();
-      Rows unused(l.be, 2, 64), got(l.be, 2, 64);
-      emb->forward(unused.t, got.t, Step{eb, l.be.stream(), nullptr});
-      const std::vector<float> rows = got.read();
-      for (int64_t t = 0; t < 2; ++t)
-        for (int64_t i = 0; i < 64; ++i) REQUIRE(rows[t * 64 + i] == static_cast<float>(w.value[se.tokens[t] * 64 + i]));
+      check_lookup(l, w, {66, 3});
     }
 }
 
