@@ -27,18 +27,20 @@ class FfnDense final : public Station {
     const int64_t m = step.batch.n_tokens;
     const auto [x, y] = begin_rows(step, in, out, hp_.n_embd);
     if (m == 0) return;
-    const Tensor h = k_.scratch_rows(h_, hp_.n_ff, m);
-    k_.linear_act(step, x, gate_.get(), *up_, gate_ ? Activation::Silu : hp_.ffn_act, h, k_.scratch_rows(tmp_, hp_.n_ff, m), m,
-                  down_.get());
+    const Tensor h = k_.scratch_rows(h_, hp_.n_ff, m), tmp = k_.scratch_rows(tmp_, hp_.n_ff, m);
+    // Gated: SwiGLU; ungated: the model's MLP activation (Gelu or GeluTanh).
+    const Activation act = gate_ ? Activation::Silu : hp_.ffn_act;
+    k_.linear_act(step, x, gate_.get(), *up_, act, h, tmp, m, down_.get());
     const Product residual{down_.get(), y, true};  // out += down(h)
     k_.linear(step, h, {&residual, 1}, m);
   }
 
   StageCost cost(const Batch& b) const override {
     const double m = b.n_tokens, maps = gate_ ? 3.0 : 2.0;
-    const double flops = 2.0 * m * maps * static_cast<double>(hp_.n_embd) * hp_.n_ff + (gate_ ? 6.0 : 12.0) * m * hp_.n_ff;
-    const double bytes = (gate_ ? gate_->bytes() : 0.0) + up_->bytes() + down_->bytes() +
-                         m * (12.0 * hp_.n_embd + 4.0 * (maps + 1) * hp_.n_ff);
+    const double d = static_cast<double>(hp_.n_embd), f = static_cast<double>(hp_.n_ff);
+    const double flops = 2.0 * m * maps * d * f + (gate_ ? 6.0 : 12.0) * m * f;
+    const double bytes =
+        (gate_ ? gate_->bytes() : 0.0) + up_->bytes() + down_->bytes() + m * (12.0 * d + 4.0 * (maps + 1) * f);
     return {flops, bytes};
   }
 

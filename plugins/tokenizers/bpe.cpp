@@ -4,7 +4,6 @@
 #include <cstdio>
 
 #include "byte_level.h"
-#include "gpt2_split.h"
 #include "utf8.h"
 
 namespace semline::tokenizers {
@@ -34,21 +33,21 @@ bool later(const auto& a, const auto& b) { return a.rank > b.rank || (a.rank == 
 }  // namespace
 
 std::string bpe_pre_problem(const ModelView& model) {
-  std::string_view pre = MetaReader(model).find_string(kPre).value_or("default");
-  for (std::string_view ok : kBpePreTokenizers)
-    if (pre == ok) return "";
-  std::string list;
-  for (std::string_view ok : kBpePreTokenizers) list += (list.empty() ? "" : ", ") + std::string(ok);
-  return std::string(kPre) + " is '" + std::string(pre) + "'; bpe supports: " + list;
+  const std::string_view pre = MetaReader(model).find_string(kPre).value_or("default");
+  if (PreTokenizer::named(pre)) return "";
+  return std::string(kPre) + " is '" + std::string(pre) + "'; bpe supports: " + PreTokenizer::names();
 }
 
 BpeTokenizer::BpeTokenizer(const ModelView& model, const LogFn& log)
     : VocabTokenizer(read_vocab(MetaReader(model), false), model.path()) {
   MetaReader meta(model);
   if (std::string problem = bpe_pre_problem(model); !problem.empty()) fail(problem);
-  if (log && meta.find_string(kPre).value_or("default") != "gpt-2")
+  const std::optional<std::string_view> pre = meta.find_string(kPre);
+  pre_ = PreTokenizer::named(pre.value_or("default"));
+  if (log && !pre)
     log(LogLevel::Warn, origin_ + ": " + std::string(kPre) +
-                            " is absent or 'default'; words are cut with the GPT-2 pattern");
+                            " is absent; words are cut by llama.cpp's default pre-tokenizer, which may not be the "
+                            "one the vocabulary was made with");
   add_bos_ = meta.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
 
   bytes_.resize(vocab_.size());
@@ -118,7 +117,14 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos) c
   if (starts_with_bos(add_bos)) out.push_back(vocab_.bos);
   std::vector<Symbol> sym;
   std::vector<Pair> heap;
-  for (Span w : gpt2_split(text)) encode_word(text.substr(w.off, w.len), out, sym, heap);
+  for (const Fragment& f : split_user_defined(text)) {
+    if (f.token >= 0) {
+      out.push_back(f.token);
+      continue;
+    }
+    const std::string clean = utf8_lenient(f.text);  // malformed bytes as llama.cpp reads them
+    for (Span w : pre_->split(clean)) encode_word(std::string_view(clean).substr(w.off, w.len), out, sym, heap);
+  }
   return out;
 }
 

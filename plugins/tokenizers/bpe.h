@@ -1,10 +1,12 @@
 // GPT-2 byte-level BPE as llama.cpp runs it for tokenizer.ggml.model = "gpt2".
 //
-// Encode: the text is cut into words by the pre-tokenizer tokenizer.ggml.pre names, each word's
+// Encode: the text is cut into words by the pre-tokenizer tokenizer.ggml.pre names (llama.cpp's
+// "default" when the key is absent; pre_tokenizer.h), each word's
 // bytes are written in the byte-level alphabet, and adjacent symbols are merged by the merge
 // list tokenizer.ggml.merges ("left right", earlier entries first; the leftmost pair on ties).
-// Any byte string encodes, malformed UTF-8 included. Control tokens written in the text (e.g.
-// "<|endoftext|>") are not recognised: the text is only ever text.
+// Any byte string encodes, malformed UTF-8 included. User-defined tokens written in the text are
+// cut out first (VocabTokenizer::split_user_defined); control tokens written in the text (e.g.
+// "<|endoftext|>") are not recognised: they are text.
 //
 // Decode maps the alphabet back to bytes and is the exact inverse of encode: llama.cpp's
 // clean-up of spaces before punctuation is not applied. Control and unused tokens print nothing,
@@ -21,12 +23,10 @@
 #include <semline/model.h>
 #include <semline/stage.h>
 
+#include "pre_tokenizer.h"
 #include "vocab_tokenizer.h"
 
 namespace semline::tokenizers {
-
-// tokenizer.ggml.pre values served, all by the GPT-2 pattern; an absent key reads as "default".
-inline constexpr std::string_view kBpePreTokenizers[] = {"gpt-2", "default"};
 
 // Why tokenizer.ggml.pre cannot be served, or "" when it can.
 std::string bpe_pre_problem(const ModelView& model);
@@ -34,7 +34,7 @@ std::string bpe_pre_problem(const ModelView& model);
 class BpeTokenizer final : public VocabTokenizer {
  public:
   // Throws semline::Error naming the key when the vocabulary metadata is missing or malformed, or
-  // when tokenizer.ggml.pre names a pre-tokenizer not in kBpePreTokenizers.
+  // when tokenizer.ggml.pre names a pre-tokenizer PreTokenizer does not know.
   BpeTokenizer(const ModelView& model, const LogFn& log);
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
@@ -62,6 +62,7 @@ class BpeTokenizer final : public VocabTokenizer {
   void encode_word(std::string_view word, std::vector<int32_t>& out, std::vector<Symbol>& sym,
                    std::vector<Pair>& heap) const;
 
+  const PreTokenizer* pre_ = nullptr;
   std::unordered_map<uint64_t, Merge> merges_;  // key(left id, right id) -> merge
   std::array<int32_t, 256> byte_token_{};       // the token of each byte's character, -1 when none
 };

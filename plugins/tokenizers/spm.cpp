@@ -102,16 +102,23 @@ SpmTokenizer::SpmTokenizer(const ModelView& model, const LogFn& log)
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos) const {
   std::vector<int32_t> out;
   if (starts_with_bos(add_bos)) out.push_back(vocab_.bos);
-  if (text.empty()) return out;
-
   std::string escaped;
-  escaped.reserve(text.size() + text.size() / 2 + kSpaceMark.size());
-  if (add_space_prefix_) escaped += kSpaceMark;
-  for (char c : text) {
-    if (c == ' ') escaped += kSpaceMark;
-    else escaped += c;
+  bool after_token = true;  // the dummy prefix goes before the text and after each user-defined token
+  for (const Fragment& f : split_user_defined(text)) {
+    if (f.token >= 0) {
+      out.push_back(f.token);
+      after_token = true;
+      continue;
+    }
+    escaped.clear();
+    if (add_space_prefix_ && after_token) escaped += kSpaceMark;
+    for (char c : f.text) {
+      if (c == ' ') escaped += kSpaceMark;
+      else escaped += c;
+    }
+    merge(escaped, out);
+    after_token = false;
   }
-  merge(escaped, out);
   return out;
 }
 

@@ -7,8 +7,10 @@
 // byte tokens <0xXX> (the byte as a one-character piece, else the unknown token, when the
 // vocabulary has no such token).
 //
-// Control tokens written in the text (e.g. "<s>") are not recognised: the text is only ever
-// text, and control ids reach a sequence only through encode's add_bos or the caller. A byte
+// User-defined tokens written in the text are cut out first and the parts between them encoded
+// apart, each with its dummy prefix (VocabTokenizer::split_user_defined). Control tokens written
+// in the text (e.g. "<s>") are not recognised: control ids reach a sequence only through
+// encode's add_bos or the caller. A byte
 // that starts no well-formed UTF-8 character is a symbol of its own, so it ends as its byte
 // token while its neighbours still merge (llama.cpp groups it with the bytes that follow).
 //

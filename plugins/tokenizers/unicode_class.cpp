@@ -45,4 +45,6 @@ const std::array<CharClass, 128> kAscii = [] {
 
 CharClass char_class(uint32_t cp) { return cp < 128 ? kAscii[cp] : classify(cp); }
 
+bool is_punctuation(uint32_t cp) { return in_ranges(kPunctuationRanges, cp); }
+
 }  // namespace semline::tokenizers

@@ -1,4 +1,4 @@
-// The character classes GPT-2's pre-tokenizer pattern tells apart.
+// The character classes the pre-tokenizers' patterns tell apart.
 #pragma once
 
 #include <cstdint>
@@ -13,5 +13,8 @@ enum class CharClass : uint8_t {
 };
 
 CharClass char_class(uint32_t cp);
+
+// \p{P}: general categories Pc Pd Ps Pe Pi Pf Po.
+bool is_punctuation(uint32_t cp);
 
 }  // namespace semline::tokenizers

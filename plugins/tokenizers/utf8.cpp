@@ -39,4 +39,34 @@ void utf8_append(std::string& out, uint32_t cp) {
   }
 }
 
+std::string utf8_lenient(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t pos = 0; pos < s.size();) {
+    const Utf8Unit u = utf8_next(s, pos);
+    if (u.cp != kInvalidCodePoint) {  // well-formed: as it is
+      out.append(s.substr(pos, u.len));
+      pos += u.len;
+      continue;
+    }
+    const auto c = static_cast<uint8_t>(s[pos]);
+    const uint32_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    uint32_t cp = c & (0x7F >> len);
+    bool ok = len > 0 && s.size() - pos >= len;
+    for (uint32_t i = 1; ok && i < len; ++i) {
+      const auto b = static_cast<uint8_t>(s[pos + i]);
+      ok = (b & 0xC0) == 0x80;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if (ok && cp <= 0x10FFFF) {
+      utf8_append(out, cp);
+      pos += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      pos += 1;
+    }
+  }
+  return out;
+}
+
 }  // namespace semline::tokenizers

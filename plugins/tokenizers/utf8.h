@@ -21,4 +21,9 @@ Utf8Unit utf8_next(std::string_view s, size_t pos);
 
 void utf8_append(std::string& out, uint32_t cp);
 
+// The text as llama.cpp reads it before byte-level BPE: each sequence decoded by its lead byte's
+// length alone, so overlong forms and surrogates pass (written back in their shortest form), and
+// every byte that starts no sequence, or one past U+10FFFF, becomes U+FFFD.
+std::string utf8_lenient(std::string_view s);
+
 }  // namespace semline::tokenizers

@@ -16,6 +16,16 @@ enum class TokenType : int32_t {
   Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
 };
 
+// Pieces llama.cpp takes for end-of-generation control tokens whatever type the file gives them
+// (a converter may have typed them user-defined): they are never cut out of a text as
+// user-defined tokens.
+inline constexpr std::string_view kControlLookingPieces[] = {
+    "<|eot_id|>", "<|im_end|>",    "<|end|>",           "<|return|>",       "<|call|>",    "<|flush|>",
+    "<|calls|>",  "<end_of_turn>", "<|endoftext|>",     "</s>",             "<|eom_id|>",  "<EOT>",
+    "_<EOT>",     "[EOT]",         "[EOS]",             "<|end_of_text|>",  "<end_of_utterance>",
+    "<eos>",      "<turn|>",       "<|tool_response>",  "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+};
+
 struct Vocab {
   std::vector<std::string> pieces;   // tokenizer.ggml.tokens
   std::vector<float> scores;         // tokenizer.ggml.scores, empty when the file has none

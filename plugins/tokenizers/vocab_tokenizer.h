@@ -26,13 +26,24 @@ class VocabTokenizer : public Tokenizer {
   int32_t eos() const override { return vocab_.eos; }
 
  protected:
-  VocabTokenizer(Vocab vocab, std::string origin) : vocab_(std::move(vocab)), origin_(std::move(origin)) {}
+  VocabTokenizer(Vocab vocab, std::string origin);
   int32_t checked(int32_t id) const;  // throws when id is not a token id
   // Whether encode should start with BOS: the caller allows it, the vocabulary asks and has one.
   bool starts_with_bos(bool add_bos) const { return add_bos && add_bos_ && vocab_.bos >= 0; }
   [[noreturn]] void fail(const std::string& what) const;
 
+  // A piece of the text to encode: text for the tokenizer (token < 0) or a user-defined token.
+  struct Fragment {
+    std::string_view text;
+    int32_t token = -1;
+  };
+  // The text cut at the user-defined tokens it contains, as llama.cpp cuts it before tokenizing
+  // (control tokens are only ever text here): the longest token first, each of its occurrences
+  // left to right in the text not taken yet.
+  std::vector<Fragment> split_user_defined(std::string_view text) const;
+
   Vocab vocab_;
+  std::vector<int32_t> user_defined_;  // the UserDefined tokens' ids, longest piece first
   std::vector<std::string> bytes_;  // [n_vocab] what each token contributes to the text
   bool add_bos_ = false;            // tokenizer.ggml.add_bos_token
   std::string origin_;              // the model file, for messages

@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   bool round_trips = text.find("\xE2\x96\x81") == std::string_view::npos;
   for (const Vocabulary* v : {&llama(), &stories()}) {
-    fuzz::check_text(*v->tok, text, true, round_trips);
+    fuzz::check_text(*v->tok, text, true, round_trips, text);
     fuzz::check_ids(*v->tok, data, size, true);
   }
   return 0;

@@ -8,7 +8,7 @@
 #include "fake_model.h"
 #include "tokenizer_test_util.h"
 #include "tokenizers/byte_level.h"
-#include "tokenizers/gpt2_split.h"
+#include "tokenizers/pre_tokenizer.h"
 #include "tokenizers/unicode_class.h"
 #include "tokenizers/utf8.h"
 
@@ -20,9 +20,10 @@ using Words = std::vector<std::string>;
 
 namespace {
 
-Words words_of(std::string_view text) {
+// The words a pre-tokenizer cuts `text` into.
+Words words_of(std::string_view text, std::string_view pre = "gpt-2") {
   Words out;
-  for (auto w : tokenizers::gpt2_split(text)) out.emplace_back(text.substr(w.off, w.len));
+  for (auto w : tokenizers::PreTokenizer::named(pre)->split(text)) out.emplace_back(text.substr(w.off, w.len));
   return out;
 }
 
@@ -55,7 +56,7 @@ std::vector<std::string> pieces_of(const Tokenizer& t, const std::vector<int32_t
 
 }  // namespace
 
-TEST_CASE("gpt2_split follows the GPT-2 pattern", "[tokenizers][bpe]") {
+TEST_CASE("the gpt-2 pre-tokenizer follows the GPT-2 pattern", "[tokenizers][bpe]") {
   CHECK(words_of("Hello world") == Words{"Hello", " world"});
   CHECK(words_of("  a") == Words{" ", " a"});
   CHECK(words_of("a  ") == Words{"a", "  "});
@@ -70,7 +71,7 @@ TEST_CASE("gpt2_split follows the GPT-2 pattern", "[tokenizers][bpe]") {
   CHECK(words_of(" ") == Words{" "});
 }
 
-TEST_CASE("gpt2_split puts malformed bytes with punctuation", "[tokenizers][bpe]") {
+TEST_CASE("the gpt-2 pre-tokenizer puts malformed bytes with punctuation", "[tokenizers][bpe]") {
   CHECK(words_of("a\x80" "b") == Words{"a", "\x80", "b"});
   CHECK(words_of("a\x80\xFF!") == Words{"a", "\x80\xFF!"});
   CHECK(words_of("x \xE2\x82") == Words{"x", " \xE2\x82"});
@@ -108,6 +109,18 @@ TEST_CASE("UTF-8 reading refuses malformed sequences byte by byte", "[tokenizers
     CHECK(unit(bad).cp == tokenizers::kInvalidCodePoint);
     CHECK(unit(bad).len == 1);
   }
+}
+
+TEST_CASE("utf8_lenient reads malformed UTF-8 as llama.cpp does before byte-level BPE", "[tokenizers][bpe]") {
+  using tokenizers::utf8_lenient;
+  const std::string fffd = "\xEF\xBF\xBD";
+  CHECK(utf8_lenient("caf\xC3\xA9") == "caf\xC3\xA9");                     // well-formed: unchanged
+  CHECK(utf8_lenient("a\xFF" "b") == "a" + fffd + "b");                       // no sequence starts with 0xFF
+  CHECK(utf8_lenient("\xE2\x82") == fffd + fffd);                            // cut short: byte by byte
+  CHECK(utf8_lenient("a\x80") == "a" + fffd);                                // a lone continuation byte
+  CHECK(utf8_lenient("\xC0\xAF") == "/");                                    // overlong: decoded all the same
+  CHECK(utf8_lenient("\xED\xA0\x80") == "\xED\xA0\x80");                    // a surrogate passes
+  CHECK(utf8_lenient("\xF7\xBF\xBF\xBF") == fffd + fffd + fffd + fffd);        // past U+10FFFF
 }
 
 TEST_CASE("the byte-level alphabet is GPT-2's", "[tokenizers][bpe]") {
@@ -167,17 +180,17 @@ TEST_CASE("bpe BOS, control tokens and token ids", "[tokenizers][bpe]") {
 TEST_CASE("bpe spells a byte without a token by the unknown token, else refuses", "[tokenizers][bpe]") {
   FakeModel m = make_bpe_vocab({});
   std::vector<std::string> tokens;
-  for (int b = 0; b < 256; ++b) tokens.push_back(b == 0xFF ? "<unk>" : tokenizers::byte_level().text[b]);
+  for (int b = 0; b < 256; ++b) tokens.push_back(b == 0xC3 ? "<unk>" : tokenizers::byte_level().text[b]);
   m.set_strings("tokenizer.ggml.tokens", tokens);
   m.set_numbers("tokenizer.ggml.token_type", MetaType::I32, std::vector<int32_t>(256, 1));
   m.erase("tokenizer.ggml.eos_token_id");
   {
     BpeTokenizer t(m, {});
-    require_error([&] { t.encode("a\xFF", false); }, {"bpe-test.gguf", "byte 0xFF"});
+    require_error([&] { t.encode("a\xC3\xA9", false); }, {"bpe-test.gguf", "byte 0xC3"});
   }
-  m.set_u32("tokenizer.ggml.unknown_token_id", 0xFF);
+  m.set_u32("tokenizer.ggml.unknown_token_id", 0xC3);
   BpeTokenizer t(m, {});
-  CHECK(t.encode("a\xFF", false) == std::vector<int32_t>{'a', 0xFF});
+  CHECK(t.encode("a\xC3\xA9", false) == std::vector<int32_t>{'a', 0xC3, 0xA9});  // é's first byte unknown
 }
 
 }  // namespace semline::test

@@ -107,8 +107,8 @@ TEST_CASE("bpe merges and pre-tokenizer", "[tokenizers][bpe]") {
   bpe_fails(m, {"tokenizer.ggml.merges", "entry 1", "'ab'"});
 
   FakeModel p = small_bpe();
-  p.set_string("tokenizer.ggml.pre", "llama3");
-  bpe_fails(p, {"tokenizer.ggml.pre", "'llama3'", "gpt-2, default"});
+  p.set_string("tokenizer.ggml.pre", "unheard-of");
+  bpe_fails(p, {"tokenizer.ggml.pre", "'unheard-of'", "bpe supports: gpt-2, phi-2, mpt", "default, deepseek-llm"});
   p.set_string("tokenizer.ggml.pre", "default");
   CHECK(BpeTokenizer(p, {}).n_vocab() == 257);
 }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "tokenizer_test_util.h"
+#include "tokenizers/utf8.h"
 
 namespace semline::test {
 
@@ -41,7 +42,8 @@ TEST_CASE("megabyte inputs encode and round-trip", "[tokenizers][perf]") {
       // Linear work is a fraction of a second; a quadratic merge would take hours and meet the
       // test's ctest timeout. Speed itself is measured by benchmarks, not asserted here.
       std::vector<int32_t> ids = t->encode(text, false);
-      if (!(t == &llama_spm() && text.find("\xE2\x96\x81") != std::string::npos)) CHECK(t->decode(ids) == text);
+      if (t == &gpt2()) CHECK(t->decode(ids) == tokenizers::utf8_lenient(text));
+      else if (text.find("\xE2\x96\x81") == std::string::npos) CHECK(t->decode(ids) == text);
     }
   }
 }

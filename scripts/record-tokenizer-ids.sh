@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Records the token ids llama.cpp's tokenizer gives each text of tests/tokenizers/corpus/texts.txt,
+# for every vocabulary in models/vocab (ggml-vocab-NAME.gguf) and models/gguf/stories260K.gguf:
+# one NAME.ids per vocabulary, line k = the ids of text k (format: tests/tokenizers/corpus/README.md).
+#
+#   usage: scripts/record-tokenizer-ids.sh LLAMA_TOKENIZE [OUT_DIR]
+#     LLAMA_TOKENIZE  llama.cpp's llama-tokenize; the files in the tree were made by llama.cpp dc02e1f8
+#     OUT_DIR         where the .ids files go (default tests/tokenizers/corpus)
+#   env: LLAMA_COMMIT  the commit written in each file's header (default: git's HEAD next to the
+#                      binary, else "unknown"; llama-tokenize prints no version itself)
+set -euo pipefail
+[ $# -ge 1 ] && [ $# -le 2 ] && [ -x "$1" ] || { sed -n "2,10p" "$0"; exit 2; }
+tokenize=$(realpath "$1")
+out=$(realpath -m "${2:-$(dirname "$0")/../tests/tokenizers/corpus}")
+commit=${LLAMA_COMMIT:-$(git -C "$(dirname "$tokenize")" rev-parse --short=8 HEAD 2>/dev/null || echo unknown)}
+cd "$(dirname "$0")/.."
+mkdir -p "$out"
+python3 - "$tokenize" "$out" "$commit" models/vocab/ggml-vocab-*.gguf models/gguf/stories260K.gguf <<'EOF'
+import os, re, subprocess, sys, tempfile
+
+tokenize, out, commit, vocabs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+flags = ["--no-bos", "--no-parse-special", "--no-escape"]
+ESC = {"\\": b"\\", "n": b"\n", "r": b"\r", "t": b"\t"}
+
+def decode(line):  # one texts.txt line -> the exact bytes of the text
+    res, i, raw = bytearray(), 0, line.encode()
+    while i < len(raw):
+        c = raw[i:i + 1]
+        if c != b"\\":
+            res += c; i += 1
+        elif raw[i + 1:i + 2] == b"x":
+            res.append(int(raw[i + 2:i + 4], 16)); i += 4
+        else:
+            res += ESC[raw[i + 1:i + 2].decode()]; i += 2
+    return bytes(res)
+
+with open("tests/tokenizers/corpus/texts.txt", encoding="utf-8") as f:
+    texts = [decode(l.rstrip("\n")) for l in f if not l.startswith("#")]
+assert all(texts), "texts.txt must not hold empty texts"
+
+def run(vocab, path):  # -> the line for the .ids file
+    p = subprocess.run([tokenize, "-m", vocab, "-f", path, "--ids", "--log-disable", *flags],
+                       capture_output=True, text=True, errors="replace")
+    m = re.fullmatch(r"\[([\d, ]*)\]\n", p.stdout)
+    if p.returncode == 0 and m:
+        return " ".join(m.group(1).split(", ")) if m.group(1) else ""
+    err = [l.strip() for l in p.stderr.splitlines() if l.strip()]
+    status = f"killed by signal {-p.returncode}" if p.returncode < 0 else f"exit status {p.returncode}"
+    why = next((l for l in err if "what()" in l), err[-1] if err else status)
+    return f"! llama-tokenize: {why}"
+
+with tempfile.TemporaryDirectory() as tmp:
+    for i, t in enumerate(texts):
+        with open(f"{tmp}/{i}.txt", "wb") as f:
+            f.write(t)
+    for vocab in vocabs:
+        name = os.path.basename(vocab).removeprefix("ggml-vocab-").removesuffix(".gguf")
+        lines = [run(vocab, f"{tmp}/{i}.txt") for i in range(len(texts))]
+        with open(f"{out}/{name}.ids", "w") as f:
+            f.write(f"# llama-tokenize {commit} {' '.join(flags)}\n")
+            f.writelines(l + "\n" for l in lines)
+        refused = sum(l.startswith("!") for l in lines)
+        print(f"{name}: {len(lines)} texts, {refused} refused")
+EOF
