@@ -1,7 +1,6 @@
 #include "pre_tokenizer.h"
 
 #include <algorithm>
-#include <iterator>
 #include <utility>
 
 #include "utf8.h"
@@ -12,15 +11,6 @@ namespace {
 
 using Char = PreTokenizer::Char;
 using Chars = std::vector<Char>;
-
-struct CodeRange {
-  uint32_t first, last;
-};
-
-bool in(const CodeRange* begin, const CodeRange* end, uint32_t cp) {
-  auto it = std::upper_bound(begin, end, cp, [](uint32_t c, const CodeRange& r) { return c < r.first; });
-  return it != begin && cp <= std::prev(it)->last;
-}
 
 bool is_space(const Char& c) { return c.cls == CharClass::Space; }
 bool is_letter(const Char& c) { return c.cls == CharClass::Letter; }
@@ -126,7 +116,7 @@ constexpr CodeRange kDeepseekCjk[] = {{0x0800, 0x9FA5}, {0xAC00, 0xD7FF}};
 
 template <const auto& Ranges>
 bool in_table(const Char& c) {
-  return !is_space(c) && in(std::begin(Ranges), std::end(Ranges), c.cp);
+  return !is_space(c) && in_ranges(Ranges, c.cp);
 }
 
 struct Named {

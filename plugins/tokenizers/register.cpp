@@ -8,6 +8,7 @@
 #include "char_tokenizer.h"
 #include "meta_reader.h"
 #include "spm.h"
+#include "wordpiece.h"
 #include "tokenizers.h"
 
 namespace semline::tokenizers {
@@ -35,18 +36,24 @@ std::vector<std::string> check(const StageContext& ctx, std::string_view variant
   return reasons;
 }
 
+using MakeFn = std::unique_ptr<Tokenizer> (*)(const ModelView&, const LogFn&);
+
 template <class T>
-StageEntry entry(std::string variant, std::string serves, std::string description) {
+std::unique_ptr<Tokenizer> make(const ModelView& model, const LogFn& log) {
+  return std::make_unique<T>(model, log);
+}
+
+StageEntry entry(MakeFn make_fn, std::string variant, std::string serves, std::string description) {
   StageEntry e;
   e.kind = StageKind::Tokenizer;
   e.variant = variant;
   e.backend = "any";
   e.description = std::move(description);
   e.supports = [variant, serves](const StageContext& ctx) { return check(ctx, variant, serves); };
-  e.make_tokenizer = [variant, serves](const StageContext& ctx) -> std::unique_ptr<Tokenizer> {
+  e.make_tokenizer = [make_fn, variant, serves](const StageContext& ctx) -> std::unique_ptr<Tokenizer> {
     std::vector<std::string> reasons = check(ctx, variant, serves);
     if (!reasons.empty()) throw Error("tokenizer " + variant + ": " + reasons.front());
-    return std::make_unique<T>(*ctx.model, ctx.log);
+    return make_fn(*ctx.model, ctx.log);
   };
   return e;
 }
@@ -54,12 +61,17 @@ StageEntry entry(std::string variant, std::string serves, std::string descriptio
 }  // namespace
 
 void register_tokenizers(Registry& registry) {
-  registry.add_stage(entry<SpmTokenizer>(
-      "spm", "llama", "SentencePiece BPE: score-ordered merges, byte fallback, dummy prefix (tokenizer.ggml.model llama)"));
-  registry.add_stage(entry<BpeTokenizer>(
-      "bpe", "gpt2", "GPT-2 byte-level BPE: GPT-2 word pattern, ranked merges (tokenizer.ggml.model gpt2)"));
-  registry.add_stage(entry<CharTokenizer>(
-      "char", "char", "one token per UTF-8 character of a character-level vocabulary (tokenizer.ggml.model char)"));
+  registry.add_stage(entry(make<SpmTokenizer>, "spm", "llama",
+                           "SentencePiece BPE: score-ordered merges, byte fallback, dummy prefix "
+                           "(tokenizer.ggml.model llama)"));
+  registry.add_stage(entry(make<BpeTokenizer>, "bpe", "gpt2",
+                           "byte-level BPE: the pre-tokenizer tokenizer.ggml.pre names, ranked merges "
+                           "(tokenizer.ggml.model gpt2)"));
+  registry.add_stage(entry(make_wordpiece_tokenizer, "wordpiece", "bert",
+                           "WordPiece (BERT): lowercasing, accent-stripping normaliser, longest-piece spelling "
+                           "(tokenizer.ggml.model bert)"));
+  registry.add_stage(entry(make<CharTokenizer>, "char", "char",
+                           "one token per UTF-8 character of a character-level vocabulary (tokenizer.ggml.model char)"));
 }
 
 }  // namespace semline::tokenizers

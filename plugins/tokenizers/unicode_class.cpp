@@ -8,18 +8,14 @@ namespace semline::tokenizers {
 
 namespace {
 
-struct CodeRange {
-  uint32_t first, last;
+struct CodeMap {
+  uint32_t first, last, to;  // every code point of [first, last] maps to `to`
+};
+struct CodePair {
+  uint32_t from, to;
 };
 
 #include "unicode_ranges.inc"
-
-template <size_t N>
-bool in_ranges(const CodeRange (&ranges)[N], uint32_t cp) {
-  auto it = std::upper_bound(std::begin(ranges), std::end(ranges), cp,
-                             [](uint32_t c, const CodeRange& r) { return c < r.first; });
-  return it != std::begin(ranges) && cp <= std::prev(it)->last;
-}
 
 bool is_space(uint32_t cp) {
   if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680) return true;
@@ -43,8 +39,28 @@ const std::array<CharClass, 128> kAscii = [] {
 
 }  // namespace
 
+bool in_ranges(std::span<const CodeRange> ranges, uint32_t cp) {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), cp, [](uint32_t c, const CodeRange& r) { return c < r.first; });
+  return it != ranges.begin() && cp <= std::prev(it)->last;
+}
+
 CharClass char_class(uint32_t cp) { return cp < 128 ? kAscii[cp] : classify(cp); }
 
 bool is_punctuation(uint32_t cp) { return in_ranges(kPunctuationRanges, cp); }
+bool is_mark(uint32_t cp) { return in_ranges(kMarkRanges, cp); }
+bool is_symbol(uint32_t cp) { return in_ranges(kSymbolRanges, cp); }
+bool is_control(uint32_t cp) { return in_ranges(kControlRanges, cp); }
+
+uint32_t nfd_base(uint32_t cp) {
+  auto it = std::upper_bound(std::begin(kNfdBase), std::end(kNfdBase), cp,
+                             [](uint32_t c, const CodeMap& m) { return c < m.first; });
+  return it != std::begin(kNfdBase) && cp <= std::prev(it)->last ? std::prev(it)->to : cp;
+}
+
+uint32_t to_lower(uint32_t cp) {
+  auto it = std::lower_bound(std::begin(kLowercase), std::end(kLowercase), cp,
+                             [](const CodePair& p, uint32_t c) { return p.from < c; });
+  return it != std::end(kLowercase) && it->from == cp ? it->to : cp;
+}
 
 }  // namespace semline::tokenizers

@@ -1,5 +1,5 @@
-// Byte-level BPE: the GPT-2 word pattern, the byte alphabet, merge order, and the Unicode classes
-// and UTF-8 reading they rest on.
+// Byte-level BPE: the pre-tokenizers' word patterns, the byte alphabet, merge order, and the
+// Unicode classes and UTF-8 reading they rest on.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -96,6 +96,26 @@ TEST_CASE("character classes for letters, numbers and spaces", "[tokenizers][bpe
   CHECK(char_class(0x1F600) == CharClass::Other);   // emoji
   CHECK(char_class(0x0301) == CharClass::Other);    // combining acute accent (Mn)
   CHECK(char_class(tokenizers::kInvalidCodePoint) == CharClass::Other);
+}
+
+TEST_CASE("general categories, NFD bases and lowercase from the Unicode tables", "[tokenizers]") {
+  using namespace tokenizers;
+  CHECK(is_punctuation('!'));
+  CHECK(is_punctuation(0x3002));  // 。
+  CHECK_FALSE(is_punctuation('$'));
+  CHECK(is_symbol('$'));
+  CHECK(is_symbol(0x1F600));      // 😀
+  CHECK(is_mark(0x0301));         // combining acute accent
+  CHECK(is_control(0x200B));      // zero width space: a format character
+  CHECK(is_control(0x0007));
+  CHECK_FALSE(is_control(0x0378));  // unassigned
+  CHECK(nfd_base(0x00E9) == 'e');   // é
+  CHECK(nfd_base(0x1EA5) == 'a');   // ấ
+  CHECK(nfd_base('x') == 'x');
+  CHECK(to_lower('A') == 'a');
+  CHECK(to_lower(0x0130) == 'i');   // İ: the first character of its lowercase
+  CHECK(to_lower(0x0416) == 0x0436);  // Ж
+  CHECK(to_lower('7') == '7');
 }
 
 TEST_CASE("UTF-8 reading refuses malformed sequences byte by byte", "[tokenizers]") {

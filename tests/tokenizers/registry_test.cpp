@@ -39,10 +39,10 @@ StageContext context_for(const ModelView& m) {
 
 }  // namespace
 
-TEST_CASE("the plugin registers spm, bpe and char tokenizer entries", "[tokenizers]") {
+TEST_CASE("the plugin registers spm, bpe, wordpiece and char tokenizer entries", "[tokenizers]") {
   CollectingRegistry r;
   tokenizers::register_tokenizers(r);
-  REQUIRE(r.stages.size() == 3);
+  REQUIRE(r.stages.size() == 4);
   for (const StageEntry& e : r.stages) {
     INFO(e.variant);
     CHECK(e.kind == StageKind::Tokenizer);
@@ -55,6 +55,7 @@ TEST_CASE("the plugin registers spm, bpe and char tokenizer entries", "[tokenize
   }
   CHECK(entry(r, "spm").variant == "spm");
   CHECK(entry(r, "bpe").variant == "bpe");
+  CHECK(entry(r, "wordpiece").variant == "wordpiece");
   CHECK(entry(r, "char").variant == "char");
 }
 
