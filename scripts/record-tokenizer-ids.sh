@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Records the token ids llama.cpp's tokenizer gives each text of tests/tokenizers/corpus/texts.txt,
 # for every vocabulary in models/vocab (ggml-vocab-NAME.gguf) and models/gguf/stories260K.gguf:
-# one NAME.ids per vocabulary, line k = the ids of text k (format: tests/tokenizers/corpus/README.md).
+# one NAME.ids per vocabulary, line k = the ids of text k (format: tests/tokenizers/corpus/README.md);
+# and gpt-2+PRE.ids: the GPT-2 vocabulary with tokenizer.ggml.pre = PRE, for the pre-tokenizers no
+# shipped vocabulary has (llama-bpe, qwen2).
 #
 #   usage: scripts/record-tokenizer-ids.sh LLAMA_TOKENIZE [OUT_DIR]
 #     LLAMA_TOKENIZE  llama.cpp's llama-tokenize; the files in the tree were made by llama.cpp dc02e1f8
@@ -16,7 +18,7 @@ commit=${LLAMA_COMMIT:-$(git -C "$(dirname "$tokenize")" rev-parse --short=8 HEA
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 python3 - "$tokenize" "$out" "$commit" models/vocab/ggml-vocab-*.gguf models/gguf/stories260K.gguf <<'EOF'
-import os, re, subprocess, sys, tempfile
+import os, re, struct, subprocess, sys, tempfile
 
 tokenize, out, commit, vocabs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 flags = ["--no-bos", "--no-parse-special", "--no-escape"]
@@ -49,10 +51,46 @@ def run(vocab, path):  # -> the line for the .ids file
     why = next((l for l in err if "what()" in l), err[-1] if err else status)
     return f"! llama-tokenize: {why}"
 
+def retag(src, dst, pre):  # a copy of a tensor-less GGUF with tokenizer.ggml.pre = pre
+    data = open(src, "rb").read()
+    assert data[:4] == b"GGUF" and struct.unpack_from("<Q", data, 8)[0] == 0, src
+    n_kv, pos, out = struct.unpack_from("<Q", data, 16)[0], 24, bytearray(data[:24])
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def skip(t, p):  # the end of a value of type t at p
+        if t == 8:
+            return p + 8 + struct.unpack_from("<Q", data, p)[0]
+        if t == 9:
+            et, n = struct.unpack_from("<IQ", data, p)
+            p += 12
+            for _ in range(n):
+                p = skip(et, p)
+            return p
+        return p + sizes[t]
+
+    key, had = b"tokenizer.ggml.pre", False
+    for _ in range(n_kv):
+        klen = struct.unpack_from("<Q", data, pos)[0]
+        t = struct.unpack_from("<I", data, pos + 8 + klen)[0]
+        end = skip(t, pos + 12 + klen)
+        if data[pos + 8:pos + 8 + klen] == key:
+            had = True
+        else:
+            out += data[pos:end]
+        pos = end
+    out += struct.pack("<Q", len(key)) + key + struct.pack("<IQ", 8, len(pre)) + pre.encode()
+    struct.pack_into("<Q", out, 16, n_kv + (0 if had else 1))
+    out += bytes(-len(out) % 32)  # the (empty) data section starts aligned
+    open(dst, "wb").write(out)
+
 with tempfile.TemporaryDirectory() as tmp:
     for i, t in enumerate(texts):
         with open(f"{tmp}/{i}.txt", "wb") as f:
             f.write(t)
+    # The pre-tokenizers no shipped vocabulary uses, run on the GPT-2 vocabulary: NAME+PRE.ids.
+    for pre in ["llama-bpe", "qwen2"]:
+        retag("models/vocab/ggml-vocab-gpt-2.gguf", f"{tmp}/gpt-2+{pre}.gguf", pre)
+        vocabs.append(f"{tmp}/gpt-2+{pre}.gguf")
     for vocab in vocabs:
         name = os.path.basename(vocab).removeprefix("ggml-vocab-").removesuffix(".gguf")
         lines = [run(vocab, f"{tmp}/{i}.txt") for i in range(len(texts))]

@@ -130,6 +130,14 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos) c
 
 void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out, std::vector<Symbol>& sym,
                                std::vector<Pair>& heap) const {
+  if (pre_->ignore_merges()) {  // a word the vocabulary holds whole is that token
+    std::string spelled;
+    for (char c : word) spelled += byte_level().text[static_cast<uint8_t>(c)];
+    if (const int32_t id = vocab_.find(spelled); id >= 0) {
+      out.push_back(id);
+      return;
+    }
+  }
   const auto n = static_cast<int32_t>(word.size());
   sym.clear();
   for (int32_t i = 0; i < n; ++i) sym.push_back({i - 1, i + 1, byte_token(static_cast<uint8_t>(word[i]))});

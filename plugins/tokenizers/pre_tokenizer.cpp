@@ -57,6 +57,42 @@ size_t gpt2(const Chars& cs, size_t at, size_t end) {
   return e - at;
 }
 
+// (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,Digits}|
+//  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ : Llama 3's pattern (Digits 3) and Qwen2's (1).
+template <size_t Digits>
+size_t llama3(const Chars& cs, size_t at, size_t end) {
+  auto lower_at = [&](size_t i) { return i < end && cs[i].cp < 128 ? cs[i].cp | 0x20 : kInvalidCodePoint; };
+  auto newline = [](const Char& c) { return c.cp == '\r' || c.cp == '\n'; };
+  const Char& c = cs[at];
+  if (c.cp == '\'') {
+    const uint32_t c1 = lower_at(at + 1), c2 = lower_at(at + 2);
+    if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
+    if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
+  }
+  // An optional character that is no newline, letter or number, then letters.
+  if (!newline(c) && !is_letter(c) && !is_number(c) && at + 1 < end && is_letter(cs[at + 1]))
+    return 1 + run<is_letter>(cs, at + 1, end);
+  if (is_letter(c)) return run<is_letter>(cs, at, end);
+  if (is_number(c)) return std::min(Digits, run<is_number>(cs, at, end));
+  // An optional ' ', then symbols and punctuation, then newlines.
+  const size_t body = c.cp == ' ' ? at + 1 : at;
+  auto other = [](const Char& x) { return x.cls == CharClass::Other; };
+  if (body < end && other(cs[body])) {
+    size_t e = body;
+    while (e < end && other(cs[e])) ++e;
+    while (e < end && newline(cs[e])) ++e;
+    return e - at;
+  }
+  // White space: up to its last newline if it has one; else all of it, less the last when a
+  // word follows (\s+(?!\S)) and more than one.
+  const size_t e = at + run<is_space>(cs, at, end);
+  size_t last_newline = at;
+  for (size_t i = at; i < e; ++i)
+    if (newline(cs[i])) last_newline = i + 1;
+  if (last_newline > at) return last_newline - at;
+  return e - at > 1 && e < end ? e - 1 - at : e - at;
+}
+
 size_t number(const Chars& cs, size_t at, size_t) { return is_number(cs[at]) ? 1 : 0; }  // \p{N}
 size_t numbers(const Chars& cs, size_t at, size_t end) { return run<is_number>(cs, at, end); }  // \p{N}+
 
@@ -130,6 +166,10 @@ const std::vector<Named>& known() {
       {{"starcoder", "refact", "command-r", "smollm", "codeshell"}, PreTokenizer({number, gpt2})},
       {{"falcon"}, PreTokenizer({punct_symbols<true>, gpt2, three_digits})},
       {{"default"}, PreTokenizer({punct_symbols<false>, gpt2, numbers, three_digits})},
+      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"},
+       PreTokenizer({llama3<3>}, true)},
+      {{"dbrx", "smaug-bpe"}, PreTokenizer({llama3<3>})},
+      {{"qwen2", "deepseek-r1-qwen", "stablelm2", "hunyuan"}, PreTokenizer({llama3<1>})},
       {{"deepseek-llm"},
        PreTokenizer({newline, space_then_run<in_table<kDeepseekLetters>>, space_then_run<in_table<kDeepseekPunct>>,
                      trailing_space, run<in_table<kDeepseekCjk>>, numbers})},

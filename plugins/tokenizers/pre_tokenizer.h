@@ -34,7 +34,8 @@ class PreTokenizer {
   // The length of the rule's match that starts at chars[at] and ends by chars[end], 0 for none.
   using Rule = size_t (*)(const std::vector<Char>& chars, size_t at, size_t end);
 
-  explicit PreTokenizer(std::vector<Rule> rules) : rules_(std::move(rules)) {}
+  explicit PreTokenizer(std::vector<Rule> rules, bool ignore_merges = false)
+      : rules_(std::move(rules)), ignore_merges_(ignore_merges) {}
 
   // The pre-tokenizer of a tokenizer.ggml.pre value ("default" when the key is absent), or
   // nullptr when it is not one of names().
@@ -44,9 +45,13 @@ class PreTokenizer {
 
   // The words of `text`, in order, covering every byte of it.
   std::vector<Span> split(std::string_view text) const;
+  // Whether a word the vocabulary holds whole is that token, merges or not (llama.cpp sets this
+  // with the Llama 3 pre-tokenizer).
+  bool ignore_merges() const { return ignore_merges_; }
 
  private:
   std::vector<Rule> rules_;
+  bool ignore_merges_ = false;
 };
 
 }  // namespace semline::tokenizers

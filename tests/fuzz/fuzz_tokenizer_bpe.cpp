@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::check_text(gpt2(), text, false, true, tokenizers::utf8_lenient(text));
   fuzz::check_ids(gpt2(), data, size, false);
   // Every pre-tokenizer's words tile the text: each byte in exactly one word, none empty.
-  for (const char* name : {"gpt-2", "starcoder", "falcon", "default", "deepseek-llm", "deepseek-coder"}) {
+  for (const char* name : {"gpt-2", "starcoder", "falcon", "default", "llama-bpe", "qwen2", "deepseek-llm", "deepseek-coder"}) {
     size_t at = 0;
     for (tokenizers::Span w : tokenizers::PreTokenizer::named(name)->split(text)) {
       fuzz::expect(w.off == at && w.len > 0, "a pre-tokenizer's words do not tile the text");
