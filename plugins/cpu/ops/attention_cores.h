@@ -71,7 +71,7 @@ class TiledCore final : public stations::AttentionCore {
 
   CpuBackend& be_;
   const stations::KeyMask& mask_;
-  int64_t n_head_, n_kv_, hd_, group_;
+  int64_t n_kv_, hd_, group_;
   float scale_;
   int64_t tile_;         // keys per tile
   int64_t tile_tokens_;  // tokens per work item

@@ -25,7 +25,7 @@ constexpr int64_t kMaxRows = 32;  // query rows (tokens x heads of a group) per 
 
 TiledCore::TiledCore(CpuBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
                      const stations::CoreSpec& spec)
-    : be_(be), mask_(*spec.mask), n_head_(a.n_head), n_kv_(a.n_kv), hd_(a.head_dim), group_(a.n_head / a.n_kv),
+    : be_(be), mask_(*spec.mask), n_kv_(a.n_kv), hd_(a.head_dim), group_(a.n_head / a.n_kv),
       scale_(static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)))), tile_(spec.tile) {
   if (tile_ < 1)
     throw Error(stations::station_label(ctx) + ": block must be at least 1, got " + std::to_string(tile_));
