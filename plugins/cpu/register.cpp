@@ -31,7 +31,11 @@ BackendEntry backend_entry() {
     Isa isa = best_isa();
     if (name != "auto") {
       auto chosen = isa_from_name(name);
-      if (!chosen) throw Error("cpu backend: unknown isa '" + name + "'; valid: auto, scalar, avx2, avx512");
+      if (!chosen) {
+        std::string valid = "auto";
+        for (Isa i : kAllIsas) valid += std::string(", ") + isa_name(i);
+        throw Error("cpu backend: unknown isa '" + name + "'; valid: " + valid);
+      }
       if (!isa_supported(*chosen))
         throw Error("cpu backend: isa '" + name + "' is not supported by this CPU; best available: " +
                     isa_name(best_isa()));

@@ -52,9 +52,13 @@ void softmax(Candidates& c) {
 int32_t best_index(const Candidates& c) {
   if (c.items.empty()) return -1;
   if (c.sorted) return 0;
+  // The best key kept in a register: a batch of greedy streams scans a vocabulary each per step.
   int32_t best = 0;
-  for (int32_t i = 1; i < static_cast<int32_t>(c.items.size()); ++i)
-    if (rank_key(c.items[i].logit) > rank_key(c.items[best].logit)) best = i;
+  float top = rank_key(c.items[0].logit);
+  for (int32_t i = 1; i < static_cast<int32_t>(c.items.size()); ++i) {
+    const float key = rank_key(c.items[i].logit);
+    if (key > top) top = key, best = i;
+  }
   return best;
 }
 

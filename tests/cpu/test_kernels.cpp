@@ -158,7 +158,7 @@ TEST_CASE("Q8_0 and Q4_0 linear maps match float64 with the activation quantised
     int64_t m, k, n;
   };
   const Case cases[] = {{1, 32, 1},   {1, 64, 5},  {2, 96, 3},   {3, 160, 13},  {5, 288, 17},
-                        {7, 64, 33},  {1, 2048, 9}, {33, 96, 11}, {261, 2048, 3}, {9, 1088, 37}, {16, 160, 16}};
+                        {7, 64, 33},  {1, 2048, 9}, {33, 96, 11}, {261, 2048, 3}, {9, 1088, 37}, {16, 160, 16}, {16, 64, 172}};
   for (Isa isa : runnable_isas())
     for (DType dt : {DType::Q8_0, DType::Q4_0})
       for (const Case& c : cases) {
@@ -184,6 +184,50 @@ TEST_CASE("Q8_0 and Q4_0 linear maps over partial tiles, one block or many, 1 to
             if (m % 2) check_gemm(isa, dt, m, k, n, false, 0, n);
             else check_gemm(isa, dt, m, k, n, true, n > 20 ? 17 : 0, n > 20 ? n - 3 : n);
           }
+    }
+}
+
+TEST_CASE("the AMX linear maps give the AVX-512 ones' floats exactly", "[kernels]") {
+  // The same integer block sums, scaled and added in the same order (kernels/amx.cpp): a line
+  // gives the same logits on either, whatever rounding its activations' quantisation meets.
+  if (!isa_supported(Isa::Amx)) {
+    WARN("not checked: this CPU has no AMX-INT8 (or the kernel grants no tile state)");
+    return;
+  }
+  struct Case {
+    int64_t m, k, n, j0, j1;
+    bool accumulate;
+  };
+  // Row counts below, at and above 16-row passes, one k-chunk and several (with an odd block).
+  const Case cases[] = {{8, 64, 64, 0, 64, false},      {16, 64, 172, 5, 170, true}, {17, 1056, 67, 0, 67, false},
+                        {32, 2048, 48, 16, 48, true},  {45, 1088, 33, 1, 33, false}, {70, 32, 130, 0, 130, true}};
+  for (DType dt : {DType::Q8_0, DType::Q4_0})
+    for (const Case& c : cases) {
+      INFO(dtype_name(dt) << " [" << c.n << " x " << c.k << "], m " << c.m << ", rows [" << c.j0 << ", " << c.j1 << ")");
+      const Weight w = make_weight(dt, c.k, c.n, 0.5f);
+      const std::vector<float> x = random_floats(c.m * c.k), y0 = random_floats(c.m * c.n);
+      std::vector<float> got[2];
+      int i = 0;
+      for (Isa isa : {Isa::Avx512, Isa::Amx}) {
+        const Kernels& kern = kernels_for(isa);
+        const QStore xq(kern, x, c.m, c.k, c.k);
+        const KernelWeight kw(kern, dt, w.data(), w.row_bytes(), c.n, c.k);
+        got[i] = y0;
+        GemmArgs a;
+        a.w = kw.w;
+        a.w_stride = kw.stride;
+        a.xq = &xq.rows;
+        a.m = c.m;
+        a.k = c.k;
+        a.j0 = c.j0;
+        a.j1 = c.j1;
+        a.y = got[i].data();
+        a.y_stride = c.n;
+        a.accumulate = c.accumulate;
+        kern.gemm(dt)(a);
+        ++i;
+      }
+      REQUIRE(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)) == 0);
     }
 }
 

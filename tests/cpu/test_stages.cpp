@@ -31,7 +31,7 @@ struct Rowset {
 
 }  // namespace
 
-TEST_CASE("linear maps as the stages bind them: repacked under AVX-512, partial tiles, expert slices", "[stages]") {
+TEST_CASE("linear maps as the stages bind them: repacked under AVX-512 and AMX, partial tiles, expert slices", "[stages]") {
   // A map of 67 rows (a partial last tile), one of 130 rows over a single block, and the slices of
   // a stack of 3 experts of 67 rows (each slice starts inside a 16-row tile of the stack), run
   // side by side in one dispatch over 3 threads, against float64, overwriting and accumulating.
@@ -53,7 +53,7 @@ TEST_CASE("linear maps as the stages bind them: repacked under AVX-512, partial 
       const Linear lw = over(stations::weight_view(ctx, "w", {64, 67}, "(n_in, n_out)"), 0);
       const Linear lone = over(stations::weight_view(ctx, "one", {32, 130}, "(n_in, n_out)"), 0);
       const Linear le[3] = {over(vexps, 0), over(vexps, 1), over(vexps, 2)};
-      const bool repacked = isa == Isa::Avx512 && takes_quantized_input(dt);
+      const bool repacked = (isa == Isa::Avx512 || isa == Isa::Amx) && takes_quantized_input(dt);
       for (const Linear* m : {&lw, &lone, &le[0], &le[1], &le[2]}) {
         REQUIRE((m->repacked != nullptr) == repacked);
         REQUIRE((m->data == nullptr) == repacked);  // the file's rows are not read through the map again

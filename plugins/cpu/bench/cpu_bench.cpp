@@ -4,7 +4,7 @@
 // Timing includes the activation quantisation and the dispatch over the pool, as a stage pays
 // them; each figure is the best of several runs, since other processes only ever slow one down.
 //
-//   semline-cpu-bench [--isa scalar|avx2|avx512] [--prefetch software|hardware] [--m ROWS]
+//   semline-cpu-bench [--isa scalar|avx2|avx512|amx] [--prefetch software|hardware] [--m ROWS]
 //                     [--threads N[,N...]] [--seconds S] [--dtypes f32,f16,bf16,q8_0,q4_0]
 #include <algorithm>
 #include <chrono>

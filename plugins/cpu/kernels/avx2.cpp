@@ -1,5 +1,8 @@
 // AVX2 + FMA + F16C kernels. Compiled with those flags; called only after
 // isa_supported(Isa::Avx2).
+// __m256 as VecShape's template argument loses its may_alias attribute; the kernels only move it
+// through intrinsics, never through pointers to it.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
 #include <immintrin.h>
 
 #include "kernels/generic.h"

@@ -155,9 +155,6 @@ struct OneTile {
                                      &tiles<Q, 1, 5, 0>, &tiles<Q, 1, 6, 0>, &tiles<Q, 1, 7, 0>, &tiles<Q, 1, 8, 0>};
 };
 
-// Blocks per k-chunk of the many-rows path: a chunk of a tile (17 KiB of Q8_0) stays in L1 while
-// every group of activation rows meets it; the partial sums go through y.
-constexpr int64_t kChunkBlocks = 32;
 
 template <class Q>
 void gemm(const GemmArgs& a) {
@@ -165,12 +162,7 @@ void gemm(const GemmArgs& a) {
   const int64_t nb = a.k / 32;
   const char* w = static_cast<const char*>(a.w);
   const int64_t t0 = a.j0 / kRepackRows, t1 = (a.j1 + kRepackRows - 1) / kRepackRows;
-  // Lanes of tile t inside [j0, j1).
-  const auto lanes = [&](int64_t t) {
-    const int64_t lo = a.j0 - t * kRepackRows, hi = a.j1 - t * kRepackRows;
-    const uint32_t below_hi = hi >= 16 ? 0xffffu : (1u << hi) - 1, below_lo = lo <= 0 ? 0u : (1u << lo) - 1;
-    return static_cast<__mmask16>(below_hi & ~below_lo);
-  };
+  const auto lanes = [&](int64_t t) { return avx512::tile_lanes(a, t); };
   if (a.m < kPackMinRows && a.prefetch == Prefetch::Hardware) {
     // Few rows (decode), one sequential stream: each tile once, all its blocks, every row at once.
     for (int64_t t = t0; t < t1; ++t) {
@@ -196,8 +188,8 @@ void gemm(const GemmArgs& a) {
     return;
   }
   // k-chunks outermost: a chunk of every activation row stays in cache while the tiles pass.
-  for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
-    const int64_t b1 = nb - b0 < kChunkBlocks ? nb : b0 + kChunkBlocks;
+  for (int64_t b0 = 0; b0 < nb; b0 += avx512::kChunkBlocks) {
+    const int64_t b1 = nb - b0 < avx512::kChunkBlocks ? nb : b0 + avx512::kChunkBlocks;
     const bool overwrite = b0 == 0 && !a.accumulate;
     for (int64_t t = t0; t < t1; ++t) {
       const char* tw = w + t * a.w_stride;

@@ -5,6 +5,9 @@
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values and then warn about them.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// __m512 as VecShape's template argument loses its may_alias attribute; the kernels only move it
+// through intrinsics, never through pointers to it.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
 #include <immintrin.h>
 
 #include "kernels/generic.h"

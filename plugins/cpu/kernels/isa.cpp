@@ -5,6 +5,10 @@
 #if SEMLINE_CPU_X86
 #include <cpuid.h>
 #endif
+#if SEMLINE_CPU_X86 && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <semline/error.h>
 
@@ -17,6 +21,7 @@ const char* isa_name(Isa isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
+    case Isa::Amx: return "amx";
   }
   return "?";
 }
@@ -33,6 +38,23 @@ static bool has_f16c() {
   unsigned a, b, c, d;
   return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
 }
+
+// AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), and the tile data state granted to
+// this process: Linux hands it out only on request (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XTILEDATA), once per process, for every thread. Asked once.
+static bool amx_usable() {
+  static const bool usable = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return false;
+#ifdef __linux__
+    constexpr long kReqXcompPerm = 0x1023, kXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return usable;
+}
 #endif
 
 bool isa_supported(Isa isa) {
@@ -45,9 +67,11 @@ bool isa_supported(Isa isa) {
       return isa_supported(Isa::Avx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+    case Isa::Amx: return isa_supported(Isa::Avx512) && amx_usable();
 #else
     case Isa::Avx2:
-    case Isa::Avx512: return false;
+    case Isa::Avx512:
+    case Isa::Amx: return false;
 #endif
   }
   return false;
@@ -77,6 +101,7 @@ Prefetch default_prefetch() {
 }
 
 Isa best_isa() {
+  if (isa_supported(Isa::Amx)) return Isa::Amx;
   if (isa_supported(Isa::Avx512)) return Isa::Avx512;
   if (isa_supported(Isa::Avx2)) return Isa::Avx2;
   return Isa::Scalar;
@@ -88,6 +113,7 @@ const Kernels& kernels_for(Isa isa) {
                 "' kernels; best available: '" + isa_name(best_isa()) + "'");
   switch (isa) {
 #if SEMLINE_CPU_X86
+    case Isa::Amx: return kernels_amx();
     case Isa::Avx512: return kernels_avx512();
     case Isa::Avx2: return kernels_avx2();
 #endif

@@ -18,8 +18,9 @@ enum class Isa : int {
   Scalar = 0,  // portable C++, any x86-64 (or other) CPU
   Avx2 = 1,    // AVX2 + FMA + F16C
   Avx512 = 2,  // AVX-512 F/BW/VL/DQ + VNNI
+  Amx = 3,     // AVX-512 + AMX-INT8 tiles for the quantised linear maps over many rows
 };
-inline constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
+inline constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx};
 
 // How a linear map with few activation rows (decode) streams its weights from memory, where the
 // two CPU families we measured want opposite things (docs/benchmarks.md):
@@ -33,7 +34,7 @@ const char* prefetch_name(Prefetch p);                       // "software", "har
 std::optional<Prefetch> prefetch_from_name(std::string_view name);
 Prefetch default_prefetch();  // Hardware on AMD CPUs, Software elsewhere
 
-const char* isa_name(Isa isa);                       // "scalar", "avx2", "avx512"
+const char* isa_name(Isa isa);                       // "scalar", "avx2", "avx512", "amx"
 std::optional<Isa> isa_from_name(std::string_view name);
 bool isa_supported(Isa isa);                         // can this machine run it?
 Isa best_isa();                                      // the most capable supported one

@@ -9,6 +9,7 @@ const Kernels& kernels_scalar();
 #if SEMLINE_CPU_X86
 const Kernels& kernels_avx2();
 const Kernels& kernels_avx512();
+const Kernels& kernels_amx();
 #endif
 
 }  // namespace semline::cpu
