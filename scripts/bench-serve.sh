@@ -9,8 +9,9 @@
 #     LLAMA_BIN_DIR  llama.cpp's build/bin (llama-batched-bench, llama-server); without it only
 #                    semline is measured
 #   THREADS=2 REQUESTS=2 MAX_TOKENS=128 PROMPT_WORDS=48 scripts/bench-serve.sh ...   (the defaults)
+#   SET=backends.cpu.isa=avx512 ...   a --set override for semline's own runs
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n "2,13p" "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n "2,12p" "$0"; exit 2; }
 model=$1
 llama=${2:-}
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ max_tokens=${MAX_TOKENS:-128}
 words=${PROMPT_WORDS:-48}
 port=18431
 name=$(basename "$model" .gguf)
+extra=()
+[ -n "${SET:-}" ] && extra=(--set "$SET")
 
 wait_up() {  # URL
   for _ in $(seq 1 600); do curl -sf "$1/health" >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -34,13 +37,13 @@ load() {  # URL: one round per concurrency
   done
 }
 
-echo "## $name, $threads threads, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "## $name, $threads threads, ${SET:-} $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "### semline bench (single stream)"
-"$semline" -q bench -m "$model" -p 0 -n "$max_tokens" -r 3 -t "$threads"
+"$semline" -q bench -m "$model" -p 0 -n "$max_tokens" -r 3 -t "$threads" "${extra[@]}"
 
 echo "### semline serve --parallel 32, semline bench serve"
 "$semline" -q serve -m "$model" --port "$port" --parallel 32 --set runtime.threads="$threads" \
-  --set runtime.context=2048 --set kv_cache.dtype=f16 >/dev/null &
+  --set runtime.context=2048 --set kv_cache.dtype=f16 "${extra[@]}" >/dev/null &
 pid=$!
 wait_up "http://127.0.0.1:$port"
 load "http://127.0.0.1:$port"
