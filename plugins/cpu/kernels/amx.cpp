@@ -55,7 +55,6 @@ struct Q8 {
   // as unsigned (tdpbsud), and 128 times the activation's block sum taken back out.
   static constexpr int kShift = 7;
   static const void* b_tile(const char* quants, const int8_t*, int64_t) { return quants; }
-  static void unpack(const char*, int8_t*) {}
 };
 
 struct Q4 {
@@ -76,10 +75,18 @@ struct Q4 {
   }
 };
 
+// Block b of a repacked tile (kernels/repack.h): its pair, its 16 F16 scales and its quants.
+template <class Q>
+const char* pair_of(const char* w, int64_t b) {
+  return w + static_cast<size_t>(b / 2) * (64 + 2 * Q::kQuantBytes);
+}
+template <class Q>
+const char* scales_of(const char* w, int64_t b) {
+  return pair_of<Q>(w, b) + 32 * (b % 2);
+}
 template <class Q>
 const char* quants_of(const char* w, int64_t b) {
-  constexpr size_t kPair = 64 + 2 * Q::kQuantBytes;
-  return w + static_cast<size_t>(b / 2) * kPair + 64 + (b % 2) * Q::kQuantBytes;
+  return pair_of<Q>(w, b) + 64 + (b % 2) * Q::kQuantBytes;
 }
 
 // Q4_0's B tiles of one repacked tile, every block's (512 bytes each), made once per tile and read
@@ -122,7 +129,6 @@ void block_products(const int8_t* xq, int stride, const char* w, const int8_t* b
 template <class Q>
 void pass(const char* w, const int8_t* bt, int64_t nb, const QRows& x, int64_t r0, int n, float* y, int64_t ys,
           __mmask16 lanes, bool overwrite) {
-  constexpr size_t kPair = 64 + 2 * Q::kQuantBytes;
   const int8_t* xq = x.q + r0 * x.q_stride;
   const float* xd = x.d + r0 * x.b_stride;
   const int32_t* xs = x.s + r0 * x.b_stride;
@@ -138,8 +144,7 @@ void pass(const char* w, const int8_t* bt, int64_t nb, const QRows& x, int64_t r
       if (b < b1) block_products<Q>(xq, stride, w, bt, b, c);
       const int64_t p = b - 1;  // the block whose sums are scaled now
       const int32_t* cp = c[p % 2];
-      const __m512 wd = _mm512_cvtph_ps(
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(w + static_cast<size_t>(p / 2) * kPair + 32 * (p % 2))));
+      const __m512 wd = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scales_of<Q>(w, p))));
 #pragma GCC unroll 16
       for (int r = 0; r < 16; ++r)
         if (r < n) {
