@@ -3,7 +3,8 @@
 # for every vocabulary in models/vocab (ggml-vocab-NAME.gguf) and models/gguf/stories260K.gguf:
 # one NAME.ids per vocabulary, line k = the ids of text k (format: tests/tokenizers/corpus/README.md);
 # and gpt-2+PRE.ids: the GPT-2 vocabulary with tokenizer.ggml.pre = PRE, for the pre-tokenizers no
-# shipped vocabulary has (llama-bpe, qwen2).
+# shipped vocabulary has (llama-bpe, qwen2). The same for the texts of special.txt with special
+# tokens parsed: NAME.special.ids.
 #
 #   usage: scripts/record-tokenizer-ids.sh LLAMA_TOKENIZE [OUT_DIR]
 #     LLAMA_TOKENIZE  llama.cpp's llama-tokenize; the files in the tree were made by llama.cpp dc02e1f8
@@ -21,7 +22,6 @@ python3 - "$tokenize" "$out" "$commit" models/vocab/ggml-vocab-*.gguf models/ggu
 import os, re, struct, subprocess, sys, tempfile
 
 tokenize, out, commit, vocabs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-flags = ["--no-bos", "--no-parse-special", "--no-escape"]
 ESC = {"\\": b"\\", "n": b"\n", "r": b"\r", "t": b"\t"}
 
 def decode(line):  # one texts.txt line -> the exact bytes of the text
@@ -36,11 +36,13 @@ def decode(line):  # one texts.txt line -> the exact bytes of the text
             res += ESC[raw[i + 1:i + 2].decode()]; i += 2
     return bytes(res)
 
-with open("tests/tokenizers/corpus/texts.txt", encoding="utf-8") as f:
-    texts = [decode(l.rstrip("\n")) for l in f if not l.startswith("#")]
-assert all(texts), "texts.txt must not hold empty texts"
+def read_texts(name):
+    with open(f"tests/tokenizers/corpus/{name}", encoding="utf-8") as f:
+        texts = [decode(l.rstrip("\n")) for l in f if not l.startswith("#")]
+    assert all(texts), f"{name} must not hold empty texts"
+    return texts
 
-def run(vocab, path):  # -> the line for the .ids file
+def run(vocab, path, flags):  # -> the line for the .ids file
     p = subprocess.run([tokenize, "-m", vocab, "-f", path, "--ids", "--log-disable", *flags],
                        capture_output=True, text=True, errors="replace")
     m = re.fullmatch(r"\[([\d, ]*)\]\n", p.stdout)
@@ -84,19 +86,23 @@ def retag(src, dst, pre):  # a copy of a tensor-less GGUF with tokenizer.ggml.pr
     open(dst, "wb").write(out)
 
 with tempfile.TemporaryDirectory() as tmp:
-    for i, t in enumerate(texts):
-        with open(f"{tmp}/{i}.txt", "wb") as f:
-            f.write(t)
     # The pre-tokenizers no shipped vocabulary uses, run on the GPT-2 vocabulary: NAME+PRE.ids.
     for pre in ["llama-bpe", "qwen2"]:
         retag("models/vocab/ggml-vocab-gpt-2.gguf", f"{tmp}/gpt-2+{pre}.gguf", pre)
         vocabs.append(f"{tmp}/gpt-2+{pre}.gguf")
-    for vocab in vocabs:
-        name = os.path.basename(vocab).removeprefix("ggml-vocab-").removesuffix(".gguf")
-        lines = [run(vocab, f"{tmp}/{i}.txt") for i in range(len(texts))]
-        with open(f"{out}/{name}.ids", "w") as f:
-            f.write(f"# llama-tokenize {commit} {' '.join(flags)}\n")
-            f.writelines(l + "\n" for l in lines)
-        refused = sum(l.startswith("!") for l in lines)
-        print(f"{name}: {len(lines)} texts, {refused} refused")
+    # (texts, flags, suffix): plain text, then text with special tokens parsed.
+    for corpus, flags, suffix in [("texts.txt", ["--no-bos", "--no-parse-special", "--no-escape"], ".ids"),
+                                  ("special.txt", ["--no-bos", "--no-escape"], ".special.ids")]:
+        texts = read_texts(corpus)
+        for i, t in enumerate(texts):
+            with open(f"{tmp}/{i}.txt", "wb") as f:
+                f.write(t)
+        for vocab in vocabs:
+            name = os.path.basename(vocab).removeprefix("ggml-vocab-").removesuffix(".gguf")
+            lines = [run(vocab, f"{tmp}/{i}.txt", flags) for i in range(len(texts))]
+            with open(f"{out}/{name}{suffix}", "w") as f:
+                f.write(f"# llama-tokenize {commit} {' '.join(flags)}\n")
+                f.writelines(l + "\n" for l in lines)
+            refused = sum(l.startswith("!") for l in lines)
+            print(f"{name}{suffix}: {len(lines)} texts, {refused} refused")
 EOF

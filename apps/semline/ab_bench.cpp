@@ -198,7 +198,7 @@ std::vector<int32_t> read_text_tokens(const std::string& path, const Tokenizer& 
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot read the " + what);
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return tok.encode(text, false);
+  return tok.encode(text, false, false);
 }
 
 std::string fmt(double x, const char* f = "%.2f") {

@@ -20,7 +20,7 @@ struct RunOpts {
   int n = 128;
   std::vector<std::string> stop;
   bool ignore_eos = false;
-  bool no_bos = false;
+  bool no_bos = false, special = false;
   std::optional<double> temp, top_p, min_p, repeat_penalty, frequency_penalty, presence_penalty;
   std::optional<int64_t> top_k, repeat_last_n, seed;
   bool greedy = false;
@@ -71,6 +71,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--stop", o->stop, "Stop when the text contains this string (repeatable)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add the BOS token to the prompt");
+  cmd->add_flag("--special", o->special, "Read control tokens written in the prompt (e.g. <|im_start|>) as their ids");
   cmd->add_flag("--greedy", o->greedy, "Always take the most likely token (chain = [greedy])");
   cmd->add_option("--temp", o->temp, "Temperature");
   cmd->add_option("--top-k", o->top_k, "Top-k (0 = off)");
@@ -85,7 +86,7 @@ void add_run_command(CLI::App& app) {
     const auto line = load_line(make_config(o->line));
     Pipeline& p = *line->pipeline;
     const PipelineGraph& g = p.graph();
-    std::vector<int32_t> prompt = p.tokenizer().encode(o->prompt, !o->no_bos);
+    std::vector<int32_t> prompt = p.tokenizer().encode(o->prompt, !o->no_bos, o->special);
     const SamplingParams sampling = sampling_of(*o);
     {
       const SamplerFactory chains(p.graph(), p.registry(), p.tokenizer());

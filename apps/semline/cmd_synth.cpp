@@ -3,13 +3,16 @@
 
 #include "app.h"
 #include "core/model/synth.h"
+#include "core/util/text.h"
 
 namespace semline::app {
 
 void add_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a seeded random-weight GGUF of a given shape");
   struct Opts {
-    std::string preset, out, type = "f32", vocab;
+    std::string preset, out, type = "f32", vocab, arch = "llama";
+    bool rope_freqs = false;
+    double rope_scale = 0;
     std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window;
     uint64_t seed = 1;
   };
@@ -17,6 +20,8 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--preset", o->preset, "Shape preset (tiny, llama-134m, llama-1b, mixtral-tiny, mixtral-1b)")
       ->required();
   cmd->add_option("-o,--output", o->out, "GGUF file to write")->required();
+  cmd->add_option("--arch", o->arch, "Model family: " + join(synth_archs(), ", ") + " (the preset gives the shape)")
+      ->check(CLI::IsMember(synth_archs()));
   cmd->add_option("-t,--type", o->type, "f32 | f16 | q8_0 | q4_0")->check(CLI::IsMember({"f32", "f16", "q8_0", "q4_0"}));
   cmd->add_option("--seed", o->seed, "Seed of the weights");
   cmd->add_option("--vocab", o->vocab, "GGUF whose tokenizer to copy (its size sets the vocabulary)");
@@ -29,6 +34,8 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--experts", o->experts, "Override: experts per layer (0: a dense feed-forward)");
   cmd->add_option("--experts-used", o->experts_used, "Override: experts each token uses");
   cmd->add_option("--window", o->window, "Sliding attention window in positions (llama.attention.sliding_window)");
+  cmd->add_flag("--rope-freqs", o->rope_freqs, "Write Llama 3's rope_freqs.weight (per-pair frequency divisors)");
+  cmd->add_option("--rope-scale", o->rope_scale, "Linear RoPE scaling factor: positions divided by it (0: none)");
   cmd->callback([o] {
     SynthSpec s = synth_preset(o->preset);
     if (o->dim) s.dim = *o->dim;
@@ -41,6 +48,9 @@ void add_synth_command(CLI::App& app) {
     if (o->experts_used) s.experts_used = *o->experts_used;
     if (o->window) s.window = *o->window;
     if (!o->vocab.empty()) s.vocab_gguf = o->vocab;
+    s.arch = o->arch;
+    s.rope_freqs = o->rope_freqs;
+    s.rope_scale = o->rope_scale;
     s.seed = o->seed;
     s.dtype = o->type == "f16" ? DType::F16 : o->type == "q8_0" ? DType::Q8_0 : o->type == "q4_0" ? DType::Q4_0 : DType::F32;
     Progress bar("synth");

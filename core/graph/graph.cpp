@@ -87,6 +87,7 @@ class GraphBuilder {
     }
     g.output_norm = place(a.output_norm, -1);
     g.head = place(a.head, -1);
+    check_understood(g);
     g.sampler_chain = place_samplers();
     for (const GraphNode* n : g.nodes())
       if (n->backend != "any" && std::find(g.backends.begin(), g.backends.end(), n->backend) == g.backends.end())
@@ -107,6 +108,30 @@ class GraphBuilder {
     for (const RegisteredArch* a : reg_.archs()) names.push_back(a->entry.name);
     throw Error(model_.path() + ": architecture '" + name + "' has no template" + did_you_mean(name, names) +
                 "; available: " + (names.empty() ? "none (is the archs plugin on the plugin path?)" : join(names)));
+  }
+
+  // No model may be half understood: a weight no station binds, or an "{arch}.*" key the template
+  // does not know, would make the line compute something else than the model's authors (and
+  // llama.cpp) do, without a word. Both are refused, named.
+  void check_understood(const PipelineGraph& g) const {
+    std::set<std::string_view> bound;
+    for (const GraphNode* n : g.nodes())
+      for (const auto& t : n->tensors) bound.insert(t.second);
+    for (std::string_view name : model_.weight_names())
+      if (!bound.count(name))
+        throw Error(model_.path() + ": tensor '" + std::string(name) + "' is bound by no station of the " +
+                    g.arch->entry.name + " template (plugin '" + g.arch->plugin +
+                    "'); running without it would compute another model");
+    const std::string prefix = g.arch->entry.name + ".";
+    const std::vector<std::string>& known = g.arch->entry.metadata_keys;
+    for (std::string_view key : model_.meta_keys()) {
+      if (key.substr(0, prefix.size()) != prefix) continue;
+      const std::string rest(key.substr(prefix.size()));
+      if (std::find(known.begin(), known.end(), rest) == known.end())
+        throw Error(model_.path() + ": metadata key '" + std::string(key) + "' is not one the " + g.arch->entry.name +
+                    " template (plugin '" + g.arch->plugin + "') understands" + did_you_mean(rest, known) +
+                    "; it may change what the model computes. Known: " + join(known));
+    }
   }
 
   void check_layer_ranges(const HParams& hp) {

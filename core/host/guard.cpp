@@ -59,8 +59,8 @@ class GuardedTokenizer final : public Tokenizer {
  public:
   GuardedTokenizer(std::unique_ptr<Tokenizer> inner, std::string prefix)
       : inner_(std::move(inner)), prefix_(std::move(prefix)) {}
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
-    return guarded_call(prefix_, [&] { return inner_->encode(text, add_bos); });
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override {
+    return guarded_call(prefix_, [&] { return inner_->encode(text, add_bos, parse_special); });
   }
   std::string token_bytes(int32_t id) const override {
     return guarded_call(prefix_, [&] { return inner_->token_bytes(id); });

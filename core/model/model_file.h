@@ -38,6 +38,16 @@ class ModelFile : public ModelView {
     const TensorInfo* t = tensor_info(name);
     return t ? &t->view : nullptr;
   }
+  std::vector<std::string_view> meta_keys() const override {
+    std::vector<std::string_view> keys;
+    for (const auto& kv : metadata()) keys.push_back(kv.first);
+    return keys;
+  }
+  std::vector<std::string_view> weight_names() const override {
+    std::vector<std::string_view> names;
+    for (const TensorInfo& t : tensors()) names.push_back(t.name);
+    return names;
+  }
 
   // Typed metadata access. get_* throw when the key is missing or holds another type; find_*
   // return nullopt when the key is missing and throw on another type.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "core/model/file_type.h"
 #include "core/model/gguf.h"
@@ -89,8 +90,15 @@ SynthSpec synth_preset(std::string_view name) {
   throw Error(fmt::format("unknown synth preset '{}'{} (presets: {})", name, did_you_mean(name, names), join(names)));
 }
 
+std::vector<std::string> synth_archs() { return {"llama", "qwen2"}; }
+
 void synth_validate(const SynthSpec& s) {
-  if (s.arch != "llama") throw Error(fmt::format("synth: architecture '{}' is not supported (supported: llama)", s.arch));
+  const std::vector<std::string> archs = synth_archs();
+  if (std::find(archs.begin(), archs.end(), s.arch) == archs.end())
+    throw Error(fmt::format("synth: architecture '{}' is not one synth writes{} (archs: {})", s.arch,
+                            did_you_mean(s.arch, archs), join(archs)));
+  if (s.arch != "llama" && (s.experts > 0 || s.window > 0 || s.rope_freqs))
+    throw Error(fmt::format("synth: experts, window and rope_freqs are llama's; the {} family has none", s.arch));
   check_positive("dim", s.dim);
   check_positive("ffn", s.ffn);
   check_positive("layers", s.layers);
@@ -116,6 +124,8 @@ void synth_validate(const SynthSpec& s) {
                             s.experts, s.experts_used, kMaxExperts));
   if (s.window < 0 || s.window > INT32_MAX)
     throw Error(fmt::format("synth: window {} must be 0 (none) to {}", s.window, INT32_MAX));
+  if (s.rope_scale != 0 && !(s.rope_scale > 0 && std::isfinite(s.rope_scale)))
+    throw Error(fmt::format("synth: rope_scale {} must be 0 (none) or a positive factor", s.rope_scale));
   if (!dtype_is_known(static_cast<uint32_t>(s.dtype)))
     throw Error(fmt::format("synth: dtype {} is not one of F32, F16, BF16, Q8_0, Q4_0", static_cast<uint32_t>(s.dtype)));
 }
@@ -141,9 +151,13 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     w.add_u32(a + ".expert_used_count", static_cast<uint32_t>(s.experts_used));
   }
   if (s.window > 0) w.add_u32(a + ".attention.sliding_window", static_cast<uint32_t>(s.window));
+  if (s.rope_scale > 0) {
+    w.add_string(a + ".rope.scaling.type", "linear");
+    w.add_f32(a + ".rope.scaling.factor", static_cast<float>(s.rope_scale));
+  }
   const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
 
-  const int64_t D = s.dim, F = s.ffn, KV = s.dim / s.heads * s.kv_heads;
+  const int64_t D = s.dim, F = s.ffn, KV = s.dim / s.heads * s.kv_heads, half = s.dim / s.heads / 2;
   // `count` matrices of [outs][in] stacked (ne = {in, outs, count}) for the experts, else one.
   auto matrix = [&](const std::string& name, int64_t in, int64_t outs, int64_t count = 0) {
     DType t = weight_dtype(s.dtype, in);
@@ -155,8 +169,19 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   auto norm = [&](const std::string& name) {
     w.add_tensor(name, DType::F32, {D}, random_fill(s.seed, name, DType::F32, D, 1, 1.0f, 0.1f));
   };
+  // Biases (qwen2's q, k, v) kept F32 as llama.cpp's converter keeps them, wide enough to matter.
+  auto bias = [&](const std::string& name, int64_t n) {
+    w.add_tensor(name, DType::F32, {n}, random_fill(s.seed, name, DType::F32, n, 1, 0.0f, 0.5f));
+  };
   matrix("token_embd.weight", D, vocab);
   norm("output_norm.weight");
+  if (s.rope_freqs)
+    w.add_tensor("rope_freqs.weight", DType::F32, {half}, [half](std::span<uint8_t> dst) {
+      for (int64_t i = 0; i < half; ++i) {
+        const float f = 1.0f + 7.0f * static_cast<float>(i * i) / static_cast<float>(half * half);
+        std::memcpy(dst.data() + 4 * i, &f, 4);
+      }
+    });
   if (!s.tied_output) matrix("output.weight", D, vocab);
   for (int64_t l = 0; l < s.layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
@@ -164,6 +189,11 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     matrix(name("attn_k"), D, KV);
     matrix(name("attn_v"), D, KV);
     matrix(name("attn_output"), D, D);
+    if (s.arch == "qwen2") {
+      bias(fmt::format("blk.{}.attn_q.bias", l), D);
+      bias(fmt::format("blk.{}.attn_k.bias", l), KV);
+      bias(fmt::format("blk.{}.attn_v.bias", l), KV);
+    }
     norm(name("attn_norm"));
     if (s.experts > 0) {
       // The router stays F32 whatever the dtype: llama.cpp never quantises it either (a rounded

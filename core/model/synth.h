@@ -1,5 +1,6 @@
-// Synthetic models: llama-architecture GGUF files of any shape with seeded random weights, for
-// tests and for benchmarks at realistic sizes.
+// Synthetic models: GGUF files of the llama lineage (llama, qwen2) of any shape with seeded random
+// weights, for tests, for the recorded llama.cpp oracle of each family, and for benchmarks at
+// realistic sizes.
 //
 // Weights are uniform with standard deviation 1/sqrt(row length), so activations keep their scale
 // through the layers; norm weights are 1 +- 0.1. Each tensor's values depend only on the seed and
@@ -18,7 +19,7 @@
 namespace semline {
 
 struct SynthSpec {
-  std::string arch = "llama";
+  std::string arch = "llama";  // one of synth_archs()
   std::string name = "synth";  // general.name
   int64_t dim = 0;
   int64_t ffn = 0;
@@ -41,7 +42,14 @@ struct SynthSpec {
   int64_t experts = 0;
   int64_t experts_used = 0;
   int64_t window = 0;  // llama.attention.sliding_window (Mistral); 0: not written
+  // llama: Llama 3's rope_freqs.weight, a divisor of each rotated pair's frequency (1 to 8, growing
+  // with the pair's wavelength as Llama 3's do).
+  bool rope_freqs = false;
+  double rope_scale = 0;  // linear RoPE scaling: positions divided by it ({arch}.rope.scaling.*); 0: none
 };
+
+// The families synth writes: llama (and Mixtral-style experts), qwen2 (q/k/v biases, NeoX RoPE).
+std::vector<std::string> synth_archs();
 
 // Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),
 // "llama-134m" and "llama-1b" (vocabulary 32000; pass a vocab GGUF to get a real tokenizer),

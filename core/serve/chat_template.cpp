@@ -145,7 +145,7 @@ std::vector<int32_t> ChatTemplate::tokenize(const std::vector<ChatMessage>& mess
   size_t at = 0;
   auto text_until = [&](size_t end) {
     if (end > at) {
-      const std::vector<int32_t> part = tok_.encode(std::string_view(text).substr(at, end - at), false);
+      const std::vector<int32_t> part = tok_.encode(std::string_view(text).substr(at, end - at), false, false);
       ids.insert(ids.end(), part.begin(), part.end());
     }
   };

@@ -148,7 +148,8 @@ std::vector<std::vector<int32_t>> Server::Impl::prompt_ids(Lane& l, const ApiReq
   const Tokenizer& tok = l.line->tokenizer();
   if (r.chat) return {l.chat->tokenize(r.messages)};
   std::vector<std::vector<int32_t>> out;
-  for (const PromptInput& p : r.prompts) out.push_back(p.is_ids ? p.ids : tok.encode(p.text, true));
+  // Control tokens written in a prompt are read as such, as llama-server and vLLM read them.
+  for (const PromptInput& p : r.prompts) out.push_back(p.is_ids ? p.ids : tok.encode(p.text, true, true));
   return out;
 }
 
@@ -372,13 +373,15 @@ void Server::Impl::routes() {
       json body = parse_object(req.body);
       const json* text = body.contains("content") ? &body["content"] : body.contains("prompt") ? &body["prompt"] : nullptr;
       if (!text || !text->is_string()) throw ApiError(400, "'content' must be a string", "invalid_request_error", "content");
-      bool special = false;
-      if (body.contains("add_special")) {
-        if (!body["add_special"].is_boolean())
-          throw ApiError(400, "'add_special' must be a boolean", "invalid_request_error", "add_special");
-        special = body["add_special"].get<bool>();
-      }
-      const auto ids = lanes.front()->line->tokenizer().encode(text->get<std::string>(), special);
+      // As llama-server's: add_special (the BOS) defaults to false, parse_special to true.
+      auto flag = [&](const char* name, bool dflt) {
+        if (!body.contains(name)) return dflt;
+        if (!body[name].is_boolean())
+          throw ApiError(400, std::string("'") + name + "' must be a boolean", "invalid_request_error", name);
+        return body[name].get<bool>();
+      };
+      const bool add_special = flag("add_special", false), parse_special = flag("parse_special", true);
+      const auto ids = lanes.front()->line->tokenizer().encode(text->get<std::string>(), add_special, parse_special);
       res.set_content(dump(json{{"tokens", ids}}), "application/json");
     } catch (const ApiError& e) {
       answer_error(res, e, "default");

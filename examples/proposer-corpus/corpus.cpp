@@ -76,7 +76,7 @@ void register_all(semline::Registry& r) {
     if (!in) throw semline::Error("speculative.corpus = " + path + ": cannot be read");
     std::ostringstream text;
     text << in.rdbuf();
-    std::vector<int32_t> tokens = ctx.tokenizer->encode(text.str(), false);
+    std::vector<int32_t> tokens = ctx.tokenizer->encode(text.str(), false, false);
     ctx.log(semline::LogLevel::Info, path + ": " + std::to_string(tokens.size()) + " tokens to draft from");
     return std::make_unique<CorpusProposer>(std::move(tokens), min_match, max_match);
   };

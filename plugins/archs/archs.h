@@ -7,6 +7,16 @@ namespace semline::archs {
 
 ArchTemplate llama_template();
 ArchTemplate gpt2_template();
+ArchTemplate qwen2_template();
+
+// Stations the llama lineage shares (llama.cpp's tensor names).
+// RMSNorm over blk.{L}.NAME.weight (or NAME.weight outside the blocks).
+StationSpec rms_norm(const std::string& name, bool in_block = true);
+// Attention over attn_{q,k,v,output} with RoPE (Llama 3's optional rope_freqs.weight), and `extra`
+// bindings (qwen2's biases, qwen3's q/k norms).
+StationSpec rope_attention(std::vector<TensorBinding> extra);
+// The dense SwiGLU feed-forward: ffn_{gate,up,down}.
+StationSpec swiglu_ffn();
 
 // The head over output.weight, or over the token embedding where the model ties the two and
 // carries no output.weight (llama.cpp's names).

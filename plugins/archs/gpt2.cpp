@@ -19,8 +19,14 @@ Activation read_activation(const ModelView& model, const HParamsReader& r) {
               "' is not an activation of the gpt2 arch; valid: gelu (exact), gelu_tanh");
 }
 
+std::vector<std::string> gpt2_keys() {
+  return {"context_length", "embedding_length", "feed_forward_length", "block_count", "vocab_size",
+          "attention.head_count", "attention.layer_norm_epsilon", "feed_forward_activation"};
+}
+
 HParams read_gpt2(const ModelView& model) {
-  HParamsReader r(model, "gpt2");
+  static const std::vector<std::string> keys = gpt2_keys();
+  HParamsReader r(model, "gpt2", keys);
   HParams hp = r.common();
   hp.n_ctx_train = r.integer("context_length");  // the number of learned position rows
   hp.norm_eps = r.number("attention.layer_norm_epsilon");
@@ -68,6 +74,7 @@ ArchTemplate gpt2_template() {
       .output_norm = layer_norm("output_norm", "output_norm"),
       .head = tied_head(),
       .read_hparams = read_gpt2,
+      .metadata_keys = gpt2_keys(),
   };
 }
 

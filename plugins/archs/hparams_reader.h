@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -9,9 +10,12 @@
 
 namespace semline::archs {
 
+// Every key it reads must be among the template's metadata_keys (`known`): the list the loader
+// checks a model's keys against and the keys honoured here are one list.
 class HParamsReader {
  public:
-  HParamsReader(const ModelView& model, std::string arch) : model_(model), arch_(std::move(arch)) {}
+  HParamsReader(const ModelView& model, std::string arch, const std::vector<std::string>& known)
+      : model_(model), arch_(std::move(arch)), known_(known) {}
 
   // "{arch}.key" as an integer / a number; required ones throw when absent or of the wrong type.
   int64_t integer(std::string_view key) const;
@@ -22,16 +26,26 @@ class HParamsReader {
   // Length of an array-valued key without the arch prefix (e.g. tokenizer.ggml.tokens).
   std::optional<uint64_t> find_array_length(std::string_view full_key) const;
 
-  std::string full(std::string_view key) const { return arch_ + "." + std::string(key); }
+  std::string full(std::string_view key) const;
 
   // What every family names alike: arch, n_embd, n_ff, n_layer, n_head (n_head_kv the same), and
   // n_vocab from {arch}.vocab_size, else the vocabulary's length (0: neither).
   HParams common() const;
 
+  // The decoder of the llama lineage (llama, qwen2, qwen3, ...): common() and head_count_kv,
+  // context_length, the RMSNorm epsilon, the head size (attention.key_length = value_length, else
+  // n_embd / n_head), RoPE's base, rotated dimensions and linear scaling; checked.
+  HParams rope_decoder(RopeType rope) const;
+
  private:
   const MetaValue& require(std::string_view key) const;
+  const MetaValue* find(std::string_view key) const { return model_.meta(full(key)); }
   const ModelView& model_;
   std::string arch_;
+  const std::vector<std::string>& known_;
 };
+
+// The keys rope_decoder reads, for a template's metadata_keys.
+std::vector<std::string> rope_decoder_keys();
 
 }  // namespace semline::archs

@@ -28,20 +28,18 @@ void read_experts(const ModelView& model, const HParamsReader& r, HParams& hp) {
   hp.n_expert_used = *used;
 }
 
+std::vector<std::string> llama_keys() {
+  std::vector<std::string> keys = rope_decoder_keys();
+  keys.insert(keys.end(), {"expert_count", "expert_used_count", "attention.sliding_window",
+                           // Meta's original checkpoints' layout note; the tensors are named alike.
+                           "tensor_data_layout"});
+  return keys;
+}
+
 HParams read_llama(const ModelView& model) {
-  HParamsReader r(model, "llama");
-  HParams hp = r.common();
-  hp.n_head_kv = r.find_integer("attention.head_count_kv").value_or(hp.n_head);
-  hp.n_ctx_train = r.find_integer("context_length").value_or(2048);
-  hp.norm_eps = r.number("attention.layer_norm_rms_epsilon");
-  hp.rope_base = r.find_number("rope.freq_base").value_or(10000.0);
-  hp.rope_type = RopeType::Normal;
-  check_hparams(model, hp);
-  hp.head_dim = hp.n_embd / hp.n_head;
-  hp.rope_dim = r.find_integer("rope.dimension_count").value_or(hp.head_dim);
-  if (hp.rope_dim > hp.head_dim || hp.rope_dim % 2)
-    throw Error(model.path() + ": llama.rope.dimension_count = " + std::to_string(hp.rope_dim) +
-                " must be even and at most the head size " + std::to_string(hp.head_dim));
+  static const std::vector<std::string> keys = llama_keys();
+  HParamsReader r(model, "llama", keys);
+  HParams hp = r.rope_decoder(RopeType::Normal);
   read_experts(model, r, hp);
   // Mistral-style models attend to the last sliding_window positions only (0 or absent: all).
   hp.sliding_window = r.find_integer("attention.sliding_window").value_or(0);
@@ -53,19 +51,37 @@ HParams read_llama(const ModelView& model) {
 
 }  // namespace
 
+StationSpec rope_attention(std::vector<TensorBinding> extra) {
+  StationSpec st{"attention", StageKind::Attention, "flash",
+                 {{"q", "blk.{L}.attn_q.weight", {"n_embd", "n_head*head_dim"}},
+                  {"k", "blk.{L}.attn_k.weight", {"n_embd", "n_head_kv*head_dim"}},
+                  {"v", "blk.{L}.attn_v.weight", {"n_embd", "n_head_kv*head_dim"}},
+                  {"o", "blk.{L}.attn_output.weight", {"n_head*head_dim", "n_embd"}},
+                  // Llama 3's per-dimension RoPE frequency divisors, one tensor for every layer.
+                  {"rope_freqs", "rope_freqs.weight", {}, true}}};
+  st.tensors.insert(st.tensors.end(), extra.begin(), extra.end());
+  return st;
+}
+
+StationSpec rms_norm(const std::string& name, bool in_block) {
+  return {name, StageKind::Norm, "rms", {{"weight", (in_block ? "blk.{L}." : "") + name + ".weight", {"n_embd"}}}};
+}
+
+StationSpec swiglu_ffn() {
+  return {"ffn", StageKind::Ffn, "dense",
+          {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}},
+           {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
+           {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}}}};
+}
+
 ArchTemplate llama_template() {
   return {
       .name = "llama",
       .description = "Llama: RMSNorm, RoPE attention with GQA, SwiGLU feed-forward",
       .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
       .block = {
-          {{"attn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.attn_norm.weight", {"n_embd"}}}},
-           {"attention", StageKind::Attention, "flash",
-            {{"q", "blk.{L}.attn_q.weight", {"n_embd", "n_head*head_dim"}},
-             {"k", "blk.{L}.attn_k.weight", {"n_embd", "n_head_kv*head_dim"}},
-             {"v", "blk.{L}.attn_v.weight", {"n_embd", "n_head_kv*head_dim"}},
-             {"o", "blk.{L}.attn_output.weight", {"n_head*head_dim", "n_embd"}}}}},
-          {{"ffn_norm", StageKind::Norm, "rms", {{"weight", "blk.{L}.ffn_norm.weight", {"n_embd"}}}},
+          {rms_norm("attn_norm"), rope_attention({})},
+          {rms_norm("ffn_norm"),
            // One SwiGLU network (dense) or a router and stacks of experts (Mixtral): all optional
            // here, and each ffn variant's supports() names the weights it lacks.
            {"ffn", StageKind::Ffn, "dense",
@@ -77,9 +93,10 @@ ArchTemplate llama_template() {
              {"up_exps", "blk.{L}.ffn_up_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
              {"down_exps", "blk.{L}.ffn_down_exps.weight", {"n_ff", "n_embd", "n_expert"}, true}}}},
       },
-      .output_norm = {"output_norm", StageKind::Norm, "rms", {{"weight", "output_norm.weight", {"n_embd"}}}},
+      .output_norm = rms_norm("output_norm", false),
       .head = tied_head(),
       .read_hparams = read_llama,
+      .metadata_keys = llama_keys(),
   };
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include <semline/model.h>
 #include <semline/stage.h>
@@ -14,7 +15,9 @@ namespace semline::stations {
 struct AttentionShape {
   int64_t n_embd = 0, n_head = 0, n_kv = 0, head_dim = 0, rope_dim = 0;
   RopeType rope_type = RopeType::None;
-  double rope_base = 10000.0;
+  // [rope_dim / 2]: pair i turns by pos * inv_freq[i] radians, inv_freq[i] =
+  // freq_scale * base^(-2i / rope_dim) / rope_freqs[i] (rope_freqs: Llama 3's divisors, else 1).
+  std::vector<double> inv_freq;
   int64_t q_width() const { return n_head * head_dim; }
   int64_t kv_width() const { return n_kv * head_dim; }
   int64_t qkv_width() const { return q_width() + 2 * kv_width(); }  // a projected row: q | k | v

@@ -1,4 +1,7 @@
 #include "stations/stations.h"
+#include "stations/binding.h"
+
+#include <cmath>
 
 #include <semline/error.h>
 
@@ -114,7 +117,6 @@ AttentionShape attention_shape(const StageContext& ctx) {
   a.head_dim = hp.head_dim > 0 ? hp.head_dim : (hp.n_head > 0 ? hp.n_embd / hp.n_head : 0);
   a.rope_type = hp.rope_type;
   a.rope_dim = a.rope_type == RopeType::None ? 0 : (hp.rope_dim > 0 ? hp.rope_dim : a.head_dim);
-  a.rope_base = hp.rope_base;
   if (a.n_head <= 0 || a.head_dim <= 0 || a.n_kv <= 0 || a.n_head % a.n_kv != 0)
     throw Error(label + ": n_head " + std::to_string(a.n_head) + " must be positive and a multiple of n_head_kv " +
                 std::to_string(a.n_kv) + ", head_dim " + std::to_string(a.head_dim) + " positive");
@@ -124,6 +126,16 @@ AttentionShape attention_shape(const StageContext& ctx) {
   if (a.rope_type != RopeType::None && a.rope_type != RopeType::Normal && a.rope_type != RopeType::NeoX)
     throw Error(label + ": rope type " + std::to_string(static_cast<int>(a.rope_type)) +
                 " is neither none (-1), normal (0) nor neox (2)");
+  const int64_t half = a.rope_dim / 2;
+  std::vector<float> divisor(static_cast<size_t>(half), 1.0f);
+  if (is_bound(ctx, "rope_freqs")) divisor = weight_vector(ctx, "rope_freqs", half, "(rope_dim / 2)");
+  for (int64_t i = 0; i < half; ++i) {
+    if (!(divisor[i] > 0) || !std::isfinite(divisor[i]))
+      throw Error(label + ": rope_freqs[" + std::to_string(i) + "] = " + std::to_string(divisor[i]) +
+                  " must be a positive number (it divides a rotation frequency)");
+    a.inv_freq.push_back(hp.rope_freq_scale * std::pow(hp.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(a.rope_dim)) /
+                         divisor[i]);
+  }
   return a;
 }
 

@@ -111,13 +111,13 @@ int32_t BpeTokenizer::byte_token(uint8_t b) const {
   return byte_token_[b];
 }
 
-std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos) const {
+std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (starts_with_bos(add_bos)) out.push_back(vocab_.bos);
   std::vector<Symbol> sym;
   std::vector<Pair> heap;
-  for (const Fragment& f : split_user_defined(text)) {
+  for (const Fragment& f : split_special(text, parse_special)) {
     if (f.token >= 0) {
       out.push_back(f.token);
       continue;

@@ -5,8 +5,8 @@
 // bytes are written in the byte-level alphabet, and adjacent symbols are merged by the merge
 // list tokenizer.ggml.merges ("left right", earlier entries first; the leftmost pair on ties).
 // Any byte string encodes, malformed UTF-8 included. User-defined tokens written in the text are
-// cut out first (VocabTokenizer::split_user_defined); control tokens written in the text (e.g.
-// "<|endoftext|>") are not recognised: they are text.
+// cut out first (VocabTokenizer::split_special); control tokens written in the text (e.g.
+// "<|endoftext|>") too with parse_special, else they are text.
 //
 // Decode maps the alphabet back to bytes and is the exact inverse of encode: llama.cpp's
 // clean-up of spaces before punctuation is not applied. Control and unused tokens print nothing,
@@ -37,7 +37,7 @@ class BpeTokenizer final : public VocabTokenizer {
   // when tokenizer.ggml.pre names a pre-tokenizer PreTokenizer does not know.
   BpeTokenizer(const ModelView& model, const LogFn& log);
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override;
 
  private:
   struct Merge {

@@ -41,7 +41,7 @@ CharTokenizer::CharTokenizer(const ModelView& model, const LogFn&)
   }
 }
 
-std::vector<int32_t> CharTokenizer::encode(std::string_view text, bool add_bos) const {
+std::vector<int32_t> CharTokenizer::encode(std::string_view text, bool add_bos, bool) const {
   std::vector<int32_t> out;
   out.reserve(text.size() + 1);
   if (starts_with_bos(add_bos)) out.push_back(vocab_.bos);

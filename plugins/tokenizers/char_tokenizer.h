@@ -25,7 +25,8 @@ class CharTokenizer final : public VocabTokenizer {
   // is not exactly one UTF-8 character.
   CharTokenizer(const ModelView& model, const LogFn& log);
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
+  // parse_special changes nothing: every token is one character, so no token is spelled by several.
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override;
 };
 
 }  // namespace semline::tokenizers

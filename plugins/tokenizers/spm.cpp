@@ -99,12 +99,12 @@ SpmTokenizer::SpmTokenizer(const ModelView& model, const LogFn& log)
                              ", " + std::to_string(256 - missing) + " byte tokens");
 }
 
-std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos) const {
+std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
   std::vector<int32_t> out;
   if (starts_with_bos(add_bos)) out.push_back(vocab_.bos);
   std::string escaped;
   bool after_token = true;  // the dummy prefix goes before the text and after each user-defined token
-  for (const Fragment& f : split_user_defined(text)) {
+  for (const Fragment& f : split_special(text, parse_special)) {
     if (f.token >= 0) {
       out.push_back(f.token);
       after_token = true;

@@ -8,9 +8,8 @@
 // vocabulary has no such token).
 //
 // User-defined tokens written in the text are cut out first and the parts between them encoded
-// apart, each with its dummy prefix (VocabTokenizer::split_user_defined). Control tokens written
-// in the text (e.g. "<s>") are not recognised: control ids reach a sequence only through
-// encode's add_bos or the caller. A byte
+// apart, each with its dummy prefix (VocabTokenizer::split_special). Control tokens written
+// in the text (e.g. "<s>") are cut out the same way with parse_special, else they are text. A byte
 // that starts no well-formed UTF-8 character is a symbol of its own, so it ends as its byte
 // token while its neighbours still merge (llama.cpp groups it with the bytes that follow).
 //
@@ -37,7 +36,7 @@ class SpmTokenizer final : public VocabTokenizer {
   // Throws semline::Error naming the key when the vocabulary metadata is missing or malformed.
   SpmTokenizer(const ModelView& model, const LogFn& log);
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override;
   std::string decode(std::span<const int32_t> ids) const override;
 
  private:

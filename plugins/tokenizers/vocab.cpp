@@ -1,6 +1,8 @@
 #include "vocab.h"
 
 #include <algorithm>
+#include <cctype>
+#include <initializer_list>
 #include <limits>
 
 namespace semline::tokenizers {
@@ -14,6 +16,41 @@ void Vocab::index() {
     max_piece_len = std::max(max_piece_len, pieces[i].size());
   }
 }
+
+namespace {
+
+bool contains_any(const std::string& s, std::initializer_list<const char*> words) {
+  return std::any_of(words.begin(), words.end(), [&](const char* w) { return s.find(w) != std::string::npos; });
+}
+
+// The strip attributes llama.cpp gives special tokens by general.name (lowercased),
+// tokenizer.ggml.pre and general.architecture: Phi-3's special tokens take the white space after
+// them (but <unk>, <s> and <|endoftext|>); a mask token takes the white space before it
+// (Jina v2, nomic-bert-moe, jina-bert-v3: <mask>; ModernBERT: [MASK]).
+void strip_rules(const MetaReader& meta, Vocab& v) {
+  const auto text = [&](std::string_view key) { return std::string(meta.find_string(key).value_or("")); };
+  std::string name = text("general.name");
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string pre = text("tokenizer.ggml.pre"), arch = text("general.architecture");
+  auto set = [&](std::string_view piece, uint8_t flag, bool on) {
+    const int32_t id = v.find(piece);
+    if (id >= 0) v.strip[id] = on ? (v.strip[id] | flag) : (v.strip[id] & ~flag);
+  };
+  if (contains_any(pre, {"jina-v2-de", "jina-v2-es", "jina-v2-code"}) ||
+      contains_any(arch, {"nomic-bert-moe", "jina-bert-v3"})) {
+    set("<mask>", Vocab::kStripLeft, true);
+  } else if (contains_any(name, {"phi-3", "phi3"})) {
+    for (int32_t id = 0; id < v.size(); ++id)
+      if (v.types[id] == TokenType::Control || v.types[id] == TokenType::UserDefined || v.types[id] == TokenType::Unknown)
+        v.strip[id] |= Vocab::kStripRight;
+    set("</s>", Vocab::kStripRight, true);
+    for (const char* piece : {"<unk>", "<s>", "<|endoftext|>"}) set(piece, Vocab::kStripRight, false);
+  } else if (contains_any(name, {"modern-bert"})) {
+    set("[MASK]", Vocab::kStripLeft, true);
+  }
+}
+
+}  // namespace
 
 Vocab read_vocab(const MetaReader& meta, bool need_scores) {
   constexpr std::string_view kTokens = "tokenizer.ggml.tokens";
@@ -47,6 +84,8 @@ Vocab read_vocab(const MetaReader& meta, bool need_scores) {
   v.eos = meta.find_token_id("tokenizer.ggml.eos_token_id", n).value_or(-1);
   v.unk = meta.find_token_id("tokenizer.ggml.unknown_token_id", n).value_or(-1);
   v.index();
+  v.strip.assign(n, Vocab::kStripNone);
+  strip_rules(meta, v);
   return v;
 }
 

@@ -17,8 +17,8 @@ enum class TokenType : int32_t {
 };
 
 // Pieces llama.cpp takes for end-of-generation control tokens whatever type the file gives them
-// (a converter may have typed them user-defined): they are never cut out of a text as
-// user-defined tokens.
+// (a converter may have typed them user-defined): they are cut out of a text only with
+// parse_special, as control tokens.
 inline constexpr std::string_view kControlLookingPieces[] = {
     "<|eot_id|>", "<|im_end|>",    "<|end|>",           "<|return|>",       "<|call|>",    "<|flush|>",
     "<|calls|>",  "<end_of_turn>", "<|endoftext|>",     "</s>",             "<|eom_id|>",  "<EOT>",
@@ -32,6 +32,10 @@ struct Vocab {
   std::vector<TokenType> types;      // tokenizer.ggml.token_type, Normal when the file has none
   int32_t bos = -1, eos = -1, unk = -1;
   size_t max_piece_len = 0;
+  // Per token, the white space a special token written in a text takes with it when it is cut out
+  // (llama.cpp's LSTRIP / RSTRIP token attributes, which it sets by model name: strip_rules()).
+  enum Strip : uint8_t { kStripNone = 0, kStripLeft = 1, kStripRight = 2 };
+  std::vector<uint8_t> strip;
 
   Vocab() = default;
   Vocab(Vocab&&) = default;

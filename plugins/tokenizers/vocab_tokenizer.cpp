@@ -1,6 +1,7 @@
 #include "vocab_tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <iterator>
 
 #include <semline/error.h>
@@ -18,17 +19,23 @@ VocabTokenizer::VocabTokenizer(Vocab vocab, std::string origin) : vocab_(std::mo
     return std::find(std::begin(kControlLookingPieces), std::end(kControlLookingPieces), piece) !=
            std::end(kControlLookingPieces);
   };
-  for (int32_t id = 0; id < vocab_.size(); ++id)
-    if (vocab_.types[id] == TokenType::UserDefined && !vocab_.pieces[id].empty() && !control_looking(vocab_.pieces[id]))
-      user_defined_.push_back(id);
-  std::stable_sort(user_defined_.begin(), user_defined_.end(),
-                   [&](int32_t a, int32_t b) { return vocab_.pieces[a].size() > vocab_.pieces[b].size(); });
+  for (int32_t id = 0; id < vocab_.size(); ++id) {
+    const TokenType t = vocab_.types[id];
+    if (vocab_.pieces[id].empty() || (t != TokenType::UserDefined && t != TokenType::Control && t != TokenType::Unknown))
+      continue;
+    // A control-looking piece is a control token, whatever type the file gave it (as llama.cpp).
+    special_.emplace_back(id, t == TokenType::UserDefined && !control_looking(vocab_.pieces[id]));
+  }
+  std::stable_sort(special_.begin(), special_.end(), [&](const auto& a, const auto& b) {
+    return vocab_.pieces[a.first].size() > vocab_.pieces[b.first].size();
+  });
 }
 
-std::vector<VocabTokenizer::Fragment> VocabTokenizer::split_user_defined(std::string_view text) const {
+std::vector<VocabTokenizer::Fragment> VocabTokenizer::split_special(std::string_view text, bool parse_special) const {
   std::vector<Fragment> fragments, next;
   if (!text.empty()) fragments.push_back({text});
-  for (int32_t id : user_defined_) {
+  for (const auto& [id, always] : special_) {
+    if (!always && !parse_special) continue;
     const std::string& piece = vocab_.pieces[id];
     next.clear();
     for (const Fragment& f : fragments) {
@@ -36,10 +43,18 @@ std::vector<VocabTokenizer::Fragment> VocabTokenizer::split_user_defined(std::st
         next.push_back(f);
         continue;
       }
+      const uint8_t strip = vocab_.strip[id];
+      const auto space = [&](size_t i) { return std::isspace(static_cast<unsigned char>(f.text[i])) != 0; };
       size_t from = 0;
-      for (size_t at; (at = f.text.find(piece, from)) != std::string_view::npos; from = at + piece.size()) {
-        if (at > from) next.push_back({f.text.substr(from, at - from)});
+      for (size_t at; (at = f.text.find(piece, from)) != std::string_view::npos;) {
+        size_t left_end = at;
+        if (strip & Vocab::kStripLeft)
+          while (left_end > from && space(left_end - 1)) --left_end;
+        if (left_end > from) next.push_back({f.text.substr(from, left_end - from)});
         next.push_back({f.text.substr(at, piece.size()), id});
+        from = at + piece.size();
+        if (strip & Vocab::kStripRight)
+          while (from < f.text.size() && space(from)) ++from;
       }
       if (from < f.text.size()) next.push_back({f.text.substr(from)});
     }

@@ -37,13 +37,16 @@ class VocabTokenizer : public Tokenizer {
     std::string_view text;
     int32_t token = -1;
   };
-  // The text cut at the user-defined tokens it contains, as llama.cpp cuts it before tokenizing
-  // (control tokens are only ever text here): the longest token first, each of its occurrences
-  // left to right in the text not taken yet.
-  std::vector<Fragment> split_user_defined(std::string_view text) const;
+  // The text cut at the special tokens it contains, as llama.cpp cuts it before tokenizing: the
+  // user-defined ones always, control and unknown ones too when parse_special (otherwise they are
+  // text like any other); the longest token first, each of its occurrences left to right in the
+  // text not taken yet.
+  std::vector<Fragment> split_special(std::string_view text, bool parse_special) const;
 
   Vocab vocab_;
-  std::vector<int32_t> user_defined_;  // the UserDefined tokens' ids, longest piece first
+  // Ids of the user-defined, control and unknown tokens, longest piece first (equal lengths by id),
+  // each marked whether it is cut out of a text without parse_special.
+  std::vector<std::pair<int32_t, bool>> special_;
   std::vector<std::string> bytes_;  // [n_vocab] what each token contributes to the text
   bool add_bos_ = false;            // tokenizer.ggml.add_bos_token
   std::string origin_;              // the model file, for messages

@@ -22,7 +22,7 @@ bool is_cjk(uint32_t cp) {
 class WordPieceTokenizer final : public VocabTokenizer {
  public:
   WordPieceTokenizer(const ModelView& model, const LogFn& log);
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const override;
 
  private:
   std::vector<std::string> words(std::string_view text) const;
@@ -96,10 +96,10 @@ void WordPieceTokenizer::spell(const std::string& word, std::vector<int32_t>& ou
   }
 }
 
-std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text, bool add_bos) const {
+std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
   std::vector<int32_t> out;
   if (starts_with_bos(add_bos)) out.push_back(vocab_.bos);
-  for (const Fragment& f : split_user_defined(text)) {
+  for (const Fragment& f : split_special(text, parse_special)) {
     if (f.token >= 0) {
       out.push_back(f.token);
       continue;

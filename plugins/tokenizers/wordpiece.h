@@ -1,6 +1,7 @@
 // WordPiece (BERT) as llama.cpp runs it for tokenizer.ggml.model = "bert".
 //
-// Encode: user-defined tokens are cut out first (VocabTokenizer::split_user_defined). The rest is
+// Encode: user-defined tokens (and with parse_special control tokens, e.g. [CLS]) are cut out first
+// (VocabTokenizer::split_special). The rest is
 // normalised and cut into words: with tokenizer.ggml.normalizer.strip_accents (default: as
 // lowercase) a character becomes the first code point of its NFD form and marks are dropped;
 // white space ends a word; NUL, U+FFFD (and so malformed UTF-8) and control or format characters

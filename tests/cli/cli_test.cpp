@@ -74,7 +74,7 @@ TEST_CASE("semline plugins lists the built plugins with their entries and parame
   Result r = run_cli("plugins");
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Contains("cpu") && Contains("attention flash@cpu") && Contains("tokenizer spm@any") &&
-                        Contains("sampler top_p@any") && Contains("arch    llama") && Contains("(ABI 3.0)"));
+                        Contains("sampler top_p@any") && Contains("arch    llama") && Contains("(ABI 4.0)"));
 }
 
 TEST_CASE("semline inspect shows hyper-parameters, tokenizer and tensors of stories260K") {
@@ -101,6 +101,13 @@ TEST_CASE("semline tokenize prints ids for a model and for a vocabulary-only GGU
   Result nobos = run_cli("tokenize -m " + kModels + "/vocab/ggml-vocab-gpt-2.gguf -t \"Hello world\" --no-bos --pieces");
   REQUIRE(nobos.code == 0);
   CHECK(nobos.out == "15496:'Hello' 995:'Ġworld'\n");
+  // Control tokens written in the text are text, unless --special.
+  const std::string eot = "tokenize -m " + kModels + "/vocab/ggml-vocab-gpt-2.gguf -t \"Hi<|endoftext|>\" --no-bos";
+  Result text = run_cli(eot), special = run_cli(eot + " --special");
+  REQUIRE(text.code == 0);
+  REQUIRE(special.code == 0);
+  CHECK(text.out == "17250 27 91 437 1659 5239 91 29\n");
+  CHECK(special.out == "17250 50256\n");
 }
 
 TEST_CASE("semline run generates the known greedy story and reports speeds") {

@@ -80,6 +80,12 @@ const Tensor* FakeModel::weight(std::string_view name) const {
   return it == weights_.end() ? nullptr : &it->second.second;
 }
 
+std::vector<std::string_view> FakeModel::weight_names() const {
+  std::vector<std::string_view> names;
+  for (const auto& kv : weights_) names.push_back(kv.first);
+  return names;
+}
+
 const StageEntry& RecordingRegistry::stage(StageKind kind, const std::string& variant) const {
   for (const StageEntry& e : stages)
     if (e.kind == kind && e.variant == variant) return e;

@@ -53,6 +53,8 @@ class FakeModel final : public ModelView {
   const MetaValue* meta(std::string_view) const override { return nullptr; }
   const Tensor* weight(std::string_view name) const override;
   std::string path() const override { return "fake.gguf"; }
+  std::vector<std::string_view> meta_keys() const override { return {}; }
+  std::vector<std::string_view> weight_names() const override;
   const Weight& values(const std::string& name) const { return weights_.at(name).first; }
 
  private:

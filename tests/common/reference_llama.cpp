@@ -12,19 +12,26 @@
 namespace semline::testing {
 
 HParams read_llama_hparams(const ModelView& m) {
-  HParams hp = read_common_hparams(m, "llama");
-  const MetaValue* kv = m.meta("llama.attention.head_count_kv");
+  const std::string arch(need_meta(m, "general.architecture").str);
+  HParams hp = read_common_hparams(m, arch);
+  const auto meta = [&](const char* key) { return m.meta(arch + "." + key); };
+  const MetaValue* kv = meta("attention.head_count_kv");
   hp.n_head_kv = kv ? static_cast<int64_t>(kv->u) : hp.n_head;
-  const MetaValue* rd = m.meta("llama.rope.dimension_count");
+  const MetaValue* key_length = meta("attention.key_length");
+  if (key_length) hp.head_dim = static_cast<int64_t>(key_length->u);
+  const MetaValue* rd = meta("rope.dimension_count");
   hp.rope_dim = rd ? static_cast<int64_t>(rd->u) : hp.head_dim;
-  const MetaValue* base = m.meta("llama.rope.freq_base");
+  const MetaValue* base = meta("rope.freq_base");
   hp.rope_base = base ? base->f : 10000.0;
-  hp.norm_eps = need_meta(m, "llama.attention.layer_norm_rms_epsilon").f;
-  const MetaValue* experts = m.meta("llama.expert_count");
-  const MetaValue* used = m.meta("llama.expert_used_count");
+  hp.rope_type = arch == "llama" ? RopeType::Normal : RopeType::NeoX;
+  const MetaValue* scaling = meta("rope.scaling.type");
+  if (scaling && scaling->str == "linear") hp.rope_freq_scale = 1.0 / need_meta(m, arch + ".rope.scaling.factor").f;
+  hp.norm_eps = need_meta(m, arch + ".attention.layer_norm_rms_epsilon").f;
+  const MetaValue* experts = meta("expert_count");
+  const MetaValue* used = meta("expert_used_count");
   hp.n_expert = experts ? static_cast<int64_t>(experts->u) : 0;
   hp.n_expert_used = used ? static_cast<int64_t>(used->u) : 0;
-  const MetaValue* window = m.meta("llama.attention.sliding_window");
+  const MetaValue* window = meta("attention.sliding_window");
   hp.sliding_window = window ? static_cast<int64_t>(window->u) : 0;
   return hp;
 }
@@ -96,12 +103,24 @@ std::vector<double> ReferenceLlama::rmsnorm(const std::vector<double>& x, const 
   return y;
 }
 
+std::vector<double> ReferenceLlama::affine(const std::string& weight, const std::vector<double>& x) {
+  std::vector<double> y = matvec(weight, x);
+  const std::string bias = weight.substr(0, weight.size() - std::string(".weight").size()) + ".bias";
+  if (m_.weight(bias)) {
+    const std::vector<double>& b = w(bias);
+    for (size_t i = 0; i < y.size(); ++i) y[i] += b[i];
+  }
+  return y;
+}
+
 // Rotates the first rope_dim dimensions of one head: pairs (2i, 2i+1) ("normal", llama2.c/GGUF)
-// or (i, i + rope_dim/2) (NeoX), by pos * base^(-2i/rope_dim).
+// or (i, i + rope_dim/2) (NeoX), by pos * freq_scale * base^(-2i/rope_dim) / rope_freqs[i].
 void ReferenceLlama::rope(double* v, int64_t pos) {
   const int64_t half = hp_.rope_dim / 2;
+  const std::vector<double>* divisors = m_.weight("rope_freqs.weight") ? &w("rope_freqs.weight") : nullptr;
   for (int64_t i = 0; i < half; ++i) {
-    const double theta = pos * std::pow(hp_.rope_base, -2.0 * i / hp_.rope_dim);
+    const double theta = pos * hp_.rope_freq_scale * std::pow(hp_.rope_base, -2.0 * i / hp_.rope_dim) /
+                         (divisors ? (*divisors)[i] : 1.0);
     const double c = std::cos(theta), s = std::sin(theta);
     const int64_t a = hp_.rope_type == RopeType::NeoX ? i : 2 * i;
     const int64_t b = hp_.rope_type == RopeType::NeoX ? i + half : 2 * i + 1;
@@ -118,9 +137,9 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
   for (int64_t l = 0; l < hp_.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     std::vector<double> xb = rmsnorm(x, p + "attn_norm.weight");
-    std::vector<double> q = matvec(p + "attn_q.weight", xb);
-    std::vector<double> k = matvec(p + "attn_k.weight", xb);
-    std::vector<double> v = matvec(p + "attn_v.weight", xb);
+    std::vector<double> q = affine(p + "attn_q.weight", xb);
+    std::vector<double> k = affine(p + "attn_k.weight", xb);
+    std::vector<double> v = affine(p + "attn_v.weight", xb);
     for (int64_t h = 0; h < nh; ++h) rope(&q[h * hd], pos_);
     for (int64_t h = 0; h < nkv; ++h) rope(&k[h * hd], pos_);
     k_[l].insert(k_[l].end(), k.begin(), k.end());

@@ -15,7 +15,8 @@
 
 namespace semline::testing {
 
-// Hyper-parameters read straight from a llama GGUF's metadata (independent of the archs plugin).
+// Hyper-parameters read straight from the GGUF metadata of a model of the llama lineage (llama,
+// qwen2), independent of the archs plugin: "{arch}.*" keys for the file's general.architecture.
 HParams read_llama_hparams(const ModelView& m);
 
 // Which keys a query meets: key position k for a query at position q (k <= q is given).
@@ -33,6 +34,9 @@ struct ReferenceOptions {
 
 // Mixture-of-experts layers (Mixtral) when hp.n_expert > 0: softmax over the router logits, the
 // n_expert_used largest (equal logits: the lower index first), their probabilities renormalised.
+// The lineage's options follow the file: biases on q, k, v where it has attn_{q,k,v}.bias (qwen2),
+// RoPE pairs as hp.rope_type says, each pair's frequency divided by rope_freqs.weight where the
+// file has it (Llama 3) and positions scaled by hp.rope_freq_scale.
 class ReferenceLlama {
  public:
   ReferenceLlama(const ModelView& m, const HParams& hp, ReferenceOptions opt = {});
@@ -51,6 +55,8 @@ class ReferenceLlama {
   std::vector<double> swiglu(const std::string& prefix, const std::vector<double>& x, int64_t expert);
   std::vector<double> moe(const std::string& prefix, const std::vector<double>& x);
   std::vector<double> rmsnorm(const std::vector<double>& x, const std::string& weight);
+  // matvec plus the bias `name`'s ".weight" has as ".bias", when the file has one.
+  std::vector<double> affine(const std::string& weight, const std::vector<double>& x);
   void rope(double* v, int64_t pos);
 
   const ModelView& m_;

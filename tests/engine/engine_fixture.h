@@ -70,7 +70,7 @@ struct Line {
     graph = build_graph(c, *model, registry);
     pipeline = std::make_unique<Pipeline>(graph, *model, registry, pipeline_options(c));
   }
-  std::vector<int32_t> encode(const std::string& text) const { return pipeline->tokenizer().encode(text, true); }
+  std::vector<int32_t> encode(const std::string& text) const { return pipeline->tokenizer().encode(text, true, false); }
 };
 
 // Everything one choice received.

@@ -36,6 +36,10 @@ class OneKeyModel final : public ModelView {
   }
   const Tensor* weight(std::string_view) const override { return nullptr; }
   std::string path() const override { return "tiny.gguf"; }
+  std::vector<std::string_view> meta_keys() const override {
+    return has_key_ ? std::vector<std::string_view>{"tiny.embedding_length"} : std::vector<std::string_view>{};
+  }
+  std::vector<std::string_view> weight_names() const override { return {}; }
 
  private:
   bool has_key_;
@@ -167,7 +171,7 @@ class ThrowingStage final : public Stage {
 
 class ThrowingTokenizer final : public Tokenizer {
  public:
-  std::vector<int32_t> encode(std::string_view, bool) const override { throw std::runtime_error("encode broke"); }
+  std::vector<int32_t> encode(std::string_view, bool, bool) const override { throw std::runtime_error("encode broke"); }
   std::string token_bytes(int32_t) const override { throw std::runtime_error("token_bytes broke"); }
   std::string decode(std::span<const int32_t>) const override { throw std::runtime_error("decode broke"); }
   std::string piece(int32_t) const override { throw std::runtime_error("piece broke"); }
@@ -245,7 +249,7 @@ TEST_CASE("every call into a plugin's stages, tokenizers and samplers is guarded
 
   auto tok = reg.find(StageKind::Tokenizer, "broken", "any")->entry.make_tokenizer(StageContext{});
   const std::string tp = "tokenizer.broken.any (plugin 'p'): ";
-  CHECK(error_of([&] { tok->encode("x", true); }) == tp + "encode broke");
+  CHECK(error_of([&] { tok->encode("x", true, false); }) == tp + "encode broke");
   CHECK(error_of([&] { tok->token_bytes(1); }) == tp + "token_bytes broke");
   CHECK(error_of([&] { tok->decode({}); }) == tp + "decode broke");
   CHECK(error_of([&] { tok->piece(1); }) == tp + "piece broke");

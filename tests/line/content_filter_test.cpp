@@ -26,7 +26,7 @@ struct Line : linetest::Line {
     GenerateOptions go;
     go.max_tokens = n;
     go.stop_at_eos = false;
-    return generate(*pipeline, pipeline->tokenizer().encode(prompt, true), go);
+    return generate(*pipeline, pipeline->tokenizer().encode(prompt, true, false), go);
   }
 };
 
@@ -74,7 +74,7 @@ TEST_CASE("content filter on stories260K: a banned name, a phrase across tokens,
   }
   SECTION("token ids, and one parameter table per member") {
     Line plain(kStories, "{ chain = [\"greedy\"] }");
-    const int32_t lily = plain.pipeline->tokenizer().encode(" Lily", false).back();
+    const int32_t lily = plain.pipeline->tokenizer().encode(" Lily", false, false).back();
     const std::string text = Line(kStories, "{ chain = [\"content_filter\", \"greedy\"], content_filter = { ban_ids = [" +
                                                 std::to_string(lily) + "] } }")
                                  .run("Once upon a time", 60).text;

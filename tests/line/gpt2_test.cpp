@@ -77,7 +77,7 @@ TEMPLATE_TEST_CASE("slm4096 logits match the float64 GPT-2 reference at every po
     CHECK(line.graph.blocks[0][0].first.impl->entry.variant == "layer");
     CHECK(line.graph.blocks[0][1].second.impl->entry.variant == "dense");
     if (tokens.empty()) {
-      tokens = line.pipeline->tokenizer().encode(text, true);
+      tokens = line.pipeline->tokenizer().encode(text, true, false);
       REQUIRE(tokens.size() == 128);  // one token per character, no BOS
       testing::ReferenceGpt2 ref(*line.model, testing::read_gpt2_hparams(*line.model));
       for (int32_t t : tokens) want.push_back(ref.step(t));
@@ -94,8 +94,8 @@ TEST_CASE("slm4096 from its Hugging Face folder and from its GGUF conversion giv
   Line hf(kFolder), gguf(converted());
   CHECK(gguf.model->format().rfind("GGUF v3", 0) == 0);
   CHECK(gguf.graph.hp.ffn_act == Activation::Gelu);
-  const std::vector<int32_t> tokens = hf.pipeline->tokenizer().encode(text, true);
-  REQUIRE(gguf.pipeline->tokenizer().encode(text, true) == tokens);
+  const std::vector<int32_t> tokens = hf.pipeline->tokenizer().encode(text, true, false);
+  REQUIRE(gguf.pipeline->tokenizer().encode(text, true, false) == tokens);
   auto a = hf.logits(tokens, 32), b = gguf.logits(tokens, 32);
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == b[i]);
@@ -111,7 +111,7 @@ TEMPLATE_TEST_CASE("slm4096 greedy from 'Q: Can you reason?', a newline and 'A:'
     Line line(path, on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n");
     GenerateOptions go;
     go.max_tokens = static_cast<int32_t>(want.size());
-    GenerateResult r = generate(*line.pipeline, line.pipeline->tokenizer().encode(prompt, true), go);
+    GenerateResult r = generate(*line.pipeline, line.pipeline->tokenizer().encode(prompt, true, false), go);
     CHECK(r.text == want);
   }
 }
@@ -121,7 +121,7 @@ TEST_CASE("slm4096's mean loss on the first 128 characters of its corpus is 0.07
   // characters at 1..127 (the first character has nothing to be predicted from).
   const std::string text = corpus(128);
   Line line(kFolder);
-  const std::vector<int32_t> tokens = line.pipeline->tokenizer().encode(text, true);
+  const std::vector<int32_t> tokens = line.pipeline->tokenizer().encode(text, true, false);
   auto logits = all_logits(*line.pipeline, tokens, 128);
   double nll = 0;
   for (size_t i = 0; i + 1 < tokens.size(); ++i) {

@@ -19,11 +19,12 @@ Config config_with(const std::string& extra) {
   return parse_config("[model]\npath = \"" + kStories + "\"\n" + extra, "test.toml");
 }
 
-// The real model with one tensor reshaped or hidden, or another architecture name.
+// The real model with one tensor reshaped, hidden or added (a copy of output_norm.weight), or
+// another architecture name.
 class AlteredModel : public ModelView {
  public:
   explicit AlteredModel(const ModelView& base) : base_(base) {}
-  std::string hide, reshape, arch;
+  std::string hide, reshape, arch, extra;
   std::map<std::string, MetaValue, std::less<>> meta_set;  // metadata added or replaced
   const MetaValue* meta(std::string_view key) const override {
     if (auto it = meta_set.find(key); it != meta_set.end()) return &it->second;
@@ -36,6 +37,7 @@ class AlteredModel : public ModelView {
   }
   const Tensor* weight(std::string_view name) const override {
     if (name == hide) return nullptr;
+    if (name == extra) return base_.weight("output_norm.weight");
     const Tensor* t = base_.weight(name);
     if (t && name == reshape) {
       changed_ = *t;
@@ -45,6 +47,19 @@ class AlteredModel : public ModelView {
     return t;
   }
   std::string path() const override { return "altered.gguf"; }
+  std::vector<std::string_view> meta_keys() const override {
+    std::vector<std::string_view> keys = base_.meta_keys();
+    for (const auto& kv : meta_set)
+      if (!base_.meta(kv.first)) keys.push_back(kv.first);
+    return keys;
+  }
+  std::vector<std::string_view> weight_names() const override {
+    std::vector<std::string_view> names;
+    for (std::string_view n : base_.weight_names())
+      if (n != hide) names.push_back(n);
+    if (!extra.empty()) names.push_back(extra);
+    return names;
+  }
 
  private:
   const ModelView& base_;
@@ -174,6 +189,28 @@ TEST_CASE("model mistakes: unknown architecture, missing tensor, wrong shape") {
     CHECK_THAT(graph_error(config_with(""), m),
                Contains("block 2 ffn: no ffn implementation on backend 'cpu' can serve this model") &&
                    Contains("dense: the model has no 'up' weight") && Contains("moe: the model has no experts"));
+  }
+  SECTION("a tensor no station binds: the model would be half understood") {
+    m.extra = "blk.0.attn_q_norm.weight";
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("altered.gguf: tensor 'blk.0.attn_q_norm.weight' is bound by no station of the llama template "
+                        "(plugin 'archs'); running without it would compute another model"));
+  }
+  SECTION("a metadata key of the arch the template does not know, or a RoPE scaling it does not compute") {
+    MetaValue v;
+    v.type = MetaType::F32;
+    v.f = 30.0;
+    m.meta_set["llama.attn_logit_softcapping"] = v;
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("altered.gguf: metadata key 'llama.attn_logit_softcapping' is not one the llama template "
+                        "(plugin 'archs') understands; it may change what the model computes. Known: context_length"));
+    m.meta_set.clear();
+    MetaValue yarn;
+    yarn.type = MetaType::STRING;
+    yarn.str = "yarn";
+    m.meta_set["llama.rope.scaling.type"] = yarn;
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("llama.rope.scaling.type = 'yarn' is not supported; semline computes none and linear"));
   }
   SECTION("wrong shape") {
     m.reshape = "blk.1.attn_k.weight";

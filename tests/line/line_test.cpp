@@ -34,7 +34,7 @@ TEMPLATE_TEST_CASE("stories260K logits match the float64 reference at every posi
   Line line(kStories, on_backend(TestType::kName));
   REQUIRE(line.graph.backends == std::vector<std::string>{TestType::kName});
   const std::vector<int32_t> tokens = line.pipeline->tokenizer().encode(
-      "Once upon a time, there was a big dog. It liked to run and play with the ball.", true);
+      "Once upon a time, there was a big dog. It liked to run and play with the ball.", true, false);
   REQUIRE(tokens.size() > 20);
   const auto want = llama_reference(*line.model, tokens);
   for (int chunk : {1, 5, 64}) {  // decode (matrix-vector), small steps, one prefill (tiled)
@@ -55,7 +55,7 @@ TEMPLATE_TEST_CASE("dense attention, flash attention, per-layer variants and an 
     INFO(extra);
     Line line(kStories, on_backend(TestType::kName) + extra);
     if (tokens.empty()) {
-      tokens = line.pipeline->tokenizer().encode("The little cat sat on the mat and looked at the sun.", true);
+      tokens = line.pipeline->tokenizer().encode("The little cat sat on the mat and looked at the sun.", true, false);
       want = llama_reference(*line.model, tokens);
     }
     const double tol = std::string(extra).find("f16") != std::string::npos ? 2e-3 : 1e-5;
@@ -67,7 +67,7 @@ TEMPLATE_TEST_CASE("greedy text from 'Once upon a time' is the known story and t
                    "[line]", SEMLINE_STATION_TARGETS) {
   REQUIRE_TARGET();
   Line line(kStories, on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n");
-  const std::vector<int32_t> prompt = line.pipeline->tokenizer().encode("Once upon a time", true);
+  const std::vector<int32_t> prompt = line.pipeline->tokenizer().encode("Once upon a time", true, false);
   GenerateOptions go;
   go.max_tokens = 200;
   go.stop_at_eos = false;
@@ -92,8 +92,8 @@ TEMPLATE_TEST_CASE("two sequences in one step give the same logits as each alone
   REQUIRE_TARGET();
   Line line(kStories, on_backend(TestType::kName), 2);
   Pipeline& p = *line.pipeline;
-  const std::vector<int32_t> a = p.tokenizer().encode("Tom had a red car.", true);
-  const std::vector<int32_t> b = p.tokenizer().encode("The bird sang a song in the tree.", true);
+  const std::vector<int32_t> a = p.tokenizer().encode("Tom had a red car.", true, false);
+  const std::vector<int32_t> b = p.tokenizer().encode("The bird sang a song in the tree.", true, false);
   const auto alone_a = line.logits(a, 64), alone_b = line.logits(b, 64);
 
   const int32_t sa = p.kv().new_sequence(), sb = p.kv().new_sequence();

@@ -25,7 +25,7 @@ using linetest::scratch;
 TEST_CASE("stories260K in Q8_0 and Q4_0 stays within bounds of F32 and still tells the story") {
   const fs::path f32 = std::string(SEMLINE_MODELS_DIR) + "/gguf/stories260K.gguf";
   Line base(f32);
-  std::vector<int32_t> tokens = base.pipeline->tokenizer().encode("Once upon a time, there was a little girl named Lily.", true);
+  std::vector<int32_t> tokens = base.pipeline->tokenizer().encode("Once upon a time, there was a little girl named Lily.", true, false);
   auto want = base.logits(tokens);
   for (auto [dtype, bound] : {std::pair{DType::Q8_0, 0.03}, std::pair{DType::Q4_0, 0.4}}) {
     INFO(dtype_name(dtype));
@@ -49,7 +49,7 @@ TEST_CASE("stories260K in Q8_0 and Q4_0 stays within bounds of F32 and still tel
     }
     GenerateOptions go;
     go.max_tokens = 30;
-    auto prompt = q.pipeline->tokenizer().encode("Once upon a time", true);
+    auto prompt = q.pipeline->tokenizer().encode("Once upon a time", true, false);
     GenerateResult r = generate(*q.pipeline, prompt, go);
     CHECK(r.text.find("Lily") != std::string::npos);
   }

@@ -247,7 +247,11 @@ TEST_CASE("synth presets and refusals") {
     edit(s);
     return error_of([&] { synth_write(s, dir / "x.gguf"); });
   };
-  check_message(refuse([](SynthSpec& s) { s.arch = "gpt2"; }), {"synth: architecture 'gpt2' is not supported (supported: llama)"});
+  check_message(refuse([](SynthSpec& s) { s.arch = "qwen"; }),
+                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2)"});
+  check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.rope_freqs = true; }),
+                {"synth: experts, window and rope_freqs are llama's; the qwen2 family has none"});
+  check_message(refuse([](SynthSpec& s) { s.rope_scale = -4; }), {"synth: rope_scale -4 must be 0 (none) or a positive factor"});
   check_message(refuse([](SynthSpec& s) { s.dim = 0; }), {"synth: dim is 0, expected 1 to"});
   check_message(refuse([](SynthSpec& s) { s.layers = -1; }), {"synth: layers is -1"});
   check_message(refuse([](SynthSpec& s) { s.heads = 5; }), {"synth: dim 64 is not a multiple of heads 5"});

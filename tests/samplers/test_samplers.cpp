@@ -434,7 +434,7 @@ namespace {
 class FakeTokenizer final : public Tokenizer {
  public:
   explicit FakeTokenizer(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
-  std::vector<int32_t> encode(std::string_view, bool) const override { return {}; }
+  std::vector<int32_t> encode(std::string_view, bool, bool) const override { return {}; }
   std::string token_bytes(int32_t id) const override { return pieces_.at(static_cast<size_t>(id)); }
   std::string decode(std::span<const int32_t>) const override { return ""; }
   std::string piece(int32_t id) const override { return pieces_.at(static_cast<size_t>(id)); }

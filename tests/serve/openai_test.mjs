@@ -128,6 +128,14 @@ const cases = {
       // Token ids as the prompt, and a batch of prompts: one choice each.
       const ids = (await post(s.url, '/tokenize', { content: 'Once upon a time', add_special: true })).json.tokens;
       assert.deepEqual(ids, [1, 403, 407, 261, 378]);
+      // Control tokens written in the text are read as such unless parse_special is false.
+      const eos = (await post(s.url, '/tokenize', { content: '</s>Once' })).json.tokens;
+      assert.deepEqual(eos, [2, 403]);
+      const plain = (await post(s.url, '/tokenize', { content: '</s>Once', parse_special: false })).json.tokens;
+      assert.equal(plain.length, 8);
+      const badFlag = await post(s.url, '/tokenize', { content: 'x', parse_special: 'yes' });
+      assert.equal(badFlag.status, 400);
+      assert.equal(badFlag.json.error.param, 'parse_special');
       const byIds = await s.client.completions.create({ model: 'stories260K', prompt: ids, max_tokens: 24 });
       assert.equal(byIds.choices[0].text, r.choices[0].text);
       const batch = await s.client.completions.create({ model: 'stories260K', prompt: ['Once upon a time', 'The dog'], max_tokens: 8 });

@@ -160,24 +160,24 @@ TEST_CASE("bpe applies merges by rank, the leftmost on ties", "[tokenizers][bpe]
   {
     FakeModel m = make_bpe_vocab({"b c", "a b", "a bc"});
     BpeTokenizer t(m, {});
-    CHECK(pieces_of(t, t.encode("abc", false)) == Words{"abc"});
-    CHECK(pieces_of(t, t.encode("abab", false)) == Words{"ab", "ab"});
+    CHECK(pieces_of(t, t.encode("abc", false, false)) == Words{"abc"});
+    CHECK(pieces_of(t, t.encode("abab", false, false)) == Words{"ab", "ab"});
   }
   {
     FakeModel m = make_bpe_vocab({"a b", "b c", "a bc"});
     BpeTokenizer t(m, {});
-    CHECK(pieces_of(t, t.encode("abc", false)) == Words{"ab", "c"});
+    CHECK(pieces_of(t, t.encode("abc", false, false)) == Words{"ab", "c"});
   }
   {
     FakeModel m = make_bpe_vocab({"a a"});
     BpeTokenizer t(m, {});
-    CHECK(pieces_of(t, t.encode("aaa", false)) == Words{"aa", "a"});
+    CHECK(pieces_of(t, t.encode("aaa", false, false)) == Words{"aa", "a"});
   }
   {
     FakeModel m = make_bpe_vocab({"\xC4\xA0 w", "\xC4\xA0w o"});
     BpeTokenizer t(m, {});
-    CHECK(pieces_of(t, t.encode("o wo", false)) == Words{"o", "\xC4\xA0wo"});  // merges stay in words
-    CHECK(t.decode(t.encode("o wo", false)) == "o wo");
+    CHECK(pieces_of(t, t.encode("o wo", false, false)) == Words{"o", "\xC4\xA0wo"});  // merges stay in words
+    CHECK(t.decode(t.encode("o wo", false, false)) == "o wo");
   }
 }
 
@@ -187,13 +187,13 @@ TEST_CASE("bpe BOS, control tokens and token ids", "[tokenizers][bpe]") {
   m.set_u32("tokenizer.ggml.bos_token_id", end);
   BpeTokenizer t(m, {});
   CHECK(t.bos() == end);
-  CHECK(t.encode("ab", true).size() == 1);  // no add_bos_token: GPT-2 starts bare
+  CHECK(t.encode("ab", true, false).size() == 1);  // no add_bos_token: GPT-2 starts bare
   CHECK(t.token_bytes(end).empty());
   CHECK(t.decode(std::vector<int32_t>{256, end}) == "ab");
 
   m.set_bool("tokenizer.ggml.add_bos_token", true);
   BpeTokenizer u(m, {});
-  CHECK(u.encode("ab", true) == std::vector<int32_t>{end, 256});
+  CHECK(u.encode("ab", true, false) == std::vector<int32_t>{end, 256});
   require_error([&] { u.decode(std::vector<int32_t>{258}); }, {"bpe-test.gguf", "token id 258", "[0, 258)"});
 }
 
@@ -206,11 +206,11 @@ TEST_CASE("bpe spells a byte without a token by the unknown token, else refuses"
   m.erase("tokenizer.ggml.eos_token_id");
   {
     BpeTokenizer t(m, {});
-    require_error([&] { t.encode("a\xC3\xA9", false); }, {"bpe-test.gguf", "byte 0xC3"});
+    require_error([&] { t.encode("a\xC3\xA9", false, false); }, {"bpe-test.gguf", "byte 0xC3"});
   }
   m.set_u32("tokenizer.ggml.unknown_token_id", 0xC3);
   BpeTokenizer t(m, {});
-  CHECK(t.encode("a\xC3\xA9", false) == std::vector<int32_t>{'a', 0xC3, 0xA9});  // é's first byte unknown
+  CHECK(t.encode("a\xC3\xA9", false, false) == std::vector<int32_t>{'a', 0xC3, 0xA9});  // é's first byte unknown
 }
 
 }  // namespace semline::test

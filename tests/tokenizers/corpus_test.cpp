@@ -51,9 +51,9 @@ std::vector<std::string> lines_of(const std::filesystem::path& p) {
   return out;
 }
 
-std::vector<std::string> corpus_texts() {
+std::vector<std::string> corpus_texts(const char* file) {
   std::vector<std::string> texts;
-  for (const std::string& line : lines_of(kCorpus / "texts.txt"))
+  for (const std::string& line : lines_of(kCorpus / file))
     if (!line.empty() && line[0] != '#') texts.push_back(unescape(line));
   return texts;
 }
@@ -71,6 +71,8 @@ class Retagged final : public ModelView {
   }
   const Tensor* weight(std::string_view name) const override { return base_.weight(name); }
   std::string path() const override { return base_.path() + " (tokenizer.ggml.pre " + pre_ + ")"; }
+  std::vector<std::string_view> meta_keys() const override { return base_.meta_keys(); }
+  std::vector<std::string_view> weight_names() const override { return base_.weight_names(); }
 
  private:
   const ModelView& base_;
@@ -108,14 +110,20 @@ bool valid_utf8(std::string_view s) {
 
 }  // namespace
 
-TEST_CASE("every shipped vocabulary encodes every corpus text as llama.cpp does", "[tokenizers][corpus]") {
-  const std::vector<std::string> texts = corpus_texts();
-  REQUIRE(texts.size() > 60);
-  int vocabularies = 0;
+TEST_CASE("every shipped vocabulary encodes every corpus text as llama.cpp does, special tokens parsed or not",
+          "[tokenizers][corpus]") {
+  const std::vector<std::string> plain = corpus_texts("texts.txt"), special = corpus_texts("special.txt");
+  REQUIRE(plain.size() > 60);
+  REQUIRE(special.size() > 10);
+  int vocabularies = 0, parsed = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kCorpus)) {
     if (entry.path().extension() != ".ids") continue;
-    const std::string name = entry.path().stem().string();
-    INFO("vocabulary " << name);
+    std::string name = entry.path().stem().string();
+    // NAME.special.ids: the texts of special.txt, encoded with parse_special.
+    const bool parse_special = name.size() > 8 && name.ends_with(".special");
+    if (parse_special) name.resize(name.size() - 8);
+    const std::vector<std::string>& texts = parse_special ? special : plain;
+    INFO("vocabulary " << name << (parse_special ? ", special tokens parsed" : ""));
     const std::unique_ptr<Tokenizer> tok = tokenizer_of(name);
     REQUIRE(tok);
     const bool bpe = dynamic_cast<const tokenizers::BpeTokenizer*>(tok.get()) != nullptr;
@@ -126,15 +134,17 @@ TEST_CASE("every shipped vocabulary encodes every corpus text as llama.cpp does"
       std::vector<int32_t> want;
       std::istringstream ids(lines[i + 1]);
       for (int32_t id; ids >> id;) want.push_back(id);
-      const std::vector<int32_t> got = tok->encode(texts[i], false);
+      const std::vector<int32_t> got = tok->encode(texts[i], false, parse_special);
       CHECK(got == want);
+      if (parse_special) continue;  // a special token's text is not its decoding
       // Byte-level BPE decodes to the text exactly, where the text is well-formed UTF-8 (what is
       // not reads as U+FFFD). SentencePiece cannot: its dummy prefix and U+2581 read as spaces.
       if (bpe && valid_utf8(texts[i])) CHECK(shown(tok->decode(got)) == shown(texts[i]));
     }
-    ++vocabularies;
+    ++(parse_special ? parsed : vocabularies);
   }
   CHECK(vocabularies == 15);  // 13 files, and GPT-2 under llama-bpe and qwen2
+  CHECK(parsed == 15);
 }
 
 }  // namespace semline::test

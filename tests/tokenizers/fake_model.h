@@ -28,6 +28,12 @@ class FakeModel : public ModelView {
   }
   const Tensor* weight(std::string_view) const override { return nullptr; }
   std::string path() const override { return path_; }
+  std::vector<std::string_view> meta_keys() const override {
+    std::vector<std::string_view> keys;
+    for (const auto& kv : meta_) keys.push_back(kv.first);
+    return keys;
+  }
+  std::vector<std::string_view> weight_names() const override { return {}; }
 
   void erase(std::string_view key) { meta_.erase(std::string(key)); }
   void set_string(std::string_view key, std::string_view value) {

@@ -41,7 +41,7 @@ TEST_CASE("the hand-made vocabularies load", "[tokenizers]") {
   BpeTokenizer bpe(b, {});
   CHECK(bpe.n_vocab() == 257);
   CHECK(bpe.bos() == -1);
-  CHECK(bpe.encode("ab", true) == std::vector<int32_t>{256});
+  CHECK(bpe.encode("ab", true, false) == std::vector<int32_t>{256});
 }
 
 TEST_CASE("tokens: missing, ill-typed or empty", "[tokenizers]") {

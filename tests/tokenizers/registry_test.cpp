@@ -101,9 +101,9 @@ TEST_CASE("factories build working tokenizers and refuse the wrong model", "[tok
   gpt2.log = [&](LogLevel, std::string_view m) { logged.emplace_back(m); };
 
   auto spm = entry(r, "spm").make_tokenizer(llama);
-  CHECK(spm->encode("Hello world", true) == std::vector<int32_t>{1, 15043, 3186});
+  CHECK(spm->encode("Hello world", true, false) == std::vector<int32_t>{1, 15043, 3186});
   auto bpe = entry(r, "bpe").make_tokenizer(gpt2);
-  CHECK(bpe->encode("Hello world", true) == std::vector<int32_t>{15496, 995});
+  CHECK(bpe->encode("Hello world", true, false) == std::vector<int32_t>{15496, 995});
   CHECK(!logged.empty());  // the vocabulary summary goes to the host's log
 
   require_error([&] { entry(r, "spm").make_tokenizer(gpt2); }, {"tokenizer spm", "'gpt2'"});
@@ -122,7 +122,7 @@ TEST_CASE("the built plugin library loads and serves both variants", "[tokenizer
   StageContext ctx = context_for(model_file("gguf/stories260K.gguf"));
   CHECK(bpe->entry.supports(ctx) == std::vector<std::string>{"tokenizer.ggml.model is 'llama', bpe serves 'gpt2'"});
   auto tok = spm->entry.make_tokenizer(ctx);
-  CHECK(tok->encode("Hello world", true) == std::vector<int32_t>{1, 346, 306, 414, 263, 304, 341});
+  CHECK(tok->encode("Hello world", true, false) == std::vector<int32_t>{1, 346, 306, 414, 263, 304, 341});
 }
 
 }  // namespace semline::test

@@ -55,7 +55,7 @@ std::string joined_bytes(const Tokenizer& tok, const std::vector<int32_t>& ids) 
 void check_round_trip(const Tokenizer& tok, const std::string& s, bool dummy_prefix) {
   INFO("text: \"" << shown(s) << "\" (SEMLINE_TEST_SEED=" << testing::seed() << ")");
   const std::string want = dummy_prefix ? s : tokenizers::utf8_lenient(s);
-  std::vector<int32_t> ids = tok.encode(s, true);
+  std::vector<int32_t> ids = tok.encode(s, true, false);
   CHECK(tok.decode(ids) == want);
   CHECK(joined_bytes(tok, ids) == (dummy_prefix && !s.empty() ? " " + want : want));
 }
@@ -91,7 +91,7 @@ TEST_CASE("arbitrary bytes round-trip, malformed UTF-8 included (as llama.cpp re
 TEST_CASE("streaming joins byte tokens back into a split character", "[tokenizers][spm]") {
   // tok512 has no piece for the emoji, so its four bytes come as four byte tokens.
   const std::string emoji = "\xF0\x9F\x99\x82";
-  std::vector<int32_t> ids = stories260k().encode("a" + emoji + "b", false);
+  std::vector<int32_t> ids = stories260k().encode("a" + emoji + "b", false, false);
   std::string streamed;
   int partial = 0;
   for (int32_t id : ids) {
@@ -105,7 +105,7 @@ TEST_CASE("streaming joins byte tokens back into a split character", "[tokenizer
 
 TEST_CASE("a lone invalid byte is spelled by its byte token", "[tokenizers][spm]") {
   // 0x80 starts no character: it becomes <0x80> (id 3 + 0x80) while its neighbours still merge.
-  std::vector<int32_t> ids = llama_spm().encode("Hello\x80world", false);
+  std::vector<int32_t> ids = llama_spm().encode("Hello\x80world", false, false);
   REQUIRE(ids.size() == 3);
   CHECK(ids[0] == 15043);  // "▁Hello"
   CHECK(ids[1] == 3 + 0x80);

@@ -30,7 +30,7 @@ TEST_CASE("spm merges the highest-scoring pair first, the leftmost on ties", "[t
     FakeModel m = make_spm_vocab({{"a", -1}, {"b", -1}, {"c", -1}, {"ab", ab}, {"bc", bc}});
     m.set_bool("tokenizer.ggml.add_space_prefix", false);
     SpmTokenizer t(m, {});
-    return pieces_of(t, t.encode("abc", false));
+    return pieces_of(t, t.encode("abc", false, false));
   };
   CHECK(run(-2, -3) == Pieces{"ab", "c"});
   CHECK(run(-3, -2) == Pieces{"a", "bc"});
@@ -42,57 +42,57 @@ TEST_CASE("spm merges only through pieces of the vocabulary", "[tokenizers][spm]
   FakeModel m = make_spm_vocab({{"a", -1}, {"b", -1}, {"c", -1}, {"d", -1}, {"ab", -5}, {"cd", -4}, {"abcd", -1}});
   m.set_bool("tokenizer.ggml.add_space_prefix", false);
   SpmTokenizer t(m, {});
-  CHECK(pieces_of(t, t.encode("abcd", false)) == Pieces{"abcd"});
-  CHECK(pieces_of(t, t.encode("abdc", false)) == Pieces{"ab", "d", "c"});
+  CHECK(pieces_of(t, t.encode("abcd", false, false)) == Pieces{"abcd"});
+  CHECK(pieces_of(t, t.encode("abdc", false, false)) == Pieces{"ab", "d", "c"});
 }
 
 TEST_CASE("spm dummy prefix: on by default, off by add_space_prefix, removed by decode", "[tokenizers][spm]") {
   std::vector<SpmPiece> vocab = {{"\xE2\x96\x81", -1}, {"h", -1}, {"i", -1}, {"hi", -2}, {"\xE2\x96\x81hi", -3}};
   FakeModel with = make_spm_vocab(vocab);
   SpmTokenizer t(with, {});
-  CHECK(pieces_of(t, t.encode("hi hi", false)) == Pieces{"\xE2\x96\x81hi", "\xE2\x96\x81hi"});
-  CHECK(t.encode("", false).empty());
-  CHECK(t.decode(t.encode("hi hi", true)) == "hi hi");
-  CHECK(t.decode(t.encode(" hi", true)) == " hi");
+  CHECK(pieces_of(t, t.encode("hi hi", false, false)) == Pieces{"\xE2\x96\x81hi", "\xE2\x96\x81hi"});
+  CHECK(t.encode("", false, false).empty());
+  CHECK(t.decode(t.encode("hi hi", true, false)) == "hi hi");
+  CHECK(t.decode(t.encode(" hi", true, false)) == " hi");
 
   FakeModel without = make_spm_vocab(vocab);
   without.set_bool("tokenizer.ggml.add_space_prefix", false);
   SpmTokenizer u(without, {});
-  CHECK(pieces_of(u, u.encode("hi hi", false)) == Pieces{"hi", "\xE2\x96\x81hi"});
-  CHECK(u.decode(u.encode(" hi", false)) == " hi");
+  CHECK(pieces_of(u, u.encode("hi hi", false, false)) == Pieces{"hi", "\xE2\x96\x81hi"});
+  CHECK(u.decode(u.encode(" hi", false, false)) == " hi");
 }
 
 TEST_CASE("spm adds BOS only when both the caller and the vocabulary ask", "[tokenizers][spm]") {
   FakeModel m = make_spm_vocab({{"x", -1}});
   SpmTokenizer t(m, {});
-  CHECK(t.encode("", true) == std::vector<int32_t>{1});
-  CHECK(t.encode("", false).empty());
-  CHECK(t.encode("x", true).front() == 1);
+  CHECK(t.encode("", true, false) == std::vector<int32_t>{1});
+  CHECK(t.encode("", false, false).empty());
+  CHECK(t.encode("x", true, false).front() == 1);
 
   m.set_bool("tokenizer.ggml.add_bos_token", false);
   SpmTokenizer u(m, {});
-  CHECK(u.encode("x", true).front() != 1);
+  CHECK(u.encode("x", true, false).front() != 1);
 
   FakeModel none = make_spm_vocab({{"x", -1}});
   none.set_u32("tokenizer.ggml.bos_token_id", 0xFFFFFFFFu);
   SpmTokenizer v(none, {});
   CHECK(v.bos() == -1);
-  CHECK(v.encode("", true).empty());
+  CHECK(v.encode("", true, false).empty());
 }
 
 TEST_CASE("spm byte fallback: <0xXX>, else the unknown token, else an error", "[tokenizers][spm]") {
   FakeModel m = make_spm_vocab({{"\xE2\x96\x81", -1}, {"a", -1}});
   SpmTokenizer t(m, {});
   // "é" is no piece: its two bytes come as <0xC3> <0xA9>.
-  CHECK(t.encode("a\xC3\xA9", false) == std::vector<int32_t>{kFirstPiece, kFirstPiece + 1, 3 + 0xC3, 3 + 0xA9});
+  CHECK(t.encode("a\xC3\xA9", false, false) == std::vector<int32_t>{kFirstPiece, kFirstPiece + 1, 3 + 0xC3, 3 + 0xA9});
 
   FakeModel no_bytes = make_spm_vocab({{"\xE2\x96\x81", -1}, {"a", -1}}, false);
   SpmTokenizer u(no_bytes, {});
-  CHECK(u.encode("\xC3\xA9", false) == std::vector<int32_t>{3, 0, 0});
+  CHECK(u.encode("\xC3\xA9", false, false) == std::vector<int32_t>{3, 0, 0});
 
   no_bytes.erase("tokenizer.ggml.unknown_token_id");
   SpmTokenizer v(no_bytes, {});
-  require_error([&] { v.encode("\xC3\xA9", false); }, {"spm-test.gguf", "byte 0xC3", "<0xC3>"});
+  require_error([&] { v.encode("\xC3\xA9", false, false); }, {"spm-test.gguf", "byte 0xC3", "<0xC3>"});
 }
 
 TEST_CASE("spm decode: what each token type prints", "[tokenizers][spm]") {

@@ -46,7 +46,7 @@ void check_splits(const fs::path& model, const std::string& text, size_t n_token
     REQUIRE(line.graph.backends.size() == 2);
     CHECK(line.backend_of(s.kind) == s.expect);
     if (tokens.empty()) {
-      tokens = line.pipeline->tokenizer().encode(text, true);
+      tokens = line.pipeline->tokenizer().encode(text, true, false);
       if (tokens.size() > n_tokens) tokens.resize(n_tokens);
       want = reference(*line.model, tokens);
     }

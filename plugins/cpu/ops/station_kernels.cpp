@@ -38,7 +38,6 @@ struct CpuTable final : stations::RowTable {
 };
 struct CpuRope final : stations::RopeStore {
   stations::AttentionShape a;
-  std::vector<double> inv_freq;  // [rope_dim / 2]: rope_base^(-2i / rope_dim)
   mutable std::vector<float> cs;  // per worker: rope_dim floats (cos, sin pairs)
 };
 struct CpuNorm final : stations::NormWeights {
@@ -204,9 +203,6 @@ class StationKernels final : public stations::Kernels {
   std::unique_ptr<stations::RopeStore> bind_rope_store(const stations::AttentionShape& a) override {
     auto r = std::make_unique<CpuRope>();
     r->a = a;
-    r->inv_freq.resize(static_cast<size_t>(a.rope_dim / 2));
-    for (int64_t i = 0; i < a.rope_dim / 2; ++i)
-      r->inv_freq[i] = std::pow(a.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(a.rope_dim));
     r->cs.resize(static_cast<size_t>(be_.host_threads() * a.rope_dim));
     return r;
   }
@@ -229,7 +225,7 @@ class StationKernels final : public stations::Kernels {
         if (a.rope_dim > 0) {
           // Angles in double: pos * theta_i loses digits in float once positions reach the thousands.
           for (int64_t i = 0; i < a.rope_dim / 2; ++i) {
-            const double angle = pos * r.inv_freq[i];
+            const double angle = pos * a.inv_freq[i];
             cs[2 * i] = static_cast<float>(std::cos(angle));
             cs[2 * i + 1] = static_cast<float>(std::sin(angle));
           }

@@ -32,14 +32,11 @@ void StepData::grow(int32_t tokens, int64_t table_entries) {
 
 void StepData::reserve(int32_t max_tokens) { grow(max_tokens, table_cap_); }
 
-void StepData::reserve_rope(int64_t rope_dim, double base) {
+void StepData::reserve_rope(const std::vector<double>& inv_freq) {
   for (const Rope& r : ropes_)
-    if (r.dim == rope_dim && r.base == base) return;
+    if (r.inv_freq == inv_freq) return;
   Rope r;
-  r.dim = rope_dim;
-  r.base = base;
-  for (int64_t i = 0; i < rope_dim / 2; ++i)
-    r.inv_freq.push_back(std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(rope_dim)));
+  r.inv_freq = inv_freq;
   ropes_.push_back(std::move(r));
 }
 
@@ -87,14 +84,15 @@ const StepView& StepData::upload(const Batch& b) {
 
 const GpuBuffer& StepData::ints() const { return buf_->gpu(); }
 
-const GpuBuffer& StepData::rope(const Batch& b, int64_t rope_dim, double base) {
+const GpuBuffer& StepData::rope(const Batch& b, const std::vector<double>& inv_freq) {
   Rope* r = nullptr;
   for (Rope& x : ropes_)
-    if (x.dim == rope_dim && x.base == base) r = &x;
+    if (x.inv_freq == inv_freq) r = &x;
   if (!r) {
-    reserve_rope(rope_dim, base);
+    reserve_rope(inv_freq);
     r = &ropes_.back();
   }
+  const int64_t rope_dim = 2 * static_cast<int64_t>(inv_freq.size());
   if (r->fresh && same_step(b)) return r->buf->gpu();
   const size_t floats = static_cast<size_t>(max_tokens_) * static_cast<size_t>(rope_dim);
   if (!r->buf || r->buf->size() < floats * 4) {

@@ -28,20 +28,19 @@ class StepData {
   ~StepData();
 
   void reserve(int32_t max_tokens);                 // when a stage is bound
-  void reserve_rope(int64_t rope_dim, double base);  // when an attention stage is bound
+  // When an attention stage is bound: its rotation frequencies ([rope_dim / 2]).
+  void reserve_rope(const std::vector<double>& inv_freq);
 
   // Packs and uploads the batch unless this step was uploaded already (Batch::step 0 always
   // uploads). Throws naming a bad sequence index or block table.
   const StepView& upload(const Batch& b);
   const GpuBuffer& ints() const;
   // The cos/sin table of the step's positions: [token][rope_dim/2] pairs (cos, sin).
-  const GpuBuffer& rope(const Batch& b, int64_t rope_dim, double base);
+  const GpuBuffer& rope(const Batch& b, const std::vector<double>& inv_freq);
 
  private:
   struct Rope {
-    int64_t dim;
-    double base;
-    std::vector<double> inv_freq;
+    std::vector<double> inv_freq;  // one table per distinct set of frequencies
     bool fresh = false;  // uploaded for the step last uploaded
     std::unique_ptr<VulkanBuffer> buf;
     std::vector<float> host;

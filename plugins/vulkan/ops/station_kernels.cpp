@@ -218,7 +218,7 @@ class StationKernels final : public stations::Kernels {
                   std::to_string(kMaxHeadDim) + " for the attention kernels");
     auto r = std::make_unique<VkRope>();
     r->a = a;
-    be_.step_data().reserve_rope(a.rope_dim, a.rope_base);
+    be_.step_data().reserve_rope(a.inv_freq);
     const uint32_t neox = a.rope_type == RopeType::NeoX ? 1u : 0u;
     r->f32 = &be_.kernels().get(ShaderId::RopeStore, {64, 0, neox});
     r->f16 = &be_.kernels().get(ShaderId::RopeStore, {64, 1, neox});
@@ -230,7 +230,7 @@ class StationKernels final : public stations::Kernels {
     const stations::AttentionShape& a = r.a;
     StepData& sd = be_.step_data();
     const StepView& view = sd.upload(step.batch);
-    const GpuBuffer& table = sd.rope(step.batch, a.rope_dim, a.rope_base);
+    const GpuBuffer& table = sd.rope(step.batch, a.inv_freq);
     const KvView kv = kv_view(be_, *step.kv);
     const DevRows rows = dev_rows(qkv);
     const uint32_t k_off = rows.off + u32(a.q_width()), v_off = k_off + u32(a.kv_width());

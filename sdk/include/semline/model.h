@@ -82,6 +82,10 @@ class ModelView {
   virtual const MetaValue* meta(std::string_view key) const = 0;  // null when absent
   virtual const Tensor* weight(std::string_view name) const = 0;  // null when absent
   virtual std::string path() const = 0;
+  // Every metadata key and every weight name, in file order: the loader checks that the line
+  // understands all of them.
+  virtual std::vector<std::string_view> meta_keys() const = 0;
+  virtual std::vector<std::string_view> weight_names() const = 0;
 };
 
 // How attention rotates queries and keys by position; values as llama.cpp numbers them.
@@ -109,6 +113,7 @@ struct HParams {
   int64_t head_dim = 0;   // n_embd / n_head unless the model says otherwise
   int64_t rope_dim = 0;   // dimensions rotated per head
   double rope_base = 10000.0;
+  double rope_freq_scale = 1.0;  // positions scaled by it before rotating (linear RoPE scaling: 1 / factor)
   RopeType rope_type = RopeType::Normal;
   double norm_eps = 1e-5;
   int64_t n_expert = 0;

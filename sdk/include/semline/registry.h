@@ -99,6 +99,11 @@ struct ArchTemplate {
   StationSpec head;
   // Hyper-parameters from the model's metadata; throws semline::Error naming a missing or bad key.
   std::function<HParams(const ModelView&)> read_hparams;
+  // Every "{arch}.*" metadata key the family understands, without the "{arch}." prefix: the keys
+  // read_hparams honours and those known not to change the computation. The loader refuses a
+  // model with any other "{arch}.*" key, naming it: a key that may change what the model computes
+  // is never silently ignored. (general.* and tokenizer.* keys belong to other stations.)
+  std::vector<std::string> metadata_keys;
 };
 
 // The host's registry as plugins see it. Entries added by a plugin whose registration throws are

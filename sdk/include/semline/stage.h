@@ -113,7 +113,10 @@ class Stage {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+  // parse_special: control, unknown and user-defined tokens written in the text (e.g. "</s>",
+  // "<|im_start|>") become their ids, as llama.cpp's parse_special; otherwise only user-defined
+  // tokens do and control tokens are text like any other.
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const = 0;
   // The bytes a token contributes to the text when it follows other tokens (byte-fallback tokens
   // give their byte, control tokens nothing). Streaming output joins these bytes.
   virtual std::string token_bytes(int32_t id) const = 0;

@@ -1,0 +1,136 @@
+// Every model family against llama.cpp, the oracle: a synthetic model of each (tests/line/oracle,
+// recorded by scripts/record-family-logits.sh, which names the synth arguments and seed) is
+// written again here, run on every backend and compared with what llama.cpp computed on the same
+// file, and with the float64 reference.
+//
+// Tolerance: 1e-5 of the row's largest logit against the float64 reference (F32 arithmetic, as the
+// line tests); 1e-4 against llama.cpp's recorded logits (its F32 arithmetic sums in another order,
+// and the recording keeps 7 digits). The greedy continuation must equal llama.cpp's token for
+// token: the recording's seed was chosen so every choice wins by a margin of at least 0.05.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/engine/generator.h"
+#include "core/model/synth.h"
+#include "line/line_util.h"
+#include "stations/targets.h"
+
+using namespace semline;
+using namespace semline::linetest;
+using namespace semline::stationtest;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One recording: how its model is made, the prompt, llama.cpp's greedy continuation and its logits
+// after every token (the prompt's, then each greedy token's but the last).
+struct Recording {
+  SynthSpec spec;
+  std::vector<int32_t> prompt, greedy;
+  std::vector<std::vector<double>> logits;
+};
+
+std::vector<int32_t> ids_of(std::istringstream& in) {
+  std::vector<int32_t> ids;
+  for (int32_t id; in >> id;) ids.push_back(id);
+  return ids;
+}
+
+// The synth arguments the script wrote: --preset P --arch A [--rope-freqs] [--rope-scale F] --seed S.
+SynthSpec spec_of(std::istringstream& in) {
+  std::vector<std::string> args;
+  for (std::string a; in >> a;) args.push_back(a);
+  SynthSpec s;
+  std::string arch = "llama";
+  bool rope_freqs = false;
+  uint64_t seed = 1;
+  double rope_scale = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--rope-freqs") {
+      rope_freqs = true;
+      continue;
+    }
+    REQUIRE(i + 1 < args.size());
+    if (args[i] == "--preset") s = synth_preset(args[i + 1]);
+    else if (args[i] == "--arch") arch = args[i + 1];
+    else if (args[i] == "--seed") seed = std::stoull(args[i + 1]);
+    else if (args[i] == "--rope-scale") rope_scale = std::stod(args[i + 1]);
+    else FAIL("unknown synth argument in the recording: " << args[i]);
+    ++i;
+  }
+  s.arch = arch;
+  s.rope_freqs = rope_freqs;
+  s.seed = seed;
+  s.rope_scale = rope_scale;
+  return s;
+}
+
+Recording read_recording(const std::string& name) {
+  std::ifstream f(fs::path(SEMLINE_SOURCE_DIR) / "tests/line/oracle" / (name + ".txt"));
+  REQUIRE(f.good());
+  Recording r;
+  for (std::string line; std::getline(f, line);) {
+    std::istringstream in(line);
+    std::string what;
+    in >> what;
+    if (what == "synth") r.spec = spec_of(in);
+    else if (what == "prompt") r.prompt = ids_of(in);
+    else if (what == "greedy") r.greedy = ids_of(in);
+    else if (what == "logits") {
+      size_t pos;
+      in >> pos;
+      REQUIRE(pos == r.logits.size());
+      r.logits.emplace_back();
+      for (double v; in >> v;) r.logits.back().push_back(v);
+    }
+  }
+  REQUIRE(!r.prompt.empty());
+  REQUIRE(r.logits.size() == r.prompt.size() + r.greedy.size() - 1);
+  return r;
+}
+
+// The recording's model, written once per process.
+fs::path model_of(const std::string& name, const Recording& r) {
+  const fs::path path = scratch("oracle-" + name + ".gguf");
+  if (!fs::exists(path)) synth_write(r.spec, path);
+  return path;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and greedy text", "[line][family]",
+                   SEMLINE_STATION_TARGETS) {
+  REQUIRE_TARGET();
+  for (const char* name : {"llama", "llama-rope-freqs", "llama-linear-rope", "qwen2"}) {
+    INFO("family recording " << name);
+    const Recording rec = read_recording(name);
+    Line line(model_of(name, rec), on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n");
+    CHECK(line.graph.hp.arch == rec.spec.arch);
+
+    // The prompt and llama.cpp's continuation, fed as one sequence.
+    std::vector<int32_t> tokens = rec.prompt;
+    tokens.insert(tokens.end(), rec.greedy.begin(), rec.greedy.end() - 1);
+    const auto reference = llama_reference(*line.model, tokens);
+    double ref_vs_llama = 0;
+    for (size_t i = 0; i < rec.logits.size(); ++i)
+      ref_vs_llama = std::max(ref_vs_llama, rel_err(reference[i], rec.logits[i]));
+    INFO("the float64 reference against llama.cpp: " << ref_vs_llama);
+    CHECK(ref_vs_llama <= 1e-4);
+    for (int chunk : {1, 8}) {
+      INFO("chunk " << chunk);
+      const auto got = line.logits(tokens, chunk);
+      CHECK(worst_rel_err(got, reference) <= 1e-5);
+      CHECK(worst_rel_err(got, rec.logits) <= 1e-4);
+    }
+
+    GenerateOptions go;
+    go.max_tokens = static_cast<int32_t>(rec.greedy.size());
+    go.stop_at_eos = false;
+    CHECK(generate(*line.pipeline, rec.prompt, go).tokens == rec.greedy);
+  }
+}
