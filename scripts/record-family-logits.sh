@@ -33,6 +33,8 @@ families=(
   "llama-rope-freqs|--preset tiny --arch llama --rope-freqs"
   "llama-linear-rope|--preset tiny --arch llama --rope-scale 4"
   "qwen2|--preset tiny --arch qwen2"
+  "qwen3|--preset tiny --arch qwen3 --head-dim 32"
+  "starcoder2|--preset tiny --arch starcoder2"
 )
 for entry in "${families[@]}"; do
   name=${entry%%|*} args=${entry#*|}

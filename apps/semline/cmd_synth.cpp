@@ -13,6 +13,7 @@ void add_synth_command(CLI::App& app) {
     std::string preset, out, type = "f32", vocab, arch = "llama";
     bool rope_freqs = false;
     double rope_scale = 0;
+    int64_t head_dim = 0;
     std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window;
     uint64_t seed = 1;
   };
@@ -36,6 +37,7 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--window", o->window, "Sliding attention window in positions (llama.attention.sliding_window)");
   cmd->add_flag("--rope-freqs", o->rope_freqs, "Write Llama 3's rope_freqs.weight (per-pair frequency divisors)");
   cmd->add_option("--rope-scale", o->rope_scale, "Linear RoPE scaling factor: positions divided by it (0: none)");
+  cmd->add_option("--head-dim", o->head_dim, "Override: head size (0: dim / heads), written as attention.key_length");
   cmd->callback([o] {
     SynthSpec s = synth_preset(o->preset);
     if (o->dim) s.dim = *o->dim;
@@ -51,6 +53,7 @@ void add_synth_command(CLI::App& app) {
     s.arch = o->arch;
     s.rope_freqs = o->rope_freqs;
     s.rope_scale = o->rope_scale;
+    s.head_dim = o->head_dim;
     s.seed = o->seed;
     s.dtype = o->type == "f16" ? DType::F16 : o->type == "q8_0" ? DType::Q8_0 : o->type == "q4_0" ? DType::Q4_0 : DType::F32;
     Progress bar("synth");

@@ -75,6 +75,33 @@ void check_positive(const char* field, int64_t v) {
     throw Error(fmt::format("synth: {} is {}, expected 1 to {}", field, v, UINT32_MAX));
 }
 
+// What sets a family's file apart from llama's.
+struct Family {
+  const char* name;
+  bool qkv_bias = false;    // attn_{q,k,v}.bias
+  bool out_bias = false;    // attn_output.bias
+  bool layer_norm = false;  // norms with a .bias (LayerNorm) instead of RMSNorm
+  bool gated = true;        // ffn_gate (SwiGLU), else an MLP of up and down
+  bool ffn_bias = false;    // ffn_{up,down}.bias
+  bool qk_norm = false;     // attn_{q,k}_norm.weight, one head's width
+  const char* eps_key = "attention.layer_norm_rms_epsilon";
+};
+const Family kFamilies[] = {
+    {.name = "llama"},
+    {.name = "qwen2", .qkv_bias = true},
+    {.name = "qwen3", .qk_norm = true},
+    {.name = "starcoder2", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,
+     .eps_key = "attention.layer_norm_epsilon"},
+};
+
+const Family& family_of(const std::string& arch) {
+  for (const Family& f : kFamilies)
+    if (arch == f.name) return f;
+  throw Error("synth: no family " + arch);  // synth_validate checked it
+}
+
+int64_t head_dim_of(const SynthSpec& s) { return s.head_dim > 0 ? s.head_dim : s.dim / s.heads; }
+
 }  // namespace
 
 std::vector<std::string> synth_preset_names() {
@@ -90,7 +117,11 @@ SynthSpec synth_preset(std::string_view name) {
   throw Error(fmt::format("unknown synth preset '{}'{} (presets: {})", name, did_you_mean(name, names), join(names)));
 }
 
-std::vector<std::string> synth_archs() { return {"llama", "qwen2"}; }
+std::vector<std::string> synth_archs() {
+  std::vector<std::string> names;
+  for (const Family& f : kFamilies) names.push_back(f.name);
+  return names;
+}
 
 void synth_validate(const SynthSpec& s) {
   const std::vector<std::string> archs = synth_archs();
@@ -111,9 +142,11 @@ void synth_validate(const SynthSpec& s) {
   if (s.dim % s.heads) throw Error(fmt::format("synth: dim {} is not a multiple of heads {}", s.dim, s.heads));
   if (s.heads % s.kv_heads)
     throw Error(fmt::format("synth: heads {} is not a multiple of kv_heads {}", s.heads, s.kv_heads));
-  if ((s.dim / s.heads) % 2)
+  if (s.head_dim < 0 || s.head_dim > UINT32_MAX)
+    throw Error(fmt::format("synth: head_dim {} must be 0 (dim / heads) or a positive size", s.head_dim));
+  if (head_dim_of(s) % 2)
     throw Error(fmt::format("synth: head size {} (dim {} / heads {}) is odd; rotary embeddings need it even",
-                            s.dim / s.heads, s.dim, s.heads));
+                            head_dim_of(s), s.dim, s.heads));
   if (!(s.rope_base > 0) || !std::isfinite(s.rope_base))
     throw Error(fmt::format("synth: rope_base {} must be a positive number", s.rope_base));
   if (!(s.eps > 0) || !std::isfinite(s.eps)) throw Error(fmt::format("synth: eps {} must be a positive number", s.eps));
@@ -143,9 +176,15 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(s.heads));
   w.add_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(s.kv_heads));
   w.add_u32(a + ".block_count", static_cast<uint32_t>(s.layers));
-  w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(s.dim / s.heads));
+  const Family& fam = family_of(a);
+  const int64_t hd = head_dim_of(s);
+  if (s.head_dim > 0) {
+    w.add_u32(a + ".attention.key_length", static_cast<uint32_t>(hd));
+    w.add_u32(a + ".attention.value_length", static_cast<uint32_t>(hd));
+  }
+  w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(hd));
   w.add_f32(a + ".rope.freq_base", static_cast<float>(s.rope_base));
-  w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(s.eps));
+  w.add_f32(a + "." + fam.eps_key, static_cast<float>(s.eps));
   if (s.experts > 0) {
     w.add_u32(a + ".expert_count", static_cast<uint32_t>(s.experts));
     w.add_u32(a + ".expert_used_count", static_cast<uint32_t>(s.experts_used));
@@ -157,7 +196,7 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   }
   const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
 
-  const int64_t D = s.dim, F = s.ffn, KV = s.dim / s.heads * s.kv_heads, half = s.dim / s.heads / 2;
+  const int64_t D = s.dim, F = s.ffn, Q = hd * s.heads, KV = hd * s.kv_heads, half = hd / 2;
   // `count` matrices of [outs][in] stacked (ne = {in, outs, count}) for the experts, else one.
   auto matrix = [&](const std::string& name, int64_t in, int64_t outs, int64_t count = 0) {
     DType t = weight_dtype(s.dtype, in);
@@ -166,15 +205,19 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     if (count > 0) shape.push_back(count);
     w.add_tensor(name, t, shape, random_fill(s.seed, name, t, in, outs * std::max<int64_t>(count, 1), 0.0f, spread));
   };
-  auto norm = [&](const std::string& name) {
-    w.add_tensor(name, DType::F32, {D}, random_fill(s.seed, name, DType::F32, D, 1, 1.0f, 0.1f));
-  };
-  // Biases (qwen2's q, k, v) kept F32 as llama.cpp's converter keeps them, wide enough to matter.
+  // Biases kept F32 as llama.cpp's converter keeps them, wide enough to matter.
   auto bias = [&](const std::string& name, int64_t n) {
     w.add_tensor(name, DType::F32, {n}, random_fill(s.seed, name, DType::F32, n, 1, 0.0f, 0.5f));
   };
+  // A norm's scale over `n` values (the width, or one head's for q/k norms), and for LayerNorm its shift.
+  auto norm = [&](const std::string& prefix, int64_t n = 0) {
+    if (n == 0) n = D;
+    const std::string scale = prefix + ".weight";
+    w.add_tensor(scale, DType::F32, {n}, random_fill(s.seed, scale, DType::F32, n, 1, 1.0f, 0.1f));
+    if (fam.layer_norm && n == D) bias(prefix + ".bias", n);
+  };
   matrix("token_embd.weight", D, vocab);
-  norm("output_norm.weight");
+  norm("output_norm");
   if (s.rope_freqs)
     w.add_tensor("rope_freqs.weight", DType::F32, {half}, [half](std::span<uint8_t> dst) {
       for (int64_t i = 0; i < half; ++i) {
@@ -185,16 +228,22 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   if (!s.tied_output) matrix("output.weight", D, vocab);
   for (int64_t l = 0; l < s.layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
-    matrix(name("attn_q"), D, D);
+    auto part = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
+    matrix(name("attn_q"), D, Q);
     matrix(name("attn_k"), D, KV);
     matrix(name("attn_v"), D, KV);
-    matrix(name("attn_output"), D, D);
-    if (s.arch == "qwen2") {
-      bias(fmt::format("blk.{}.attn_q.bias", l), D);
-      bias(fmt::format("blk.{}.attn_k.bias", l), KV);
-      bias(fmt::format("blk.{}.attn_v.bias", l), KV);
+    matrix(name("attn_output"), Q, D);
+    if (fam.qkv_bias) {
+      bias(part("attn_q.bias"), Q);
+      bias(part("attn_k.bias"), KV);
+      bias(part("attn_v.bias"), KV);
     }
-    norm(name("attn_norm"));
+    if (fam.out_bias) bias(part("attn_output.bias"), D);
+    if (fam.qk_norm) {
+      norm(part("attn_q_norm"), hd);
+      norm(part("attn_k_norm"), hd);
+    }
+    norm(part("attn_norm"));
     if (s.experts > 0) {
       // The router stays F32 whatever the dtype: llama.cpp never quantises it either (a rounded
       // router changes which experts run, not just how precisely).
@@ -205,11 +254,15 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
       matrix(name("ffn_down_exps"), F, D, s.experts);
       matrix(name("ffn_up_exps"), D, F, s.experts);
     } else {
-      matrix(name("ffn_gate"), D, F);
+      if (fam.gated) matrix(name("ffn_gate"), D, F);
       matrix(name("ffn_down"), F, D);
       matrix(name("ffn_up"), D, F);
+      if (fam.ffn_bias) {
+        bias(part("ffn_up.bias"), F);
+        bias(part("ffn_down.bias"), D);
+      }
     }
-    norm(name("ffn_norm"));
+    norm(part("ffn_norm"));
   }
   spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
                 out.string());

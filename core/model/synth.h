@@ -45,10 +45,12 @@ struct SynthSpec {
   // llama: Llama 3's rope_freqs.weight, a divisor of each rotated pair's frequency (1 to 8, growing
   // with the pair's wavelength as Llama 3's do).
   bool rope_freqs = false;
+  int64_t head_dim = 0;  // 0: dim / heads; else written as {arch}.attention.key_length (qwen3's heads are wider)
   double rope_scale = 0;  // linear RoPE scaling: positions divided by it ({arch}.rope.scaling.*); 0: none
 };
 
-// The families synth writes: llama (and Mixtral-style experts), qwen2 (q/k/v biases, NeoX RoPE).
+// The families synth writes: llama (and Mixtral-style experts), qwen2 (q/k/v biases), qwen3
+// (per-head q/k RMSNorm), starcoder2 (LayerNorm, biases everywhere, a GELU MLP).
 std::vector<std::string> synth_archs();
 
 // Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),

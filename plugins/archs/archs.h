@@ -8,10 +8,14 @@ namespace semline::archs {
 ArchTemplate llama_template();
 ArchTemplate gpt2_template();
 ArchTemplate qwen2_template();
+ArchTemplate qwen3_template();
+ArchTemplate starcoder2_template();
 
 // Stations the llama lineage shares (llama.cpp's tensor names).
-// RMSNorm over blk.{L}.NAME.weight (or NAME.weight outside the blocks).
+// RMSNorm over blk.{L}.NAME.weight (or NAME.weight outside the blocks); LayerNorm over its
+// .weight and .bias.
 StationSpec rms_norm(const std::string& name, bool in_block = true);
+StationSpec layer_norm(const std::string& name, bool in_block = true);
 // Attention over attn_{q,k,v,output} with RoPE (Llama 3's optional rope_freqs.weight), and `extra`
 // bindings (qwen2's biases, qwen3's q/k norms).
 StationSpec rope_attention(std::vector<TensorBinding> extra);

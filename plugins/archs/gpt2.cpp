@@ -42,11 +42,6 @@ HParams read_gpt2(const ModelView& model) {
   return hp;
 }
 
-StationSpec layer_norm(std::string name, const std::string& prefix) {
-  return {std::move(name), StageKind::Norm, "layer",
-          {{"weight", prefix + ".weight", {"n_embd"}}, {"bias", prefix + ".bias", {"n_embd"}}}};
-}
-
 }  // namespace
 
 ArchTemplate gpt2_template() {
@@ -58,20 +53,20 @@ ArchTemplate gpt2_template() {
                      {"positions", "position_embd.weight", {"n_embd", "n_ctx_train"}}}},
       // n_head_kv = n_head and n_head * head_dim = n_embd for the arch, so q | k | v is 3 n_embd wide.
       .block = {
-          {layer_norm("attn_norm", "blk.{L}.attn_norm"),
+          {layer_norm("attn_norm"),
            {"attention", StageKind::Attention, "flash",
             {{"qkv", "blk.{L}.attn_qkv.weight", {"n_embd", "3*n_embd"}},
              {"qkv_bias", "blk.{L}.attn_qkv.bias", {"3*n_embd"}},
              {"o", "blk.{L}.attn_output.weight", {"n_embd", "n_embd"}},
              {"o_bias", "blk.{L}.attn_output.bias", {"n_embd"}}}}},
-          {layer_norm("ffn_norm", "blk.{L}.ffn_norm"),
+          {layer_norm("ffn_norm"),
            {"ffn", StageKind::Ffn, "dense",
             {{"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
              {"up_bias", "blk.{L}.ffn_up.bias", {"n_ff"}},
              {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}},
              {"down_bias", "blk.{L}.ffn_down.bias", {"n_embd"}}}}},
       },
-      .output_norm = layer_norm("output_norm", "output_norm"),
+      .output_norm = layer_norm("output_norm", false),
       .head = tied_head(),
       .read_hparams = read_gpt2,
       .metadata_keys = gpt2_keys(),

@@ -79,20 +79,20 @@ HParams HParamsReader::common() const {
   return hp;
 }
 
-std::vector<std::string> rope_decoder_keys() {
+std::vector<std::string> rope_decoder_keys(std::string_view eps_key) {
   return {"context_length", "embedding_length", "feed_forward_length", "block_count", "vocab_size",
           "attention.head_count", "attention.head_count_kv", "attention.key_length", "attention.value_length",
-          "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
+          std::string(eps_key), "rope.freq_base", "rope.dimension_count", "rope.scaling.type",
           "rope.scaling.factor",
           // Read by llama.cpp for YaRN alone, which is refused: informational for none and linear.
           "rope.scaling.original_context_length", "rope.scaling.finetuned"};
 }
 
-HParams HParamsReader::rope_decoder(RopeType rope) const {
+HParams HParamsReader::rope_decoder(RopeType rope, std::string_view eps_key) const {
   HParams hp = common();
   hp.n_head_kv = find_integer("attention.head_count_kv").value_or(hp.n_head);
   hp.n_ctx_train = find_integer("context_length").value_or(2048);
-  hp.norm_eps = number("attention.layer_norm_rms_epsilon");
+  hp.norm_eps = number(eps_key);
   hp.rope_base = find_number("rope.freq_base").value_or(10000.0);
   hp.rope_type = rope;
   check_hparams(model_, hp);

@@ -32,10 +32,10 @@ class HParamsReader {
   // n_vocab from {arch}.vocab_size, else the vocabulary's length (0: neither).
   HParams common() const;
 
-  // The decoder of the llama lineage (llama, qwen2, qwen3, ...): common() and head_count_kv,
-  // context_length, the RMSNorm epsilon, the head size (attention.key_length = value_length, else
-  // n_embd / n_head), RoPE's base, rotated dimensions and linear scaling; checked.
-  HParams rope_decoder(RopeType rope) const;
+  // The decoder of the llama lineage (llama, qwen2, starcoder2, ...): common() and head_count_kv,
+  // context_length, the norm epsilon (key `eps_key`), the head size (attention.key_length =
+  // value_length, else n_embd / n_head), RoPE's base, rotated dimensions and linear scaling; checked.
+  HParams rope_decoder(RopeType rope, std::string_view eps_key = "attention.layer_norm_rms_epsilon") const;
 
  private:
   const MetaValue& require(std::string_view key) const;
@@ -46,6 +46,6 @@ class HParamsReader {
 };
 
 // The keys rope_decoder reads, for a template's metadata_keys.
-std::vector<std::string> rope_decoder_keys();
+std::vector<std::string> rope_decoder_keys(std::string_view eps_key = "attention.layer_norm_rms_epsilon");
 
 }  // namespace semline::archs

@@ -67,6 +67,11 @@ StationSpec rms_norm(const std::string& name, bool in_block) {
   return {name, StageKind::Norm, "rms", {{"weight", (in_block ? "blk.{L}." : "") + name + ".weight", {"n_embd"}}}};
 }
 
+StationSpec layer_norm(const std::string& name, bool in_block) {
+  const std::string prefix = (in_block ? "blk.{L}." : "") + name;
+  return {name, StageKind::Norm, "layer", {{"weight", prefix + ".weight", {"n_embd"}}, {"bias", prefix + ".bias", {"n_embd"}}}};
+}
+
 StationSpec swiglu_ffn() {
   return {"ffn", StageKind::Ffn, "dense",
           {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}},

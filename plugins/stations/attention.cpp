@@ -4,7 +4,8 @@
 //
 // A step: project q, k, v for every batch token into one q | k | v row each (three products side
 // by side over the input, or one fused qkv product as GPT-2's c_attn; each with an optional bias);
-// rotate q and k by the token's position and store k and v in the cache slot of that position;
+// RMS-normalise each head of q and k where the station binds q_norm and k_norm (Qwen3); rotate q
+// and k by the token's position and store k and v in the cache slot of that position;
 // let each token attend to the keys its mask allows among positions 0..pos of its own sequence,
 // read back from the cache (so prefill chunks, decode and mixed batches share one path); then
 // out += W_o attn (+ b_o): the residual add.
@@ -101,7 +102,13 @@ class Attention final : public Station {
     attn_ = plan_.add_rows(qd, max_tokens_);
     k_.reserve_scratch(plan_.total());
     k_.reserve_tokens(max_tokens_);
-    rope_ = k_.bind_rope_store(a_);
+    HeadNorms norms;
+    if (is_bound(ctx, "q_norm") || is_bound(ctx, "k_norm")) {
+      norms.q = weight_vector(ctx, "q_norm", a_.head_dim, "(head_dim)");
+      norms.k = weight_vector(ctx, "k_norm", a_.head_dim, "(head_dim)");
+      norms.eps = static_cast<float>(hp_.norm_eps);
+    }
+    rope_ = k_.bind_rope_store(a_, norms);
     CoreSpec spec;
     spec.variant = variant;
     spec.kind = kind;

@@ -89,6 +89,14 @@ enum class BatchIndex { Tokens, Positions, OutputRows };
 
 enum class NormKind { Rms, Layer };
 
+// Qwen3's per-head RMSNorm of q and k before the rotation: one head's width of scale each (both
+// empty: none).
+struct HeadNorms {
+  std::vector<float> q, k;
+  float eps = 0;
+  bool on() const { return !q.empty(); }
+};
+
 // RoPE and the cache store bound for one attention shape.
 class RopeStore {
  public:
@@ -152,8 +160,9 @@ class Kernels {
   // Throws naming `label` unless the layer's cache is in this backend's memory, in a layout its
   // kernels read (the station has checked dtype F32 or F16, shape and strides).
   virtual void check_kv(const KvLayer& kv, const std::string& label) const = 0;
-  virtual std::unique_ptr<RopeStore> bind_rope_store(const AttentionShape& a) = 0;
-  // For each of the m rows of qkv (q | k | v): rotates q and k by the token's position (none for
+  virtual std::unique_ptr<RopeStore> bind_rope_store(const AttentionShape& a, const HeadNorms& norms) = 0;
+  // For each of the m rows of qkv (q | k | v): RMS-normalises each head of q and k when the norms
+  // are on (x / sqrt(mean(x^2) + eps) * scale), rotates q and k by the token's position (none for
   // RopeType::None) and writes k and v into that position's slot of step.kv.
   virtual void rope_store(const Step& step, const RopeStore& r, const Tensor& qkv, int64_t m) = 0;
   // The core a variant asks for; throws naming the station when this backend has none for it.

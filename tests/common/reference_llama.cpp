@@ -26,7 +26,9 @@ HParams read_llama_hparams(const ModelView& m) {
   hp.rope_type = arch == "llama" ? RopeType::Normal : RopeType::NeoX;
   const MetaValue* scaling = meta("rope.scaling.type");
   if (scaling && scaling->str == "linear") hp.rope_freq_scale = 1.0 / need_meta(m, arch + ".rope.scaling.factor").f;
-  hp.norm_eps = need_meta(m, arch + ".attention.layer_norm_rms_epsilon").f;
+  const MetaValue* rms_eps = meta("attention.layer_norm_rms_epsilon");
+  hp.norm_eps = rms_eps ? rms_eps->f : need_meta(m, arch + ".attention.layer_norm_epsilon").f;
+  if (arch == "starcoder2") hp.ffn_act = Activation::GeluTanh;
   const MetaValue* experts = meta("expert_count");
   const MetaValue* used = meta("expert_used_count");
   hp.n_expert = experts ? static_cast<int64_t>(experts->u) : 0;
@@ -61,9 +63,18 @@ std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::v
   return y;
 }
 
-// down(silu(gate x) * up x): the dense tensors, or expert `expert` of the stacked ones.
+// down(silu(gate x) * up x): the dense tensors, or expert `expert` of the stacked ones; without a
+// gate (starcoder2), down(gelu(up x + b) + b).
 std::vector<double> ReferenceLlama::swiglu(const std::string& p, const std::vector<double>& x, int64_t expert) {
   const bool dense = expert < 0;
+  if (dense && !m_.weight(p + "ffn_gate.weight")) {
+    std::vector<double> up = affine(p + "ffn_up.weight", x);
+    for (double& u : up)
+      u = hp_.ffn_act == Activation::Gelu
+              ? 0.5 * u * (1.0 + std::erf(u / std::sqrt(2.0)))
+              : 0.5 * u * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (u + 0.044715 * u * u * u)));
+    return affine(p + "ffn_down.weight", up);
+  }
   const int64_t f = hp_.n_ff, d = hp_.n_embd, e = dense ? 0 : expert;
   std::vector<double> gate = matvec(p + (dense ? "ffn_gate.weight" : "ffn_gate_exps.weight"), x, e * f, f);
   std::vector<double> up = matvec(p + (dense ? "ffn_up.weight" : "ffn_up_exps.weight"), x, e * f, f);
@@ -95,12 +106,28 @@ std::vector<double> ReferenceLlama::moe(const std::string& p, const std::vector<
 
 std::vector<double> ReferenceLlama::rmsnorm(const std::vector<double>& x, const std::string& weight) {
   const std::vector<double>& g = w(weight);
+  const std::string shift = weight.substr(0, weight.size() - std::string(".weight").size()) + ".bias";
+  const bool layer = m_.weight(shift) != nullptr;  // LayerNorm: the mean taken out, a shift added
+  double mean = 0;
+  if (layer) {
+    for (double v : x) mean += v;
+    mean /= static_cast<double>(x.size());
+  }
   double ss = 0;
-  for (double v : x) ss += v * v;
+  for (double v : x) ss += (v - mean) * (v - mean);
   const double scale = 1.0 / std::sqrt(ss / x.size() + hp_.norm_eps);
   std::vector<double> y(x.size());
-  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * scale * g[i];
+  for (size_t i = 0; i < x.size(); ++i) y[i] = (x[i] - mean) * scale * g[i] + (layer ? w(shift)[i] : 0.0);
   return y;
+}
+
+void ReferenceLlama::head_norm(double* v, const std::string& weight) {
+  const std::vector<double>& g = w(weight);
+  const int64_t hd = hp_.head_dim;
+  double ss = 0;
+  for (int64_t i = 0; i < hd; ++i) ss += v[i] * v[i];
+  const double scale = 1.0 / std::sqrt(ss / static_cast<double>(hd) + hp_.norm_eps);
+  for (int64_t i = 0; i < hd; ++i) v[i] *= scale * g[i];
 }
 
 std::vector<double> ReferenceLlama::affine(const std::string& weight, const std::vector<double>& x) {
@@ -140,6 +167,10 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
     std::vector<double> q = affine(p + "attn_q.weight", xb);
     std::vector<double> k = affine(p + "attn_k.weight", xb);
     std::vector<double> v = affine(p + "attn_v.weight", xb);
+    if (m_.weight(p + "attn_q_norm.weight")) {  // qwen3: each head RMS-normed before the rotation
+      for (int64_t h = 0; h < nh; ++h) head_norm(&q[h * hd], p + "attn_q_norm.weight");
+      for (int64_t h = 0; h < nkv; ++h) head_norm(&k[h * hd], p + "attn_k_norm.weight");
+    }
     for (int64_t h = 0; h < nh; ++h) rope(&q[h * hd], pos_);
     for (int64_t h = 0; h < nkv; ++h) rope(&k[h * hd], pos_);
     k_[l].insert(k_[l].end(), k.begin(), k.end());
@@ -163,7 +194,7 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
       for (int64_t t = 0; t < n_ctx; ++t)
         for (int64_t i = 0; i < hd; ++i) att[h * hd + i] += score[t] / sum * v_[l][(t * nkv + g) * hd + i];
     }
-    std::vector<double> o = matvec(p + "attn_output.weight", att);
+    std::vector<double> o = affine(p + "attn_output.weight", att);
     for (int64_t i = 0; i < d; ++i) x[i] += o[i];
     xb = rmsnorm(x, p + "ffn_norm.weight");
     const std::vector<double> down = hp_.n_expert > 0 ? moe(p, xb) : swiglu(p, xb, -1);

@@ -34,7 +34,9 @@ struct ReferenceOptions {
 
 // Mixture-of-experts layers (Mixtral) when hp.n_expert > 0: softmax over the router logits, the
 // n_expert_used largest (equal logits: the lower index first), their probabilities renormalised.
-// The lineage's options follow the file: biases on q, k, v where it has attn_{q,k,v}.bias (qwen2),
+// The lineage's options follow the file: biases where it has them (qwen2's q, k, v; starcoder2's
+// everywhere), LayerNorm where a norm has a .bias, a GELU MLP where there is no ffn_gate
+// (starcoder2), per-head q/k RMSNorm where it has attn_{q,k}_norm (qwen3),
 // RoPE pairs as hp.rope_type says, each pair's frequency divided by rope_freqs.weight where the
 // file has it (Llama 3) and positions scaled by hp.rope_freq_scale.
 class ReferenceLlama {
@@ -54,7 +56,9 @@ class ReferenceLlama {
                              int64_t n_out = -1);
   std::vector<double> swiglu(const std::string& prefix, const std::vector<double>& x, int64_t expert);
   std::vector<double> moe(const std::string& prefix, const std::vector<double>& x);
+  // RMSNorm, or LayerNorm where the weight has a .bias beside it (starcoder2).
   std::vector<double> rmsnorm(const std::vector<double>& x, const std::string& weight);
+  void head_norm(double* v, const std::string& weight);  // one head of q or k, RMSNorm (qwen3)
   // matvec plus the bias `name`'s ".weight" has as ".bias", when the file has one.
   std::vector<double> affine(const std::string& weight, const std::vector<double>& x);
   void rope(double* v, int64_t pos);

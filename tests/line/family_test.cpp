@@ -5,7 +5,9 @@
 //
 // Tolerance: 1e-5 of the row's largest logit against the float64 reference (F32 arithmetic, as the
 // line tests); 1e-4 against llama.cpp's recorded logits (its F32 arithmetic sums in another order,
-// and the recording keeps 7 digits). The greedy continuation must equal llama.cpp's token for
+// and the recording keeps 7 digits), 1e-3 for a family with a GELU MLP: llama.cpp's CPU GELU looks
+// its value up in a table by the input rounded to F16 (GGML_GELU_FP16), which moves the logits of
+// the synthetic starcoder2 by 2.4e-4. The greedy continuation must equal llama.cpp's token for
 // token: the recording's seed was chosen so every choice wins by a margin of at least 0.05.
 #include <catch2/catch.hpp>
 
@@ -41,7 +43,8 @@ std::vector<int32_t> ids_of(std::istringstream& in) {
   return ids;
 }
 
-// The synth arguments the script wrote: --preset P --arch A [--rope-freqs] [--rope-scale F] --seed S.
+// The synth arguments the script wrote: --preset P --arch A [--rope-freqs] [--rope-scale F]
+// [--head-dim N] --seed S.
 SynthSpec spec_of(std::istringstream& in) {
   std::vector<std::string> args;
   for (std::string a; in >> a;) args.push_back(a);
@@ -50,6 +53,7 @@ SynthSpec spec_of(std::istringstream& in) {
   bool rope_freqs = false;
   uint64_t seed = 1;
   double rope_scale = 0;
+  int64_t head_dim = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--rope-freqs") {
       rope_freqs = true;
@@ -60,6 +64,7 @@ SynthSpec spec_of(std::istringstream& in) {
     else if (args[i] == "--arch") arch = args[i + 1];
     else if (args[i] == "--seed") seed = std::stoull(args[i + 1]);
     else if (args[i] == "--rope-scale") rope_scale = std::stod(args[i + 1]);
+    else if (args[i] == "--head-dim") head_dim = std::stoll(args[i + 1]);
     else FAIL("unknown synth argument in the recording: " << args[i]);
     ++i;
   }
@@ -67,6 +72,7 @@ SynthSpec spec_of(std::istringstream& in) {
   s.rope_freqs = rope_freqs;
   s.seed = seed;
   s.rope_scale = rope_scale;
+  s.head_dim = head_dim;
   return s;
 }
 
@@ -106,7 +112,10 @@ fs::path model_of(const std::string& name, const Recording& r) {
 TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and greedy text", "[line][family]",
                    SEMLINE_STATION_TARGETS) {
   REQUIRE_TARGET();
-  for (const char* name : {"llama", "llama-rope-freqs", "llama-linear-rope", "qwen2"}) {
+  const std::pair<const char*, double> families[] = {{"llama", 1e-4},           {"llama-rope-freqs", 1e-4},
+                                                     {"llama-linear-rope", 1e-4}, {"qwen2", 1e-4},
+                                                     {"qwen3", 1e-4},             {"starcoder2", 1e-3}};
+  for (const auto& [name, tol] : families) {
     INFO("family recording " << name);
     const Recording rec = read_recording(name);
     Line line(model_of(name, rec), on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n");
@@ -120,12 +129,12 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
     for (size_t i = 0; i < rec.logits.size(); ++i)
       ref_vs_llama = std::max(ref_vs_llama, rel_err(reference[i], rec.logits[i]));
     INFO("the float64 reference against llama.cpp: " << ref_vs_llama);
-    CHECK(ref_vs_llama <= 1e-4);
+    CHECK(ref_vs_llama <= tol);
     for (int chunk : {1, 8}) {
       INFO("chunk " << chunk);
       const auto got = line.logits(tokens, chunk);
       CHECK(worst_rel_err(got, reference) <= 1e-5);
-      CHECK(worst_rel_err(got, rec.logits) <= 1e-4);
+      CHECK(worst_rel_err(got, rec.logits) <= tol);
     }
 
     GenerateOptions go;

@@ -38,6 +38,7 @@ struct CpuTable final : stations::RowTable {
 };
 struct CpuRope final : stations::RopeStore {
   stations::AttentionShape a;
+  stations::HeadNorms norms;
   mutable std::vector<float> cs;  // per worker: rope_dim floats (cos, sin pairs)
 };
 struct CpuNorm final : stations::NormWeights {
@@ -48,6 +49,15 @@ const Linear& linear_of(const stations::LinearWeight& w) { return static_cast<co
 float* rows_of(const Tensor& t) { return static_cast<float*>(t.host); }
 int64_t stride_of(const Tensor& t) { return t.nb[1] / 4; }
 size_t row_stride_of(const Tensor& view) { return static_cast<size_t>(view.ne[1] > 1 ? view.nb[1] : view.row_bytes()); }
+
+// One head of q or k RMS-normalised in place (the sum of squares in double: a head is short and
+// this is not where the time goes).
+void head_norm(float* x, const float* scale, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float s = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] * s * scale[i];
+}
 
 // Rows per pool chunk for row-by-row work over rows of n values.
 int64_t row_grain(int64_t n) { return n >= 4096 ? 4 : 16; }
@@ -200,9 +210,11 @@ class StationKernels final : public stations::Kernels {
       throw Error(label + ": the KV cache " + tensor_shape_string(kv.k) + " is not in host memory; the cpu stages read it there");
   }
 
-  std::unique_ptr<stations::RopeStore> bind_rope_store(const stations::AttentionShape& a) override {
+  std::unique_ptr<stations::RopeStore> bind_rope_store(const stations::AttentionShape& a,
+                                                       const stations::HeadNorms& norms) override {
     auto r = std::make_unique<CpuRope>();
     r->a = a;
+    r->norms = norms;
     r->cs.resize(static_cast<size_t>(be_.host_threads() * a.rope_dim));
     return r;
   }
@@ -222,6 +234,10 @@ class StationKernels final : public stations::Kernels {
         float* qt = rows + t * stride;
         float* kt = qt + qd;
         const float* vt = kt + kd;
+        if (r.norms.on()) {
+          for (int64_t h = 0; h < a.n_head; ++h) head_norm(qt + h * hd, r.norms.q.data(), hd, r.norms.eps);
+          for (int64_t h = 0; h < a.n_kv; ++h) head_norm(kt + h * hd, r.norms.k.data(), hd, r.norms.eps);
+        }
         if (a.rope_dim > 0) {
           // Angles in double: pos * theta_i loses digits in float once positions reach the thousands.
           for (int64_t i = 0; i < a.rope_dim / 2; ++i) {

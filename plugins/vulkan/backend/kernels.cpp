@@ -93,6 +93,9 @@ const Kernel& Kernels::get(ShaderId id, std::initializer_list<uint32_t> spec) {
   ci.stage.module = module;
   ci.stage.pName = "main";
   ci.stage.pSpecializationInfo = &si;
+  if (src.n_buffers < 1 || src.n_buffers > kMaxBindings)
+    throw Error(std::string("vulkan backend: the ") + src.name + " kernel declares " + std::to_string(src.n_buffers) +
+                " buffers; kernels bind 1 to " + std::to_string(kMaxBindings));
   ci.layout = layouts_[src.n_buffers];
   auto k = std::make_unique<Kernel>();
   k->shader = id;

@@ -17,7 +17,7 @@
 
 namespace semline::vk {
 
-inline constexpr uint32_t kMaxBindings = 5;
+inline constexpr uint32_t kMaxBindings = 6;
 inline constexpr uint32_t kPushBytes = 128;  // the smallest maxPushConstantsSize Vulkan allows
 
 struct Kernel {

@@ -27,6 +27,9 @@ struct VkTable final : stations::RowTable {
 };
 struct VkRope final : stations::RopeStore {
   stations::AttentionShape a;
+  bool qk_norm = false;
+  float eps = 0;
+  DevVector norms;  // with qk_norm: a q head's scales, then a k head's
   const Kernel* f32 = nullptr;  // writing an F32 cache
   const Kernel* f16 = nullptr;  // writing an F16 cache
 };
@@ -58,7 +61,8 @@ struct RopePush {
   uint32_t n_head, n_kv, hd, rope_dim;
   uint32_t pos_off, start_off, tables_off, bt;
   uint32_t kc_off, vc_off, nb1, nb2;
-  uint32_t nb3;
+  uint32_t nb3, nw_off;
+  float eps;
 };
 
 const Linear& linear_of(const stations::LinearWeight& w) { return static_cast<const VkLinear&>(w).w; }
@@ -212,16 +216,24 @@ class StationKernels final : public stations::Kernels {
                   " differ in dtype or layout");
   }
 
-  std::unique_ptr<stations::RopeStore> bind_rope_store(const stations::AttentionShape& a) override {
+  std::unique_ptr<stations::RopeStore> bind_rope_store(const stations::AttentionShape& a,
+                                                       const stations::HeadNorms& norms) override {
     if (a.head_dim % 2 != 0 || a.head_dim > kMaxHeadDim)
       throw Error("vulkan kernels: head_dim " + std::to_string(a.head_dim) + " must be even and at most " +
                   std::to_string(kMaxHeadDim) + " for the attention kernels");
     auto r = std::make_unique<VkRope>();
     r->a = a;
     be_.step_data().reserve_rope(a.inv_freq);
-    const uint32_t neox = a.rope_type == RopeType::NeoX ? 1u : 0u;
-    r->f32 = &be_.kernels().get(ShaderId::RopeStore, {64, 0, neox});
-    r->f16 = &be_.kernels().get(ShaderId::RopeStore, {64, 1, neox});
+    r->qk_norm = norms.on();
+    if (r->qk_norm) {
+      std::vector<float> scales = norms.q;
+      scales.insert(scales.end(), norms.k.begin(), norms.k.end());
+      r->norms = upload_floats(be_, scales, "q/k head norms");
+      r->eps = norms.eps;
+    }
+    const uint32_t neox = a.rope_type == RopeType::NeoX ? 1u : 0u, qk = r->qk_norm ? 1u : 0u;
+    r->f32 = &be_.kernels().get(ShaderId::RopeStore, {64, 0, neox, qk});
+    r->f16 = &be_.kernels().get(ShaderId::RopeStore, {64, 1, neox, qk});
     return r;
   }
 
@@ -238,8 +250,10 @@ class StationKernels final : public stations::Kernels {
                      u32(a.n_head),  u32(a.n_kv),    u32(a.head_dim), u32(a.rope_dim),
                      view.positions, view.seq_start, view.tables, u32(step.kv->block_tokens),
                      kv.k_off,       kv.v_off,       kv.nb1,      kv.nb2,
-                     kv.nb3};
-    be_.dispatch(kv.f16 ? *r.f16 : *r.f32, {rows.buf, &table, &sd.ints(), kv.k, kv.v}, &p, sizeof p,
+                     kv.nb3,         r.norms.off,    r.eps};
+    // Without the norms binding 5 is never read; the rope table stands in for it.
+    const GpuBuffer* norms = r.qk_norm ? r.norms.buf : &table;
+    be_.dispatch(kv.f16 ? *r.f16 : *r.f32, {rows.buf, &table, &sd.ints(), kv.k, kv.v, norms}, &p, sizeof p,
                  static_cast<uint64_t>(m));
   }
 

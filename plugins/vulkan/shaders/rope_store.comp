@@ -1,6 +1,8 @@
 #version 450
-// One workgroup per batch token: rotates its q and k in scratch by the token's position (cos/sin
-// pairs from the step's rope table, normal or NeoX pairing; rope_dim 0: no rotation, as GPT-2),
+// One workgroup per batch token: with QK_NORM, RMS-normalises each head of its q and k (Qwen3;
+// the scales of a q head then a k head in Norm at nw_off); rotates its q and k in scratch by the
+// token's position (cos/sin pairs from the step's rope table, normal or NeoX pairing; rope_dim 0:
+// no rotation, as GPT-2),
 // then writes its k and v into the paged cache (F32, or F16 pairs packed in words). A token's
 // q | k | v sit in one scratch row of `row` words, at q_off, k_off and v_off of row 0.
 #include "extensions.glsl"
@@ -10,19 +12,22 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const uint KV_F16 = 0;
 layout(constant_id = 2) const uint NEOX = 0;
+layout(constant_id = 3) const uint QK_NORM = 0;
 
 layout(std430, binding = 0) buffer Scratch { float sbuf[]; };
 layout(std430, binding = 1) readonly buffer Rope { float cs[]; };  // [token][rope_dim/2] (cos, sin)
 layout(std430, binding = 2) readonly buffer Ints { int ints[]; };
 layout(std430, binding = 3) writeonly buffer KC { uint kc[]; };
 layout(std430, binding = 4) writeonly buffer VC { uint vc[]; };
+layout(std430, binding = 5) readonly buffer Norm { float nw[]; };  // unread without QK_NORM
 
 layout(push_constant) uniform Push {
   uint q_off, k_off, v_off, row, n_tokens;
   uint n_head, n_kv, hd, rope_dim;
   uint pos_off, start_off, tables_off, bt;
   uint kc_off, vc_off, nb1, nb2;
-  uint nb3;
+  uint nb3, nw_off;
+  float eps;
 } p;
 
 void main() {
@@ -31,6 +36,19 @@ void main() {
   const uint tid = gl_LocalInvocationID.x;
   const uint half_dim = p.rope_dim / 2u, kd = p.n_kv * p.hd;
   const uint cb = t * p.rope_dim;
+  if (QK_NORM != 0u) {  // a head per invocation: heads are short, and this runs once per token
+    for (uint head = tid; head < p.n_head + p.n_kv; head += WG) {
+      const bool is_q = head < p.n_head;
+      const uint base = t * p.row + (is_q ? p.q_off + head * p.hd : p.k_off + (head - p.n_head) * p.hd);
+      const uint w = p.nw_off + (is_q ? 0u : p.hd);
+      float ss = 0.0;
+      for (uint d = 0u; d < p.hd; ++d) ss += sbuf[base + d] * sbuf[base + d];
+      const float scale = inversesqrt(ss / float(p.hd) + p.eps);
+      for (uint d = 0u; d < p.hd; ++d) sbuf[base + d] = sbuf[base + d] * scale * nw[w + d];
+    }
+    memoryBarrierBuffer();
+    barrier();
+  }
   for (uint i = tid; i < (p.n_head + p.n_kv) * half_dim; i += WG) {
     const uint head = i / half_dim, k = i % half_dim;
     const uint base = t * p.row + (head < p.n_head ? p.q_off + head * p.hd : p.k_off + (head - p.n_head) * p.hd);

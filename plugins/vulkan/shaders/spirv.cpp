@@ -70,7 +70,7 @@ const ShaderSource kSources[] = {
     {"matvec", 5, blob(kMatvecSg), blob(kMatvecSh)},
     {"matmul", 5, blob(kMatmul), blob(kMatmul)},
     {"swiglu", 1, blob(kSwiglu), blob(kSwiglu)},
-    {"rope_store", 5, blob(kRopeStore), blob(kRopeStore)},
+    {"rope_store", 6, blob(kRopeStore), blob(kRopeStore)},
     {"attn_dense", 4, blob(kAttnDenseSg), blob(kAttnDenseSh)},
     {"attn_flash", 4, blob(kAttnFlashSg), blob(kAttnFlashSh)},
     {"layer_norm", 3, blob(kLayerNormSg), blob(kLayerNormSh)},

@@ -1,0 +1,44 @@
+// StarCoder2 as data, as llama.cpp's starcoder2 arch reads it: pre-norm blocks of LayerNorm ->
+// attention (GQA, NeoX RoPE, biases on q, k, v and the output map) and LayerNorm -> a GELU MLP
+// with biases (the tanh approximation, ggml_gelu); a final LayerNorm and a tied or own head.
+#include "archs.h"
+#include "hparams_reader.h"
+
+namespace semline::archs {
+
+namespace {
+
+constexpr const char* kEps = "attention.layer_norm_epsilon";
+
+HParams read_starcoder2(const ModelView& model) {
+  static const std::vector<std::string> keys = rope_decoder_keys(kEps);
+  HParams hp = HParamsReader(model, "starcoder2", keys).rope_decoder(RopeType::NeoX, kEps);
+  hp.ffn_act = Activation::GeluTanh;
+  return hp;
+}
+
+}  // namespace
+
+ArchTemplate starcoder2_template() {
+  return {
+      .name = "starcoder2",
+      .description = "StarCoder2: LayerNorm, NeoX RoPE attention with GQA and biases, GELU MLP with biases",
+      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
+      .block = {{layer_norm("attn_norm"), rope_attention({{"q_bias", "blk.{L}.attn_q.bias", {"n_head*head_dim"}},
+                                                          {"k_bias", "blk.{L}.attn_k.bias", {"n_head_kv*head_dim"}},
+                                                          {"v_bias", "blk.{L}.attn_v.bias", {"n_head_kv*head_dim"}},
+                                                          {"o_bias", "blk.{L}.attn_output.bias", {"n_embd"}}})},
+                {layer_norm("ffn_norm"),
+                 {"ffn", StageKind::Ffn, "dense",
+                  {{"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
+                   {"up_bias", "blk.{L}.ffn_up.bias", {"n_ff"}},
+                   {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}},
+                   {"down_bias", "blk.{L}.ffn_down.bias", {"n_embd"}}}}}},
+      .output_norm = layer_norm("output_norm", false),
+      .head = tied_head(),
+      .read_hparams = read_starcoder2,
+      .metadata_keys = rope_decoder_keys(kEps),
+  };
+}
+
+}  // namespace semline::archs
