@@ -34,6 +34,7 @@ families=(
   "llama-linear-rope|--preset tiny --arch llama --rope-scale 4"
   "qwen2|--preset tiny --arch qwen2"
   "qwen3|--preset tiny --arch qwen3 --head-dim 32"
+  "phi3|--preset tiny --arch phi3"
   "starcoder2|--preset tiny --arch starcoder2"
 )
 for entry in "${families[@]}"; do

@@ -84,12 +84,14 @@ struct Family {
   bool gated = true;        // ffn_gate (SwiGLU), else an MLP of up and down
   bool ffn_bias = false;    // ffn_{up,down}.bias
   bool qk_norm = false;     // attn_{q,k}_norm.weight, one head's width
+  bool fused = false;       // attn_qkv (q | k | v) and ffn_up holding gate | up (Phi-3)
   const char* eps_key = "attention.layer_norm_rms_epsilon";
 };
 const Family kFamilies[] = {
     {.name = "llama"},
     {.name = "qwen2", .qkv_bias = true},
     {.name = "qwen3", .qk_norm = true},
+    {.name = "phi3", .fused = true},
     {.name = "starcoder2", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,
      .eps_key = "attention.layer_norm_epsilon"},
 };
@@ -229,9 +231,13 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   for (int64_t l = 0; l < s.layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
     auto part = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
-    matrix(name("attn_q"), D, Q);
-    matrix(name("attn_k"), D, KV);
-    matrix(name("attn_v"), D, KV);
+    if (fam.fused) {
+      matrix(name("attn_qkv"), D, Q + 2 * KV);
+    } else {
+      matrix(name("attn_q"), D, Q);
+      matrix(name("attn_k"), D, KV);
+      matrix(name("attn_v"), D, KV);
+    }
     matrix(name("attn_output"), Q, D);
     if (fam.qkv_bias) {
       bias(part("attn_q.bias"), Q);
@@ -254,9 +260,9 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
       matrix(name("ffn_down_exps"), F, D, s.experts);
       matrix(name("ffn_up_exps"), D, F, s.experts);
     } else {
-      if (fam.gated) matrix(name("ffn_gate"), D, F);
+      if (fam.gated && !fam.fused) matrix(name("ffn_gate"), D, F);
       matrix(name("ffn_down"), F, D);
-      matrix(name("ffn_up"), D, F);
+      matrix(name("ffn_up"), D, fam.fused ? 2 * F : F);
       if (fam.ffn_bias) {
         bias(part("ffn_up.bias"), F);
         bias(part("ffn_down.bias"), D);

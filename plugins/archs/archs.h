@@ -9,6 +9,7 @@ ArchTemplate llama_template();
 ArchTemplate gpt2_template();
 ArchTemplate qwen2_template();
 ArchTemplate qwen3_template();
+ArchTemplate phi3_template();
 ArchTemplate starcoder2_template();
 
 // Stations the llama lineage shares (llama.cpp's tensor names).

@@ -61,6 +61,15 @@ std::unique_ptr<LinearWeight> bind_linear(const StageContext& ctx, Kernels& k, s
   return k.bind_linear(ctx, role, view, std::move(bias), max_rows);
 }
 
+std::unique_ptr<LinearWeight> bind_linear_part(const StageContext& ctx, Kernels& k, std::string_view role,
+                                               int64_t n_in, int64_t rows, int64_t first, int64_t n_out,
+                                               const char* dims, int64_t max_rows) {
+  Tensor part = weight_view(ctx, role, {n_in, rows}, dims);
+  part.host = static_cast<char*>(part.host) + static_cast<size_t>(first) * part.nb[1];
+  part.ne[1] = n_out;
+  return k.bind_linear(ctx, role, part, {}, max_rows);
+}
+
 Tensor activation_rows(const Kernels& k, const Tensor& t, int64_t width, int64_t rows, const char* what,
                        const std::string& label) {
   auto name = [&] { return label + ": " + what; };  // messages only: this runs every step

@@ -26,12 +26,17 @@ std::vector<float> weight_vector(const StageContext& ctx, std::string_view role,
 
 // The matrix of `role`, ne = {n_in, n_out}, with the bias of `bias_role` when the station binds one
 // (nullptr: none), bound by the backend for products of up to max_rows rows.
+// bind_linear_part: rows [first, first + n_out) of a fused matrix of `role` with `rows` rows.
 std::unique_ptr<LinearWeight> bind_linear(const StageContext& ctx, Kernels& k, std::string_view role,
                                           int64_t n_in, int64_t n_out, const char* dims, const char* bias_role,
                                           int64_t max_rows);
 
 // A stage's input or output as `rows` F32 rows of `width` values on k's backend (throws naming
 // `what` of `label` otherwise): a Tensor with ne = {width, rows} and the caller's row stride.
+std::unique_ptr<LinearWeight> bind_linear_part(const StageContext& ctx, Kernels& k, std::string_view role,
+                                               int64_t n_in, int64_t rows, int64_t first, int64_t n_out,
+                                               const char* dims, int64_t max_rows);
+
 Tensor activation_rows(const Kernels& k, const Tensor& t, int64_t width, int64_t rows, const char* what,
                        const std::string& label);
 // Rows [first, first + rows) of rows made by activation_rows.

@@ -1,5 +1,6 @@
 // ffn/dense: out += down(h) (+ b_down) with
-//   h = silu(gate x + b_gate) * (up x + b_up)   when the station has a gate (SwiGLU, llama), or
+//   h = silu(gate x + b_gate) * (up x + b_up)   when the station has a gate (SwiGLU, llama; Phi-3's
+//                                               fused gate_up: gate rows first, then up), or
 //   h = gelu(up x + b_up)                       without one (GPT-2's MLP; exact or tanh GELU, as
 //                                               the model says), every bias optional.
 // Gate, up and the activation are one kernel (a backend fuses the activation into the products'
@@ -14,9 +15,15 @@ namespace {
 class FfnDense final : public Station {
  public:
   FfnDense(const StageContext& ctx, Kernels& k) : Station(ctx, k) {
-    if (is_bound(ctx, "gate"))
-      gate_ = bind_linear(ctx, k_, "gate", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff)", "gate_bias", max_tokens_);
-    up_ = bind_linear(ctx, k_, "up", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff)", "up_bias", max_tokens_);
+    if (is_bound(ctx, "gate_up")) {
+      const int64_t d = hp_.n_embd, f = hp_.n_ff;
+      gate_ = bind_linear_part(ctx, k_, "gate_up", d, 2 * f, 0, f, "(n_embd, 2 n_ff)", max_tokens_);
+      up_ = bind_linear_part(ctx, k_, "gate_up", d, 2 * f, f, f, "(n_embd, 2 n_ff)", max_tokens_);
+    } else {
+      if (is_bound(ctx, "gate"))
+        gate_ = bind_linear(ctx, k_, "gate", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff)", "gate_bias", max_tokens_);
+      up_ = bind_linear(ctx, k_, "up", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff)", "up_bias", max_tokens_);
+    }
     down_ = bind_linear(ctx, k_, "down", hp_.n_ff, hp_.n_embd, "(n_ff, n_embd)", "down_bias", max_tokens_);
     h_ = plan_.add_rows(hp_.n_ff, max_tokens_);
     tmp_ = plan_.add_rows(hp_.n_ff, max_tokens_);

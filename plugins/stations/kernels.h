@@ -123,8 +123,9 @@ class Kernels {
   virtual void begin(const Step& step, const std::string& label) = 0;
 
   // --- weights (at bind; host views checked by stations/binding.h)
-  // The weight of `role` (view: its checked host view, ne = {n_in, n_out}); bias: n_out values or
-  // empty. `max_rows`: the most rows a product with it will take.
+  // The weight of `role` (view: its checked host view, ne = {n_in, n_out}, or the rows of it from
+  // view.host on: one part of a fused tensor, as Phi-3's gate | up); bias: n_out values or empty.
+  // `max_rows`: the most rows a product with it will take.
   virtual std::unique_ptr<LinearWeight> bind_linear(const StageContext& ctx, std::string_view role,
                                                     const Tensor& view, std::vector<float> bias,
                                                     int64_t max_rows) = 0;

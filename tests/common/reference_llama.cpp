@@ -67,6 +67,13 @@ std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::v
 // gate (starcoder2), down(gelu(up x + b) + b).
 std::vector<double> ReferenceLlama::swiglu(const std::string& p, const std::vector<double>& x, int64_t expert) {
   const bool dense = expert < 0;
+  const Tensor* up_t = m_.weight(p + "ffn_up.weight");
+  if (dense && up_t && up_t->ne[1] == 2 * hp_.n_ff) {  // Phi-3: ffn_up holds gate | up
+    std::vector<double> gate_up = matvec(p + "ffn_up.weight", x);
+    std::vector<double> h(static_cast<size_t>(hp_.n_ff));
+    for (size_t i = 0; i < h.size(); ++i) h[i] = gate_up[i] / (1.0 + std::exp(-gate_up[i])) * gate_up[i + h.size()];
+    return matvec(p + "ffn_down.weight", h);
+  }
   if (dense && !m_.weight(p + "ffn_gate.weight")) {
     std::vector<double> up = affine(p + "ffn_up.weight", x);
     for (double& u : up)
@@ -164,9 +171,17 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
   for (int64_t l = 0; l < hp_.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     std::vector<double> xb = rmsnorm(x, p + "attn_norm.weight");
-    std::vector<double> q = affine(p + "attn_q.weight", xb);
-    std::vector<double> k = affine(p + "attn_k.weight", xb);
-    std::vector<double> v = affine(p + "attn_v.weight", xb);
+    std::vector<double> q, k, v;
+    if (m_.weight(p + "attn_qkv.weight")) {  // Phi-3: one map, q | k | v
+      const std::vector<double> qkv = matvec(p + "attn_qkv.weight", xb);
+      q.assign(qkv.begin(), qkv.begin() + nh * hd);
+      k.assign(qkv.begin() + nh * hd, qkv.begin() + (nh + nkv) * hd);
+      v.assign(qkv.begin() + (nh + nkv) * hd, qkv.end());
+    } else {
+      q = affine(p + "attn_q.weight", xb);
+      k = affine(p + "attn_k.weight", xb);
+      v = affine(p + "attn_v.weight", xb);
+    }
     if (m_.weight(p + "attn_q_norm.weight")) {  // qwen3: each head RMS-normed before the rotation
       for (int64_t h = 0; h < nh; ++h) head_norm(&q[h * hd], p + "attn_q_norm.weight");
       for (int64_t h = 0; h < nkv; ++h) head_norm(&k[h * hd], p + "attn_k_norm.weight");

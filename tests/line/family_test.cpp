@@ -114,7 +114,8 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
   REQUIRE_TARGET();
   const std::pair<const char*, double> families[] = {{"llama", 1e-4},           {"llama-rope-freqs", 1e-4},
                                                      {"llama-linear-rope", 1e-4}, {"qwen2", 1e-4},
-                                                     {"qwen3", 1e-4},             {"starcoder2", 1e-3}};
+                                                     {"qwen3", 1e-4},             {"phi3", 1e-4},
+                                                     {"starcoder2", 1e-3}};
   for (const auto& [name, tol] : families) {
     INFO("family recording " << name);
     const Recording rec = read_recording(name);

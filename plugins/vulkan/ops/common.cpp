@@ -21,7 +21,12 @@ DevWeight device_weight(const StageContext& ctx, std::string_view role, const Te
   w.n_out = n_out;
   w.n_expert = n_expert;
   w.buf = &b.gpu();
-  w.offset = static_cast<uint32_t>(dev.offset);
+  // A part of the tensor (rows from view.host on) starts that many bytes into its device copy.
+  const Tensor* whole = ctx.find_weight(role);
+  const size_t part = whole && whole->host && view.host
+                          ? static_cast<size_t>(static_cast<const char*>(view.host) - static_cast<const char*>(whole->host))
+                          : 0;
+  w.offset = static_cast<uint32_t>(dev.offset + part);
   w.row_bytes = static_cast<uint32_t>(view.row_bytes());
   w.expert_bytes = static_cast<uint32_t>(view.row_bytes() * n_out);
   return w;
