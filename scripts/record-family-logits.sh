@@ -35,6 +35,7 @@ families=(
   "qwen2|--preset tiny --arch qwen2"
   "qwen3|--preset tiny --arch qwen3 --head-dim 32"
   "phi3|--preset tiny --arch phi3"
+  "gptneox|--preset tiny --arch gptneox --kv-heads 4"
   "starcoder2|--preset tiny --arch starcoder2"
 )
 for entry in "${families[@]}"; do

@@ -80,14 +80,16 @@ struct Pipeline::Station {
 };
 
 // The residual stream h and the normed rows x, one copy per backend; the line moves them between
-// backends only where two consecutive stations run on different ones.
+// backends only where two consecutive stations run on different ones. x2: the second sub-layer's
+// normed rows of a parallel-residual block, normed before the first sub-layer adds to h.
 struct Pipeline::Activations {
   struct OnBackend {
-    std::unique_ptr<Buffer> h, x;
+    std::unique_ptr<Buffer> h, x, x2;
   };
   std::map<Backend*, OnBackend> per_backend;
   Backend* h_on = nullptr;
   Backend* x_on = nullptr;
+  Backend* x2_on = nullptr;
   std::unique_ptr<Buffer> logits;
   Backend* logits_on = nullptr;
   std::vector<float> staging;
@@ -174,6 +176,7 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     auto& ab = act_->per_backend[b.get()];
     ab.h = b->alloc(row_bytes * max_batch_);
     ab.x = b->alloc(row_bytes * max_batch_);
+    if (graph_.hp.parallel_residual) ab.x2 = b->alloc(row_bytes * max_batch_);
   }
   act_->logits_on = stations_.back().backend;
   act_->logits = act_->logits_on->alloc(static_cast<size_t>(graph_.hp.n_vocab) * sizeof(float) * max_batch_);
@@ -237,6 +240,7 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
   };
   auto h_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).h, d, n); };
   auto x_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).x, d, n); };
+  auto x2_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).x2, d, n); };
   // Brings h or x to backend `to` through host memory when its latest copy lives elsewhere.
   auto move = [&](Backend*& where, Backend* to, auto view) {
     if (where == to) return;
@@ -251,18 +255,34 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
   Station& emb = stations_[i++];
   run(emb, h_on(emb.backend), h_on(emb.backend), Step{batch, emb.backend->stream()});
   act_->h_on = emb.backend;
+  auto run_op = [&](Station& op, const Tensor& x) {
+    Step step{batch, op.backend->stream()};
+    if (op.node->kind == StageKind::Attention) step.kv = &kv_->layer(op.node->layer);
+    run(op, x, h_on(op.backend), step);
+  };
   for (const auto& block : graph_.blocks) {
+    if (graph_.hp.parallel_residual) {
+      // h += op0(norm0(h)) + op1(norm1(h)): the second norm reads h before the first op adds to it.
+      Station& norm1 = stations_[i + 2];
+      move(act_->h_on, norm1.backend, h_on);
+      run(norm1, h_on(norm1.backend), x2_on(norm1.backend), Step{batch, norm1.backend->stream()});
+      act_->x2_on = norm1.backend;
+    }
     for (size_t k = 0; k < block.size(); ++k) {
       Station& norm = stations_[i++];
       Station& op = stations_[i++];
+      if (graph_.hp.parallel_residual && k == 1) {  // its norm ran above
+        move(act_->x2_on, op.backend, x2_on);
+        move(act_->h_on, op.backend, h_on);
+        run_op(op, x2_on(op.backend));
+        continue;
+      }
       move(act_->h_on, norm.backend, h_on);
       run(norm, h_on(norm.backend), x_on(norm.backend), Step{batch, norm.backend->stream()});
       act_->x_on = norm.backend;
       move(act_->x_on, op.backend, x_on);
       move(act_->h_on, op.backend, h_on);
-      Step step{batch, op.backend->stream()};
-      if (op.node->kind == StageKind::Attention) step.kv = &kv_->layer(op.node->layer);
-      run(op, x_on(op.backend), h_on(op.backend), step);
+      run_op(op, x_on(op.backend));
     }
   }
   Station& onorm = stations_[i++];

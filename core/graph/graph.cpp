@@ -76,6 +76,10 @@ class GraphBuilder {
     g.hp = g.arch->entry.read_hparams(model_);
     hp_ = &g.hp;
     check_layer_ranges(g.hp);
+    if (g.hp.parallel_residual && g.arch->entry.block.size() != 2)
+      throw Error(model_.path() + ": the " + g.arch->entry.name + " template's blocks have " +
+                  std::to_string(g.arch->entry.block.size()) +
+                  " sub-layers; a parallel residual runs two (attention and feed-forward) on one input");
     check_station_names(g.arch->entry);
     const ArchTemplate& a = g.arch->entry;
     g.tokenizer = tokenizer();

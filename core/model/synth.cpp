@@ -84,7 +84,9 @@ struct Family {
   bool gated = true;        // ffn_gate (SwiGLU), else an MLP of up and down
   bool ffn_bias = false;    // ffn_{up,down}.bias
   bool qk_norm = false;     // attn_{q,k}_norm.weight, one head's width
-  bool fused = false;       // attn_qkv (q | k | v) and ffn_up holding gate | up (Phi-3)
+  bool fused = false;       // attn_qkv (q | k | v), and a gated ffn_up holding gate | up (Phi-3)
+  bool quarter_rope = false;  // a quarter of each head rotated (Pythia's rotary_pct 0.25)
+  bool parallel = false;    // {arch}.use_parallel_residual
   const char* eps_key = "attention.layer_norm_rms_epsilon";
 };
 const Family kFamilies[] = {
@@ -92,6 +94,8 @@ const Family kFamilies[] = {
     {.name = "qwen2", .qkv_bias = true},
     {.name = "qwen3", .qk_norm = true},
     {.name = "phi3", .fused = true},
+    {.name = "gptneox", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,
+     .fused = true, .quarter_rope = true, .parallel = true, .eps_key = "attention.layer_norm_epsilon"},
     {.name = "starcoder2", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,
      .eps_key = "attention.layer_norm_epsilon"},
 };
@@ -184,7 +188,9 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     w.add_u32(a + ".attention.key_length", static_cast<uint32_t>(hd));
     w.add_u32(a + ".attention.value_length", static_cast<uint32_t>(hd));
   }
-  w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(hd));
+  // A quarter of the head, kept even (NeoX pairs i with i + rope_dim / 2).
+  w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(fam.quarter_rope ? std::max<int64_t>(2, hd / 8 * 2) : hd));
+  if (fam.parallel) w.add_bool(a + ".use_parallel_residual", true);
   w.add_f32(a + ".rope.freq_base", static_cast<float>(s.rope_base));
   w.add_f32(a + "." + fam.eps_key, static_cast<float>(s.eps));
   if (s.experts > 0) {
@@ -233,17 +239,18 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     auto part = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
     if (fam.fused) {
       matrix(name("attn_qkv"), D, Q + 2 * KV);
+      if (fam.qkv_bias) bias(part("attn_qkv.bias"), Q + 2 * KV);
     } else {
       matrix(name("attn_q"), D, Q);
       matrix(name("attn_k"), D, KV);
       matrix(name("attn_v"), D, KV);
+      if (fam.qkv_bias) {
+        bias(part("attn_q.bias"), Q);
+        bias(part("attn_k.bias"), KV);
+        bias(part("attn_v.bias"), KV);
+      }
     }
     matrix(name("attn_output"), Q, D);
-    if (fam.qkv_bias) {
-      bias(part("attn_q.bias"), Q);
-      bias(part("attn_k.bias"), KV);
-      bias(part("attn_v.bias"), KV);
-    }
     if (fam.out_bias) bias(part("attn_output.bias"), D);
     if (fam.qk_norm) {
       norm(part("attn_q_norm"), hd);
@@ -262,7 +269,7 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     } else {
       if (fam.gated && !fam.fused) matrix(name("ffn_gate"), D, F);
       matrix(name("ffn_down"), F, D);
-      matrix(name("ffn_up"), D, fam.fused ? 2 * F : F);
+      matrix(name("ffn_up"), D, fam.fused && fam.gated ? 2 * F : F);
       if (fam.ffn_bias) {
         bias(part("ffn_up.bias"), F);
         bias(part("ffn_down.bias"), D);

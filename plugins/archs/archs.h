@@ -10,6 +10,7 @@ ArchTemplate gpt2_template();
 ArchTemplate qwen2_template();
 ArchTemplate qwen3_template();
 ArchTemplate phi3_template();
+ArchTemplate gptneox_template();
 ArchTemplate starcoder2_template();
 
 // Stations the llama lineage shares (llama.cpp's tensor names).

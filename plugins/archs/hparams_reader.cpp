@@ -60,6 +60,15 @@ std::optional<std::string_view> HParamsReader::find_string(std::string_view key)
   return v->str;
 }
 
+std::optional<bool> HParamsReader::find_bool(std::string_view key) const {
+  const MetaValue* v = find(key);
+  if (!v) return std::nullopt;
+  if (v->type != MetaType::BOOL)
+    throw Error(model_.path() + ": metadata key '" + full(key) + "' has type " + meta_type_name(v->type) +
+                ", expected a bool");
+  return v->u != 0;
+}
+
 std::optional<uint64_t> HParamsReader::find_array_length(std::string_view full_key) const {
   const MetaValue* v = model_.meta(full_key);
   if (!v || v->type != MetaType::ARRAY) return std::nullopt;

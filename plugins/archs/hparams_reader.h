@@ -23,6 +23,7 @@ class HParamsReader {
   double number(std::string_view key) const;
   std::optional<double> find_number(std::string_view key) const;
   std::optional<std::string_view> find_string(std::string_view key) const;
+  std::optional<bool> find_bool(std::string_view key) const;
   // Length of an array-valued key without the arch prefix (e.g. tokenizer.ggml.tokens).
   std::optional<uint64_t> find_array_length(std::string_view full_key) const;
 

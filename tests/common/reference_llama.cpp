@@ -28,7 +28,9 @@ HParams read_llama_hparams(const ModelView& m) {
   if (scaling && scaling->str == "linear") hp.rope_freq_scale = 1.0 / need_meta(m, arch + ".rope.scaling.factor").f;
   const MetaValue* rms_eps = meta("attention.layer_norm_rms_epsilon");
   hp.norm_eps = rms_eps ? rms_eps->f : need_meta(m, arch + ".attention.layer_norm_epsilon").f;
-  if (arch == "starcoder2") hp.ffn_act = Activation::GeluTanh;
+  if (arch == "starcoder2" || arch == "gptneox") hp.ffn_act = Activation::GeluTanh;
+  const MetaValue* parallel = meta("use_parallel_residual");
+  hp.parallel_residual = parallel && parallel->u != 0;
   const MetaValue* experts = meta("expert_count");
   const MetaValue* used = meta("expert_used_count");
   hp.n_expert = experts ? static_cast<int64_t>(experts->u) : 0;
@@ -173,7 +175,7 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
     std::vector<double> xb = rmsnorm(x, p + "attn_norm.weight");
     std::vector<double> q, k, v;
     if (m_.weight(p + "attn_qkv.weight")) {  // Phi-3: one map, q | k | v
-      const std::vector<double> qkv = matvec(p + "attn_qkv.weight", xb);
+      const std::vector<double> qkv = affine(p + "attn_qkv.weight", xb);
       q.assign(qkv.begin(), qkv.begin() + nh * hd);
       k.assign(qkv.begin() + nh * hd, qkv.begin() + (nh + nkv) * hd);
       v.assign(qkv.begin() + (nh + nkv) * hd, qkv.end());
@@ -210,8 +212,10 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
         for (int64_t i = 0; i < hd; ++i) att[h * hd + i] += score[t] / sum * v_[l][(t * nkv + g) * hd + i];
     }
     std::vector<double> o = affine(p + "attn_output.weight", att);
+    // A parallel residual (gptneox) norms the block's input for the feed-forward too.
+    const std::vector<double> block_in = x;
     for (int64_t i = 0; i < d; ++i) x[i] += o[i];
-    xb = rmsnorm(x, p + "ffn_norm.weight");
+    xb = rmsnorm(hp_.parallel_residual ? block_in : x, p + "ffn_norm.weight");
     const std::vector<double> down = hp_.n_expert > 0 ? moe(p, xb) : swiglu(p, xb, -1);
     for (int64_t i = 0; i < d; ++i) x[i] += down[i];
   }

@@ -36,7 +36,8 @@ struct ReferenceOptions {
 // n_expert_used largest (equal logits: the lower index first), their probabilities renormalised.
 // The lineage's options follow the file: biases where it has them (qwen2's q, k, v; starcoder2's
 // everywhere), LayerNorm where a norm has a .bias, a GELU MLP where there is no ffn_gate
-// (starcoder2), per-head q/k RMSNorm where it has attn_{q,k}_norm (qwen3),
+// (starcoder2), per-head q/k RMSNorm where it has attn_{q,k}_norm (qwen3), fused maps where it has
+// attn_qkv (phi3, gptneox) or an ffn_up of 2 n_ff rows (phi3), a parallel residual (gptneox),
 // RoPE pairs as hp.rope_type says, each pair's frequency divided by rope_freqs.weight where the
 // file has it (Llama 3) and positions scaled by hp.rope_freq_scale.
 class ReferenceLlama {

@@ -44,7 +44,7 @@ std::vector<int32_t> ids_of(std::istringstream& in) {
 }
 
 // The synth arguments the script wrote: --preset P --arch A [--rope-freqs] [--rope-scale F]
-// [--head-dim N] --seed S.
+// [--head-dim N] [--kv-heads N] --seed S.
 SynthSpec spec_of(std::istringstream& in) {
   std::vector<std::string> args;
   for (std::string a; in >> a;) args.push_back(a);
@@ -53,7 +53,7 @@ SynthSpec spec_of(std::istringstream& in) {
   bool rope_freqs = false;
   uint64_t seed = 1;
   double rope_scale = 0;
-  int64_t head_dim = 0;
+  int64_t head_dim = 0, kv_heads = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--rope-freqs") {
       rope_freqs = true;
@@ -65,6 +65,7 @@ SynthSpec spec_of(std::istringstream& in) {
     else if (args[i] == "--seed") seed = std::stoull(args[i + 1]);
     else if (args[i] == "--rope-scale") rope_scale = std::stod(args[i + 1]);
     else if (args[i] == "--head-dim") head_dim = std::stoll(args[i + 1]);
+    else if (args[i] == "--kv-heads") kv_heads = std::stoll(args[i + 1]);
     else FAIL("unknown synth argument in the recording: " << args[i]);
     ++i;
   }
@@ -73,6 +74,7 @@ SynthSpec spec_of(std::istringstream& in) {
   s.seed = seed;
   s.rope_scale = rope_scale;
   s.head_dim = head_dim;
+  if (kv_heads > 0) s.kv_heads = kv_heads;
   return s;
 }
 
@@ -115,7 +117,7 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
   const std::pair<const char*, double> families[] = {{"llama", 1e-4},           {"llama-rope-freqs", 1e-4},
                                                      {"llama-linear-rope", 1e-4}, {"qwen2", 1e-4},
                                                      {"qwen3", 1e-4},             {"phi3", 1e-4},
-                                                     {"starcoder2", 1e-3}};
+                                                     {"starcoder2", 1e-3},        {"gptneox", 1e-3}};
   for (const auto& [name, tol] : families) {
     INFO("family recording " << name);
     const Recording rec = read_recording(name);

@@ -120,6 +120,9 @@ struct HParams {
   int64_t n_expert_used = 0;
   int64_t sliding_window = 0;  // 0: none
   Activation ffn_act = Activation::Silu;  // the feed-forward nonlinearity
+  // Both sub-layers of a block read the block's input (GPT-NeoX, GPT-J):
+  // h += attention(norm1(h)) + ffn(norm2(h)), instead of the second reading the first's result.
+  bool parallel_residual = false;
 };
 
 }  // namespace semline
