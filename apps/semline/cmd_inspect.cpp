@@ -91,6 +91,8 @@ void print_hparams(const ModelFile& m, const Plugins& plugins) {
     if (hp.n_expert > 0)
       std::printf("           n_expert %lld, n_expert_used %lld\n", (long long)hp.n_expert, (long long)hp.n_expert_used);
     if (hp.sliding_window > 0) std::printf("           sliding_window %lld\n", (long long)hp.sliding_window);
+    if (hp.rope_freq_scale != 1.0) std::printf("           rope_freq_scale %g (linear scaling)\n", hp.rope_freq_scale);
+    if (hp.parallel_residual) std::printf("           parallel residual: h += attention(norm1(h)) + ffn(norm2(h))\n");
   } catch (const std::exception& e) {
     std::printf("hparams    unreadable: %s\n", e.what());
   }

@@ -146,3 +146,32 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
     CHECK(generate(*line.pipeline, rec.prompt, go).tokens == rec.greedy);
   }
 }
+
+// The same models in F16, Q8_0 and Q4_0 against the float64 reference over the same weights:
+// what each family adds (biases, head norms, fused maps bound as parts, a parallel residual) on
+// every backend's quantised and half-precision paths. Tolerance as the line tests': 1e-5, and 2e-2
+// where the backend rounds the inputs of Q8_0 / Q4_0 products to 8 bits (the reference rounds the
+// same inputs).
+TEMPLATE_TEST_CASE("every family matches the float64 reference in F16, Q8_0 and Q4_0", "[line][family]",
+                   SEMLINE_STATION_TARGETS) {
+  REQUIRE_TARGET();
+  const std::vector<int32_t> tokens = {1, 17, 300, 42, 99, 7, 260, 5, 5, 123};
+  for (const char* name : {"qwen2", "qwen3", "phi3", "starcoder2", "gptneox"}) {
+    SynthSpec spec = read_recording(name).spec;
+    for (DType dtype : {DType::F16, DType::Q8_0, DType::Q4_0}) {
+      INFO(name << " " << dtype_name(dtype));
+      spec.dtype = dtype;
+      const fs::path path = scratch(std::string("family-") + name + "-" + dtype_name(dtype) + ".gguf");
+      synth_write(spec, path);
+      Line line(path, on_backend(TestType::kName));
+      testing::ReferenceOptions opt;
+      opt.quantize_inputs = TestType::quantized_input(dtype);
+      const auto want = llama_reference(*line.model, tokens, opt);
+      for (int chunk : {1, 10}) {
+        INFO("chunk " << chunk);
+        CHECK(worst_rel_err(line.logits(tokens, chunk), want) <= (opt.quantize_inputs ? 2e-2 : 1e-5));
+      }
+      fs::remove(path);
+    }
+  }
+}
