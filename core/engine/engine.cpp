@@ -243,7 +243,7 @@ int32_t Engine::verify(Output& o, std::span<const float> logits) {
 void Engine::accept(Choice& c, int32_t tok) {
   const RequestOptions& o = c.req->opt;
   ++counters_.generation_tokens;
-  if ((!o.ignore_eos && tok == line_.tokenizer().eos()) ||
+  if ((!o.ignore_eos && line_.tokenizer().is_eog(tok)) ||
       std::find(o.stop_tokens.begin(), o.stop_tokens.end(), tok) != o.stop_tokens.end()) {
     finish(c, FinishReason::Eos);
     return;

@@ -80,6 +80,9 @@ class GuardedTokenizer final : public Tokenizer {
   int32_t eos() const override {
     return guarded_call(prefix_, [&] { return inner_->eos(); });
   }
+  bool is_eog(int32_t id) const override {
+    return guarded_call(prefix_, [&] { return inner_->is_eog(id); });
+  }
 
  private:
   std::unique_ptr<Tokenizer> inner_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <initializer_list>
+#include <set>
 #include <limits>
 
 namespace semline::tokenizers {
@@ -50,6 +51,37 @@ void strip_rules(const MetaReader& meta, Vocab& v) {
   }
 }
 
+// llama.cpp's end-of-generation set: EOS, EOT and EOM (tokenizer.ggml.{eos,eot,eom}_token_id), the
+// fill-in-the-middle pad, repo and separator tokens (their keys, else the pieces llama.cpp looks
+// for), and every control-looking piece (kControlLookingPieces); less <|end|> where the vocabulary
+// also has <|return|> and <|call|> or <|calls|> and <|flush|> (it is a turn's end there, not the
+// text's), and less </s> where it has <|tool_response>.
+void eog_rules(const MetaReader& meta, Vocab& v) {
+  std::set<int32_t> eog;
+  const int32_t n = v.size();
+  auto by_key = [&](std::string_view key) {
+    if (const auto id = meta.find_token_id(key, n)) eog.insert(*id);
+    return meta.find_token_id(key, n).has_value();
+  };
+  auto by_piece = [&](std::initializer_list<const char*> pieces) {
+    for (const char* p : pieces)
+      if (const int32_t id = v.find(p); id >= 0) eog.insert(id);
+  };
+  for (std::string_view key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
+    by_key(key);
+  if (!by_key("tokenizer.ggml.fim_pad_token_id")) by_piece({"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"});
+  if (!by_key("tokenizer.ggml.fim_rep_token_id"))
+    by_piece({"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"});
+  if (!by_key("tokenizer.ggml.fim_sep_token_id")) by_piece({"<|file_sep|>"});
+  for (std::string_view piece : kControlLookingPieces)
+    if (const int32_t id = v.find(piece); id >= 0) eog.insert(id);
+  const auto has = [&](const char* piece) { const int32_t id = v.find(piece); return id >= 0 && eog.count(id); };
+  if (has("<|end|>") && ((has("<|return|>") && has("<|call|>")) || (has("<|calls|>") && has("<|flush|>"))))
+    eog.erase(v.find("<|end|>"));
+  if (has("<|tool_response>") && has("</s>")) eog.erase(v.find("</s>"));
+  v.eog.assign(eog.begin(), eog.end());
+}
+
 }  // namespace
 
 Vocab read_vocab(const MetaReader& meta, bool need_scores) {
@@ -86,6 +118,7 @@ Vocab read_vocab(const MetaReader& meta, bool need_scores) {
   v.index();
   v.strip.assign(n, Vocab::kStripNone);
   strip_rules(meta, v);
+  eog_rules(meta, v);
   return v;
 }
 

@@ -36,6 +36,8 @@ struct Vocab {
   // (llama.cpp's LSTRIP / RSTRIP token attributes, which it sets by model name: strip_rules()).
   enum Strip : uint8_t { kStripNone = 0, kStripLeft = 1, kStripRight = 2 };
   std::vector<uint8_t> strip;
+  // The tokens that end generation, ascending (eog_rules()).
+  std::vector<int32_t> eog;
 
   Vocab() = default;
   Vocab(Vocab&&) = default;

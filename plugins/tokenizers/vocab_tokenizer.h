@@ -2,6 +2,7 @@
 // token stands for, and id checks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -24,6 +25,7 @@ class VocabTokenizer : public Tokenizer {
   int32_t n_vocab() const override { return vocab_.size(); }
   int32_t bos() const override { return vocab_.bos; }
   int32_t eos() const override { return vocab_.eos; }
+  bool is_eog(int32_t id) const override { return std::binary_search(vocab_.eog.begin(), vocab_.eog.end(), id); }
 
  protected:
   VocabTokenizer(Vocab vocab, std::string origin);

@@ -178,6 +178,7 @@ class ThrowingTokenizer final : public Tokenizer {
   int32_t n_vocab() const override { throw std::runtime_error("n_vocab broke"); }
   int32_t bos() const override { throw std::runtime_error("bos broke"); }
   int32_t eos() const override { throw std::runtime_error("eos broke"); }
+  bool is_eog(int32_t) const override { throw std::runtime_error("is_eog broke"); }
 };
 
 class ThrowingSampler final : public Sampler {
@@ -256,6 +257,7 @@ TEST_CASE("every call into a plugin's stages, tokenizers and samplers is guarded
   CHECK(error_of([&] { tok->n_vocab(); }) == tp + "n_vocab broke");
   CHECK(error_of([&] { tok->bos(); }) == tp + "bos broke");
   CHECK(error_of([&] { tok->eos(); }) == tp + "eos broke");
+  CHECK(error_of([&] { tok->is_eog(0); }) == tp + "is_eog broke");
 
   auto smp = reg.find(StageKind::Sampler, "broken", "any")->entry.make_sampler(StageContext{});
   Candidates c{{{0, 1.0f, 0}, {1, 2.0f, 0}}};

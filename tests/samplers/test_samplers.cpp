@@ -441,6 +441,7 @@ class FakeTokenizer final : public Tokenizer {
   int32_t n_vocab() const override { return static_cast<int32_t>(pieces_.size()); }
   int32_t bos() const override { return -1; }
   int32_t eos() const override { return -1; }
+  bool is_eog(int32_t) const override { return false; }
 
  private:
   std::vector<std::string> pieces_;

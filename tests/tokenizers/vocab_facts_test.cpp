@@ -28,4 +28,24 @@ TEST_CASE("vocabulary facts of the model files", "[tokenizers]") {
   CHECK(gpt2().decode(std::vector<int32_t>{15496, 995, 50256}) == "Hello world");
 }
 
+TEST_CASE("the end-of-generation set: EOS and the vocabulary's end-of-turn tokens, as llama.cpp's", "[tokenizers]") {
+  CHECK(llama_spm().is_eog(2));  // </s>
+  CHECK_FALSE(llama_spm().is_eog(1));
+  CHECK_FALSE(llama_spm().is_eog(15043));
+  CHECK(gpt2().is_eog(50256));  // <|endoftext|>
+  CHECK_FALSE(gpt2().is_eog(995));
+  // Phi-3: EOS </s>, and <|end|> and <|endoftext|> end a turn too; <|assistant|> does not.
+  const tokenizers::SpmTokenizer phi3_tok(model_file("vocab/ggml-vocab-phi-3.gguf"), {});
+  const Tokenizer* phi3 = &phi3_tok;
+  for (const char* piece : {"</s>", "<|end|>", "<|endoftext|>"}) {
+    INFO(piece);
+    const auto ids = phi3->encode(piece, false, true);
+    REQUIRE(ids.size() == 1);
+    CHECK(phi3->is_eog(ids[0]));
+  }
+  const auto assistant = phi3->encode("<|assistant|>", false, true);
+  REQUIRE(assistant.size() == 1);
+  CHECK_FALSE(phi3->is_eog(assistant[0]));
+}
+
 }  // namespace semline::test

@@ -33,7 +33,7 @@
 
 #include "semline/registry.h"
 
-// 4.0: Tokenizer::encode's parse_special, ArchTemplate's metadata keys, ModelView's listings,
+// 4.0: Tokenizer::encode's parse_special and is_eog, ArchTemplate's metadata keys, ModelView's listings,
 // HParams' rope_freq_scale and parallel_residual; see
 // docs/plugin-authoring.md, "ABI history".
 #define SEMLINE_ABI_MAJOR 4u

@@ -127,6 +127,9 @@ class Tokenizer {
   virtual int32_t n_vocab() const = 0;
   virtual int32_t bos() const = 0;  // -1 when the vocabulary has none
   virtual int32_t eos() const = 0;  // -1 when the vocabulary has none
+  // Whether a token ends generation: EOS and the vocabulary's other end-of-turn tokens (e.g.
+  // <|im_end|>, <|eot_id|>, <|end|>), as llama.cpp's end-of-generation set.
+  virtual bool is_eog(int32_t id) const = 0;
 };
 
 struct Candidate {
