@@ -1,9 +1,10 @@
 #include "stations/stations.h"
-#include "stations/binding.h"
 
 #include <cmath>
 
 #include <semline/error.h>
+
+#include "stations/binding.h"
 
 namespace semline::stations {
 
