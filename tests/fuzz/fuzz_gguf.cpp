@@ -70,7 +70,7 @@ void read_hparams(const gguf::GgufFile& f) {
 template <class T>
 void tokenize(const gguf::GgufFile& f) {
   T tok(f, {});
-  std::vector<int32_t> ids = tok.encode("Hello, world! \xF0\x9F\x99\x82 \x80 ", true);
+  std::vector<int32_t> ids = tok.encode("Hello, world! \xF0\x9F\x99\x82 \x80 </s>", true, true);
   for (int32_t id : ids) fuzz::expect(id >= 0 && id < tok.n_vocab(), "encode gave an id outside the vocabulary");
   (void)tok.decode(ids);
   for (int32_t id = 0; id < tok.n_vocab(); ++id) (void)tok.token_bytes(id);

@@ -46,7 +46,7 @@ void check(const ApiRequest& r) {
     fuzz::expect(!r.prompts.empty(), "a completion without a prompt accepted");
     for (const PromptInput& p : r.prompts)
       if (!p.is_ids)
-        for (int32_t id : tokenizer().encode(p.text, true)) fuzz::expect(id >= 0 && id < tokenizer().n_vocab(), "a prompt token outside the vocabulary");
+        for (int32_t id : tokenizer().encode(p.text, true, true)) fuzz::expect(id >= 0 && id < tokenizer().n_vocab(), "a prompt token outside the vocabulary");
   }
 }
 

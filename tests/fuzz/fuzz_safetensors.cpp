@@ -99,7 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       tokenizers::CharTokenizer tok(*m, {});
       // The input's own config.json bytes as a text: any byte string must encode or be refused.
       const std::string_view text(reinterpret_cast<const char*>(data + 12), std::min<size_t>(len[0], size - 12));
-      const std::vector<int32_t> ids = tok.encode(text, false);
+      const std::vector<int32_t> ids = tok.encode(text, false, false);
       (void)tok.decode(ids);
     } catch (const Error&) {
     }

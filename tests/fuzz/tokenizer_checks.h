@@ -1,7 +1,9 @@
 // The checks both tokenizer harnesses run on one input, against one vocabulary.
 //
 // As text: encode (with BOS), every id inside the vocabulary, decode and the joined token_bytes
-// (what streaming prints) agree with the input where the tokenizer promises a round trip.
+// (what streaming prints) agree with the input where the tokenizer promises a round trip; encode
+// with special tokens parsed gives ids inside the vocabulary too (control tokens print nothing, so
+// that text does not round-trip).
 // As token ids (the input read as u16 values): decode and token_bytes accept every id inside the
 // vocabulary and refuse any outside it with a semline::Error.
 #pragma once
@@ -27,7 +29,9 @@ inline std::string joined_bytes(const Tokenizer& tok, const std::vector<int32_t>
 // the text as the tokenizer reads it (byte-level BPE: utf8_lenient), what decode must give back.
 inline void check_text(const Tokenizer& tok, std::string_view text, bool dummy_prefix, bool round_trips,
                        std::string_view as_read) {
-  std::vector<int32_t> ids = tok.encode(text, true);
+  for (int32_t id : tok.encode(text, false, true))
+    expect(id >= 0 && id < tok.n_vocab(), "encode with special tokens parsed gave an id outside the vocabulary");
+  std::vector<int32_t> ids = tok.encode(text, true, false);
   for (int32_t id : ids) expect(id >= 0 && id < tok.n_vocab(), "encode gave an id outside the vocabulary");
   std::string decoded = tok.decode(ids);
   std::string streamed = joined_bytes(tok, ids);
