@@ -36,6 +36,7 @@ families=(
   "qwen3|--preset tiny --arch qwen3 --head-dim 32"
   "phi3|--preset tiny --arch phi3"
   "gptneox|--preset tiny --arch gptneox --kv-heads 4"
+  "stablelm|--preset tiny --arch stablelm"
   "starcoder2|--preset tiny --arch starcoder2"
 )
 for entry in "${families[@]}"; do

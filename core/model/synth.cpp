@@ -94,6 +94,8 @@ const Family kFamilies[] = {
     {.name = "qwen2", .qkv_bias = true},
     {.name = "qwen3", .qk_norm = true},
     {.name = "phi3", .fused = true},
+    {.name = "stablelm", .qkv_bias = true, .layer_norm = true, .quarter_rope = true,
+     .eps_key = "attention.layer_norm_epsilon"},
     {.name = "gptneox", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,
      .fused = true, .quarter_rope = true, .parallel = true, .eps_key = "attention.layer_norm_epsilon"},
     {.name = "starcoder2", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,

@@ -52,7 +52,7 @@ struct SynthSpec {
 // The families synth writes: llama (and Mixtral-style experts), qwen2 (q/k/v biases), qwen3
 // (per-head q/k RMSNorm), phi3 (fused qkv and gate|up), starcoder2 (LayerNorm, biases everywhere,
 // a GELU MLP), gptneox (starcoder2's kind with fused qkv, a quarter of each head rotated and a
-// parallel residual).
+// parallel residual), stablelm (LayerNorm, q/k/v biases, a quarter of each head rotated, SwiGLU).
 std::vector<std::string> synth_archs();
 
 // Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),

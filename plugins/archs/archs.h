@@ -11,9 +11,12 @@ ArchTemplate qwen2_template();
 ArchTemplate qwen3_template();
 ArchTemplate phi3_template();
 ArchTemplate gptneox_template();
+ArchTemplate stablelm_template();
 ArchTemplate starcoder2_template();
 
 // Stations the llama lineage shares (llama.cpp's tensor names).
+// The lookup of token_embd.weight rows.
+StationSpec token_embedding();
 // RMSNorm over blk.{L}.NAME.weight (or NAME.weight outside the blocks); LayerNorm over its
 // .weight and .bias.
 StationSpec rms_norm(const std::string& name, bool in_block = true);
@@ -21,6 +24,8 @@ StationSpec layer_norm(const std::string& name, bool in_block = true);
 // Attention over attn_{q,k,v,output} with RoPE (Llama 3's optional rope_freqs.weight), and `extra`
 // bindings (qwen2's biases, qwen3's q/k norms).
 StationSpec rope_attention(std::vector<TensorBinding> extra);
+// Biases of the q, k and v maps (attn_{q,k,v}.bias), for rope_attention's extra bindings.
+std::vector<TensorBinding> qkv_biases(bool optional = false);
 // The dense SwiGLU feed-forward: ffn_{gate,up,down}.
 StationSpec swiglu_ffn();
 

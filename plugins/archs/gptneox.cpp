@@ -32,7 +32,7 @@ ArchTemplate gptneox_template() {
   return {
       .name = "gptneox",
       .description = "GPT-NeoX: LayerNorm, fused-qkv attention with biases and partial NeoX RoPE, GELU MLP, parallel residual",
-      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
+      .embedding = token_embedding(),
       // The attention station checks the fused map's width, (n_head + 2 n_head_kv) head_dim.
       .block = {{layer_norm("attn_norm"),
                  {"attention", StageKind::Attention, "flash",

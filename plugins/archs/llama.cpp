@@ -63,8 +63,18 @@ StationSpec rope_attention(std::vector<TensorBinding> extra) {
   return st;
 }
 
+StationSpec token_embedding() {
+  return {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}};
+}
+
 StationSpec rms_norm(const std::string& name, bool in_block) {
   return {name, StageKind::Norm, "rms", {{"weight", (in_block ? "blk.{L}." : "") + name + ".weight", {"n_embd"}}}};
+}
+
+std::vector<TensorBinding> qkv_biases(bool optional) {
+  return {{"q_bias", "blk.{L}.attn_q.bias", {"n_head*head_dim"}, optional},
+          {"k_bias", "blk.{L}.attn_k.bias", {"n_head_kv*head_dim"}, optional},
+          {"v_bias", "blk.{L}.attn_v.bias", {"n_head_kv*head_dim"}, optional}};
 }
 
 StationSpec layer_norm(const std::string& name, bool in_block) {
@@ -83,7 +93,7 @@ ArchTemplate llama_template() {
   return {
       .name = "llama",
       .description = "Llama: RMSNorm, RoPE attention with GQA, SwiGLU feed-forward",
-      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
+      .embedding = token_embedding(),
       .block = {
           {rms_norm("attn_norm"), rope_attention({})},
           {rms_norm("ffn_norm"),

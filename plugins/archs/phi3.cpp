@@ -33,7 +33,7 @@ ArchTemplate phi3_template() {
   return {
       .name = "phi3",
       .description = "Phi-3: the llama decoder with fused qkv and gate|up maps, NeoX RoPE",
-      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
+      .embedding = token_embedding(),
       // The attention station checks the fused map's width, (n_head + 2 n_head_kv) head_dim.
       .block = {{rms_norm("attn_norm"),
                  {"attention", StageKind::Attention, "flash",

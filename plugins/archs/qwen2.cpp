@@ -18,10 +18,8 @@ ArchTemplate qwen2_template() {
   return {
       .name = "qwen2",
       .description = "Qwen2: the llama decoder with q/k/v biases and NeoX RoPE",
-      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
-      .block = {{rms_norm("attn_norm"), rope_attention({{"q_bias", "blk.{L}.attn_q.bias", {"n_head*head_dim"}},
-                                                        {"k_bias", "blk.{L}.attn_k.bias", {"n_head_kv*head_dim"}},
-                                                        {"v_bias", "blk.{L}.attn_v.bias", {"n_head_kv*head_dim"}}})},
+      .embedding = token_embedding(),
+      .block = {{rms_norm("attn_norm"), rope_attention(qkv_biases())},
                 {rms_norm("ffn_norm"), swiglu_ffn()}},
       .output_norm = rms_norm("output_norm", false),
       .head = tied_head(),

@@ -19,7 +19,7 @@ ArchTemplate qwen3_template() {
   return {
       .name = "qwen3",
       .description = "Qwen3: the llama decoder with per-head q/k RMSNorm and NeoX RoPE",
-      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
+      .embedding = token_embedding(),
       .block = {{rms_norm("attn_norm"), rope_attention({{"q_norm", "blk.{L}.attn_q_norm.weight", {"head_dim"}},
                                                         {"k_norm", "blk.{L}.attn_k_norm.weight", {"head_dim"}}})},
                 {rms_norm("ffn_norm"), swiglu_ffn()}},

@@ -10,6 +10,12 @@ namespace {
 
 constexpr const char* kEps = "attention.layer_norm_epsilon";
 
+std::vector<TensorBinding> biases_with_output() {
+  std::vector<TensorBinding> b = qkv_biases();
+  b.push_back({"o_bias", "blk.{L}.attn_output.bias", {"n_embd"}});
+  return b;
+}
+
 HParams read_starcoder2(const ModelView& model) {
   static const std::vector<std::string> keys = rope_decoder_keys(kEps);
   HParams hp = HParamsReader(model, "starcoder2", keys).rope_decoder(RopeType::NeoX, kEps);
@@ -23,11 +29,8 @@ ArchTemplate starcoder2_template() {
   return {
       .name = "starcoder2",
       .description = "StarCoder2: LayerNorm, NeoX RoPE attention with GQA and biases, GELU MLP with biases",
-      .embedding = {"token_embd", StageKind::Embedding, "lookup", {{"tokens", "token_embd.weight", {"n_embd", "n_vocab"}}}},
-      .block = {{layer_norm("attn_norm"), rope_attention({{"q_bias", "blk.{L}.attn_q.bias", {"n_head*head_dim"}},
-                                                          {"k_bias", "blk.{L}.attn_k.bias", {"n_head_kv*head_dim"}},
-                                                          {"v_bias", "blk.{L}.attn_v.bias", {"n_head_kv*head_dim"}},
-                                                          {"o_bias", "blk.{L}.attn_output.bias", {"n_embd"}}})},
+      .embedding = token_embedding(),
+      .block = {{layer_norm("attn_norm"), rope_attention(biases_with_output())},
                 {layer_norm("ffn_norm"),
                  {"ffn", StageKind::Ffn, "dense",
                   {{"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},

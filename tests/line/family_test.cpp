@@ -117,7 +117,8 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
   const std::pair<const char*, double> families[] = {{"llama", 1e-4},           {"llama-rope-freqs", 1e-4},
                                                      {"llama-linear-rope", 1e-4}, {"qwen2", 1e-4},
                                                      {"qwen3", 1e-4},             {"phi3", 1e-4},
-                                                     {"starcoder2", 1e-3},        {"gptneox", 1e-3}};
+                                                     {"starcoder2", 1e-3},        {"gptneox", 1e-3},
+                                                     {"stablelm", 1e-4}};
   for (const auto& [name, tol] : families) {
     INFO("family recording " << name);
     const Recording rec = read_recording(name);
@@ -156,7 +157,7 @@ TEMPLATE_TEST_CASE("every family matches the float64 reference in F16, Q8_0 and 
                    SEMLINE_STATION_TARGETS) {
   REQUIRE_TARGET();
   const std::vector<int32_t> tokens = {1, 17, 300, 42, 99, 7, 260, 5, 5, 123};
-  for (const char* name : {"qwen2", "qwen3", "phi3", "starcoder2", "gptneox"}) {
+  for (const char* name : {"qwen2", "qwen3", "phi3", "starcoder2", "gptneox", "stablelm"}) {
     SynthSpec spec = read_recording(name).spec;
     for (DType dtype : {DType::F16, DType::Q8_0, DType::Q4_0}) {
       INFO(name << " " << dtype_name(dtype));

@@ -248,7 +248,7 @@ TEST_CASE("synth presets and refusals") {
     return error_of([&] { synth_write(s, dir / "x.gguf"); });
   };
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen"; }),
-                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, gptneox, starcoder2)"});
+                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, stablelm, gptneox, starcoder2)"});
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.rope_freqs = true; }),
                 {"synth: experts, window and rope_freqs are llama's; the qwen2 family has none"});
   check_message(refuse([](SynthSpec& s) { s.rope_scale = -4; }), {"synth: rope_scale -4 must be 0 (none) or a positive factor"});

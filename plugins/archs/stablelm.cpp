@@ -1,0 +1,36 @@
+// StableLM 2 (1.6B, 3B) as data, as llama.cpp's stablelm arch reads it: LayerNorm with biases, the
+// llama attention with optional q/k/v biases and partial NeoX RoPE (rope.dimension_count of each
+// head), a SwiGLU feed-forward. StableLM 2 12B's parallel residual (no ffn_norm) and per-head q/k
+// LayerNorms are not computed: such a file lacks a tensor the template needs or carries one no
+// station binds, and is refused naming it.
+#include "archs.h"
+#include "hparams_reader.h"
+
+namespace semline::archs {
+
+namespace {
+
+constexpr const char* kEps = "attention.layer_norm_epsilon";
+
+HParams read_stablelm(const ModelView& model) {
+  static const std::vector<std::string> keys = rope_decoder_keys(kEps);
+  return HParamsReader(model, "stablelm", keys).rope_decoder(RopeType::NeoX, kEps);
+}
+
+}  // namespace
+
+ArchTemplate stablelm_template() {
+  return {
+      .name = "stablelm",
+      .description = "StableLM 2: LayerNorm, partial NeoX RoPE attention with optional q/k/v biases, SwiGLU",
+      .embedding = token_embedding(),
+      .block = {{layer_norm("attn_norm"), rope_attention(qkv_biases(true))},
+                {layer_norm("ffn_norm"), swiglu_ffn()}},
+      .output_norm = layer_norm("output_norm", false),
+      .head = tied_head(),
+      .read_hparams = read_stablelm,
+      .metadata_keys = rope_decoder_keys(kEps),
+  };
+}
+
+}  // namespace semline::archs
