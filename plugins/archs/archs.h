@@ -5,6 +5,8 @@
 
 namespace semline::archs {
 
+class HParamsReader;
+
 ArchTemplate llama_template();
 ArchTemplate gpt2_template();
 ArchTemplate qwen2_template();
@@ -26,6 +28,10 @@ StationSpec layer_norm(const std::string& name, bool in_block = true);
 StationSpec rope_attention(std::vector<TensorBinding> extra);
 // Biases of the q, k and v maps (attn_{q,k,v}.bias), for rope_attention's extra bindings.
 std::vector<TensorBinding> qkv_biases(bool optional = false);
+// The GELU MLP with biases (gpt2, starcoder2, gptneox): ffn_{up,down}.{weight,bias}.
+StationSpec gelu_mlp();
+// {arch}.attention.sliding_window (absent: 0, no window), at most the positions a sequence holds.
+int64_t read_sliding_window(const ModelView& model, const HParamsReader& r);
 // The dense SwiGLU feed-forward: ffn_{gate,up,down}.
 StationSpec swiglu_ffn();
 

@@ -42,10 +42,7 @@ HParams read_llama(const ModelView& model) {
   HParams hp = r.rope_decoder(RopeType::Normal);
   read_experts(model, r, hp);
   // Mistral-style models attend to the last sliding_window positions only (0 or absent: all).
-  hp.sliding_window = r.find_integer("attention.sliding_window").value_or(0);
-  if (hp.sliding_window > INT32_MAX)
-    throw Error(model.path() + ": " + r.full("attention.sliding_window") + " = " + std::to_string(hp.sliding_window) +
-                " is above the most positions a sequence can hold (" + std::to_string(INT32_MAX) + ")");
+  hp.sliding_window = read_sliding_window(model, r);
   return hp;
 }
 
@@ -80,6 +77,22 @@ std::vector<TensorBinding> qkv_biases(bool optional) {
 StationSpec layer_norm(const std::string& name, bool in_block) {
   const std::string prefix = (in_block ? "blk.{L}." : "") + name;
   return {name, StageKind::Norm, "layer", {{"weight", prefix + ".weight", {"n_embd"}}, {"bias", prefix + ".bias", {"n_embd"}}}};
+}
+
+int64_t read_sliding_window(const ModelView& model, const HParamsReader& r) {
+  const int64_t window = r.find_integer("attention.sliding_window").value_or(0);
+  if (window > INT32_MAX)
+    throw Error(model.path() + ": " + r.full("attention.sliding_window") + " = " + std::to_string(window) +
+                " is above the most positions a sequence can hold (" + std::to_string(INT32_MAX) + ")");
+  return window;
+}
+
+StationSpec gelu_mlp() {
+  return {"ffn", StageKind::Ffn, "dense",
+          {{"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}},
+           {"up_bias", "blk.{L}.ffn_up.bias", {"n_ff"}},
+           {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}},
+           {"down_bias", "blk.{L}.ffn_down.bias", {"n_embd"}}}};
 }
 
 StationSpec swiglu_ffn() {

@@ -20,10 +20,7 @@ HParams read_phi3(const ModelView& model) {
   static const std::vector<std::string> keys = phi3_keys();
   HParamsReader r(model, "phi3", keys);
   HParams hp = r.rope_decoder(RopeType::NeoX);
-  hp.sliding_window = r.find_integer("attention.sliding_window").value_or(0);
-  if (hp.sliding_window > INT32_MAX)
-    throw Error(model.path() + ": " + r.full("attention.sliding_window") + " = " + std::to_string(hp.sliding_window) +
-                " is above the most positions a sequence can hold (" + std::to_string(INT32_MAX) + ")");
+  hp.sliding_window = read_sliding_window(model, r);
   return hp;
 }
 
