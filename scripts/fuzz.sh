@@ -13,7 +13,7 @@ seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors
-                                     fuzz_request)
+                                     fuzz_tokenizer_json fuzz_request)
 jobs=${JOBS:-$(nproc)}
 work=${FUZZ_WORK:-$(mktemp -d -t semline-fuzz.XXXXXX)}
 
@@ -26,6 +26,7 @@ cmake --build --preset fuzz -j"$jobs"
 max_len() {
   case $1 in
     fuzz_gguf | fuzz_llama2c | fuzz_safetensors) echo 32768 ;;
+    fuzz_tokenizer_json) echo 8192 ;;
     *) echo 4096 ;;
   esac
 }
@@ -33,7 +34,7 @@ max_len() {
 failed=()
 for t in "${targets[@]}"; do
   exe=build-fuzz/fuzz/$t
-  [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe (targets: fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors fuzz_request)" >&2; exit 2; }
+  [ -x "$exe" ] || { echo "fuzz.sh: no harness $exe (targets: fuzz_gguf fuzz_config fuzz_llama2c fuzz_tokenizer_spm fuzz_tokenizer_bpe fuzz_safetensors fuzz_tokenizer_json fuzz_request)" >&2; exit 2; }
   dir=$work/$t
   mkdir -p "$dir/corpus"
   cp -R "tests/fuzz/corpus/$t/." "$dir/corpus/"

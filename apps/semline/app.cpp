@@ -10,7 +10,7 @@ namespace semline::app {
 
 void add_line_flags(CLI::App& cmd, LineFlags& f) {
   cmd.add_option("-c,--config", f.config, "Pipeline config (TOML); see configs/");
-  cmd.add_option("-m,--model", f.model, "Model: a GGUF file or a Hugging Face GPT-2 folder; overrides [model].path");
+  cmd.add_option("-m,--model", f.model, "Model: a GGUF file or a Hugging Face folder; overrides [model].path");
   cmd.add_option("--set", f.sets, "Override a config key, e.g. --set stages.attention.variant=dense");
   cmd.add_option("--plugin-path", f.plugin_paths, "Extra folder or file to load plugins from");
   cmd.add_option("--spec", f.spec, "Speculative decoding: the proposer (none, ngram, draft); speculative.proposer");

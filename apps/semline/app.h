@@ -44,7 +44,7 @@ std::unique_ptr<Plugins> load_plugins(const std::vector<std::filesystem::path>& 
 // The config from --config (or defaults), with --model and --set applied.
 Config make_config(const LineFlags& f);
 
-// The model a path names: a GGUF file, or a Hugging Face GPT-2 folder (or its config.json).
+// The model a path names: a GGUF file, or a Hugging Face folder (or its config.json).
 std::unique_ptr<ModelFile> open_model(const std::filesystem::path& path);
 
 // A config made into a line: its plugins, model, graph and pipeline, alive together.

@@ -1,4 +1,4 @@
-// semline convert: a llama2.c checkpoint + tokenizer.bin, or a Hugging Face GPT-2 folder, -> GGUF.
+// semline convert: a llama2.c checkpoint + tokenizer.bin, or a Hugging Face folder, -> GGUF.
 #include <spdlog/spdlog.h>
 
 #include "app.h"
@@ -9,14 +9,15 @@ namespace semline::app {
 
 void add_convert_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "convert", "Convert a llama2.c checkpoint and its tokenizer.bin, or a Hugging Face GPT-2 folder, to GGUF");
+      "convert", "Convert a llama2.c checkpoint and its tokenizer.bin, or a Hugging Face folder, to GGUF");
   struct Opts {
     std::string input, tokenizer, out;
     llama2c::ConvertOptions options;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("input", o->input,
-                  "llama2.c checkpoint (.bin, legacy v0 format), or a Hugging Face GPT-2 folder (or its config.json)")
+                  "llama2.c checkpoint (.bin, legacy v0 format), or a Hugging Face folder (or its config.json): GPT-2, "
+                  "Llama, Mistral, Qwen2, Qwen3, Phi-3")
       ->required();
   cmd->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin (llama2.c checkpoints only)");
   cmd->add_option("-o,--output", o->out, "GGUF file to write")->required();
@@ -29,7 +30,7 @@ void add_convert_command(CLI::App& app) {
     if (hf::is_hf_path(o->input)) {
       // The folder is read as every command reads it, already in GGUF terms: the file is that model.
       if (!o->tokenizer.empty())
-        throw Error("convert: --tokenizer is for llama2.c checkpoints; a Hugging Face folder brings its vocab.json");
+        throw Error("convert: --tokenizer is for llama2.c checkpoints; a Hugging Face folder brings its tokenizer.json (or vocab.json)");
       write_gguf(*hf::open_folder(o->input), o->out, std::ref(bar));
     } else {
       if (o->tokenizer.empty()) throw Error("convert: a llama2.c checkpoint needs --tokenizer tokenizer.bin");

@@ -122,7 +122,7 @@ void add_inspect_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "Show a model's hyper-parameters, tokenizer, metadata and tensors (GGUF or Hugging Face folder)");
   auto path = std::make_shared<std::string>();
   auto no_tensors = std::make_shared<bool>(false);
-  cmd->add_option("model", *path, "GGUF file, or Hugging Face GPT-2 folder (or its config.json)")->required();
+  cmd->add_option("model", *path, "GGUF file, or Hugging Face folder (or its config.json)")->required();
   cmd->add_flag("--no-tensors", *no_tensors, "Leave out the tensor table");
   cmd->callback([path, no_tensors] {
     auto m = open_model(*path);

@@ -2,61 +2,12 @@
 
 #include <spdlog/fmt/fmt.h>
 
-#include <nlohmann/json.hpp>
-
+#include "core/model/hf_json.h"
+#include "core/model/hf_layout.h"
 #include "semline/error.h"
 
 namespace semline::hf {
 
-namespace {
-
-using json = nlohmann::json;
-
-json parse_object(std::string_view text, const std::string& name) {
-  json j;
-  try {
-    j = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    throw Error(name + ": not valid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw Error(name + ": JSON " + j.type_name() + ", expected an object");
-  return j;
-}
-
-// Sizes are recorded as u32 metadata; none of a real GPT-2 comes near that.
-constexpr uint64_t kMaxSize = uint64_t{1} << 31;
-
-int64_t positive(const json& j, const char* key, const std::string& name, std::optional<int64_t> fallback = {}) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    if (fallback && static_cast<uint64_t>(*fallback) < kMaxSize) return *fallback;
-    if (fallback)
-      throw Error(name + ": " + key + " is absent and its default, " + std::to_string(*fallback) +
-                  ", is not below 2^31");
-    throw Error(name + ": key '" + key + "' is missing (a GPT-2 config.json has n_embd, n_layer, n_head, "
-                "n_positions and vocab_size)");
-  }
-  if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 || it->get<uint64_t>() >= kMaxSize)
-    throw Error(name + ": " + key + " = " + it->dump() + " must be a positive integer below 2^31");
-  return static_cast<int64_t>(it->get<uint64_t>());
-}
-
-bool flag(const json& j, const char* key, bool fallback, const std::string& name) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) throw Error(name + ": " + key + " = " + it->dump() + " must be true or false");
-  return it->get<bool>();
-}
-
-std::optional<int64_t> token_id(const json& j, const char* key, const std::string& name) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number_unsigned() || it->get<uint64_t>() >= kMaxSize)
-    throw Error(name + ": " + key + " = " + it->dump() + " must be null or a token id");
-  return static_cast<int64_t>(it->get<uint64_t>());
-}
-
-}  // namespace
 
 Gpt2Config parse_gpt2_config(std::string_view text, const std::string& name) {
   const json j = parse_object(text, name);
@@ -64,22 +15,16 @@ Gpt2Config parse_gpt2_config(std::string_view text, const std::string& name) {
     throw Error(name + ": model_type " + it->dump() + " is not served; the Hugging Face loader reads GPT-2 "
                 "(model_type \"gpt2\")");
   Gpt2Config c;
-  c.n_embd = positive(j, "n_embd", name);
-  c.n_layer = positive(j, "n_layer", name);
-  c.n_head = positive(j, "n_head", name);
-  c.n_positions = positive(j, "n_positions", name);
-  c.vocab_size = positive(j, "vocab_size", name);
+  constexpr std::string_view hint =
+      " (a GPT-2 config.json has n_embd, n_layer, n_head, n_positions and vocab_size)";
+  c.n_embd = positive(j, "n_embd", name, {}, hint);
+  c.n_layer = positive(j, "n_layer", name, {}, hint);
+  c.n_head = positive(j, "n_head", name, {}, hint);
+  c.n_positions = positive(j, "n_positions", name, {}, hint);
+  c.vocab_size = positive(j, "vocab_size", name, {}, hint);
   c.n_inner = positive(j, "n_inner", name, 4 * c.n_embd);
-  if (auto it = j.find("layer_norm_epsilon"); it != j.end() && !it->is_null()) {
-    if (!it->is_number() || !(it->get<double>() > 0))
-      throw Error(name + ": layer_norm_epsilon = " + it->dump() + " must be a positive number");
-    c.layer_norm_epsilon = it->get<double>();
-  }
-  std::string act = "gelu_new";  // GPT2Config's default
-  if (auto it = j.find("activation_function"); it != j.end() && !it->is_null()) {
-    if (!it->is_string()) throw Error(name + ": activation_function = " + it->dump() + " must be a string");
-    act = it->get<std::string>();
-  }
+  c.layer_norm_epsilon = find_positive_number(j, "layer_norm_epsilon", name).value_or(c.layer_norm_epsilon);
+  const std::string act = find_string(j, "activation_function", name).value_or("gelu_new");  // GPT2Config's default
   if (act == "gelu") c.gelu_exact = true;
   else if (act != "gelu_new" && act != "gelu_pytorch_tanh")
     throw Error(name + ": activation_function '" + act + "' is not supported; valid: gelu (exact), gelu_new, "
@@ -154,6 +99,87 @@ bool is_one_utf8_char(std::string_view s) {
   }
   const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
   return cp >= min[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+}
+
+namespace {
+
+Placement place_gpt2(const std::string& hf_name, int64_t n_layer, const std::string& file) {
+  static const std::pair<const char*, const char*> top[] = {
+      {"wte.weight", "token_embd.weight"}, {"wpe.weight", "position_embd.weight"},
+      {"ln_f.weight", "output_norm.weight"}, {"ln_f.bias", "output_norm.bias"}};
+  struct Block {
+    const char* hf;
+    const char* gguf;
+    bool transpose;
+  };
+  static const Block block[] = {
+      {"ln_1.weight", "attn_norm.weight", false},      {"ln_1.bias", "attn_norm.bias", false},
+      {"attn.c_attn.weight", "attn_qkv.weight", true}, {"attn.c_attn.bias", "attn_qkv.bias", false},
+      {"attn.c_proj.weight", "attn_output.weight", true}, {"attn.c_proj.bias", "attn_output.bias", false},
+      {"ln_2.weight", "ffn_norm.weight", false},       {"ln_2.bias", "ffn_norm.bias", false},
+      {"mlp.c_fc.weight", "ffn_up.weight", true},      {"mlp.c_fc.bias", "ffn_up.bias", false},
+      {"mlp.c_proj.weight", "ffn_down.weight", true},  {"mlp.c_proj.bias", "ffn_down.bias", false}};
+  using Op = Placement::Op;
+  if (hf_name == "lm_head.weight") return {"output.weight"};
+  std::string_view n = hf_name;
+  if (n.rfind("transformer.", 0) == 0) n.remove_prefix(12);
+  for (const auto& [h, g] : top)
+    if (n == h) return {g};
+  if (auto [layer, rest] = block_of(n, "h.", hf_name, n_layer, "n_layer", file); layer >= 0) {
+    if (rest == "attn.bias" || rest == "attn.masked_bias") return {"", Op::Skip};
+    for (const Block& b : block)
+      if (rest == b.hf) return {fmt::format("blk.{}.{}", layer, b.gguf), b.transpose ? Op::Transpose : Op::Keep};
+  }
+  throw Error(file + ": tensor '" + hf_name + "' is not part of the GPT-2 layout (transformer.wte, wpe, ln_f, " +
+              "h.N.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}.{weight, bias}, lm_head.weight)");
+}
+
+}  // namespace
+
+std::pair<int64_t, std::string_view> block_of(std::string_view n, std::string_view prefix, const std::string& hf_name,
+                                              int64_t n_layer, std::string_view layers_key, const std::string& file) {
+  if (n.substr(0, prefix.size()) != prefix) return {-1, {}};
+  n.remove_prefix(prefix.size());
+  size_t digits = 0;
+  while (digits < n.size() && digits < 7 && n[digits] >= '0' && n[digits] <= '9') ++digits;
+  if (digits == 0 || digits >= n.size() || n[digits] != '.' || (digits > 1 && n[0] == '0')) return {-1, {}};
+  const int64_t layer = std::stoll(std::string(n.substr(0, digits)));
+  if (layer >= n_layer)
+    throw Error(fmt::format("{}: tensor '{}' belongs to block {}, but config.json has {} {}", file, hf_name, layer,
+                            layers_key, n_layer));
+  return {layer, n.substr(digits + 1)};
+}
+
+Layout gpt2_layout(std::string_view config_text, const std::string& name) {
+  const Gpt2Config c = parse_gpt2_config(config_text, name);
+  Layout l;
+  l.label = "GPT-2";
+  l.arch = "gpt2";
+  l.vocab_size = c.vocab_size;
+  l.bos_token_id = c.bos_token_id;
+  l.eos_token_id = c.eos_token_id;
+  l.write_meta = [c](OwnedMeta& meta) {
+    meta.add_u32("gpt2.context_length", static_cast<uint64_t>(c.n_positions));
+    meta.add_u32("gpt2.embedding_length", static_cast<uint64_t>(c.n_embd));
+    meta.add_u32("gpt2.feed_forward_length", static_cast<uint64_t>(c.n_inner));
+    meta.add_u32("gpt2.block_count", static_cast<uint64_t>(c.n_layer));
+    meta.add_u32("gpt2.attention.head_count", static_cast<uint64_t>(c.n_head));
+    meta.add_f32("gpt2.attention.layer_norm_epsilon", c.layer_norm_epsilon);
+    meta.add_string("gpt2.feed_forward_activation", c.gelu_exact ? "gelu" : "gelu_tanh");
+  };
+  l.place = [n_layer = c.n_layer](const std::string& hf_name, const std::string& file) {
+    return place_gpt2(hf_name, n_layer, file);
+  };
+  return l;
+}
+
+Layout layout_of(std::string_view config_text, const std::string& name) {
+  const json j = parse_object(config_text, name);
+  const std::string type = find_string(j, "model_type", name).value_or("gpt2");
+  if (type == "gpt2") return gpt2_layout(config_text, name);
+  if (decoder_serves(type)) return decoder_layout(config_text, name);
+  throw Error(name + ": model_type \"" + type + "\" is not served; the Hugging Face loader reads \"gpt2\", " +
+              decoder_architectures());
 }
 
 }  // namespace semline::hf

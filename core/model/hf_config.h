@@ -1,6 +1,7 @@
 // The files of a Hugging Face GPT-2 folder besides the weights: config.json (the hyper-parameters,
-// GPT2Config's keys) and the vocabulary, vocab.json (token -> id) with merges.txt for a
-// byte-level BPE model, or vocab.json alone for a character-level one.
+// GPT2Config's keys; gpt2_layout and the dispatch layout_of of hf_layout.h are defined with it)
+// and the vocabulary, vocab.json (token -> id) with merges.txt for a byte-level BPE model, or
+// vocab.json alone for a character-level one.
 #pragma once
 
 #include <cstdint>

@@ -3,12 +3,18 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <set>
 #include <unordered_map>
 
+#include "core/model/file_type.h"
 #include "core/model/hf_config.h"
-#include "core/model/mapped_file.h"
+#include "core/model/hf_json.h"
+#include "core/model/hf_layout.h"
+#include "core/model/hf_tokenizer.h"
 #include "semline/error.h"
 
 namespace semline::hf {
@@ -21,114 +27,6 @@ constexpr uint64_t kMaxConfigBytes = uint64_t{16} << 20;
 constexpr uint64_t kMaxVocabBytes = uint64_t{256} << 20;
 constexpr int32_t kControlToken = 3;  // tokenizer.ggml.token_type of control tokens
 
-std::string read_text(const fs::path& p, uint64_t max_bytes) {
-  MappedFile f(p);
-  if (f.bytes().size() > max_bytes)
-    throw Error(fmt::format("{}: {} bytes, more than the {} such a file may have", p.string(), f.bytes().size(),
-                            max_bytes));
-  return std::string(reinterpret_cast<const char*>(f.bytes().data()), f.bytes().size());
-}
-
-// Metadata the model owns: each value views strings and arrays kept here (deques: adding never
-// moves what earlier values point to).
-class OwnedMeta {
- public:
-  void add_string(std::string key, std::string value) {
-    MetaValue v;
-    v.type = MetaType::STRING;
-    v.str = strings_.emplace_back(std::move(value));
-    entries.emplace_back(std::move(key), std::move(v));
-  }
-  void add_u32(std::string key, uint64_t value) {
-    MetaValue v;
-    v.type = MetaType::U32;
-    v.u = value;
-    v.i = static_cast<int64_t>(value);
-    v.f = static_cast<double>(value);
-    entries.emplace_back(std::move(key), std::move(v));
-  }
-  void add_f32(std::string key, double value) {
-    MetaValue v;
-    v.type = MetaType::F32;
-    v.f = static_cast<float>(value);
-    entries.emplace_back(std::move(key), std::move(v));
-  }
-  void add_strings(std::string key, std::vector<std::string> values) {
-    const std::vector<std::string>& kept = string_arrays_.emplace_back(std::move(values));
-    MetaValue v;
-    v.type = MetaType::ARRAY;
-    v.elem = MetaType::STRING;
-    v.count = kept.size();
-    v.strings.assign(kept.begin(), kept.end());
-    entries.emplace_back(std::move(key), std::move(v));
-  }
-  void add_i32s(std::string key, std::vector<int32_t> values) {
-    const std::vector<int32_t>& kept = int_arrays_.emplace_back(std::move(values));
-    MetaValue v;
-    v.type = MetaType::ARRAY;
-    v.elem = MetaType::I32;
-    v.count = kept.size();
-    v.raw = reinterpret_cast<const unsigned char*>(kept.data());
-    entries.emplace_back(std::move(key), std::move(v));
-  }
-
-  std::vector<std::pair<std::string, MetaValue>> entries;
-
- private:
-  std::deque<std::string> strings_;
-  std::deque<std::vector<std::string>> string_arrays_;
-  std::deque<std::vector<int32_t>> int_arrays_;
-};
-
-// Where a safetensors tensor goes: its GGUF name, and whether it is a Conv1D weight ([in][out]).
-struct Placement {
-  std::string name;
-  bool transpose = false;
-  bool skip = false;  // the causal-mask buffers older checkpoints store
-};
-
-Placement place(const std::string& hf_name, int64_t n_layer, const std::string& file) {
-  static const std::pair<const char*, const char*> top[] = {
-      {"wte.weight", "token_embd.weight"}, {"wpe.weight", "position_embd.weight"},
-      {"ln_f.weight", "output_norm.weight"}, {"ln_f.bias", "output_norm.bias"}};
-  struct Block {
-    const char* hf;
-    const char* gguf;
-    bool transpose;
-  };
-  static const Block block[] = {
-      {"ln_1.weight", "attn_norm.weight", false},      {"ln_1.bias", "attn_norm.bias", false},
-      {"attn.c_attn.weight", "attn_qkv.weight", true}, {"attn.c_attn.bias", "attn_qkv.bias", false},
-      {"attn.c_proj.weight", "attn_output.weight", true}, {"attn.c_proj.bias", "attn_output.bias", false},
-      {"ln_2.weight", "ffn_norm.weight", false},       {"ln_2.bias", "ffn_norm.bias", false},
-      {"mlp.c_fc.weight", "ffn_up.weight", true},      {"mlp.c_fc.bias", "ffn_up.bias", false},
-      {"mlp.c_proj.weight", "ffn_down.weight", true},  {"mlp.c_proj.bias", "ffn_down.bias", false}};
-  if (hf_name == "lm_head.weight") return {"output.weight"};
-  std::string_view n = hf_name;
-  if (n.rfind("transformer.", 0) == 0) n.remove_prefix(12);
-  for (const auto& [h, g] : top)
-    if (n == h) return {g};
-  if (n.rfind("h.", 0) == 0) {
-    n.remove_prefix(2);
-    size_t digits = 0;
-    while (digits < n.size() && digits < 7 && n[digits] >= '0' && n[digits] <= '9') ++digits;
-    if (digits > 0 && digits < n.size() && n[digits] == '.' && (digits == 1 || n[0] != '0')) {
-      const int64_t layer = std::stoll(std::string(n.substr(0, digits)));
-      const std::string_view rest = n.substr(digits + 1);
-      if (rest == "attn.bias" || rest == "attn.masked_bias") return {"", false, true};
-      for (const Block& b : block)
-        if (rest == b.hf) {
-          if (layer >= n_layer)
-            throw Error(fmt::format("{}: tensor '{}' belongs to block {}, but config.json has n_layer {}", file,
-                                    hf_name, layer, n_layer));
-          return {fmt::format("blk.{}.{}", layer, b.gguf), b.transpose};
-        }
-    }
-  }
-  throw Error(file + ": tensor '" + hf_name + "' is not part of the GPT-2 layout (transformer.wte, wpe, ln_f, " +
-              "h.N.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}.{weight, bias}, lm_head.weight)");
-}
-
 Tensor host_view(DType t, const std::vector<int64_t>& ne, const void* p) {
   Tensor x;
   x.dtype = t;
@@ -140,21 +38,68 @@ Tensor host_view(DType t, const std::vector<int64_t>& ne, const void* p) {
   return x;
 }
 
+// The safetensors files of a folder: model.safetensors, or the shards model.safetensors.index.json
+// names, each tensor in the shard the index says.
+std::vector<std::unique_ptr<safetensors::File>> open_weights(const fs::path& folder, const safetensors::Limits& limits) {
+  std::vector<std::unique_ptr<safetensors::File>> files;
+  const fs::path single = folder / "model.safetensors", index_path = folder / "model.safetensors.index.json";
+  if (fs::exists(single)) {
+    files.push_back(safetensors::File::open(single, limits));
+    return files;
+  }
+  if (!fs::exists(index_path)) {
+    const bool pickle = fs::exists(folder / "pytorch_model.bin");
+    throw Error(folder.string() + ": no model.safetensors" +
+                (pickle ? std::string(" (pytorch_model.bin is a pickle, which semline does not read: save the model "
+                                      "as safetensors)")
+                        : std::string(" (a Hugging Face folder holds config.json and model.safetensors, or shards "
+                                      "with model.safetensors.index.json)")));
+  }
+  const std::string index_name = index_path.string();
+  const json index = parse_object(read_text(index_path, kMaxConfigBytes), index_name);
+  const json* map = find(index, "weight_map");
+  if (!map || !map->is_object() || map->empty())
+    throw Error(index_name + ": weight_map must be an object of tensor name: file name");
+  std::map<std::string, size_t> file_of_shard;
+  for (auto it = map->begin(); it != map->end(); ++it) {
+    if (!it->is_string()) throw Error(index_name + ": the file of '" + it.key() + "' is " + it->dump());
+    const std::string shard = it->get<std::string>();
+    if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos || shard == "..")
+      throw Error(index_name + ": '" + it.key() + "' is in " + as_json_string(shard) +
+                  ", which is not a file name of this folder");
+    if (file_of_shard.emplace(shard, files.size()).second) files.push_back(safetensors::File::open(folder / shard, limits));
+  }
+  for (const auto& [shard, i] : file_of_shard) {
+    std::set<std::string_view> held;
+    for (const safetensors::Entry& e : files[i]->entries()) {
+      held.insert(e.name);
+      auto where = map->find(e.name);
+      if (where == map->end() || *where != shard)
+        throw Error(fmt::format("{}: tensor '{}' is in {}, but the index {}", index_name, e.name, shard,
+                                where == map->end() ? std::string("does not list it")
+                                                    : "places it in " + where->get<std::string>()));
+    }
+    for (auto it = map->begin(); it != map->end(); ++it)
+      if (*it == shard && !held.count(it.key()))
+        throw Error(index_name + ": lists '" + it.key() + "' in " + shard + ", which does not hold it");
+  }
+  return files;
+}
+
 class HfModel final : public ModelFile {
  public:
   HfModel(const fs::path& folder, const safetensors::Limits& limits) : folder_(folder.string()) {
-    const fs::path config_path = folder / "config.json", weights_path = folder / "model.safetensors";
-    if (!fs::exists(weights_path)) {
-      const bool sharded = fs::exists(folder / "model.safetensors.index.json");
-      throw Error(folder_ + ": no model.safetensors" +
-                  (sharded ? std::string(" (a sharded checkpoint: semline reads one model.safetensors)")
-                           : std::string(" (a Hugging Face folder holds config.json and model.safetensors)")));
-    }
-    const Gpt2Config c = parse_gpt2_config(read_text(config_path, kMaxConfigBytes), config_path.string());
-    st_ = safetensors::File::open(weights_path, limits);
-    read_tensors(c);
-    write_hparams(folder, c);
-    read_vocabulary(folder, c);
+    const fs::path config_path = folder / "config.json";
+    files_ = open_weights(folder, limits);
+    layout_ = layout_of(read_text(config_path, kMaxConfigBytes), config_path.string());
+    read_tensors();
+    std::string name = folder.lexically_normal().filename().string();
+    if (name.empty()) name = folder.lexically_normal().parent_path().filename().string();
+    meta_.add_string("general.architecture", layout_.arch);
+    meta_.add_string("general.name", name.empty() ? layout_.arch : name);
+    meta_.add_u32("general.file_type", llama_file_type(matrix_dtype()));
+    layout_.write_meta(meta_);
+    read_vocabulary(folder);
     for (size_t i = 0; i < meta_.entries.size(); ++i) meta_index_[meta_.entries[i].first] = i;
   }
 
@@ -170,88 +115,130 @@ class HfModel final : public ModelFile {
   }
   std::string path() const override { return folder_; }
   std::string format() const override {
-    return fmt::format("Hugging Face GPT-2 folder: model.safetensors ({} bytes, {} tensors, {} Conv1D weights "
-                       "transposed), config.json, {}",
-                       st_->file_size(), tensors_.size(), transposed_, vocabulary_);
+    uint64_t bytes = 0;
+    for (const auto& f : files_) bytes += f->file_size();
+    std::string changed;
+    if (transposed_) changed += fmt::format(", {} Conv1D weights transposed", transposed_);
+    if (permuted_) changed += fmt::format(", {} q/k maps permuted to llama.cpp's RoPE pairs", permuted_);
+    return fmt::format("Hugging Face {} folder: {} ({} bytes, {} tensors{}), config.json, {}", layout_.label,
+                       files_.size() == 1 ? files_[0]->path() : fmt::format("{} safetensors shards", files_.size()),
+                       bytes, tensors_.size(), changed, vocabulary_);
   }
 
  private:
-  void read_tensors(const Gpt2Config& c) {
-    const std::string& file = st_->path();
+  void read_tensors() {
     std::unordered_map<std::string, std::string> source;  // GGUF name -> safetensors name
-    for (const safetensors::Entry& e : st_->entries()) {
-      const Placement p = place(e.name, c.n_layer, file);
-      if (p.skip) continue;
-      const std::string what = fmt::format("{}: tensor '{}' ({})", file, e.name, p.name);
-      if (e.shape.empty() || e.elements() == 0)
-        throw Error(what + " is empty; every GPT-2 tensor has at least one value in each dimension");
-      if (p.transpose && e.shape.size() != 2)
-        throw Error(fmt::format("{} has {} dimensions; a Conv1D weight has 2 ([in, out])", what, e.shape.size()));
-      const size_t es = static_cast<size_t>(dtype_block_bytes(e.dtype));
-      const uint64_t bytes = e.end - e.begin;
-      // ne is innermost first: the stored shape reversed, or for a Conv1D weight [in][out] made
-      // [out][in] by the transposition, {in, out}.
-      std::vector<int64_t> ne(e.shape.rbegin(), e.shape.rend());
-      const void* host = e.data;
-      if (p.transpose) {
-        ne = {e.shape[0], e.shape[1]};
-        const int64_t n_in = e.shape[0], n_out = e.shape[1];
-        std::vector<uint8_t>& dst = owned_.emplace_back(bytes);
-        for (int64_t i = 0; i < n_in; ++i)
-          for (int64_t o = 0; o < n_out; ++o)
-            std::memcpy(dst.data() + (o * n_in + i) * es, e.data + (i * n_out + o) * es, es);
-        host = dst.data();
-        ++transposed_;
-      } else if (reinterpret_cast<uintptr_t>(e.data) % es != 0) {
-        // The format does not align tensors; the kernels read whole elements.
-        host = owned_.emplace_back(e.data, e.data + bytes).data();
-      }
-      if (auto [it, fresh] = source.emplace(p.name, e.name); !fresh)
-        throw Error(file + ": tensors '" + it->second + "' and '" + e.name + "' both map to " + p.name);
-      tensors_.push_back({p.name, host_view(e.dtype, ne, host), e.begin, bytes});
+    for (const auto& st : files_)
+      for (const safetensors::Entry& e : st->entries()) read_tensor(*st, e, source);
+    for (const auto& [name, values] : layout_.generated) {
+      if (source.count(name)) throw Error(folder_ + ": " + name + " is both stored and computed from config.json");
+      const auto& kept = generated_.emplace_back(values);
+      tensors_.push_back({name, host_view(DType::F32, {static_cast<int64_t>(kept.size())}, kept.data()), 0,
+                          kept.size() * sizeof(float)});
     }
     // The index views the names in tensors_, which no longer moves.
     for (size_t i = 0; i < tensors_.size(); ++i) tensor_index_[tensors_[i].name] = i;
-    const TensorInfo* wte = tensor_info("token_embd.weight");
-    if (!wte) throw Error(file + ": no transformer.wte.weight (the token embedding)");
-    if (wte->view.ne[1] != c.vocab_size)
-      throw Error(fmt::format("{}: vocab_size {} in config.json, but transformer.wte.weight has {} rows", file,
-                              c.vocab_size, wte->view.ne[1]));
+    const TensorInfo* embd = tensor_info("token_embd.weight");
+    if (!embd) throw Error(folder_ + ": no token embedding among the tensors (" + layout_.label + " names it " +
+                           (layout_.arch == "gpt2" ? "transformer.wte.weight)" : "model.embed_tokens.weight)"));
+    if (embd->view.ne[1] != layout_.vocab_size)
+      throw Error(fmt::format("{}: vocab_size {} in config.json, but the token embedding ({}) has {} rows",
+                              files_[0]->path(), layout_.vocab_size, source["token_embd.weight"], embd->view.ne[1]));
   }
 
-  void write_hparams(const fs::path& folder, const Gpt2Config& c) {
-    std::string name = folder.lexically_normal().filename().string();
-    if (name.empty()) name = folder.lexically_normal().parent_path().filename().string();
-    meta_.add_string("general.architecture", "gpt2");
-    meta_.add_string("general.name", name.empty() ? "gpt2" : name);
-    meta_.add_u32("gpt2.context_length", static_cast<uint64_t>(c.n_positions));
-    meta_.add_u32("gpt2.embedding_length", static_cast<uint64_t>(c.n_embd));
-    meta_.add_u32("gpt2.feed_forward_length", static_cast<uint64_t>(c.n_inner));
-    meta_.add_u32("gpt2.block_count", static_cast<uint64_t>(c.n_layer));
-    meta_.add_u32("gpt2.attention.head_count", static_cast<uint64_t>(c.n_head));
-    meta_.add_f32("gpt2.attention.layer_norm_epsilon", c.layer_norm_epsilon);
-    meta_.add_string("gpt2.feed_forward_activation", c.gelu_exact ? "gelu" : "gelu_tanh");
+  // The dtype most weight matrices have.
+  DType matrix_dtype() const {
+    std::map<DType, int> count;
+    for (const TensorInfo& t : tensors_)
+      if (t.view.ndim >= 2) ++count[t.view.dtype];
+    auto most = std::max_element(count.begin(), count.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    return most == count.end() ? DType::F32 : most->first;
   }
 
-  void read_vocabulary(const fs::path& folder, const Gpt2Config& c) {
+  void read_tensor(const safetensors::File& st, const safetensors::Entry& e,
+                   std::unordered_map<std::string, std::string>& source) {
+    using Op = Placement::Op;
+    const std::string& file = st.path();
+    const Placement p = layout_.place(e.name, file);
+    if (p.op == Op::Skip) return;
+    const std::string what = fmt::format("{}: tensor '{}' ({})", file, e.name, p.name);
+    if (e.shape.empty() || e.elements() == 0)
+      throw Error(what + " is empty; every tensor of a model has at least one value in each dimension");
+    if (p.op == Op::Transpose && e.shape.size() != 2)
+      throw Error(fmt::format("{} has {} dimensions; a Conv1D weight has 2 ([in, out])", what, e.shape.size()));
+    const size_t es = static_cast<size_t>(dtype_block_bytes(e.dtype));
+    const uint64_t bytes = e.end - e.begin;
+    // ne is innermost first: the stored shape reversed, or for a Conv1D weight [in][out] made
+    // [out][in] by the transposition, {in, out}.
+    std::vector<int64_t> ne(e.shape.rbegin(), e.shape.rend());
+    const void* host = e.data;
+    if (p.op == Op::Transpose) {
+      ne = {e.shape[0], e.shape[1]};
+      const int64_t n_in = e.shape[0], n_out = e.shape[1];
+      std::vector<uint8_t>& dst = owned_.emplace_back(bytes);
+      for (int64_t i = 0; i < n_in; ++i)
+        for (int64_t o = 0; o < n_out; ++o)
+          std::memcpy(dst.data() + (o * n_in + i) * es, e.data + (i * n_out + o) * es, es);
+      host = dst.data();
+      ++transposed_;
+    } else if (p.op == Op::PermuteHeads) {
+      host = permute_heads(e, p, what);
+      ++permuted_;
+    } else if (reinterpret_cast<uintptr_t>(e.data) % es != 0) {
+      // The format does not align tensors; the kernels read whole elements.
+      host = owned_.emplace_back(e.data, e.data + bytes).data();
+    }
+    if (auto [it, fresh] = source.emplace(p.name, e.name); !fresh)
+      throw Error(file + ": tensors '" + it->second + "' and '" + e.name + "' both map to " + p.name);
+    tensors_.push_back({p.name, host_view(e.dtype, ne, host), e.begin, bytes});
+  }
+
+  // Each head's rows (half, i) -> (i, half): Hugging Face rotates a head's two halves against each
+  // other, llama.cpp's llama arch adjacent pairs; the same rotation, rows renumbered.
+  const void* permute_heads(const safetensors::Entry& e, const Placement& p, const std::string& what) {
+    const int64_t rows = e.shape[0], heads = p.heads, head = p.head_dim, half = head / 2;
+    if (rows != heads * head || head % 2)
+      throw Error(fmt::format("{} has {} rows; config.json gives {} heads of {} (an even size)", what, rows, heads, head));
+    const uint64_t row_bytes = (e.end - e.begin) / static_cast<uint64_t>(rows);
+    std::vector<uint8_t>& dst = owned_.emplace_back(e.end - e.begin);
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < half; ++i)
+        for (int64_t s = 0; s < 2; ++s)
+          std::memcpy(dst.data() + (h * head + 2 * i + s) * row_bytes, e.data + (h * head + s * half + i) * row_bytes,
+                      row_bytes);
+    return dst.data();
+  }
+
+  void read_vocabulary(const fs::path& folder) {
+    const int64_t rows = tensor_info("token_embd.weight")->view.ne[1];
+    for (const auto& [key, id] : {std::pair{"bos_token_id", layout_.bos_token_id},
+                                  std::pair{"eos_token_id", layout_.eos_token_id}})
+      if (id && *id >= rows)
+        throw Error(fmt::format("{}/config.json: {} {} is outside the vocabulary of {} tokens", folder.string(), key,
+                                *id, rows));
+    if (fs::exists(folder / "tokenizer.json")) {
+      vocabulary_ = read_tokenizer_json({folder, rows, layout_.bos_token_id, layout_.eos_token_id}, meta_);
+      return;
+    }
+    if (layout_.arch == "gpt2") return read_gpt2_vocabulary(folder, rows);
+    vocabulary_ = "no tokenizer.json (no tokenizer)";
+  }
+
+  void read_gpt2_vocabulary(const fs::path& folder, int64_t rows) {
     const fs::path vocab_path = folder / "vocab.json", merges_path = folder / "merges.txt";
     if (!fs::exists(vocab_path)) {
       vocabulary_ = "no vocab.json (no tokenizer)";
       return;
     }
     std::vector<std::string> tokens = parse_vocab_json(read_text(vocab_path, kMaxVocabBytes), vocab_path.string());
-    const int64_t rows = tensor_info("token_embd.weight")->view.ne[1];
     if (static_cast<int64_t>(tokens.size()) != rows)
       throw Error(fmt::format("{}: {} tokens, but transformer.wte.weight has {} rows", vocab_path.string(),
                               tokens.size(), rows));
-    for (const auto& [key, id] : {std::pair{"bos_token_id", c.bos_token_id}, std::pair{"eos_token_id", c.eos_token_id}})
-      if (id && *id >= rows)
-        throw Error(fmt::format("{}/config.json: {} {} is outside the vocabulary of {} tokens", folder.string(), key,
-                                *id, rows));
-    const bool bpe = fs::exists(merges_path);
-    if (bpe) {
+    const auto& bos = layout_.bos_token_id;
+    const auto& eos = layout_.eos_token_id;
+    if (fs::exists(merges_path)) {
       std::vector<int32_t> types(tokens.size(), 1);  // normal
-      for (const auto& id : {c.bos_token_id, c.eos_token_id})
+      for (const auto& id : {bos, eos})
         if (id) types[static_cast<size_t>(*id)] = kControlToken;
       meta_.add_string("tokenizer.ggml.model", "gpt2");
       meta_.add_string("tokenizer.ggml.pre", "gpt-2");
@@ -270,17 +257,19 @@ class HfModel final : public ModelFile {
       meta_.add_strings("tokenizer.ggml.tokens", std::move(tokens));
       vocabulary_ = "vocab.json (characters)";
     }
-    if (c.bos_token_id) meta_.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint64_t>(*c.bos_token_id));
-    if (c.eos_token_id) meta_.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint64_t>(*c.eos_token_id));
+    if (bos) meta_.add_u32("tokenizer.ggml.bos_token_id", static_cast<uint64_t>(*bos));
+    if (eos) meta_.add_u32("tokenizer.ggml.eos_token_id", static_cast<uint64_t>(*eos));
   }
 
   std::string folder_;
-  std::unique_ptr<safetensors::File> st_;
+  Layout layout_;
+  std::vector<std::unique_ptr<safetensors::File>> files_;
   OwnedMeta meta_;
   std::vector<TensorInfo> tensors_;
-  std::deque<std::vector<uint8_t>> owned_;  // transposed or realigned tensor bytes
+  std::deque<std::vector<uint8_t>> owned_;       // transposed, permuted or realigned tensor bytes
+  std::deque<std::vector<float>> generated_;     // tensors computed from config.json
   std::unordered_map<std::string_view, size_t> meta_index_, tensor_index_;
-  int transposed_ = 0;
+  int transposed_ = 0, permuted_ = 0;
   std::string vocabulary_;
 };
 

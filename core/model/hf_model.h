@@ -1,18 +1,13 @@
-// A Hugging Face GPT-2 folder as a model: config.json + model.safetensors (+ vocab.json, and
-// merges.txt for a byte-level BPE vocabulary), presented in GGUF terms so that the `gpt2`
-// architecture template, the tokenizers and every command read it as they read a GGUF:
+// A Hugging Face folder as a model, presented in GGUF terms so that the architecture templates,
+// the tokenizers and every command read it as they read a GGUF: config.json chooses the layout
+// (core/model/hf_layout.h: GPT-2, or a llama-lineage decoder) that names the metadata and renames
+// the tensors; the weights are model.safetensors or the shards model.safetensors.index.json lists;
+// the vocabulary is tokenizer.json (core/model/hf_tokenizer.h), or for GPT-2 vocab.json (+
+// merges.txt for byte-level BPE, without it one character per token).
 //
-//   metadata  general.architecture "gpt2", gpt2.* from config.json (context_length = n_positions,
-//             embedding_length = n_embd, feed_forward_length = n_inner or 4 n_embd, block_count =
-//             n_layer, attention.head_count = n_head, attention.layer_norm_epsilon,
-//             feed_forward_activation "gelu" | "gelu_tanh" from activation_function), and the
-//             tokenizer: with merges.txt tokenizer.ggml.model "gpt2" (pre "gpt-2", tokens, merges,
-//             bos/eos ids marked control), without it "char" (every vocab.json entry one UTF-8
-//             character); bos/eos ids only where config.json names them.
-//   tensors   renamed to llama.cpp's gpt2 names (transformer.h.L.attn.c_attn -> blk.L.attn_qkv,
-//             ...); the Conv1D weights, stored [in][out], transposed into owned memory to the
-//             [out][in] rows of every other matrix; the rest are views of the mapped file (copied
-//             only when the file places them unaligned).
+// Tensors are views of the mapped files, except where the layouts differ: GPT-2's Conv1D weights
+// ([in][out]) are transposed, llama's q/k rows reordered to llama.cpp's RoPE pairs, and a tensor
+// the format left unaligned is copied.
 #pragma once
 
 #include <filesystem>

@@ -1,6 +1,6 @@
 // An open model, whatever the file format: metadata in GGUF terms and the tensor table, both in
-// file order, with typed metadata access. GGUF files are read as they are; a Hugging Face GPT-2
-// folder (config.json + model.safetensors) is presented in the same terms (core/model/hf_model.h),
+// file order, with typed metadata access. GGUF files are read as they are; a Hugging Face folder
+// (config.json, safetensors, tokenizer.json) is presented in the same terms (core/model/hf_model.h),
 // so the commands, the graph and the stages see one kind of model.
 #pragma once
 
@@ -66,7 +66,7 @@ class ModelFile : public ModelView {
   const MetaValue& require(std::string_view key) const;
 };
 
-// Opens the model a path names: a folder, or a config.json, is a Hugging Face GPT-2 folder;
+// Opens the model a path names: a folder, or a config.json, is a Hugging Face folder;
 // anything else is read as GGUF. Errors name the file and what is wrong with it.
 std::unique_ptr<ModelFile> open_model_file(const std::filesystem::path& path);
 

@@ -16,8 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/hf_writer.h"
 #include "common/seed.h"
 #include "core/model/gguf.h"
+#include "core/model/model_file.h"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -394,6 +396,28 @@ TEST_CASE("slm4096: inspect and run read the Hugging Face folder, convert writes
   Result no_tok = run_cli("convert " + kModels + "/llama2c/stories260K.bin -o " + gguf);
   CHECK(no_tok.code == 1);
   CHECK_THAT(no_tok.out, Contains("needs --tokenizer"));
+  fs::remove_all(d);
+}
+
+TEST_CASE("a Qwen2 Hugging Face folder: inspect, run and convert read it; its GGUF runs the same text") {
+  fs::path d = temp_dir();
+  const std::string gguf = (d / "qwen2.gguf").string(), folder = (d / "Qwen2-tiny").string();
+  REQUIRE(run_cli("synth --preset tiny --arch qwen2 --seed 16 -o " + gguf).code == 0);
+  semline::testing::write_hf_folder(*semline::open_model_file(gguf), folder, 2);
+  Result inspect = run_cli("inspect " + folder + " --no-tensors");
+  REQUIRE(inspect.code == 0);
+  CHECK_THAT(inspect.out, Contains("Hugging Face Qwen2ForCausalLM folder: 2 safetensors shards") &&
+                              Contains("arch       qwen2") && Contains("tokenizer.json (SentencePiece BPE)"));
+  const std::string prompt = " -p \"Once upon a time\" -n 12 --temp 0";
+  Result from_folder = run_cli("run -m " + folder + prompt);
+  REQUIRE(from_folder.code == 0);
+  const std::string converted = (d / "converted.gguf").string();
+  REQUIRE(run_cli("convert " + folder + " -o " + converted).code == 0);
+  Result from_gguf = run_cli("run -m " + converted + prompt);
+  REQUIRE(from_gguf.code == 0);
+  auto text = [](const std::string& s) { return s.substr(0, s.find("prompt ")); };
+  CHECK(text(from_gguf.out) == text(from_folder.out));
+  CHECK(text(run_cli("run -m " + gguf + prompt).out) == text(from_folder.out));
   fs::remove_all(d);
 }
 

@@ -10,6 +10,8 @@
 using namespace semline;
 using semline::test::check_message;
 using semline::test::error_of;
+using semline::test::safetensors_of;
+using semline::test::text;
 
 namespace {
 
@@ -28,34 +30,6 @@ std::map<std::string, std::vector<int64_t>> gpt2_shapes() {
           {"transformer.h.0.mlp.c_fc.weight", {4, 16}},  {"transformer.h.0.mlp.c_fc.bias", {16}},
           {"transformer.h.0.mlp.c_proj.weight", {16, 4}}, {"transformer.h.0.mlp.c_proj.bias", {4}}};
 }
-
-// model.safetensors of F32 tensors whose value k is (tensor index) * 1000 + k.
-std::vector<uint8_t> safetensors_of(const std::map<std::string, std::vector<int64_t>>& shapes) {
-  std::string header = "{";
-  std::vector<float> data;
-  int index = 0;
-  for (const auto& [name, shape] : shapes) {
-    int64_t n = 1;
-    std::string dims;
-    for (int64_t d : shape) {
-      n *= d;
-      if (!dims.empty()) dims += ',';
-      dims += std::to_string(d);
-    }
-    const size_t begin = data.size() * 4;
-    for (int64_t k = 0; k < n; ++k) data.push_back(static_cast<float>(index * 1000 + k));
-    if (index++) header += ',';
-    header.append("\"").append(name).append("\":{\"dtype\":\"F32\",\"shape\":[").append(dims);
-    header.append("],\"data_offsets\":[").append(std::to_string(begin)).append(",");
-    header.append(std::to_string(data.size() * 4)).append("]}");
-  }
-  header += "}";
-  test::Bytes b;
-  b.u64(header.size()).raw(header.data(), header.size()).raw(data.data(), data.size() * 4);
-  return b.vec();
-}
-
-std::vector<uint8_t> text(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
 // A folder holding the given files (absent ones are not written).
 struct Folder {
@@ -151,7 +125,8 @@ TEST_CASE("hf: config.json refusals name the key and what would be valid") {
   std::string c = kConfig;
   check_message(Folder(c.replace(c.find("\"n_head\": 2"), 11, "\"n_head\": 0")).refusal(),
                 {"n_head = 0 must be a positive integer"});
-  check_message(Folder(config_with(R"("model_type": "llama")")).refusal(), {"model_type \"llama\" is not served"});
+  check_message(Folder(config_with(R"("model_type": "bloom")")).refusal(),
+                {"model_type \"bloom\" is not served", "\"qwen3\" (Qwen3ForCausalLM)"});
   check_message(Folder(config_with(R"("scale_attn_weights": false)")).refusal(), {"scale_attn_weights = false"});
   check_message(Folder(config_with(R"("layer_norm_epsilon": -1)")).refusal(), {"layer_norm_epsilon = -1 must be a positive"});
   check_message(Folder(config_with(R"("eos_token_id": 7)")).refusal(), {"eos_token_id 7 is outside the vocabulary of 3"});
@@ -166,7 +141,7 @@ TEST_CASE("hf: vocab.json and tensor table refusals") {
   check_message(Folder(kConfig, R"({"a": 0, "b": 1})").refusal(), {"vocab.json: 2 tokens, but transformer.wte.weight has 3 rows"});
   check_message(Folder(kConfig, R"({"a": 0, "bc": 1, "d": 2})").refusal(),
                 {"token \"bc\" (id 1) is not one UTF-8 character, and there is no merges.txt"});
-  check_message(Folder(config_with(R"("vocab_size": 4)")).refusal(), {"vocab_size 4 in config.json, but transformer.wte.weight has 3 rows"});
+  check_message(Folder(config_with(R"("vocab_size": 4)")).refusal(), {"vocab_size 4 in config.json, but the token embedding (transformer.wte.weight) has 3 rows"});
 
   auto shapes = gpt2_shapes();
   shapes["transformer.h.0.attn.q_proj.weight"] = {4, 4};

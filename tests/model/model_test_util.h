@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <string_view>
@@ -133,5 +134,33 @@ inline void check_same_tensors(const gguf::GgufFile& got, const gguf::GgufFile& 
     CHECK(std::memcmp(g->view.host, t.view.host, t.bytes) == 0);
   }
 }
+
+// model.safetensors of F32 tensors whose value k is (tensor index) * 1000 + k.
+inline std::vector<uint8_t> safetensors_of(const std::map<std::string, std::vector<int64_t>>& shapes) {
+  std::string header = "{";
+  std::vector<float> data;
+  int index = 0;
+  for (const auto& [name, shape] : shapes) {
+    int64_t n = 1;
+    std::string dims;
+    for (int64_t d : shape) {
+      n *= d;
+      if (!dims.empty()) dims += ',';
+      dims += std::to_string(d);
+    }
+    const size_t begin = data.size() * 4;
+    for (int64_t k = 0; k < n; ++k) data.push_back(static_cast<float>(index * 1000 + k));
+    if (index++) header += ',';
+    header.append("\"").append(name).append("\":{\"dtype\":\"F32\",\"shape\":[").append(dims);
+    header.append("],\"data_offsets\":[").append(std::to_string(begin)).append(",");
+    header.append(std::to_string(data.size() * 4)).append("]}");
+  }
+  header += "}";
+  Bytes b;
+  b.u64(header.size()).raw(header.data(), header.size()).raw(data.data(), data.size() * 4);
+  return b.vec();
+}
+
+inline std::vector<uint8_t> text(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
 
 }  // namespace semline::test

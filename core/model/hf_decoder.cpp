@@ -1,0 +1,259 @@
+// The llama-lineage decoders of Hugging Face (LlamaForCausalLM, MistralForCausalLM,
+// Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM) in GGUF terms, as llama.cpp's converter
+// writes them: config.json's keys become {arch}.* metadata, model.layers.L.* tensors become
+// blk.L.*, and the q/k projections of llama and mistral get their rows reordered. Hugging Face
+// rotates a head's first half against its second half ("rotate_half"); llama.cpp's llama arch
+// rotates adjacent pairs, so its converter permutes each head's rows, (half, i) -> (i, half). The
+// Qwen and Phi-3 archs rotate halves (NeoX) in llama.cpp too and keep the rows.
+#include <spdlog/fmt/fmt.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "core/model/hf_json.h"
+#include "core/model/hf_layout.h"
+#include "semline/error.h"
+
+namespace semline::hf {
+
+namespace {
+
+struct Family {
+  const char* model_type;
+  const char* architecture;
+  const char* arch;  // llama.cpp's
+  bool permute_qk;
+};
+
+constexpr Family kFamilies[] = {
+    {"llama", "LlamaForCausalLM", "llama", true},
+    {"mistral", "MistralForCausalLM", "llama", true},
+    {"qwen2", "Qwen2ForCausalLM", "qwen2", false},
+    {"qwen3", "Qwen3ForCausalLM", "qwen3", false},
+    {"phi3", "Phi3ForCausalLM", "phi3", false},
+};
+
+const Family* family_of(std::string_view model_type) {
+  for (const Family& f : kFamilies)
+    if (model_type == f.model_type) return &f;
+  return nullptr;
+}
+
+struct DecoderConfig {
+  const Family* family = nullptr;
+  int64_t n_embd = 0, n_ff = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ctx = 0, vocab_size = 0;
+  std::optional<int64_t> head_dim;  // config.json's, when it gives one
+  int64_t rope_dim = 0;
+  double rms_eps = 0, rope_theta = 10000.0;
+  std::optional<double> linear_rope_factor;
+  std::vector<float> rope_freqs;  // Llama 3.1's scaling, as llama.cpp computes it
+  std::optional<int64_t> sliding_window, original_ctx;
+};
+
+// Llama 3.1's "llama3" RoPE scaling as llama.cpp's converter turns it into rope_freqs.weight: one
+// divisor per rotated pair, 1 for short wavelengths, `factor` for long ones, smoothed between.
+std::vector<float> llama3_rope_divisors(const json& rope, int64_t head_dim, double theta, const std::string& name) {
+  const double factor = find_positive_number(rope, "factor", name).value_or(8.0);
+  const double low = find_positive_number(rope, "low_freq_factor", name).value_or(1.0);
+  const double high = find_positive_number(rope, "high_freq_factor", name).value_or(4.0);
+  const double old_ctx = static_cast<double>(find_positive(rope, "original_max_position_embeddings", name).value_or(8192));
+  if (!(high > low))
+    throw Error(fmt::format("{}: rope_scaling.high_freq_factor ({}) must exceed low_freq_factor ({})", name, high, low));
+  // In float32, as the converter's torch arithmetic.
+  const float low_wavelen = static_cast<float>(old_ctx / low), high_wavelen = static_cast<float>(old_ctx / high);
+  const float f = static_cast<float>(factor), span = static_cast<float>(high - low);
+  std::vector<float> divisors;
+  for (int64_t i = 0; i < head_dim; i += 2) {
+    const float freq = 1.0f / std::pow(static_cast<float>(theta), static_cast<float>(i) / static_cast<float>(head_dim));
+    const float wavelen = static_cast<float>(2 * std::numbers::pi) / freq;
+    if (wavelen < high_wavelen) divisors.push_back(1.0f);
+    else if (wavelen > low_wavelen) divisors.push_back(f);
+    else {
+      const float smooth = (static_cast<float>(old_ctx) / wavelen - static_cast<float>(low)) / span;
+      divisors.push_back(1.0f / ((1.0f - smooth) / f + smooth));
+    }
+  }
+  return divisors;
+}
+
+void read_rope_scaling(const json& j, DecoderConfig& c, const std::string& name) {
+  // transformers 5 names it rope_parameters (with rope_theta inside); 4.x rope_scaling.
+  const char* key = find(j, "rope_parameters") ? "rope_parameters" : "rope_scaling";
+  const json* rope = find(j, key);
+  if (!rope) return;
+  if (!rope->is_object()) throw Error(fmt::format("{}: {} = {} must be an object or null", name, key, rope->dump()));
+  if (auto theta = find_positive_number(*rope, "rope_theta", name)) c.rope_theta = *theta;
+  std::string type = find_string(*rope, "rope_type", name).value_or(find_string(*rope, "type", name).value_or("default"));
+  if (type == "default") return;
+  if (type == "linear") {
+    c.linear_rope_factor = find_positive_number(*rope, "factor", name);
+    if (!c.linear_rope_factor) throw Error(fmt::format("{}: {}.rope_type linear needs a factor", name, key));
+  } else if (type == "llama3") {
+    c.rope_freqs = llama3_rope_divisors(*rope, c.head_dim.value_or(c.n_embd / c.n_head), c.rope_theta, name);
+  } else {
+    throw Error(fmt::format("{}: {}.rope_type \"{}\" is not supported (valid: default, linear, llama3){}", name, key,
+                            type,
+                            type == "longrope" || type == "su" ? "; Phi-3's 128k models use LongRoPE"
+                            : type == "yarn"                   ? "; YaRN is not implemented"
+                                                               : ""));
+  }
+}
+
+DecoderConfig parse(std::string_view text, const std::string& name) {
+  const json j = parse_object(text, name);
+  DecoderConfig c;
+  const std::string type = find_string(j, "model_type", name).value_or("");
+  c.family = family_of(type);
+  if (!c.family) throw Error(name + ": model_type \"" + type + "\" is not one of " + decoder_architectures());
+  if (const json* archs = find(j, "architectures")) {
+    if (!archs->is_array() || archs->size() != 1 || !(*archs)[0].is_string())
+      throw Error(name + ": architectures = " + archs->dump() + " must list one class name");
+    const std::string a = (*archs)[0].get<std::string>();
+    if (a != c.family->architecture)
+      throw Error(fmt::format("{}: architectures [\"{}\"] with model_type \"{}\": semline reads {} (a causal LM, "
+                              "not a classifier or an encoder)",
+                              name, a, type, c.family->architecture));
+  }
+  constexpr std::string_view hint =
+      " (a decoder's config.json has hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
+      "vocab_size and rms_norm_eps)";
+  c.n_embd = positive(j, "hidden_size", name, {}, hint);
+  c.n_ff = positive(j, "intermediate_size", name, {}, hint);
+  c.n_layer = positive(j, "num_hidden_layers", name, {}, hint);
+  c.n_head = positive(j, "num_attention_heads", name, {}, hint);
+  c.n_head_kv = positive(j, "num_key_value_heads", name, c.n_head);
+  c.vocab_size = positive(j, "vocab_size", name, {}, hint);
+  c.n_ctx = positive(j, "max_position_embeddings", name, 2048);
+  c.head_dim = find_positive(j, "head_dim", name);
+  if (!c.head_dim && c.n_embd % c.n_head)
+    throw Error(fmt::format("{}: hidden_size {} is not a multiple of num_attention_heads {}, and no head_dim is given",
+                            name, c.n_embd, c.n_head));
+  if (c.n_head % c.n_head_kv)
+    throw Error(fmt::format("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", name, c.n_head,
+                            c.n_head_kv));
+  const auto eps = find_positive_number(j, "rms_norm_eps", name);
+  if (!eps) throw Error(fmt::format("{}: key 'rms_norm_eps' is missing{}", name, hint));
+  c.rms_eps = *eps;
+  c.rope_theta = find_positive_number(j, "rope_theta", name).value_or(c.rope_theta);
+  read_rope_scaling(j, c, name);
+
+  const std::string act = find_string(j, "hidden_act", name).value_or("silu");
+  if (act != "silu")
+    throw Error(name + ": hidden_act \"" + act + "\" is not supported; these decoders gate with silu (SwiGLU)");
+  if (flag(j, "attention_bias", false, name) && c.family->permute_qk)
+    throw Error(name + ": attention_bias = true (q/k/v/o biases) is not supported by the llama arch");
+  if (flag(j, "mlp_bias", false, name)) throw Error(name + ": mlp_bias = true is not supported");
+
+  const int64_t head_dim = c.head_dim.value_or(c.n_embd / c.n_head);
+  c.rope_dim = head_dim;
+  if (auto f = find_positive_number(j, "partial_rotary_factor", name))
+    c.rope_dim = static_cast<int64_t>(*f * static_cast<double>(c.n_embd)) / c.n_head;
+  const std::string_view arch = c.family->arch;
+  if (arch == "qwen2" || arch == "qwen3") {
+    // Qwen's sliding window applies only with use_sliding_window, which llama.cpp does not run.
+    if (flag(j, "use_sliding_window", false, name))
+      throw Error(name + ": use_sliding_window = true is not supported (Qwen's window above max_window_layers)");
+  } else if (arch == "phi3") {
+    c.sliding_window = find_positive(j, "sliding_window", name).value_or(0);
+    c.original_ctx = find_positive(j, "original_max_position_embeddings", name);
+  } else if (auto w = find_positive(j, "sliding_window", name)) {
+    c.sliding_window = *w;  // Mistral 7B v0.1: honoured by the llama arch's attention.sliding_window
+  }
+  return c;
+}
+
+Placement place_decoder(const DecoderConfig& c, const std::string& hf_name, const std::string& file) {
+  using Op = Placement::Op;
+  if (hf_name == "model.embed_tokens.weight") return {"token_embd.weight"};
+  if (hf_name == "model.norm.weight") return {"output_norm.weight"};
+  if (hf_name == "lm_head.weight") return {"output.weight"};
+  struct Block {
+    const char* hf;
+    const char* gguf;
+    int permute;  // 0 none, 1 the q heads, 2 the kv heads
+  };
+  static const Block block[] = {
+      {"input_layernorm.weight", "attn_norm.weight", 0},
+      {"post_attention_layernorm.weight", "ffn_norm.weight", 0},
+      {"self_attn.q_proj.weight", "attn_q.weight", 1},
+      {"self_attn.k_proj.weight", "attn_k.weight", 2},
+      {"self_attn.v_proj.weight", "attn_v.weight", 0},
+      {"self_attn.q_proj.bias", "attn_q.bias", 1},
+      {"self_attn.k_proj.bias", "attn_k.bias", 2},
+      {"self_attn.v_proj.bias", "attn_v.bias", 0},
+      {"self_attn.o_proj.weight", "attn_output.weight", 0},
+      {"self_attn.qkv_proj.weight", "attn_qkv.weight", 0},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight", 0},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight", 0},
+      {"mlp.gate_proj.weight", "ffn_gate.weight", 0},
+      {"mlp.up_proj.weight", "ffn_up.weight", 0},
+      {"mlp.gate_up_proj.weight", "ffn_up.weight", 0},  // Phi-3: gate rows first, as llama.cpp keeps them
+      {"mlp.down_proj.weight", "ffn_down.weight", 0},
+  };
+  if (auto [layer, rest] = block_of(hf_name, "model.layers.", hf_name, c.n_layer, "num_hidden_layers", file);
+      layer >= 0) {
+    if (rest == "self_attn.rotary_emb.inv_freq") return {"", Op::Skip};  // a buffer older checkpoints store
+    for (const Block& b : block)
+      if (rest == b.hf) {
+        const std::string name = fmt::format("blk.{}.{}", layer, b.gguf);
+        if (b.permute && c.family->permute_qk)
+          return {name, Op::PermuteHeads, b.permute == 1 ? c.n_head : c.n_head_kv, c.head_dim.value_or(c.n_embd / c.n_head)};
+        return {name};
+      }
+  }
+  throw Error(fmt::format("{}: tensor '{}' is not part of the {} layout (model.embed_tokens, model.norm, lm_head, "
+                          "model.layers.N.{{input_layernorm, post_attention_layernorm, self_attn.{{q,k,v,o}}_proj, "
+                          "mlp.{{gate,up,down}}_proj, ...}})",
+                          file, hf_name, c.family->architecture));
+}
+
+}  // namespace
+
+bool decoder_serves(std::string_view model_type) { return family_of(model_type) != nullptr; }
+
+std::string decoder_architectures() {
+  std::string out;
+  for (const Family& f : kFamilies)
+    out += fmt::format("{}\"{}\" ({})", out.empty() ? "" : ", ", f.model_type, f.architecture);
+  return out;
+}
+
+Layout decoder_layout(std::string_view config_text, const std::string& name) {
+  const DecoderConfig c = parse(config_text, name);
+  Layout l;
+  l.label = c.family->architecture;
+  l.arch = c.family->arch;
+  l.vocab_size = c.vocab_size;
+  const json j = parse_object(config_text, name);
+  l.bos_token_id = token_id(j, "bos_token_id", name);
+  l.eos_token_id = token_id(j, "eos_token_id", name);
+  l.write_meta = [c](OwnedMeta& meta) {
+    const std::string a = c.family->arch;
+    meta.add_u32(a + ".block_count", static_cast<uint64_t>(c.n_layer));
+    meta.add_u32(a + ".context_length", static_cast<uint64_t>(c.n_ctx));
+    meta.add_u32(a + ".embedding_length", static_cast<uint64_t>(c.n_embd));
+    meta.add_u32(a + ".feed_forward_length", static_cast<uint64_t>(c.n_ff));
+    meta.add_u32(a + ".attention.head_count", static_cast<uint64_t>(c.n_head));
+    meta.add_u32(a + ".attention.head_count_kv", static_cast<uint64_t>(c.n_head_kv));
+    meta.add_f32(a + ".rope.freq_base", c.rope_theta);
+    meta.add_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_eps);
+    if (c.head_dim) {
+      meta.add_u32(a + ".attention.key_length", static_cast<uint64_t>(*c.head_dim));
+      meta.add_u32(a + ".attention.value_length", static_cast<uint64_t>(*c.head_dim));
+    }
+    if (c.linear_rope_factor) {
+      meta.add_string(a + ".rope.scaling.type", "linear");
+      meta.add_f32(a + ".rope.scaling.factor", *c.linear_rope_factor);
+    }
+    if (a == "llama") meta.add_u32(a + ".vocab_size", static_cast<uint64_t>(c.vocab_size));
+    // llama.cpp's converter writes it for llama and phi3; for the rest it is the head size it defaults to.
+    meta.add_u32(a + ".rope.dimension_count", static_cast<uint64_t>(c.rope_dim));
+    if (c.original_ctx) meta.add_u32(a + ".rope.scaling.original_context_length", static_cast<uint64_t>(*c.original_ctx));
+    if (c.sliding_window) meta.add_u32(a + ".attention.sliding_window", static_cast<uint64_t>(*c.sliding_window));
+  };
+  l.place = [c](const std::string& hf_name, const std::string& file) { return place_decoder(c, hf_name, file); };
+  if (!c.rope_freqs.empty()) l.generated.emplace_back("rope_freqs.weight", c.rope_freqs);
+  return l;
+}
+
+}  // namespace semline::hf

@@ -1,0 +1,61 @@
+// How a Hugging Face architecture maps onto GGUF terms: which llama.cpp arch it is, the metadata
+// its config.json gives, and where each safetensors tensor goes (renamed, and transposed or with
+// its rows reordered where the layouts differ). One per family: GPT-2 (hf_config.cpp) and the
+// llama-lineage decoders (hf_decoder.cpp).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/model/owned_meta.h"
+
+namespace semline::hf {
+
+struct Placement {
+  enum class Op {
+    Keep,          // the stored rows, as they are
+    Skip,          // not part of the model (buffers older checkpoints store)
+    Transpose,     // a Conv1D weight, [in][out] -> [out][in]
+    PermuteHeads,  // q/k rows from Hugging Face's rotate-half order to llama.cpp's interleaved pairs
+  };
+  std::string name;  // the GGUF name
+  Op op = Op::Keep;
+  int64_t heads = 0, head_dim = 0;  // PermuteHeads: the heads the rows hold, and their size
+};
+
+struct Layout {
+  std::string label;  // "GPT-2", "LlamaForCausalLM", ... for messages
+  std::string arch;   // general.architecture
+  int64_t vocab_size = 0;
+  std::optional<int64_t> bos_token_id, eos_token_id;  // config.json's, where it names them
+  // The {arch}.* keys, written after general.*.
+  std::function<void(OwnedMeta&)> write_meta;
+  // Where a tensor goes; throws naming the tensor when it is not part of the layout.
+  std::function<Placement(const std::string& hf_name, const std::string& file)> place;
+  // Tensors the GGUF has that the folder computes (Llama 3's rope_freqs.weight), F32, 1-D.
+  std::vector<std::pair<std::string, std::vector<float>>> generated;
+};
+
+// config.json's text -> the layout of its architecture; `name` stands for the file in messages.
+// Refuses architectures semline does not run, naming the ones it does.
+Layout layout_of(std::string_view config_text, const std::string& name);
+
+// The two families (layout_of chooses by model_type / architectures).
+Layout gpt2_layout(std::string_view config_text, const std::string& name);
+Layout decoder_layout(std::string_view config_text, const std::string& name);
+
+// Whether decoder_layout reads this model_type; the ones it reads, for messages.
+bool decoder_serves(std::string_view model_type);
+std::string decoder_architectures();
+
+// "PREFIX{L}.rest" -> {L, rest} for a block index L below n_layer (else an error naming the tensor
+// and config.json's `layers_key`); {-1, ""} when `n` is not a block's tensor.
+std::pair<int64_t, std::string_view> block_of(std::string_view n, std::string_view prefix, const std::string& hf_name,
+                                              int64_t n_layer, std::string_view layers_key, const std::string& file);
+
+}  // namespace semline::hf
