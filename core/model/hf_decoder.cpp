@@ -99,8 +99,7 @@ void read_rope_scaling(const json& j, DecoderConfig& c, const std::string& name)
   }
 }
 
-DecoderConfig parse(std::string_view text, const std::string& name) {
-  const json j = parse_object(text, name);
+DecoderConfig parse(const json& j, const std::string& name) {
   DecoderConfig c;
   const std::string type = find_string(j, "model_type", name).value_or("");
   c.family = family_of(type);
@@ -219,12 +218,12 @@ std::string decoder_architectures() {
 }
 
 Layout decoder_layout(std::string_view config_text, const std::string& name) {
-  const DecoderConfig c = parse(config_text, name);
+  const json j = parse_object(config_text, name);
+  const DecoderConfig c = parse(j, name);
   Layout l;
   l.label = c.family->architecture;
   l.arch = c.family->arch;
   l.vocab_size = c.vocab_size;
-  const json j = parse_object(config_text, name);
   l.bos_token_id = token_id(j, "bos_token_id", name);
   l.eos_token_id = token_id(j, "eos_token_id", name);
   l.write_meta = [c](OwnedMeta& meta) {

@@ -3,6 +3,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <unordered_map>
 
 #include "core/model/hf_config.h"
@@ -32,11 +33,14 @@ std::string shown(const json& j) {
   return s.size() > 200 ? s.substr(0, 200) + "..." : s;
 }
 
-std::string type_of(const json* j) {
-  if (!j) return "";
-  const json* t = j->is_object() ? find(*j, "type") : nullptr;
-  return t && t->is_string() ? t->get<std::string>() : "";
+// j[key] when j is an object and it is a string, else "": for matching the shapes of known steps,
+// where anything else means "not this shape".
+std::string text_at(const json& j, std::string_view key) {
+  const json* v = j.is_object() ? find(j, key) : nullptr;
+  return v && v->is_string() ? v->get<std::string>() : "";
 }
+
+std::string type_of(const json* j) { return j ? text_at(*j, "type") : ""; }
 
 // A ByteLevel pre-tokenizer with the options llama.cpp's byte-level BPE runs; its use_regex.
 bool byte_level_regex(const json& j, const std::string& name) {
@@ -79,18 +83,19 @@ bool metaspace_prefix(const json& tok, const std::string& name) {
   const std::string space = "\xE2\x96\x81";  // U+2581
   if (norm && !pre && type_of(norm) == "Sequence") {
     bool prepend = false, replace = false;
-    for (const json& n : norm->value("normalizers", json::array())) {
+    const json* steps = find(*norm, "normalizers");
+    for (const json& n : steps && steps->is_array() ? *steps : json::array()) {
       const std::string t = type_of(&n);
-      if (t == "Prepend" && n.value("prepend", "") == space) prepend = true;
-      else if (t == "Replace" && n.value("content", "") == space && n.contains("pattern") &&
-               n["pattern"].value("String", "") == " ")
+      if (t == "Prepend" && text_at(n, "prepend") == space) prepend = true;
+      else if (t == "Replace" && text_at(n, "content") == space && n.contains("pattern") &&
+               text_at(n["pattern"], "String") == " ")
         replace = true;
       else
         throw Error(name + ": normalizer step " + shown(n) + " is not supported for a SentencePiece BPE");
     }
     if (replace) return prepend;
   }
-  if (!norm && pre && type_of(pre) == "Metaspace" && pre->value("replacement", "") == space &&
+  if (!norm && pre && type_of(pre) == "Metaspace" && text_at(*pre, "replacement") == space &&
       !flag(*pre, "split", false, name)) {
     const std::string scheme = find_string(*pre, "prepend_scheme", name).value_or("always");
     if (scheme == "first" || scheme == "always") return true;
@@ -127,7 +132,8 @@ class Reader {
     if (flag(*model, "fuse_unk", false, name_) && !flag(*model, "byte_fallback", false, name_))
       throw Error(name_ + ": model.fuse_unk without byte_fallback is not supported");
     for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix", "dropout"})
-      if (const json* v = find(*model, k); v && !(v->is_string() && v->get<std::string>().empty()))
+      if (const json* v = find(*model, k);
+          v && !(v->is_string() && v->get<std::string>().empty()) && !(v->is_number() && v->get<double>() == 0))
         throw Error(name_ + ": model." + k + " = " + shown(*v) + " is not supported");
     read_vocab(*model);
     read_merges(*model);
@@ -314,7 +320,7 @@ class Reader {
         if (!single || !single->is_array() || single->size() < 2 || i >= single->size()) return std::nullopt;
         const json& piece = (*single)[i];
         if (!piece.is_object() || !piece.contains("SpecialToken")) return std::nullopt;
-        return id_of(piece["SpecialToken"].value("id", ""), "post_processor's special token");
+        return id_of(text_at(piece["SpecialToken"], "id"), "post_processor's special token");
       };
       if (!add_bos) add_bos = bos && special_at(0) == bos;
       if (!add_eos) add_eos = eos && single && special_at(single->size() - 1) == eos;
@@ -336,7 +342,7 @@ class Reader {
       if (t->is_string()) tmpl = t->get<std::string>();
       else if (t->is_array())  // [{"name": ..., "template": ...}]: the default one
         for (const json& named : *t)
-          if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
+          if (text_at(named, "name") == "default" && named.contains("template") &&
               named["template"].is_string())
             tmpl = named["template"].get<std::string>();
       if (!tmpl) throw Error(cfg_name_ + ": chat_template must be a text or a list holding one named \"default\"");
@@ -358,6 +364,13 @@ class Reader {
 
 }  // namespace
 
-std::string read_tokenizer_json(const TokenizerFiles& files, OwnedMeta& meta) { return Reader(files, meta).read(); }
+std::string read_tokenizer_json(const TokenizerFiles& files, OwnedMeta& meta) {
+  try {
+    return Reader(files, meta).read();
+  } catch (const json::exception& e) {
+    // A shape the checks above did not foresee: still one error naming the file.
+    throw Error((files.folder / "tokenizer.json").string() + ": unexpected JSON: " + e.what());
+  }
+}
 
 }  // namespace semline::hf
