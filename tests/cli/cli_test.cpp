@@ -399,7 +399,7 @@ TEST_CASE("slm4096: inspect and run read the Hugging Face folder, convert writes
   fs::remove_all(d);
 }
 
-TEST_CASE("a Qwen2 Hugging Face folder: inspect, run and convert read it; its GGUF runs the same text") {
+TEST_CASE("a Qwen2 Hugging Face folder: inspect, run and convert read it, and its GGUF runs the same text") {
   fs::path d = temp_dir();
   const std::string gguf = (d / "qwen2.gguf").string(), folder = (d / "Qwen2-tiny").string();
   REQUIRE(run_cli("synth --preset tiny --arch qwen2 --seed 16 -o " + gguf).code == 0);
