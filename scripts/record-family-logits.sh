@@ -11,8 +11,9 @@
 #     SEMLINE    the semline binary that writes the models (default build/bin/semline)
 #   env: LLAMA_BUILD   the build folder under LLAMA_DIR (default build)
 #        LLAMA_COMMIT  the commit written in each file (default: git's HEAD in LLAMA_DIR, else "unknown")
+#        ONLY          space-separated recording names to make (default: all)
 set -euo pipefail
-[ $# -ge 1 ] && [ $# -le 2 ] && [ -f "$1/include/llama.h" ] || { sed -n "2,13p" "$0"; exit 2; }
+[ $# -ge 1 ] && [ $# -le 2 ] && [ -f "$1/include/llama.h" ] || { sed -n "2,14p" "$0"; exit 2; }
 llama=$(realpath "$1")
 lib="$llama/${LLAMA_BUILD:-build}/bin"
 cd "$(dirname "$0")/.."
@@ -38,9 +39,11 @@ families=(
   "gptneox|--preset tiny --arch gptneox --kv-heads 4"
   "stablelm|--preset tiny --arch stablelm"
   "starcoder2|--preset tiny --arch starcoder2"
+  "gemma2|--preset tiny --arch gemma2 --window 4 --attn-softcap 1.5 --final-softcap 4"
 )
 for entry in "${families[@]}"; do
   name=${entry%%|*} args=${entry#*|}
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   for seed in $(seq 1 50); do
     "$semline" synth $args --seed "$seed" -o "$tmp/model.gguf" >/dev/null 2>&1
     # shellcheck disable=SC2086

@@ -12,7 +12,7 @@ void add_synth_command(CLI::App& app) {
   struct Opts {
     std::string preset, out, type = "f32", vocab, arch = "llama";
     bool rope_freqs = false;
-    double rope_scale = 0;
+    double rope_scale = 0, attn_softcap = 0, final_softcap = 0;
     int64_t head_dim = 0;
     std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window;
     uint64_t seed = 1;
@@ -34,7 +34,10 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--ctx", o->ctx, "Override: context length");
   cmd->add_option("--experts", o->experts, "Override: experts per layer (0: a dense feed-forward)");
   cmd->add_option("--experts-used", o->experts_used, "Override: experts each token uses");
-  cmd->add_option("--window", o->window, "Sliding attention window in positions (llama.attention.sliding_window)");
+  cmd->add_option("--window", o->window,
+                  "Sliding attention window in positions ({arch}.attention.sliding_window: llama, gemma2)");
+  cmd->add_option("--attn-softcap", o->attn_softcap, "gemma2: the attention logits' soft cap (0: Gemma 2's 50)");
+  cmd->add_option("--final-softcap", o->final_softcap, "gemma2: the output logits' soft cap (0: Gemma 2's 30)");
   cmd->add_flag("--rope-freqs", o->rope_freqs, "Write Llama 3's rope_freqs.weight (per-pair frequency divisors)");
   cmd->add_option("--rope-scale", o->rope_scale, "Linear RoPE scaling factor: positions divided by it (0: none)");
   cmd->add_option("--head-dim", o->head_dim, "Override: head size (0: dim / heads), written as attention.key_length");
@@ -54,6 +57,8 @@ void add_synth_command(CLI::App& app) {
     s.rope_freqs = o->rope_freqs;
     s.rope_scale = o->rope_scale;
     s.head_dim = o->head_dim;
+    s.attn_softcap = o->attn_softcap;
+    s.final_softcap = o->final_softcap;
     s.seed = o->seed;
     s.dtype = o->type == "f16" ? DType::F16 : o->type == "q8_0" ? DType::Q8_0 : o->type == "q4_0" ? DType::Q4_0 : DType::F32;
     Progress bar("synth");

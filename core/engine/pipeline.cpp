@@ -81,15 +81,17 @@ struct Pipeline::Station {
 
 // The residual stream h and the normed rows x, one copy per backend; the line moves them between
 // backends only where two consecutive stations run on different ones. x2: the second sub-layer's
-// normed rows of a parallel-residual block, normed before the first sub-layer adds to h.
+// normed rows of a parallel-residual block, normed before the first sub-layer adds to h. y: an
+// op's result before its post norm adds it to h (sandwich norms).
 struct Pipeline::Activations {
   struct OnBackend {
-    std::unique_ptr<Buffer> h, x, x2;
+    std::unique_ptr<Buffer> h, x, x2, y;
   };
   std::map<Backend*, OnBackend> per_backend;
   Backend* h_on = nullptr;
   Backend* x_on = nullptr;
   Backend* x2_on = nullptr;
+  Backend* y_on = nullptr;
   std::unique_ptr<Buffer> logits;
   Backend* logits_on = nullptr;
   std::vector<float> staging;
@@ -142,10 +144,13 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   tokenizer_ = make_tokenizer(graph_.tokenizer, model);
 
   std::vector<const GraphNode*> line = {&graph_.embedding};
+  bool post_norms = false;
   for (const auto& block : graph_.blocks)
-    for (const auto& [norm, op] : block) {
-      line.push_back(&norm);
-      line.push_back(&op);
+    for (const GraphSublayer& sub : block) {
+      line.push_back(&sub.norm);
+      line.push_back(&sub.op);
+      if (sub.post_norm) line.push_back(&*sub.post_norm);
+      post_norms = post_norms || sub.post_norm;
     }
   line.push_back(&graph_.output_norm);
   line.push_back(&graph_.head);
@@ -177,6 +182,7 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     ab.h = b->alloc(row_bytes * max_batch_);
     ab.x = b->alloc(row_bytes * max_batch_);
     if (graph_.hp.parallel_residual) ab.x2 = b->alloc(row_bytes * max_batch_);
+    if (post_norms) ab.y = b->alloc(row_bytes * max_batch_);
   }
   act_->logits_on = stations_.back().backend;
   act_->logits = act_->logits_on->alloc(static_cast<size_t>(graph_.hp.n_vocab) * sizeof(float) * max_batch_);
@@ -241,6 +247,7 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
   auto h_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).h, d, n); };
   auto x_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).x, d, n); };
   auto x2_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).x2, d, n); };
+  auto y_on = [&](Backend* b) { return rows(*act_->per_backend.at(b).y, d, n); };
   // Brings h or x to backend `to` through host memory when its latest copy lives elsewhere.
   auto move = [&](Backend*& where, Backend* to, auto view) {
     if (where == to) return;
@@ -255,10 +262,11 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
   Station& emb = stations_[i++];
   run(emb, h_on(emb.backend), h_on(emb.backend), Step{batch, emb.backend->stream()});
   act_->h_on = emb.backend;
-  auto run_op = [&](Station& op, const Tensor& x) {
+  auto run_op = [&](Station& op, const Tensor& x, const Tensor& out, OutMode mode) {
     Step step{batch, op.backend->stream()};
     if (op.node->kind == StageKind::Attention) step.kv = &kv_->layer(op.node->layer);
-    run(op, x, h_on(op.backend), step);
+    step.out = mode;
+    run(op, x, out, step);
   };
   for (const auto& block : graph_.blocks) {
     if (graph_.hp.parallel_residual) {
@@ -274,15 +282,27 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
       if (graph_.hp.parallel_residual && k == 1) {  // its norm ran above
         move(act_->x2_on, op.backend, x2_on);
         move(act_->h_on, op.backend, h_on);
-        run_op(op, x2_on(op.backend));
+        run_op(op, x2_on(op.backend), h_on(op.backend), OutMode::Natural);
         continue;
       }
       move(act_->h_on, norm.backend, h_on);
       run(norm, h_on(norm.backend), x_on(norm.backend), Step{batch, norm.backend->stream()});
       act_->x_on = norm.backend;
       move(act_->x_on, op.backend, x_on);
-      move(act_->h_on, op.backend, h_on);
-      run_op(op, x_on(op.backend));
+      if (!block[k].post_norm) {
+        move(act_->h_on, op.backend, h_on);
+        run_op(op, x_on(op.backend), h_on(op.backend), OutMode::Natural);
+        continue;
+      }
+      // h += post_norm(op(x)): the op writes y, the post norm adds its normed rows to h.
+      Station& post = stations_[i++];
+      run_op(op, x_on(op.backend), y_on(op.backend), OutMode::Write);
+      act_->y_on = op.backend;
+      move(act_->y_on, post.backend, y_on);
+      move(act_->h_on, post.backend, h_on);
+      Step add{batch, post.backend->stream()};
+      add.out = OutMode::Add;
+      run(post, y_on(post.backend), h_on(post.backend), add);
     }
   }
   Station& onorm = stations_[i++];

@@ -80,13 +80,21 @@ class GraphBuilder {
       throw Error(model_.path() + ": the " + g.arch->entry.name + " template's blocks have " +
                   std::to_string(g.arch->entry.block.size()) +
                   " sub-layers; a parallel residual runs two (attention and feed-forward) on one input");
+    for (const SublayerSpec& s : g.arch->entry.block)
+      if (s.post_norm && (g.hp.parallel_residual || s.post_norm->kind != StageKind::Norm))
+        throw Error("architecture template '" + g.arch->entry.name + "': post norm '" + s.post_norm->name +
+                    "' must be a norm station, in a block without a parallel residual");
     check_station_names(g.arch->entry);
     const ArchTemplate& a = g.arch->entry;
     g.tokenizer = tokenizer();
     g.embedding = place(a.embedding, -1);
     for (int32_t l = 0; l < g.hp.n_layer; ++l) {
-      std::vector<std::pair<GraphNode, GraphNode>> block;
-      for (const SublayerSpec& s : a.block) block.emplace_back(place(s.norm, l), place(s.op, l));
+      std::vector<GraphSublayer> block;
+      for (const SublayerSpec& s : a.block) {
+        GraphSublayer sub{place(s.norm, l), place(s.op, l), std::nullopt};
+        if (s.post_norm) sub.post_norm = place(*s.post_norm, l);
+        block.push_back(std::move(sub));
+      }
       g.blocks.push_back(std::move(block));
     }
     g.output_norm = place(a.output_norm, -1);
@@ -151,8 +159,8 @@ class GraphBuilder {
     std::vector<std::string> kinds, block, all;
     for (StageKind k : kAllStageKinds) kinds.push_back(stage_kind_name(k));
     for (const SublayerSpec& s : a.block)
-      for (const StationSpec* st : {&s.norm, &s.op})
-        if (std::find(block.begin(), block.end(), st->name) == block.end()) block.push_back(st->name);
+      for (const StationSpec* st : {&s.norm, &s.op, s.post_norm ? &*s.post_norm : nullptr})
+        if (st && std::find(block.begin(), block.end(), st->name) == block.end()) block.push_back(st->name);
     all = {a.embedding.name};
     all.insert(all.end(), block.begin(), block.end());
     all.push_back(a.output_norm.name);
@@ -454,9 +462,10 @@ std::string node_label(const GraphNode& n) {
 }
 
 // Consecutive blocks with the same placements print as one group.
-std::string block_signature(const std::vector<std::pair<GraphNode, GraphNode>>& block) {
+std::string block_signature(const std::vector<GraphSublayer>& block) {
   std::string s;
-  for (const auto& [norm, op] : block) s += node_label(norm) + "|" + node_label(op) + "|";
+  for (const GraphSublayer& sub : block)
+    s += node_label(sub.norm) + "|" + node_label(sub.op) + "|" + (sub.post_norm ? node_label(*sub.post_norm) : "") + "|";
   return s;
 }
 
@@ -550,9 +559,10 @@ GraphNode place_tokenizer(const Config& config, const ModelView& model, const St
 std::vector<const GraphNode*> PipelineGraph::nodes() const {
   std::vector<const GraphNode*> v = {&tokenizer, &embedding};
   for (const auto& block : blocks)
-    for (const auto& [norm, op] : block) {
-      v.push_back(&norm);
-      v.push_back(&op);
+    for (const GraphSublayer& sub : block) {
+      v.push_back(&sub.norm);
+      v.push_back(&sub.op);
+      if (sub.post_norm) v.push_back(&*sub.post_norm);
     }
   v.push_back(&output_norm);
   v.push_back(&head);
@@ -585,10 +595,15 @@ std::string PipelineGraph::to_text() const {
   for_each_block_group(*this, [&](size_t first, size_t last, const auto& block) {
     s += first == last ? "block " + std::to_string(first) + "\n"
                        : "blocks " + std::to_string(first) + "-" + std::to_string(last) + "\n";
-    for (const auto& [norm, op] : block) {
+    for (const GraphSublayer& sub : block) {
       // A group lists the tensors of its first block.
-      s += line("  ", norm) + line("  ", op);
-      s += "  h += " + op.station + "(" + norm.station + "(h))\n";
+      s += line("  ", sub.norm) + line("  ", sub.op);
+      if (sub.post_norm) {
+        s += line("  ", *sub.post_norm);
+        s += "  h += " + sub.post_norm->station + "(" + sub.op.station + "(" + sub.norm.station + "(h)))\n";
+      } else {
+        s += "  h += " + sub.op.station + "(" + sub.norm.station + "(h))\n";
+      }
     }
   });
   s += line("", output_norm);
@@ -612,8 +627,12 @@ std::string PipelineGraph::to_mermaid() const {
     std::string inner_prev;
     for (size_t i = 0; i < block.size(); ++i) {
       std::string nid = id + "n" + std::to_string(i), oid = id + "o" + std::to_string(i);
-      s += "    " + nid + "[\"" + label(block[i].first) + "\"] --> " + oid + "[\"" + label(block[i].second) +
-           "\"]\n";
+      s += "    " + nid + "[\"" + label(block[i].norm) + "\"] --> " + oid + "[\"" + label(block[i].op) + "\"]\n";
+      if (block[i].post_norm) {
+        const std::string pid = id + "p" + std::to_string(i);
+        s += "    " + oid + " --> " + pid + "[\"" + label(*block[i].post_norm) + "\"]\n";
+        oid = pid;
+      }
       if (!inner_prev.empty()) s += "    " + inner_prev + " -- \"+h\" --> " + nid + "\n";
       inner_prev = oid;
     }

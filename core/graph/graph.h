@@ -3,6 +3,7 @@
 // its weights bound and shape-checked. Building it is pure: nothing is loaded onto a backend.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,14 +26,20 @@ struct GraphNode {
   std::vector<std::pair<std::string, std::string>> tensors;  // role -> tensor name in the file
 };
 
+// Sub-layer i of a block: h += op(norm(h)), or h += post_norm(op(norm(h))) with a post norm.
+struct GraphSublayer {
+  GraphNode norm, op;
+  std::optional<GraphNode> post_norm;
+};
+
 struct PipelineGraph {
   std::string model_path;
   const RegisteredArch* arch = nullptr;
   HParams hp;
   GraphNode tokenizer;
   GraphNode embedding;
-  // blocks[L][i] is sub-layer i of block L: {norm, op}; h += op(norm(h)).
-  std::vector<std::vector<std::pair<GraphNode, GraphNode>>> blocks;
+  // blocks[L][i] is sub-layer i of block L.
+  std::vector<std::vector<GraphSublayer>> blocks;
   GraphNode output_norm;
   GraphNode head;
   std::vector<GraphNode> sampler_chain;

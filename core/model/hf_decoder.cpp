@@ -1,10 +1,11 @@
 // The llama-lineage decoders of Hugging Face (LlamaForCausalLM, MistralForCausalLM,
-// Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM) in GGUF terms, as llama.cpp's converter
-// writes them: config.json's keys become {arch}.* metadata, model.layers.L.* tensors become
+// Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM) in GGUF terms, as
+// llama.cpp's converter writes them: config.json's keys become {arch}.* metadata, model.layers.L.* tensors become
 // blk.L.*, and the q/k projections of llama and mistral get their rows reordered. Hugging Face
 // rotates a head's first half against its second half ("rotate_half"); llama.cpp's llama arch
 // rotates adjacent pairs, so its converter permutes each head's rows, (half, i) -> (i, half). The
-// Qwen and Phi-3 archs rotate halves (NeoX) in llama.cpp too and keep the rows.
+// Qwen, Phi-3 and Gemma 2 archs rotate halves (NeoX) in llama.cpp too and keep the rows. Gemma's
+// norms scale by 1 + w; the converter stores 1 + w, and so does this reader.
 #include <spdlog/fmt/fmt.h>
 
 #include <cmath>
@@ -31,6 +32,7 @@ constexpr Family kFamilies[] = {
     {"qwen2", "Qwen2ForCausalLM", "qwen2", false},
     {"qwen3", "Qwen3ForCausalLM", "qwen3", false},
     {"phi3", "Phi3ForCausalLM", "phi3", false},
+    {"gemma2", "Gemma2ForCausalLM", "gemma2", false},
 };
 
 const Family* family_of(std::string_view model_type) {
@@ -48,6 +50,7 @@ struct DecoderConfig {
   std::optional<double> linear_rope_factor;
   std::vector<float> rope_freqs;  // Llama 3.1's scaling, as llama.cpp computes it
   std::optional<int64_t> sliding_window, original_ctx;
+  double attn_softcap = 0, final_softcap = 0;  // gemma2
 };
 
 // Llama 3.1's "llama3" RoPE scaling as llama.cpp's converter turns it into rope_freqs.weight: one
@@ -136,9 +139,15 @@ DecoderConfig parse(const json& j, const std::string& name) {
   c.rope_theta = find_positive_number(j, "rope_theta", name).value_or(c.rope_theta);
   read_rope_scaling(j, c, name);
 
-  const std::string act = find_string(j, "hidden_act", name).value_or("silu");
-  if (act != "silu")
-    throw Error(name + ": hidden_act \"" + act + "\" is not supported; these decoders gate with silu (SwiGLU)");
+  const bool gemma = std::string_view(c.family->arch) == "gemma2";
+  // Gemma 2 gates with the tanh GELU (hidden_activation; older configs say hidden_act), the rest
+  // with silu.
+  const std::string want_act = gemma ? "gelu_pytorch_tanh" : "silu";
+  const std::string act = find_string(j, gemma ? "hidden_activation" : "hidden_act", name)
+                              .value_or(find_string(j, "hidden_act", name).value_or(want_act));
+  if (act != want_act)
+    throw Error(name + ": " + (gemma ? "hidden_activation" : "hidden_act") + " \"" + act + "\" is not supported; " +
+                c.family->architecture + " gates with " + want_act);
   if (flag(j, "attention_bias", false, name) && c.family->permute_qk)
     throw Error(name + ": attention_bias = true (q/k/v/o biases) is not supported by the llama arch");
   if (flag(j, "mlp_bias", false, name)) throw Error(name + ": mlp_bias = true is not supported");
@@ -155,6 +164,21 @@ DecoderConfig parse(const json& j, const std::string& name) {
   } else if (arch == "phi3") {
     c.sliding_window = find_positive(j, "sliding_window", name).value_or(0);
     c.original_ctx = find_positive(j, "original_max_position_embeddings", name);
+  } else if (gemma) {
+    // llama.cpp scales the scores by 1 / sqrt(head_dim), by n_embd / n_head for the 27B (46
+    // layers): a query_pre_attn_scalar other than that is another model.
+    const int64_t head = c.head_dim.value_or(c.n_embd / c.n_head);
+    const int64_t scalar = c.n_layer == 46 ? c.n_embd / c.n_head : head;
+    if (auto q = find_positive(j, "query_pre_attn_scalar", name); q && *q != scalar)
+      throw Error(fmt::format("{}: query_pre_attn_scalar {} is not {} (the head size, or n_embd / n_head for the 27B): "
+                              "llama.cpp's gemma2 scales the scores by 1 / sqrt({})",
+                              name, *q, scalar, scalar));
+    for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"})
+      if (!find_positive_number(j, key, name))
+        throw Error(name + ": " + key + " is absent or null (no soft-capping), which llama.cpp's gemma2 does not run");
+    c.attn_softcap = *find_positive_number(j, "attn_logit_softcapping", name);
+    c.final_softcap = *find_positive_number(j, "final_logit_softcapping", name);
+    c.sliding_window = find_positive(j, "sliding_window", name).value_or(4096);
   } else if (auto w = find_positive(j, "sliding_window", name)) {
     c.sliding_window = *w;  // Mistral 7B v0.1: honoured by the llama arch's attention.sliding_window
   }
@@ -163,9 +187,18 @@ DecoderConfig parse(const json& j, const std::string& name) {
 
 Placement place_decoder(const DecoderConfig& c, const std::string& hf_name, const std::string& file) {
   using Op = Placement::Op;
+  const bool gemma = std::string_view(c.family->arch) == "gemma2";
+  const Op norm_op = gemma ? Op::PlusOne : Op::Keep;
   if (hf_name == "model.embed_tokens.weight") return {"token_embd.weight"};
-  if (hf_name == "model.norm.weight") return {"output_norm.weight"};
-  if (hf_name == "lm_head.weight") return {"output.weight"};
+  if (hf_name == "model.norm.weight") return {"output_norm.weight", norm_op};
+  if (hf_name == "lm_head.weight") return gemma ? Placement{"", Op::Skip} : Placement{"output.weight"};  // tied
+  // Gemma 2's four norms: post_attention_layernorm is its post norm, pre_feedforward_layernorm the
+  // feed-forward's input norm.
+  static const std::pair<const char*, const char*> gemma_norms[] = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+      {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+      {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"}};
   struct Block {
     const char* hf;
     const char* gguf;
@@ -192,6 +225,9 @@ Placement place_decoder(const DecoderConfig& c, const std::string& hf_name, cons
   if (auto [layer, rest] = block_of(hf_name, "model.layers.", hf_name, c.n_layer, "num_hidden_layers", file);
       layer >= 0) {
     if (rest == "self_attn.rotary_emb.inv_freq") return {"", Op::Skip};  // a buffer older checkpoints store
+    if (gemma)
+      for (const auto& [hf, gguf] : gemma_norms)
+        if (rest == hf) return {fmt::format("blk.{}.{}", layer, gguf), Op::PlusOne};
     for (const Block& b : block)
       if (rest == b.hf) {
         const std::string name = fmt::format("blk.{}.{}", layer, b.gguf);
@@ -249,6 +285,11 @@ Layout decoder_layout(std::string_view config_text, const std::string& name) {
     meta.add_u32(a + ".rope.dimension_count", static_cast<uint64_t>(c.rope_dim));
     if (c.original_ctx) meta.add_u32(a + ".rope.scaling.original_context_length", static_cast<uint64_t>(*c.original_ctx));
     if (c.sliding_window) meta.add_u32(a + ".attention.sliding_window", static_cast<uint64_t>(*c.sliding_window));
+    if (c.attn_softcap > 0) {  // Gemma 2, whose window is on the even layers (transformers' is_sliding)
+      meta.add_f32(a + ".attn_logit_softcapping", c.attn_softcap);
+      meta.add_f32(a + ".final_logit_softcapping", c.final_softcap);
+      meta.add_u32(a + ".attention.sliding_window_pattern", 2);
+    }
   };
   l.place = [c](const std::string& hf_name, const std::string& file) { return place_decoder(c, hf_name, file); };
   if (!c.rope_freqs.empty()) l.generated.emplace_back("rope_freqs.weight", c.rope_freqs);

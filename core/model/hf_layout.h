@@ -22,6 +22,7 @@ struct Placement {
     Skip,          // not part of the model (buffers older checkpoints store)
     Transpose,     // a Conv1D weight, [in][out] -> [out][in]
     PermuteHeads,  // q/k rows from Hugging Face's rotate-half order to llama.cpp's interleaved pairs
+    PlusOne,       // Gemma's norm weights w, applied as 1 + w: stored as 1 + w in F32, as llama.cpp's converter
   };
   std::string name;  // the GGUF name
   Op op = Op::Keep;

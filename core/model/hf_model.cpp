@@ -15,6 +15,7 @@
 #include "core/model/hf_json.h"
 #include "core/model/hf_layout.h"
 #include "core/model/hf_tokenizer.h"
+#include "semline/codec.h"
 #include "semline/error.h"
 
 namespace semline::hf {
@@ -120,6 +121,7 @@ class HfModel final : public ModelFile {
     std::string changed;
     if (transposed_) changed += fmt::format(", {} Conv1D weights transposed", transposed_);
     if (permuted_) changed += fmt::format(", {} q/k maps permuted to llama.cpp's RoPE pairs", permuted_);
+    if (shifted_) changed += fmt::format(", {} norm weights stored as 1 + w", shifted_);
     return fmt::format("Hugging Face {} folder: {} ({} bytes, {} tensors{}), config.json, {}", layout_.label,
                        files_.size() == 1 ? files_[0]->path() : fmt::format("{} safetensors shards", files_.size()),
                        bytes, tensors_.size(), changed, vocabulary_);
@@ -167,7 +169,8 @@ class HfModel final : public ModelFile {
     if (p.op == Op::Transpose && e.shape.size() != 2)
       throw Error(fmt::format("{} has {} dimensions; a Conv1D weight has 2 ([in, out])", what, e.shape.size()));
     const size_t es = static_cast<size_t>(dtype_block_bytes(e.dtype));
-    const uint64_t bytes = e.end - e.begin;
+    uint64_t bytes = e.end - e.begin;
+    DType dtype = e.dtype;
     // ne is innermost first: the stored shape reversed, or for a Conv1D weight [in][out] made
     // [out][in] by the transposition, {in, out}.
     std::vector<int64_t> ne(e.shape.rbegin(), e.shape.rend());
@@ -184,13 +187,24 @@ class HfModel final : public ModelFile {
     } else if (p.op == Op::PermuteHeads) {
       host = permute_heads(e, p, what);
       ++permuted_;
+    } else if (p.op == Op::PlusOne) {  // 1 + w in F32, whatever the file stores
+      const size_t n = static_cast<size_t>(e.elements());
+      std::vector<float> v(n);
+      dequantize_row(e.dtype, e.data, v.data(), static_cast<int64_t>(n));
+      for (float& x : v) x += 1.0f;
+      std::vector<uint8_t>& dst = owned_.emplace_back(n * sizeof(float));
+      std::memcpy(dst.data(), v.data(), dst.size());
+      host = dst.data();
+      dtype = DType::F32;
+      bytes = dst.size();
+      ++shifted_;
     } else if (reinterpret_cast<uintptr_t>(e.data) % es != 0) {
       // The format does not align tensors; the kernels read whole elements.
       host = owned_.emplace_back(e.data, e.data + bytes).data();
     }
     if (auto [it, fresh] = source.emplace(p.name, e.name); !fresh)
       throw Error(file + ": tensors '" + it->second + "' and '" + e.name + "' both map to " + p.name);
-    tensors_.push_back({p.name, host_view(e.dtype, ne, host), e.begin, bytes});
+    tensors_.push_back({p.name, host_view(dtype, ne, host), e.begin, bytes});
   }
 
   // Each head's rows (half, i) -> (i, half): Hugging Face rotates a head's two halves against each
@@ -269,7 +283,7 @@ class HfModel final : public ModelFile {
   std::deque<std::vector<uint8_t>> owned_;       // transposed, permuted or realigned tensor bytes
   std::deque<std::vector<float>> generated_;     // tensors computed from config.json
   std::unordered_map<std::string_view, size_t> meta_index_, tensor_index_;
-  int transposed_ = 0, permuted_ = 0;
+  int transposed_ = 0, permuted_ = 0, shifted_ = 0;
   std::string vocabulary_;
 };
 

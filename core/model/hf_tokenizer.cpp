@@ -81,6 +81,10 @@ bool metaspace_prefix(const json& tok, const std::string& name) {
   const json* norm = find(tok, "normalizer");
   const json* pre = find(tok, "pre_tokenizer");
   const std::string space = "\xE2\x96\x81";  // U+2581
+  // Gemma: the Replace alone, no dummy prefix.
+  if (norm && !pre && type_of(norm) == "Replace" && text_at(*norm, "content") == space && norm->contains("pattern") &&
+      text_at((*norm)["pattern"], "String") == " ")
+    return false;
   if (norm && !pre && type_of(norm) == "Sequence") {
     bool prepend = false, replace = false;
     const json* steps = find(*norm, "normalizers");

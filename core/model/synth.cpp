@@ -87,6 +87,7 @@ struct Family {
   bool fused = false;       // attn_qkv (q | k | v), and a gated ffn_up holding gate | up (Phi-3)
   bool quarter_rope = false;  // a quarter of each head rotated (Pythia's rotary_pct 0.25)
   bool parallel = false;    // {arch}.use_parallel_residual
+  bool sandwich = false;    // Gemma 2: post_attention_norm and post_ffw_norm, soft caps, tied head
   const char* eps_key = "attention.layer_norm_rms_epsilon";
 };
 const Family kFamilies[] = {
@@ -100,6 +101,7 @@ const Family kFamilies[] = {
      .fused = true, .quarter_rope = true, .parallel = true, .eps_key = "attention.layer_norm_epsilon"},
     {.name = "starcoder2", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,
      .eps_key = "attention.layer_norm_epsilon"},
+    {.name = "gemma2", .sandwich = true},
 };
 
 const Family& family_of(const std::string& arch) {
@@ -136,8 +138,15 @@ void synth_validate(const SynthSpec& s) {
   if (std::find(archs.begin(), archs.end(), s.arch) == archs.end())
     throw Error(fmt::format("synth: architecture '{}' is not one synth writes{} (archs: {})", s.arch,
                             did_you_mean(s.arch, archs), join(archs)));
-  if (s.arch != "llama" && (s.experts > 0 || s.window > 0 || s.rope_freqs))
-    throw Error(fmt::format("synth: experts, window and rope_freqs are llama's; the {} family has none", s.arch));
+  if (s.arch != "llama" && (s.experts > 0 || s.rope_freqs))
+    throw Error(fmt::format("synth: experts and rope_freqs are llama's; the {} family has none", s.arch));
+  if (s.arch != "llama" && s.arch != "gemma2" && s.window > 0)
+    throw Error(fmt::format("synth: a window is llama's (Mistral) and gemma2's; the {} family has none", s.arch));
+  if (s.arch != "gemma2" && (s.attn_softcap > 0 || s.final_softcap > 0))
+    throw Error(fmt::format("synth: soft caps are gemma2's; the {} family has none", s.arch));
+  if (s.attn_softcap < 0 || s.final_softcap < 0 || !std::isfinite(s.attn_softcap) || !std::isfinite(s.final_softcap))
+    throw Error(fmt::format("synth: soft caps {} and {} must be 0 (the family's) or positive", s.attn_softcap,
+                            s.final_softcap));
   check_positive("dim", s.dim);
   check_positive("ffn", s.ffn);
   check_positive("layers", s.layers);
@@ -200,6 +209,11 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     w.add_u32(a + ".expert_used_count", static_cast<uint32_t>(s.experts_used));
   }
   if (s.window > 0) w.add_u32(a + ".attention.sliding_window", static_cast<uint32_t>(s.window));
+  if (fam.sandwich) {  // Gemma 2's defaults unless the spec sets them; the window on the even layers
+    w.add_u32(a + ".attention.sliding_window_pattern", 2);
+    w.add_f32(a + ".attn_logit_softcapping", static_cast<float>(s.attn_softcap > 0 ? s.attn_softcap : 50.0));
+    w.add_f32(a + ".final_logit_softcapping", static_cast<float>(s.final_softcap > 0 ? s.final_softcap : 30.0));
+  }
   if (s.rope_scale > 0) {
     w.add_string(a + ".rope.scaling.type", "linear");
     w.add_f32(a + ".rope.scaling.factor", static_cast<float>(s.rope_scale));
@@ -235,7 +249,7 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
         std::memcpy(dst.data() + 4 * i, &f, 4);
       }
     });
-  if (!s.tied_output) matrix("output.weight", D, vocab);
+  if (!s.tied_output && !fam.sandwich) matrix("output.weight", D, vocab);  // Gemma ties its head
   for (int64_t l = 0; l < s.layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
     auto part = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
@@ -259,6 +273,10 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
       norm(part("attn_k_norm"), hd);
     }
     norm(part("attn_norm"));
+    if (fam.sandwich) {
+      norm(part("post_attention_norm"));
+      norm(part("post_ffw_norm"));
+    }
     if (s.experts > 0) {
       // The router stays F32 whatever the dtype: llama.cpp never quantises it either (a rounded
       // router changes which experts run, not just how precisely).

@@ -41,18 +41,22 @@ struct SynthSpec {
   // dense ffn_{gate,up,down}; each token uses `experts_used` of them. 0, 0: dense.
   int64_t experts = 0;
   int64_t experts_used = 0;
-  int64_t window = 0;  // llama.attention.sliding_window (Mistral); 0: not written
+  int64_t window = 0;  // {arch}.attention.sliding_window (Mistral, Gemma 2); 0: not written
   // llama: Llama 3's rope_freqs.weight, a divisor of each rotated pair's frequency (1 to 8, growing
   // with the pair's wavelength as Llama 3's do).
   bool rope_freqs = false;
   int64_t head_dim = 0;  // 0: dim / heads; else written as {arch}.attention.key_length (qwen3's heads are wider)
   double rope_scale = 0;  // linear RoPE scaling: positions divided by it ({arch}.rope.scaling.*); 0: none
+  // gemma2: the attention and final logit soft caps; 0: Gemma 2's own, 50 and 30 (small ones make
+  // the caps bite in a tiny model).
+  double attn_softcap = 0, final_softcap = 0;
 };
 
 // The families synth writes: llama (and Mixtral-style experts), qwen2 (q/k/v biases), qwen3
 // (per-head q/k RMSNorm), phi3 (fused qkv and gate|up), starcoder2 (LayerNorm, biases everywhere,
 // a GELU MLP), gptneox (starcoder2's kind with fused qkv, a quarter of each head rotated and a
-// parallel residual), stablelm (LayerNorm, q/k/v biases, a quarter of each head rotated, SwiGLU).
+// parallel residual), stablelm (LayerNorm, q/k/v biases, a quarter of each head rotated, SwiGLU),
+// gemma2 (sandwich norms, GeGLU, soft caps, a window on the even layers, a tied head).
 std::vector<std::string> synth_archs();
 
 // Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),

@@ -15,6 +15,7 @@ ArchTemplate phi3_template();
 ArchTemplate gptneox_template();
 ArchTemplate stablelm_template();
 ArchTemplate starcoder2_template();
+ArchTemplate gemma2_template();
 
 // Stations the llama lineage shares (llama.cpp's tensor names).
 // The lookup of token_embd.weight rows.

@@ -8,7 +8,9 @@
 // and k by the token's position and store k and v in the cache slot of that position;
 // let each token attend to the keys its mask allows among positions 0..pos of its own sequence,
 // read back from the cache (so prefill chunks, decode and mixed batches share one path); then
-// out += W_o attn (+ b_o): the residual add.
+// out += W_o attn (+ b_o): the residual add (ahead of a post norm, out = W_o attn). The scores are
+// q . k / sqrt(head_dim) unless the model scales them otherwise (HParams::extra attention_scale)
+// and soft-capped where it says (attn_logit_softcap, Gemma 2).
 #include <algorithm>
 #include <cmath>
 
@@ -36,6 +38,7 @@ class WindowMask final : public KeyMask {
   }
   int32_t kv_window() const override { return window_; }
   bool causal() const override { return false; }
+  int32_t window() const override { return window_; }
 
  private:
   int32_t window_;
@@ -87,6 +90,7 @@ class Attention final : public Station {
             const char* variant)
       : Station(ctx, k), a_(attention_shape(ctx)),
         mask_(std::move(mask)) {
+    takes_out_modes_ = true;
     const int64_t qd = a_.q_width(), kd = a_.kv_width();
     fused_ = is_bound(ctx, "qkv");
     if (fused_) {
@@ -116,6 +120,8 @@ class Attention final : public Station {
     spec.mask = mask_.get();
     spec.max_tokens = max_tokens_;
     spec.scratch_from = plan_.total();
+    spec.scale = static_cast<float>(hp_.extra_or("attention_scale", 0.0));
+    spec.softcap = static_cast<float>(hp_.extra_or("attn_logit_softcap", 0.0));
     core_ = k_.bind_attention(ctx, a_, spec);
   }
 
@@ -143,7 +149,7 @@ class Attention final : public Station {
     }
     k_.rope_store(step, *rope_, qkv, m);
     core_->run(step, columns(qkv, 0, qd), attn);
-    const Product residual{wo_.get(), y, true};  // out += W_o attn
+    const Product residual{wo_.get(), y, adds(step, true)};  // out += W_o attn
     k_.linear(step, attn, {&residual, 1}, m);
   }
 
@@ -300,6 +306,13 @@ StageEntry attention_entry(const std::string& variant, const std::string& backen
         ctx.log(LogLevel::Info, "window " + std::to_string(window) + " where the model has " +
                                     (hp.sliding_window ? std::to_string(hp.sliding_window) : std::string("none")) +
                                     ": an approximation of the model's attention");
+      // A model whose window is on some layers only (Gemma 2: swa_period 2, the even ones) attends
+      // causally on the others, as llama.cpp's rule says: layer L is windowed when L % period <
+      // period - 1 (no period: every layer).
+      const int64_t period = static_cast<int64_t>(hp.extra_or("swa_period", 0));
+      if (given == 0 && period > 0 && ctx.layer >= 0 && ctx.layer % period >= period - 1)
+        return station(ctx, std::make_unique<CausalMask>(), CoreKind::Tiled, int_param(ctx, "block", kDefaultBlock),
+                       "sliding_window");
       return station(ctx, std::make_unique<WindowMask>(static_cast<int32_t>(window)), CoreKind::Tiled,
                      int_param(ctx, "block", kDefaultBlock), "sliding_window");
     };

@@ -44,6 +44,9 @@ class KeyMask {
   virtual int32_t kv_window() const { return 0; }
   // Every key 0..pos (the kernels of a backend without masks of their own serve only these).
   virtual bool causal() const { return true; }
+  // W when the mask is exactly the last W positions (a sliding window, which such kernels serve by
+  // starting at first_key), else 0.
+  virtual int32_t window() const { return 0; }
 };
 
 // How queries meet keys: the whole score row at once (dense), or key tiles of `tile` positions
@@ -58,12 +61,14 @@ struct CoreSpec {
   const KeyMask* mask = nullptr; // outlives the core
   int32_t max_tokens = 0;        // the most tokens a step carries
   size_t scratch_from = 0;       // the core may use the scratch area from this byte on
+  float scale = 0;               // q . k is multiplied by it; 0: 1 / sqrt(head_dim)
+  float softcap = 0;             // > 0: scores become softcap * tanh(score / softcap) (Gemma 2)
 };
 
 // A backend's core for one attention station.
 //   prepare(max_keys): before anything of the step is placed in scratch (the area may grow, and
 //     move, here): the longest key range of the step (pos + 1).
-//   run: attn[t][h] = softmax(q_t,h . K / sqrt(head_dim)) V over the keys the mask lets the
+//   run: attn[t][h] = softmax(cap(q_t,h . K * scale)) V over the keys the mask lets the
 //     token's query meet, read from step.kv; q: the step's rows of n_head * head_dim rotated
 //     queries, attn: as many rows of n_head * head_dim values to fill.
 class AttentionCore {

@@ -117,6 +117,9 @@ void Station::begin(const Step& step) {
   if (n > max_tokens_ || n < 0)
     throw Error(label_ + ": batch of " + std::to_string(n) + " tokens exceeds max_batch_tokens " +
                 std::to_string(max_tokens_));
+  if (step.out != OutMode::Natural && !takes_out_modes_)
+    throw Error(label_ + ": the line asks it to " + (step.out == OutMode::Write ? "write" : "add") +
+                " its result; this station only computes its own way (a post norm follows attention or ffn/dense)");
   k_.begin(step, label_);
 }
 

@@ -70,12 +70,18 @@ class Station : public Stage {
     Tensor in, out;
   };
   Rows begin_rows(const Step& step, const Tensor& in, const Tensor& out, int64_t width);
+  // Whether the result is added into out: Add, or Natural where the station's kind adds
+  // (`natural`). Only stations that set takes_out_modes_ are given Write or Add (begin checks).
+  static bool adds(const Step& step, bool natural) {
+    return step.out == OutMode::Add || (step.out == OutMode::Natural && natural);
+  }
 
   Kernels& k_;
   const std::string label_;
   const HParams hp_;
   const int32_t max_tokens_;
   ScratchPlan plan_;
+  bool takes_out_modes_ = false;  // attention, ffn/dense and the norms: Write and Add as asked
 };
 
 }  // namespace semline::stations

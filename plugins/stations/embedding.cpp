@@ -1,6 +1,7 @@
 // embedding/lookup: out[t] = token_embd[tokens[t]] (+ positions[positions[t]] when the model has
 // learned position rows, as GPT-2 does), converted to float: one gather of the token rows, then
-// one that adds the position rows.
+// one that adds the position rows; times the model's embedding scale where it has one (Gemma:
+// sqrt(n_embd), HParams::extra embedding_scale).
 #include <semline/error.h>
 
 #include "stations/binding.h"
@@ -13,7 +14,7 @@ namespace {
 class EmbeddingLookup final : public Station {
  public:
   EmbeddingLookup(const StageContext& ctx, Kernels& k)
-      : Station(ctx, k) {
+      : Station(ctx, k), scale_(static_cast<float>(hp_.extra_or("embedding_scale", 1.0))) {
     k_.reserve_tokens(max_tokens_);
     table_ = k_.bind_table(ctx, "tokens", weight_view(ctx, "tokens", {hp_.n_embd, hp_.n_vocab}, "(n_embd, n_vocab)"));
     if (is_bound(ctx, "positions")) {
@@ -40,6 +41,7 @@ class EmbeddingLookup final : public Station {
     if (b.n_tokens == 0) return;
     k_.gather_table(step, *table_, BatchIndex::Tokens, o, false);
     if (positions_) k_.gather_table(step, *positions_, BatchIndex::Positions, o, true);
+    if (scale_ != 1.0f) k_.scale(step, o, b.n_tokens, scale_);
   }
 
   StageCost cost(const Batch& b) const override {
@@ -51,6 +53,7 @@ class EmbeddingLookup final : public Station {
  private:
   std::unique_ptr<RowTable> table_;      // [n_vocab][n_embd]
   std::unique_ptr<RowTable> positions_;  // [n_positions][n_embd], null without learned positions
+  float scale_ = 1.0f;
 };
 
 }  // namespace

@@ -1,10 +1,12 @@
 // ffn/dense: out += down(h) (+ b_down) with
-//   h = silu(gate x + b_gate) * (up x + b_up)   when the station has a gate (SwiGLU, llama; Phi-3's
-//                                               fused gate_up: gate rows first, then up), or
+//   h = act(gate x + b_gate) * (up x + b_up)    when the station has a gate: silu (SwiGLU, llama;
+//                                               Phi-3's fused gate_up: gate rows first, then up)
+//                                               or the model's GELU (GeGLU, Gemma), or
 //   h = gelu(up x + b_up)                       without one (GPT-2's MLP; exact or tanh GELU, as
 //                                               the model says), every bias optional.
 // Gate, up and the activation are one kernel (a backend fuses the activation into the products'
-// epilogue or runs it after them); the down projection adds into the residual stream.
+// epilogue or runs it after them); the down projection adds into the residual stream (or, ahead
+// of a post norm, writes out).
 #include "stations/binding.h"
 #include "stations/factories.h"
 #include "stations/stations.h"
@@ -15,6 +17,7 @@ namespace {
 class FfnDense final : public Station {
  public:
   FfnDense(const StageContext& ctx, Kernels& k) : Station(ctx, k) {
+    takes_out_modes_ = true;
     if (is_bound(ctx, "gate_up")) {
       const int64_t d = hp_.n_embd, f = hp_.n_ff;
       gate_ = bind_linear_part(ctx, k_, "gate_up", d, 2 * f, 0, f, "(n_embd, 2 n_ff)", max_tokens_);
@@ -35,10 +38,9 @@ class FfnDense final : public Station {
     const auto [x, y] = begin_rows(step, in, out, hp_.n_embd);
     if (m == 0) return;
     const Tensor h = k_.scratch_rows(h_, hp_.n_ff, m), tmp = k_.scratch_rows(tmp_, hp_.n_ff, m);
-    // Gated: SwiGLU; ungated: the model's MLP activation (Gelu or GeluTanh).
-    const Activation act = gate_ ? Activation::Silu : hp_.ffn_act;
-    k_.linear_act(step, x, gate_.get(), *up_, act, h, tmp, m, down_.get());
-    const Product residual{down_.get(), y, true};  // out += down(h)
+    // The model's activation: silu or GELU gated (SwiGLU, GeGLU); GELU ungated (the MLP).
+    k_.linear_act(step, x, gate_.get(), *up_, hp_.ffn_act, h, tmp, m, down_.get());
+    const Product residual{down_.get(), y, adds(step, true)};  // out += down(h)
     k_.linear(step, h, {&residual, 1}, m);
   }
 

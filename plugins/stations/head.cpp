@@ -1,7 +1,8 @@
 // head/dense: logits[i] = W_out in[output_rows[i]], with W_out the output matrix when the model
 // has one and the token embedding otherwise (tied weights). The wanted rows are gathered into
 // scratch first unless they are already the first rows in order (decode, a prompt's last token
-// alone).
+// alone). A model that soft-caps its logits (Gemma 2, HParams::extra final_logit_softcap) gets
+// cap * tanh(logit / cap).
 #include <semline/error.h>
 
 #include "stations/binding.h"
@@ -13,7 +14,8 @@ namespace {
 
 class HeadDense final : public Station {
  public:
-  HeadDense(const StageContext& ctx, Kernels& k) : Station(ctx, k) {
+  HeadDense(const StageContext& ctx, Kernels& k)
+      : Station(ctx, k), softcap_(static_cast<float>(hp_.extra_or("final_logit_softcap", 0.0))) {
     const char* role = ctx.has_weight("output") ? "output" : "tokens";
     w_ = bind_linear(ctx, k_, role, hp_.n_embd, hp_.n_vocab, "(n_embd, n_vocab)", nullptr, max_tokens_);
     rows_ = plan_.add_rows(hp_.n_embd, max_tokens_);
@@ -45,6 +47,7 @@ class HeadDense final : public Station {
     }
     const Product logits{w_.get(), y, false};
     k_.linear(step, rows, {&logits, 1}, n);
+    if (softcap_ > 0) k_.softcap(step, y, n, softcap_);
   }
 
   StageCost cost(const Batch& b) const override {
@@ -55,6 +58,7 @@ class HeadDense final : public Station {
  private:
   std::unique_ptr<LinearWeight> w_;  // [n_vocab][n_embd]
   size_t rows_ = 0;  // [max_tokens][n_embd] floats: the gathered output rows
+  float softcap_ = 0;
 };
 
 }  // namespace

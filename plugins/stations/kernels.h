@@ -141,16 +141,22 @@ class Kernels {
   // Products side by side over one input: x is m rows of every product's n_in (q, k and v of one
   // input, gate and up). m may be 0.
   virtual void linear(const Step& step, const Tensor& x, std::span<const Product> products, int64_t m) = 0;
-  // h = silu(gate x) * (up x) when gate is set (SwiGLU), else h = act(up x) with act Gelu or
-  // GeluTanh; tmp: scratch rows of up's n_out the backend may use (the up product, gated).
+  // With a gate, h = act(gate x) * (up x): act Silu (SwiGLU) or Gelu / GeluTanh (GeGLU, Gemma);
+  // without one h = act(up x) with act Gelu or GeluTanh (the GELU MLP). tmp: scratch rows of up's
+  // n_out the backend may use (the up product, gated).
   // next: the product of the station's very next kernel call, a `linear` over h, so a backend may
   // prepare h for it while each part of h is fresh (the cpu quantises it for a quantised weight).
   virtual void linear_act(const Step& step, const Tensor& x, const LinearWeight* gate, const LinearWeight& up,
                           Activation act, const Tensor& h, const Tensor& tmp, int64_t m,
                           const LinearWeight* next) = 0;
-  // y = norm(x) * scale (+ shift), row by row, over m rows of w.n values.
+  // y = norm(x) * scale (+ shift), row by row, over m rows of w.n values; y += it when
+  // `accumulate` (a post norm adding into the residual stream).
   virtual void norm(const Step& step, NormKind kind, const NormWeights& w, float eps, const Tensor& x,
-                    const Tensor& y, int64_t m) = 0;
+                    const Tensor& y, int64_t m, bool accumulate) = 0;
+  // x = x * s over m rows (Gemma's embedding scale).
+  virtual void scale(const Step& step, const Tensor& x, int64_t m, float s) = 0;
+  // x = cap * tanh(x / cap) over m rows (Gemma 2's final logit soft-capping).
+  virtual void softcap(const Step& step, const Tensor& x, int64_t m, float cap) = 0;
   // out[r] (+)= table[index[r]] as floats for the step's n_tokens rows (Tokens, Positions).
   virtual void gather_table(const Step& step, const RowTable& table, BatchIndex index, const Tensor& out,
                             bool accumulate) = 0;

@@ -1,6 +1,7 @@
 // norm/rms:   out = in / sqrt(mean(in^2) + eps) * weight
 // norm/layer: out = (in - mean(in)) / sqrt(var(in) + eps) * weight + bias   (bias optional)
 // Scale and shift are converted to float once, whatever the file stores: every row reads them.
+// As a post norm (Gemma 2's sandwich) the line asks it to add its rows into the residual stream.
 #include "stations/binding.h"
 #include "stations/factories.h"
 #include "stations/stations.h"
@@ -11,6 +12,7 @@ namespace {
 class Norm final : public Station {
  public:
   Norm(const StageContext& ctx, Kernels& k, NormKind kind) : Station(ctx, k), kind_(kind) {
+    takes_out_modes_ = true;
     eps_ = static_cast<float>(hp_.norm_eps);
     std::vector<float> shift;
     if (kind_ == NormKind::Layer)
@@ -22,7 +24,7 @@ class Norm final : public Station {
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const int64_t m = step.batch.n_tokens;
     const auto [x, y] = begin_rows(step, in, out, hp_.n_embd);
-    if (m > 0) k_.norm(step, kind_, *w_, eps_, x, y, m);
+    if (m > 0) k_.norm(step, kind_, *w_, eps_, x, y, m, adds(step, false));
   }
 
   StageCost cost(const Batch& b) const override {

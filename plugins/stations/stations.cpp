@@ -83,15 +83,13 @@ std::vector<std::string> ffn_dense_supported(const StageContext& ctx, std::strin
     return why;
   }
   // The templates bind the dense weights as optional (MoE models have none); a station that
-  // binds a gate (or a fused gate_up) is SwiGLU, one without is the GELU MLP.
+  // binds a gate (or a fused gate_up) is SwiGLU or GeGLU, one without is the GELU MLP.
   const bool fused = is_bound(ctx, "gate_up"), gated = fused || is_bound(ctx, "gate");
   const char* needs = "ffn/dense needs up and down, and gate for SwiGLU";
   for (std::string& r : fused   ? missing_roles(ctx, {"down"}, needs)
                         : gated ? missing_roles(ctx, {"gate", "up", "down"}, needs)
                                 : missing_roles(ctx, {"up", "down"}, needs))
     why.push_back(std::move(r));
-  if (gated && ctx.hp->ffn_act != Activation::Silu)
-    why.push_back("a gated feed-forward with GELU (GeGLU) is not implemented; ffn/dense gates with silu");
   if (!gated && ctx.hp->ffn_act == Activation::Silu)
     why.push_back("the station has no gate and the model's activation is silu; ffn/dense runs SwiGLU (gate "
                   "bound) or a GELU MLP (no gate)");

@@ -65,7 +65,8 @@ void register_vulkan(Registry& r) {
   };
   stations::add_stations(r, "vulkan", kernels);
 
-  // Causal attention only; the head dimension the kernels hold, and the score budget of dense.
+  // Causal and sliding-window attention; the head dimension the kernels hold, and the score budget
+  // of dense.
   const auto vulkan_limits = [](StageEntry& e) {
     e.caps.max_head_dim = kMaxHeadDim;
     e.supports = [base = e.supports](const StageContext& ctx) {
@@ -76,9 +77,6 @@ void register_vulkan(Registry& r) {
       if (hd % 2 != 0 || hd > kMaxHeadDim)
         why.push_back("head_dim " + std::to_string(hd) + " is odd or above " + std::to_string(kMaxHeadDim) +
                       ", the most the vulkan attention kernels hold");
-      // The entry's own reason for a windowed model comes last: say where the windowed variants run.
-      if (hp.sliding_window > 0 && !why.empty())
-        why.back() += " (attention/sliding_window and block_sparse run on the cpu backend only)";
       return why;
     };
   };
@@ -91,6 +89,11 @@ void register_vulkan(Registry& r) {
   flash.params = {stations::int_spec("block", stations::kDefaultBlock, 1, static_cast<double>(kMaxFlashTile), "keys per tile")};
   vulkan_limits(flash);
   r.add_stage(std::move(flash));
+  StageEntry window = stations::attention_entry("sliding_window", "vulkan", kernels);
+  for (ParamSpec& p : window.params)
+    if (p.name == "block") p.max = static_cast<double>(kMaxFlashTile);
+  vulkan_limits(window);
+  r.add_stage(std::move(window));
 }
 
 }  // namespace semline::vk

@@ -196,6 +196,10 @@ std::string hf_name(const std::string& gguf, const std::string& arch) {
   const size_t dot = gguf.find('.', 4);
   if (gguf.rfind("blk.", 0) != 0 || dot == std::string::npos) throw Error("hf_writer: no Hugging Face name for " + gguf);
   const std::string layer = gguf.substr(4, dot - 4), rest = gguf.substr(dot + 1);
+  static const std::map<std::string, std::string> gemma_norms = {
+      {"attn_norm.weight", "input_layernorm.weight"}, {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_norm.weight", "pre_feedforward_layernorm.weight"}, {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"}};
+  if (arch == "gemma2" && gemma_norms.count(rest)) return "model.layers." + layer + "." + gemma_norms.at(rest);
   if (arch == "phi3" && rest == "ffn_up.weight") return "model.layers." + layer + ".mlp.gate_up_proj.weight";
   auto it = block.find(rest);
   if (it == block.end()) throw Error("hf_writer: no Hugging Face name for " + gguf);
@@ -247,7 +251,8 @@ void write_hf_folder(const ModelFile& model, const fs::path& dir, int shards) {
   const bool mistral = arch == "llama" && model.find_u64(key("attention.sliding_window"));
   const std::map<std::string, std::pair<const char*, const char*>> classes = {
       {"llama", {"llama", "LlamaForCausalLM"}}, {"qwen2", {"qwen2", "Qwen2ForCausalLM"}},
-      {"qwen3", {"qwen3", "Qwen3ForCausalLM"}}, {"phi3", {"phi3", "Phi3ForCausalLM"}}};
+      {"qwen3", {"qwen3", "Qwen3ForCausalLM"}}, {"phi3", {"phi3", "Phi3ForCausalLM"}},
+      {"gemma2", {"gemma2", "Gemma2ForCausalLM"}}};
   auto cls = classes.find(arch);
   if (cls == classes.end()) throw Error("hf_writer: no Hugging Face class for arch " + arch);
   const int64_t n_embd = model.get_i64(key("embedding_length")), n_head = model.get_i64(key("attention.head_count"));
@@ -272,6 +277,14 @@ void write_hf_folder(const ModelFile& model, const fs::path& dir, int shards) {
   if (auto f = model.find_f64(key("rope.scaling.factor"))) c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", *f}};
   if (auto w = model.find_i64(key("attention.sliding_window"))) c["sliding_window"] = *w;
   if (arch == "phi3") c["original_max_position_embeddings"] = c["max_position_embeddings"];
+  if (arch == "gemma2") {
+    c.erase("hidden_act");
+    c["hidden_activation"] = "gelu_pytorch_tanh";
+    c["head_dim"] = model.find_i64(key("attention.key_length")).value_or(n_embd / n_head);
+    c["query_pre_attn_scalar"] = c["head_dim"];
+    c["attn_logit_softcapping"] = model.get_f64(key("attn_logit_softcapping"));
+    c["final_logit_softcapping"] = model.get_f64(key("final_logit_softcapping"));
+  }
   if (arch == "qwen2" || arch == "qwen3") c["use_sliding_window"] = false;
   if (auto b = model.find_u64("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = *b;
   if (auto e = model.find_u64("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = *e;
@@ -291,6 +304,15 @@ void write_hf_folder(const ModelFile& model, const fs::path& dir, int shards) {
     h.bytes.assign(p, p + t.bytes);
     const bool q = t.name.find("attn_q.") != std::string::npos, k = t.name.find("attn_k.") != std::string::npos;
     if (arch == "llama" && (q || k)) h.bytes = unpermute(h.bytes, h.shape[0], q ? n_head : n_head_kv);
+    // Gemma stores a norm's w and scales by 1 + w; the GGUF holds 1 + w (exact in float both ways
+    // for w near 0).
+    if (arch == "gemma2" && t.name.find("norm.weight") != std::string::npos)
+      for (size_t i = 0; i < h.bytes.size(); i += 4) {
+        float v;
+        std::memcpy(&v, h.bytes.data() + i, 4);
+        v -= 1.0f;
+        std::memcpy(h.bytes.data() + i, &v, 4);
+      }
     out.push_back(std::move(h));
   }
   if (shards == 1) {

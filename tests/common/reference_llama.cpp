@@ -37,6 +37,20 @@ HParams read_llama_hparams(const ModelView& m) {
   hp.n_expert_used = used ? static_cast<int64_t>(used->u) : 0;
   const MetaValue* window = meta("attention.sliding_window");
   hp.sliding_window = window ? static_cast<int64_t>(window->u) : 0;
+  if (arch == "gemma2") {  // as llama.cpp's gemma2 reads it, defaults included
+    hp.ffn_act = Activation::GeluTanh;
+    hp.sliding_window = window ? hp.sliding_window : 4096;
+    const MetaValue* period = meta("attention.sliding_window_pattern");
+    hp.extra["swa_period"] = period ? static_cast<double>(period->u) : 2.0;
+    const MetaValue* attn_cap = meta("attn_logit_softcapping");
+    const MetaValue* final_cap = meta("final_logit_softcapping");
+    hp.extra["attn_logit_softcap"] = attn_cap ? attn_cap->f : 50.0;
+    hp.extra["final_logit_softcap"] = final_cap ? final_cap->f : 30.0;
+    hp.extra["embedding_scale"] = std::sqrt(static_cast<float>(hp.n_embd));
+    // Gemma 2 27B (46 layers) scales by its query_pre_attn_scalar, n_embd / n_head.
+    const int64_t scalar = hp.n_layer == 46 ? hp.n_embd / hp.n_head : hp.head_dim;
+    hp.extra["attention_scale"] = 1.0f / std::sqrt(static_cast<float>(scalar));
+  }
   return hp;
 }
 
@@ -45,7 +59,13 @@ KeyMask sliding_window_mask(int64_t window) {
 }
 
 ReferenceLlama::ReferenceLlama(const ModelView& m, const HParams& hp, ReferenceOptions opt)
-    : m_(m), w(m), hp_(hp), opt_(std::move(opt)), k_(hp.n_layer), v_(hp.n_layer) {}
+    : m_(m), w(m), hp_(hp), opt_(std::move(opt)), k_(hp.n_layer), v_(hp.n_layer) {
+  // llama.cpp's rule: with a period P, layer L is windowed when L % P < P - 1; without, all are.
+  const int64_t period = static_cast<int64_t>(hp.extra_or("swa_period", 0));
+  if (hp.sliding_window > 0)
+    for (int64_t l = 0; l < hp.n_layer; ++l)
+      model_masks_.push_back(period == 0 || l % period < period - 1 ? sliding_window_mask(hp.sliding_window) : KeyMask{});
+}
 
 std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::vector<double>& in, int64_t row0,
                                            int64_t rows) {
@@ -65,8 +85,13 @@ std::vector<double> ReferenceLlama::matvec(const std::string& name, const std::v
   return y;
 }
 
-// down(silu(gate x) * up x): the dense tensors, or expert `expert` of the stacked ones; without a
-// gate (starcoder2), down(gelu(up x + b) + b).
+double ReferenceLlama::gelu(double u) const {
+  return hp_.ffn_act == Activation::Gelu ? 0.5 * u * (1.0 + std::erf(u / std::sqrt(2.0)))
+                                         : 0.5 * u * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (u + 0.044715 * u * u * u)));
+}
+
+// down(act(gate x) * up x), act silu or (Gemma 2's GeGLU) the model's GELU: the dense tensors, or
+// expert `expert` of the stacked ones; without a gate (starcoder2), down(gelu(up x + b) + b).
 std::vector<double> ReferenceLlama::swiglu(const std::string& p, const std::vector<double>& x, int64_t expert) {
   const bool dense = expert < 0;
   const Tensor* up_t = m_.weight(p + "ffn_up.weight");
@@ -78,16 +103,14 @@ std::vector<double> ReferenceLlama::swiglu(const std::string& p, const std::vect
   }
   if (dense && !m_.weight(p + "ffn_gate.weight")) {
     std::vector<double> up = affine(p + "ffn_up.weight", x);
-    for (double& u : up)
-      u = hp_.ffn_act == Activation::Gelu
-              ? 0.5 * u * (1.0 + std::erf(u / std::sqrt(2.0)))
-              : 0.5 * u * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (u + 0.044715 * u * u * u)));
+    for (double& u : up) u = gelu(u);
     return affine(p + "ffn_down.weight", up);
   }
   const int64_t f = hp_.n_ff, d = hp_.n_embd, e = dense ? 0 : expert;
   std::vector<double> gate = matvec(p + (dense ? "ffn_gate.weight" : "ffn_gate_exps.weight"), x, e * f, f);
   std::vector<double> up = matvec(p + (dense ? "ffn_up.weight" : "ffn_up_exps.weight"), x, e * f, f);
-  for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0 + std::exp(-gate[i])) * up[i];
+  for (size_t i = 0; i < gate.size(); ++i)
+    gate[i] = (hp_.ffn_act == Activation::Silu ? gate[i] / (1.0 + std::exp(-gate[i])) : gelu(gate[i])) * up[i];
   return matvec(p + (dense ? "ffn_down.weight" : "ffn_down_exps.weight"), gate, e * d, d);
 }
 
@@ -170,6 +193,11 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
   const int64_t d = hp_.n_embd, hd = hp_.head_dim, nh = hp_.n_head, nkv = hp_.n_head_kv;
   const std::vector<double>& emb = w("token_embd.weight");
   std::vector<double> x(emb.begin() + token * d, emb.begin() + (token + 1) * d);
+  for (double& v : x) v *= hp_.extra_or("embedding_scale", 1.0);
+  const double attention_scale = hp_.extra_or("attention_scale", 1.0 / std::sqrt(static_cast<double>(hd)));
+  const double attn_cap = hp_.extra_or("attn_logit_softcap", 0.0), final_cap = hp_.extra_or("final_logit_softcap", 0.0);
+  // Gemma 2's sandwich: each sub-layer's result is normed (post_*_norm) before it is added.
+  auto post_norm = [&](std::vector<double> y, const std::string& name) { return m_.weight(name) ? rmsnorm(y, name) : y; };
   for (int64_t l = 0; l < hp_.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     std::vector<double> xb = rmsnorm(x, p + "attn_norm.weight");
@@ -194,7 +222,9 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
     v_[l].insert(v_[l].end(), v.begin(), v.end());
     std::vector<double> att(nh * hd, 0.0);
     const int64_t n_ctx = pos_ + 1;
-    const KeyMask* mask = l < static_cast<int64_t>(opt_.masks.size()) && opt_.masks[l] ? &opt_.masks[l] : nullptr;
+    const KeyMask* mask = l < static_cast<int64_t>(opt_.masks.size()) && opt_.masks[l] ? &opt_.masks[l]
+                          : l < static_cast<int64_t>(model_masks_.size()) && model_masks_[l] ? &model_masks_[l]
+                                                                                              : nullptr;
     for (int64_t h = 0; h < nh; ++h) {
       const int64_t g = h / (nh / nkv);
       std::vector<double> score(n_ctx, -INFINITY);  // masked keys keep -inf: weight 0
@@ -203,7 +233,8 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
         if (mask && !(*mask)(pos_, t)) continue;
         double s = 0;
         for (int64_t i = 0; i < hd; ++i) s += q[h * hd + i] * k_[l][(t * nkv + g) * hd + i];
-        score[t] = s / std::sqrt(static_cast<double>(hd));
+        score[t] = s * attention_scale;
+        if (attn_cap > 0) score[t] = attn_cap * std::tanh(score[t] / attn_cap);
         mx = std::max(mx, score[t]);
       }
       double sum = 0;
@@ -211,17 +242,21 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
       for (int64_t t = 0; t < n_ctx; ++t)
         for (int64_t i = 0; i < hd; ++i) att[h * hd + i] += score[t] / sum * v_[l][(t * nkv + g) * hd + i];
     }
-    std::vector<double> o = affine(p + "attn_output.weight", att);
+    const std::vector<double> o = post_norm(affine(p + "attn_output.weight", att), p + "post_attention_norm.weight");
     // A parallel residual (gptneox) norms the block's input for the feed-forward too.
     const std::vector<double> block_in = x;
     for (int64_t i = 0; i < d; ++i) x[i] += o[i];
     xb = rmsnorm(hp_.parallel_residual ? block_in : x, p + "ffn_norm.weight");
-    const std::vector<double> down = hp_.n_expert > 0 ? moe(p, xb) : swiglu(p, xb, -1);
+    const std::vector<double> down =
+        post_norm(hp_.n_expert > 0 ? moe(p, xb) : swiglu(p, xb, -1), p + "post_ffw_norm.weight");
     for (int64_t i = 0; i < d; ++i) x[i] += down[i];
   }
   x = rmsnorm(x, "output_norm.weight");
   ++pos_;
-  return matvec(m_.weight("output.weight") ? "output.weight" : "token_embd.weight", x);
+  std::vector<double> logits = matvec(m_.weight("output.weight") ? "output.weight" : "token_embd.weight", x);
+  if (final_cap > 0)
+    for (double& v : logits) v = final_cap * std::tanh(v / final_cap);
+  return logits;
 }
 
 int32_t argmax(const std::vector<double>& v) {

@@ -24,7 +24,9 @@ using KeyMask = std::function<bool(int64_t q, int64_t k)>;
 KeyMask sliding_window_mask(int64_t window);  // the `window` most recent positions: q - window < k
 
 struct ReferenceOptions {
-  // One mask per layer; a layer without one (shorter list, empty function) meets every key 0..q.
+  // One mask per layer; a layer without one (shorter list, empty function) meets the keys the
+  // model's own window lets it (hp.sliding_window on the layers of hp.extra swa_period: Gemma 2),
+  // else every key 0..q.
   std::vector<KeyMask> masks;
   // Rounds the input of every Q8_0 / Q4_0 weight to 8 bits in blocks of 32 as the cpu stages do
   // (round_like_q8_input). Off, the reference is the model's exact arithmetic; on, it follows
@@ -56,6 +58,7 @@ class ReferenceLlama {
   std::vector<double> matvec(const std::string& name, const std::vector<double>& x, int64_t row0 = 0,
                              int64_t n_out = -1);
   std::vector<double> swiglu(const std::string& prefix, const std::vector<double>& x, int64_t expert);
+  double gelu(double u) const;  // the model's: exact or tanh
   std::vector<double> moe(const std::string& prefix, const std::vector<double>& x);
   // RMSNorm, or LayerNorm where the weight has a .bias beside it (starcoder2).
   std::vector<double> rmsnorm(const std::vector<double>& x, const std::string& weight);
@@ -68,6 +71,7 @@ class ReferenceLlama {
   WeightCache w;  // the weights as doubles
   HParams hp_;
   ReferenceOptions opt_;
+  std::vector<KeyMask> model_masks_;  // the model's window, on the layers it has one
   std::vector<std::vector<double>> k_, v_;  // per layer: [pos][n_head_kv * head_dim]
   int32_t pos_ = 0;
   double min_router_gap_ = INFINITY;

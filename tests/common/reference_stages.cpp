@@ -120,7 +120,9 @@ std::vector<Vec> RefAttention::step(const std::vector<Vec>& x, const std::vector
         const Vec& k = cache.at(p).first;
         double d = 0;
         for (int64_t i = 0; i < hd; ++i) d += q[t][h * hd + i] * k[g * hd + i];
-        s.emplace_back(p, d / std::sqrt(static_cast<double>(hd)));
+        double score = d * hp.extra_or("attention_scale", 1.0 / std::sqrt(static_cast<double>(hd)));
+        if (const double cap = hp.extra_or("attn_logit_softcap", 0.0); cap > 0) score = cap * std::tanh(score / cap);
+        s.emplace_back(p, score);
         mx = std::max(mx, s.back().second);
       }
       for (auto& e : s) sum += e.second = std::exp(e.second - mx);

@@ -54,6 +54,8 @@ Project fused(const Weight& wqkv, const Weight* bias, int64_t qd, int64_t kd);
 
 // Attention of one layer with its own KV store: sequence -> position -> (k, v) after RoPE (none
 // when the model has no rotary embedding).
+// Scores q . k / sqrt(head_dim), or times hp.extra attention_scale, soft-capped by
+// attn_logit_softcap where it is set (Gemma 2).
 struct RefAttention {
   const HParams& hp;
   Project project;

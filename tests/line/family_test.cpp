@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -44,7 +45,7 @@ std::vector<int32_t> ids_of(std::istringstream& in) {
 }
 
 // The synth arguments the script wrote: --preset P --arch A [--rope-freqs] [--rope-scale F]
-// [--head-dim N] [--kv-heads N] --seed S.
+// [--head-dim N] [--kv-heads N] [--window N] [--attn-softcap F] [--final-softcap F] --seed S.
 SynthSpec spec_of(std::istringstream& in) {
   std::vector<std::string> args;
   for (std::string a; in >> a;) args.push_back(a);
@@ -52,8 +53,8 @@ SynthSpec spec_of(std::istringstream& in) {
   std::string arch = "llama";
   bool rope_freqs = false;
   uint64_t seed = 1;
-  double rope_scale = 0;
-  int64_t head_dim = 0, kv_heads = 0;
+  double rope_scale = 0, attn_softcap = 0, final_softcap = 0;
+  int64_t head_dim = 0, kv_heads = 0, window = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--rope-freqs") {
       rope_freqs = true;
@@ -66,6 +67,9 @@ SynthSpec spec_of(std::istringstream& in) {
     else if (args[i] == "--rope-scale") rope_scale = std::stod(args[i + 1]);
     else if (args[i] == "--head-dim") head_dim = std::stoll(args[i + 1]);
     else if (args[i] == "--kv-heads") kv_heads = std::stoll(args[i + 1]);
+    else if (args[i] == "--window") window = std::stoll(args[i + 1]);
+    else if (args[i] == "--attn-softcap") attn_softcap = std::stod(args[i + 1]);
+    else if (args[i] == "--final-softcap") final_softcap = std::stod(args[i + 1]);
     else FAIL("unknown synth argument in the recording: " << args[i]);
     ++i;
   }
@@ -74,6 +78,9 @@ SynthSpec spec_of(std::istringstream& in) {
   s.seed = seed;
   s.rope_scale = rope_scale;
   s.head_dim = head_dim;
+  s.window = window;
+  s.attn_softcap = attn_softcap;
+  s.final_softcap = final_softcap;
   if (kv_heads > 0) s.kv_heads = kv_heads;
   return s;
 }
@@ -118,7 +125,7 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
                                                      {"llama-linear-rope", 1e-4}, {"qwen2", 1e-4},
                                                      {"qwen3", 1e-4},             {"phi3", 1e-4},
                                                      {"starcoder2", 1e-3},        {"gptneox", 1e-3},
-                                                     {"stablelm", 1e-4}};
+                                                     {"stablelm", 1e-4},          {"gemma2", 1e-3}};
   for (const auto& [name, tol] : families) {
     INFO("family recording " << name);
     const Recording rec = read_recording(name);
@@ -157,7 +164,7 @@ TEMPLATE_TEST_CASE("every family matches the float64 reference in F16, Q8_0 and 
                    SEMLINE_STATION_TARGETS) {
   REQUIRE_TARGET();
   const std::vector<int32_t> tokens = {1, 17, 300, 42, 99, 7, 260, 5, 5, 123};
-  for (const char* name : {"qwen2", "qwen3", "phi3", "starcoder2", "gptneox", "stablelm"}) {
+  for (const char* name : {"qwen2", "qwen3", "phi3", "starcoder2", "gptneox", "stablelm", "gemma2"}) {
     SynthSpec spec = read_recording(name).spec;
     for (DType dtype : {DType::F16, DType::Q8_0, DType::Q4_0}) {
       INFO(name << " " << dtype_name(dtype));
@@ -175,4 +182,54 @@ TEMPLATE_TEST_CASE("every family matches the float64 reference in F16, Q8_0 and 
       fs::remove(path);
     }
   }
+}
+
+// What makes the gemma2 recording a test of each Gemma 2 feature: the float64 reference with any one
+// of them switched off is far from llama.cpp's logits (the recording's small soft caps and window
+// make each bite), while the reference with all of them is within the family's tolerance.
+TEST_CASE("gemma2: each of its features moves the logits far from llama.cpp's when switched off", "[line][family]") {
+  const Recording rec = read_recording("gemma2");
+  const fs::path path = model_of("gemma2", rec);
+  const auto model = open_model_file(path);
+  std::vector<int32_t> tokens = rec.prompt;
+  tokens.insert(tokens.end(), rec.greedy.begin(), rec.greedy.end() - 1);
+  const HParams hp = testing::read_llama_hparams(*model);
+  auto worst_against_llama = [&](const HParams& h) {
+    testing::ReferenceLlama ref(*model, h);
+    double worst = 0;
+    for (size_t i = 0; i < tokens.size(); ++i) worst = std::max(worst, rel_err(ref.step(tokens[i]), rec.logits[i]));
+    return worst;
+  };
+  CHECK(worst_against_llama(hp) <= 1e-3);
+  const std::pair<const char*, std::function<void(HParams&)>> off[] = {
+      {"attention soft cap", [](HParams& h) { h.extra.erase("attn_logit_softcap"); }},
+      {"final soft cap", [](HParams& h) { h.extra.erase("final_logit_softcap"); }},
+      {"embedding scale", [](HParams& h) { h.extra.erase("embedding_scale"); }},
+      {"window on the even layers", [](HParams& h) { h.sliding_window = 0; }},
+      {"GeGLU (silu instead)", [](HParams& h) { h.ffn_act = Activation::Silu; }},
+  };
+  for (const auto& [what, edit] : off) {
+    INFO("without the " << what);
+    HParams h = hp;
+    edit(h);
+    CHECK(worst_against_llama(h) > 1e-2);
+  }
+  // The sandwich: the same model without its post norms (the reference applies them where the
+  // file has them).
+  struct WithoutPostNorms final : ModelView {
+    const ModelView& m;
+    explicit WithoutPostNorms(const ModelView& base) : m(base) {}
+    const MetaValue* meta(std::string_view key) const override { return m.meta(key); }
+    const Tensor* weight(std::string_view name) const override {
+      return name.find(".post_") != std::string_view::npos ? nullptr : m.weight(name);
+    }
+    std::string path() const override { return m.path(); }
+    std::vector<std::string_view> meta_keys() const override { return m.meta_keys(); }
+    std::vector<std::string_view> weight_names() const override { return m.weight_names(); }
+  } plain(*model);
+  testing::ReferenceLlama ref(plain, hp);
+  double worst = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) worst = std::max(worst, rel_err(ref.step(tokens[i]), rec.logits[i]));
+  INFO("without the post norms");
+  CHECK(worst > 1e-2);
 }

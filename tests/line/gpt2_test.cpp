@@ -74,8 +74,8 @@ TEMPLATE_TEST_CASE("slm4096 logits match the float64 GPT-2 reference at every po
     INFO(v.config);
     Line line(kFolder, on_backend(TestType::kName) + v.config);
     REQUIRE(line.graph.backends == std::vector<std::string>{TestType::kName});
-    CHECK(line.graph.blocks[0][0].first.impl->entry.variant == "layer");
-    CHECK(line.graph.blocks[0][1].second.impl->entry.variant == "dense");
+    CHECK(line.graph.blocks[0][0].norm.impl->entry.variant == "layer");
+    CHECK(line.graph.blocks[0][1].op.impl->entry.variant == "dense");
     if (tokens.empty()) {
       tokens = line.pipeline->tokenizer().encode(text, true, false);
       REQUIRE(tokens.size() == 128);  // one token per character, no BOS
@@ -151,10 +151,10 @@ TEST_CASE("on vulkan, every GPT-2 station has a stage: the graph places the whol
   CHECK(g.backends == std::vector<std::string>{"vulkan"});
   CHECK(g.embedding.impl->entry.variant == "lookup");
   for (const auto& block : g.blocks) {
-    CHECK(block[0].first.impl->entry.variant == "layer");
-    CHECK(block[0].second.impl->entry.variant == "flash");
-    CHECK(block[1].first.impl->entry.variant == "layer");
-    CHECK(block[1].second.impl->entry.variant == "dense");
+    CHECK(block[0].norm.impl->entry.variant == "layer");
+    CHECK(block[0].op.impl->entry.variant == "flash");
+    CHECK(block[1].norm.impl->entry.variant == "layer");
+    CHECK(block[1].op.impl->entry.variant == "dense");
   }
   CHECK(g.output_norm.impl->entry.variant == "layer");
   CHECK(g.head.impl->entry.backend == "vulkan");

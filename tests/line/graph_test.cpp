@@ -85,8 +85,8 @@ TEST_CASE("the default line for stories260K: every station placed, blocks groupe
   CHECK(g.hp.n_head_kv == 4);
   CHECK(g.tokenizer.impl->entry.variant == "spm");
   REQUIRE(g.blocks.size() == 5);
-  CHECK(g.blocks[3][0].second.impl->entry.variant == "flash");  // the template's default
-  CHECK(g.blocks[3][0].second.tensors.size() == 4);
+  CHECK(g.blocks[3][0].op.impl->entry.variant == "flash");  // the template's default
+  CHECK(g.blocks[3][0].op.tensors.size() == 4);
   CHECK(g.head.tensors.size() == 2);  // output.weight is in the file, token_embd too
   CHECK(g.sampler_chain.size() == 1);
   CHECK(g.backends == std::vector<std::string>{"cpu"});
@@ -99,10 +99,10 @@ TEST_CASE("layer overrides place variants per block range") {
   PipelineGraph g = build_graph(config_with("[stages]\nattention = { variant = \"flash\", block = 32 }\n"
                                             "[[stages.layers]]\nrange = \"0-1\"\nattention = { variant = \"dense\" }\n"),
                                 *model, testing::built_plugins());
-  CHECK(g.blocks[0][0].second.impl->entry.variant == "dense");
-  CHECK(g.blocks[1][0].second.impl->entry.variant == "dense");
-  CHECK(g.blocks[2][0].second.impl->entry.variant == "flash");
-  CHECK(std::get<int64_t>(g.blocks[4][0].second.params.values.at("block")) == 32);
+  CHECK(g.blocks[0][0].op.impl->entry.variant == "dense");
+  CHECK(g.blocks[1][0].op.impl->entry.variant == "dense");
+  CHECK(g.blocks[2][0].op.impl->entry.variant == "flash");
+  CHECK(std::get<int64_t>(g.blocks[4][0].op.params.values.at("block")) == 32);
   CHECK_THAT(g.to_text(), Contains("blocks 0-1") && Contains("blocks 2-4"));
 }
 
@@ -113,11 +113,11 @@ TEST_CASE("a station chosen by its template name, apart from the other stations 
                                 *model, testing::built_plugins());
   for (size_t l = 0; l < g.blocks.size(); ++l) {
     INFO("block " << l);
-    CHECK(g.blocks[l][0].first.impl->entry.variant == (l == 4 ? "layer" : "rms"));  // attn_norm
-    CHECK(g.blocks[l][1].first.impl->entry.variant == "layer");                      // ffn_norm
+    CHECK(g.blocks[l][0].norm.impl->entry.variant == (l == 4 ? "layer" : "rms"));  // attn_norm
+    CHECK(g.blocks[l][1].norm.impl->entry.variant == "layer");                      // ffn_norm
   }
   CHECK(g.output_norm.impl->entry.variant == "rms");
-  CHECK_THAT(g.blocks[0][1].first.chosen_by, Contains("test.toml:4:"));
+  CHECK_THAT(g.blocks[0][1].norm.chosen_by, Contains("test.toml:4:"));
 }
 
 TEST_CASE("config mistakes are named with file:line:column and what would be valid") {

@@ -33,15 +33,18 @@ std::vector<Case> cases() {
     return s;
   };
   SynthSpec llama = tiny("llama", 1), mistral = tiny("llama", 2), scaled = tiny("llama", 3), qwen2 = tiny("qwen2", 16),
-            qwen3 = tiny("qwen3", 11), phi3 = tiny("phi3", 11);
+            qwen3 = tiny("qwen3", 11), phi3 = tiny("phi3", 11), gemma2 = tiny("gemma2", 2);
   mistral.window = 5;
   mistral.kv_heads = 2;
   scaled.rope_scale = 4;
   qwen3.head_dim = 32;
   qwen3.tied_output = true;
+  gemma2.window = 4;
+  gemma2.attn_softcap = 1.5;
+  gemma2.final_softcap = 4;
   return {{"llama", llama, 2},   {"mistral (sliding window, grouped kv)", mistral, 3},
           {"llama, linear RoPE scaling", scaled, 1}, {"qwen2", qwen2, 2}, {"qwen3 (tied head)", qwen3, 2},
-          {"phi3", phi3, 1}};
+          {"phi3", phi3, 1}, {"gemma2 (norms as w of 1 + w)", gemma2, 2}};
 }
 
 }  // namespace

@@ -61,9 +61,9 @@ struct Line {
   // The backend the first station of a kind was placed on, e.g. "ffn" -> "cpu".
   std::string backend_of(StageKind kind) const {
     for (const auto& block : graph.blocks)
-      for (const auto& [norm, op] : block) {
-        if (norm.kind == kind) return norm.backend;
-        if (op.kind == kind) return op.backend;
+      for (const GraphSublayer& sub : block) {
+        if (sub.norm.kind == kind) return sub.norm.backend;
+        if (sub.op.kind == kind) return sub.op.backend;
       }
     return kind == StageKind::Head ? graph.head.backend : graph.embedding.backend;
   }

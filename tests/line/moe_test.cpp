@@ -56,7 +56,7 @@ TEMPLATE_TEST_CASE("a synthetic Mixtral runs on ffn/moe and matches the float64 
     REQUIRE(line.graph.backends == std::vector<std::string>{TestType::kName});
     REQUIRE(line.graph.hp.n_expert == 8);
     REQUIRE(line.graph.hp.n_expert_used == 2);
-    const GraphNode& ffn = line.graph.blocks[1][1].second;
+    const GraphNode& ffn = line.graph.blocks[1][1].op;
     CHECK(ffn.impl->entry.variant == "moe");
     CHECK_THAT(ffn.chosen_by, Catch::StartsWith("rank (the template's dense cannot serve: the model has 8 experts"));
     CHECK(ffn.tensors.size() == 4);  // router and the three stacks; the dense roles are absent

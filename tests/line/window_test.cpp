@@ -42,7 +42,7 @@ TEST_CASE("a model with a sliding window runs on sliding_window by rank and matc
   Line run(path);
   REQUIRE(run.graph.hp.sliding_window == 8);
   for (const auto& block : run.graph.blocks) {
-    const GraphNode& attn = block[0].second;
+    const GraphNode& attn = block[0].op;
     CHECK(attn.impl->entry.variant == "sliding_window");
     CHECK_THAT(attn.chosen_by, Catch::StartsWith("rank (the template's flash cannot serve: the model attends over a "
                                                  "sliding window of 8 positions"));
@@ -51,7 +51,9 @@ TEST_CASE("a model with a sliding window runs on sliding_window by rank and matc
   const HParams hp = testing::read_llama_hparams(*run.model);
   testing::ReferenceOptions opt;
   opt.masks.assign(2, testing::sliding_window_mask(8));
-  testing::ReferenceLlama ref(*run.model, hp, opt), full(*run.model, hp);
+  HParams no_window = hp;  // the same model attending to every key
+  no_window.sliding_window = 0;
+  testing::ReferenceLlama ref(*run.model, hp, opt), full(*run.model, no_window);
   std::vector<std::vector<double>> want, unmasked;
   for (int32_t t : kTokens) {
     want.push_back(ref.step(t));
@@ -75,7 +77,7 @@ TEST_CASE("per-layer variants: dense in blocks 0-1, sliding_window after, agains
           "[stages]\nattention = { variant = \"sliding_window\", window = 6, block = 4 }\n"
           "[[stages.layers]]\nrange = \"0-1\"\nattention = { variant = \"dense\" }\n"
           "[kv_cache]\nblock_tokens = 4\n");
-  for (int l = 0; l < 4; ++l) CHECK(run.graph.blocks[l][0].second.impl->entry.variant == (l < 2 ? "dense" : "sliding_window"));
+  for (int l = 0; l < 4; ++l) CHECK(run.graph.blocks[l][0].op.impl->entry.variant == (l < 2 ? "dense" : "sliding_window"));
   testing::ReferenceOptions opt;
   opt.masks = {{}, {}, testing::sliding_window_mask(6), testing::sliding_window_mask(6)};
   testing::ReferenceLlama ref(*run.model, testing::read_llama_hparams(*run.model), opt);

@@ -314,3 +314,41 @@ TEST_CASE("hf: tokenizer.json refusals name the file and what would be valid") {
   CHECK(m->meta("tokenizer.ggml.scores")->at<float>(5) == -1.0f);  // made by the first merge
   CHECK(m->meta("tokenizer.ggml.scores")->at<float>(2) == 0.0f);   // made by none
 }
+
+TEST_CASE("hf: Gemma2ForCausalLM reads as llama.cpp's gemma2, norms stored as 1 + w, its options checked") {
+  const std::string gemma = R"({"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 8,
+    "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "head_dim": 4, "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "vocab_size": 6,
+    "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 4, "attn_logit_softcapping": 50.0,
+    "final_logit_softcapping": 30.0, "sliding_window": 4096, "tie_word_embeddings": true})";
+  Folder f(gemma, {{"model.embed_tokens.weight", {6, 8}}, {"model.layers.0.input_layernorm.weight", {8}},
+                   {"model.layers.0.post_feedforward_layernorm.weight", {8}}, {"model.norm.weight", {8}},
+                   {"lm_head.weight", {6, 8}}});
+  auto m = hf::open_folder(f.dir.path());
+  CHECK(m->get_string("general.architecture") == "gemma2");
+  CHECK(m->get_f64("gemma2.attn_logit_softcapping") == 50.0);
+  CHECK(m->get_f64("gemma2.final_logit_softcapping") == 30.0);
+  CHECK(m->get_u64("gemma2.attention.sliding_window") == 4096);
+  CHECK(m->get_u64("gemma2.attention.sliding_window_pattern") == 2);
+  CHECK(m->get_u64("gemma2.attention.key_length") == 4);
+  CHECK_FALSE(m->weight("output.weight"));  // lm_head is the tied embedding: skipped, as llama.cpp does
+  // Tensor values are (index in name order: lm_head first) * 1000 + element, plus the 1.
+  const Tensor* post = m->weight("blk.0.post_ffw_norm.weight");
+  REQUIRE(post);
+  CHECK(post->dtype == DType::F32);
+  CHECK(post->data<float>()[3] == 3004.0f);
+  CHECK(m->weight("blk.0.attn_norm.weight")->data<float>()[0] == 2001.0f);
+  CHECK(m->weight("output_norm.weight")->data<float>()[7] == 4008.0f);
+  CHECK(m->format().find("3 norm weights stored as 1 + w") != std::string::npos);
+
+  check_message(Folder(replaced(gemma, "\"query_pre_attn_scalar\": 4", "\"query_pre_attn_scalar\": 8"),
+                       {{"model.embed_tokens.weight", {6, 8}}})
+                    .refusal(),
+                {"query_pre_attn_scalar 8 is not 4"});
+  check_message(Folder(replaced(gemma, "\"final_logit_softcapping\": 30.0", "\"final_logit_softcapping\": null"),
+                       {{"model.embed_tokens.weight", {6, 8}}})
+                    .refusal(),
+                {"final_logit_softcapping is absent or null"});
+  check_message(Folder(replaced(gemma, "gelu_pytorch_tanh", "silu"), {{"model.embed_tokens.weight", {6, 8}}}).refusal(),
+                {"hidden_activation \"silu\" is not supported; Gemma2ForCausalLM gates with gelu_pytorch_tanh"});
+}

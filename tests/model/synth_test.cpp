@@ -248,9 +248,12 @@ TEST_CASE("synth presets and refusals") {
     return error_of([&] { synth_write(s, dir / "x.gguf"); });
   };
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen"; }),
-                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, stablelm, gptneox, starcoder2)"});
+                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, stablelm, gptneox, starcoder2, gemma2)"});
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.rope_freqs = true; }),
-                {"synth: experts, window and rope_freqs are llama's; the qwen2 family has none"});
+                {"synth: experts and rope_freqs are llama's; the qwen2 family has none"});
+  check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.window = 8; }),
+                {"synth: a window is llama's (Mistral) and gemma2's; the qwen2 family has none"});
+  check_message(refuse([](SynthSpec& s) { s.final_softcap = 30; }), {"synth: soft caps are gemma2's; the llama family has none"});
   check_message(refuse([](SynthSpec& s) { s.rope_scale = -4; }), {"synth: rope_scale -4 must be 0 (none) or a positive factor"});
   check_message(refuse([](SynthSpec& s) { s.dim = 0; }), {"synth: dim is 0, expected 1 to"});
   check_message(refuse([](SynthSpec& s) { s.layers = -1; }), {"synth: layers is -1"});

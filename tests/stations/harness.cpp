@@ -43,9 +43,9 @@ StepData rows_step(int64_t m, std::vector<int32_t> tokens) {
   return sd;
 }
 
-void forward_rows(Stage& stage, Backend& be, const Rows& x, const Rows& out) {
+void forward_rows(Stage& stage, Backend& be, const Rows& x, const Rows& out, OutMode mode) {
   StepData sd = rows_step(x.rows());
-  stage.forward(x.t, out.t, Step{sd.batch(), be.stream(), nullptr});
+  stage.forward(x.t, out.t, Step{sd.batch(), be.stream(), nullptr, mode});
 }
 
 std::vector<float> read_back(Backend& be, const Tensor& t) {

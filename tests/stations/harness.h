@@ -93,8 +93,9 @@ struct Rows {
 // the stations that work row by row read only the count), and no block tables.
 StepData rows_step(int64_t m, std::vector<int32_t> tokens = {});
 
-// out += stage(x) (or out = stage(x)) as one step of x.rows() tokens of one sequence (rows_step).
-void forward_rows(Stage& stage, Backend& be, const Rows& x, const Rows& out);
+// out += stage(x) (or out = stage(x)) as one step of x.rows() tokens of one sequence (rows_step),
+// the stage's result meeting out as `mode` says.
+void forward_rows(Stage& stage, Backend& be, const Rows& x, const Rows& out, OutMode mode = OutMode::Natural);
 
 // The embedding station over the layer's "token_embd" table, checked to write each of `tokens`'
 // rows exactly (every weight dtype widens to float without rounding). Returns the station.

@@ -113,6 +113,46 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
   }
 }
 
+TEMPLATE_TEST_CASE("attention: Gemma 2's score scale and soft cap, dense, flash and a window on the layer",
+                   "[stations][attention][gemma2]", SEMLINE_STATION_TARGETS) {
+  const std::vector<Script> script = {
+      {{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, std::vector<int32_t>(11, 0)},
+      {{11}, {0}},
+      {{12, 13, 0, 1, 2}, {0, 0, 1, 1, 1}},
+      {{3, 14}, {1, 0}},
+  };
+  const std::vector<std::vector<int32_t>> tables = {{5, 2, 7, 0}, {1, 3}};
+  FOR_EACH_SETUP(setup)
+  for (DType cache : {DType::F32, DType::F16}) {
+    INFO(setup.name << ", cache " << dtype_name(cache));
+    Layer l(setup, RopeType::NeoX, {8, 2, 8, 8});
+    l.add_attention_weights(DType::F32);
+    // A scale other than 1 / sqrt(head_dim) (query_pre_attn_scalar) and a cap the scores reach.
+    l.hp.extra["attention_scale"] = 0.7;
+    l.hp.extra["attn_logit_softcap"] = 0.8;
+    auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
+    auto flash = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
+    RefAttention ref = llama_reference(l, cache);
+    const double tol = cache == DType::F16 ? 2e-3 : 1e-5;
+    run_script(l, script, tables, {dense.get(), flash.get()}, cache, 16, ref, tol, tol);
+
+    // The same scores over a window of 4: the model's window on the layers of its pattern (the
+    // even ones with swa_period 2), every key on the others.
+    l.hp.sliding_window = 4;
+    l.hp.extra["swa_period"] = 2;
+    for (int32_t layer : {0, 1}) {
+      INFO("layer " << layer);
+      StageContext ctx = l.context("attn", kAttnTensors);
+      ctx.layer = layer;
+      auto windowed = l.build(StageKind::Attention, "sliding_window", ctx, {{"block", int64_t{3}}});
+      CHECK(windowed->kv_window() == (layer == 0 ? 4 : 0));
+      RefAttention wref = llama_reference(l, cache);
+      if (layer == 0) wref.mask = testing::sliding_mask(4);
+      run_script(l, script, tables, {windowed.get()}, cache, 16, wref, tol, tol);
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("attention: a fused qkv map, biases, no rotary embedding, and biased separate maps with RoPE",
                    "[stations][attention][gpt2]", SEMLINE_STATION_TARGETS) {
   // Prefill, decode, a chunk and a new sequence in one step, over scattered 4-position blocks.

@@ -1,7 +1,10 @@
 // head/dense on every backend: logits of the wanted rows only, in any order, from a separate
-// output matrix or the tied token table, every weight dtype; the embedding still reads a table
-// the head has bound for itself; and the rows and weights it refuses. Tolerances as harness.h.
+// output matrix or the tied token table, every weight dtype; Gemma 2's soft-capped logits; the
+// embedding still reads a table the head has bound for itself; and the rows and weights it
+// refuses. Tolerances as harness.h.
 #include <catch2/catch.hpp>
+
+#include <cmath>
 
 #include "stations/harness.h"
 
@@ -40,6 +43,34 @@ TEMPLATE_TEST_CASE("head: logits of the wanted rows, in any order, separate or t
       // from the file's layout: still exact.
       check_lookup(l, w, {66, 3});
     }
+}
+
+TEMPLATE_TEST_CASE("head: soft-capped logits, cap * tanh(logit / cap) (Gemma 2)", "[stations][head][gemma2]",
+                   SEMLINE_STATION_TARGETS) {
+  FOR_EACH_SETUP(setup)
+  for (DType dt : {DType::F32, DType::Q8_0}) {
+    INFO(setup.name << ", " << dtype_name(dt));
+    Layer l(setup);
+    const double cap = 1.5;  // below the logits' spread: the cap bends most of them
+    l.hp.extra["final_logit_softcap"] = cap;
+    const Weight& w = l.model.add("token_embd", dt, 64, 67, 1.0f);
+    auto head = l.build(StageKind::Head, "dense", l.context("head", {{"tokens", "token_embd"}}));
+    StepData sd = rows_step(3);
+    sd.outputs = {2, 0};
+    const Batch b = sd.batch();
+    Rows x(l.be, 3, 64), out(l.be, 2, 67);
+    head->forward(x.t, out.t, Step{b, l.be.stream(), nullptr});
+    Vec want, uncapped;
+    for (int32_t r : sd.outputs) {
+      const Vec y = matvec(w, x.row(r));
+      for (double v : y) {
+        want.push_back(cap * std::tanh(v / cap));
+        uncapped.push_back(v);
+      }
+    }
+    CHECK(rel_err(out.read(), want) <= l.weight_tol(dt));
+    CHECK(rel_err(out.read(), uncapped) > 0.1);
+  }
 }
 
 TEMPLATE_TEST_CASE("head refuses a wrongly shaped output matrix, output rows outside the batch and no backend",

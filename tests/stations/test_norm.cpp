@@ -75,3 +75,35 @@ TEMPLATE_TEST_CASE("norm/rms refuses a shift: it is a LayerNorm", "[stations][no
     CHECK(l.entry(StageKind::Norm, "layer").supports(ctx).empty());
   }
 }
+
+TEMPLATE_TEST_CASE("norm: as a post norm it adds its rows into the residual stream (Gemma 2's sandwich)",
+                   "[stations][norm][gemma2]", SEMLINE_STATION_TARGETS) {
+  FOR_EACH_SETUP(setup)
+  for (const char* variant : {"rms", "layer"}) {
+    INFO(setup.name << ", " << variant);
+    Layer l(setup);
+    const Weight& w = l.model.add("norm", DType::F32, 64, 1, 1.0f);
+    auto norm = l.build(StageKind::Norm, variant, l.context("post_attention_norm", {{"weight", "norm"}}));
+    Rows x(l.be, 3, 64, 3.0f), h(l.be, 3, 64);
+    forward_rows(*norm, l.be, x, h, OutMode::Add);
+    Vec want;
+    for (int64_t t = 0; t < 3; ++t) {
+      const Vec r = x.row(t);
+      Vec y;
+      if (std::string(variant) == "rms") {
+        y = testing::rmsnorm(r, w, l.hp.norm_eps);
+      } else {
+        double mean = 0, var = 0;
+        for (double v : r) mean += v / 64.0;
+        for (double v : r) var += (v - mean) * (v - mean) / 64.0;
+        for (int64_t i = 0; i < 64; ++i) y.push_back((r[i] - mean) / std::sqrt(var + l.hp.norm_eps) * w.value[i]);
+      }
+      want.insert(want.end(), y.begin(), y.end());
+    }
+    CHECK(rel_err(h.added(), want) <= 1e-5);
+    // Written (the natural mode) the rows replace what was there.
+    Rows out(l.be, 3, 64);
+    forward_rows(*norm, l.be, x, out);
+    CHECK(rel_err(out.read(), want) <= 1e-5);
+  }
+}

@@ -55,7 +55,7 @@ class DenseCore final : public stations::AttentionCore {
 
   CpuBackend& be_;
   int64_t n_head_, hd_, group_;
-  float scale_;
+  float scale_, softcap_;  // softcap_ 0: none
   size_t scores_;         // per worker: [capacity] floats, from here in the workspace
   int64_t capacity_ = 0;  // longest score row the scratch holds
 };
@@ -72,7 +72,7 @@ class TiledCore final : public stations::AttentionCore {
   CpuBackend& be_;
   const stations::KeyMask& mask_;
   int64_t n_kv_, hd_, group_;
-  float scale_;
+  float scale_, softcap_;  // softcap_ 0: none
   int64_t tile_;         // keys per tile
   int64_t tile_tokens_;  // tokens per work item
   int64_t rows_;         // query rows per work item: tile_tokens * group

@@ -11,7 +11,8 @@ namespace semline::cpu {
 DenseCore::DenseCore(CpuBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
                      const stations::CoreSpec& spec)
     : be_(be), n_head_(a.n_head), hd_(a.head_dim), group_(a.n_head / a.n_kv),
-      scale_(static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)))), scores_(spec.scratch_from) {
+      scale_(spec.scale > 0 ? spec.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)))),
+      softcap_(spec.softcap), scores_(spec.scratch_from) {
   // The context length is not known when a station is bound; start from the trained one and let
   // prepare() grow the rows if a step attends further (once per new longest context).
   const HParams& hp = stations::hparams_of(ctx);
@@ -40,6 +41,7 @@ void DenseCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
         const char* kr = w.k.row_at(sv, p, w.block_tokens, g);
         sc[p] = scale_ * (w.k.f16 ? kern.dot_f16(reinterpret_cast<const uint16_t*>(kr), qr, hd_)
                                   : kern.dot_f32(reinterpret_cast<const float*>(kr), qr, hd_));
+        if (softcap_ > 0) sc[p] = softcap_ * std::tanh(sc[p] / softcap_);
       }
       kern.softmax(sc, pos + 1);
       float* o = w.attn + t * w.attn_stride + h * hd_;

@@ -26,7 +26,8 @@ constexpr int64_t kMaxRows = 32;  // query rows (tokens x heads of a group) per 
 TiledCore::TiledCore(CpuBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
                      const stations::CoreSpec& spec)
     : be_(be), mask_(*spec.mask), n_kv_(a.n_kv), hd_(a.head_dim), group_(a.n_head / a.n_kv),
-      scale_(static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)))), tile_(spec.tile) {
+      scale_(spec.scale > 0 ? spec.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)))),
+      softcap_(spec.softcap), tile_(spec.tile) {
   if (tile_ < 1)
     throw Error(stations::station_label(ctx) + ": block must be at least 1, got " + std::to_string(tile_));
   tile_tokens_ = group_ >= kMaxRows ? 1 : kMaxRows / group_;
@@ -150,6 +151,8 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
       if (nv[r] == 0) continue;
       float* sr = s + r * tile_;
       const int32_t n = nv[r] - lo[r];
+      if (softcap_ > 0)
+        for (float* v = sr + lo[r]; v < sr + nv[r]; ++v) *v = softcap_ * std::tanh(*v / softcap_);
       const float tile_max = kern.max(sr + lo[r], n);
       const float m_new = tile_max > mx[r] ? tile_max : mx[r];
       const float c = std::exp(mx[r] - m_new);  // 0 on the first tile (mx = -inf)

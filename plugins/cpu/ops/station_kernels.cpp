@@ -153,8 +153,15 @@ class StationKernels final : public stations::Kernels {
     run_matmuls_then(be_, ops, gate ? 2 : 1, m, [&](int64_t j0, int64_t j1) {
       for (int64_t r = 0; r < m; ++r) {
         float* hr = hp + r * hs + j0;
-        if (gate) kern_.silu_mul(hr, up_out + r * up_stride + j0, hr, j1 - j0);
-        else gelu(hr, hr, j1 - j0);
+        if (gate && act == Activation::Silu) {
+          kern_.silu_mul(hr, up_out + r * up_stride + j0, hr, j1 - j0);
+        } else {
+          gelu(hr, hr, j1 - j0);
+          if (gate) {  // GeGLU: gelu(gate x) * (up x)
+            const float* u = up_out + r * up_stride + j0;
+            for (int64_t j = 0; j < j1 - j0; ++j) hr[j] *= u[j];
+          }
+        }
         if (prepare) quantize_chunk(hq, r, hr, j0, j1);
       }
     });
@@ -162,17 +169,37 @@ class StationKernels final : public stations::Kernels {
   }
 
   void norm(const Step&, NormKind kind, const stations::NormWeights& w, float eps, const Tensor& x, const Tensor& y,
-            int64_t m) override {
+            int64_t m, bool accumulate) override {
     const CpuNorm& nw = static_cast<const CpuNorm&>(w);
     const float* xp = rows_of(x);
     float* yp = rows_of(y);
     const int64_t xs = stride_of(x), ys = stride_of(y), n = nw.n;
     be_.pool().run(m, row_grain(n), [&](int64_t r0, int64_t r1, int) {
+      std::vector<float> row(accumulate ? static_cast<size_t>(n) : 0);  // a row normed, then added
       for (int64_t r = r0; r < r1; ++r) {
+        float* out = accumulate ? row.data() : yp + r * ys;
         if (kind == NormKind::Layer)
-          kern_.layer_norm(xp + r * xs, nw.scale_values.data(), nw.shift_values.data(), yp + r * ys, n, eps);
-        else kern_.rms_norm(xp + r * xs, nw.scale_values.data(), yp + r * ys, n, eps);
+          kern_.layer_norm(xp + r * xs, nw.scale_values.data(), nw.shift_values.data(), out, n, eps);
+        else kern_.rms_norm(xp + r * xs, nw.scale_values.data(), out, n, eps);
+        if (accumulate) kern_.add(out, yp + r * ys, n);
       }
+    });
+  }
+
+  void scale(const Step&, const Tensor& x, int64_t m, float s) override {
+    float* xp = rows_of(x);
+    const int64_t xs = stride_of(x), n = x.ne[0];
+    be_.pool().run(m, row_grain(n), [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r) kern_.scale(xp + r * xs, s, n);
+    });
+  }
+
+  void softcap(const Step&, const Tensor& x, int64_t m, float cap) override {
+    float* xp = rows_of(x);
+    const int64_t xs = stride_of(x), n = x.ne[0];
+    be_.pool().run(m, row_grain(n), [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (float* v = xp + r * xs; v < xp + r * xs + n; ++v) *v = cap * std::tanh(*v / cap);
     });
   }
 

@@ -21,8 +21,8 @@ KvView kv_view(const VulkanBackend& be, const KvLayer& kv) {
   return v;
 }
 
-AttnPush attn_push(VulkanBackend& be, const Step& step, const stations::AttentionShape& a, const Tensor& q,
-                   const Tensor& attn, const KvView& kv) {
+AttnPush attn_push(VulkanBackend& be, const Step& step, const stations::AttentionShape& a,
+                   const stations::CoreSpec& spec, const Tensor& q, const Tensor& attn, const KvView& kv) {
   const StepView& view = be.step_data().upload(step.batch);
   AttnPush p{};
   p.q_off = u32(static_cast<int64_t>(q.offset / 4));
@@ -42,7 +42,9 @@ AttnPush attn_push(VulkanBackend& be, const Step& step, const stations::Attentio
   p.nb1 = kv.nb1;
   p.nb2 = kv.nb2;
   p.nb3 = kv.nb3;
-  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)));
+  p.scale = spec.scale > 0 ? spec.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)));
+  p.softcap = spec.softcap;
+  p.window = static_cast<uint32_t>(spec.mask->window());
   return p;
 }
 

@@ -1,6 +1,6 @@
 // The vulkan backend's attention cores (stations/attention.h): dense (a score row per query in
-// scratch) and flash (key tiles in shared memory with an online softmax), both causal, both
-// reading the paged cache as attention.glsl addresses it.
+// scratch) and flash (key tiles in shared memory with an online softmax), both causal or over a
+// sliding window, both reading the paged cache as attention.glsl addresses it.
 #pragma once
 
 #include <cstdint>
@@ -33,11 +33,13 @@ struct AttnPush {
   uint32_t t0, n_tokens, n_head, group, hd;
   uint32_t pos_off, start_off, tables_off, bt;
   uint32_t kc_off, vc_off, nb1, nb2, nb3;
-  float scale;
+  float scale, softcap;
+  uint32_t window;  // > 0: a query at pos reads keys from pos - window + 1 on
 };
-// The push for a step: q and attn rows in the workspace, the step's uploaded positions and tables.
-AttnPush attn_push(VulkanBackend& be, const Step& step, const stations::AttentionShape& a, const Tensor& q,
-                   const Tensor& attn, const KvView& kv);
+// The push for a step: q and attn rows in the workspace, the step's uploaded positions and tables,
+// the score scale and soft cap of `spec` (scale 0: 1 / sqrt(head_dim)).
+AttnPush attn_push(VulkanBackend& be, const Step& step, const stations::AttentionShape& a,
+                   const stations::CoreSpec& spec, const Tensor& q, const Tensor& attn, const KvView& kv);
 
 // The reference: a score row per query in scratch, then its softmax and the weighted sum of the
 // values (attention_dense.cpp). Score rows take tokens x heads x the longest key range; steps
@@ -55,6 +57,7 @@ class DenseCore final : public stations::AttentionCore {
 
   VulkanBackend& be_;
   stations::AttentionShape a_;
+  stations::CoreSpec spec_;
   int64_t max_tokens_;
   int64_t budget_ = 0;  // bytes of score rows per dispatch
   size_t scores_ = 0;   // byte offset of the score rows in scratch, after the station's own
@@ -74,6 +77,7 @@ class FlashCore final : public stations::AttentionCore {
  private:
   VulkanBackend& be_;
   stations::AttentionShape a_;
+  stations::CoreSpec spec_;
   const Kernel* flash_f32_ = nullptr;
   const Kernel* flash_f16_ = nullptr;
 };

@@ -12,7 +12,7 @@ namespace semline::vk {
 
 DenseCore::DenseCore(VulkanBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
                      const stations::CoreSpec& spec)
-    : be_(be), a_(a), max_tokens_(spec.max_tokens) {
+    : be_(be), a_(a), spec_(spec), max_tokens_(spec.max_tokens) {
   const int64_t mib = stations::int_param(ctx, "scores_mib", 32);
   if (mib < 1 || mib > 4096) throw Error(station_label(ctx) + ": scores_mib " + std::to_string(mib) + " is outside 1..4096");
   budget_ = mib << 20;
@@ -38,7 +38,7 @@ void DenseCore::prepare(int64_t max_keys) {
 
 void DenseCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
   const KvView kv = kv_view(be_, *step.kv);
-  AttnPush p = attn_push(be_, step, a_, q, attn, kv);
+  AttnPush p = attn_push(be_, step, a_, spec_, q, attn, kv);
   p.s_off = static_cast<uint32_t>(scores_ / 4);
   p.cap = static_cast<uint32_t>(cap_);
   const GpuBuffer& ws = be_.workspace().buffer();

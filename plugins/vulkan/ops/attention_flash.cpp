@@ -11,7 +11,7 @@ namespace semline::vk {
 
 FlashCore::FlashCore(VulkanBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
                      const stations::CoreSpec& spec)
-    : be_(be), a_(a) {
+    : be_(be), a_(a), spec_(spec) {
   if (spec.tile < 1 || spec.tile > kMaxFlashTile)
     throw Error(station_label(ctx) + ": block " + std::to_string(spec.tile) + " is outside 1.." + std::to_string(kMaxFlashTile));
   const uint32_t tile = static_cast<uint32_t>(spec.tile);
@@ -21,7 +21,7 @@ FlashCore::FlashCore(VulkanBackend& be, const StageContext& ctx, const stations:
 
 void FlashCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
   const KvView kv = kv_view(be_, *step.kv);
-  const AttnPush p = attn_push(be_, step, a_, q, attn, kv);
+  const AttnPush p = attn_push(be_, step, a_, spec_, q, attn, kv);
   be_.dispatch(kv.f16 ? *flash_f16_ : *flash_f32_, {&be_.workspace().buffer(), &be_.step_data().ints(), kv.k, kv.v},
                &p, sizeof p, static_cast<uint64_t>(step.batch.n_tokens) * a_.n_head);
 }

@@ -35,7 +35,8 @@ struct VkRope final : stations::RopeStore {
 };
 struct VkNorm final : stations::NormWeights {
   DevVector w;  // the scale, then for LayerNorm the shift right after it (the kernel reads both)
-  const Kernel* kernel = nullptr;
+  const Kernel* kernel = nullptr;      // y = the normed rows
+  const Kernel* kernel_add = nullptr;  // y += them (a post norm)
 };
 
 // The push constants of the shaders below.
@@ -48,6 +49,10 @@ struct SwigluPush {
 };
 struct GeluPush {
   uint32_t off, n;
+};
+struct MapPush {
+  uint32_t off, stride, n, rows;
+  float v;
 };
 struct RoutePush {
   uint32_t logits_off, n_tokens, n_expert, n_used;
@@ -129,7 +134,9 @@ class StationKernels final : public stations::Kernels {
     w->shift = !shift.empty();
     scale.insert(scale.end(), shift.begin(), shift.end());
     w->w = upload_floats(be_, scale, label);
-    w->kernel = &be_.kernels().get(w->shift ? ShaderId::LayerNorm : ShaderId::RmsNorm, {128});
+    const ShaderId id = w->shift ? ShaderId::LayerNorm : ShaderId::RmsNorm;
+    w->kernel = &be_.kernels().get(id, {128, 0});
+    w->kernel_add = &be_.kernels().get(id, {128, 1});
     return w;
   }
 
@@ -159,8 +166,14 @@ class StationKernels final : public stations::Kernels {
       linear_of(*gate).run(be_, xin, hr, m, false);
       linear_of(up).run(be_, xin, ur, m, false);
       s.end_concurrent();
+      if (act != Activation::Silu) {  // GeGLU: gelu(gate x) in place, then times up x
+        GeluPush g{hr.off, n};
+        const uint32_t tanh = act == Activation::GeluTanh ? 1u : 0u;
+        be_.dispatch(cached(gelu_[tanh], ShaderId::Gelu, {256, tanh}), {hr.buf}, &g, sizeof g, (n + 255) / 256);
+      }
       SwigluPush p{hr.off, ur.off, n};
-      be_.dispatch(cached(swiglu_, ShaderId::Swiglu, {256}), {hr.buf}, &p, sizeof p, (n + 255) / 256);
+      const uint32_t gated = act == Activation::Silu ? 0u : 1u;
+      be_.dispatch(cached(swiglu_[gated], ShaderId::Swiglu, {256, gated}), {hr.buf}, &p, sizeof p, (n + 255) / 256);
     } else {
       linear_of(up).run(be_, xin, hr, m, false);
       GeluPush p{hr.off, n};
@@ -171,12 +184,16 @@ class StationKernels final : public stations::Kernels {
 
   // The kernel was chosen at bind: LayerNorm when the weights have a shift.
   void norm(const Step&, stations::NormKind, const stations::NormWeights& w, float eps, const Tensor& x,
-            const Tensor& y, int64_t m) override {
+            const Tensor& y, int64_t m, bool accumulate) override {
     const VkNorm& nw = static_cast<const VkNorm&>(w);
     const DevRows xr = dev_rows(x), yr = dev_rows(y);
     NormPush p{xr.off, xr.stride, yr.off, yr.stride, nw.w.off, u32(nw.n), u32(m), eps};
-    be_.dispatch(*nw.kernel, {xr.buf, nw.w.buf, yr.buf}, &p, sizeof p, static_cast<uint64_t>(m));
+    be_.dispatch(accumulate ? *nw.kernel_add : *nw.kernel, {xr.buf, nw.w.buf, yr.buf}, &p, sizeof p,
+                 static_cast<uint64_t>(m));
   }
+
+  void scale(const Step&, const Tensor& x, int64_t m, float s) override { map(x, m, s, 0); }
+  void softcap(const Step&, const Tensor& x, int64_t m, float cap) override { map(x, m, cap, 1); }
 
   void gather_table(const Step& step, const stations::RowTable& table, stations::BatchIndex index,
                     const Tensor& out, bool accumulate) override {
@@ -257,10 +274,11 @@ class StationKernels final : public stations::Kernels {
                  static_cast<uint64_t>(m));
   }
 
-  // The kernels attend causally: a mask of its own (sliding window, block-sparse) has no core here.
+  // The kernels attend causally, or over a sliding window (they start at its first key); another
+  // mask (block-sparse) has no core here.
   std::unique_ptr<stations::AttentionCore> bind_attention(const StageContext& ctx, const stations::AttentionShape& a,
                                                           const stations::CoreSpec& spec) override {
-    if (!spec.mask->causal())
+    if (!spec.mask->causal() && spec.mask->window() == 0)
       throw Error(station_label(ctx) + ": attention/" + spec.variant +
                   " has no vulkan kernel (its mask runs on the cpu backend only)");
     if (spec.kind == stations::CoreKind::Dense) return std::make_unique<DenseCore>(be_, ctx, a, spec);
@@ -327,7 +345,7 @@ class StationKernels final : public stations::Kernels {
     s.end_concurrent();
     const uint64_t n = static_cast<uint64_t>(m * routing.n_used * n_ff);
     const SwigluPush p{hr.off, ur.off, static_cast<uint32_t>(n)};
-    be_.dispatch(cached(swiglu_, ShaderId::Swiglu, {256}), {hr.buf}, &p, sizeof p, (n + 255) / 256);
+    be_.dispatch(cached(swiglu_[0], ShaderId::Swiglu, {256, 0}), {hr.buf}, &p, sizeof p, (n + 255) / 256);
   }
 
   void expert_linear(const Step&, const Tensor& h, const stations::ExpertWeights& w,
@@ -360,9 +378,19 @@ class StationKernels final : public stations::Kernels {
                    static_cast<uint32_t>(t.nb[1] / 4)};
   }
 
+  // x = x * v (softcap 0) or v * tanh(x / v) (softcap 1) over m rows of x.ne[0] values.
+  void map(const Tensor& x, int64_t m, float v, uint32_t softcap) {
+    if (m == 0) return;
+    const DevRows r = dev_rows(x);
+    MapPush p{r.off, r.stride, u32(x.ne[0]), u32(m), v};
+    const uint64_t n = static_cast<uint64_t>(x.ne[0]) * static_cast<uint64_t>(m);
+    be_.dispatch(cached(map_[softcap], ShaderId::Map, {256, softcap}), {r.buf}, &p, sizeof p, (n + 255) / 256);
+  }
+
   VulkanBackend& be_;
-  const Kernel* swiglu_ = nullptr;
+  const Kernel* swiglu_[2] = {nullptr, nullptr};  // SwiGLU, GeGLU's product
   const Kernel* gelu_[2] = {nullptr, nullptr};  // exact, tanh
+  const Kernel* map_[2] = {nullptr, nullptr};   // scale, softcap
   const Kernel* gather_f32_ = nullptr;
   const Kernel* route_ = nullptr;
   const Kernel* combine_ = nullptr;

@@ -19,8 +19,13 @@ layout(push_constant) uniform Push {
   uint pos_off, start_off, tables_off, bt;  // step data: positions, table start per token, tables
   uint kc_off, vc_off, nb1, nb2;
   uint nb3;
-  float scale;
+  float scale, softcap;  // softcap > 0: a score s becomes softcap * tanh(s / softcap) (Gemma 2)
+  uint window;           // > 0: a sliding window, keys pos - window + 1 .. pos
 } p_;
+
+float capped(float s) { return p_.softcap > 0.0 ? p_.softcap * tanh(s / p_.softcap) : s; }
+// The first key a query at `pos` reads.
+uint first_key(uint pos) { return p_.window > 0u && pos >= p_.window ? pos + 1u - p_.window : 0u; }
 
 shared float qs[MAXHD];
 

@@ -1,6 +1,6 @@
 #version 450
-// attention/dense: the full row of scores over positions 0..pos goes to scratch (score rows of
-// `cap` values), then its softmax, then the weighted sum of the values.
+// attention/dense: the full row of scores over positions first_key(pos)..pos goes to scratch
+// (score rows of `cap` values), then its softmax, then the weighted sum of the values.
 #include "extensions.glsl"
 #include "common.glsl"
 #include "attention.glsl"
@@ -17,15 +17,16 @@ void main() {
   barrier();
 
   const uint sb = p_.s_off + gid * p_.cap;
+  const uint lo = first_key(pos);
   float mx = neg_inf();
-  for (uint q = tid; q <= pos; q += WG) {
-    const float s = p_.scale * q_dot_k(p_.kc_off + cache_row(start, q, g), hd);
+  for (uint q = lo + tid; q <= pos; q += WG) {
+    const float s = capped(p_.scale * q_dot_k(p_.kc_off + cache_row(start, q, g), hd));
     sbuf[sb + q] = s;
     mx = max(mx, s);
   }
   mx = wg_max(mx);
   float sum = 0.0;
-  for (uint q = tid; q <= pos; q += WG) {
+  for (uint q = lo + tid; q <= pos; q += WG) {
     const float e = exp(sbuf[sb + q] - mx);
     sbuf[sb + q] = e;
     sum += e;
@@ -40,7 +41,7 @@ void main() {
     const uint d = d0 + tid % D;
     float acc = 0.0;
     if (share < G && d < hd)
-      for (uint q = share; q <= pos; q += G) acc += sbuf[sb + q] * v_at(p_.vc_off + cache_row(start, q, g) + d);
+      for (uint q = lo + share; q <= pos; q += G) acc += sbuf[sb + q] * v_at(p_.vc_off + cache_row(start, q, g) + d);
     finish_dims(ob, d0, D, acc, 1.0 / sum);
   }
 }

@@ -26,11 +26,11 @@ void main() {
   float acc[NCH];
   [[unroll]] for (uint c = 0u; c < NCH; ++c) acc[c] = 0.0;
 
-  for (uint j0 = 0u; j0 <= pos; j0 += TILE) {
+  for (uint j0 = first_key(pos); j0 <= pos; j0 += TILE) {
     const uint n = min(TILE, pos + 1u - j0);
     float tmax = neg_inf();
     for (uint i = tid; i < n; i += WG) {
-      const float s = p_.scale * q_dot_k(p_.kc_off + cache_row(start, j0 + i, g), hd);
+      const float s = capped(p_.scale * q_dot_k(p_.kc_off + cache_row(start, j0 + i, g), hd));
       tile[i] = s;
       tmax = max(tmax, s);
     }

@@ -9,6 +9,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;
+layout(constant_id = 1) const uint ADD = 0;  // 1: y += the normed row (a post norm into the residual stream)
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer W { float w[]; };
@@ -37,6 +38,8 @@ void main() {
   const float shift = wg_sum(sd) / float(p.n);
   const float mean = m + shift;
   const float scale = 1.0 / sqrt(max(wg_sum(ss) / float(p.n) - shift * shift, 0.0) + p.eps);
-  for (uint i = gl_LocalInvocationID.x; i < p.n; i += WG)
-    y[yb + i] = (x[xb + i] - mean) * scale * w[p.w_off + i] + w[bb + i];
+  for (uint i = gl_LocalInvocationID.x; i < p.n; i += WG) {
+    const float v = (x[xb + i] - mean) * scale * w[p.w_off + i] + w[bb + i];
+    y[yb + i] = ADD != 0u ? y[yb + i] + v : v;
+  }
 }

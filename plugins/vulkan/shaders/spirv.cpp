@@ -58,6 +58,9 @@ const uint32_t kMoeRoute[] = {
 const uint32_t kMoeCombine[] = {
 #include "moe_combine.sh.inc"
 };
+const uint32_t kMap[] = {
+#include "map.sh.inc"
+};
 
 template <size_t N>
 constexpr Spirv blob(const uint32_t (&w)[N]) {
@@ -77,6 +80,7 @@ const ShaderSource kSources[] = {
     {"gelu", 1, blob(kGelu), blob(kGelu)},
     {"moe_route", 2, blob(kMoeRoute), blob(kMoeRoute)},
     {"moe_combine", 3, blob(kMoeCombine), blob(kMoeCombine)},
+    {"map", 1, blob(kMap), blob(kMap)},
 };
 static_assert(std::size(kSources) == kShaderCount, "one source per ShaderId, in its order");
 

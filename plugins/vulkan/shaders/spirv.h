@@ -19,8 +19,9 @@ enum class ShaderId : int {
   Gelu,
   MoeRoute,
   MoeCombine,
+  Map,
 };
-inline constexpr int kShaderCount = static_cast<int>(ShaderId::MoeCombine) + 1;
+inline constexpr int kShaderCount = static_cast<int>(ShaderId::Map) + 1;
 
 struct Spirv {
   const uint32_t* words = nullptr;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,6 +124,19 @@ struct HParams {
   // Both sub-layers of a block read the block's input (GPT-NeoX, GPT-J):
   // h += attention(norm1(h)) + ffn(norm2(h)), instead of the second reading the first's result.
   bool parallel_residual = false;
+  // The numbers of one family that the others do not have, by name (5.0): a family adds a key
+  // here, not a field. Read by the stations of that family's features; absent: the feature is off.
+  //   embedding_scale      the embedding rows are multiplied by it (Gemma: sqrt(n_embd))
+  //   attention_scale      q . k is multiplied by it instead of 1 / sqrt(head_dim)
+  //   attn_logit_softcap   scores become cap * tanh(score / cap) before the softmax
+  //   final_logit_softcap  logits become cap * tanh(logit / cap)
+  //   swa_period           with sliding_window: layer L attends over the window when
+  //                        L % period < period - 1 (Gemma 2: 2, the even layers), else causally
+  std::map<std::string, double> extra;
+  double extra_or(const std::string& key, double fallback) const {
+    auto it = extra.find(key);
+    return it == extra.end() ? fallback : it->second;
+  }
 };
 
 }  // namespace semline

@@ -4,8 +4,10 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "semline/backend.h"
@@ -84,10 +86,14 @@ struct StationSpec {
   std::vector<TensorBinding> tensors;
 };
 
-// A pre-norm residual sub-layer of a block: h += op(norm(h)).
+// A pre-norm residual sub-layer of a block: h += op(norm(h)); with a post norm (5.0; Gemma 2's
+// sandwich) h += post_norm(op(norm(h))).
 struct SublayerSpec {
+  SublayerSpec(StationSpec n, StationSpec o, std::optional<StationSpec> post = std::nullopt)
+      : norm(std::move(n)), op(std::move(o)), post_norm(std::move(post)) {}
   StationSpec norm;
   StationSpec op;
+  std::optional<StationSpec> post_norm;
 };
 
 struct ArchTemplate {

@@ -79,10 +79,18 @@ struct StageCost {
 };
 
 // Everything a transform stage's forward call sees besides its input and output.
+// How a stage's result meets `out` (5.0). Natural: as its kind says below (norms write, attention
+// and ffn add: the residual connection). Write: out = result. Add: out += result. The line asks
+// for them around a post-norm (Gemma 2's sandwich): the op writes its result to a buffer of its
+// own (Write), the post norm adds its normed rows into the residual stream (Add). A stage refuses
+// a mode it has no use for.
+enum class OutMode { Natural, Write, Add };
+
 struct Step {
   const Batch& batch;
   Stream& stream;
   const KvLayer* kv = nullptr;  // the stage's layer's cache (attention only)
+  OutMode out = OutMode::Natural;
 };
 
 // Embedding, norm, attention, ffn and head stages.
