@@ -48,7 +48,13 @@ BpeTokenizer::BpeTokenizer(const ModelView& model, const LogFn& log)
     log(LogLevel::Warn, origin_ + ": " + std::string(kPre) +
                             " is absent; words are cut by llama.cpp's default pre-tokenizer, which may not be the "
                             "one the vocabulary was made with");
-  add_bos_ = meta.find_bool("tokenizer.ggml.add_bos_token").value_or(false);
+  // Without the key, llama.cpp's default: the Llama 3 family's pre-tokenizers start with BOS, the
+  // rest do not.
+  static const std::string_view kBosByDefault[] = {"llama3",    "llama-v3", "llama-bpe", "falcon3",
+                                                   "falcon-h1", "pixtral",  "midm-2.0",  "lfm2"};
+  const bool bos_default = pre && std::find(std::begin(kBosByDefault), std::end(kBosByDefault), *pre) !=
+                                      std::end(kBosByDefault);
+  add_bos_ = meta.find_bool("tokenizer.ggml.add_bos_token").value_or(bos_default);
 
   bytes_.resize(vocab_.size());
   for (int32_t id = 0; id < vocab_.size(); ++id) {

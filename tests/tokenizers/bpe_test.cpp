@@ -191,6 +191,11 @@ TEST_CASE("bpe BOS, control tokens and token ids", "[tokenizers][bpe]") {
   CHECK(t.token_bytes(end).empty());
   CHECK(t.decode(std::vector<int32_t>{256, end}) == "ab");
 
+  // Without the key a Llama 3 vocabulary starts with BOS, as llama.cpp defaults it.
+  m.set_string("tokenizer.ggml.pre", "llama-bpe");
+  CHECK(BpeTokenizer(m, {}).encode("ab", true, false) == std::vector<int32_t>{end, 256});
+  m.set_string("tokenizer.ggml.pre", "gpt-2");
+
   m.set_bool("tokenizer.ggml.add_bos_token", true);
   BpeTokenizer u(m, {});
   CHECK(u.encode("ab", true, false) == std::vector<int32_t>{end, 256});
