@@ -17,7 +17,7 @@ void add_convert_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   cmd->add_option("input", o->input,
                   "llama2.c checkpoint (.bin, legacy v0 format), or a Hugging Face folder (or its config.json): GPT-2, "
-                  "Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2")
+                  "Llama, Mistral, Qwen2, Qwen3, Phi-3, Gemma 2, StarCoder2, StableLM, GPT-NeoX")
       ->required();
   cmd->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin (llama2.c checkpoints only)");
   cmd->add_option("-o,--output", o->out, "GGUF file to write")->required();

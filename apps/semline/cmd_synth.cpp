@@ -35,7 +35,7 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--experts", o->experts, "Override: experts per layer (0: a dense feed-forward)");
   cmd->add_option("--experts-used", o->experts_used, "Override: experts each token uses");
   cmd->add_option("--window", o->window,
-                  "Sliding attention window in positions ({arch}.attention.sliding_window: llama, gemma2)");
+                  "Sliding attention window in positions ({arch}.attention.sliding_window: llama, phi3, starcoder2, gemma2)");
   cmd->add_option("--attn-softcap", o->attn_softcap, "gemma2: the attention logits' soft cap (0: Gemma 2's 50)");
   cmd->add_option("--final-softcap", o->final_softcap, "gemma2: the output logits' soft cap (0: Gemma 2's 30)");
   cmd->add_flag("--rope-freqs", o->rope_freqs, "Write Llama 3's rope_freqs.weight (per-pair frequency divisors)");

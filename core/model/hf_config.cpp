@@ -178,8 +178,9 @@ Layout layout_of(std::string_view config_text, const std::string& name) {
   const std::string type = find_string(j, "model_type", name).value_or("gpt2");
   if (type == "gpt2") return gpt2_layout(config_text, name);
   if (decoder_serves(type)) return decoder_layout(config_text, name);
+  if (layernorm_serves(type)) return layernorm_layout(config_text, name);
   throw Error(name + ": model_type \"" + type + "\" is not served; the Hugging Face loader reads \"gpt2\", " +
-              decoder_architectures());
+              decoder_architectures() + ", " + layernorm_architectures());
 }
 
 }  // namespace semline::hf

@@ -107,15 +107,7 @@ DecoderConfig parse(const json& j, const std::string& name) {
   const std::string type = find_string(j, "model_type", name).value_or("");
   c.family = family_of(type);
   if (!c.family) throw Error(name + ": model_type \"" + type + "\" is not one of " + decoder_architectures());
-  if (const json* archs = find(j, "architectures")) {
-    if (!archs->is_array() || archs->size() != 1 || !(*archs)[0].is_string())
-      throw Error(name + ": architectures = " + archs->dump() + " must list one class name");
-    const std::string a = (*archs)[0].get<std::string>();
-    if (a != c.family->architecture)
-      throw Error(fmt::format("{}: architectures [\"{}\"] with model_type \"{}\": semline reads {} (a causal LM, "
-                              "not a classifier or an encoder)",
-                              name, a, type, c.family->architecture));
-  }
+  check_architecture(j, type, c.family->architecture, name);
   constexpr std::string_view hint =
       " (a decoder's config.json has hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
       "vocab_size and rms_norm_eps)";

@@ -78,6 +78,19 @@ std::optional<std::string> find_string(const json& j, std::string_view key, cons
   return v->get<std::string>();
 }
 
+void check_architecture(const json& j, std::string_view model_type, std::string_view architecture,
+                        const std::string& name) {
+  const json* archs = find(j, "architectures");
+  if (!archs) return;
+  if (!archs->is_array() || archs->size() != 1 || !(*archs)[0].is_string())
+    throw Error(name + ": architectures = " + archs->dump() + " must list one class name");
+  const std::string a = (*archs)[0].get<std::string>();
+  if (a != architecture)
+    throw Error(fmt::format("{}: architectures [\"{}\"] with model_type \"{}\": semline reads {} (a causal LM, "
+                            "not a classifier or an encoder)",
+                            name, a, model_type, architecture));
+}
+
 std::optional<int64_t> token_id(const json& j, std::string_view key, const std::string& name) {
   const json* v = find(j, key);
   if (!v) return std::nullopt;

@@ -33,6 +33,10 @@ std::optional<int64_t> find_positive(const json& j, std::string_view key, const 
 std::optional<double> find_positive_number(const json& j, std::string_view key, const std::string& name);
 bool flag(const json& j, std::string_view key, bool fallback, const std::string& name);
 std::optional<std::string> find_string(const json& j, std::string_view key, const std::string& name);
+// config.json's `architectures`, where given, must list the one class semline reads for its
+// model_type (a causal LM, not a classifier or an encoder of the same family).
+void check_architecture(const json& j, std::string_view model_type, std::string_view architecture,
+                        const std::string& name);
 // A token id (an integer below 2^31); for a list of ids (eos_token_id of Llama 3.1), the first.
 std::optional<int64_t> token_id(const json& j, std::string_view key, const std::string& name);
 

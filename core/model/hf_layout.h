@@ -1,7 +1,7 @@
 // How a Hugging Face architecture maps onto GGUF terms: which llama.cpp arch it is, the metadata
 // its config.json gives, and where each safetensors tensor goes (renamed, and transposed or with
-// its rows reordered where the layouts differ). One per family: GPT-2 (hf_config.cpp) and the
-// llama-lineage decoders (hf_decoder.cpp).
+// its rows reordered where the layouts differ). One per family: GPT-2 (hf_config.cpp), the
+// llama-lineage decoders (hf_decoder.cpp) and the LayerNorm decoders (hf_layernorm.cpp).
 #pragma once
 
 #include <cstdint>
@@ -23,10 +23,11 @@ struct Placement {
     Transpose,     // a Conv1D weight, [in][out] -> [out][in]
     PermuteHeads,  // q/k rows from Hugging Face's rotate-half order to llama.cpp's interleaved pairs
     PlusOne,       // Gemma's norm weights w, applied as 1 + w: stored as 1 + w in F32, as llama.cpp's converter
+    GroupQkv,      // GPT-NeoX's fused rows per head, (h, {q,k,v}, d), to llama.cpp's blocks q | k | v
   };
   std::string name;  // the GGUF name
   Op op = Op::Keep;
-  int64_t heads = 0, head_dim = 0;  // PermuteHeads: the heads the rows hold, and their size
+  int64_t heads = 0, head_dim = 0;  // PermuteHeads, GroupQkv: the heads the rows hold, and their size
 };
 
 struct Layout {
@@ -49,10 +50,13 @@ Layout layout_of(std::string_view config_text, const std::string& name);
 // The two families (layout_of chooses by model_type / architectures).
 Layout gpt2_layout(std::string_view config_text, const std::string& name);
 Layout decoder_layout(std::string_view config_text, const std::string& name);
+Layout layernorm_layout(std::string_view config_text, const std::string& name);
 
-// Whether decoder_layout reads this model_type; the ones it reads, for messages.
+// Whether decoder_layout / layernorm_layout reads this model_type; the ones they read, for messages.
 bool decoder_serves(std::string_view model_type);
 std::string decoder_architectures();
+bool layernorm_serves(std::string_view model_type);
+std::string layernorm_architectures();
 
 // "PREFIX{L}.rest" -> {L, rest} for a block index L below n_layer (else an error naming the tensor
 // and config.json's `layers_key`); {-1, ""} when `n` is not a block's tensor.

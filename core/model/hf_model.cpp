@@ -122,6 +122,7 @@ class HfModel final : public ModelFile {
     if (transposed_) changed += fmt::format(", {} Conv1D weights transposed", transposed_);
     if (permuted_) changed += fmt::format(", {} q/k maps permuted to llama.cpp's RoPE pairs", permuted_);
     if (shifted_) changed += fmt::format(", {} norm weights stored as 1 + w", shifted_);
+    if (grouped_) changed += fmt::format(", {} fused qkv maps regrouped from per head to q | k | v", grouped_);
     return fmt::format("Hugging Face {} folder: {} ({} bytes, {} tensors{}), config.json, {}", layout_.label,
                        files_.size() == 1 ? files_[0]->path() : fmt::format("{} safetensors shards", files_.size()),
                        bytes, tensors_.size(), changed, vocabulary_);
@@ -187,6 +188,9 @@ class HfModel final : public ModelFile {
     } else if (p.op == Op::PermuteHeads) {
       host = permute_heads(e, p, what);
       ++permuted_;
+    } else if (p.op == Op::GroupQkv) {
+      host = group_qkv(e, p, what);
+      ++grouped_;
     } else if (p.op == Op::PlusOne) {  // 1 + w in F32, whatever the file stores
       const size_t n = static_cast<size_t>(e.elements());
       std::vector<float> v(n);
@@ -207,20 +211,39 @@ class HfModel final : public ModelFile {
     tensors_.push_back({p.name, host_view(dtype, ne, host), e.begin, bytes});
   }
 
+  // The stored rows (a bias's elements) renumbered: row r of the result is row from(r) of the file.
+  template <class From>
+  const void* reorder_rows(const safetensors::Entry& e, From from) {
+    const int64_t rows = e.shape[0];
+    const uint64_t row_bytes = (e.end - e.begin) / static_cast<uint64_t>(rows);
+    std::vector<uint8_t>& dst = owned_.emplace_back(e.end - e.begin);
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(dst.data() + r * row_bytes, e.data + from(r) * row_bytes, row_bytes);
+    return dst.data();
+  }
+
   // Each head's rows (half, i) -> (i, half): Hugging Face rotates a head's two halves against each
   // other, llama.cpp's llama arch adjacent pairs; the same rotation, rows renumbered.
   const void* permute_heads(const safetensors::Entry& e, const Placement& p, const std::string& what) {
-    const int64_t rows = e.shape[0], heads = p.heads, head = p.head_dim, half = head / 2;
-    if (rows != heads * head || head % 2)
-      throw Error(fmt::format("{} has {} rows; config.json gives {} heads of {} (an even size)", what, rows, heads, head));
-    const uint64_t row_bytes = (e.end - e.begin) / static_cast<uint64_t>(rows);
-    std::vector<uint8_t>& dst = owned_.emplace_back(e.end - e.begin);
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < half; ++i)
-        for (int64_t s = 0; s < 2; ++s)
-          std::memcpy(dst.data() + (h * head + 2 * i + s) * row_bytes, e.data + (h * head + s * half + i) * row_bytes,
-                      row_bytes);
-    return dst.data();
+    const int64_t heads = p.heads, head = p.head_dim, half = head / 2;
+    if (e.shape[0] != heads * head || head % 2)
+      throw Error(fmt::format("{} has {} rows; config.json gives {} heads of {} (an even size)", what, e.shape[0], heads,
+                              head));
+    return reorder_rows(e, [&](int64_t r) {
+      const int64_t h = r / head, i = r % head / 2, s = r % 2;
+      return h * head + s * half + i;
+    });
+  }
+
+  // GPT-NeoX's rows (h, {q,k,v}, d) -> ({q,k,v}, h, d).
+  const void* group_qkv(const safetensors::Entry& e, const Placement& p, const std::string& what) {
+    const int64_t heads = p.heads, head = p.head_dim;
+    if (e.shape[0] != 3 * heads * head)
+      throw Error(fmt::format("{} has {} rows; config.json gives {} heads of {}, so q, k and v hold {}", what,
+                              e.shape[0], heads, head, 3 * heads * head));
+    return reorder_rows(e, [&](int64_t r) {
+      const int64_t part = r / (heads * head), h = r % (heads * head) / head, d = r % head;
+      return (h * 3 + part) * head + d;
+    });
   }
 
   void read_vocabulary(const fs::path& folder) {
@@ -283,7 +306,7 @@ class HfModel final : public ModelFile {
   std::deque<std::vector<uint8_t>> owned_;       // transposed, permuted or realigned tensor bytes
   std::deque<std::vector<float>> generated_;     // tensors computed from config.json
   std::unordered_map<std::string_view, size_t> meta_index_, tensor_index_;
-  int transposed_ = 0, permuted_ = 0, shifted_ = 0;
+  int transposed_ = 0, permuted_ = 0, shifted_ = 0, grouped_ = 0;
   std::string vocabulary_;
 };
 

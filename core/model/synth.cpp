@@ -140,8 +140,9 @@ void synth_validate(const SynthSpec& s) {
                             did_you_mean(s.arch, archs), join(archs)));
   if (s.arch != "llama" && (s.experts > 0 || s.rope_freqs))
     throw Error(fmt::format("synth: experts and rope_freqs are llama's; the {} family has none", s.arch));
-  if (s.arch != "llama" && s.arch != "gemma2" && s.window > 0)
-    throw Error(fmt::format("synth: a window is llama's (Mistral) and gemma2's; the {} family has none", s.arch));
+  if (s.arch != "llama" && s.arch != "gemma2" && s.arch != "phi3" && s.arch != "starcoder2" && s.window > 0)
+    throw Error(fmt::format("synth: a window is llama's (Mistral), phi3's, starcoder2's and gemma2's; the {} family "
+                            "has none", s.arch));
   if (s.arch != "gemma2" && (s.attn_softcap > 0 || s.final_softcap > 0))
     throw Error(fmt::format("synth: soft caps are gemma2's; the {} family has none", s.arch));
   if (s.attn_softcap < 0 || s.final_softcap < 0 || !std::isfinite(s.attn_softcap) || !std::isfinite(s.final_softcap))

@@ -41,7 +41,7 @@ struct SynthSpec {
   // dense ffn_{gate,up,down}; each token uses `experts_used` of them. 0, 0: dense.
   int64_t experts = 0;
   int64_t experts_used = 0;
-  int64_t window = 0;  // {arch}.attention.sliding_window (Mistral, Gemma 2); 0: not written
+  int64_t window = 0;  // {arch}.attention.sliding_window (Mistral, Phi-3, StarCoder2, Gemma 2); 0: not written
   // llama: Llama 3's rope_freqs.weight, a divisor of each rotated pair's frequency (1 to 8, growing
   // with the pair's wavelength as Llama 3's do).
   bool rope_freqs = false;

@@ -179,31 +179,53 @@ struct HfTensor {
   std::vector<uint8_t> bytes;
 };
 
-// The Hugging Face name of a GGUF tensor of a llama-lineage decoder.
+// The Hugging Face name of a GGUF tensor of a llama-lineage or LayerNorm decoder.
 std::string hf_name(const std::string& gguf, const std::string& arch) {
-  if (gguf == "token_embd.weight") return "model.embed_tokens.weight";
-  if (gguf == "output_norm.weight") return "model.norm.weight";
-  if (gguf == "output.weight") return "lm_head.weight";
+  const bool neox = arch == "gptneox";
+  static const std::map<std::string, std::string> top = {
+      {"token_embd.weight", "model.embed_tokens.weight"}, {"output_norm.weight", "model.norm.weight"},
+      {"output_norm.bias", "model.norm.bias"},           {"output.weight", "lm_head.weight"}};
+  static const std::map<std::string, std::string> neox_top = {
+      {"token_embd.weight", "gpt_neox.embed_in.weight"}, {"output_norm.weight", "gpt_neox.final_layer_norm.weight"},
+      {"output_norm.bias", "gpt_neox.final_layer_norm.bias"}, {"output.weight", "embed_out.weight"}};
+  if (auto it = (neox ? neox_top : top).find(gguf); it != (neox ? neox_top : top).end()) return it->second;
   static const std::map<std::string, std::string> block = {
       {"attn_norm.weight", "input_layernorm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_norm.bias", "input_layernorm.bias"},     {"ffn_norm.bias", "post_attention_layernorm.bias"},
       {"attn_q.weight", "self_attn.q_proj.weight"},   {"attn_k.weight", "self_attn.k_proj.weight"},
       {"attn_v.weight", "self_attn.v_proj.weight"},   {"attn_q.bias", "self_attn.q_proj.bias"},
       {"attn_k.bias", "self_attn.k_proj.bias"},       {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.weight", "self_attn.o_proj.weight"}, {"attn_qkv.weight", "self_attn.qkv_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"}, {"attn_output.bias", "self_attn.o_proj.bias"},
+      {"attn_qkv.weight", "self_attn.qkv_proj.weight"},
       {"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"},
       {"ffn_gate.weight", "mlp.gate_proj.weight"},   {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"}};
-  const size_t dot = gguf.find('.', 4);
-  if (gguf.rfind("blk.", 0) != 0 || dot == std::string::npos) throw Error("hf_writer: no Hugging Face name for " + gguf);
-  const std::string layer = gguf.substr(4, dot - 4), rest = gguf.substr(dot + 1);
+  static const std::map<std::string, std::string> starcoder2 = {
+      {"ffn_up.weight", "mlp.c_fc.weight"},     {"ffn_up.bias", "mlp.c_fc.bias"},
+      {"ffn_down.weight", "mlp.c_proj.weight"}, {"ffn_down.bias", "mlp.c_proj.bias"}};
+  static const std::map<std::string, std::string> gptneox = {
+      {"attn_norm.weight", "input_layernorm.weight"},         {"attn_norm.bias", "input_layernorm.bias"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"}, {"ffn_norm.bias", "post_attention_layernorm.bias"},
+      {"attn_qkv.weight", "attention.query_key_value.weight"}, {"attn_qkv.bias", "attention.query_key_value.bias"},
+      {"attn_output.weight", "attention.dense.weight"},       {"attn_output.bias", "attention.dense.bias"},
+      {"ffn_up.weight", "mlp.dense_h_to_4h.weight"},          {"ffn_up.bias", "mlp.dense_h_to_4h.bias"},
+      {"ffn_down.weight", "mlp.dense_4h_to_h.weight"},        {"ffn_down.bias", "mlp.dense_4h_to_h.bias"}};
   static const std::map<std::string, std::string> gemma_norms = {
       {"attn_norm.weight", "input_layernorm.weight"}, {"post_attention_norm.weight", "post_attention_layernorm.weight"},
       {"ffn_norm.weight", "pre_feedforward_layernorm.weight"}, {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"}};
-  if (arch == "gemma2" && gemma_norms.count(rest)) return "model.layers." + layer + "." + gemma_norms.at(rest);
-  if (arch == "phi3" && rest == "ffn_up.weight") return "model.layers." + layer + ".mlp.gate_up_proj.weight";
+  const size_t dot = gguf.find('.', 4);
+  if (gguf.rfind("blk.", 0) != 0 || dot == std::string::npos) throw Error("hf_writer: no Hugging Face name for " + gguf);
+  const std::string layer = gguf.substr(4, dot - 4), rest = gguf.substr(dot + 1);
+  const std::string prefix = (neox ? "gpt_neox.layers." : "model.layers.") + layer + ".";
+  const std::map<std::string, std::string>* own = arch == "gemma2"       ? &gemma_norms
+                                                  : arch == "starcoder2" ? &starcoder2
+                                                  : neox                 ? &gptneox
+                                                                         : nullptr;
+  if (own && own->count(rest)) return prefix + own->at(rest);
+  if (arch == "phi3" && rest == "ffn_up.weight") return prefix + "mlp.gate_up_proj.weight";
   auto it = block.find(rest);
-  if (it == block.end()) throw Error("hf_writer: no Hugging Face name for " + gguf);
-  return "model.layers." + layer + "." + it->second;
+  if (neox || it == block.end()) throw Error("hf_writer: no Hugging Face name for " + gguf);
+  return prefix + it->second;
 }
 
 // llama.cpp's interleaved pairs back to Hugging Face's halves: row (h, 2i + s) -> (h, s half + i).
@@ -216,6 +238,19 @@ std::vector<uint8_t> unpermute(const std::vector<uint8_t>& rows_in, int64_t rows
       for (int64_t s = 0; s < 2; ++s)
         std::memcpy(out.data() + (h * head + s * half + i) * row_bytes, rows_in.data() + (h * head + 2 * i + s) * row_bytes,
                     row_bytes);
+  return out;
+}
+
+// llama.cpp's q | k | v blocks back to GPT-NeoX's rows per head: row ({q,k,v}, h, d) -> (h, {q,k,v}, d).
+std::vector<uint8_t> ungroup_qkv(const std::vector<uint8_t>& rows_in, int64_t rows, int64_t heads) {
+  std::vector<uint8_t> out(rows_in.size());
+  const int64_t head = rows / (3 * heads);
+  const size_t row_bytes = rows_in.size() / static_cast<size_t>(rows);
+  for (int64_t part = 0; part < 3; ++part)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t d = 0; d < head; ++d)
+        std::memcpy(out.data() + ((h * 3 + part) * head + d) * row_bytes,
+                    rows_in.data() + ((part * heads + h) * head + d) * row_bytes, row_bytes);
   return out;
 }
 
@@ -243,39 +278,54 @@ void write_json(const fs::path& path, const json& j) {
   if (!f) throw Error("hf_writer: cannot write " + path.string());
 }
 
-}  // namespace
-
-void write_hf_folder(const ModelFile& model, const fs::path& dir, int shards) {
-  const std::string arch(model.get_string("general.architecture"));
+// config.json of `model`, as transformers' config class of its family writes it.
+json config_of(const ModelFile& model, const std::string& arch) {
   auto key = [&](const std::string& k) { return arch + "." + k; };
   const bool mistral = arch == "llama" && model.find_u64(key("attention.sliding_window"));
   const std::map<std::string, std::pair<const char*, const char*>> classes = {
-      {"llama", {"llama", "LlamaForCausalLM"}}, {"qwen2", {"qwen2", "Qwen2ForCausalLM"}},
-      {"qwen3", {"qwen3", "Qwen3ForCausalLM"}}, {"phi3", {"phi3", "Phi3ForCausalLM"}},
-      {"gemma2", {"gemma2", "Gemma2ForCausalLM"}}};
+      {"llama", {"llama", "LlamaForCausalLM"}},   {"qwen2", {"qwen2", "Qwen2ForCausalLM"}},
+      {"qwen3", {"qwen3", "Qwen3ForCausalLM"}},   {"phi3", {"phi3", "Phi3ForCausalLM"}},
+      {"gemma2", {"gemma2", "Gemma2ForCausalLM"}}, {"starcoder2", {"starcoder2", "Starcoder2ForCausalLM"}},
+      {"stablelm", {"stablelm", "StableLmForCausalLM"}}, {"gptneox", {"gpt_neox", "GPTNeoXForCausalLM"}}};
   auto cls = classes.find(arch);
   if (cls == classes.end()) throw Error("hf_writer: no Hugging Face class for arch " + arch);
   const int64_t n_embd = model.get_i64(key("embedding_length")), n_head = model.get_i64(key("attention.head_count"));
   const int64_t n_head_kv = model.find_i64(key("attention.head_count_kv")).value_or(n_head);
-  const MetaValue* tokens = model.meta("tokenizer.ggml.tokens");
-
   json c = {{"architectures", {mistral ? "MistralForCausalLM" : cls->second.second}},
             {"model_type", mistral ? "mistral" : cls->second.first},
             {"hidden_size", n_embd},
             {"intermediate_size", model.get_i64(key("feed_forward_length"))},
             {"num_hidden_layers", model.get_i64(key("block_count"))},
             {"num_attention_heads", n_head},
-            {"num_key_value_heads", n_head_kv},
             {"max_position_embeddings", model.find_i64(key("context_length")).value_or(2048)},
-            {"rms_norm_eps", model.get_f64(key("attention.layer_norm_rms_epsilon"))},
-            {"rope_theta", model.find_f64(key("rope.freq_base")).value_or(10000.0)},
             {"vocab_size", model.weight("token_embd.weight")->ne[1]},
-            {"hidden_act", "silu"},
             {"tie_word_embeddings", model.weight("output.weight") == nullptr},
             {"torch_dtype", "float32"}};
-  if (auto hd = model.find_i64(key("attention.key_length"))) c["head_dim"] = *hd;
-  if (auto f = model.find_f64(key("rope.scaling.factor"))) c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", *f}};
-  if (auto w = model.find_i64(key("attention.sliding_window"))) c["sliding_window"] = *w;
+  const double theta = model.find_f64(key("rope.freq_base")).value_or(10000.0);
+  // The rotated share of a head (StableLM, GPT-NeoX).
+  const double rotary = static_cast<double>(model.find_i64(key("rope.dimension_count")).value_or(n_embd / n_head)) /
+                        static_cast<double>(n_embd / n_head);
+  if (arch == "starcoder2") {
+    c.update({{"num_key_value_heads", n_head_kv}, {"norm_epsilon", model.get_f64(key("attention.layer_norm_epsilon"))},
+              {"rope_theta", theta}, {"hidden_act", "gelu_pytorch_tanh"}, {"use_bias", true},
+              {"sliding_window", nullptr}});
+    if (auto w = model.find_i64(key("attention.sliding_window"))) c["sliding_window"] = *w;
+  } else if (arch == "stablelm") {
+    c.update({{"num_key_value_heads", n_head_kv}, {"layer_norm_eps", model.get_f64(key("attention.layer_norm_epsilon"))},
+              {"rope_theta", theta}, {"partial_rotary_factor", rotary}, {"hidden_act", "silu"},
+              {"use_qkv_bias", model.weight("blk.0.attn_q.bias") != nullptr}, {"qk_layernorm", false},
+              {"use_parallel_residual", false}});
+  } else if (arch == "gptneox") {
+    c.update({{"layer_norm_eps", model.get_f64(key("attention.layer_norm_epsilon"))}, {"rotary_emb_base", theta},
+              {"rotary_pct", rotary}, {"hidden_act", "gelu"}, {"attention_bias", true},
+              {"use_parallel_residual", model.find_bool(key("use_parallel_residual")).value_or(false)}});
+  } else {
+    c.update({{"num_key_value_heads", n_head_kv}, {"rms_norm_eps", model.get_f64(key("attention.layer_norm_rms_epsilon"))},
+              {"rope_theta", theta}, {"hidden_act", "silu"}});
+    if (auto hd = model.find_i64(key("attention.key_length"))) c["head_dim"] = *hd;
+    if (auto f = model.find_f64(key("rope.scaling.factor"))) c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", *f}};
+    if (auto w = model.find_i64(key("attention.sliding_window"))) c["sliding_window"] = *w;
+  }
   if (arch == "phi3") c["original_max_position_embeddings"] = c["max_position_embeddings"];
   if (arch == "gemma2") {
     c.erase("hidden_act");
@@ -288,6 +338,17 @@ void write_hf_folder(const ModelFile& model, const fs::path& dir, int shards) {
   if (arch == "qwen2" || arch == "qwen3") c["use_sliding_window"] = false;
   if (auto b = model.find_u64("tokenizer.ggml.bos_token_id")) c["bos_token_id"] = *b;
   if (auto e = model.find_u64("tokenizer.ggml.eos_token_id")) c["eos_token_id"] = *e;
+  return c;
+}
+
+}  // namespace
+
+void write_hf_folder(const ModelFile& model, const fs::path& dir, int shards) {
+  const std::string arch(model.get_string("general.architecture"));
+  const int64_t n_head = model.get_i64(arch + ".attention.head_count");
+  const int64_t n_head_kv = model.find_i64(arch + ".attention.head_count_kv").value_or(n_head);
+  const MetaValue* tokens = model.meta("tokenizer.ggml.tokens");
+  const json c = config_of(model, arch);
   fs::create_directories(dir);
   write_json(dir / "config.json", c);
   if (tokens) {
@@ -304,6 +365,7 @@ void write_hf_folder(const ModelFile& model, const fs::path& dir, int shards) {
     h.bytes.assign(p, p + t.bytes);
     const bool q = t.name.find("attn_q.") != std::string::npos, k = t.name.find("attn_k.") != std::string::npos;
     if (arch == "llama" && (q || k)) h.bytes = unpermute(h.bytes, h.shape[0], q ? n_head : n_head_kv);
+    if (arch == "gptneox" && t.name.find("attn_qkv.") != std::string::npos) h.bytes = ungroup_qkv(h.bytes, h.shape[0], n_head);
     // Gemma stores a norm's w and scales by 1 + w; the GGUF holds 1 + w (exact in float both ways
     // for w near 0).
     if (arch == "gemma2" && t.name.find("norm.weight") != std::string::npos)

@@ -7,6 +7,7 @@
 #include "core/config/config.h"
 #include "core/graph/graph.h"
 #include "core/model/gguf.h"
+#include "core/model/synth.h"
 
 using namespace semline;
 using Catch::Matchers::Contains;
@@ -171,6 +172,25 @@ TEST_CASE("config mistakes are named with file:line:column and what would be val
     std::string e = graph_error(config_with("[stages]\nsampler = { chain = [\"gredy\"] }\n"), *model);
     CHECK_THAT(e, Contains("unknown variant 'gredy' for sampler") && Contains("did you mean 'greedy'"));
   }
+}
+
+TEST_CASE("a StableLM file with use_parallel_residual = true (StableLM 2 12B) is refused, false is the plain block") {
+  const std::filesystem::path path = std::filesystem::temp_directory_path() / "semline-graph-stablelm.gguf";
+  SynthSpec spec = synth_preset("tiny");
+  spec.arch = "stablelm";
+  synth_write(spec, path);
+  auto base = gguf::GgufFile::open(path.string());
+  AlteredModel m(*base);
+  MetaValue v;
+  v.type = MetaType::BOOL;
+  v.u = 0;
+  m.meta_set["stablelm.use_parallel_residual"] = v;
+  CHECK(graph_error(config_with(""), m) == "no error");
+  m.meta_set["stablelm.use_parallel_residual"].u = 1;
+  CHECK_THAT(graph_error(config_with(""), m),
+             Contains("stablelm.use_parallel_residual = true (StableLM 2 12B: attention and feed-forward both read the "
+                      "block's input) is not supported"));
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("model mistakes: unknown architecture, missing tensor, wrong shape") {

@@ -1,6 +1,7 @@
 // A Hugging Face folder and the GGUF it stands for are one model: each family's synthetic model
 // (the ones tests/line/family_test.cpp holds against llama.cpp) is written as a Hugging Face folder
-// (tests/common/hf_writer.h: transformers' names, config.json and llama's rotate-half q/k rows),
+// (tests/common/hf_writer.h: transformers' names, config.json, llama's rotate-half q/k rows and
+// GPT-NeoX's qkv rows per head),
 // read back, and must give the GGUF's metadata, tensors and logits bit for bit.
 #include <catch2/catch.hpp>
 
@@ -33,7 +34,8 @@ std::vector<Case> cases() {
     return s;
   };
   SynthSpec llama = tiny("llama", 1), mistral = tiny("llama", 2), scaled = tiny("llama", 3), qwen2 = tiny("qwen2", 16),
-            qwen3 = tiny("qwen3", 11), phi3 = tiny("phi3", 11), gemma2 = tiny("gemma2", 2);
+            qwen3 = tiny("qwen3", 11), phi3 = tiny("phi3", 11), gemma2 = tiny("gemma2", 2),
+            starcoder2 = tiny("starcoder2", 5), stablelm = tiny("stablelm", 6), gptneox = tiny("gptneox", 7);
   mistral.window = 5;
   mistral.kv_heads = 2;
   scaled.rope_scale = 4;
@@ -42,9 +44,13 @@ std::vector<Case> cases() {
   gemma2.window = 4;
   gemma2.attn_softcap = 1.5;
   gemma2.final_softcap = 4;
+  starcoder2.window = 6;
+  gptneox.kv_heads = gptneox.heads;  // GPT-NeoX has no grouped kv heads
   return {{"llama", llama, 2},   {"mistral (sliding window, grouped kv)", mistral, 3},
           {"llama, linear RoPE scaling", scaled, 1}, {"qwen2", qwen2, 2}, {"qwen3 (tied head)", qwen3, 2},
-          {"phi3", phi3, 1}, {"gemma2 (norms as w of 1 + w)", gemma2, 2}};
+          {"phi3", phi3, 1}, {"gemma2 (norms as w of 1 + w)", gemma2, 2},
+          {"starcoder2 (LayerNorm, biases, a window)", starcoder2, 2}, {"stablelm (partial RoPE)", stablelm, 1},
+          {"gptneox (qkv rows per head, parallel residual)", gptneox, 3}};
 }
 
 }  // namespace

@@ -23,8 +23,9 @@ namespace {
 const std::vector<int32_t> kTokens = {1,  17, 300, 42, 99,  7,  260, 5,   5,  5,   123, 77, 400, 2,
                                       64, 64, 9,   31, 250, 11, 480, 303, 12, 13, 14,  15, 16,  3};
 
-fs::path synth_model(const std::string& name, int64_t window, int64_t layers) {
+fs::path synth_model(const std::string& name, int64_t window, int64_t layers, const char* arch = "llama") {
   SynthSpec s = synth_preset("tiny");
+  s.arch = arch;
   s.window = window;
   s.layers = layers;
   s.seed = 23;
@@ -68,6 +69,29 @@ TEST_CASE("a model with a sliding window runs on sliding_window by rank and matc
   CHECK_THAT(line_error(path, "[stages]\nattention = { variant = \"flash\" }\n"),
              Catch::Contains("line.toml:7:") && Catch::Contains("attention.flash.cpu cannot serve this model") &&
                  Catch::Contains("sliding window of 8 positions"));
+  fs::remove_all(scratch("").parent_path());
+}
+
+TEST_CASE("Phi-3's and StarCoder2's windows are honoured as the model defines them") {
+  for (const char* arch : {"phi3", "starcoder2"}) {
+    INFO(arch);
+    const fs::path path = synth_model(std::string(arch) + "-window.gguf", 8, 2, arch);
+    Line run(path);
+    REQUIRE(run.graph.hp.sliding_window == 8);
+    const HParams hp = testing::read_llama_hparams(*run.model);
+    HParams no_window = hp;
+    no_window.sliding_window = 0;
+    testing::ReferenceOptions opt;
+    opt.masks.assign(2, testing::sliding_window_mask(8));
+    testing::ReferenceLlama ref(*run.model, hp, opt), full(*run.model, no_window);
+    std::vector<std::vector<double>> want, unmasked;
+    for (int32_t t : kTokens) {
+      want.push_back(ref.step(t));
+      unmasked.push_back(full.step(t));
+    }
+    CHECK(worst_rel_err(run.logits(kTokens, 5), want) <= 1e-5);
+    CHECK(worst_rel_err(run.logits(kTokens), unmasked) > 1e-3);
+  }
   fs::remove_all(scratch("").parent_path());
 }
 

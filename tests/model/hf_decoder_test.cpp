@@ -1,4 +1,5 @@
-// Hugging Face decoder folders (LlamaForCausalLM, Qwen2/3, Phi-3, Mistral) and tokenizer.json,
+// Hugging Face decoder folders (LlamaForCausalLM, Qwen2/3, Phi-3, Mistral, Gemma 2, StarCoder2,
+// StableLM, GPT-NeoX) and tokenizer.json,
 // small hand-made ones: llama's q/k rows reordered so that llama.cpp's RoPE on adjacent pairs
 // computes the attention scores Hugging Face's rotate-half RoPE computes (float64), Llama 3.1's
 // rope scaling turned into rope_freqs as llama.cpp's converter does, sharded weights, the
@@ -351,4 +352,84 @@ TEST_CASE("hf: Gemma2ForCausalLM reads as llama.cpp's gemma2, norms stored as 1 
                 {"final_logit_softcapping is absent or null"});
   check_message(Folder(replaced(gemma, "gelu_pytorch_tanh", "silu"), {{"model.embed_tokens.weight", {6, 8}}}).refusal(),
                 {"hidden_activation \"silu\" is not supported; Gemma2ForCausalLM gates with gelu_pytorch_tanh"});
+}
+
+TEST_CASE("hf: StarCoder2, StableLM and GPT-NeoX read as llama.cpp's converter writes them, their options checked") {
+  // GPT-NeoX: 2 heads of 2; the fused rows per head (h, {q,k,v}, d) become q | k | v.
+  const std::string neox = R"({"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "hidden_size": 4,
+    "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 64,
+    "layer_norm_eps": 1e-5, "rotary_pct": 1.0, "rotary_emb_base": 10000, "vocab_size": 6, "hidden_act": "gelu",
+    "use_parallel_residual": true, "tie_word_embeddings": false})";
+  const std::map<std::string, std::vector<int64_t>> neox_shapes = {
+      {"embed_out.weight", {6, 4}},  // index 0
+      {"gpt_neox.embed_in.weight", {6, 4}},
+      {"gpt_neox.layers.0.attention.bias", {1, 1, 64, 64}},  // a buffer: skipped
+      {"gpt_neox.layers.0.attention.query_key_value.bias", {12}},    // index 3
+      {"gpt_neox.layers.0.attention.query_key_value.weight", {12, 4}}};  // index 4
+  Folder f(neox, neox_shapes, "");
+  auto m = hf::open_folder(f.dir.path());
+  CHECK(m->get_string("general.architecture") == "gptneox");
+  CHECK(m->get_u64("gptneox.attention.head_count_kv") == 2);
+  CHECK(m->get_u64("gptneox.rope.dimension_count") == 2);
+  CHECK(m->get_bool("gptneox.use_parallel_residual"));
+  CHECK(m->weight("output.weight"));
+  CHECK_FALSE(m->tensor_info("blk.0.attn_qkv.weight") == nullptr);
+  const float* w = m->weight("blk.0.attn_qkv.weight")->data<float>();
+  const float* b = m->weight("blk.0.attn_qkv.bias")->data<float>();
+  for (int part = 0; part < 3; ++part)
+    for (int h = 0; h < 2; ++h)
+      for (int d = 0; d < 2; ++d) {
+        const int row = (part * 2 + h) * 2 + d, from = (h * 3 + part) * 2 + d;
+        CHECK(b[row] == static_cast<float>(3000 + from));
+        for (int c = 0; c < 4; ++c) CHECK(w[row * 4 + c] == static_cast<float>(4000 + from * 4 + c));
+      }
+  CHECK(m->format().find("2 fused qkv maps regrouped from per head to q | k | v") != std::string::npos);
+  check_message(Folder(replaced(neox, "\"rotary_pct\": 1.0", "\"rotary_pct\": 0.25"), neox_shapes, "").refusal(),
+                {"config.json: 0.25 of a head of 2 rotates 0 dimensions; RoPE rotates an even number, at least 2"});
+  check_message(Folder(replaced(neox, "\"gelu\"", "\"relu\""), neox_shapes, "").refusal(),
+                {"hidden_act \"relu\" is not supported; llama.cpp's gptneox runs a GELU"});
+  check_message(Folder(neox, {{"gpt_neox.embed_in.weight", {6, 4}}, {"gpt_neox.layers.0.attention.query_key_value.weight", {9, 4}}}, "")
+                    .refusal(),
+                {"has 9 rows; config.json gives 2 heads of 2, so q, k and v hold 12"});
+  check_message(Folder(neox, {{"gpt_neox.embed_in.weight", {6, 4}}, {"gpt_neox.layers.0.mlp.c_fc.weight", {16, 4}}}, "")
+                    .refusal(),
+                {"tensor 'gpt_neox.layers.0.mlp.c_fc.weight' is not part of the GPTNeoXForCausalLM layout"});
+
+  // StarCoder2: its window kept; StableLM: the converter's use_parallel_residual, the 12B refused.
+  const std::string starcoder2 = R"({"architectures": ["Starcoder2ForCausalLM"], "model_type": "starcoder2",
+    "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "num_key_value_heads": 1, "max_position_embeddings": 64, "norm_epsilon": 1e-5, "rope_theta": 100000,
+    "vocab_size": 6, "hidden_act": "gelu_pytorch_tanh", "use_bias": true, "sliding_window": 16})";
+  const std::map<std::string, std::vector<int64_t>> sc_shapes = {
+      {"model.embed_tokens.weight", {6, 8}}, {"model.layers.0.mlp.c_fc.bias", {16}}, {"model.norm.bias", {8}}};
+  auto s = hf::open_folder(Folder(starcoder2, sc_shapes, "").dir.path());
+  CHECK(s->get_u64("starcoder2.attention.sliding_window") == 16);
+  CHECK(s->get_f64("starcoder2.rope.freq_base") == 100000.0);
+  CHECK(s->get_u64("starcoder2.rope.dimension_count") == 4);
+  CHECK(s->weight("blk.0.ffn_up.bias"));
+  CHECK(s->weight("output_norm.bias"));
+  check_message(Folder(replaced(starcoder2, "\"use_bias\": true", "\"use_bias\": false"), sc_shapes, "").refusal(),
+                {"use_bias = false is not supported"});
+  check_message(Folder(with(starcoder2, R"("rope_scaling": {"rope_type": "yarn", "factor": 4})"), sc_shapes, "").refusal(),
+                {"rope_scaling.rope_type \"yarn\" is not supported for Starcoder2ForCausalLM"});
+
+  const std::string stablelm = R"({"architectures": ["StableLmForCausalLM"], "model_type": "stablelm",
+    "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "num_key_value_heads": 2, "max_position_embeddings": 64, "layer_norm_eps": 1e-5, "rope_theta": 10000,
+    "partial_rotary_factor": 0.5, "vocab_size": 6, "hidden_act": "silu", "use_qkv_bias": true,
+    "qk_layernorm": false, "use_parallel_residual": false})";
+  const std::map<std::string, std::vector<int64_t>> lm_shapes = {{"model.embed_tokens.weight", {6, 8}},
+                                                                {"model.layers.0.mlp.gate_proj.weight", {16, 8}}};
+  auto l = hf::open_folder(Folder(stablelm, lm_shapes, "").dir.path());
+  CHECK(l->get_u64("stablelm.rope.dimension_count") == 2);
+  CHECK_FALSE(l->get_bool("stablelm.use_parallel_residual"));
+  check_message(Folder(replaced(stablelm, "\"qk_layernorm\": false", "\"qk_layernorm\": true"), lm_shapes, "").refusal(),
+                {"qk_layernorm = true (StableLM 2 12B's per-head q/k LayerNorms) is not supported"});
+  check_message(Folder(replaced(stablelm, "\"use_parallel_residual\": false", "\"use_parallel_residual\": true"),
+                       lm_shapes, "")
+                    .refusal(),
+                {"use_parallel_residual = true (StableLM 2 12B) is not supported"});
+  check_message(Folder(replaced(stablelm, "StableLmForCausalLM", "StableLmForSequenceClassification"), lm_shapes, "")
+                    .refusal(),
+                {"semline reads StableLmForCausalLM (a causal LM, not a classifier or an encoder)"});
 }

@@ -252,7 +252,7 @@ TEST_CASE("synth presets and refusals") {
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.rope_freqs = true; }),
                 {"synth: experts and rope_freqs are llama's; the qwen2 family has none"});
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.window = 8; }),
-                {"synth: a window is llama's (Mistral) and gemma2's; the qwen2 family has none"});
+                {"synth: a window is llama's (Mistral), phi3's, starcoder2's and gemma2's; the qwen2 family has none"});
   check_message(refuse([](SynthSpec& s) { s.final_softcap = 30; }), {"synth: soft caps are gemma2's; the llama family has none"});
   check_message(refuse([](SynthSpec& s) { s.rope_scale = -4; }), {"synth: rope_scale -4 must be 0 (none) or a positive factor"});
   check_message(refuse([](SynthSpec& s) { s.dim = 0; }), {"synth: dim is 0, expected 1 to"});
