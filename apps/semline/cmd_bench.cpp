@@ -28,6 +28,7 @@ struct BenchOpts {
   std::vector<std::string> models;
   std::vector<int> n_prompt = {512};
   std::vector<int> n_gen = {128};
+  std::vector<int> n_depth = {0};
   int reps = 5;
   std::vector<int> threads;
   std::string output = "md";
@@ -38,11 +39,15 @@ struct BenchOpts {
 struct Record {
   std::string model_filename, model_type, backend;
   uint64_t model_size = 0, model_n_params = 0;
-  int n_threads = 0, n_prompt = 0, n_gen = 0, n_batch = 0;
+  int n_threads = 0, n_prompt = 0, n_gen = 0, n_depth = 0, n_batch = 0;
   std::string type_k;
   std::vector<double> samples_ns;
 
-  std::string test() const { return n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen); }
+  // "tg128", or "tg128 @ d4096" after 4096 tokens of context, as llama-bench names them.
+  std::string test() const {
+    const std::string t = n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen);
+    return n_depth > 0 ? t + " @ d" + std::to_string(n_depth) : t;
+  }
   std::vector<double> samples_ts() const {
     std::vector<double> ts;
     for (double ns : samples_ns) ts.push_back((n_prompt + n_gen) * 1e9 / ns);
@@ -66,12 +71,19 @@ std::string model_type(const ModelFile& m, const HParams& hp, uint64_t params) {
   return hp.arch + " " + size + " " + dtype_name(main);
 }
 
-// One timed run: ppN prefills N tokens into an empty sequence; tgN decodes N tokens one by one.
-double run_once(Pipeline& p, int n_prompt, int n_gen, std::mt19937& rng) {
+std::vector<int32_t> random_tokens(const Pipeline& p, int n, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(p.hp().n_vocab - 1));
-  const int32_t seq = p.kv().new_sequence();
-  std::vector<int32_t> ids(std::max(n_prompt, 1));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
   for (auto& t : ids) t = tok(rng);
+  return ids;
+}
+
+// One timed run on a sequence holding `context` (its depth): ppN prefills N tokens; tgN decodes N
+// tokens one by one. The sequence is brought back to `context` afterwards.
+double run_once(Pipeline& p, int32_t seq, std::span<const int32_t> context, int n_prompt, int n_gen,
+                std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(p.hp().n_vocab - 1));
+  const std::vector<int32_t> ids = random_tokens(p, std::max(n_prompt, 1), rng);
   auto t0 = std::chrono::steady_clock::now();
   if (n_prompt > 0) {
     prefill(p, seq, ids);
@@ -82,7 +94,10 @@ double run_once(Pipeline& p, int n_prompt, int n_gen, std::mt19937& rng) {
     }
   }
   double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
-  p.kv().free_sequence(seq);
+  // Behind a window the positions released cannot come back: the cut then goes further down, and
+  // the context is computed again from there (untimed).
+  const int32_t kept = p.kv().blocks().truncate(seq, context);
+  if (kept < static_cast<int32_t>(context.size())) prefill(p, seq, context.subspan(static_cast<size_t>(kept)));
   return ns;
 }
 
@@ -119,7 +134,8 @@ nlohmann::json to_json(const Record& r) {
   return {{"model_filename", r.model_filename}, {"model_type", r.model_type}, {"model_size", r.model_size},
           {"model_n_params", r.model_n_params}, {"backends", r.backend},      {"n_batch", r.n_batch},
           {"n_threads", r.n_threads},           {"type_k", r.type_k},         {"n_prompt", r.n_prompt},
-          {"n_gen", r.n_gen},                   {"avg_ns", static_cast<uint64_t>(mean(r.samples_ns))},
+          {"n_gen", r.n_gen},                   {"n_depth", r.n_depth},
+          {"avg_ns", static_cast<uint64_t>(mean(r.samples_ns))},
           {"stddev_ns", static_cast<uint64_t>(stddev(r.samples_ns))},        {"avg_ts", mean(ts)},
           {"stddev_ts", stddev(ts)},            {"samples_ns", ns},           {"samples_ts", ts}};
 }
@@ -157,7 +173,8 @@ void bench(const BenchOpts& o) {
     if (!model_path.empty()) lf.model = model_path;
     Config c = make_config(lf);
     const int longest = std::max(*std::max_element(o.n_prompt.begin(), o.n_prompt.end()),
-                                 *std::max_element(o.n_gen.begin(), o.n_gen.end()));
+                                 *std::max_element(o.n_gen.begin(), o.n_gen.end())) +
+                        *std::max_element(o.n_depth.begin(), o.n_depth.end());
     if (c.runtime.context == 0 || c.runtime.context < longest) c.runtime.context = std::max(longest, 16);
     c.runtime.max_seqs = 1;  // one sequence at a time, as llama-bench measures
     c.kv_cache.prefix_caching = false;
@@ -175,12 +192,17 @@ void bench(const BenchOpts& o) {
       Pipeline p(g, *model, plugins->registry, po);
       const int n_threads = th > 0 ? th : static_cast<int>(std::thread::hardware_concurrency());
       std::mt19937 rng(1234);
-      std::vector<std::pair<int, int>> tests;
-      for (int np : o.n_prompt)
-        if (np > 0) tests.push_back({np, 0});
-      for (int ng : o.n_gen)
-        if (ng > 0) tests.push_back({0, ng});
-      for (auto [np, ng] : tests) {
+      struct Test {
+        int np, ng, depth;
+      };
+      std::vector<Test> tests;
+      for (int depth : o.n_depth) {
+        for (int np : o.n_prompt)
+          if (np > 0) tests.push_back({np, 0, depth});
+        for (int ng : o.n_gen)
+          if (ng > 0) tests.push_back({0, ng, depth});
+      }
+      for (auto [np, ng, depth] : tests) {
         Record r;
         r.model_filename = c.model.path.string();
         r.model_type = model_type(*model, g.hp, params);
@@ -190,21 +212,27 @@ void bench(const BenchOpts& o) {
         r.n_threads = n_threads;
         r.n_prompt = np;
         r.n_gen = ng;
+        r.n_depth = depth;
         r.n_batch = p.max_batch_tokens();
         r.type_k = c.kv_cache.dtype;
         Progress bar("bench " + r.test());
-        run_once(p, np, ng, rng);  // warm-up: pages in the weights, settles the threads
+        // The context is prefilled once, untimed; every run continues from it.
+        const int32_t seq = p.kv().new_sequence();
+        const std::vector<int32_t> context = random_tokens(p, depth, rng);
+        if (depth > 0) prefill(p, seq, context);
+        run_once(p, seq, context, np, ng, rng);  // warm-up: pages in the weights, settles the threads
         for (int i = 0; i < o.reps; ++i) {
-          r.samples_ns.push_back(run_once(p, np, ng, rng));
+          r.samples_ns.push_back(run_once(p, seq, context, np, ng, rng));
           bar(i + 1, o.reps);
         }
         if (o.profile) {
           p.reset_meters();
           p.set_metering(true);
-          run_once(p, np, ng, rng);
+          run_once(p, seq, context, np, ng, rng);
           p.set_metering(false);
           print_profile(r.test(), p);
         }
+        p.kv().free_sequence(seq);
         recs.push_back(std::move(r));
       }
     }
@@ -234,6 +262,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--draft", o->line.draft, "A/B: the draft model; speculative.draft_model (and proposer = draft)");
   cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt tokens per pp test (0 = none)")->delimiter(',');
   cmd->add_option("-n,--n-gen", o->n_gen, "Generated tokens per tg test (0 = none)")->delimiter(',');
+  cmd->add_option("-d,--n-depth", o->n_depth, "Tokens of context each test starts from (prefilled once, untimed)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-r,--repetitions", o->reps, "Repetitions of each test")->check(CLI::Range(1, 1000));
   cmd->add_option("-t,--threads", o->threads, "Threads (0 = all cores)")->delimiter(',');
   cmd->add_option("-o,--output", o->output, "md | json | csv")->check(CLI::IsMember({"md", "json", "csv"}));
@@ -263,6 +294,9 @@ void add_bench_command(CLI::App& app) {
       bench(*o);
       return;
     }
+    if (o->n_depth != std::vector<int>{0})
+      throw Error("--n-depth is for the plain bench (llama-bench's -d); the A/B bench times prompts and decodes from "
+                  "an empty context");
     AbOptions ab = o->ab;
     ab.base = o->line;
     ab.base.sets = plain;

@@ -83,7 +83,7 @@ struct Config {
   std::vector<ServeVariantConfig> serve_variants;  // [[serve.variants]], in file order
   struct {
     int block_tokens = 16;
-    std::string dtype = "f32";  // "f32" | "f16"
+    std::string dtype = "f32";  // "f32" | "f16" | "q8_0" (blocks of 32 values, an F16 scale each)
     int size_mib = 0;           // the pool in MiB; 0: from blocks, else max_seqs x context
     int blocks = 0;             // the pool in blocks; 0: see size_mib
     bool prefix_caching = true; // full blocks of a computed prefix are reused by later sequences

@@ -485,9 +485,10 @@ void merge_kv_cache(Config& c, const toml::table& t, const Reader& r) {
     if (k.str() == "block_tokens") {
       c.kv_cache.block_tokens = r.integer(key, v, 1, kMaxBlockTokens);
     } else if (k.str() == "dtype") {
-      static const Names dtypes = {"f32", "f16"};
+      static const Names dtypes = {"f32", "f16", "q8_0"};
       std::string d = r.string(key, v);
-      if (!contains(dtypes, d)) r.bad_value(key, v, "expected \"f32\" or \"f16\"" + did_you_mean(d, dtypes));
+      if (!contains(dtypes, d))
+        r.bad_value(key, v, "expected \"f32\", \"f16\" or \"q8_0\"" + did_you_mean(d, dtypes));
       c.kv_cache.dtype = d;
     } else if (k.str() == "size_mib") {
       c.kv_cache.size_mib = r.integer(key, v, 1, kMaxCacheMib);

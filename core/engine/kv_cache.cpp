@@ -1,6 +1,7 @@
 #include "core/engine/kv_cache.h"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <string>
 
@@ -22,6 +23,24 @@ int64_t memory_available() {
   return 0;
 }
 
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// A pool [head_dim, n_kv, block_tokens, n_blocks] stored head-major within a block: one kv head's
+// rows of a block lie together (nb[2], the slot stride, is one row; nb[1], the head stride, a
+// block's rows of it). A decode step reads one head's keys position after position, so it streams
+// contiguous bytes; with the heads of a position together instead, a Q8_0 row (34 bytes per 32
+// values, 68 for a head of 64) straddles two cache lines per key.
+Tensor pool_tensor(DType t, int64_t head_dim, int64_t n_kv, int32_t block_tokens, int64_t n_blocks) {
+  Tensor x = make_tensor(t, {head_dim, n_kv, block_tokens, n_blocks});
+  x.nb[2] = x.row_bytes();
+  x.nb[1] = x.nb[2] * block_tokens;
+  x.nb[3] = x.nb[1] * n_kv;
+  return x;
+}
+
 }  // namespace
 
 KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_backends, int64_t n_head_kv,
@@ -29,7 +48,11 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
     : opt_(opt) {
   if (opt.block_tokens <= 0 || opt.context <= 0 || opt.max_seqs <= 0 || opt.window < 0 || opt.max_step_tokens <= 0)
     throw Error("kv cache: block_tokens, context, max_seqs and max_step_tokens must be > 0, window >= 0");
-  const Tensor one = make_tensor(opt.dtype, {head_dim, n_head_kv, opt.block_tokens, 1});
+  if (head_dim % dtype_block_size(opt.dtype) != 0)
+    throw Error("kv_cache.dtype = " + lower(dtype_name(opt.dtype)) + " stores a head's keys and values in blocks of " +
+                std::to_string(dtype_block_size(opt.dtype)) + "; this model's head size is " + std::to_string(head_dim) +
+                " (use f16 or f32)");
+  const Tensor one = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, 1);
   block_bytes_ = static_cast<size_t>(one.nb[3]) * 2 * layer_backends.size();
 
   int64_t blocks_per_seq = (opt.context + opt.block_tokens - 1) / opt.block_tokens;
@@ -63,7 +86,7 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
     KvLayer l;
     l.block_tokens = opt.block_tokens;
     for (Tensor* t : {&l.k, &l.v}) {
-      *t = make_tensor(opt.dtype, {head_dim, n_head_kv, opt.block_tokens, n_blocks});
+      *t = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, n_blocks);
       const size_t bytes = static_cast<size_t>(t->nb[3] * n_blocks);
       buffers_.push_back(b->alloc(bytes));
       t->buffer = buffers_.back().get();

@@ -50,7 +50,7 @@ PipelineOptions pipeline_options(const Config& config) {
   o.threads = config.runtime.threads;
   o.max_batch_tokens = config.runtime.max_batch_tokens;
   o.kv.block_tokens = config.kv_cache.block_tokens;
-  o.kv.dtype = config.kv_cache.dtype == "f16" ? DType::F16 : DType::F32;
+  o.kv.dtype = config.kv_cache.dtype == "f16" ? DType::F16 : config.kv_cache.dtype == "q8_0" ? DType::Q8_0 : DType::F32;
   o.kv.context = config.runtime.context;
   o.kv.max_seqs = config.runtime.max_seqs;
   o.kv.n_blocks = config.kv_cache.blocks;

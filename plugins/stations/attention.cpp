@@ -132,7 +132,7 @@ class Attention final : public Station {
     if (m == 0) return;
     if (!step.kv) throw Error(label_ + ": the step carries no KV cache for this layer");
     check_kv(*step.kv);
-    kv_elt_ = static_cast<int>(dtype_block_bytes(step.kv->k.dtype));
+    kv_value_bytes_ = static_cast<double>(dtype_row_bytes(step.kv->k.dtype, a_.head_dim)) / static_cast<double>(a_.head_dim);
     core_->prepare(check_positions(b, *step.kv));  // scratch may move here: resolved below
 
     const int64_t qd = a_.q_width(), kd = a_.kv_width();
@@ -161,7 +161,7 @@ class Attention final : public Station {
     for (const auto* w : {&wqkv_, &wq_, &wk_, &wv_})
       if (*w) weights += (*w)->bytes();
     const double flops = 2.0 * m * a_.n_embd * (2.0 * qd + 2.0 * kd) + 4.0 * keys * qd;
-    const double bytes = weights + 2.0 * keys * kd * kv_elt_ + m * (8.0 * a_.n_embd + 2.0 * kd * kv_elt_);
+    const double bytes = weights + 2.0 * keys * kd * kv_value_bytes_ + m * (8.0 * a_.n_embd + 2.0 * kd * kv_value_bytes_);
     return {flops, bytes};
   }
 
@@ -184,12 +184,19 @@ class Attention final : public Station {
       const char* name = i ? "v" : "k";
       const bool shape_ok = t.ne[0] == a_.head_dim && t.ne[1] == a_.n_kv && t.ne[2] == kv.block_tokens &&
                             t.ne[3] >= 1 && kv.block_tokens > 0;
-      if ((t.dtype != DType::F32 && t.dtype != DType::F16) || !shape_ok)
-        throw Error(label_ + ": KV cache " + name + " must be F32 or F16 [" + std::to_string(a_.head_dim) + ", " +
+      const bool dtype_ok = t.dtype == DType::F32 || t.dtype == DType::F16 ||
+                            (t.dtype == DType::Q8_0 && a_.head_dim % dtype_block_size(DType::Q8_0) == 0);
+      if (!dtype_ok || !shape_ok)
+        throw Error(label_ + ": KV cache " + name + " must be F32, F16 or Q8_0 (heads of whole 32-value blocks) [" +
+                    std::to_string(a_.head_dim) + ", " +
                     std::to_string(a_.n_kv) + ", " + std::to_string(kv.block_tokens) +
                     " (block_tokens), n_blocks], got " + tensor_shape_string(t));
-      const int64_t elt = dtype_block_bytes(t.dtype);
-      if (t.nb[0] != elt || t.nb[1] < a_.head_dim * elt || t.nb[2] < a_.n_kv * t.nb[1] ||
+      // Rows of a block nest either way: the heads of a slot together, or the slots of a head.
+      const int64_t row = dtype_row_bytes(t.dtype, a_.head_dim);
+      const bool slot_major = t.nb[1] >= row && t.nb[2] >= a_.n_kv * t.nb[1];
+      const bool head_major = t.nb[2] >= row && t.nb[1] >= kv.block_tokens * t.nb[2];
+      if (t.nb[0] != dtype_block_bytes(t.dtype) || !(slot_major || head_major) ||
+          t.nb[3] < a_.n_kv * t.nb[1] ||
           t.nb[3] < kv.block_tokens * t.nb[2])
         throw Error(label_ + ": KV cache " + name + " " + tensor_shape_string(t) + " has overlapping strides");
     }
@@ -247,7 +254,7 @@ class Attention final : public Station {
   size_t qkv_ = 0, attn_ = 0;  // [max_tokens][qkv_width] q | k | v rows, [max_tokens][n_head * head_dim]
   std::unique_ptr<RopeStore> rope_;
   std::unique_ptr<AttentionCore> core_;
-  int kv_elt_ = 4;  // bytes per cache value, seen in the last step
+  double kv_value_bytes_ = 4;  // bytes per cache value (Q8_0: 34 / 32), seen in the last step
 };
 
 std::vector<std::string> refuse_model_window(const StageContext& ctx, std::string_view backend) {

@@ -77,7 +77,7 @@ TEST_CASE("semline plugins lists the built plugins with their entries and parame
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Contains("cpu") && Contains("attention flash@cpu") && Contains("tokenizer spm@any") &&
                         Contains("sampler top_p@any") && Contains("arch    llama") && Contains("arch    gemma2") &&
-                        Contains("(ABI 5.0)"));
+                        Contains("(ABI 6.0)"));
 }
 
 TEST_CASE("semline inspect shows hyper-parameters, tokenizer and tensors of stories260K") {
@@ -221,6 +221,25 @@ TEST_CASE("semline bench speaks llama-bench's JSON") {
                         Contains("\"n_threads\": 1"));
   Result md = run_cli("bench -m " + kStories + " -p 16 -n 8 -r 2 -t 1");
   CHECK_THAT(md.out, Contains("| model") && Contains("pp16") && Contains("tg8"));
+  // -d: each test again from a context of that many tokens, as llama-bench's n_depth.
+  Result deep = run_cli("bench -m " + kStories + " -p 8 -n 4 -d 0,40 -r 2 -t 1 -o json");
+  REQUIRE(deep.code == 0);
+  const auto j = nlohmann::json::parse(deep.out);
+  REQUIRE(j.size() == 4);
+  CHECK(j[0]["n_depth"] == 0);
+  CHECK(j[3]["n_depth"] == 40);
+  CHECK(j[3]["n_gen"] == 4);
+  Result deep_md = run_cli("bench -m " + kStories + " -p 0 -n 4 -d 40 -r 1 -t 1");
+  CHECK_THAT(deep_md.out, Contains("tg4 @ d40"));
+  // Behind a window the context cannot be cut back to: it is computed again for every run.
+  Result windowed = run_cli("bench -m " + kStories +
+                            " --set stages.attention.variant=sliding_window --set stages.attention.window=8"
+                            " -p 0 -n 16 -d 24 -r 3 -t 1");
+  CHECK(windowed.code == 0);
+  CHECK_THAT(windowed.out, Contains("tg16 @ d24"));
+  Result ab = run_cli("bench -m " + kStories + " --set kv_cache.dtype=f32,f16 -d 40 -r 1");
+  CHECK(ab.code == 1);
+  CHECK_THAT(ab.out, Contains("--n-depth is for the plain bench"));
 }
 
 TEST_CASE("bad input is one clear line and exit code 1") {

@@ -218,6 +218,17 @@ std::vector<double> ReferenceLlama::step(int32_t token) {
     }
     for (int64_t h = 0; h < nh; ++h) rope(&q[h * hd], pos_);
     for (int64_t h = 0; h < nkv; ++h) rope(&k[h * hd], pos_);
+    if (opt_.kv_cache == DType::F16) {
+      for (double& e : k) e = round_f16(e);
+      for (double& e : v) e = round_f16(e);
+    } else if (opt_.kv_cache == DType::Q8_0) {
+      for (std::vector<double>* r : {&k, &v})
+        for (int64_t h = 0; h < nkv; ++h) {
+          std::vector<double> row(r->begin() + h * hd, r->begin() + (h + 1) * hd);
+          round_like_kv_q8(row);
+          std::copy(row.begin(), row.end(), r->begin() + h * hd);
+        }
+    }
     k_[l].insert(k_[l].end(), k.begin(), k.end());
     v_[l].insert(v_[l].end(), v.begin(), v.end());
     std::vector<double> att(nh * hd, 0.0);

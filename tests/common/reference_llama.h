@@ -32,6 +32,9 @@ struct ReferenceOptions {
   // (round_like_q8_input). Off, the reference is the model's exact arithmetic; on, it follows
   // the stages to their kernels' tolerance.
   bool quantize_inputs = false;
+  // The KV cache's dtype: F16 or Q8_0 round each key and value row as the stages store them
+  // (round_f16, round_like_kv_q8); F32 keeps them exact.
+  DType kv_cache = DType::F32;
 };
 
 // Mixture-of-experts layers (Mixtral) when hp.n_expert > 0: softmax over the router logits, the

@@ -19,6 +19,17 @@ void round_like_q8_input(Vec& x) {
   }
 }
 
+void round_like_kv_q8(Vec& x) {
+  for (size_t b = 0; b + 32 <= x.size(); b += 32) {
+    float amax = 0;
+    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(static_cast<float>(x[i])));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const double stored = round_f16(d);
+    for (size_t i = b; i < b + 32; ++i) x[i] = stored * std::nearbyint(static_cast<float>(x[i]) * id);
+  }
+}
+
 Vec matvec(const Weight& w, const Vec& in, int64_t row0, int64_t n_out) {
   if (n_out < 0) n_out = w.n_out - row0;
   Vec x = in;
@@ -100,9 +111,16 @@ std::vector<Vec> RefAttention::step(const std::vector<Vec>& x, const std::vector
       rope(q[t].data(), hp.n_head, hp, pos[t]);
       rope(k.data(), hp.n_head_kv, hp, pos[t]);
     }
-    if (f16_cache) {
+    if (cache == DType::F16) {
       for (double& e : k) e = round_f16(e);
       for (double& e : v) e = round_f16(e);
+    } else if (cache == DType::Q8_0) {  // each kv head's row in its own blocks
+      for (Vec* r : {&k, &v})
+        for (int64_t g = 0; g < hp.n_head_kv; ++g) {
+          Vec row(r->begin() + g * hp.head_dim, r->begin() + (g + 1) * hp.head_dim);
+          round_like_kv_q8(row);
+          std::copy(row.begin(), row.end(), r->begin() + g * hp.head_dim);
+        }
     }
     kv[seq[t]][pos[t]] = {k, v};
   }

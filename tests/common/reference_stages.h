@@ -24,6 +24,9 @@ using Vec = std::vector<double>;
 // Matching the float steps (not x / d in double) keeps the reference on the stages' side of
 // every rounding tie, so what is left is the products' float-against-double error.
 void round_like_q8_input(Vec& x);
+// Rounds x to Q8_0 blocks as the cpu stages write a Q8_0 KV cache row: d = max|x| / 127 in float,
+// q = x * (1 / d) rounded to nearest even, value q * d with d rounded to F16.
+void round_like_kv_q8(Vec& x);
 
 Vec matvec(const Weight& w, const Vec& in, int64_t row0 = 0, int64_t n_out = -1);
 Vec rmsnorm(const Vec& x, const Weight& w, double eps);
@@ -61,7 +64,7 @@ struct RefAttention {
   Project project;
   const Weight& wo;
   const Weight* o_bias;
-  bool f16_cache;
+  DType cache;  // F32, F16 (keys and values rounded to F16) or Q8_0 (to its blocks, as round_like_kv_q8)
   std::map<int, std::map<int32_t, std::pair<Vec, Vec>>> kv;
   Mask mask = causal_mask();
 

@@ -84,7 +84,7 @@ TEST_CASE("values of the wrong type or out of range name the key, the value and 
        {"t.toml:4:16: kv_cache.block_tokens = 0: out of range; expected an integer in 1..4096"}},
       {"block_tokens huge", "[kv_cache]\nblock_tokens = 4097\n", {"kv_cache.block_tokens = 4097", "1..4096"}},
       {"dtype", "[kv_cache]\ndtype = \"f15\"\n",
-       {"t.toml:4:9: kv_cache.dtype = \"f15\": expected \"f32\" or \"f16\"", "did you mean 'f16'"}},
+       {"t.toml:4:9: kv_cache.dtype = \"f15\": expected \"f32\", \"f16\" or \"q8_0\"", "did you mean 'f16'"}},
       {"dtype type", "[kv_cache]\ndtype = 16\n", {"kv_cache.dtype = 16: expected a string, got an integer"}},
   });
   CHECK_THAT(config_error_of("runtime = \"cpu\"\n[model]\npath = \"m.gguf\"\n"),
@@ -201,7 +201,7 @@ TEST_CASE("a config without a model path names the file") {
 TEST_CASE("long or strange values are quoted on one short line") {
   std::string m = config_error_of(kModel + "[kv_cache]\ndtype = \"" + std::string(500, 'x') + "\"\n");
   CHECK(m.size() < 200);
-  CHECK_THAT(m, Catch::Contains("...: expected \"f32\" or \"f16\""));
+  CHECK_THAT(m, Catch::Contains("...: expected \"f32\", \"f16\" or \"q8_0\""));
   m = config_error_of(kModel + "[kv_cache]\ndtype = \"a\\nb\\u0001\"\n");
   CHECK_THAT(m, Catch::Contains("kv_cache.dtype = \"a\\nb\\u0001\""));
   CHECK(m.find('\n') == std::string::npos);

@@ -91,7 +91,7 @@ TEST_CASE("overrides with unknown keys or bad values fail like the file would") 
       {"stages.atention=flash", {":1:8: unknown key 'atention' in [stages]", "did you mean 'attention'"}},
       {"runtime.threads=-1", {":1:17: runtime.threads = -1: out of range; expected an integer in 0..1024"}},
       {"runtime.threads=two", {":1:17: runtime.threads = \"two\": expected an integer in 0..1024, got a string"}},
-      {"kv_cache.dtype=bf16", {"kv_cache.dtype = \"bf16\": expected \"f32\" or \"f16\""}},
+      {"kv_cache.dtype=bf16", {"kv_cache.dtype = \"bf16\": expected \"f32\", \"f16\" or \"q8_0\""}},
       {"stages.attention=flash", {"stages.attention = \"flash\": expected a table"}},
       {"stages.layers=[{ range = \"1-2\", norm = {} }]",
        {"layer range \"1-2\" overlaps range \"0-1\" at base.toml:7:9"}},

@@ -575,6 +575,86 @@ TEST_CASE("pv accumulates probability-weighted value rows over each row's causal
   }
 }
 
+TEST_CASE("the Q8_0 KV cache kernels: to_q8_0 writes ggml's blocks, gemm, dot, axpy and pv read them", "[kernels]") {
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    for (int64_t hd : {32, 96, 256}) {
+      INFO("hd " << hd);
+      const int64_t rows = 7, row_bytes = hd / 32 * 34, stride = row_bytes + 6;  // rows with a wider stride
+      std::vector<float> x = random_floats(rows * hd, 3.0f);
+      std::fill(x.begin() + hd, x.begin() + hd + 32, 0.0f);  // a block of zeros: d = 0
+      std::vector<char> v(static_cast<size_t>(rows * stride), 0x5a);
+      for (int64_t r = 0; r < rows; ++r) kern.to_q8_0(x.data() + r * hd, v.data() + r * stride, hd);
+      // ggml's blocks: the SDK codec's (which rounds halves away from zero, the kernels to even:
+      // a value exactly between two steps may differ by one).
+      std::vector<double> deq(static_cast<size_t>(rows * hd));
+      for (int64_t r = 0; r < rows; ++r) {
+        REQUIRE(v[r * stride + row_bytes] == 0x5a);  // nothing past the row
+        std::vector<BlockQ8_0> want(static_cast<size_t>(hd / 32));
+        quantize_row(DType::Q8_0, x.data() + r * hd, want.data(), hd);
+        for (int64_t b = 0; b < hd / 32; ++b) {
+          BlockQ8_0 got;
+          std::memcpy(&got, v.data() + r * stride + b * 34, 34);
+          REQUIRE(got.d == want[b].d);
+          const float d = f16_to_f32(got.d);
+          for (int i = 0; i < 32; ++i) {
+            const float xi = x[r * hd + b * 32 + i];
+            const int diff = got.qs[i] - want[b].qs[i];
+            REQUIRE(std::abs(diff) <= 1);
+            if (diff != 0) REQUIRE(std::fabs(std::fabs(xi / d - std::trunc(xi / d)) - 0.5) < 1e-3);  // a tie
+            deq[r * hd + b * 32 + i] = static_cast<double>(d) * got.qs[i];
+          }
+        }
+      }
+      const std::vector<float> q = random_floats(3 * hd);
+      // gemm over the rows: y[m][j] = sum_i row_j[i] q[m][i]
+      std::vector<float> y(3 * rows, 0.0f);
+      GemmArgs a;
+      a.w = v.data();
+      a.w_stride = static_cast<size_t>(stride);
+      a.x = q.data();
+      a.x_stride = hd;
+      a.m = 3;
+      a.k = hd;
+      a.j0 = 0;
+      a.j1 = rows;
+      a.y = y.data();
+      a.y_stride = rows;
+      kern.gemm_q8_0_rows(a);
+      for (int64_t m = 0; m < 3; ++m)
+        for (int64_t j = 0; j < rows; ++j) {
+          double want = 0, scale = 0;
+          for (int64_t i = 0; i < hd; ++i) {
+            want += deq[j * hd + i] * q[m * hd + i];
+            scale += std::fabs(deq[j * hd + i] * q[m * hd + i]);
+          }
+          REQUIRE(std::fabs(y[m * rows + j] - want) <= 1e-5 * scale + 1e-30);
+          if (m == 0) REQUIRE(std::fabs(kern.dot_q8_0(v.data() + j * stride, q.data(), hd) - want) <= 1e-5 * scale + 1e-30);
+        }
+      std::vector<float> acc = q;
+      kern.axpy_q8_0(0.75f, v.data() + 2 * stride, acc.data(), hd);
+      for (int64_t i = 0; i < hd; ++i) REQUIRE(acc[i] == Approx(0.75 * deq[2 * hd + i] + q[i]).margin(1e-5));
+      // pv: o[r] += sum_{j < nv[r]} p[r][j] row_j
+      const int64_t pr = 4;
+      const std::vector<float> p = random_floats(pr * rows);
+      const int32_t nv[pr] = {7, 0, 1, 5};
+      std::vector<float> o = random_floats(pr * hd);
+      const std::vector<float> o0 = o;
+      kern.pv_q8_0(p.data(), rows, nv, pr, v.data(), static_cast<size_t>(stride), hd, o.data(), hd);
+      for (int64_t r = 0; r < pr; ++r)
+        for (int64_t d = 0; d < hd; ++d) {
+          double want = o0[r * hd + d], scale = std::fabs(want);
+          for (int32_t j = 0; j < nv[r]; ++j) {
+            want += p[r * rows + j] * deq[j * hd + d];
+            scale += std::fabs(p[r * rows + j] * deq[j * hd + d]);
+          }
+          REQUIRE(std::fabs(o[r * hd + d] - want) <= 1e-5 * scale);
+        }
+    }
+  }
+}
+
 TEST_CASE("isa names round-trip and the best one is supported", "[kernels]") {
   for (Isa isa : kAllIsas) REQUIRE(isa_from_name(isa_name(isa)) == isa);
   REQUIRE_FALSE(isa_from_name("avx9").has_value());

@@ -155,6 +155,43 @@ TEMPLATE_TEST_CASE("a synthetic llama with GQA matches the float64 reference in 
   fs::remove_all(scratch("").parent_path());
 }
 
+TEMPLATE_TEST_CASE("a Q8_0 KV cache: a synthetic llama against the reference that rounds its keys and values alike",
+                   "[line]", SEMLINE_STATION_TARGETS) {
+  REQUIRE_TARGET();
+  const std::vector<int32_t> tokens = {1, 17, 300, 42, 99, 7, 260, 5, 5, 5, 123, 77, 64, 3, 9, 31};
+  SynthSpec s = synth_preset("tiny");
+  s.heads = 2;  // heads of 32 values: whole Q8_0 blocks
+  s.kv_heads = 1;
+  s.seed = 12;
+  const fs::path path = scratch("tiny-hd32.gguf");
+  synth_write(s, path);
+  const std::string q8 = "[kv_cache]\ndtype = \"q8_0\"\nblock_tokens = 4\n";
+  SynthSpec narrow = synth_preset("tiny");  // heads of 16
+  synth_write(narrow, scratch("tiny-hd16.gguf"));
+  CHECK_THAT(line_error(scratch("tiny-hd16.gguf"), on_backend(TestType::kName) + q8),
+             Catch::Contains("kv_cache.dtype = q8_0 stores a head's keys and values in blocks of 32; this model's head "
+                             "size is 16 (use f16 or f32)"));
+  if (!TestType::kv_cache(DType::Q8_0)) {
+    Line line(path, on_backend(TestType::kName) + q8);  // refused at the first step, naming the dtype
+    CHECK_THROWS_WITH(line.logits(tokens, 1), Catch::Contains("q8_0 runs on the cpu backend"));
+    fs::remove_all(scratch("").parent_path());
+    return;
+  }
+  Line line(path, on_backend(TestType::kName) + q8);
+  testing::ReferenceOptions opt;
+  opt.kv_cache = DType::Q8_0;
+  const auto want = llama_reference(*line.model, tokens, opt);
+  const auto exact = llama_reference(*line.model, tokens);
+  for (int chunk : {1, 5, 16}) {
+    INFO("chunk " << chunk);
+    // A key or value the stage's float arithmetic puts across a rounding step from the
+    // reference's moves the logits by up to one 8-bit step of its block (test_attention.cpp).
+    CHECK(worst_rel_err(line.logits(tokens, chunk), want) <= 2e-2);
+  }
+  CHECK(worst_rel_err(line.logits(tokens, 1), exact) > worst_rel_err(line.logits(tokens, 1), want));
+  fs::remove_all(scratch("").parent_path());
+}
+
 TEST_CASE("[backends.<name>] tables set backend parameters, checked against the backend's schema") {
   Line ok(kStories, "[backends.cpu]\nthreads = 1\n");
   CHECK(ok.pipeline->tokenizer().n_vocab() == 512);

@@ -45,6 +45,8 @@ struct Cpu {
   static constexpr const char* kName = "cpu";
   static std::string unavailable() { return {}; }
   static bool quantized_input(DType dt);
+  // Whether its attention stores a KV cache of dtype dt.
+  static bool kv_cache(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::Q8_0; }
   static const testing::RecordingRegistry& entries();  // the plugin's registrations
   static const std::vector<Setup>& setups();
 };
@@ -53,6 +55,7 @@ struct Vulkan {
   static constexpr const char* kName = "vulkan";
   static std::string unavailable();  // why no Vulkan device can run here (empty: one can)
   static bool quantized_input(DType) { return false; }  // every dtype dequantised exactly
+  static bool kv_cache(DType dt) { return dt == DType::F32 || dt == DType::F16; }
   static const testing::RecordingRegistry& entries();
   static const std::vector<Setup>& setups();
 };

@@ -51,8 +51,8 @@ struct Variant {
 struct Errors {
   double vs_reference = 0, vs_dense = 0;
 };
-Errors run_script(const Setup& setup, const Variant& var, DType cache, int64_t model_window = 0) {
-  Layer l(setup);
+Errors run_script(const Setup& setup, const Variant& var, DType cache, int64_t model_window = 0, Heads heads = {}) {
+  Layer l(setup, RopeType::Normal, heads);
   l.add_attention_weights(DType::F32);
   l.hp.sliding_window = model_window;
   auto stage = l.build(StageKind::Attention, var.name, l.context("attn", kAttnTensors), var.params);
@@ -60,7 +60,7 @@ Errors run_script(const Setup& setup, const Variant& var, DType cache, int64_t m
   auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
   Cache cv(l.be, l.hp, cache, 4, 16), cd(l.be, l.hp, cache, 4, 16);
   RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")), l.model.values("o"), nullptr,
-                   cache == DType::F16, {}, var.mask};
+                   cache, {}, var.mask};
   Errors e;
   for (const Script& step : kScript) {
     StepData sd;
@@ -108,13 +108,19 @@ TEMPLATE_TEST_CASE("sliding_window and block_sparse match the float64 reference 
       sparse(2, 1, 0, 2),  // own block and every other block
   };
   FOR_EACH_SETUP(setup)
-  for (DType cache : {DType::F32, DType::F16})
+  for (DType cache : {DType::F32, DType::F16, DType::Q8_0}) {
+    if (!TestType::kv_cache(cache)) continue;
+    // A Q8_0 cache stores heads of whole 32-value blocks; its tolerance is one 8-bit step
+    // (test_attention.cpp, kv_tol).
+    const Heads heads = cache == DType::Q8_0 ? Heads{4, 2, 32, 32} : Heads{};
+    const double tol = cache == DType::F32 ? 1e-5 : cache == DType::F16 ? 2e-3 : 2e-2;
     for (const Variant& v : variants) {
       INFO(setup.name << ", cache " << dtype_name(cache) << ", " << describe(v));
-      const Errors e = run_script(setup, v, cache);
-      CHECK(e.vs_reference <= (cache == DType::F16 ? 2e-3 : 1e-5));
+      const Errors e = run_script(setup, v, cache, 0, heads);
+      CHECK(e.vs_reference <= tol);
       CHECK(e.vs_dense > 1e-3);  // none of these patterns covers the context
     }
+  }
 }
 
 TEMPLATE_TEST_CASE("sliding_window matches the float64 reference with its window on every backend", "[stations][masks]",
@@ -165,7 +171,7 @@ TEMPLATE_TEST_CASE("a windowed variant reads only the blocks its window reaches"
     auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
     Cache c(l.be, l.hp, DType::F32, 4, 8);
     RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")), l.model.values("o"), nullptr,
-                     false, {}, sliding_mask(3)};
+                     DType::F32, {}, sliding_mask(3)};
     auto step = [&](Stage& s, std::vector<int32_t> pos, std::vector<int32_t> table) {
       StepData sd;
       sd.pos = std::move(pos);

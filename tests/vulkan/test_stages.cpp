@@ -23,7 +23,7 @@ namespace {
 // A layer on the first vulkan setup (subgroup reductions where the device has them), and its
 // backend as the vulkan backend.
 struct VkLayer : Layer {
-  VkLayer() : Layer(stationtest::Vulkan::setups().front()) {}
+  explicit VkLayer(testing::Heads h = {}) : Layer(stationtest::Vulkan::setups().front(), RopeType::Normal, h) {}
   vk::VulkanBackend& vbe() { return static_cast<vk::VulkanBackend&>(be); }
 };
 
@@ -64,7 +64,7 @@ TEST_CASE("decode steps replay one recorded command buffer and still see each st
   auto flash = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
   Cache c(l.be, l.hp, DType::F32, 4, 8);
   RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")), l.model.values("o"),
-                   nullptr, false, {}};
+                   nullptr, DType::F32, {}};
   Rows h(l.be, 1, 64), x(l.be, 1, 64);
   const uint64_t replays = l.vbe().vstream().replays();
   size_t sets_after_first = 0;
@@ -139,4 +139,22 @@ TEST_CASE("the vulkan stages say in supports() what they cannot serve, without a
   // The window runs here (its kernels start at the window's first key); block-sparse does not.
   CHECK(vulkan_entries().stage(StageKind::Attention, "sliding_window").supports(ctx).empty());
   for (const StageEntry& e : vulkan_entries().stages) CHECK(e.variant != "block_sparse");
+}
+
+TEST_CASE("a Q8_0 KV cache is refused by the vulkan attention, naming the dtypes it reads (needs a Vulkan device)",
+          "[stages]") {
+  SEMLINE_REQUIRE_VULKAN();
+  VkLayer l({4, 2, 32, 32});  // heads of whole Q8_0 blocks: the cache itself is well formed
+  l.add_attention_weights(DType::F32);
+  auto flash = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
+  Cache c(l.be, l.hp, DType::Q8_0, 4, 4);
+  StepData sd;
+  sd.pos = {0};
+  sd.seq = {0};
+  sd.tables = {{0}};
+  const Batch b = sd.batch();
+  Rows x(l.be, 1, 64), out(l.be, 1, 64);
+  CHECK_THROWS_WITH(flash->forward(x.t, out.t, Step{b, l.be.stream(), &c.layer}),
+                    Catch::Contains("KV cache k Q8_0 [32, 2, 4, 4]: the vulkan attention reads an F32 or F16 cache") &&
+                        Catch::Contains("q8_0 runs on the cpu backend"));
 }

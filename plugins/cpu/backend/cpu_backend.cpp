@@ -65,10 +65,21 @@ void check_copy(const Tensor& t, size_t bytes, const char* what) {
 AlignedBlock::AlignedBlock(size_t bytes) : size_(bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded >= (size_t{1} << 20)) {
-    void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // Huge pages where the kernel grants them (transparent_hugepage = madvise): the KV cache is
+    // read in short runs all over its blocks each step, and with 4 KiB pages most runs start on a
+    // page the TLB does not hold. The mapping starts on a 2 MiB boundary, which a huge page needs;
+    // the advice is only a hint: without it the pages are small.
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t span = (rounded + kHuge - 1) / kHuge * kHuge;
+    void* p = mmap(nullptr, span + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw Error("cpu backend: cannot map " + std::to_string(bytes) + " bytes");
-    p_ = p;
-    mapped_ = rounded;
+    char* base = static_cast<char*>(p);
+    char* start = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHuge - 1) / kHuge * kHuge);
+    if (start > base) munmap(base, static_cast<size_t>(start - base));
+    if (start + span < base + span + kHuge) munmap(start + span, static_cast<size_t>(base + span + kHuge - (start + span)));
+    madvise(start, span, MADV_HUGEPAGE);
+    p_ = start;
+    mapped_ = span;
     return;
   }
   p_ = std::aligned_alloc(64, rounded ? rounded : 64);

@@ -56,6 +56,7 @@ template <class V, RowType T>
 struct LoadRow {
   using E = std::conditional_t<T == RowType::F32, float, uint16_t>;
   static constexpr int kBytes = sizeof(E);
+  static constexpr bool kBlockScaled = false;
   static typename V::R load(const void* row, int64_t i) {
     const E* p = static_cast<const E*>(row) + i;
     if constexpr (T == RowType::F32) return V::load(p);
@@ -75,6 +76,35 @@ template <class V>
 using LoadF16 = LoadRow<V, RowType::F16>;
 template <class V>
 using LoadBF16 = LoadRow<V, RowType::BF16>;
+
+// Q8_0 rows (the KV cache's): blocks of 32 values, an F16 scale and 32 int8. W divides 32 and the
+// kernels step i by W from 0, so the W values at i lie in one block.
+template <class V>
+struct LoadQ8 {
+  static constexpr int kBytes = 1;  // 34 bytes per 32 values: the prefetch distance, nearly
+  // load(i) = scale(i) * raw(i): the kernels that walk whole blocks take the scale once per block
+  // (gemm_tile, pv_block) instead of once per W values.
+  static constexpr bool kBlockScaled = true;
+  static float scale(const void* row, int64_t i) {
+    uint16_t d;
+    std::memcpy(&d, static_cast<const char*>(row) + i / 32 * 34, 2);
+    return V::f16_to_f32(d);
+  }
+  static typename V::R raw(const void* row, int64_t i) {
+    return V::load_i8(reinterpret_cast<const int8_t*>(static_cast<const char*>(row) + i / 32 * 34 + 2 + i % 32));
+  }
+  static typename V::R load(const void* row, int64_t i) { return V::mul(V::set1(scale(row, i)), raw(row, i)); }
+  static typename V::R load_n(const void* row, int64_t i, int n) {
+    float v[V::W > 1 ? V::W : 1];
+    for (int l = 0; l < n; ++l) {
+      const char* blk = static_cast<const char*>(row) + (i + l) / 32 * 34;
+      uint16_t d;
+      std::memcpy(&d, blk, 2);
+      v[l] = V::f16_to_f32(d) * static_cast<float>(static_cast<int8_t>(blk[2 + (i + l) % 32]));
+    }
+    return V::load_n(v, n);
+  }
+};
 
 // ---------------------------------------------------------------------------------------------
 // Element-wise kernels
@@ -334,6 +364,28 @@ void quantize_q8(const float* x, int64_t n, int8_t* q, float* d, int32_t* s) {
   }
 }
 
+// A row into Q8_0 blocks as ggml's quantize_row_q8_0: the scale from the float maximum, stored
+// rounded to F16 (n a multiple of 32).
+template <class V>
+void to_q8_0(const float* x, void* y, int64_t n) {
+  using R = typename V::R;
+  char* out = static_cast<char*>(y);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    char* blk = out + 34 * b;
+    R m = V::zero();
+    for (int i = 0; i < 32; i += V::W) m = V::max(m, V::abs(V::load(xb + i)));
+    const float d = V::hmax(m) / 127.0f;
+    const R id = V::set1(d != 0.0f ? 1.0f / d : 0.0f);
+    int8_t q[32];
+    for (int i = 0; i < 32; i += V::W) V::store_i8(V::mul(V::load(xb + i), id), q + i);
+    uint16_t dh;
+    V::store_f16_n(&dh, V::set1(d), 1);
+    std::memcpy(blk, &dh, 2);
+    std::memcpy(blk + 2, q, 32);
+  }
+}
+
 template <class V>
 void dequantize_row(DType t, const void* src, float* y, int64_t n) {
   switch (t) {
@@ -390,19 +442,43 @@ void gemm_tile(const char* w, size_t ws, const float* x, int64_t xs, int64_t k, 
   for (int j = 0; j < RW; ++j)
     for (int r = 0; r < RX; ++r) acc[j][r] = V::zero();
   int64_t i = 0;
+  R scale[RW];  // block-scaled rows: each row's scale of the block at i, set where a block starts
+  R part[RW];   // and, for one activation row, the products of that block so far
+  for (int j = 0; j < RW; ++j) scale[j] = part[j] = V::zero();
   for (; i + V::W <= k; i += V::W) {
     R wv[RW];
     for (int j = 0; j < RW; ++j) {
       // The same place in the next tile's rows: more lines in flight than the hardware
       // prefetcher alone keeps when a matrix streams from memory.
       __builtin_prefetch(w + (j + RW) * ws + i * L::kBytes);
-      wv[j] = L::load(w + j * ws, i);
+      if constexpr (L::kBlockScaled && RX == 1) {
+        // One activation row (a decode step's query): a block's products summed raw, then scaled.
+        if (i % 32 == 0) {
+          if (i > 0) acc[j][0] = V::fma(scale[j], part[j], acc[j][0]);
+          scale[j] = V::set1(L::scale(w + j * ws, i));
+          part[j] = V::zero();
+        }
+        wv[j] = L::raw(w + j * ws, i);
+      } else if constexpr (L::kBlockScaled) {
+        if (i % 32 == 0) scale[j] = V::set1(L::scale(w + j * ws, i));
+        wv[j] = V::mul(scale[j], L::raw(w + j * ws, i));
+      } else {
+        wv[j] = L::load(w + j * ws, i);
+      }
+    }
+    if constexpr (L::kBlockScaled && RX == 1) {
+      const R xv = V::load(x + i);
+      for (int j = 0; j < RW; ++j) part[j] = V::fma(wv[j], xv, part[j]);
+      continue;
     }
     for (int r = 0; r < RX; ++r) {
       const R xv = V::load(x + r * xs + i);
       for (int j = 0; j < RW; ++j) acc[j][r] = V::fma(wv[j], xv, acc[j][r]);
     }
   }
+  if constexpr (L::kBlockScaled && RX == 1)
+    if (i > 0)
+      for (int j = 0; j < RW; ++j) acc[j][0] = V::fma(scale[j], part[j], acc[j][0]);
   if (i < k) {
     const int t = static_cast<int>(k - i);
     R wv[RW];
@@ -517,22 +593,40 @@ void pv_block(const float* p, int64_t ps, const int32_t* nv, const char* v, size
     common = lo(common, nv[rr]);
     longest = nv[rr] > longest ? nv[rr] : longest;
   }
+  // acc[rr] += pw[rr] * value row j.
+  auto add = [&](int32_t j, const float* pw) {
+    const char* row = v + j * vs;
+    R vj[NV];
+    if constexpr (L::kBlockScaled) {  // the weight times a block's scale once, then its raw values
+      float d[NV];
+      for (int c = 0; c < NV; ++c) {
+        vj[c] = L::raw(row, c0 + c * V::W);
+        d[c] = c > 0 && (c0 + c * V::W) % 32 != 0 ? d[c - 1] : L::scale(row, c0 + c * V::W);
+      }
+      for (int rr = 0; rr < RR; ++rr) {
+        R s = V::zero();
+        for (int c = 0; c < NV; ++c) {
+          if (c == 0 || (c0 + c * V::W) % 32 == 0) s = V::set1(pw[rr] * d[c]);
+          acc[rr][c] = V::fma(s, vj[c], acc[rr][c]);
+        }
+      }
+    } else {
+      for (int c = 0; c < NV; ++c) vj[c] = L::load(row, c0 + c * V::W);
+      for (int rr = 0; rr < RR; ++rr) {
+        const R pj = V::set1(pw[rr]);
+        for (int c = 0; c < NV; ++c) acc[rr][c] = V::fma(pj, vj[c], acc[rr][c]);
+      }
+    }
+  };
+  float pw[RR];
   int32_t j = 0;
   for (; j < common; ++j) {
-    R vj[NV];
-    for (int c = 0; c < NV; ++c) vj[c] = L::load(v + j * vs, c0 + c * V::W);
-    for (int rr = 0; rr < RR; ++rr) {
-      const R pj = V::set1(p[rr * ps + j]);
-      for (int c = 0; c < NV; ++c) acc[rr][c] = V::fma(pj, vj[c], acc[rr][c]);
-    }
+    for (int rr = 0; rr < RR; ++rr) pw[rr] = p[rr * ps + j];
+    add(j, pw);
   }
   for (; j < longest; ++j) {
-    R vj[NV];
-    for (int c = 0; c < NV; ++c) vj[c] = L::load(v + j * vs, c0 + c * V::W);
-    for (int rr = 0; rr < RR; ++rr) {
-      const R pj = V::set1(j < nv[rr] ? p[rr * ps + j] : 0.0f);
-      for (int c = 0; c < NV; ++c) acc[rr][c] = V::fma(pj, vj[c], acc[rr][c]);
-    }
+    for (int rr = 0; rr < RR; ++rr) pw[rr] = j < nv[rr] ? p[rr * ps + j] : 0.0f;
+    add(j, pw);
   }
   for (int rr = 0; rr < RR; ++rr)
     for (int c = 0; c < NV; ++c) V::store(o + rr * os + c0 + c * V::W, acc[rr][c]);
@@ -605,6 +699,11 @@ constexpr Kernels common_table(Isa isa) {
   k.dequantize_row = &dequantize_row<V>;
   k.pv_f32 = &pv<V, LoadF32<V>>;
   k.pv_f16 = &pv<V, LoadF16<V>>;
+  k.gemm_q8_0_rows = &gemm_float<V, LoadQ8<V>>;
+  k.dot_q8_0 = [](const void* a, const float* b, int64_t n) { return dot<V, LoadQ8<V>>(a, b, n); };
+  k.axpy_q8_0 = [](float s, const void* x, float* y, int64_t n) { axpy<V, LoadQ8<V>>(s, x, y, n); };
+  k.pv_q8_0 = &pv<V, LoadQ8<V>>;
+  k.to_q8_0 = &to_q8_0<V>;
   return k;
 }
 

@@ -116,6 +116,17 @@ struct Kernels {
   void (*pv_f16)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
                  size_t v_stride, int64_t hd, float* o, int64_t o_stride);
 
+  // A KV cache of Q8_0 rows in the file's blocks (an F16 scale, 32 int8), read as floats as they
+  // stream by: the linear map over such rows (x float; j1 - j0 rows of k values), the dot and axpy
+  // of one row, and pv over them. to_q8_0 writes a row (n a multiple of 32) as ggml's
+  // quantize_row_q8_0 does: d = max|x| / 127, q = round(x / d), d stored in F16.
+  GemmFn gemm_q8_0_rows;
+  float (*dot_q8_0)(const void* a, const float* b, int64_t n);
+  void (*axpy_q8_0)(float a, const void* x, float* y, int64_t n);
+  void (*pv_q8_0)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
+                  size_t v_stride, int64_t hd, float* o, int64_t o_stride);
+  void (*to_q8_0)(const float* x, void* y, int64_t n);
+
   // Whether gemm(t) reads weights of dtype t repacked.
   bool repacked(DType t) const { return repacked_quant && takes_quantized_input(t); }
 

@@ -8,7 +8,7 @@ KvPool kv_pool(const Tensor& t) {
   p.head = static_cast<size_t>(t.nb[1]);
   p.slot = static_cast<size_t>(t.nb[2]);
   p.block = static_cast<size_t>(t.nb[3]);
-  p.f16 = t.dtype == DType::F16;
+  p.dtype = t.dtype;
   return p;
 }
 

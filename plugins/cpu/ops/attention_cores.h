@@ -18,7 +18,7 @@ namespace semline::cpu {
 struct KvPool {
   const char* base = nullptr;
   size_t block = 0, slot = 0, head = 0;  // byte strides
-  bool f16 = false;
+  DType dtype = DType::F32;              // F32, F16 or Q8_0
   const char* row(int32_t blk, int32_t s, int64_t kv_head) const {
     return base + blk * block + s * slot + kv_head * head;
   }

@@ -39,8 +39,9 @@ void DenseCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
       const float* qr = w.q + t * w.q_stride + h * hd_;
       for (int32_t p = 0; p <= pos; ++p) {
         const char* kr = w.k.row_at(sv, p, w.block_tokens, g);
-        sc[p] = scale_ * (w.k.f16 ? kern.dot_f16(reinterpret_cast<const uint16_t*>(kr), qr, hd_)
-                                  : kern.dot_f32(reinterpret_cast<const float*>(kr), qr, hd_));
+        sc[p] = scale_ * (w.k.dtype == DType::Q8_0 ? kern.dot_q8_0(kr, qr, hd_)
+                          : w.k.dtype == DType::F16 ? kern.dot_f16(reinterpret_cast<const uint16_t*>(kr), qr, hd_)
+                                                    : kern.dot_f32(reinterpret_cast<const float*>(kr), qr, hd_));
         if (softcap_ > 0) sc[p] = softcap_ * std::tanh(sc[p] / softcap_);
       }
       kern.softmax(sc, pos + 1);
@@ -48,7 +49,8 @@ void DenseCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
       std::memset(o, 0, static_cast<size_t>(hd_) * 4);
       for (int32_t p = 0; p <= pos; ++p) {
         const char* vr = w.v.row_at(sv, p, w.block_tokens, g);
-        if (w.v.f16) kern.axpy_f16(sc[p], reinterpret_cast<const uint16_t*>(vr), o, hd_);
+        if (w.v.dtype == DType::Q8_0) kern.axpy_q8_0(sc[p], vr, o, hd_);
+        else if (w.v.dtype == DType::F16) kern.axpy_f16(sc[p], reinterpret_cast<const uint16_t*>(vr), o, hd_);
         else kern.axpy_f32(sc[p], reinterpret_cast<const float*>(vr), o, hd_);
       }
     }

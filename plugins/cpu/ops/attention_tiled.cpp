@@ -21,6 +21,21 @@ namespace {
 
 constexpr int64_t kMaxRows = 32;  // query rows (tokens x heads of a group) per work item
 
+// Asks for the cache lines of one kv head's rows at positions [p0, p1) ahead of their use. A
+// head's rows are contiguous only within a cache block (16 positions by default), and each block
+// lies elsewhere: the hardware prefetcher starts over at every block and a decode step, which does
+// little work per key, waits on the first lines of each. The lines are asked for one tile ahead.
+void prefetch_rows(const KvPool& pool, const SeqView& sv, int32_t block_tokens, int64_t g, int32_t p0, int32_t p1,
+                   size_t row_bytes) {
+  for (int32_t p = p0; p < p1;) {
+    const int32_t seg = std::min(block_tokens - p % block_tokens, p1 - p);
+    const char* row = pool.row_at(sv, p, block_tokens, g);
+    for (int32_t s = 0; s < seg; ++s, row += pool.slot)
+      for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(row + off);
+    p += seg;
+  }
+}
+
 }  // namespace
 
 TiledCore::TiledCore(CpuBackend& be, const StageContext& ctx, const stations::AttentionShape& a,
@@ -110,8 +125,10 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
   }
   std::memset(o, 0, static_cast<size_t>(rows * hd_) * 4);
   const SeqView& sv = b.seqs[b.seq[t0]];
-  const GemmFn qk = w.k.f16 ? kern.gemm_f16 : kern.gemm_f32;
-  const auto pv = w.v.f16 ? kern.pv_f16 : kern.pv_f32;
+  const size_t k_row = static_cast<size_t>(dtype_row_bytes(w.k.dtype, hd_)),
+               v_row = static_cast<size_t>(dtype_row_bytes(w.v.dtype, hd_));
+  const GemmFn qk = w.k.dtype == DType::Q8_0 ? kern.gemm_q8_0_rows : kern.gemm(w.k.dtype);
+  const auto pv = w.v.dtype == DType::Q8_0 ? kern.pv_q8_0 : w.v.dtype == DType::F16 ? kern.pv_f16 : kern.pv_f32;
 
   for (int32_t p0 = first; p0 <= last;) {
     const int32_t p1 = static_cast<int32_t>(std::min<int64_t>((p0 / tile_ + 1) * tile_, last + 1));
@@ -128,6 +145,9 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
       p0 = p1;
       continue;
     }
+    // This tile's values (read after its scores) and the next tile's keys.
+    prefetch_rows(w.v, sv, w.block_tokens, g, p0, p1, v_row);
+    prefetch_rows(w.k, sv, w.block_tokens, g, p1, static_cast<int32_t>(std::min<int64_t>(p1 + tile_, last + 1)), k_row);
     // Keys are contiguous only within a cache block: the tile is taken in segments, each with
     // a uniform stride, which share one online-softmax update.
     for (int64_t off = 0; off < len;) {

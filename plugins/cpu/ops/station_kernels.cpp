@@ -279,13 +279,18 @@ class StationKernels final : public stations::Kernels {
         for (int64_t g = 0; g < a.n_kv; ++g) {
           char* kr = const_cast<char*>(kc.row_at(sv, pos, bt, g));
           char* vr = const_cast<char*>(vc.row_at(sv, pos, bt, g));
-          if (kc.f16) kern_.to_f16(kt + g * hd, reinterpret_cast<uint16_t*>(kr), hd);
-          else std::memcpy(kr, kt + g * hd, static_cast<size_t>(hd) * 4);
-          if (vc.f16) kern_.to_f16(vt + g * hd, reinterpret_cast<uint16_t*>(vr), hd);
-          else std::memcpy(vr, vt + g * hd, static_cast<size_t>(hd) * 4);
+          store_kv(kc.dtype, kt + g * hd, kr, hd);
+          store_kv(vc.dtype, vt + g * hd, vr, hd);
         }
       }
     });
+  }
+
+  // One head's key or value row into the cache, in its dtype.
+  void store_kv(DType t, const float* x, char* row, int64_t hd) const {
+    if (t == DType::Q8_0) kern_.to_q8_0(x, row, hd);
+    else if (t == DType::F16) kern_.to_f16(x, reinterpret_cast<uint16_t*>(row), hd);
+    else std::memcpy(row, x, static_cast<size_t>(hd) * 4);
   }
 
   // Every mask runs on the tiled core; dense is the reference.

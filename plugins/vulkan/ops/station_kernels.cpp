@@ -220,6 +220,9 @@ class StationKernels final : public stations::Kernels {
     for (int i = 0; i < 2; ++i) {
       const Tensor& t = *ts[i];
       const char* name = i ? "KV cache v" : "KV cache k";
+      if (t.dtype != DType::F32 && t.dtype != DType::F16)
+        throw Error(label + ": " + name + " " + tensor_shape_string(t) + ": the vulkan attention reads an F32 or F16 "
+                    "cache (kv_cache.dtype = \"f32\" or \"f16\"); q8_0 runs on the cpu backend");
       const VulkanBuffer& b = be_.buffer_of(t, name, label);
       // F16 values are written in pairs, one 32-bit word each.
       if (t.nb[1] % 4 != 0 || t.nb[2] % 4 != 0 || t.nb[3] % 4 != 0 || t.offset % 4 != 0)

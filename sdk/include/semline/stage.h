@@ -65,7 +65,11 @@ struct Batch {
 };
 
 // One layer's KV cache: pools of blocks, each holding block_tokens positions.
-//   k, v: ne = {head_dim, n_head_kv, block_tokens, n_blocks}, dtype F32 or F16.
+//   k, v: ne = {head_dim, n_head_kv, block_tokens, n_blocks}, dtype F32, F16 or Q8_0 (ggml's
+//   blocks of 32 values; head_dim a multiple of 32). Read the strides: the rows of a block nest
+//   either way (nb[1] the kv head, nb[2] the position); the host stores them head-major, one
+//   head's positions together (nb[2] = one row, nb[1] = block_tokens rows). A stage that reads
+//   another dtype than it computes refuses it, naming the dtype.
 struct KvLayer {
   Tensor k;
   Tensor v;
