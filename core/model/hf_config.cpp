@@ -173,6 +173,26 @@ Layout gpt2_layout(std::string_view config_text, const std::string& name) {
   return l;
 }
 
+void write_shape(OwnedMeta& meta, const std::string& a, const DecoderShape& s) {
+  meta.add_u32(a + ".block_count", static_cast<uint64_t>(s.n_layer));
+  meta.add_u32(a + ".context_length", static_cast<uint64_t>(s.n_ctx));
+  meta.add_u32(a + ".embedding_length", static_cast<uint64_t>(s.n_embd));
+  meta.add_u32(a + ".feed_forward_length", static_cast<uint64_t>(s.n_ff));
+  meta.add_u32(a + ".attention.head_count", static_cast<uint64_t>(s.n_head));
+  meta.add_u32(a + ".attention.head_count_kv", static_cast<uint64_t>(s.n_head_kv));
+}
+
+Layout layout_of_class(const json& config, const char* label, const char* arch, int64_t vocab_size,
+                       const std::string& name) {
+  Layout l;
+  l.label = label;
+  l.arch = arch;
+  l.vocab_size = vocab_size;
+  l.bos_token_id = token_id(config, "bos_token_id", name);
+  l.eos_token_id = token_id(config, "eos_token_id", name);
+  return l;
+}
+
 Layout layout_of(std::string_view config_text, const std::string& name) {
   const json j = parse_object(config_text, name);
   const std::string type = find_string(j, "model_type", name).value_or("gpt2");

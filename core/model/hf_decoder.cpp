@@ -41,9 +41,8 @@ const Family* family_of(std::string_view model_type) {
   return nullptr;
 }
 
-struct DecoderConfig {
+struct DecoderConfig : DecoderShape {
   const Family* family = nullptr;
-  int64_t n_embd = 0, n_ff = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ctx = 0, vocab_size = 0;
   std::optional<int64_t> head_dim;  // config.json's, when it gives one
   int64_t rope_dim = 0;
   double rms_eps = 0, rope_theta = 10000.0;
@@ -238,30 +237,15 @@ Placement place_decoder(const DecoderConfig& c, const std::string& hf_name, cons
 
 bool decoder_serves(std::string_view model_type) { return family_of(model_type) != nullptr; }
 
-std::string decoder_architectures() {
-  std::string out;
-  for (const Family& f : kFamilies)
-    out += fmt::format("{}\"{}\" ({})", out.empty() ? "" : ", ", f.model_type, f.architecture);
-  return out;
-}
+std::string decoder_architectures() { return class_list(kFamilies); }
 
 Layout decoder_layout(std::string_view config_text, const std::string& name) {
   const json j = parse_object(config_text, name);
   const DecoderConfig c = parse(j, name);
-  Layout l;
-  l.label = c.family->architecture;
-  l.arch = c.family->arch;
-  l.vocab_size = c.vocab_size;
-  l.bos_token_id = token_id(j, "bos_token_id", name);
-  l.eos_token_id = token_id(j, "eos_token_id", name);
+  Layout l = layout_of_class(j, c.family->architecture, c.family->arch, c.vocab_size, name);
   l.write_meta = [c](OwnedMeta& meta) {
     const std::string a = c.family->arch;
-    meta.add_u32(a + ".block_count", static_cast<uint64_t>(c.n_layer));
-    meta.add_u32(a + ".context_length", static_cast<uint64_t>(c.n_ctx));
-    meta.add_u32(a + ".embedding_length", static_cast<uint64_t>(c.n_embd));
-    meta.add_u32(a + ".feed_forward_length", static_cast<uint64_t>(c.n_ff));
-    meta.add_u32(a + ".attention.head_count", static_cast<uint64_t>(c.n_head));
-    meta.add_u32(a + ".attention.head_count_kv", static_cast<uint64_t>(c.n_head_kv));
+    write_shape(meta, a, c);
     meta.add_f32(a + ".rope.freq_base", c.rope_theta);
     meta.add_f32(a + ".attention.layer_norm_rms_epsilon", c.rms_eps);
     if (c.head_dim) {

@@ -38,9 +38,9 @@ const Family* family_of(std::string_view model_type) {
   return nullptr;
 }
 
-struct Config {
+struct Config : DecoderShape {
   const Family* family = nullptr;
-  int64_t n_embd = 0, n_ff = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ctx = 0, vocab_size = 0, rope_dim = 0;
+  int64_t rope_dim = 0;
   double eps = 1e-5, rope_theta = 10000.0;
   std::optional<int64_t> sliding_window;   // StarCoder2's
   std::optional<bool> parallel_residual;  // written where the converter writes it (StableLM, GPT-NeoX)
@@ -215,32 +215,18 @@ Placement place(const Config& c, const std::string& hf_name, const std::string& 
 
 bool layernorm_serves(std::string_view model_type) { return family_of(model_type) != nullptr; }
 
-std::string layernorm_architectures() {
-  std::string out;
-  for (const Family& f : kFamilies)
-    out += fmt::format("{}\"{}\" ({})", out.empty() ? "" : ", ", f.model_type, f.architecture);
-  return out;
-}
+std::string layernorm_architectures() { return class_list(kFamilies); }
 
 Layout layernorm_layout(std::string_view config_text, const std::string& name) {
   const json j = parse_object(config_text, name);
   const Config c = parse(j, name);
-  Layout l;
-  l.label = c.family->architecture;
-  l.arch = c.family->arch;
-  l.vocab_size = c.vocab_size;
-  l.bos_token_id = token_id(j, "bos_token_id", name);
-  l.eos_token_id = token_id(j, "eos_token_id", name);
+  Layout l = layout_of_class(j, c.family->architecture, c.family->arch, c.vocab_size, name);
   l.write_meta = [c](OwnedMeta& meta) {
     const std::string a = c.family->arch;
-    meta.add_u32(a + ".block_count", static_cast<uint64_t>(c.n_layer));
-    meta.add_u32(a + ".context_length", static_cast<uint64_t>(c.n_ctx));
-    meta.add_u32(a + ".embedding_length", static_cast<uint64_t>(c.n_embd));
-    meta.add_u32(a + ".feed_forward_length", static_cast<uint64_t>(c.n_ff));
-    meta.add_u32(a + ".attention.head_count", static_cast<uint64_t>(c.n_head));
-    // The converter leaves GPT-NeoX's out (llama.cpp defaults it to head_count) and StableLM's
-    // rope.freq_base (10000 by default, as every StableLM has); written here, they say the same.
-    meta.add_u32(a + ".attention.head_count_kv", static_cast<uint64_t>(c.n_head_kv));
+    // With the shape, GPT-NeoX's head_count_kv, which the converter leaves out (llama.cpp defaults
+    // it to head_count), and below StableLM's rope.freq_base, also left out (10000 by default, as
+    // every StableLM has): written here, they say the same.
+    write_shape(meta, a, c);
     meta.add_f32(a + ".rope.freq_base", c.rope_theta);
     meta.add_u32(a + ".rope.dimension_count", static_cast<uint64_t>(c.rope_dim));
     meta.add_f32(a + ".attention.layer_norm_epsilon", c.eps);

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/model/owned_meta.h"
 
 namespace semline::hf {
@@ -51,6 +53,28 @@ Layout layout_of(std::string_view config_text, const std::string& name);
 Layout gpt2_layout(std::string_view config_text, const std::string& name);
 Layout decoder_layout(std::string_view config_text, const std::string& name);
 Layout layernorm_layout(std::string_view config_text, const std::string& name);
+
+// What the decoders' config.json give alike (hidden_size, intermediate_size, num_hidden_layers,
+// num_attention_heads, num_key_value_heads, max_position_embeddings, vocab_size) and the
+// {arch}.* keys they become.
+struct DecoderShape {
+  int64_t n_embd = 0, n_ff = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ctx = 0, vocab_size = 0;
+};
+void write_shape(OwnedMeta& meta, const std::string& arch, const DecoderShape& s);
+
+// A layout's label, arch, vocabulary and config.json's bos/eos ids; `config` is config.json.
+Layout layout_of_class(const nlohmann::json& config, const char* label, const char* arch, int64_t vocab_size,
+                       const std::string& name);
+
+// "\"llama\" (LlamaForCausalLM), ..." of a family table (entries with model_type and
+// architecture), for messages.
+template <class Family, size_t N>
+std::string class_list(const Family (&families)[N]) {
+  std::string out;
+  for (const Family& f : families)
+    out += std::string(out.empty() ? "" : ", ") + "\"" + f.model_type + "\" (" + f.architecture + ")";
+  return out;
+}
 
 // Whether decoder_layout / layernorm_layout reads this model_type; the ones they read, for messages.
 bool decoder_serves(std::string_view model_type);

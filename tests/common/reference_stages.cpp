@@ -9,26 +9,26 @@
 
 namespace semline::testing {
 
-void round_like_q8_input(Vec& x) {
+namespace {
+
+// Blocks of 32: d = max|x| / 127 in float, q = x * (1 / d) rounded to nearest even, value q times
+// d (rounded to F16 where the block stores it so).
+void round_blocks(Vec& x, bool f16_scale) {
   for (size_t b = 0; b + 32 <= x.size(); b += 32) {
     float amax = 0;
     for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(static_cast<float>(x[i])));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (size_t i = b; i < b + 32; ++i) x[i] = static_cast<double>(d) * std::nearbyint(static_cast<float>(x[i]) * id);
+    const double value = f16_scale ? round_f16(d) : static_cast<double>(d);
+    for (size_t i = b; i < b + 32; ++i) x[i] = value * std::nearbyint(static_cast<float>(x[i]) * id);
   }
 }
 
-void round_like_kv_q8(Vec& x) {
-  for (size_t b = 0; b + 32 <= x.size(); b += 32) {
-    float amax = 0;
-    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(static_cast<float>(x[i])));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const double stored = round_f16(d);
-    for (size_t i = b; i < b + 32; ++i) x[i] = stored * std::nearbyint(static_cast<float>(x[i]) * id);
-  }
-}
+}  // namespace
+
+void round_like_q8_input(Vec& x) { round_blocks(x, false); }
+
+void round_like_kv_q8(Vec& x) { round_blocks(x, true); }
 
 Vec matvec(const Weight& w, const Vec& in, int64_t row0, int64_t n_out) {
   if (n_out < 0) n_out = w.n_out - row0;
