@@ -2,7 +2,7 @@
 // (the ones tests/line/family_test.cpp holds against llama.cpp) is written as a Hugging Face folder
 // (tests/common/hf_writer.h: transformers' names, config.json, llama's rotate-half q/k rows and
 // GPT-NeoX's qkv rows per head),
-// read back, and must give the GGUF's metadata, tensors and logits bit for bit.
+// read back, and must give the GGUF's metadata, tensors and logits bit for bit, on every backend.
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -13,9 +13,11 @@
 #include "common/hf_writer.h"
 #include "core/model/synth.h"
 #include "line/line_util.h"
+#include "stations/targets.h"
 
 using namespace semline;
 using namespace semline::linetest;
+using namespace semline::stationtest;
 namespace fs = std::filesystem;
 
 namespace {
@@ -55,7 +57,9 @@ std::vector<Case> cases() {
 
 }  // namespace
 
-TEST_CASE("a Hugging Face folder of each family is its GGUF: metadata, tensors and logits bit for bit", "[line][hf]") {
+TEMPLATE_TEST_CASE("a Hugging Face folder of each family is its GGUF: metadata, tensors and logits bit for bit",
+                   "[line][hf]", SEMLINE_STATION_TARGETS) {
+  REQUIRE_TARGET();
   const std::vector<int32_t> tokens = {1, 17, 300, 42, 99, 7, 260, 5, 5, 123, 64, 3};
   for (const Case& c : cases()) {
     INFO(c.label);
@@ -63,7 +67,7 @@ TEST_CASE("a Hugging Face folder of each family is its GGUF: metadata, tensors a
     fs::remove_all(folder);
     synth_write(c.spec, gguf);
     testing::write_hf_folder(*open_model_file(gguf), folder, c.shards);
-    Line from_gguf(gguf), from_folder(folder);
+    Line from_gguf(gguf, on_backend(TestType::kName)), from_folder(folder, on_backend(TestType::kName));
     const ModelFile& a = *from_gguf.model;
     const ModelFile& b = *from_folder.model;
 
@@ -80,7 +84,7 @@ TEST_CASE("a Hugging Face folder of each family is its GGUF: metadata, tensors a
       CHECK(vb->strings == va.strings);
       CHECK(vb->count == va.count);
       if (va.type == MetaType::ARRAY && va.elem != MetaType::STRING)
-        for (uint64_t i = 0; i < va.count; ++i) REQUIRE(vb->at<double>(i) == va.at<double>(i));
+        for (uint64_t i = 0; i < va.count; ++i) REQUIRE(vb->at<double>(i) == va.template at<double>(i));
     }
     // The same tensors, q/k rows back in llama.cpp's order.
     CHECK(b.tensors().size() == a.tensors().size());
