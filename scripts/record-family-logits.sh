@@ -40,6 +40,8 @@ families=(
   "stablelm|--preset tiny --arch stablelm"
   "starcoder2|--preset tiny --arch starcoder2"
   "gemma2|--preset tiny --arch gemma2 --window 4 --attn-softcap 1.5 --final-softcap 4"
+  "mamba|--preset tiny --arch mamba"
+  "falcon-mamba|--preset tiny --arch mamba --dt-b-c-rms"
 )
 for entry in "${families[@]}"; do
   name=${entry%%|*} args=${entry#*|}

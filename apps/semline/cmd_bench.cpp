@@ -95,8 +95,8 @@ double run_once(Pipeline& p, int32_t seq, std::span<const int32_t> context, int 
   }
   double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   // Behind a window the positions released cannot come back: the cut then goes further down, and
-  // the context is computed again from there (untimed).
-  const int32_t kept = p.kv().blocks().truncate(seq, context);
+  // the context is computed again from there (untimed). A recurrent state cannot go back at all.
+  const int32_t kept = p.kv().blocks().truncate(seq, p.recurrent() ? std::span<const int32_t>() : context);
   if (kept < static_cast<int32_t>(context.size())) prefill(p, seq, context.subspan(static_cast<size_t>(kept)));
   return ns;
 }

@@ -11,10 +11,10 @@ void add_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a seeded random-weight GGUF of a given shape");
   struct Opts {
     std::string preset, out, type = "f32", vocab, arch = "llama";
-    bool rope_freqs = false;
+    bool rope_freqs = false, dt_b_c_rms = false;
     double rope_scale = 0, attn_softcap = 0, final_softcap = 0;
     int64_t head_dim = 0;
-    std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window;
+    std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window, d_state, d_conv;
     uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -40,6 +40,9 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--final-softcap", o->final_softcap, "gemma2: the output logits' soft cap (0: Gemma 2's 30)");
   cmd->add_flag("--rope-freqs", o->rope_freqs, "Write Llama 3's rope_freqs.weight (per-pair frequency divisors)");
   cmd->add_option("--rope-scale", o->rope_scale, "Linear RoPE scaling factor: positions divided by it (0: none)");
+  cmd->add_option("--d-state", o->d_state, "mamba: state values per channel (default 16)");
+  cmd->add_option("--d-conv", o->d_conv, "mamba: convolution width (default 4)");
+  cmd->add_flag("--dt-b-c-rms", o->dt_b_c_rms, "mamba: RMS-normalise dt, B and C (Falcon-Mamba)");
   cmd->add_option("--head-dim", o->head_dim, "Override: head size (0: dim / heads), written as attention.key_length");
   cmd->callback([o] {
     SynthSpec s = synth_preset(o->preset);
@@ -52,6 +55,9 @@ void add_synth_command(CLI::App& app) {
     if (o->experts) s.experts = *o->experts;
     if (o->experts_used) s.experts_used = *o->experts_used;
     if (o->window) s.window = *o->window;
+    if (o->d_state) s.d_state = *o->d_state;
+    if (o->d_conv) s.d_conv = *o->d_conv;
+    s.dt_b_c_rms = o->dt_b_c_rms;
     if (!o->vocab.empty()) s.vocab_gguf = o->vocab;
     s.arch = o->arch;
     s.rope_freqs = o->rope_freqs;

@@ -201,7 +201,9 @@ void BlockManager::release_before(Seq& s, int32_t first_needed) {
 
 SeqView BlockManager::view(int32_t seq) const {
   const Seq& s = seqs_.at(static_cast<size_t>(seq));
-  return SeqView{s.n_past, s.table.data(), static_cast<int32_t>(s.table.size())};
+  // A sequence's id doubles as its row in the recurrent state pools: ids are reused lowest first,
+  // so they stay below the number of sequences held at once.
+  return SeqView{s.n_past, s.table.data(), static_cast<int32_t>(s.table.size()), seq};
 }
 
 int32_t BlockManager::n_past(int32_t seq) const { return seqs_.at(static_cast<size_t>(seq)).n_past; }

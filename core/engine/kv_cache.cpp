@@ -53,7 +53,9 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
                 std::to_string(dtype_block_size(opt.dtype)) + "; this model's head size is " + std::to_string(head_dim) +
                 " (use f16 or f32)");
   const Tensor one = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, 1);
-  block_bytes_ = static_cast<size_t>(one.nb[3]) * 2 * layer_backends.size();
+  const size_t cached_layers = static_cast<size_t>(
+      std::count_if(layer_backends.begin(), layer_backends.end(), [](const Backend* b) { return b != nullptr; }));
+  block_bytes_ = static_cast<size_t>(one.nb[3]) * 2 * cached_layers;
 
   int64_t blocks_per_seq = (opt.context + opt.block_tokens - 1) / opt.block_tokens;
   if (opt.window > 0) {
@@ -63,6 +65,8 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
     blocks_per_seq = std::min(blocks_per_seq, (span + opt.block_tokens - 1) / opt.block_tokens + 1);
   }
   int64_t n_blocks = opt.n_blocks;
+  // A line without attention (Mamba) caches no keys: its blocks only count positions.
+  if (n_blocks <= 0 && block_bytes_ == 0) n_blocks = blocks_per_seq * opt.max_seqs;
   if (n_blocks <= 0 && opt.size_bytes > 0) {
     n_blocks = opt.size_bytes / static_cast<int64_t>(block_bytes_);
     if (n_blocks < 1)
@@ -85,7 +89,9 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
   for (Backend* b : layer_backends) {
     KvLayer l;
     l.block_tokens = opt.block_tokens;
-    for (Tensor* t : {&l.k, &l.v}) {
+    layers_.push_back(l);
+    if (!b) continue;
+    for (Tensor* t : {&layers_.back().k, &layers_.back().v}) {
       *t = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, n_blocks);
       const size_t bytes = static_cast<size_t>(t->nb[3] * n_blocks);
       buffers_.push_back(b->alloc(bytes));
@@ -93,7 +99,6 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
       t->host = t->buffer->host();
       bytes_ += bytes;
     }
-    layers_.push_back(l);
   }
 }
 

@@ -33,7 +33,8 @@ struct KvCacheOptions {
 
 class KvCache {
  public:
-  // layer_backends[L]: the backend of layer L's attention stage.
+  // layer_backends[L]: the backend of layer L's attention stage; null for a layer without one
+  // (a recurrent mixer), whose KvLayer holds no memory.
   KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_backends, int64_t n_head_kv,
           int64_t head_dim);
 

@@ -77,6 +77,7 @@ struct Pipeline::Station {
   const GraphNode* node = nullptr;
   std::unique_ptr<Stage> stage;
   Backend* backend = nullptr;
+  bool stateful = false;  // a recurrent mixer: its step carries the layer's StateLayer
 };
 
 // The residual stream h and the normed rows x, one copy per backend; the line moves them between
@@ -155,22 +156,38 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   line.push_back(&graph_.output_norm);
   line.push_back(&graph_.head);
   std::vector<Backend*> attention_backends(graph_.hp.n_layer, nullptr);
+  std::vector<bool> mixes(graph_.hp.n_layer, false);
+  state_ = std::make_unique<StatePool>(static_cast<int32_t>(graph_.hp.n_layer), std::max(options.kv.max_seqs, 1));
   for (const GraphNode* n : line) {
     Station s;
     s.node = n;
     s.backend = &backend(n->backend);
     s.stage = guarded(*n, [&] { return n->impl->entry.make_stage(context_for(*n, s.backend)); });
     if (n->kind == StageKind::Attention) attention_backends.at(n->layer) = s.backend;
+    const std::vector<int64_t> sizes = guarded(*n, [&] { return s.stage->state_sizes(); });
+    if (!sizes.empty()) {
+      if (n->layer < 0) throw Error(describe(*n) + ": a recurrent state outside the blocks");
+      state_->add_layer(n->layer, *s.backend, sizes);
+      s.stateful = true;
+    }
+    if (n->kind == StageKind::Attention || s.stateful) mixes.at(n->layer) = true;
     stations_.push_back(std::move(s));
   }
   for (int32_t l = 0; l < graph_.hp.n_layer; ++l)
-    if (!attention_backends[l]) throw Error("block " + std::to_string(l) + " has no attention station for the KV cache");
+    if (!mixes[l]) throw Error("block " + std::to_string(l) + " has neither an attention station nor a recurrent mixer");
 
   KvCacheOptions kvo = options.kv;
   if (kvo.context <= 0) kvo.context = static_cast<int32_t>(graph_.hp.n_ctx_train > 0 ? graph_.hp.n_ctx_train : 2048);
   kvo.window = kv_window();
   kvo.max_step_tokens = max_batch_;
+  if (recurrent() && kvo.prefix_caching) {
+    // A cached block holds keys, not the recurrent state at its end: a prefix is not reusable.
+    spdlog::debug("prefix caching off: the model's recurrent layers keep a state the cache does not hold");
+    kvo.prefix_caching = false;
+  }
   kv_ = std::make_unique<KvCache>(kvo, attention_backends, graph_.hp.n_head_kv, graph_.hp.head_dim);
+  if (recurrent())
+    spdlog::debug("recurrent state: {} sequences, {:.2f} MiB", state_->slots(), state_->bytes() / 1048576.0);
   spdlog::debug("kv cache: {} tokens x {} layers, {} blocks of {}, {:.1f} MiB{}", kvo.context, graph_.hp.n_layer,
                 kv_->free_blocks(), kvo.block_tokens, kv_->bytes() / 1048576.0,
                 kvo.window > 0 ? fmt::format(", blocks released behind a window of {}", kvo.window) : "");
@@ -194,6 +211,7 @@ Pipeline::~Pipeline() {
   // Stages and buffers go before the backends that own their memory.
   stations_.clear();
   kv_.reset();
+  state_.reset();
   act_.reset();
 }
 
@@ -262,9 +280,11 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
   Station& emb = stations_[i++];
   run(emb, h_on(emb.backend), h_on(emb.backend), Step{batch, emb.backend->stream()});
   act_->h_on = emb.backend;
+  if (recurrent()) state_->check_step(batch);
   auto run_op = [&](Station& op, const Tensor& x, const Tensor& out, OutMode mode) {
     Step step{batch, op.backend->stream()};
     if (op.node->kind == StageKind::Attention) step.kv = &kv_->layer(op.node->layer);
+    if (op.stateful) step.state = state_->layer(op.node->layer);
     step.out = mode;
     run(op, x, out, step);
   };
@@ -319,6 +339,7 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
                                head.backend->stream());
   }
   for (auto& [name, b] : backends_) b->stream().synchronize();
+  if (recurrent()) state_->commit_step(batch);
   return {logits_.data(), static_cast<size_t>(batch.n_outputs * v)};
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/engine/kv_cache.h"
+#include "core/engine/state_pool.h"
 #include "core/graph/graph.h"
 
 namespace semline {
@@ -53,6 +54,8 @@ class Pipeline {
   const StageRegistry& registry() const { return registry_; }
   KvCache& kv() { return *kv_; }
   const KvCache& kv() const { return *kv_; }
+  // Whether some layer mixes with a recurrent state (Mamba): its sequences only go forward.
+  bool recurrent() const { return !state_->empty(); }
   int32_t max_batch_tokens() const { return max_batch_; }
 
   // Runs one step. Returns logits [batch.n_outputs][n_vocab], valid until the next call.
@@ -77,6 +80,7 @@ class Pipeline {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<Station> stations_;  // line order: embedding, blocks (norm, op)..., output norm, head
   std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<StatePool> state_;
   std::unique_ptr<Activations> act_;
   std::vector<float> logits_;
   uint64_t step_ = 0;

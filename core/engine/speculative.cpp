@@ -60,6 +60,15 @@ std::unique_ptr<Proposer> make_proposer(const SpeculativeOptions& opt, const Pip
   if (opt.k < 1) throw Error("speculative: k = " + std::to_string(opt.k) + ": expected 1 or more draft tokens");
   if (opt.proposer == "none" || opt.proposer == "ngram" || opt.proposer == "draft") refuse_params(opt);
   if (opt.proposer == "none") return nullptr;
+  // Rejected drafts are taken back; a recurrent state (Mamba) has no way back.
+  auto no_way_back = [&](const Pipeline& p, const char* which) {
+    if (p.recurrent())
+      throw Error(at(opt.proposer_pos) + "speculative.proposer = \"" + opt.proposer + "\": the " + which +
+                  " model has recurrent layers (" + p.hp().arch + "), whose state cannot be rolled back to drop "
+                  "rejected drafts; use proposer = \"none\"");
+  };
+  no_way_back(line, "target");
+  if (opt.proposer == "draft" && opt.draft) no_way_back(*opt.draft, "draft");
   if (opt.proposer == "ngram") return std::make_unique<NgramProposer>(opt.ngram_min, opt.ngram_max);
   if (opt.proposer == "draft") {
     if (!opt.draft) throw Error(at(opt.proposer_pos) + "speculative.proposer = \"draft\" needs a draft model (speculative.draft_model, or --draft FILE)");

@@ -22,27 +22,29 @@ std::optional<int64_t> hparam_value(const HParams& hp, std::string_view name) {
   };
   for (const auto& [n, f] : fields)
     if (name == n) return hp.*f;
+  // A family's own dimensions (HParams::extra, e.g. Mamba's ssm_d_inner) name themselves.
+  if (auto it = hp.extra.find(std::string(name)); it != hp.extra.end()) return static_cast<int64_t>(it->second);
   return std::nullopt;
 }
 
-// "n_head*head_dim" -> its value; template errors name the template.
+// "n_head*head_dim" or "ssm_dt_rank+2*ssm_d_state" (sums of products) -> its value; template
+// errors name the template.
 int64_t eval_dim(const HParams& hp, const std::string& expr, const std::string& arch) {
-  int64_t v = 1;
-  size_t start = 0;
-  while (start <= expr.size()) {
-    size_t end = expr.find('*', start);
-    std::string term = expr.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!term.empty() && std::all_of(term.begin(), term.end(), ::isdigit)) {
-      v *= std::stoll(term);
-    } else if (auto x = hparam_value(hp, term)) {
-      v *= *x;
-    } else {
-      throw Error("architecture template '" + arch + "': unknown dimension '" + term + "' in shape '" + expr + "'");
+  int64_t sum = 0;
+  for (const std::string& product : split(expr, '+')) {
+    int64_t v = 1;
+    for (const std::string& term : split(product, '*')) {
+      if (!term.empty() && std::all_of(term.begin(), term.end(), ::isdigit)) {
+        v *= std::stoll(term);
+      } else if (auto x = hparam_value(hp, term)) {
+        v *= *x;
+      } else {
+        throw Error("architecture template '" + arch + "': unknown dimension '" + term + "' in shape '" + expr + "'");
+      }
     }
-    if (end == std::string::npos) break;
-    start = end + 1;
+    sum += v;
   }
-  return v;
+  return sum;
 }
 
 std::string substitute_layer(const std::string& pattern, int32_t layer) {

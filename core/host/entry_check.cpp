@@ -170,7 +170,7 @@ void check_arch(const ArchTemplate& a) {
   check_station(a.embedding, subject, {StageKind::Embedding});
   for (const auto& sub : a.block) {
     check_station(sub.norm, subject, {StageKind::Norm});
-    check_station(sub.op, subject, {StageKind::Attention, StageKind::Ffn});
+    check_station(sub.op, subject, {StageKind::Attention, StageKind::Ssm, StageKind::Ffn});
   }
   check_station(a.output_norm, subject, {StageKind::Norm});
   check_station(a.head, subject, {StageKind::Head});

@@ -49,6 +49,9 @@ class GuardedStage final : public Stage {
   int32_t kv_window() const override {
     return guarded_call(prefix_, [&] { return inner_->kv_window(); });
   }
+  std::vector<int64_t> state_sizes() const override {
+    return guarded_call(prefix_, [&] { return inner_->state_sizes(); });
+  }
 
  private:
   std::unique_ptr<Stage> inner_;

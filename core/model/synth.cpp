@@ -88,6 +88,7 @@ struct Family {
   bool quarter_rope = false;  // a quarter of each head rotated (Pythia's rotary_pct 0.25)
   bool parallel = false;    // {arch}.use_parallel_residual
   bool sandwich = false;    // Gemma 2: post_attention_norm and post_ffw_norm, soft caps, tied head
+  bool ssm = false;         // Mamba: a selective state-space mixer per block, nothing else
   const char* eps_key = "attention.layer_norm_rms_epsilon";
 };
 const Family kFamilies[] = {
@@ -102,6 +103,7 @@ const Family kFamilies[] = {
     {.name = "starcoder2", .qkv_bias = true, .out_bias = true, .layer_norm = true, .gated = false, .ffn_bias = true,
      .eps_key = "attention.layer_norm_epsilon"},
     {.name = "gemma2", .sandwich = true},
+    {.name = "mamba", .ssm = true},
 };
 
 const Family& family_of(const std::string& arch) {
@@ -111,6 +113,62 @@ const Family& family_of(const std::string& arch) {
 }
 
 int64_t head_dim_of(const SynthSpec& s) { return s.head_dim > 0 ? s.head_dim : s.dim / s.heads; }
+
+// Uniform values: a matrix's spread keeps activations' scale (std 1 / sqrt(row length)).
+void add_matrix(gguf::GgufWriter& w, const SynthSpec& s, const std::string& name, int64_t in, int64_t outs,
+                int64_t count = 0) {
+  DType t = weight_dtype(s.dtype, in);
+  float spread = std::sqrt(3.0f / static_cast<float>(in));  // uniform: std = spread / sqrt(3)
+  std::vector<int64_t> shape = {in, outs};
+  if (count > 0) shape.push_back(count);
+  w.add_tensor(name, t, shape, random_fill(s.seed, name, t, in, outs * std::max<int64_t>(count, 1), 0.0f, spread));
+}
+
+// F32 values center +- spread: norms, biases and the SSM's per-channel constants.
+void add_floats(gguf::GgufWriter& w, const SynthSpec& s, const std::string& name, std::vector<int64_t> shape,
+                float center, float spread) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  w.add_tensor(name, DType::F32, shape, random_fill(s.seed, name, DType::F32, shape[0], n / shape[0], center, spread));
+}
+
+// Mamba, as llama.cpp's converter writes it: d_inner = 2 dim, dt_rank = ceil(dim / 16), no heads
+// and no feed-forward (both 0); ssm_a holds A = -exp(A_log) itself; the convolution and A stay F32
+// whatever the dtype (llama.cpp's cpu ops read them as F32). Values keep the scan alive over a
+// short prompt: A in [-1.9, -0.1], dt biased to softplus(dt) around 0.3.
+void write_mamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem::path& out,
+                 const gguf::Progress& progress) {
+  const std::string a = s.arch;
+  const int64_t D = s.dim, E = 2 * s.dim, N = s.d_state, K = s.d_conv, R = (s.dim + 15) / 16;
+  w.add_u32(a + ".feed_forward_length", 0);
+  w.add_u32(a + ".attention.head_count", 0);
+  w.add_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(K));
+  w.add_u32(a + ".ssm.inner_size", static_cast<uint32_t>(E));
+  w.add_u32(a + ".ssm.state_size", static_cast<uint32_t>(N));
+  w.add_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(R));
+  if (s.dt_b_c_rms) w.add_bool(a + ".ssm.dt_b_c_rms", true);
+  w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(s.eps));
+  const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
+  add_matrix(w, s, "token_embd.weight", D, vocab);
+  add_floats(w, s, "output_norm.weight", {D}, 1.0f, 0.1f);
+  if (!s.tied_output) add_matrix(w, s, "output.weight", D, vocab);
+  for (int64_t l = 0; l < s.layers; ++l) {
+    auto name = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
+    add_floats(w, s, name("attn_norm.weight"), {D}, 1.0f, 0.1f);
+    add_matrix(w, s, name("ssm_in.weight"), D, 2 * E);
+    add_floats(w, s, name("ssm_conv1d.weight"), {K, E}, 0.0f, std::sqrt(3.0f / static_cast<float>(K)));
+    add_floats(w, s, name("ssm_conv1d.bias"), {E}, 0.0f, 0.5f);
+    add_matrix(w, s, name("ssm_x.weight"), E, R + 2 * N);
+    add_matrix(w, s, name("ssm_dt.weight"), R, E);
+    add_floats(w, s, name("ssm_dt.bias"), {E}, -1.0f, 1.0f);
+    add_floats(w, s, name("ssm_a"), {N, E}, -1.0f, 0.9f);
+    add_floats(w, s, name("ssm_d"), {E}, 1.0f, 0.5f);
+    add_matrix(w, s, name("ssm_out.weight"), E, D);
+  }
+  spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
+                out.string());
+  w.write(out, progress);
+}
 
 }  // namespace
 
@@ -149,14 +207,26 @@ void synth_validate(const SynthSpec& s) {
     throw Error(fmt::format("synth: soft caps {} and {} must be 0 (the family's) or positive", s.attn_softcap,
                             s.final_softcap));
   check_positive("dim", s.dim);
-  check_positive("ffn", s.ffn);
   check_positive("layers", s.layers);
-  check_positive("heads", s.heads);
-  check_positive("kv_heads", s.kv_heads);
   check_positive("ctx", s.ctx);
+  if (family_of(s.arch).ssm) {
+    if (s.experts > 0 || s.window > 0 || s.head_dim > 0 || s.rope_scale > 0)
+      throw Error("synth: experts, a window, head_dim and rope_scale are attention's; mamba has none");
+    check_positive("d_state", s.d_state);
+    if (s.d_conv < 2 || s.d_conv > 64) throw Error(fmt::format("synth: d_conv {} must be 2 to 64", s.d_conv));
+  } else if (s.dt_b_c_rms) {
+    throw Error(fmt::format("synth: dt_b_c_rms is mamba's; the {} family has none", s.arch));
+  }
   if (s.vocab_gguf.empty() && (s.vocab < kMinGeneratedVocab || s.vocab > UINT32_MAX))
     throw Error(fmt::format("synth: vocab is {}, expected {} to {} for a generated tokenizer (or a vocab GGUF)", s.vocab,
                             kMinGeneratedVocab, UINT32_MAX));
+  if (!(s.eps > 0) || !std::isfinite(s.eps)) throw Error(fmt::format("synth: eps {} must be a positive number", s.eps));
+  if (!dtype_is_known(static_cast<uint32_t>(s.dtype)))
+    throw Error(fmt::format("synth: dtype {} is not one of F32, F16, BF16, Q8_0, Q4_0", static_cast<uint32_t>(s.dtype)));
+  if (family_of(s.arch).ssm) return;
+  check_positive("ffn", s.ffn);
+  check_positive("heads", s.heads);
+  check_positive("kv_heads", s.kv_heads);
   if (s.dim % s.heads) throw Error(fmt::format("synth: dim {} is not a multiple of heads {}", s.dim, s.heads));
   if (s.heads % s.kv_heads)
     throw Error(fmt::format("synth: heads {} is not a multiple of kv_heads {}", s.heads, s.kv_heads));
@@ -167,7 +237,6 @@ void synth_validate(const SynthSpec& s) {
                             head_dim_of(s), s.dim, s.heads));
   if (!(s.rope_base > 0) || !std::isfinite(s.rope_base))
     throw Error(fmt::format("synth: rope_base {} must be a positive number", s.rope_base));
-  if (!(s.eps > 0) || !std::isfinite(s.eps)) throw Error(fmt::format("synth: eps {} must be a positive number", s.eps));
   if (s.experts < 0 || s.experts > kMaxExperts || s.experts_used < 0 || s.experts_used > s.experts ||
       (s.experts > 0) != (s.experts_used > 0))
     throw Error(fmt::format("synth: experts {} and experts_used {} must be both 0 (dense) or 1 <= experts_used <= "
@@ -177,8 +246,6 @@ void synth_validate(const SynthSpec& s) {
     throw Error(fmt::format("synth: window {} must be 0 (none) to {}", s.window, INT32_MAX));
   if (s.rope_scale != 0 && !(s.rope_scale > 0 && std::isfinite(s.rope_scale)))
     throw Error(fmt::format("synth: rope_scale {} must be 0 (none) or a positive factor", s.rope_scale));
-  if (!dtype_is_known(static_cast<uint32_t>(s.dtype)))
-    throw Error(fmt::format("synth: dtype {} is not one of F32, F16, BF16, Q8_0, Q4_0", static_cast<uint32_t>(s.dtype)));
 }
 
 void synth_write(const SynthSpec& s, const std::filesystem::path& out, const gguf::Progress& progress) {
@@ -190,11 +257,12 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   w.add_u32("general.file_type", llama_file_type(s.dtype));
   w.add_u32(a + ".context_length", static_cast<uint32_t>(s.ctx));
   w.add_u32(a + ".embedding_length", static_cast<uint32_t>(s.dim));
+  w.add_u32(a + ".block_count", static_cast<uint32_t>(s.layers));
+  const Family& fam = family_of(a);
+  if (fam.ssm) return write_mamba(w, s, out, progress);
   w.add_u32(a + ".feed_forward_length", static_cast<uint32_t>(s.ffn));
   w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(s.heads));
   w.add_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(s.kv_heads));
-  w.add_u32(a + ".block_count", static_cast<uint32_t>(s.layers));
-  const Family& fam = family_of(a);
   const int64_t hd = head_dim_of(s);
   if (s.head_dim > 0) {
     w.add_u32(a + ".attention.key_length", static_cast<uint32_t>(hd));
@@ -224,11 +292,7 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   const int64_t D = s.dim, F = s.ffn, Q = hd * s.heads, KV = hd * s.kv_heads, half = hd / 2;
   // `count` matrices of [outs][in] stacked (ne = {in, outs, count}) for the experts, else one.
   auto matrix = [&](const std::string& name, int64_t in, int64_t outs, int64_t count = 0) {
-    DType t = weight_dtype(s.dtype, in);
-    float spread = std::sqrt(3.0f / static_cast<float>(in));  // uniform: std = spread / sqrt(3)
-    std::vector<int64_t> shape = {in, outs};
-    if (count > 0) shape.push_back(count);
-    w.add_tensor(name, t, shape, random_fill(s.seed, name, t, in, outs * std::max<int64_t>(count, 1), 0.0f, spread));
+    add_matrix(w, s, name, in, outs, count);
   };
   // Biases kept F32 as llama.cpp's converter keeps them, wide enough to matter.
   auto bias = [&](const std::string& name, int64_t n) {

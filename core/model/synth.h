@@ -50,13 +50,18 @@ struct SynthSpec {
   // gemma2: the attention and final logit soft caps; 0: Gemma 2's own, 50 and 30 (small ones make
   // the caps bite in a tiny model).
   double attn_softcap = 0, final_softcap = 0;
+  // mamba: each channel's state size and convolution width (d_inner is 2 dim and dt_rank
+  // ceil(dim / 16), as llama.cpp's converter has them); dt_b_c_rms writes Falcon-Mamba.
+  int64_t d_state = 16, d_conv = 4;
+  bool dt_b_c_rms = false;
 };
 
 // The families synth writes: llama (and Mixtral-style experts), qwen2 (q/k/v biases), qwen3
 // (per-head q/k RMSNorm), phi3 (fused qkv and gate|up), starcoder2 (LayerNorm, biases everywhere,
 // a GELU MLP), gptneox (starcoder2's kind with fused qkv, a quarter of each head rotated and a
 // parallel residual), stablelm (LayerNorm, q/k/v biases, a quarter of each head rotated, SwiGLU),
-// gemma2 (sandwich norms, GeGLU, soft caps, a window on the even layers, a tied head).
+// gemma2 (sandwich norms, GeGLU, soft caps, a window on the even layers, a tied head), mamba
+// (Mamba-1's selective state-space blocks; ffn, heads and kv_heads unused).
 std::vector<std::string> synth_archs();
 
 // Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),

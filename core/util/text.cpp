@@ -59,4 +59,13 @@ std::string printable(std::string_view text) {
   return out;
 }
 
+std::vector<std::string> split(std::string_view s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t at; (at = s.find(sep, start)) != std::string_view::npos; start = at + 1)
+    parts.emplace_back(s.substr(start, at - start));
+  parts.emplace_back(s.substr(start));
+  return parts;
+}
+
 }  // namespace semline

@@ -20,4 +20,7 @@ std::string printable(std::string_view text);
 // "a, b, c"
 std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
 
+// The pieces of `s` between each `sep` ("a*b" -> "a", "b"; "" -> one empty piece).
+std::vector<std::string> split(std::string_view s, char sep);
+
 }  // namespace semline

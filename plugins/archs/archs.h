@@ -16,6 +16,7 @@ ArchTemplate gptneox_template();
 ArchTemplate stablelm_template();
 ArchTemplate starcoder2_template();
 ArchTemplate gemma2_template();
+ArchTemplate mamba_template();
 
 // Stations the llama lineage shares (llama.cpp's tensor names).
 // The lookup of token_embd.weight rows.

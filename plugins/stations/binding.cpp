@@ -100,6 +100,14 @@ Tensor row_range(const Tensor& t, int64_t first, int64_t rows) {
   return r;
 }
 
+Tensor columns(const Tensor& t, int64_t first, int64_t width) {
+  Tensor c = t;
+  c.ne[0] = width;
+  c.offset += static_cast<size_t>(first) * 4;
+  if (c.host) c.host = static_cast<char*>(c.host) + first * 4;
+  return c;
+}
+
 namespace {
 
 int32_t max_tokens_of(const StageContext& ctx) {

@@ -41,6 +41,9 @@ Tensor activation_rows(const Kernels& k, const Tensor& t, int64_t width, int64_t
                        const std::string& label);
 // Rows [first, first + rows) of rows made by activation_rows.
 Tensor row_range(const Tensor& t, int64_t first, int64_t rows);
+// Columns [first, first + width) of such rows: the same rows, `first` values in (a part of a fused
+// projection's output).
+Tensor columns(const Tensor& t, int64_t first, int64_t width);
 
 // Pieces of the backend's scratch area, 64-byte aligned, laid out once when a station is bound.
 class ScratchPlan {

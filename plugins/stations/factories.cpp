@@ -29,4 +29,18 @@ void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of)
   add(StageKind::Head, "dense", "output logits (separate or tied embedding weights)", make_head_dense);
 }
 
+std::unique_ptr<Stage> make_ssm_mamba(const StageContext& ctx, Kernels& k, SsmKernels& s);
+std::vector<std::string> ssm_mamba_supported(const StageContext& ctx, std::string_view backend);
+
+StageEntry ssm_mamba_entry(const std::string& backend, KernelsOf kernels_of, SsmKernelsOf ssm_kernels_of) {
+  StageEntry e = stage_entry(StageKind::Ssm, "mamba", backend,
+                             "Mamba-1 selective state-space mixer: causal convolution and selective scan, a "
+                             "recurrent state per sequence instead of a KV cache",
+                             10, [kernels_of, ssm_kernels_of](const StageContext& ctx) {
+                               return make_ssm_mamba(ctx, kernels_of(ctx), ssm_kernels_of(ctx));
+                             });
+  e.supports = [backend](const StageContext& ctx) { return ssm_mamba_supported(ctx, backend); };
+  return e;
+}
+
 }  // namespace semline::stations

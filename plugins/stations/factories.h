@@ -12,6 +12,7 @@
 #include <semline/stage.h>
 
 #include "stations/kernels.h"
+#include "stations/ssm.h"
 
 namespace semline::stations {
 
@@ -35,6 +36,11 @@ void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of)
 // `backend`, whose kernels give it a core (Kernels::bind_attention). A backend may add its own
 // parameters, limits and reasons to the entry before adding it.
 StageEntry attention_entry(const std::string& variant, const std::string& backend, KernelsOf kernels_of);
+
+// ssm/mamba (Mamba-1) for `backend`, over its linear products (kernels_of) and its convolution and
+// scan (ssm_kernels_of).
+using SsmKernelsOf = std::function<SsmKernels&(const StageContext&)>;
+StageEntry ssm_mamba_entry(const std::string& backend, KernelsOf kernels_of, SsmKernelsOf ssm_kernels_of);
 
 // Parameter defaults of the attention variants (what `semline plugins` shows).
 inline constexpr int64_t kDefaultBlock = 64;  // flash, sliding_window: keys per tile; block_sparse: block size

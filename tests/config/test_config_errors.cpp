@@ -45,9 +45,9 @@ TEST_CASE("unknown keys name their position, the valid keys and the closest one"
       // (tests/line/graph_test.cpp); anything else is refused here.
       {"a value that is no stage table", "[stages]\natention = \"flash\"\n",
        {"t.toml:4:1: unknown key 'atention' in [stages]", "did you mean 'attention'",
-        "tokenizer, embedding, norm, attention, ffn, head, sampler, layers"}},
+        "tokenizer, embedding, norm, attention, ssm, ffn, head, sampler, layers"}},
       {"layer table", "[[stages.layers]]\nrange = \"0\"\nattn = \"dense\"\n",
-       {"t.toml:5:1: unknown key 'attn' in [[stages.layers]]", "valid keys: range, embedding, norm, attention, ffn, head"}},
+       {"t.toml:5:1: unknown key 'attn' in [[stages.layers]]", "valid keys: range, embedding, norm, attention, ssm, ffn, head"}},
       {"no suggestion for a far-off key", "[runtime]\nzzzzzzzz = 1\n",
        {"t.toml:4:1: unknown key 'zzzzzzzz' in [runtime]; valid keys:"}},
   });

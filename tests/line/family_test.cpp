@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/engine/generator.h"
+#include "common/reference_mamba.h"
 #include "core/model/synth.h"
 #include "line/line_util.h"
 #include "stations/targets.h"
@@ -45,19 +46,24 @@ std::vector<int32_t> ids_of(std::istringstream& in) {
 }
 
 // The synth arguments the script wrote: --preset P --arch A [--rope-freqs] [--rope-scale F]
-// [--head-dim N] [--kv-heads N] [--window N] [--attn-softcap F] [--final-softcap F] --seed S.
+// [--head-dim N] [--kv-heads N] [--window N] [--attn-softcap F] [--final-softcap F] [--dt-b-c-rms]
+// --seed S.
 SynthSpec spec_of(std::istringstream& in) {
   std::vector<std::string> args;
   for (std::string a; in >> a;) args.push_back(a);
   SynthSpec s;
   std::string arch = "llama";
-  bool rope_freqs = false;
+  bool rope_freqs = false, dt_b_c_rms = false;
   uint64_t seed = 1;
   double rope_scale = 0, attn_softcap = 0, final_softcap = 0;
   int64_t head_dim = 0, kv_heads = 0, window = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--rope-freqs") {
       rope_freqs = true;
+      continue;
+    }
+    if (args[i] == "--dt-b-c-rms") {
+      dt_b_c_rms = true;
       continue;
     }
     REQUIRE(i + 1 < args.size());
@@ -75,6 +81,7 @@ SynthSpec spec_of(std::istringstream& in) {
   }
   s.arch = arch;
   s.rope_freqs = rope_freqs;
+  s.dt_b_c_rms = dt_b_c_rms;
   s.seed = seed;
   s.rope_scale = rope_scale;
   s.head_dim = head_dim;
@@ -152,6 +159,60 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
     go.max_tokens = static_cast<int32_t>(rec.greedy.size());
     go.stop_at_eos = false;
     CHECK(generate(*line.pipeline, rec.prompt, go).tokens == rec.greedy);
+  }
+}
+
+// The state-space families (Mamba, Falcon-Mamba) the same way, against their own float64
+// reference. Backends without the ssm station run it on the cpu, the rest of the line on theirs.
+TEMPLATE_TEST_CASE("every state-space family's synthetic model gives llama.cpp's logits and greedy text",
+                   "[line][family][ssm]", SEMLINE_STATION_TARGETS) {
+  REQUIRE_TARGET();
+  const std::string placement = std::string(TestType::kName) == "cpu" ? "" : "ssm = { backend = \"cpu\" }\n";
+  for (const char* name : {"mamba", "falcon-mamba"}) {
+    INFO("family recording " << name);
+    const Recording rec = read_recording(name);
+    Line line(model_of(name, rec),
+              on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n" + placement);
+    std::vector<int32_t> tokens = rec.prompt;
+    tokens.insert(tokens.end(), rec.greedy.begin(), rec.greedy.end() - 1);
+    testing::ReferenceMamba ref(*line.model);
+    std::vector<std::vector<double>> reference;
+    for (int32_t t : tokens) reference.push_back(ref.step(t));
+    double ref_vs_llama = 0;
+    for (size_t i = 0; i < rec.logits.size(); ++i)
+      ref_vs_llama = std::max(ref_vs_llama, rel_err(reference[i], rec.logits[i]));
+    INFO("the float64 reference against llama.cpp: " << ref_vs_llama);
+    CHECK(ref_vs_llama <= 1e-4);
+    for (int chunk : {1, 3, 8}) {
+      INFO("chunk " << chunk);
+      const auto got = line.logits(tokens, chunk);
+      CHECK(worst_rel_err(got, reference) <= 1e-5);
+      CHECK(worst_rel_err(got, rec.logits) <= 1e-4);
+    }
+    GenerateOptions go;
+    go.max_tokens = static_cast<int32_t>(rec.greedy.size());
+    go.stop_at_eos = false;
+    CHECK(generate(*line.pipeline, rec.prompt, go).tokens == rec.greedy);
+
+    // Its products in F16, Q8_0 and Q4_0 against the reference over the same weights (rounding
+    // the 8-bit products' inputs as the cpu does); the convolution and A stay F32 in every file.
+    for (DType dtype : {DType::F16, DType::Q8_0, DType::Q4_0}) {
+      INFO(dtype_name(dtype));
+      SynthSpec spec = rec.spec;
+      spec.dtype = dtype;
+      const fs::path path = scratch(std::string(name) + "-" + dtype_name(dtype) + ".gguf");
+      synth_write(spec, path);
+      Line typed(path, on_backend(TestType::kName) + "[stages]\n" + placement);
+      testing::ReferenceMambaOptions opt;
+      opt.quantize_mixer_inputs = Cpu::quantized_input(dtype);  // the ssm station runs on the cpu
+      opt.quantize_head_input = TestType::quantized_input(dtype);
+      testing::ReferenceMamba typed_ref(*typed.model, opt);
+      std::vector<std::vector<double>> want;
+      for (int32_t t : tokens) want.push_back(typed_ref.step(t));
+      const bool rounded = opt.quantize_mixer_inputs || opt.quantize_head_input;
+      CHECK(worst_rel_err(typed.logits(tokens, 5), want) <= (rounded ? 2e-2 : 1e-5));
+      fs::remove(path);
+    }
   }
 }
 

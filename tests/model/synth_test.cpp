@@ -248,7 +248,7 @@ TEST_CASE("synth presets and refusals") {
     return error_of([&] { synth_write(s, dir / "x.gguf"); });
   };
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen"; }),
-                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, stablelm, gptneox, starcoder2, gemma2)"});
+                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, stablelm, gptneox, starcoder2, gemma2, mamba)"});
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.rope_freqs = true; }),
                 {"synth: experts and rope_freqs are llama's; the qwen2 family has none"});
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.window = 8; }),

@@ -13,6 +13,7 @@
 
 #include <semline/error.h>
 
+#include "ops/ssm.h"
 #include "ops/station_kernels.h"
 
 namespace semline::cpu {
@@ -123,6 +124,7 @@ CpuBackend::CpuBackend(int threads, Isa isa, Prefetch prefetch, LogFn log)
     : kernels_(kernels_for(isa)),
       pool_(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
       station_kernels_(make_station_kernels(*this)),
+      ssm_kernels_(make_ssm_kernels(*this)),
       log_(std::move(log)) {
   kernels_.prefetch = prefetch;
   if (log_)

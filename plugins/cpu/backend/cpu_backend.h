@@ -18,6 +18,7 @@
 
 namespace semline::stations {
 class Kernels;
+class SsmKernels;
 }
 
 namespace semline::cpu {
@@ -93,6 +94,7 @@ class CpuBackend final : public Backend {
   Workspace& workspace() { return workspace_; }
   // What the stations written once call (stations/kernels.h).
   stations::Kernels& station_kernels() { return *station_kernels_; }
+  stations::SsmKernels& ssm_kernels() { return *ssm_kernels_; }
 
  private:
   class CpuStream final : public Stream {
@@ -105,6 +107,7 @@ class CpuBackend final : public Backend {
   CpuStream stream_;
   Workspace workspace_;
   std::unique_ptr<stations::Kernels> station_kernels_;
+  std::unique_ptr<stations::SsmKernels> ssm_kernels_;
   LogFn log_;
 };
 

@@ -22,11 +22,11 @@
 
 namespace semline {
 
-enum class StageKind : uint32_t { Tokenizer, Embedding, Norm, Attention, Ffn, Head, Sampler };
-inline constexpr StageKind kAllStageKinds[] = {StageKind::Tokenizer, StageKind::Embedding,
-                                               StageKind::Norm,      StageKind::Attention,
-                                               StageKind::Ffn,       StageKind::Head,
-                                               StageKind::Sampler};
+// Ssm (7.0): a block's sequence mixer with a recurrent state instead of a KV cache (Mamba).
+enum class StageKind : uint32_t { Tokenizer, Embedding, Norm, Attention, Ffn, Head, Sampler, Ssm };
+inline constexpr StageKind kAllStageKinds[] = {StageKind::Tokenizer, StageKind::Embedding, StageKind::Norm,
+                                               StageKind::Attention, StageKind::Ssm,       StageKind::Ffn,
+                                               StageKind::Head,      StageKind::Sampler};
 inline const char* stage_kind_name(StageKind k) {
   switch (k) {
     case StageKind::Tokenizer: return "tokenizer";
@@ -36,6 +36,7 @@ inline const char* stage_kind_name(StageKind k) {
     case StageKind::Ffn: return "ffn";
     case StageKind::Head: return "head";
     case StageKind::Sampler: return "sampler";
+    case StageKind::Ssm: return "ssm";
   }
   return "?";
 }
@@ -49,6 +50,7 @@ struct SeqView {
   const int32_t* blocks = nullptr; // block table: cache block holding positions [i*B, (i+1)*B),
                                    // -1 once released behind every layer's kv_window()
   int32_t n_blocks = 0;
+  int32_t slot = -1;  // the sequence's row in every recurrent state pool (StateLayer; 7.0)
 };
 
 // The tokens of one step. All arrays are host memory, valid for the duration of the step.
@@ -76,6 +78,15 @@ struct KvLayer {
   int32_t block_tokens = 0;
 };
 
+// One layer's recurrent state (7.0): for each size a stage declares (Stage::state_sizes), a pool
+// of F32 rows, ne = {size, n_slots}, on the stage's backend; row SeqView::slot is the sequence's.
+// A sequence with n_past == 0 starts from zeros: the stage does not read its rows, it writes them.
+// A step carries each sequence's tokens in position order and continues from n_past, the state's
+// position (the host never rolls a recurrent state back).
+struct StateLayer {
+  std::vector<Tensor> pools;
+};
+
 // Analytic work of one call, for the meters (FLOPs and bytes read or written in memory).
 struct StageCost {
   double flops = 0;
@@ -95,6 +106,7 @@ struct Step {
   Stream& stream;
   const KvLayer* kv = nullptr;  // the stage's layer's cache (attention only)
   OutMode out = OutMode::Natural;
+  const StateLayer* state = nullptr;  // the stage's recurrent state (stages with state_sizes; 7.0)
 };
 
 // Embedding, norm, attention, ffn and head stages.
@@ -102,6 +114,7 @@ struct Step {
 //   norm:      out[n_tokens, n_embd]  = norm(in)
 //   attention: out[n_tokens, n_embd] += attention(in)        (adds: the residual connection)
 //   ffn:       out[n_tokens, n_embd] += ffn(in)              (adds: the residual connection)
+//   ssm:       out[n_tokens, n_embd] += mixer(in)            (adds: the residual connection)
 //   head:      out[n_outputs, n_vocab] = logits(in rows batch.output_rows)
 // Tensors are F32, contiguous, on the stage's backend. forward enqueues on step.stream.
 // The engine calls a stage from one thread at a time and never runs two steps of one line at
@@ -117,6 +130,10 @@ class Stage {
   // may release cache blocks behind that once every layer is windowed. 0: keys may be read back
   // to position 0 (dense attention, and every stage that is not attention).
   virtual int32_t kv_window() const { return 0; }
+  // A mixer with recurrent state (7.0): the F32 values one sequence's state holds, per pool (a
+  // Mamba layer: its convolution's last inputs, its SSM state). The host allocates the pools and
+  // passes them as Step::state. Empty: the stage keeps nothing between steps.
+  virtual std::vector<int64_t> state_sizes() const { return {}; }
 };
 
 // ---------------------------------------------------------------------------------------------
