@@ -80,8 +80,8 @@ std::vector<int32_t> random_tokens(const Pipeline& p, int n, std::mt19937& rng) 
 
 // One timed run on a sequence holding `context` (its depth): ppN prefills N tokens; tgN decodes N
 // tokens one by one. The sequence is brought back to `context` afterwards.
-double run_once(Pipeline& p, int32_t seq, std::span<const int32_t> context, int n_prompt, int n_gen,
-                std::mt19937& rng) {
+double run_once(Pipeline& p, int32_t seq, std::span<const int32_t> context, const StatePool::Snapshot& state,
+                int n_prompt, int n_gen, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(p.hp().n_vocab - 1));
   const std::vector<int32_t> ids = random_tokens(p, std::max(n_prompt, 1), rng);
   auto t0 = std::chrono::steady_clock::now();
@@ -95,9 +95,17 @@ double run_once(Pipeline& p, int32_t seq, std::span<const int32_t> context, int 
   }
   double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   // Behind a window the positions released cannot come back: the cut then goes further down, and
-  // the context is computed again from there (untimed). A recurrent state cannot go back at all.
-  const int32_t kept = p.kv().blocks().truncate(seq, p.recurrent() ? std::span<const int32_t>() : context);
-  if (kept < static_cast<int32_t>(context.size())) prefill(p, seq, context.subspan(static_cast<size_t>(kept)));
+  // the context is computed again from there (untimed). A recurrent state goes back to the copy
+  // taken after the context.
+  const int32_t kept = p.kv().blocks().truncate(seq, context), whole = static_cast<int32_t>(context.size());
+  if (!p.recurrent()) {
+    if (kept < whole) prefill(p, seq, context.subspan(static_cast<size_t>(kept)));
+  } else if (kept == whole) {
+    p.state().restore(p.kv().view(seq).slot, state);
+  } else {
+    p.kv().blocks().truncate(seq, {});
+    prefill(p, seq, context);
+  }
   return ns;
 }
 
@@ -220,15 +228,17 @@ void bench(const BenchOpts& o) {
         const int32_t seq = p.kv().new_sequence();
         const std::vector<int32_t> context = random_tokens(p, depth, rng);
         if (depth > 0) prefill(p, seq, context);
-        run_once(p, seq, context, np, ng, rng);  // warm-up: pages in the weights, settles the threads
+        const StatePool::Snapshot state =
+            p.recurrent() ? p.state().save(p.kv().view(seq).slot) : StatePool::Snapshot{};
+        run_once(p, seq, context, state, np, ng, rng);  // warm-up: pages in the weights, settles the threads
         for (int i = 0; i < o.reps; ++i) {
-          r.samples_ns.push_back(run_once(p, seq, context, np, ng, rng));
+          r.samples_ns.push_back(run_once(p, seq, context, state, np, ng, rng));
           bar(i + 1, o.reps);
         }
         if (o.profile) {
           p.reset_meters();
           p.set_metering(true);
-          run_once(p, seq, context, np, ng, rng);
+          run_once(p, seq, context, state, np, ng, rng);
           p.set_metering(false);
           print_profile(r.test(), p);
         }

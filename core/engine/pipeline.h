@@ -56,6 +56,7 @@ class Pipeline {
   const KvCache& kv() const { return *kv_; }
   // Whether some layer mixes with a recurrent state (Mamba): its sequences only go forward.
   bool recurrent() const { return !state_->empty(); }
+  StatePool& state() { return *state_; }
   int32_t max_batch_tokens() const { return max_batch_; }
 
   // Runs one step. Returns logits [batch.n_outputs][n_vocab], valid until the next call.

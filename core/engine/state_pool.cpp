@@ -19,6 +19,8 @@ void StatePool::add_layer(int32_t l, Backend& b, const std::vector<int64_t>& siz
     layer->pools.push_back(t);
   }
   layers_.at(static_cast<size_t>(l)) = std::move(layer);
+  backends_.resize(layers_.size(), nullptr);
+  backends_[static_cast<size_t>(l)] = &b;
   position_.assign(static_cast<size_t>(n_slots_), 0);
 }
 
@@ -49,6 +51,45 @@ void StatePool::check_step(const Batch& b) const {
 void StatePool::commit_step(const Batch& b) {
   for (int32_t s = 0; s < b.n_seqs; ++s) position_[static_cast<size_t>(b.seqs[s].slot)] = b.seqs[s].n_past;
   for (int32_t t = 0; t < b.n_tokens; ++t) ++position_[static_cast<size_t>(b.seqs[b.seq[t]].slot)];
+}
+
+Tensor StatePool::row(const Tensor& pool, int32_t slot) const {
+  if (slot < 0 || slot >= n_slots_)
+    throw Error("recurrent state slot " + std::to_string(slot) + " of " + std::to_string(n_slots_));
+  Tensor r = pool;
+  r.ne[1] = 1;
+  r.offset += static_cast<size_t>(slot) * static_cast<size_t>(pool.nb[1]);
+  if (r.host) r.host = static_cast<char*>(r.host) + static_cast<size_t>(slot) * static_cast<size_t>(pool.nb[1]);
+  return r;
+}
+
+StatePool::Snapshot StatePool::save(int32_t slot) {
+  Snapshot s;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!layers_[l]) continue;
+    for (const Tensor& pool : layers_[l]->pools) {
+      s.rows.emplace_back(static_cast<size_t>(pool.ne[0]));
+      backends_[l]->copy_to_host(row(pool, slot), s.rows.back().data(), s.rows.back().size() * 4, backends_[l]->stream());
+    }
+    backends_[l]->stream().synchronize();
+  }
+  s.position = position_.at(static_cast<size_t>(slot));
+  return s;
+}
+
+void StatePool::restore(int32_t slot, const Snapshot& s) {
+  size_t i = 0;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (!layers_[l]) continue;
+    for (const Tensor& pool : layers_[l]->pools) {
+      if (i >= s.rows.size() || s.rows[i].size() != static_cast<size_t>(pool.ne[0]))
+        throw Error("a recurrent state snapshot of another line");
+      backends_[l]->copy_to_device(s.rows[i].data(), row(pool, slot), s.rows[i].size() * 4, backends_[l]->stream());
+      ++i;
+    }
+    backends_[l]->stream().synchronize();
+  }
+  position_.at(static_cast<size_t>(slot)) = s.position;
 }
 
 }  // namespace semline

@@ -31,8 +31,19 @@ class StatePool {
   void check_step(const Batch& b) const;
   void commit_step(const Batch& b);
 
+  // A copy of one slot's state (every layer's rows, in host memory) and where it stands, to be put
+  // back later into any slot: a context computed once and continued many times.
+  struct Snapshot {
+    std::vector<std::vector<float>> rows;
+    int32_t position = 0;
+  };
+  Snapshot save(int32_t slot);
+  void restore(int32_t slot, const Snapshot& s);
+
  private:
+  Tensor row(const Tensor& pool, int32_t slot) const;
   std::vector<std::unique_ptr<StateLayer>> layers_;  // null: no state in that layer
+  std::vector<Backend*> backends_;                   // per layer, with its state
   std::vector<std::unique_ptr<Buffer>> buffers_;
   std::vector<int32_t> position_;  // per slot: the tokens its state has taken in
   int32_t n_slots_;

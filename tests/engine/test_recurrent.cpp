@@ -205,3 +205,35 @@ TEST_CASE("a Mamba line's logits do not depend on how its tokens are stepped or 
   p.kv().free_sequence(sa);
   p.kv().free_sequence(sb);
 }
+
+TEST_CASE("a Mamba line: a saved state put back continues as the state did") {
+  TempDir dir;
+  Line line(tiny_mamba(dir, 9));
+  Pipeline& p = *line.pipeline;
+  const int32_t seq = p.kv().new_sequence();
+  StepArrays a;
+  auto feed = [&](const std::vector<int32_t>& tokens) {
+    p.kv().reserve(seq, static_cast<int32_t>(tokens.size()));
+    a.clear();
+    const int32_t past = p.kv().n_past(seq);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      a.tokens.push_back(tokens[i]);
+      a.positions.push_back(past + static_cast<int32_t>(i));
+      a.seq.push_back(0);
+    }
+    a.seqs.push_back(p.kv().view(seq));
+    a.output_rows.push_back(static_cast<int32_t>(tokens.size()) - 1);
+    const std::span<const float> l = p.forward(a.batch());
+    p.kv().advance(seq, tokens);
+    return std::vector<float>(l.begin(), l.end());
+  };
+  const std::vector<int32_t> context = {1, 30, 31, 32, 400, 9};
+  feed(context);
+  const StatePool::Snapshot saved = p.state().save(p.kv().view(seq).slot);
+  CHECK(saved.position == 6);
+  const std::vector<float> first = feed({77, 78});
+  REQUIRE(p.kv().blocks().truncate(seq, context) == 6);
+  p.state().restore(p.kv().view(seq).slot, saved);
+  CHECK(feed({77, 78}) == first);
+  p.kv().free_sequence(seq);
+}

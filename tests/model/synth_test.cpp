@@ -254,6 +254,11 @@ TEST_CASE("synth presets and refusals") {
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.window = 8; }),
                 {"synth: a window is llama's (Mistral), phi3's, starcoder2's and gemma2's; the qwen2 family has none"});
   check_message(refuse([](SynthSpec& s) { s.final_softcap = 30; }), {"synth: soft caps are gemma2's; the llama family has none"});
+  check_message(refuse([](SynthSpec& s) { s.dt_b_c_rms = true; }), {"synth: dt_b_c_rms is mamba's; the llama family has none"});
+  check_message(refuse([](SynthSpec& s) { s.arch = "mamba", s.head_dim = 32; }),
+                {"synth: experts, a window, head_dim and rope_scale are attention's; mamba has none"});
+  check_message(refuse([](SynthSpec& s) { s.arch = "mamba", s.d_conv = 1; }), {"synth: d_conv 1 must be 2 to 64"});
+  check_message(refuse([](SynthSpec& s) { s.arch = "mamba", s.d_state = 0; }), {"synth: d_state is 0, expected 1 to"});
   check_message(refuse([](SynthSpec& s) { s.rope_scale = -4; }), {"synth: rope_scale -4 must be 0 (none) or a positive factor"});
   check_message(refuse([](SynthSpec& s) { s.dim = 0; }), {"synth: dim is 0, expected 1 to"});
   check_message(refuse([](SynthSpec& s) { s.layers = -1; }), {"synth: layers is -1"});
