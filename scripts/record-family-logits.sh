@@ -42,6 +42,8 @@ families=(
   "gemma2|--preset tiny --arch gemma2 --window 4 --attn-softcap 1.5 --final-softcap 4"
   "mamba|--preset tiny --arch mamba"
   "falcon-mamba|--preset tiny --arch mamba --dt-b-c-rms"
+  "mamba2|--preset tiny --arch mamba2 --ssm-groups 2"
+  "jamba|--preset tiny --arch jamba --layers 4 --experts 4 --experts-used 2"
 )
 for entry in "${families[@]}"; do
   name=${entry%%|*} args=${entry#*|}

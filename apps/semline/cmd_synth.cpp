@@ -14,7 +14,7 @@ void add_synth_command(CLI::App& app) {
     bool rope_freqs = false, dt_b_c_rms = false;
     double rope_scale = 0, attn_softcap = 0, final_softcap = 0;
     int64_t head_dim = 0;
-    std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window, d_state, d_conv;
+    std::optional<int64_t> dim, ffn, layers, heads, kv_heads, ctx, experts, experts_used, window, d_state, d_conv, ssm_groups;
     uint64_t seed = 1;
   };
   auto o = std::make_shared<Opts>();
@@ -43,7 +43,8 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--d-state", o->d_state, "mamba: state values per channel (default 16)");
   cmd->add_option("--d-conv", o->d_conv, "mamba: convolution width (default 4)");
   cmd->add_flag("--dt-b-c-rms", o->dt_b_c_rms, "mamba: RMS-normalise dt, B and C (Falcon-Mamba)");
-  cmd->add_option("--head-dim", o->head_dim, "Override: head size (0: dim / heads), written as attention.key_length");
+  cmd->add_option("--ssm-groups", o->ssm_groups, "mamba2: groups of heads sharing B and C (default 1)");
+  cmd->add_option("--head-dim", o->head_dim, "Override: head size (0: dim / heads), written as attention.key_length; mamba2: its heads' width (0: 16)");
   cmd->callback([o] {
     SynthSpec s = synth_preset(o->preset);
     if (o->dim) s.dim = *o->dim;
@@ -57,6 +58,7 @@ void add_synth_command(CLI::App& app) {
     if (o->window) s.window = *o->window;
     if (o->d_state) s.d_state = *o->d_state;
     if (o->d_conv) s.d_conv = *o->d_conv;
+    if (o->ssm_groups) s.ssm_groups = *o->ssm_groups;
     s.dt_b_c_rms = o->dt_b_c_rms;
     if (!o->vocab.empty()) s.vocab_gguf = o->vocab;
     s.arch = o->arch;

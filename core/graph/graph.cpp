@@ -78,21 +78,23 @@ class GraphBuilder {
     g.hp = g.arch->entry.read_hparams(model_);
     hp_ = &g.hp;
     check_layer_ranges(g.hp);
-    if (g.hp.parallel_residual && g.arch->entry.block.size() != 2)
-      throw Error(model_.path() + ": the " + g.arch->entry.name + " template's blocks have " +
-                  std::to_string(g.arch->entry.block.size()) +
-                  " sub-layers; a parallel residual runs two (attention and feed-forward) on one input");
-    for (const SublayerSpec& s : g.arch->entry.block)
-      if (s.post_norm && (g.hp.parallel_residual || s.post_norm->kind != StageKind::Norm))
-        throw Error("architecture template '" + g.arch->entry.name + "': post norm '" + s.post_norm->name +
-                    "' must be a norm station, in a block without a parallel residual");
+    for (const auto* b : all_blocks(g.arch->entry)) {
+      if (g.hp.parallel_residual && b->size() != 2)
+        throw Error(model_.path() + ": the " + g.arch->entry.name + " template's blocks have " +
+                    std::to_string(b->size()) +
+                    " sub-layers; a parallel residual runs two (attention and feed-forward) on one input");
+      for (const SublayerSpec& s : *b)
+        if (s.post_norm && (g.hp.parallel_residual || s.post_norm->kind != StageKind::Norm))
+          throw Error("architecture template '" + g.arch->entry.name + "': post norm '" + s.post_norm->name +
+                      "' must be a norm station, in a block without a parallel residual");
+    }
     check_station_names(g.arch->entry);
     const ArchTemplate& a = g.arch->entry;
     g.tokenizer = tokenizer();
     g.embedding = place(a.embedding, -1);
     for (int32_t l = 0; l < g.hp.n_layer; ++l) {
       std::vector<GraphSublayer> block;
-      for (const SublayerSpec& s : a.block) {
+      for (const SublayerSpec& s : block_of(a, g.hp, l)) {
         GraphSublayer sub{place(s.norm, l), place(s.op, l), std::nullopt};
         if (s.post_norm) sub.post_norm = place(*s.post_norm, l);
         block.push_back(std::move(sub));
@@ -148,6 +150,16 @@ class GraphBuilder {
     }
   }
 
+  // Layer l's block: the template's one, or a hybrid's choice for that layer.
+  const std::vector<SublayerSpec>& block_of(const ArchTemplate& a, const HParams& hp, int32_t l) const {
+    if (!a.block_of) return a.block;
+    const size_t i = a.block_of(hp, l);
+    if (i > a.other_blocks.size())
+      throw Error("architecture template '" + a.name + "': block_of gives block " + std::to_string(i) + " for layer " +
+                  std::to_string(l) + "; it has " + std::to_string(a.other_blocks.size() + 1));
+    return i == 0 ? a.block : a.other_blocks[i - 1];
+  }
+
   void check_layer_ranges(const HParams& hp) {
     for (const LayerOverride& o : config_.layers)
       if (o.last >= hp.n_layer)
@@ -160,9 +172,10 @@ class GraphBuilder {
   void check_station_names(const ArchTemplate& a) const {
     std::vector<std::string> kinds, block, all;
     for (StageKind k : kAllStageKinds) kinds.push_back(stage_kind_name(k));
-    for (const SublayerSpec& s : a.block)
-      for (const StationSpec* st : {&s.norm, &s.op, s.post_norm ? &*s.post_norm : nullptr})
-        if (st && std::find(block.begin(), block.end(), st->name) == block.end()) block.push_back(st->name);
+    for (const auto* b : all_blocks(a))
+      for (const SublayerSpec& s : *b)
+        for (const StationSpec* st : {&s.norm, &s.op, s.post_norm ? &*s.post_norm : nullptr})
+          if (st && std::find(block.begin(), block.end(), st->name) == block.end()) block.push_back(st->name);
     all = {a.embedding.name};
     all.insert(all.end(), block.begin(), block.end());
     all.push_back(a.output_norm.name);

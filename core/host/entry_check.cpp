@@ -167,10 +167,14 @@ void check_arch(const ArchTemplate& a) {
   check_line("description", a.description, subject);
   if (!a.read_hparams) throw Error(subject + ": has no read_hparams function");
   if (a.block.empty()) throw Error(subject + ": its block has no sub-layers");
+  if (!a.other_blocks.empty() && !a.block_of) throw Error(subject + ": has other blocks and no block_of function");
   check_station(a.embedding, subject, {StageKind::Embedding});
-  for (const auto& sub : a.block) {
-    check_station(sub.norm, subject, {StageKind::Norm});
-    check_station(sub.op, subject, {StageKind::Attention, StageKind::Ssm, StageKind::Ffn});
+  for (const auto* block : all_blocks(a)) {
+    if (block->empty()) throw Error(subject + ": one of its blocks has no sub-layers");
+    for (const auto& sub : *block) {
+      check_station(sub.norm, subject, {StageKind::Norm});
+      check_station(sub.op, subject, {StageKind::Attention, StageKind::Ssm, StageKind::Ffn});
+    }
   }
   check_station(a.output_norm, subject, {StageKind::Norm});
   check_station(a.head, subject, {StageKind::Head});

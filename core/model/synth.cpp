@@ -104,6 +104,8 @@ const Family kFamilies[] = {
      .eps_key = "attention.layer_norm_epsilon"},
     {.name = "gemma2", .sandwich = true},
     {.name = "mamba", .ssm = true},
+    {.name = "mamba2", .ssm = true},
+    {.name = "jamba"},
 };
 
 const Family& family_of(const std::string& arch) {
@@ -132,20 +134,26 @@ void add_floats(gguf::GgufWriter& w, const SynthSpec& s, const std::string& name
   w.add_tensor(name, DType::F32, shape, random_fill(s.seed, name, DType::F32, shape[0], n / shape[0], center, spread));
 }
 
-// Mamba, as llama.cpp's converter writes it: d_inner = 2 dim, dt_rank = ceil(dim / 16), no heads
-// and no feed-forward (both 0); ssm_a holds A = -exp(A_log) itself; the convolution and A stay F32
-// whatever the dtype (llama.cpp's cpu ops read them as F32). Values keep the scan alive over a
-// short prompt: A in [-1.9, -0.1], dt biased to softplus(dt) around 0.3.
+// Mamba and Mamba-2, as llama.cpp's converter writes them: d_inner = 2 dim, no heads and no
+// feed-forward (both 0); ssm_a holds A = -exp(A_log) itself; the convolution and A stay F32
+// whatever the dtype (llama.cpp's cpu ops read them so). Mamba-1: dt_rank = ceil(dim / 16).
+// Mamba-2: time_step_rank is the number of heads, dt's bias, A and D one per head, a group norm.
+// Values keep the scan alive over a short prompt: A in [-1.9, -0.1], dt biased to softplus(dt)
+// around 0.3.
 void write_mamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem::path& out,
                  const gguf::Progress& progress) {
   const std::string a = s.arch;
-  const int64_t D = s.dim, E = 2 * s.dim, N = s.d_state, K = s.d_conv, R = (s.dim + 15) / 16;
+  const bool v2 = a == "mamba2";
+  const int64_t D = s.dim, E = 2 * s.dim, N = s.d_state, K = s.d_conv, G = s.ssm_groups;
+  const int64_t H = v2 ? E / (s.head_dim > 0 ? s.head_dim : 16) : 0, R = v2 ? H : (s.dim + 15) / 16;
+  const int64_t channels = v2 ? E + 2 * G * N : E;
   w.add_u32(a + ".feed_forward_length", 0);
   w.add_u32(a + ".attention.head_count", 0);
   w.add_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(K));
   w.add_u32(a + ".ssm.inner_size", static_cast<uint32_t>(E));
   w.add_u32(a + ".ssm.state_size", static_cast<uint32_t>(N));
   w.add_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(R));
+  if (v2) w.add_u32(a + ".ssm.group_count", static_cast<uint32_t>(G));
   if (s.dt_b_c_rms) w.add_bool(a + ".ssm.dt_b_c_rms", true);
   w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(s.eps));
   const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
@@ -155,15 +163,90 @@ void write_mamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem:
   for (int64_t l = 0; l < s.layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
     add_floats(w, s, name("attn_norm.weight"), {D}, 1.0f, 0.1f);
-    add_matrix(w, s, name("ssm_in.weight"), D, 2 * E);
-    add_floats(w, s, name("ssm_conv1d.weight"), {K, E}, 0.0f, std::sqrt(3.0f / static_cast<float>(K)));
-    add_floats(w, s, name("ssm_conv1d.bias"), {E}, 0.0f, 0.5f);
-    add_matrix(w, s, name("ssm_x.weight"), E, R + 2 * N);
-    add_matrix(w, s, name("ssm_dt.weight"), R, E);
-    add_floats(w, s, name("ssm_dt.bias"), {E}, -1.0f, 1.0f);
-    add_floats(w, s, name("ssm_a"), {N, E}, -1.0f, 0.9f);
-    add_floats(w, s, name("ssm_d"), {E}, 1.0f, 0.5f);
+    add_matrix(w, s, name("ssm_in.weight"), D, v2 ? 2 * E + 2 * G * N + H : 2 * E);
+    add_floats(w, s, name("ssm_conv1d.weight"), {K, channels}, 0.0f, std::sqrt(3.0f / static_cast<float>(K)));
+    add_floats(w, s, name("ssm_conv1d.bias"), {channels}, 0.0f, 0.5f);
+    if (v2) {
+      add_floats(w, s, name("ssm_dt.bias"), {H}, -1.0f, 1.0f);
+      add_floats(w, s, name("ssm_a"), {1, H}, -1.0f, 0.9f);
+      add_floats(w, s, name("ssm_d"), {1, H}, 1.0f, 0.5f);
+      add_floats(w, s, name("ssm_norm.weight"), {E / G, G}, 1.0f, 0.1f);
+    } else {
+      add_matrix(w, s, name("ssm_x.weight"), E, R + 2 * N);
+      add_matrix(w, s, name("ssm_dt.weight"), R, E);
+      add_floats(w, s, name("ssm_dt.bias"), {E}, -1.0f, 1.0f);
+      add_floats(w, s, name("ssm_a"), {N, E}, -1.0f, 0.9f);
+      add_floats(w, s, name("ssm_d"), {E}, 1.0f, 0.5f);
+    }
     add_matrix(w, s, name("ssm_out.weight"), E, D);
+  }
+  spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
+                out.string());
+  w.write(out, progress);
+}
+
+// Jamba as llama.cpp's converter writes it: attention (no RoPE, no biases) on the odd layers and
+// Mamba-1 (with its dt, B and C norm scales) on the even ones (attn_layer_offset 1, period 2);
+// with experts, the even layers are mixtures (expert_layer_offset 0, period 2) and the odd ones
+// dense SwiGLU.
+void write_jamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem::path& out,
+                 const gguf::Progress& progress) {
+  const std::string a = s.arch;
+  const int64_t D = s.dim, F = s.ffn, E = 2 * s.dim, N = s.d_state, K = s.d_conv, R = (s.dim + 15) / 16;
+  const int64_t hd = s.dim / s.heads, Q = hd * s.heads, KV = hd * s.kv_heads;
+  w.add_u32(a + ".feed_forward_length", static_cast<uint32_t>(F));
+  w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(s.heads));
+  std::vector<uint32_t> kv(static_cast<size_t>(s.layers), 0);
+  for (int64_t l = 1; l < s.layers; l += 2) kv[static_cast<size_t>(l)] = static_cast<uint32_t>(s.kv_heads);
+  w.add_array(a + ".attention.head_count_kv", kv);
+  w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(s.eps));
+  if (s.experts > 0) {
+    w.add_u32(a + ".expert_count", static_cast<uint32_t>(s.experts));
+    w.add_u32(a + ".expert_used_count", static_cast<uint32_t>(s.experts_used));
+  }
+  w.add_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(K));
+  w.add_u32(a + ".ssm.inner_size", static_cast<uint32_t>(E));
+  w.add_u32(a + ".ssm.state_size", static_cast<uint32_t>(N));
+  w.add_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(R));
+  const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
+  add_matrix(w, s, "token_embd.weight", D, vocab);
+  add_floats(w, s, "output_norm.weight", {D}, 1.0f, 0.1f);
+  if (!s.tied_output) add_matrix(w, s, "output.weight", D, vocab);
+  for (int64_t l = 0; l < s.layers; ++l) {
+    auto name = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
+    add_floats(w, s, name("attn_norm.weight"), {D}, 1.0f, 0.1f);
+    if (l % 2 == 1) {
+      add_matrix(w, s, name("attn_q.weight"), D, Q);
+      add_matrix(w, s, name("attn_k.weight"), D, KV);
+      add_matrix(w, s, name("attn_v.weight"), D, KV);
+      add_matrix(w, s, name("attn_output.weight"), Q, D);
+    } else {
+      add_matrix(w, s, name("ssm_in.weight"), D, 2 * E);
+      add_floats(w, s, name("ssm_conv1d.weight"), {K, E}, 0.0f, std::sqrt(3.0f / static_cast<float>(K)));
+      add_floats(w, s, name("ssm_conv1d.bias"), {E}, 0.0f, 0.5f);
+      add_matrix(w, s, name("ssm_x.weight"), E, R + 2 * N);
+      add_matrix(w, s, name("ssm_dt.weight"), R, E);
+      add_floats(w, s, name("ssm_dt.bias"), {E}, -1.0f, 1.0f);
+      add_floats(w, s, name("ssm_a"), {N, E}, -1.0f, 0.9f);
+      add_floats(w, s, name("ssm_d"), {E}, 1.0f, 0.5f);
+      add_floats(w, s, name("ssm_dt_norm.weight"), {R}, 1.0f, 0.1f);
+      add_floats(w, s, name("ssm_b_norm.weight"), {N}, 1.0f, 0.1f);
+      add_floats(w, s, name("ssm_c_norm.weight"), {N}, 1.0f, 0.1f);
+      add_matrix(w, s, name("ssm_out.weight"), E, D);
+    }
+    add_floats(w, s, name("ffn_norm.weight"), {D}, 1.0f, 0.1f);
+    if (s.experts > 0 && l % 2 == 0) {
+      const std::string router = name("ffn_gate_inp.weight");
+      w.add_tensor(router, DType::F32, {D, s.experts},
+                   random_fill(s.seed, router, DType::F32, D, s.experts, 0.0f, std::sqrt(3.0f / static_cast<float>(D))));
+      add_matrix(w, s, name("ffn_gate_exps.weight"), D, F, s.experts);
+      add_matrix(w, s, name("ffn_down_exps.weight"), F, D, s.experts);
+      add_matrix(w, s, name("ffn_up_exps.weight"), D, F, s.experts);
+    } else {
+      add_matrix(w, s, name("ffn_gate.weight"), D, F);
+      add_matrix(w, s, name("ffn_down.weight"), F, D);
+      add_matrix(w, s, name("ffn_up.weight"), D, F);
+    }
   }
   spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
                 out.string());
@@ -196,8 +279,11 @@ void synth_validate(const SynthSpec& s) {
   if (std::find(archs.begin(), archs.end(), s.arch) == archs.end())
     throw Error(fmt::format("synth: architecture '{}' is not one synth writes{} (archs: {})", s.arch,
                             did_you_mean(s.arch, archs), join(archs)));
-  if (s.arch != "llama" && (s.experts > 0 || s.rope_freqs))
-    throw Error(fmt::format("synth: experts and rope_freqs are llama's; the {} family has none", s.arch));
+  if ((s.arch != "llama" && s.arch != "jamba" && s.experts > 0) || (s.arch != "llama" && s.rope_freqs))
+    throw Error(fmt::format("synth: experts are llama's and jamba's, rope_freqs llama's; the {} family has {}", s.arch,
+                            s.rope_freqs ? "no rope_freqs" : "no experts"));
+  if (s.arch == "jamba" && s.layers < 2)
+    throw Error(fmt::format("synth: jamba's attention and Mamba layers take 2 layers at least, not {}", s.layers));
   if (s.arch != "llama" && s.arch != "gemma2" && s.arch != "phi3" && s.arch != "starcoder2" && s.window > 0)
     throw Error(fmt::format("synth: a window is llama's (Mistral), phi3's, starcoder2's and gemma2's; the {} family "
                             "has none", s.arch));
@@ -209,13 +295,22 @@ void synth_validate(const SynthSpec& s) {
   check_positive("dim", s.dim);
   check_positive("layers", s.layers);
   check_positive("ctx", s.ctx);
+  const bool mamba2 = s.arch == "mamba2";
   if (family_of(s.arch).ssm) {
-    if (s.experts > 0 || s.window > 0 || s.head_dim > 0 || s.rope_scale > 0)
+    if (s.experts > 0 || s.window > 0 || (s.head_dim > 0 && !mamba2) || s.rope_scale > 0)
       throw Error("synth: experts, a window, head_dim and rope_scale are attention's; mamba has none");
     check_positive("d_state", s.d_state);
     if (s.d_conv < 2 || s.d_conv > 64) throw Error(fmt::format("synth: d_conv {} must be 2 to 64", s.d_conv));
-  } else if (s.dt_b_c_rms) {
+  }
+  if (s.dt_b_c_rms && s.arch != "mamba")
     throw Error(fmt::format("synth: dt_b_c_rms is mamba's; the {} family has none", s.arch));
+  if (s.ssm_groups != 1 && !mamba2)
+    throw Error(fmt::format("synth: ssm_groups is mamba2's; the {} family has none", s.arch));
+  if (mamba2) {
+    const int64_t width = s.head_dim > 0 ? s.head_dim : 16, heads = 2 * s.dim / width;
+    if (s.head_dim < 0 || (2 * s.dim) % width != 0 || s.ssm_groups < 1 || heads % s.ssm_groups != 0)
+      throw Error(fmt::format("synth: mamba2's inner width {} (2 dim) must be a multiple of head_dim {}, and its "
+                              "heads of ssm_groups {}", 2 * s.dim, width, s.ssm_groups));
   }
   if (s.vocab_gguf.empty() && (s.vocab < kMinGeneratedVocab || s.vocab > UINT32_MAX))
     throw Error(fmt::format("synth: vocab is {}, expected {} to {} for a generated tokenizer (or a vocab GGUF)", s.vocab,
@@ -260,6 +355,7 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
   w.add_u32(a + ".block_count", static_cast<uint32_t>(s.layers));
   const Family& fam = family_of(a);
   if (fam.ssm) return write_mamba(w, s, out, progress);
+  if (a == "jamba") return write_jamba(w, s, out, progress);
   w.add_u32(a + ".feed_forward_length", static_cast<uint32_t>(s.ffn));
   w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(s.heads));
   w.add_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(s.kv_heads));

@@ -50,9 +50,10 @@ struct SynthSpec {
   // gemma2: the attention and final logit soft caps; 0: Gemma 2's own, 50 and 30 (small ones make
   // the caps bite in a tiny model).
   double attn_softcap = 0, final_softcap = 0;
-  // mamba: each channel's state size and convolution width (d_inner is 2 dim and dt_rank
-  // ceil(dim / 16), as llama.cpp's converter has them); dt_b_c_rms writes Falcon-Mamba.
-  int64_t d_state = 16, d_conv = 4;
+  // mamba, mamba2: each channel's state size and convolution width (d_inner is 2 dim; Mamba-1's
+  // dt_rank ceil(dim / 16), as llama.cpp's converter has them); dt_b_c_rms writes Falcon-Mamba;
+  // mamba2's heads are head_dim channels (0: 16) in ssm_groups groups.
+  int64_t d_state = 16, d_conv = 4, ssm_groups = 1;
   bool dt_b_c_rms = false;
 };
 
@@ -60,8 +61,8 @@ struct SynthSpec {
 // (per-head q/k RMSNorm), phi3 (fused qkv and gate|up), starcoder2 (LayerNorm, biases everywhere,
 // a GELU MLP), gptneox (starcoder2's kind with fused qkv, a quarter of each head rotated and a
 // parallel residual), stablelm (LayerNorm, q/k/v biases, a quarter of each head rotated, SwiGLU),
-// gemma2 (sandwich norms, GeGLU, soft caps, a window on the even layers, a tied head), mamba
-// (Mamba-1's selective state-space blocks; ffn, heads and kv_heads unused).
+// gemma2 (sandwich norms, GeGLU, soft caps, a window on the even layers, a tied head), mamba and
+// mamba2 (selective state-space blocks; ffn, heads and kv_heads unused).
 std::vector<std::string> synth_archs();
 
 // Presets: "tiny" (dim 64, 2 layers, generated 512-token vocabulary: fast enough for unit tests),

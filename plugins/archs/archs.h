@@ -17,6 +17,8 @@ ArchTemplate stablelm_template();
 ArchTemplate starcoder2_template();
 ArchTemplate gemma2_template();
 ArchTemplate mamba_template();
+ArchTemplate mamba2_template();
+ArchTemplate jamba_template();
 
 // Stations the llama lineage shares (llama.cpp's tensor names).
 // The lookup of token_embd.weight rows.
@@ -36,6 +38,16 @@ StationSpec gelu_mlp();
 int64_t read_sliding_window(const ModelView& model, const HParamsReader& r);
 // The dense SwiGLU feed-forward: ffn_{gate,up,down}.
 StationSpec swiglu_ffn();
+// ffn_{gate,up,down} or a router (ffn_gate_inp) and expert stacks ffn_{gate,up,down}_exps, all
+// optional: the ffn variants' supports() choose dense or moe by what the layer has.
+StationSpec dense_or_moe_ffn();
+// {arch}.expert_count and expert_used_count (both or neither) into hp.
+void read_experts(const ModelView& model, const HParamsReader& r, HParams& hp);
+// Mamba-1's mixer over blk.{L}.ssm_*; with `norms`, Jamba's dt, B and C norm scales too.
+StationSpec mamba_mixer(bool norms = false);
+// What mamba, mamba2 and jamba read alike: the ssm.* sizes (ssm_d_conv, ssm_d_inner, ssm_d_state
+// into hp.extra), checked.
+void read_ssm_sizes(const ModelView& model, const HParamsReader& r, HParams& hp);
 
 // The head over output.weight, or over the token embedding where the model ties the two and
 // carries no output.weight (llama.cpp's names).

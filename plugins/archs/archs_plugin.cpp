@@ -38,8 +38,10 @@ static void register_all(Registry& r) {
   r.add_arch(starcoder2_template());
   r.add_arch(gemma2_template());
   r.add_arch(mamba_template());
+  r.add_arch(mamba2_template());
+  r.add_arch(jamba_template());
 }
 
 }  // namespace semline::archs
 
-SEMLINE_PLUGIN("archs", "0.1.0", "Model families: llama, gpt2, qwen2, qwen3, phi3, starcoder2, gptneox, stablelm, gemma2, mamba", semline::archs::register_all)
+SEMLINE_PLUGIN("archs", "0.1.0", "Model families: llama, gpt2, qwen2, qwen3, phi3, starcoder2, gptneox, stablelm, gemma2, mamba, mamba2, jamba", semline::archs::register_all)

@@ -10,24 +10,6 @@ namespace semline::archs {
 namespace {
 
 // Mixtral-style mixture of experts: both counts or neither, 1 <= used <= count.
-void read_experts(const ModelView& model, const HParamsReader& r, HParams& hp) {
-  const auto count = r.find_integer("expert_count"), used = r.find_integer("expert_used_count");
-  const std::string ck = r.full("expert_count"), uk = r.full("expert_used_count");
-  if (count.has_value() != used.has_value())
-    throw Error(model.path() + ": metadata has " + (count ? ck : uk) + " but not " + (count ? uk : ck) +
-                "; a mixture-of-experts model needs both (a dense model neither)");
-  if (!count || (*count == 0 && *used == 0)) return;
-  constexpr int64_t kMaxExperts = 4096;  // far above any published model; bounds the router
-  if (*count < 1 || *count > kMaxExperts)
-    throw Error(model.path() + ": " + ck + " = " + std::to_string(*count) + " must be 1.." +
-                std::to_string(kMaxExperts));
-  if (*used < 1 || *used > *count)
-    throw Error(model.path() + ": " + uk + " = " + std::to_string(*used) + " must be 1.." + ck + " (" +
-                std::to_string(*count) + ")");
-  hp.n_expert = *count;
-  hp.n_expert_used = *used;
-}
-
 std::vector<std::string> llama_keys() {
   std::vector<std::string> keys = rope_decoder_keys();
   keys.insert(keys.end(), {"expert_count", "expert_used_count", "attention.sliding_window",
@@ -47,6 +29,37 @@ HParams read_llama(const ModelView& model) {
 }
 
 }  // namespace
+
+void read_experts(const ModelView& model, const HParamsReader& r, HParams& hp) {
+  const auto count = r.find_integer("expert_count"), used = r.find_integer("expert_used_count");
+  const std::string ck = r.full("expert_count"), uk = r.full("expert_used_count");
+  if (count.has_value() != used.has_value())
+    throw Error(model.path() + ": metadata has " + (count ? ck : uk) + " but not " + (count ? uk : ck) +
+                "; a mixture-of-experts model needs both (a dense model neither)");
+  if (!count || (*count == 0 && *used == 0)) return;
+  constexpr int64_t kMaxExperts = 4096;  // far above any published model; bounds the router
+  if (*count < 1 || *count > kMaxExperts)
+    throw Error(model.path() + ": " + ck + " = " + std::to_string(*count) + " must be 1.." +
+                std::to_string(kMaxExperts));
+  if (*used < 1 || *used > *count)
+    throw Error(model.path() + ": " + uk + " = " + std::to_string(*used) + " must be 1.." + ck + " (" +
+                std::to_string(*count) + ")");
+  hp.n_expert = *count;
+  hp.n_expert_used = *used;
+}
+
+StationSpec dense_or_moe_ffn() {
+  // One SwiGLU network (dense) or a router and stacks of experts (Mixtral, Jamba's MoE layers):
+  // all optional here, and each ffn variant's supports() names the weights it lacks.
+  return {"ffn", StageKind::Ffn, "dense",
+          {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}, true},
+           {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}, true},
+           {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}, true},
+           {"router", "blk.{L}.ffn_gate_inp.weight", {"n_embd", "n_expert"}, true},
+           {"gate_exps", "blk.{L}.ffn_gate_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
+           {"up_exps", "blk.{L}.ffn_up_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
+           {"down_exps", "blk.{L}.ffn_down_exps.weight", {"n_ff", "n_embd", "n_expert"}, true}}};
+}
 
 StationSpec rope_attention(std::vector<TensorBinding> extra) {
   StationSpec st{"attention", StageKind::Attention, "flash",
@@ -109,17 +122,7 @@ ArchTemplate llama_template() {
       .embedding = token_embedding(),
       .block = {
           {rms_norm("attn_norm"), rope_attention({})},
-          {rms_norm("ffn_norm"),
-           // One SwiGLU network (dense) or a router and stacks of experts (Mixtral): all optional
-           // here, and each ffn variant's supports() names the weights it lacks.
-           {"ffn", StageKind::Ffn, "dense",
-            {{"gate", "blk.{L}.ffn_gate.weight", {"n_embd", "n_ff"}, true},
-             {"up", "blk.{L}.ffn_up.weight", {"n_embd", "n_ff"}, true},
-             {"down", "blk.{L}.ffn_down.weight", {"n_ff", "n_embd"}, true},
-             {"router", "blk.{L}.ffn_gate_inp.weight", {"n_embd", "n_expert"}, true},
-             {"gate_exps", "blk.{L}.ffn_gate_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
-             {"up_exps", "blk.{L}.ffn_up_exps.weight", {"n_embd", "n_ff", "n_expert"}, true},
-             {"down_exps", "blk.{L}.ffn_down_exps.weight", {"n_ff", "n_embd", "n_expert"}, true}}}},
+          {rms_norm("ffn_norm"), dense_or_moe_ffn()},
       },
       .output_norm = rms_norm("output_norm", false),
       .head = tied_head(),

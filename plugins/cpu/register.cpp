@@ -65,9 +65,9 @@ void register_cpu(Registry& r) {
 
   for (const char* variant : {"dense", "flash", "sliding_window", "block_sparse"})
     r.add_stage(stations::attention_entry(variant, "cpu", kernels));
-  r.add_stage(stations::ssm_mamba_entry("cpu", kernels, [](const StageContext& ctx) -> stations::SsmKernels& {
+  stations::add_ssm_stations(r, "cpu", kernels, [](const StageContext& ctx) -> stations::SsmKernels& {
     return cpu_backend_of(ctx).ssm_kernels();
-  }));
+  });
 }
 
 }  // namespace semline::cpu

@@ -52,6 +52,15 @@ std::vector<float> weight_vector(const StageContext& ctx, std::string_view role,
   return v;
 }
 
+std::vector<float> weight_floats(const StageContext& ctx, std::string_view role, int64_t n0, int64_t n1,
+                                 const char* dims) {
+  const Tensor t = weight_view(ctx, role, {n0, n1}, dims);
+  std::vector<float> v(static_cast<size_t>(n0 * n1));
+  for (int64_t r = 0; r < n1; ++r)
+    dequantize_row(t.dtype, static_cast<const char*>(t.host) + r * t.nb[1], v.data() + r * n0, n0);
+  return v;
+}
+
 std::unique_ptr<LinearWeight> bind_linear(const StageContext& ctx, Kernels& k, std::string_view role,
                                           int64_t n_in, int64_t n_out, const char* dims, const char* bias_role,
                                           int64_t max_rows) {

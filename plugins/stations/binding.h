@@ -23,6 +23,9 @@ Tensor weight_view(const StageContext& ctx, std::string_view role, std::initiali
                    const char* dims);
 // The vector bound to `role` (shape [n], any weight dtype) as floats.
 std::vector<float> weight_vector(const StageContext& ctx, std::string_view role, int64_t n, const char* dims);
+// The matrix bound to `role` (ne = {n0, n1}, any weight dtype) as floats, row after row.
+std::vector<float> weight_floats(const StageContext& ctx, std::string_view role, int64_t n0, int64_t n1,
+                                 const char* dims);
 
 // The matrix of `role`, ne = {n_in, n_out}, with the bias of `bias_role` when the station binds one
 // (nullptr: none), bound by the backend for products of up to max_rows rows.

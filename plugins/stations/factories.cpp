@@ -31,16 +31,28 @@ void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of)
 
 std::unique_ptr<Stage> make_ssm_mamba(const StageContext& ctx, Kernels& k, SsmKernels& s);
 std::vector<std::string> ssm_mamba_supported(const StageContext& ctx, std::string_view backend);
+std::unique_ptr<Stage> make_ssm_mamba2(const StageContext& ctx, Kernels& k, SsmKernels& s);
+std::vector<std::string> ssm_mamba2_supported(const StageContext& ctx, std::string_view backend);
 
-StageEntry ssm_mamba_entry(const std::string& backend, KernelsOf kernels_of, SsmKernelsOf ssm_kernels_of) {
-  StageEntry e = stage_entry(StageKind::Ssm, "mamba", backend,
-                             "Mamba-1 selective state-space mixer: causal convolution and selective scan, a "
-                             "recurrent state per sequence instead of a KV cache",
-                             10, [kernels_of, ssm_kernels_of](const StageContext& ctx) {
-                               return make_ssm_mamba(ctx, kernels_of(ctx), ssm_kernels_of(ctx));
-                             });
-  e.supports = [backend](const StageContext& ctx) { return ssm_mamba_supported(ctx, backend); };
-  return e;
+void add_ssm_stations(Registry& r, const std::string& backend, KernelsOf kernels_of, SsmKernelsOf ssm_kernels_of) {
+  using Make = std::unique_ptr<Stage> (*)(const StageContext&, Kernels&, SsmKernels&);
+  using Check = std::vector<std::string> (*)(const StageContext&, std::string_view);
+  auto add = [&](const char* variant, const char* description, Make make, Check check) {
+    StageEntry e = stage_entry(StageKind::Ssm, variant, backend, description, 10,
+                               [kernels_of, ssm_kernels_of, make](const StageContext& ctx) {
+                                 return make(ctx, kernels_of(ctx), ssm_kernels_of(ctx));
+                               });
+    e.supports = [backend, check](const StageContext& ctx) { return check(ctx, backend); };
+    r.add_stage(std::move(e));
+  };
+  add("mamba",
+      "Mamba-1 selective state-space mixer: causal convolution and selective scan, a recurrent state per sequence "
+      "instead of a KV cache",
+      make_ssm_mamba, ssm_mamba_supported);
+  add("mamba2",
+      "Mamba-2 state-space mixer: heads sharing a scalar decay, groups sharing B and C, a gated group norm; a "
+      "recurrent state per sequence",
+      make_ssm_mamba2, ssm_mamba2_supported);
 }
 
 }  // namespace semline::stations

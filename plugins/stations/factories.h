@@ -37,10 +37,10 @@ void add_stations(Registry& r, const std::string& backend, KernelsOf kernels_of)
 // parameters, limits and reasons to the entry before adding it.
 StageEntry attention_entry(const std::string& variant, const std::string& backend, KernelsOf kernels_of);
 
-// ssm/mamba (Mamba-1) for `backend`, over its linear products (kernels_of) and its convolution and
-// scan (ssm_kernels_of).
+// ssm/mamba (Mamba-1) and ssm/mamba2 for `backend`, over its linear products and norms
+// (kernels_of) and its convolution and scan (ssm_kernels_of).
 using SsmKernelsOf = std::function<SsmKernels&(const StageContext&)>;
-StageEntry ssm_mamba_entry(const std::string& backend, KernelsOf kernels_of, SsmKernelsOf ssm_kernels_of);
+void add_ssm_stations(Registry& r, const std::string& backend, KernelsOf kernels_of, SsmKernelsOf ssm_kernels_of);
 
 // Parameter defaults of the attention variants (what `semline plugins` shows).
 inline constexpr int64_t kDefaultBlock = 64;  // flash, sliding_window: keys per tile; block_sparse: block size

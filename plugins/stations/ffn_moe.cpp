@@ -3,8 +3,9 @@
 //   logits = W_router x  (ffn_gate_inp, n_embd -> n_expert)
 //   p = softmax(logits) over all experts; the n_expert_used largest are chosen (equal logits: the
 //   lower expert index first) with weights w_k = p_k / sum of the chosen p, which is the softmax
-//   of the chosen logits alone;  out += sum_k w_k E_k(x),  E(x) = down(silu(gate x) * up x) with
-//   the expert's slices of the stacked ffn_{gate,up,down}_exps tensors.
+//   of the chosen logits alone (Jamba, HParams::extra expert_weights_softmax: w_k = p_k);
+//   out += sum_k w_k E_k(x),  E(x) = down(silu(gate x) * up x) with the expert's slices of the
+//   stacked ffn_{gate,up,down}_exps tensors.
 //
 // A step: the router product, the routing (each token's experts, the (token, expert) slots
 // grouped by expert), gate and up for every slot with the activation, down for every slot, and
@@ -33,7 +34,8 @@ class FfnMoe final : public Station {
     gate_ = experts(ctx, "gate_exps", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff, n_expert)", slots);
     up_ = experts(ctx, "up_exps", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff, n_expert)", slots);
     down_ = experts(ctx, "down_exps", hp_.n_ff, hp_.n_embd, "(n_ff, n_embd, n_expert)", slots);
-    routing_ = k_.bind_routing(label_, hp_.n_expert, hp_.n_expert_used, max_tokens_);
+    routing_ = k_.bind_routing(label_, hp_.n_expert, hp_.n_expert_used, max_tokens_,
+                               hp_.extra_or("expert_weights_softmax", 0) == 0);
     logits_ = plan_.add_rows(hp_.n_expert, max_tokens_);
     h_ = plan_.add_rows(hp_.n_ff, slots);
     tmp_ = plan_.add_rows(hp_.n_ff, slots);

@@ -59,6 +59,7 @@ class ExpertRouting {
  public:
   virtual ~ExpertRouting() = default;
   int64_t n_expert = 0, n_used = 0;
+  bool renormalize = true;  // the chosen experts' weights sum to 1; else each is its softmax over all
 };
 
 // Rows read by index (an embedding table): rows of `width` values in the file's dtype.
@@ -181,9 +182,10 @@ class Kernels {
   virtual std::unique_ptr<ExpertWeights> bind_experts(const StageContext& ctx, std::string_view role,
                                                       const Tensor& view, int64_t max_rows) = 0;
   virtual std::unique_ptr<ExpertRouting> bind_routing(const std::string& label, int64_t n_expert, int64_t n_used,
-                                                      int32_t max_tokens) = 0;
+                                                      int32_t max_tokens, bool renormalize) = 0;
   // From m rows of router logits: each token's n_used largest (equal logits: the lower expert
-  // first), weighted by the softmax over the chosen logits alone; the slots grouped by expert.
+  // first), weighted by the softmax over the chosen logits alone (renormalize: Mixtral) or over
+  // every expert (Jamba); the slots grouped by expert.
   virtual void route(const Step& step, const Tensor& logits, int64_t m, ExpertRouting& r) = 0;
   // For each slot (token t, expert e): h[slot] = silu(gate_e x[t]) * (up_e x[t]); tmp: scratch rows
   // like h; next: the expert product over h of the station's very next call (see linear_act).

@@ -1,14 +1,12 @@
 // ssm/mamba: out += out_proj(y), Mamba-1's selective state-space mixer (llama.cpp's `mamba`):
 //   x | z = in_proj(in)                              2 d_inner channels, x first
 //   u     = silu(causal_conv(x) + conv_bias)         d_conv taps per channel, over the sequence
-//   dt | B | C = x_proj(u)                           dt_rank, d_state, d_state (each RMS-normed,
-//                                                    without a scale, when ssm_dt_b_c_rms: Falcon-Mamba)
+//   dt | B | C = x_proj(u)                           dt_rank, d_state, d_state (each RMS-normed:
+//                                                    Falcon-Mamba's without a scale, Jamba's with)
 //   dt    = dt_proj(dt) + dt_bias                    d_inner
 //   y     = scan(u, dt, A, B, C) + D u, times silu(z)
 // The convolution's last inputs and the scan's state are the sequence's recurrent state
 // (Stage::state_sizes), carried from step to step by the line; nothing is cached per position.
-#include <semline/codec.h>
-
 #include "stations/binding.h"
 #include "stations/factories.h"
 #include "stations/ssm.h"
@@ -35,15 +33,23 @@ class SsmMamba final : public Station {
     x_ = bind_linear(ctx, k_, "x", di, dbc, "(d_inner, dt_rank + 2 d_state)", nullptr, max_tokens_);
     dt_ = bind_linear(ctx, k_, "dt", rank_, di, "(dt_rank, d_inner)", "dt_bias", max_tokens_);
     out_ = bind_linear(ctx, k_, "out", di, d, "(d_inner, n_embd)", nullptr, max_tokens_);
-    std::vector<float> conv_bias = is_bound(ctx, "conv_bias") ? weight_vector(ctx, "conv_bias", di, "(d_inner)")
-                                                             : std::vector<float>(static_cast<size_t>(di), 0.0f);
-    ssm_ = s_.bind_ssm(label_, shape_, weight_floats(ctx, "conv", shape_.d_conv, di, "(d_conv, d_inner)"),
-                       std::move(conv_bias), weight_floats(ctx, "a", ds, di, "(d_state, d_inner)"),
-                       weight_vector(ctx, "d", di, "(d_inner)"));
-    if (hp_.extra_or("ssm_dt_b_c_rms", 0) != 0) {
-      // Falcon-Mamba normalises dt, B and C without a scale (ones), with the model's epsilon.
-      dt_norm_ = k_.bind_norm(label_, std::vector<float>(static_cast<size_t>(rank_), 1.0f), {});
-      bc_norm_ = k_.bind_norm(label_, std::vector<float>(static_cast<size_t>(ds), 1.0f), {});
+    SsmConstants c;
+    c.conv = weight_floats(ctx, "conv", shape_.d_conv, di, "(d_conv, d_inner)");
+    c.conv_bias = weight_vector(ctx, "conv_bias", di, "(d_inner)");
+    c.a = weight_floats(ctx, "a", ds, di, "(d_state, d_inner)");
+    c.d = weight_vector(ctx, "d", di, "(d_inner)");
+    ssm_ = s_.bind_ssm(label_, shape_, std::move(c));
+    // dt, B and C RMS-normalised with the model's epsilon: Jamba with scales (its dt, b and c
+    // norms), Falcon-Mamba without (ssm_dt_b_c_rms: ones).
+    const bool scaled = is_bound(ctx, "dt_norm");
+    if (scaled || hp_.extra_or("ssm_dt_b_c_rms", 0) != 0) {
+      auto scale = [&](const char* role, int64_t n) {
+        return scaled ? weight_vector(ctx, role, n, "(dt_rank or d_state)")
+                      : std::vector<float>(static_cast<size_t>(n), 1.0f);
+      };
+      dt_norm_ = k_.bind_norm(label_, scale("dt_norm", rank_), {});
+      b_norm_ = k_.bind_norm(label_, scale("b_norm", ds), {});
+      c_norm_ = k_.bind_norm(label_, scale("c_norm", ds), {});
     }
     xz_ = plan_.add_rows(2 * di, max_tokens_);
     u_ = plan_.add_rows(di, max_tokens_);
@@ -75,8 +81,9 @@ class SsmMamba final : public Station {
       dbc_rows = k_.scratch_rows(normed_, dbc, m);
       const float eps = static_cast<float>(hp_.norm_eps);
       k_.norm(step, NormKind::Rms, *dt_norm_, eps, columns(proj, 0, rank_), columns(dbc_rows, 0, rank_), m, false);
-      for (int64_t at : {rank_, rank_ + ds})
-        k_.norm(step, NormKind::Rms, *bc_norm_, eps, columns(proj, at, ds), columns(dbc_rows, at, ds), m, false);
+      k_.norm(step, NormKind::Rms, *b_norm_, eps, columns(proj, rank_, ds), columns(dbc_rows, rank_, ds), m, false);
+      k_.norm(step, NormKind::Rms, *c_norm_, eps, columns(proj, rank_ + ds, ds), columns(dbc_rows, rank_ + ds, ds), m,
+              false);
     }
     const Product dt_proj{dt_.get(), delta};
     k_.linear(step, columns(dbc_rows, 0, rank_), {&dt_proj, 1}, m);
@@ -99,22 +106,12 @@ class SsmMamba final : public Station {
   }
 
  private:
-  // The matrix of `role` (ne = {n0, n1}) as floats, row after row.
-  static std::vector<float> weight_floats(const StageContext& ctx, const char* role, int64_t n0, int64_t n1,
-                                          const char* dims) {
-    const Tensor t = weight_view(ctx, role, {n0, n1}, dims);
-    std::vector<float> v(static_cast<size_t>(n0 * n1));
-    for (int64_t r = 0; r < n1; ++r)
-      dequantize_row(t.dtype, static_cast<const char*>(t.host) + r * t.nb[1], v.data() + r * n0, n0);
-    return v;
-  }
-
   SsmKernels& s_;
   SsmShape shape_;
   int64_t rank_ = 0;
   std::unique_ptr<LinearWeight> in_, x_, dt_, out_;
   std::unique_ptr<SsmWeights> ssm_;
-  std::unique_ptr<NormWeights> dt_norm_, bc_norm_;  // Falcon-Mamba only
+  std::unique_ptr<NormWeights> dt_norm_, b_norm_, c_norm_;  // Falcon-Mamba and Jamba only
   size_t xz_ = 0, u_ = 0, dbc_ = 0, normed_ = 0, delta_ = 0, y_ = 0;
 };
 

@@ -77,9 +77,13 @@ std::vector<std::string> attention_supported(const StageContext& ctx, std::strin
 std::vector<std::string> ffn_dense_supported(const StageContext& ctx, std::string_view backend) {
   std::vector<std::string> why = weights_supported(ctx, backend);
   if (!ctx.hp) return why;
-  if (ctx.hp->n_expert > 0) {
-    why.push_back("the model has " + std::to_string(ctx.hp->n_expert) +
-                  " experts per layer; ffn/dense computes one feed-forward network (use ffn/moe)");
+  // Experts on every layer (Mixtral), or on every period-th from an offset (Jamba).
+  const int64_t period = static_cast<int64_t>(ctx.hp->extra_or("expert_layer_period", 1));
+  const int64_t offset = static_cast<int64_t>(ctx.hp->extra_or("expert_layer_offset", 0));
+  if (ctx.hp->n_expert > 0 && ctx.layer >= offset && (ctx.layer - offset) % period == 0) {
+    why.push_back("the model has " + std::to_string(ctx.hp->n_expert) + " experts " +
+                  (period == 1 ? std::string("per layer") : "on this layer") +
+                  "; ffn/dense computes one feed-forward network (use ffn/moe)");
     return why;
   }
   // The templates bind the dense weights as optional (MoE models have none); a station that

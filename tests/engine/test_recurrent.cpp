@@ -1,5 +1,5 @@
-// The engine over a line with recurrent layers (a synthetic Mamba): each sequence's state is its
-// own row, so many requests at once, preempted ones recomputed and n > 1 choices give what each
+// The engine over a line with recurrent layers (a synthetic Mamba, a Jamba hybrid): each
+// sequence's state is its own row, so many requests at once, preempted ones recomputed and n > 1 choices give what each
 // gives alone; what a recurrent state cannot do (go back: speculative decoding, a cut sequence,
 // reuse a cached prefix) is refused by name or switched off.
 #include <catch2/catch.hpp>
@@ -64,6 +64,35 @@ TEST_CASE("a Mamba line: 16 requests at once give their solo greedy tokens, with
     CHECK(c.of(ids[i]).stats.n_cached == 0);
   }
   CHECK(engine.counters().prefix_hit_tokens == 0);
+}
+
+TEST_CASE("a Jamba line (attention and Mamba layers): 8 requests at once give their solo greedy tokens") {
+  TempDir dir;
+  SynthSpec spec = synth_preset("tiny");
+  spec.arch = "jamba";
+  spec.layers = 4;
+  spec.experts = 4;
+  spec.experts_used = 2;
+  spec.seed = 3;
+  const std::string path = dir.file("jamba.gguf");
+  synth_write(spec, path);
+  Line line(path, "max_seqs = 8\n");
+  CHECK(line.pipeline->recurrent());
+  // Keys and values for the attention layers only: 2 of 4 hold memory.
+  CHECK(line.pipeline->kv().layer(0).k.buffer == nullptr);
+  CHECK(line.pipeline->kv().layer(1).k.buffer != nullptr);
+  const auto prompts = prompts_of(8);
+  const std::vector<Received> solo = alone(line, prompts, 20);
+  Engine engine(*line.pipeline, seqs(8));
+  Collector c;
+  std::vector<uint64_t> ids;
+  for (const auto& p : prompts) ids.push_back(engine.submit(request(p, 20), c.fn()));
+  engine.run();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    INFO("request " << i);
+    CHECK(c.of(ids[i]).tokens == solo[i].tokens);
+  }
+  CHECK(line.pipeline->kv().blocks().held_blocks() == 0);
 }
 
 TEST_CASE("a Mamba line: preempted sequences start their state over and give the same tokens") {

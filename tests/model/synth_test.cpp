@@ -248,9 +248,9 @@ TEST_CASE("synth presets and refusals") {
     return error_of([&] { synth_write(s, dir / "x.gguf"); });
   };
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen"; }),
-                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, stablelm, gptneox, starcoder2, gemma2, mamba)"});
+                {"synth: architecture 'qwen' is not one synth writes (did you mean 'qwen2'?) (archs: llama, qwen2, qwen3, phi3, stablelm, gptneox, starcoder2, gemma2, mamba, mamba2, jamba)"});
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.rope_freqs = true; }),
-                {"synth: experts and rope_freqs are llama's; the qwen2 family has none"});
+                {"synth: experts are llama's and jamba's, rope_freqs llama's; the qwen2 family has no rope_freqs"});
   check_message(refuse([](SynthSpec& s) { s.arch = "qwen2", s.window = 8; }),
                 {"synth: a window is llama's (Mistral), phi3's, starcoder2's and gemma2's; the qwen2 family has none"});
   check_message(refuse([](SynthSpec& s) { s.final_softcap = 30; }), {"synth: soft caps are gemma2's; the llama family has none"});

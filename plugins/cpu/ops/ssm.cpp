@@ -9,9 +9,9 @@
 namespace semline::cpu {
 namespace {
 
-// conv transposed to [d_conv][d_inner] so a tap meets a run of channels with one stride.
+// conv transposed to [d_conv][channels] so a tap meets a run of channels with one stride.
 struct CpuSsm final : stations::SsmWeights {
-  std::vector<float> taps, conv_bias, a, d;  // a [d_inner][d_state]
+  std::vector<float> taps, conv_bias, a, d, dt_bias;
 };
 
 float* rows_of(const Tensor& t) { return static_cast<float*>(t.host); }
@@ -26,23 +26,24 @@ class SsmKernels final : public stations::SsmKernels {
   explicit SsmKernels(CpuBackend& be) : be_(be) {}
 
   std::unique_ptr<stations::SsmWeights> bind_ssm(const std::string&, const stations::SsmShape& s,
-                                                 std::vector<float> conv, std::vector<float> conv_bias,
-                                                 std::vector<float> a, std::vector<float> d) override {
+                                                 stations::SsmConstants c) override {
     auto w = std::make_unique<CpuSsm>();
     w->shape = s;
-    w->taps.resize(conv.size());
-    for (int64_t c = 0; c < s.d_inner; ++c)
-      for (int64_t k = 0; k < s.d_conv; ++k) w->taps[k * s.d_inner + c] = conv[c * s.d_conv + k];
-    w->conv_bias = std::move(conv_bias);
-    w->a = std::move(a);
-    w->d = std::move(d);
-    zeros_.assign(static_cast<size_t>(std::max<int64_t>(zeros_.size(), s.d_inner)), 0.0f);
+    const int64_t ch = s.conv_channels();
+    w->taps.resize(c.conv.size());
+    for (int64_t i = 0; i < ch; ++i)
+      for (int64_t k = 0; k < s.d_conv; ++k) w->taps[k * ch + i] = c.conv[i * s.d_conv + k];
+    w->conv_bias = std::move(c.conv_bias);
+    w->a = std::move(c.a);
+    w->d = std::move(c.d);
+    w->dt_bias = std::move(c.dt_bias);
+    zeros_.resize(static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(zeros_.size()), ch)), 0.0f);
     return w;
   }
 
   void ssm_conv(const Step& step, const stations::SsmWeights& sw, const Tensor& u, const Tensor& out) override {
     const CpuSsm& w = static_cast<const CpuSsm&>(sw);
-    const int64_t di = w.shape.d_inner, taps = w.shape.d_conv, keep = taps - 1;
+    const int64_t di = w.shape.conv_channels(), taps = w.shape.d_conv, keep = taps - 1;
     group_rows(step.batch);
     const Tensor& pool = step.state->pools[0];
     const float* up = rows_of(u);
@@ -84,14 +85,18 @@ class SsmKernels final : public stations::SsmKernels {
   void ssm_scan(const Step& step, const stations::SsmWeights& sw, const Tensor& x, const Tensor& dt, const Tensor& b,
                 const Tensor& cm, const Tensor& z, const Tensor& y) override {
     const CpuSsm& w = static_cast<const CpuSsm&>(sw);
-    const int64_t di = w.shape.d_inner, ds = w.shape.d_state;
+    const stations::SsmShape& sh = w.shape;
+    const int64_t ds = sh.d_state;
+    // Work in heads (Mamba-1: a head is one channel) so a worker owns whole heads.
+    const int64_t heads = sh.n_head > 0 ? sh.n_head : sh.d_inner, width = sh.d_inner / heads;
+    const int64_t per_group = heads / sh.n_group;
     group_rows(step.batch);
     const Tensor& pool = step.state->pools[1];
-    be_.pool().run(di, kChannelGrain, [&](int64_t c0, int64_t c1, int) {
+    be_.pool().run(heads, std::max<int64_t>(1, kChannelGrain / width), [&](int64_t e0, int64_t e1, int) {
       for (int32_t s = 0; s < step.batch.n_seqs; ++s) {
         const SeqView& v = step.batch.seqs[s];
-        float* h = rows_of(pool) + v.slot * stride_of(pool);  // [di][ds]
-        if (v.n_past == 0) std::memset(h + c0 * ds, 0, static_cast<size_t>((c1 - c0) * ds) * 4);
+        float* h = rows_of(pool) + v.slot * stride_of(pool);  // [d_inner][d_state]
+        if (v.n_past == 0) std::memset(h + e0 * width * ds, 0, static_cast<size_t>((e1 - e0) * width * ds) * 4);
         for (int64_t j = start_[s]; j < start_[s + 1]; ++j) {
           const int64_t r = rows_[j];
           const float* xr = rows_of(x) + r * stride_of(x);
@@ -100,16 +105,30 @@ class SsmKernels final : public stations::SsmKernels {
           const float* cr = rows_of(cm) + r * stride_of(cm);
           const float* zr = rows_of(z) + r * stride_of(z);
           float* yr = rows_of(y) + r * stride_of(y);
-          for (int64_t c = c0; c < c1; ++c) {
-            const float delta = softplus(dr[c]), dx = delta * xr[c];
-            const float* a = w.a.data() + c * ds;
-            float* hc = h + c * ds;
-            float acc = 0;
-            for (int64_t n = 0; n < ds; ++n) {
-              hc[n] = hc[n] * std::exp(delta * a[n]) + br[n] * dx;
-              acc += hc[n] * cr[n];
+          for (int64_t e = e0; e < e1; ++e) {
+            const float delta = softplus(w.dt_bias.empty() ? dr[e] : dr[e] + w.dt_bias[e]);
+            const int64_t g = e / per_group;
+            const float* bg = br + g * ds;
+            const float* cg = cr + g * ds;
+            const float decay = sh.n_head > 0 ? std::exp(delta * w.a[e]) : 0.0f;  // Mamba-2: one per head
+            for (int64_t c = e * width; c < (e + 1) * width; ++c) {
+              const float dx = delta * xr[c];
+              float* hc = h + c * ds;
+              float acc = 0;
+              if (sh.n_head > 0) {
+                for (int64_t n = 0; n < ds; ++n) {
+                  hc[n] = hc[n] * decay + bg[n] * dx;
+                  acc += hc[n] * cg[n];
+                }
+              } else {
+                const float* a = w.a.data() + c * ds;
+                for (int64_t n = 0; n < ds; ++n) {
+                  hc[n] = hc[n] * std::exp(delta * a[n]) + bg[n] * dx;
+                  acc += hc[n] * cg[n];
+                }
+              }
+              yr[c] = (acc + w.d[c] * xr[c]) * silu(zr[c]);
             }
-            yr[c] = (acc + w.d[c] * xr[c]) * silu(zr[c]);
           }
         }
       }
@@ -129,7 +148,7 @@ class SsmKernels final : public stations::SsmKernels {
   }
 
   CpuBackend& be_;
-  std::vector<float> zeros_;  // d_inner zeros: the inputs before a new sequence
+  std::vector<float> zeros_;  // a convolution row of zeros: the inputs before a new sequence
   std::vector<int32_t> start_, next_, rows_;
 };
 

@@ -317,10 +317,11 @@ class StationKernels final : public stations::Kernels {
   }
 
   std::unique_ptr<stations::ExpertRouting> bind_routing(const std::string&, int64_t n_expert, int64_t n_used,
-                                                        int32_t max_tokens) override {
+                                                        int32_t max_tokens, bool renormalize) override {
     auto r = std::make_unique<CpuRouting>();
     r->n_expert = n_expert;
     r->n_used = n_used;
+    r->renormalize = renormalize;
     const size_t slots = static_cast<size_t>(max_tokens * n_used);
     r->start.resize(static_cast<size_t>(n_expert + 1));
     r->next.resize(static_cast<size_t>(n_expert));
@@ -348,10 +349,15 @@ class StationKernels final : public stations::Kernels {
         }
         pick[k] = best;
       }
-      // Renormalised over the chosen: exp(l_k - l_top) / sum, in double for the weights' sake.
+      // Renormalised over the chosen: exp(l_k - l_top) / sum, in double for the weights' sake;
+      // or the softmax over every expert (the sum over all of them).
       double sum = 0;
       double* w = r.chosen_w.data() + t * n_used;
       for (int64_t k = 0; k < n_used; ++k) sum += w[k] = std::exp(static_cast<double>(l[pick[k]]) - l[pick[0]]);
+      if (!r.renormalize) {
+        sum = 0;
+        for (int64_t e = 0; e < n_expert; ++e) sum += std::exp(static_cast<double>(l[e]) - l[pick[0]]);
+      }
       for (int64_t k = 0; k < n_used; ++k) {
         w[k] /= sum;
         ++r.start[pick[k] + 1];

@@ -56,7 +56,7 @@ struct MapPush {
 };
 struct RoutePush {
   uint32_t logits_off, n_tokens, n_expert, n_used;
-  uint32_t ids_off, w_off, cnt_off, ofs_off, list_off;
+  uint32_t ids_off, w_off, cnt_off, ofs_off, list_off, all_experts;
 };
 struct CombinePush {
   uint32_t d_off, w_off, y_off, y_stride, n, n_tokens, n_used;
@@ -302,10 +302,11 @@ class StationKernels final : public stations::Kernels {
   // Per slot its expert id and weight, per expert its slot count and the start of its run, and the
   // runs of slots grouped by expert: one buffer, as moe_route.comp writes it.
   std::unique_ptr<stations::ExpertRouting> bind_routing(const std::string& label, int64_t n_expert, int64_t n_used,
-                                                        int32_t max_tokens) override {
+                                                        int32_t max_tokens, bool renormalize) override {
     auto x = std::make_unique<VkRouting>();
     x->n_expert = n_expert;
     x->n_used = n_used;
+    x->renormalize = renormalize;
     const size_t slots = static_cast<size_t>(max_tokens * n_used);
     x->r.ids = 0;
     x->r.weights = u32(static_cast<int64_t>(slots));
@@ -325,8 +326,9 @@ class StationKernels final : public stations::Kernels {
   void route(const Step&, const Tensor& logits, int64_t m, stations::ExpertRouting& routing) override {
     const Routing r = routing_of(routing, m);
     const DevRows l = dev_rows(logits);
-    const RoutePush p{l.off, u32(m), u32(routing.n_expert), u32(routing.n_used), r.ids, r.weights, r.counts,
-                      r.offsets, r.lists};
+    const RoutePush p{l.off,     u32(m),   u32(routing.n_expert), u32(routing.n_used),
+                      r.ids,     r.weights, r.counts,             r.offsets,
+                      r.lists,   routing.renormalize ? 0u : 1u};
     be_.dispatch(cached(route_, ShaderId::MoeRoute, {64}), {l.buf, r.buf}, &p, sizeof p, 1);
   }
 

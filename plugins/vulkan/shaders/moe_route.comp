@@ -3,7 +3,8 @@
 //  1. per token t (an invocation each, in turn): the n_used largest router logits (equal ones:
 //     the lower expert index first; softmax is monotonic, so this is the order of the
 //     probabilities) into ids[t * n_used + k], and their probabilities renormalised over the
-//     chosen, exp(l_k - l_top) / sum, into weights (float bits);
+//     chosen, exp(l_k - l_top) / sum, into weights (float bits); with all_experts the sum runs
+//     over every expert instead: the softmax's own probabilities (Jamba);
 //  2. per expert e: how many slots chose it (counts[e]) and where its run starts (offsets[e],
 //     the counts of the experts before it);
 //  3. per expert: its slots in increasing order into lists[offsets[e] ...], so the tiled
@@ -20,7 +21,7 @@ layout(std430, binding = 1) coherent buffer Route { uint route[]; };
 
 layout(push_constant) uniform Push {
   uint logits_off, n_tokens, n_expert, n_used;
-  uint ids_off, w_off, cnt_off, ofs_off, list_off;
+  uint ids_off, w_off, cnt_off, ofs_off, list_off, all_experts;
 } p;
 
 void main() {
@@ -40,7 +41,10 @@ void main() {
     }
     const float top = sbuf[lb + route[ib]];
     float sum = 0.0;
-    for (uint k = 0u; k < p.n_used; ++k) sum += exp(sbuf[lb + route[ib + k]] - top);
+    if (p.all_experts != 0u)
+      for (uint e = 0u; e < p.n_expert; ++e) sum += exp(sbuf[lb + e] - top);
+    else
+      for (uint k = 0u; k < p.n_used; ++k) sum += exp(sbuf[lb + route[ib + k]] - top);
     for (uint k = 0u; k < p.n_used; ++k)
       route[p.w_off + t * p.n_used + k] = floatBitsToUint(exp(sbuf[lb + route[ib + k]] - top) / sum);
   }

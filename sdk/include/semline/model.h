@@ -132,6 +132,11 @@ struct HParams {
   //   final_logit_softcap  logits become cap * tanh(logit / cap)
   //   swa_period           with sliding_window: layer L attends over the window when
   //                        L % period < period - 1 (Gemma 2: 2, the even layers), else causally
+  //   expert_weights_softmax  1: the chosen experts weigh by their softmax over all experts, not
+  //                        renormalised over the chosen (Jamba)
+  //   ssm_*                a state-space mixer's sizes (Mamba: ssm_d_inner, ssm_d_conv,
+  //                        ssm_d_state, ssm_dt_rank, ssm_n_head, ssm_n_group, ssm_group_width;
+  //                        ssm_dt_b_c_rms)
   std::map<std::string, double> extra;
   double extra_or(const std::string& key, double fallback) const {
     auto it = extra.find(key);

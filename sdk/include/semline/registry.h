@@ -100,7 +100,12 @@ struct ArchTemplate {
   std::string name;         // general.architecture value it serves, e.g. "llama"
   std::string description;
   StationSpec embedding;
-  std::vector<SublayerSpec> block;  // repeated n_layer times
+  std::vector<SublayerSpec> block;  // repeated n_layer times, unless block_of says otherwise
+  // Hybrids (7.0; Jamba: attention on some layers, a recurrent mixer on the others): the other
+  // blocks a layer may have, and which one layer L has (0: `block`, i: other_blocks[i - 1]). Both
+  // empty for a family whose layers are all alike.
+  std::vector<std::vector<SublayerSpec>> other_blocks;
+  std::function<size_t(const HParams&, int32_t layer)> block_of;
   StationSpec output_norm;
   StationSpec head;
   // Hyper-parameters from the model's metadata; throws semline::Error naming a missing or bad key.
@@ -111,6 +116,13 @@ struct ArchTemplate {
   // is never silently ignored. (general.* and tokenizer.* keys belong to other stations.)
   std::vector<std::string> metadata_keys;
 };
+
+// Every block of a template: `block`, then its other blocks.
+inline std::vector<const std::vector<SublayerSpec>*> all_blocks(const ArchTemplate& a) {
+  std::vector<const std::vector<SublayerSpec>*> v = {&a.block};
+  for (const auto& b : a.other_blocks) v.push_back(&b);
+  return v;
+}
 
 // The host's registry as plugins see it. Entries added by a plugin whose registration throws are
 // discarded together.
