@@ -45,8 +45,10 @@ struct Cpu {
   static constexpr const char* kName = "cpu";
   static std::string unavailable() { return {}; }
   static bool quantized_input(DType dt);
-  // Whether its attention stores a KV cache of dtype dt.
+  // Whether its attention stores a KV cache of dtype dt; a Q8_0 cache, for head sizes that are
+  // multiples of kQ8KvHead.
   static bool kv_cache(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::Q8_0; }
+  static constexpr int64_t kQ8KvHead = 32;
   static const testing::RecordingRegistry& entries();  // the plugin's registrations
   static const std::vector<Setup>& setups();
 };
@@ -55,7 +57,8 @@ struct Vulkan {
   static constexpr const char* kName = "vulkan";
   static std::string unavailable();  // why no Vulkan device can run here (empty: one can)
   static bool quantized_input(DType) { return false; }  // every dtype dequantised exactly
-  static bool kv_cache(DType dt) { return dt == DType::F32 || dt == DType::F16; }
+  static bool kv_cache(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::Q8_0; }
+  static constexpr int64_t kQ8KvHead = 64;  // a row of whole 32-bit words
   static const testing::RecordingRegistry& entries();
   static const std::vector<Setup>& setups();
 };

@@ -98,8 +98,9 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
   cases.push_back({RopeType::Normal, {8, 2, 8, 4}, DType::Q4_0, DType::F16});
   cases.push_back({RopeType::NeoX, {2, 1, 128, 128}, DType::F16, DType::F32});    // wide heads, one kv head
   cases.push_back({RopeType::Normal, {2, 2, 256, 96}, DType::F32, DType::F16});  // long heads
-  if (TestType::kv_cache(DType::Q8_0)) {  // heads of whole 32-value blocks
-    cases.push_back({RopeType::NeoX, {4, 2, 32, 32}, DType::F32, DType::Q8_0});
+  if (TestType::kv_cache(DType::Q8_0)) {  // heads of whole 32-value blocks (vulkan: whole words)
+    const int64_t hd = TestType::kQ8KvHead;
+    cases.push_back({RopeType::NeoX, {4, 2, hd, hd}, DType::F32, DType::Q8_0});
     cases.push_back({RopeType::Normal, {2, 1, 128, 128}, DType::Q8_0, DType::Q8_0});
     cases.push_back({RopeType::NeoX, {2, 2, 256, 96}, DType::F32, DType::Q8_0});
   }

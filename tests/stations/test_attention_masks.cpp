@@ -112,7 +112,8 @@ TEMPLATE_TEST_CASE("sliding_window and block_sparse match the float64 reference 
     if (!TestType::kv_cache(cache)) continue;
     // A Q8_0 cache stores heads of whole 32-value blocks; its tolerance is one 8-bit step
     // (test_attention.cpp, kv_tol).
-    const Heads heads = cache == DType::Q8_0 ? Heads{4, 2, 32, 32} : Heads{};
+    const int64_t hd = TestType::kQ8KvHead;
+    const Heads heads = cache == DType::Q8_0 ? Heads{4, 2, hd, hd} : Heads{};
     const double tol = cache == DType::F32 ? 1e-5 : cache == DType::F16 ? 2e-3 : 2e-2;
     for (const Variant& v : variants) {
       INFO(setup.name << ", cache " << dtype_name(cache) << ", " << describe(v));

@@ -8,16 +8,18 @@
 namespace semline::vk {
 
 KvView kv_view(const VulkanBackend& be, const KvLayer& kv) {
-  const int64_t elt = dtype_block_bytes(kv.k.dtype);
+  // Byte offsets as value offsets: a Q8_0 block of 34 bytes holds 32 values.
+  const int64_t bytes = dtype_block_bytes(kv.k.dtype), values = dtype_block_size(kv.k.dtype);
+  auto at = [&](int64_t b) { return u32(b / bytes * values); };
   KvView v;
   v.k = &be.buffer_of(kv.k, "KV cache k").gpu();
   v.v = &be.buffer_of(kv.v, "KV cache v").gpu();
-  v.k_off = u32(static_cast<int64_t>(kv.k.offset) / elt);
-  v.v_off = u32(static_cast<int64_t>(kv.v.offset) / elt);
-  v.nb1 = u32(kv.k.nb[1] / elt);
-  v.nb2 = u32(kv.k.nb[2] / elt);
-  v.nb3 = u32(kv.k.nb[3] / elt);
-  v.f16 = kv.k.dtype == DType::F16;
+  v.k_off = at(static_cast<int64_t>(kv.k.offset));
+  v.v_off = at(static_cast<int64_t>(kv.v.offset));
+  v.nb1 = at(kv.k.nb[1]);
+  v.nb2 = at(kv.k.nb[2]);
+  v.nb3 = at(kv.k.nb[3]);
+  v.type = kv.k.dtype == DType::F16 ? 1u : kv.k.dtype == DType::Q8_0 ? 2u : 0u;
   return v;
 }
 

@@ -22,9 +22,10 @@ inline constexpr int64_t kMaxFlashTile = 1024;
 struct KvView {
   const GpuBuffer* k = nullptr;
   const GpuBuffer* v = nullptr;
-  uint32_t k_off = 0, v_off = 0, nb1 = 0, nb2 = 0, nb3 = 0;  // elements
-  bool f16 = false;
+  uint32_t k_off = 0, v_off = 0, nb1 = 0, nb2 = 0, nb3 = 0;  // values (Q8_0: 32 per 34-byte block)
+  uint32_t type = 0;  // the kernels' KV_TYPE: 0 F32, 1 F16, 2 Q8_0
 };
+inline constexpr uint32_t kKvTypes = 3;
 KvView kv_view(const VulkanBackend& be, const KvLayer& kv);
 
 // The push constants both attention kernels read (attention.glsl).
@@ -63,8 +64,7 @@ class DenseCore final : public stations::AttentionCore {
   size_t scores_ = 0;   // byte offset of the score rows in scratch, after the station's own
   int64_t cap_ = 0;     // keys per score row
   int64_t chunk_ = 1;   // tokens per dispatch
-  const Kernel* dense_f32_ = nullptr;
-  const Kernel* dense_f16_ = nullptr;
+  const Kernel* dense_[kKvTypes] = {};  // by KvView::type
 };
 
 // Key tiles of `block` positions in shared memory with an online softmax (attention_flash.cpp).
@@ -78,8 +78,7 @@ class FlashCore final : public stations::AttentionCore {
   VulkanBackend& be_;
   stations::AttentionShape a_;
   stations::CoreSpec spec_;
-  const Kernel* flash_f32_ = nullptr;
-  const Kernel* flash_f16_ = nullptr;
+  const Kernel* flash_[kKvTypes] = {};  // by KvView::type
 };
 
 inline constexpr uint32_t kAttentionWorkgroup = 128;  // invocations of attn_dense and attn_flash

@@ -18,8 +18,7 @@ DenseCore::DenseCore(VulkanBackend& be, const StageContext& ctx, const stations:
   budget_ = mib << 20;
   scores_ = (spec.scratch_from + 63) / 64 * 64;
   grow_rows(256);
-  dense_f32_ = &be_.kernels().get(ShaderId::AttnDense, {kAttentionWorkgroup, 0});
-  dense_f16_ = &be_.kernels().get(ShaderId::AttnDense, {kAttentionWorkgroup, 1});
+  for (uint32_t t = 0; t < kKvTypes; ++t) dense_[t] = &be_.kernels().get(ShaderId::AttnDense, {kAttentionWorkgroup, t});
 }
 
 void DenseCore::grow_rows(int64_t cap) {
@@ -43,7 +42,7 @@ void DenseCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
   p.cap = static_cast<uint32_t>(cap_);
   const GpuBuffer& ws = be_.workspace().buffer();
   const GpuBuffer& ints = be_.step_data().ints();
-  const Kernel& k = kv.f16 ? *dense_f16_ : *dense_f32_;
+  const Kernel& k = *dense_[kv.type];
   for (int64_t t0 = 0; t0 < step.batch.n_tokens; t0 += chunk_) {
     p.t0 = static_cast<uint32_t>(t0);
     p.n_tokens = static_cast<uint32_t>(std::min<int64_t>(chunk_, step.batch.n_tokens - t0));

@@ -30,8 +30,7 @@ struct VkRope final : stations::RopeStore {
   bool qk_norm = false;
   float eps = 0;
   DevVector norms;  // with qk_norm: a q head's scales, then a k head's
-  const Kernel* f32 = nullptr;  // writing an F32 cache
-  const Kernel* f16 = nullptr;  // writing an F16 cache
+  const Kernel* store[kKvTypes] = {};  // writing an F32, F16 or Q8_0 cache (KvView::type)
 };
 struct VkNorm final : stations::NormWeights {
   DevVector w;  // the scale, then for LayerNorm the shift right after it (the kernel reads both)
@@ -220,9 +219,15 @@ class StationKernels final : public stations::Kernels {
     for (int i = 0; i < 2; ++i) {
       const Tensor& t = *ts[i];
       const char* name = i ? "KV cache v" : "KV cache k";
-      if (t.dtype != DType::F32 && t.dtype != DType::F16)
-        throw Error(label + ": " + name + " " + tensor_shape_string(t) + ": the vulkan attention reads an F32 or F16 "
-                    "cache (kv_cache.dtype = \"f32\" or \"f16\"); q8_0 runs on the cpu backend");
+      if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::Q8_0)
+        throw Error(label + ": " + name + " " + tensor_shape_string(t) + ": the vulkan attention reads an F32, F16 "
+                    "or Q8_0 cache");
+      // A Q8_0 row is written whole by one invocation, in 32-bit words: it must fill whole words
+      // (68 bytes per 64 values), so that no two rows share one.
+      if (t.dtype == DType::Q8_0 && t.ne[0] % 64 != 0)
+        throw Error(label + ": " + name + " " + tensor_shape_string(t) + ": the vulkan attention writes a q8_0 cache "
+                    "in whole 32-bit words, which takes a head size that is a multiple of 64; this model's is " +
+                    std::to_string(t.ne[0]) + " (use kv_cache.dtype = \"f16\")");
       const VulkanBuffer& b = be_.buffer_of(t, name, label);
       // F16 values are written in pairs, one 32-bit word each.
       if (t.nb[1] % 4 != 0 || t.nb[2] % 4 != 0 || t.nb[3] % 4 != 0 || t.offset % 4 != 0)
@@ -252,8 +257,7 @@ class StationKernels final : public stations::Kernels {
       r->eps = norms.eps;
     }
     const uint32_t neox = a.rope_type == RopeType::NeoX ? 1u : 0u, qk = r->qk_norm ? 1u : 0u;
-    r->f32 = &be_.kernels().get(ShaderId::RopeStore, {64, 0, neox, qk});
-    r->f16 = &be_.kernels().get(ShaderId::RopeStore, {64, 1, neox, qk});
+    for (uint32_t t = 0; t < kKvTypes; ++t) r->store[t] = &be_.kernels().get(ShaderId::RopeStore, {64, t, neox, qk});
     return r;
   }
 
@@ -273,7 +277,7 @@ class StationKernels final : public stations::Kernels {
                      kv.nb3,         r.norms.off,    r.eps};
     // Without the norms binding 5 is never read; the rope table stands in for it.
     const GpuBuffer* norms = r.qk_norm ? r.norms.buf : &table;
-    be_.dispatch(kv.f16 ? *r.f16 : *r.f32, {rows.buf, &table, &sd.ints(), kv.k, kv.v, norms}, &p, sizeof p,
+    be_.dispatch(*r.store[kv.type], {rows.buf, &table, &sd.ints(), kv.k, kv.v, norms}, &p, sizeof p,
                  static_cast<uint64_t>(m));
   }
 

@@ -4,7 +4,7 @@
 // [n_tokens][n_head*hd] at a_off.
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;
-layout(constant_id = 1) const uint KV_F16 = 0;
+layout(constant_id = 1) const uint KV_TYPE = 0;  // 0 F32, 1 F16, 2 Q8_0
 
 #define MAXHD 256u
 
