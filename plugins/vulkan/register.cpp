@@ -64,6 +64,9 @@ void register_vulkan(Registry& r) {
     return vulkan_backend_of(ctx).station_kernels();
   };
   stations::add_stations(r, "vulkan", kernels);
+  stations::add_ssm_stations(r, "vulkan", kernels, [](const StageContext& ctx) -> stations::SsmKernels& {
+    return vulkan_backend_of(ctx).ssm_kernels();
+  });
 
   // Causal and sliding-window attention; the head dimension the kernels hold, and the score budget
   // of dense.

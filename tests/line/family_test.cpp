@@ -171,16 +171,15 @@ TEMPLATE_TEST_CASE("every family's synthetic model gives llama.cpp's logits and 
 }
 
 // The state-space families (Mamba, Falcon-Mamba, Mamba-2, the Jamba hybrid) the same way, against their own float64
-// reference. Backends without the ssm station run it on the cpu, the rest of the line on theirs.
+// reference: the whole line on each backend.
 TEMPLATE_TEST_CASE("every state-space family's synthetic model gives llama.cpp's logits and greedy text",
                    "[line][family][ssm]", SEMLINE_STATION_TARGETS) {
   REQUIRE_TARGET();
-  const std::string placement = std::string(TestType::kName) == "cpu" ? "" : "ssm = { backend = \"cpu\" }\n";
   for (const char* name : {"mamba", "falcon-mamba", "mamba2", "jamba"}) {
     INFO("family recording " << name);
     const Recording rec = read_recording(name);
     Line line(model_of(name, rec),
-              on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n" + placement);
+              on_backend(TestType::kName) + "[stages]\nsampler = { chain = [\"greedy\"] }\n");
     std::vector<int32_t> tokens = rec.prompt;
     tokens.insert(tokens.end(), rec.greedy.begin(), rec.greedy.end() - 1);
     testing::ReferenceMamba ref(*line.model);
@@ -215,10 +214,9 @@ TEMPLATE_TEST_CASE("every state-space family's synthetic model gives llama.cpp's
       spec.dtype = dtype;
       const fs::path path = scratch(std::string(name) + "-" + dtype_name(dtype) + ".gguf");
       synth_write(spec, path);
-      Line typed(path, on_backend(TestType::kName) + "[stages]\n" + placement);
+      Line typed(path, on_backend(TestType::kName));
       testing::ReferenceMambaOptions opt;
-      opt.quantize_ssm_inputs = Cpu::quantized_input(dtype);  // the ssm station runs on the cpu
-      opt.quantize_other_inputs = TestType::quantized_input(dtype);
+      opt.quantize_ssm_inputs = opt.quantize_other_inputs = TestType::quantized_input(dtype);
       testing::ReferenceMamba typed_ref(*typed.model, opt);
       std::vector<std::vector<double>> want;
       for (int32_t t : tokens) want.push_back(typed_ref.step(t));

@@ -9,6 +9,10 @@
 
 namespace semline::vk {
 
+namespace {
+constexpr int32_t kPerToken = 5;  // tokens, positions, seq_start, out_rows, slots
+}  // namespace
+
 StepData::StepData(VulkanBackend& be) : be_(be) {}
 
 StepData::~StepData() = default;
@@ -18,7 +22,7 @@ void StepData::grow(int32_t tokens, int64_t table_entries) {
   max_tokens_ = std::max(max_tokens_, tokens);
   while (table_cap_ < table_entries) table_cap_ = table_cap_ ? table_cap_ * 2 : 1024;
   if (table_cap_ == 0) table_cap_ = 1024;
-  const size_t words = static_cast<size_t>(4 * static_cast<int64_t>(max_tokens_) + table_cap_);
+  const size_t words = static_cast<size_t>(kPerToken * static_cast<int64_t>(max_tokens_) + table_cap_);
   buf_.reset();
   buf_ = std::make_unique<VulkanBuffer>(be_, words * 4);
   host_.assign(words, 0);
@@ -26,7 +30,8 @@ void StepData::grow(int32_t tokens, int64_t table_entries) {
   view_.positions = static_cast<uint32_t>(max_tokens_);
   view_.seq_start = static_cast<uint32_t>(2 * max_tokens_);
   view_.out_rows = static_cast<uint32_t>(3 * max_tokens_);
-  view_.tables = static_cast<uint32_t>(4 * max_tokens_);
+  view_.slots = static_cast<uint32_t>(4 * max_tokens_);
+  view_.tables = static_cast<uint32_t>(kPerToken * max_tokens_);
   uploaded_ = false;
 }
 
@@ -70,11 +75,12 @@ const StepView& StepData::upload(const Batch& b) {
     // Only attention reads table starts, and it refuses bad sequence indices before it uploads.
     const int32_t s = b.seq ? b.seq[t] : -1;
     host_[view_.seq_start + t] = s >= 0 && s < b.n_seqs ? start[s] : 0;
+    host_[view_.slots + t] = s >= 0 && s < b.n_seqs ? b.seqs[s].slot : 0;
   }
   for (int32_t i = 0; i < b.n_outputs; ++i) host_[view_.out_rows + i] = b.output_rows[i];
-  // The four per-token arrays and the tables in use, in two copies.
+  // The per-token arrays and the tables in use, in two copies.
   VulkanStream& s = be_.vstream();
-  s.upload(host_.data(), buf_->gpu(), 0, static_cast<size_t>(4 * M) * 4);
+  s.upload(host_.data(), buf_->gpu(), 0, static_cast<size_t>(kPerToken * M) * 4);
   if (at > 0) s.upload(host_.data() + view_.tables, buf_->gpu(), static_cast<size_t>(view_.tables) * 4, static_cast<size_t>(at) * 4);
   step_ = b.step;
   uploaded_ = true;

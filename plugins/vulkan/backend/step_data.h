@@ -1,6 +1,6 @@
 // What every stage of a step reads besides activations, uploaded once per step: token ids,
-// positions, each token's block-table start, the wanted output rows and the sequences' block
-// tables, packed as int32 words in one device buffer; and RoPE cos/sin tables, one per (rope_dim,
+// positions, each token's block-table start, the wanted output rows, each token's recurrent state
+// row (its sequence's SeqView::slot) and the sequences' block tables, packed as int32 words in one device buffer; and RoPE cos/sin tables, one per (rope_dim,
 // base) the stages use, computed on the host in double precision.
 #pragma once
 
@@ -19,7 +19,7 @@ class VulkanBuffer;
 
 // Word offsets of the arrays inside ints().
 struct StepView {
-  uint32_t tokens = 0, positions = 0, seq_start = 0, out_rows = 0, tables = 0;
+  uint32_t tokens = 0, positions = 0, seq_start = 0, out_rows = 0, slots = 0, tables = 0;
 };
 
 class StepData {

@@ -7,6 +7,7 @@
 
 #include "backend/step_data.h"
 #include "backend/workspace.h"
+#include "ops/ssm.h"
 #include "ops/station_kernels.h"
 
 namespace semline::vk {
@@ -61,6 +62,7 @@ VulkanBackend::VulkanBackend(const BackendOptions& o, LogFn log) : log_(std::mov
   workspace_ = std::make_unique<Workspace>(*this);
   step_ = std::make_unique<StepData>(*this);
   station_kernels_ = make_station_kernels(*this);
+  ssm_kernels_ = make_ssm_kernels(*this);
   if (log_)
     log_(LogLevel::Debug, std::string("vulkan backend: ") + (subgroups ? "subgroup" : "shared-memory") +
                               " reductions, " + std::to_string(o.staging_bytes >> 20) + " MiB staging rings");

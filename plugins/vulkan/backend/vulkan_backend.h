@@ -23,6 +23,7 @@
 
 namespace semline::stations {
 class Kernels;
+class SsmKernels;
 }
 
 namespace semline::vk {
@@ -83,6 +84,7 @@ class VulkanBackend final : public Backend {
   Workspace& workspace() { return *workspace_; }
   // What the stations written once call (stations/kernels.h).
   stations::Kernels& station_kernels() { return *station_kernels_; }
+  stations::SsmKernels& ssm_kernels() { return *ssm_kernels_; }
   StepData& step_data() { return *step_; }
 
   // Records a dispatch of `groups` workgroups (spread over x and y when x cannot hold them).
@@ -114,6 +116,7 @@ class VulkanBackend final : public Backend {
   std::unique_ptr<Workspace> workspace_;
   std::unique_ptr<StepData> step_;
   std::unique_ptr<stations::Kernels> station_kernels_;
+  std::unique_ptr<stations::SsmKernels> ssm_kernels_;
 };
 
 // The stage of a context's backend; throws naming the station when it is another backend.

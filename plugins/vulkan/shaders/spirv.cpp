@@ -61,6 +61,12 @@ const uint32_t kMoeCombine[] = {
 const uint32_t kMap[] = {
 #include "map.sh.inc"
 };
+const uint32_t kSsmConv[] = {
+#include "ssm_conv.sh.inc"
+};
+const uint32_t kSsmScan[] = {
+#include "ssm_scan.sh.inc"
+};
 
 template <size_t N>
 constexpr Spirv blob(const uint32_t (&w)[N]) {
@@ -81,6 +87,8 @@ const ShaderSource kSources[] = {
     {"moe_route", 2, blob(kMoeRoute), blob(kMoeRoute)},
     {"moe_combine", 3, blob(kMoeCombine), blob(kMoeCombine)},
     {"map", 1, blob(kMap), blob(kMap)},
+    {"ssm_conv", 4, blob(kSsmConv), blob(kSsmConv)},
+    {"ssm_scan", 4, blob(kSsmScan), blob(kSsmScan)},
 };
 static_assert(std::size(kSources) == kShaderCount, "one source per ShaderId, in its order");
 

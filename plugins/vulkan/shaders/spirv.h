@@ -20,8 +20,10 @@ enum class ShaderId : int {
   MoeRoute,
   MoeCombine,
   Map,
+  SsmConv,
+  SsmScan,
 };
-inline constexpr int kShaderCount = static_cast<int>(ShaderId::Map) + 1;
+inline constexpr int kShaderCount = static_cast<int>(ShaderId::SsmScan) + 1;
 
 struct Spirv {
   const uint32_t* words = nullptr;
