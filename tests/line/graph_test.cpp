@@ -337,3 +337,63 @@ TEST_CASE("int and float list parameters: converted where TOML is narrower, each
   CHECK(error({{"ids", std::vector<double>{1.0}}}) == "t.toml:3:1: x: ids = [1.0] must be of type int list (ids)");
   CHECK(error({{"ids", int64_t{1}}}) == "t.toml:3:1: x: ids = 1 must be of type int list (ids)");
 }
+
+TEST_CASE("Mamba and Jamba hyper-parameters: heads and feed-forward in a Mamba, Jamba's layer patterns") {
+  const auto dir = std::filesystem::temp_directory_path();
+  SynthSpec spec = synth_preset("tiny");
+  spec.arch = "mamba";
+  synth_write(spec, dir / "semline-graph-mamba.gguf");
+  spec.arch = "jamba";
+  spec.layers = 4;
+  spec.experts = 4;
+  spec.experts_used = 2;
+  synth_write(spec, dir / "semline-graph-jamba.gguf");
+  auto u32 = [](uint64_t v) {
+    MetaValue m;
+    m.type = MetaType::U32;
+    m.u = v;
+    m.i = static_cast<int64_t>(v);
+    m.f = static_cast<double>(v);
+    return m;
+  };
+  {
+    auto base = gguf::GgufFile::open((dir / "semline-graph-mamba.gguf").string());
+    AlteredModel m(*base);
+    CHECK(graph_error(config_with(""), m) == "no error");
+    m.meta_set["mamba.attention.head_count"] = u32(4);
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("mamba.attention.head_count = 4; a Mamba block has no attention heads and no feed-forward"));
+    m.meta_set["mamba.attention.head_count"] = u32(0);
+    m.meta_set["mamba.ssm.conv_kernel"] = u32(1);
+    CHECK_THAT(graph_error(config_with(""), m), Contains("mamba.ssm.conv_kernel = 1 must be 2 or more"));
+  }
+  {
+    auto base = gguf::GgufFile::open((dir / "semline-graph-jamba.gguf").string());
+    AlteredModel m(*base);
+    CHECK(graph_error(config_with(""), m) == "no error");
+    // The kv heads as three layers: not one per block.
+    const std::vector<uint32_t> three = {0, 2, 0}, irregular = {0, 2, 2, 0}, mixed = {0, 2, 0, 1};
+    auto array = [](const std::vector<uint32_t>& v) {
+      MetaValue a;
+      a.type = MetaType::ARRAY;
+      a.elem = MetaType::U32;
+      a.count = v.size();
+      a.raw = reinterpret_cast<const unsigned char*>(v.data());
+      return a;
+    };
+    m.meta_set["jamba.attention.head_count_kv"] = array(three);
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("jamba.attention.head_count_kv must be an array of 4 integers (block_count)"));
+    m.meta_set["jamba.attention.head_count_kv"] = array(irregular);
+    CHECK_THAT(graph_error(config_with(""), m),
+               Contains("jamba.attention.head_count_kv: on layers that are not one offset and period apart"));
+    m.meta_set["jamba.attention.head_count_kv"] = array(mixed);
+    CHECK_THAT(graph_error(config_with(""), m), Contains("every attention layer must have the same kv heads (2)"));
+    // An expert layer forced dense is refused by name; the dense layers are dense.
+    m.meta_set.erase("jamba.attention.head_count_kv");
+    CHECK_THAT(graph_error(config_with("[[stages.layers]]\nrange = \"0\"\nffn = { variant = \"dense\" }\n"), m),
+               Contains("the model has 4 experts on this layer"));
+  }
+  std::filesystem::remove(dir / "semline-graph-mamba.gguf");
+  std::filesystem::remove(dir / "semline-graph-jamba.gguf");
+}
