@@ -655,6 +655,55 @@ TEST_CASE("the Q8_0 KV cache kernels: to_q8_0 writes ggml's blocks, gemm, dot, a
   }
 }
 
+TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys as float64 does", "[kernels]") {
+  for (Isa isa : runnable_isas()) {
+    INFO("isa " << isa_name(isa));
+    const Kernels& kern = kernels_for(isa);
+    // Head sizes that keep the query in registers on some instruction set (32, 64, 128, 96 of
+    // 16-float vectors, 64 of 8-float ones) and ones that take a dot product per key (40, 256).
+    for (int64_t hd : {32, 40, 64, 96, 128, 256}) {
+      for (int64_t n : {1, 3, 4, 7, 16}) {  // whole groups of four keys and the rest
+        INFO("hd " << hd << ", n " << n);
+        const int64_t stride = hd * 4 + 20;  // bytes between rows, wider than any row
+        const std::vector<float> q = random_floats(hd), x = random_floats(n * hd, 2.0f);
+        std::vector<char> f32(static_cast<size_t>(n * stride)), f16(f32.size()), q8(f32.size());
+        std::vector<double> deq8(static_cast<size_t>(n * hd)), deq16(deq8.size());
+        for (int64_t j = 0; j < n; ++j) {
+          std::memcpy(f32.data() + j * stride, x.data() + j * hd, static_cast<size_t>(hd) * 4);
+          for (int64_t i = 0; i < hd; ++i) {
+            const uint16_t h = f32_to_f16(x[j * hd + i]);
+            std::memcpy(f16.data() + j * stride + i * 2, &h, 2);
+            deq16[j * hd + i] = f16_to_f32(h);
+          }
+          if (hd % 32 != 0) continue;
+          kern.to_q8_0(x.data() + j * hd, q8.data() + j * stride, hd);
+          for (int64_t b = 0; b < hd / 32; ++b) {
+            BlockQ8_0 blk;
+            std::memcpy(&blk, q8.data() + j * stride + b * 34, 34);
+            for (int i = 0; i < 32; ++i) deq8[j * hd + b * 32 + i] = static_cast<double>(f16_to_f32(blk.d)) * blk.qs[i];
+          }
+        }
+        auto check = [&](Kernels::QkRowFn fn, const std::vector<char>& keys, auto value) {
+          std::vector<float> s(static_cast<size_t>(n) + 1, -7.0f);
+          fn(q.data(), keys.data(), static_cast<size_t>(stride), n, hd, s.data());
+          REQUIRE(s[static_cast<size_t>(n)] == -7.0f);  // nothing past the n scores
+          for (int64_t j = 0; j < n; ++j) {
+            double want = 0, scale = 0;
+            for (int64_t i = 0; i < hd; ++i) {
+              want += value(j * hd + i) * q[i];
+              scale += std::fabs(value(j * hd + i) * q[i]);
+            }
+            REQUIRE(std::fabs(s[j] - want) <= 1e-5 * scale);
+          }
+        };
+        check(kern.qk_row(DType::F32), f32, [&](int64_t i) { return static_cast<double>(x[i]); });
+        check(kern.qk_row(DType::F16), f16, [&](int64_t i) { return deq16[i]; });
+        if (hd % 32 == 0) check(kern.qk_row(DType::Q8_0), q8, [&](int64_t i) { return deq8[i]; });
+      }
+    }
+  }
+}
+
 TEST_CASE("isa names round-trip and the best one is supported", "[kernels]") {
   for (Isa isa : kAllIsas) REQUIRE(isa_from_name(isa_name(isa)) == isa);
   REQUIRE_FALSE(isa_from_name("avx9").has_value());

@@ -46,6 +46,16 @@ struct V : generic::VecShape<__m512, 16, 4, 4, 32> {
   static R round(R a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static R ldexp(R a, R n) { return _mm512_scalef_ps(a, n); }
   static float hsum(R a) { return _mm512_reduce_add_ps(a); }
+  // out[i] = the sum of the lanes of the i-th argument: pairs interleaved and added within each
+  // 128-bit lane, then the four lanes added, one shuffle tree for all four.
+  static void hsum4(R a, R b, R c, R d, float* out) {
+    const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    const __m512 abcd = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))),
+                                      _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))));
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm512_extractf32x8_ps(abcd, 1));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+  }
   static float hmax(R a) { return _mm512_reduce_max_ps(a); }
   static R exp(R x) { return generic::exp_approx<V>(x); }
   static int32_t store_i8(R v, int8_t* q) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/kernels.h"
 
@@ -578,6 +579,73 @@ void gemm_quant(const GemmArgs& a) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Attention scores of one query row (a decode step whose heads share no kv head): s[j] = q . k_j
+// for j < n, k_j at k + j * ks bytes. The query's NC vectors stay in registers while the keys
+// stream past four at a time, each key summed in one accumulator and the four reduced by one
+// shuffle tree: a key costs its loads, NC products and a quarter of a reduction, not a register
+// tile's setup and a horizontal sum of its own. A decode step at depth waits on its keys' loads,
+// and the fewer instructions per key, the more of them the core keeps in flight.
+
+// acc[u] = the lane-wise products of the query with key u (U keys ks bytes apart from row).
+template <class V, class L, int NC, int U>
+void qk_keys(const typename V::R* qv, const char* row, size_t ks, typename V::R* acc) {
+  using R = typename V::R;
+  if constexpr (L::kBlockScaled) {  // each block's raw products, then its scale once
+    constexpr int PB = 32 / V::W;   // vectors per block; NC * W is a multiple of 32
+    for (int u = 0; u < U; ++u) acc[u] = V::zero();
+    for (int c = 0; c < NC; c += PB)
+      for (int u = 0; u < U; ++u) {
+        const char* r = row + u * ks;
+        R part = V::mul(L::raw(r, c * V::W), qv[c]);
+        for (int e = 1; e < PB; ++e) part = V::fma(L::raw(r, (c + e) * V::W), qv[c + e], part);
+        acc[u] = V::fma(V::set1(L::scale(r, c * V::W)), part, acc[u]);
+      }
+  } else {
+    for (int u = 0; u < U; ++u) acc[u] = V::mul(L::load(row + u * ks, 0), qv[0]);
+    for (int c = 1; c < NC; ++c)
+      for (int u = 0; u < U; ++u) acc[u] = V::fma(L::load(row + u * ks, c * V::W), qv[c], acc[u]);
+  }
+}
+
+template <class V, class L, int NC>
+void qk_row_regs(const float* q, const char* k, size_t ks, int64_t n, float* s) {
+  using R = typename V::R;
+  R qv[NC];
+  for (int c = 0; c < NC; ++c) qv[c] = V::load(q + c * V::W);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    R acc[4];
+    qk_keys<V, L, NC, 4>(qv, k + j * ks, ks, acc);
+    V::hsum4(acc[0], acc[1], acc[2], acc[3], s + j);
+  }
+  for (; j < n; ++j) {
+    R acc[1];
+    qk_keys<V, L, NC, 1>(qv, k + j * ks, ks, acc);
+    s[j] = V::hsum(acc[0]);
+  }
+}
+
+// Head sizes whose query fits in at most half the registers (Q8_0 keys: whole blocks of 32); the
+// others take one dot product per key.
+template <class V, class L, int NC>
+constexpr bool qk_row_fits = 2 * NC <= V::kRegs && (!L::kBlockScaled || NC * V::W % 32 == 0);
+
+template <class V, class L>
+void qk_row(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, float* s) {
+  const char* kb = static_cast<const char*>(k);
+  void (*fn)(const float*, const char*, size_t, int64_t, float*) = nullptr;
+  auto pick = [&]<int NC>() {
+    if constexpr (qk_row_fits<V, L, NC>)
+      if (hd == NC * V::W) fn = &qk_row_regs<V, L, NC>;
+  };
+  [&]<int... NC>(std::integer_sequence<int, NC...>) {
+    (pick.template operator()<NC + 1>(), ...);
+  }(std::make_integer_sequence<int, 16>{});
+  if (fn) return fn(q, kb, ks, n, s);
+  for (int64_t j = 0; j < n; ++j) s[j] = dot<V, L>(kb + j * ks, q, hd);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Attention: o[r] += sum_j p[r][j] * v_j, the output row held in registers over all j.
 
 // RR output rows at once share each loaded value row; rows whose causal range ends early take
@@ -698,6 +766,9 @@ constexpr Kernels common_table(Isa isa) {
   k.to_f16 = &to_f16<V>;
   k.dequantize_row = &dequantize_row<V>;
   k.pv_f32 = &pv<V, LoadF32<V>>;
+  k.qk_row_f32 = &qk_row<V, LoadF32<V>>;
+  k.qk_row_f16 = &qk_row<V, LoadF16<V>>;
+  k.qk_row_q8_0 = &qk_row<V, LoadQ8<V>>;
   k.pv_f16 = &pv<V, LoadF16<V>>;
   k.gemm_q8_0_rows = &gemm_float<V, LoadQ8<V>>;
   k.dot_q8_0 = [](const void* a, const float* b, int64_t n) { return dot<V, LoadQ8<V>>(a, b, n); };

@@ -116,6 +116,12 @@ struct Kernels {
   void (*pv_f16)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
                  size_t v_stride, int64_t hd, float* o, int64_t o_stride);
 
+  // s[j] = q . k_j for j < n: one query row against n keys (F32, F16 or Q8_0 rows k_stride bytes
+  // apart, of hd values), the decode step of attention whose query heads share no kv head.
+  using QkRowFn = void (*)(const float* q, const void* k, size_t k_stride, int64_t n, int64_t hd, float* s);
+  QkRowFn qk_row_f32, qk_row_f16, qk_row_q8_0;
+  QkRowFn qk_row(DType t) const { return t == DType::Q8_0 ? qk_row_q8_0 : t == DType::F16 ? qk_row_f16 : qk_row_f32; }
+
   // A KV cache of Q8_0 rows in the file's blocks (an F16 scale, 32 int8), read as floats as they
   // stream by: the linear map over such rows (x float; j1 - j0 rows of k values), the dot and axpy
   // of one row, and pv over them. to_q8_0 writes a row (n a multiple of 32) as ggml's

@@ -37,6 +37,12 @@ struct V : generic::VecShape<float, 1, 4, 2, 16> {
   static R max(R a, R b) { return a > b ? a : b; }
   static R abs(R a) { return std::fabs(a); }
   static float hsum(R a) { return a; }
+  static void hsum4(R a, R b, R c, R d, float* out) {
+    out[0] = a;
+    out[1] = b;
+    out[2] = c;
+    out[3] = d;
+  }
   static float hmax(R a) { return a; }
   static R exp(R x) { return std::exp(x); }
   static int32_t store_i8(R v, int8_t* q) {

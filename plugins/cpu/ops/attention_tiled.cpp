@@ -128,6 +128,7 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
   const size_t k_row = static_cast<size_t>(dtype_row_bytes(w.k.dtype, hd_)),
                v_row = static_cast<size_t>(dtype_row_bytes(w.v.dtype, hd_));
   const GemmFn qk = w.k.dtype == DType::Q8_0 ? kern.gemm_q8_0_rows : kern.gemm(w.k.dtype);
+  const Kernels::QkRowFn qk_row = kern.qk_row(w.k.dtype);  // one query row: a decode step without GQA
   const auto pv = w.v.dtype == DType::Q8_0 ? kern.pv_q8_0 : w.v.dtype == DType::F16 ? kern.pv_f16 : kern.pv_f32;
 
   for (int32_t p0 = first; p0 <= last;) {
@@ -153,8 +154,14 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
     for (int64_t off = 0; off < len;) {
       const int32_t p = p0 + static_cast<int32_t>(off);
       const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
+      const char* keys = w.k.row_at(sv, p, w.block_tokens, g);
+      if (rows == 1) {  // the query in registers while the keys stream past
+        qk_row(qp, keys, w.k.slot, seg, hd_, s + off);
+        off += seg;
+        continue;
+      }
       GemmArgs a;
-      a.w = w.k.row_at(sv, p, w.block_tokens, g);
+      a.w = keys;
       a.w_stride = w.k.slot;
       a.x = qp;
       a.x_stride = hd_;
