@@ -9,21 +9,16 @@
 // (Stage::state_sizes), carried from step to step by the line; nothing is cached per position.
 #include "stations/binding.h"
 #include "stations/factories.h"
-#include "stations/ssm.h"
+#include "stations/ssm_station.h"
 #include "stations/stations.h"
 
 namespace semline::stations {
 namespace {
 
-int64_t ssm_dim(const HParams& hp, const char* key) { return static_cast<int64_t>(hp.extra_or(key, 0)); }
-
-class SsmMamba final : public Station {
+class SsmMamba final : public SsmStation {
  public:
-  SsmMamba(const StageContext& ctx, Kernels& k, SsmKernels& s) : Station(ctx, k), s_(s) {
-    shape_.d_inner = ssm_dim(hp_, "ssm_d_inner");
-    shape_.d_conv = ssm_dim(hp_, "ssm_d_conv");
-    shape_.d_state = ssm_dim(hp_, "ssm_d_state");
-    rank_ = ssm_dim(hp_, "ssm_dt_rank");
+  SsmMamba(const StageContext& ctx, Kernels& k, SsmKernels& s) : SsmStation(ctx, k, s) {
+    rank_ = dim("ssm_dt_rank");
     if (shape_.d_inner <= 0 || shape_.d_conv <= 1 || shape_.d_state <= 0 || rank_ <= 0)
       throw Error(label_ + ": d_inner " + std::to_string(shape_.d_inner) + ", d_state " +
                   std::to_string(shape_.d_state) + " and dt_rank " + std::to_string(rank_) +
@@ -60,13 +55,10 @@ class SsmMamba final : public Station {
     k_.reserve_scratch(plan_.total());
   }
 
-  std::vector<int64_t> state_sizes() const override { return {shape_.conv_state(), shape_.ssm_state()}; }
-
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const int64_t m = step.batch.n_tokens, di = shape_.d_inner, ds = shape_.d_state, dbc = rank_ + 2 * ds;
     const auto [x, h] = begin_rows(step, in, out, hp_.n_embd);
-    if (!step.state || step.state->pools.size() != 2)
-      throw Error(label_ + ": the step carries no recurrent state (2 pools: the convolution's and the scan's)");
+    check_state(step);
     if (m == 0) return;
     const Tensor xz = k_.scratch_rows(xz_, 2 * di, m), u = k_.scratch_rows(u_, di, m);
     const Tensor proj = k_.scratch_rows(dbc_, dbc, m), delta = k_.scratch_rows(delta_, di, m);
@@ -99,18 +91,14 @@ class SsmMamba final : public Station {
     const double products = 2.0 * m * (d * 2 * di + di * (r + 2 * ds) + r * di + di * d);
     const double flops = products + m * di * (2 * kc + 7 * ds + 12);
     // The weights once, the activations' rows, and each sequence's state read and written once.
-    const double state = 8.0 * b.n_seqs * static_cast<double>(shape_.conv_state() + shape_.ssm_state());
-    const double bytes = in_->bytes() + x_->bytes() + dt_->bytes() + out_->bytes() + state +
+    const double bytes = in_->bytes() + x_->bytes() + dt_->bytes() + out_->bytes() + state_bytes(b) +
                          m * 4.0 * (2 * d + 8 * di + 2 * (r + 2 * ds));
     return {flops, bytes};
   }
 
  private:
-  SsmKernels& s_;
-  SsmShape shape_;
   int64_t rank_ = 0;
   std::unique_ptr<LinearWeight> in_, x_, dt_, out_;
-  std::unique_ptr<SsmWeights> ssm_;
   std::unique_ptr<NormWeights> dt_norm_, b_norm_, c_norm_;  // Falcon-Mamba and Jamba only
   size_t xz_ = 0, u_ = 0, dbc_ = 0, normed_ = 0, delta_ = 0, y_ = 0;
 };

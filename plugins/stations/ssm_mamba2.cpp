@@ -7,22 +7,17 @@
 // The convolution's last inputs and the scan's state are the sequence's recurrent state.
 #include "stations/binding.h"
 #include "stations/factories.h"
-#include "stations/ssm.h"
+#include "stations/ssm_station.h"
 #include "stations/stations.h"
 
 namespace semline::stations {
 namespace {
 
-int64_t ssm_dim(const HParams& hp, const char* key) { return static_cast<int64_t>(hp.extra_or(key, 0)); }
-
-class SsmMamba2 final : public Station {
+class SsmMamba2 final : public SsmStation {
  public:
-  SsmMamba2(const StageContext& ctx, Kernels& k, SsmKernels& s) : Station(ctx, k), s_(s) {
-    shape_.d_inner = ssm_dim(hp_, "ssm_d_inner");
-    shape_.d_conv = ssm_dim(hp_, "ssm_d_conv");
-    shape_.d_state = ssm_dim(hp_, "ssm_d_state");
-    shape_.n_head = ssm_dim(hp_, "ssm_n_head");
-    shape_.n_group = ssm_dim(hp_, "ssm_n_group");
+  SsmMamba2(const StageContext& ctx, Kernels& k, SsmKernels& s) : SsmStation(ctx, k, s) {
+    shape_.n_head = dim("ssm_n_head");
+    shape_.n_group = dim("ssm_n_group");
     const int64_t di = shape_.d_inner, h = shape_.n_head, g = shape_.n_group;
     if (di <= 0 || shape_.d_conv <= 1 || shape_.d_state <= 0 || h <= 0 || g <= 0 || di % h != 0 || h % g != 0)
       throw Error(label_ + ": d_inner " + std::to_string(di) + " must be a positive multiple of n_head " +
@@ -51,14 +46,11 @@ class SsmMamba2 final : public Station {
     k_.reserve_scratch(plan_.total());
   }
 
-  std::vector<int64_t> state_sizes() const override { return {shape_.conv_state(), shape_.ssm_state()}; }
-
   void forward(const Tensor& in, const Tensor& out, const Step& step) override {
     const int64_t m = step.batch.n_tokens, di = shape_.d_inner, gs = shape_.n_group * shape_.d_state;
     const int64_t ch = shape_.conv_channels(), width = di + ch + shape_.n_head;
     const auto [x, h] = begin_rows(step, in, out, hp_.n_embd);
-    if (!step.state || step.state->pools.size() != 2)
-      throw Error(label_ + ": the step carries no recurrent state (2 pools: the convolution's and the scan's)");
+    check_state(step);
     if (m == 0) return;
     const Tensor proj = k_.scratch_rows(proj_, width, m), u = k_.scratch_rows(u_, ch, m);
     const Tensor y = k_.scratch_rows(y_, di, m), normed = k_.scratch_rows(normed_, di, m);
@@ -82,16 +74,12 @@ class SsmMamba2 final : public Station {
     const double width = di + ch + static_cast<double>(shape_.n_head);
     const double flops = 2.0 * m * (d * width + di * d) + m * (2.0 * static_cast<double>(shape_.d_conv) * ch +
                                                                4.0 * di * ds + 20.0 * di);
-    const double state = 8.0 * b.n_seqs * static_cast<double>(shape_.conv_state() + shape_.ssm_state());
-    const double bytes = in_->bytes() + out_->bytes() + state + m * 4.0 * (2 * d + 2 * width + 2 * ch + 6 * di);
+    const double bytes = in_->bytes() + out_->bytes() + state_bytes(b) + m * 4.0 * (2 * d + 2 * width + 2 * ch + 6 * di);
     return {flops, bytes};
   }
 
  private:
-  SsmKernels& s_;
-  SsmShape shape_;
   std::unique_ptr<LinearWeight> in_, out_;
-  std::unique_ptr<SsmWeights> ssm_;
   std::vector<std::unique_ptr<NormWeights>> norms_;  // one per group
   size_t proj_ = 0, u_ = 0, y_ = 0, normed_ = 0;
 };

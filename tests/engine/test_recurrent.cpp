@@ -40,6 +40,25 @@ std::vector<std::vector<int32_t>> prompts_of(int32_t n) {
   return prompts;
 }
 
+// One step of sequence seq alone with the given tokens, from where it stands; the logits of its
+// last token.
+std::vector<float> step_alone(Pipeline& p, int32_t seq, const std::vector<int32_t>& tokens) {
+  p.kv().reserve(seq, static_cast<int32_t>(tokens.size()));
+  StepArrays a;
+  const int32_t past = p.kv().n_past(seq);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    a.tokens.push_back(tokens[i]);
+    a.positions.push_back(past + static_cast<int32_t>(i));
+    a.seq.push_back(0);
+  }
+  a.seqs.push_back(p.kv().view(seq));
+  a.output_rows.push_back(static_cast<int32_t>(tokens.size()) - 1);
+  const std::span<const float> l = p.forward(a.batch());
+  std::vector<float> logits(l.begin(), l.end());
+  p.kv().advance(seq, tokens);
+  return logits;
+}
+
 }  // namespace
 
 TEST_CASE("a Mamba line: 16 requests at once give their solo greedy tokens, with no prefix cache") {
@@ -164,21 +183,7 @@ TEST_CASE("a Mamba line refuses what would take its state back") {
   SECTION("a step that continues a sequence from before its state") {
     Pipeline& p = *line.pipeline;
     const int32_t seq = p.kv().new_sequence();
-    StepArrays a;
-    auto feed = [&](std::vector<int32_t> tokens) {
-      p.kv().reserve(seq, static_cast<int32_t>(tokens.size()));
-      a.clear();
-      const int32_t past = p.kv().n_past(seq);
-      for (size_t i = 0; i < tokens.size(); ++i) {
-        a.tokens.push_back(tokens[i]);
-        a.positions.push_back(past + static_cast<int32_t>(i));
-        a.seq.push_back(0);
-      }
-      a.seqs.push_back(p.kv().view(seq));
-      a.output_rows.push_back(static_cast<int32_t>(tokens.size()) - 1);
-      p.forward(a.batch());
-      p.kv().advance(seq, tokens);
-    };
+    auto feed = [&](const std::vector<int32_t>& tokens) { return step_alone(p, seq, tokens); };
     feed({1, 5, 9, 13});
     const std::vector<int32_t> kept = {1, 5};
     REQUIRE(p.kv().blocks().truncate(seq, kept) == 2);
@@ -240,22 +245,7 @@ TEST_CASE("a Mamba line: a saved state put back continues as the state did") {
   Line line(tiny_mamba(dir, 9));
   Pipeline& p = *line.pipeline;
   const int32_t seq = p.kv().new_sequence();
-  StepArrays a;
-  auto feed = [&](const std::vector<int32_t>& tokens) {
-    p.kv().reserve(seq, static_cast<int32_t>(tokens.size()));
-    a.clear();
-    const int32_t past = p.kv().n_past(seq);
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      a.tokens.push_back(tokens[i]);
-      a.positions.push_back(past + static_cast<int32_t>(i));
-      a.seq.push_back(0);
-    }
-    a.seqs.push_back(p.kv().view(seq));
-    a.output_rows.push_back(static_cast<int32_t>(tokens.size()) - 1);
-    const std::span<const float> l = p.forward(a.batch());
-    p.kv().advance(seq, tokens);
-    return std::vector<float>(l.begin(), l.end());
-  };
+  auto feed = [&](const std::vector<int32_t>& tokens) { return step_alone(p, seq, tokens); };
   const std::vector<int32_t> context = {1, 30, 31, 32, 400, 9};
   feed(context);
   const StatePool::Snapshot saved = p.state().save(p.kv().view(seq).slot);
