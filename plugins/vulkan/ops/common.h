@@ -23,6 +23,12 @@ struct DevRows {
   uint32_t off = 0;     // words to element 0
   uint32_t stride = 0;  // words between rows
 };
+// The rows of a tensor in a vulkan buffer as the shaders address them (F32, rows nb[1] bytes apart;
+// the stations check them with stations::activation_rows).
+inline DevRows dev_rows(const Tensor& t) {
+  return DevRows{&static_cast<const VulkanBuffer*>(t.buffer)->gpu(), static_cast<uint32_t>(t.offset / 4),
+                 static_cast<uint32_t>(t.nb[1] / 4)};
+}
 // A weight matrix W: n_in -> n_out on the device, [n_out][n_in] in the file's dtype; or a stack
 // of n_expert such matrices one after another (Mixtral's experts).
 struct DevWeight {

@@ -59,7 +59,7 @@ class SsmKernels final : public stations::SsmKernels {
     const VkSsm& w = static_cast<const VkSsm&>(sw);
     const StepView& view = be_.step_data().upload(step.batch);
     const Tensor& pool = step.state->pools[0];
-    const DevRows ur = rows(u), orow = rows(out);
+    const DevRows ur = dev_rows(u), orow = dev_rows(out);
     same_buffer({ur, orow});
     const uint32_t ch = u32(w.shape.conv_channels());
     const ConvPush p{ur.off,   ur.stride,      orow.off,       orow.stride,
@@ -74,7 +74,7 @@ class SsmKernels final : public stations::SsmKernels {
     const VkSsm& w = static_cast<const VkSsm&>(sw);
     const StepView& view = be_.step_data().upload(step.batch);
     const Tensor& pool = step.state->pools[1];
-    const DevRows xr = rows(x), dr = rows(dt), br = rows(b), cr = rows(cm), zr = rows(z), yr = rows(y);
+    const DevRows xr = dev_rows(x), dr = dev_rows(dt), br = dev_rows(b), cr = dev_rows(cm), zr = dev_rows(z), yr = dev_rows(y);
     same_buffer({xr, dr, br, cr, zr, yr});
     const stations::SsmShape& s = w.shape;
     const ScanPush p{xr.off,  xr.stride, dr.off,   dr.stride, br.off,    br.stride,
@@ -87,11 +87,6 @@ class SsmKernels final : public stations::SsmKernels {
   }
 
  private:
-  // Scratch rows as the shaders address them: every operand of one call lies in the workspace.
-  DevRows rows(const Tensor& t) const {
-    return DevRows{&static_cast<const VulkanBuffer*>(t.buffer)->gpu(), u32(static_cast<int64_t>(t.offset / 4)),
-                   u32(t.nb[1] / 4)};
-  }
   // The kernels bind one buffer for every row operand (the station's scratch).
   static void same_buffer(std::initializer_list<DevRows> operands) {
     for (const DevRows& r : operands)

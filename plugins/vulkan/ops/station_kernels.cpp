@@ -381,12 +381,6 @@ class StationKernels final : public stations::Kernels {
     return *slot;
   }
 
-  // Rows checked by stations::activation_rows, as the shaders address them.
-  DevRows dev_rows(const Tensor& t) const {
-    return DevRows{&static_cast<const VulkanBuffer*>(t.buffer)->gpu(), static_cast<uint32_t>(t.offset / 4),
-                   static_cast<uint32_t>(t.nb[1] / 4)};
-  }
-
   // x = x * v (softcap 0) or v * tanh(x / v) (softcap 1) over m rows of x.ne[0] values.
   void map(const Tensor& x, int64_t m, float v, uint32_t softcap) {
     if (m == 0) return;
