@@ -134,55 +134,87 @@ void add_floats(gguf::GgufWriter& w, const SynthSpec& s, const std::string& name
   w.add_tensor(name, DType::F32, shape, random_fill(s.seed, name, DType::F32, shape[0], n / shape[0], center, spread));
 }
 
+// The vocabulary, the embedding, the final norm and (untied) the output head of a model of width D;
+// returns the vocabulary's size.
+int64_t add_ends(gguf::GgufWriter& w, const SynthSpec& s, int64_t D) {
+  const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
+  add_matrix(w, s, "token_embd.weight", D, vocab);
+  add_floats(w, s, "output_norm.weight", {D}, 1.0f, 0.1f);
+  if (!s.tied_output) add_matrix(w, s, "output.weight", D, vocab);
+  return vocab;
+}
+
+// A Mamba mixer's sizes: d_conv K, d_inner E, d_state N, dt_rank R (Mamba-2: its head count).
+void add_ssm_sizes(gguf::GgufWriter& w, const std::string& a, int64_t K, int64_t E, int64_t N, int64_t R) {
+  w.add_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(K));
+  w.add_u32(a + ".ssm.inner_size", static_cast<uint32_t>(E));
+  w.add_u32(a + ".ssm.state_size", static_cast<uint32_t>(N));
+  w.add_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(R));
+}
+
+// Layer l's Mamba-1 mixer of width D (sizes as add_ssm_sizes), with Jamba's dt, B and C norm
+// scales where `norms`. Values keep the scan alive over a short prompt: A in [-1.9, -0.1], dt
+// biased to softplus(dt) around 0.3.
+void add_mamba1_mixer(gguf::GgufWriter& w, const SynthSpec& s, int64_t l, int64_t D, int64_t K, int64_t E, int64_t N,
+                      int64_t R, bool norms) {
+  auto name = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
+  add_matrix(w, s, name("ssm_in.weight"), D, 2 * E);
+  add_floats(w, s, name("ssm_conv1d.weight"), {K, E}, 0.0f, std::sqrt(3.0f / static_cast<float>(K)));
+  add_floats(w, s, name("ssm_conv1d.bias"), {E}, 0.0f, 0.5f);
+  add_matrix(w, s, name("ssm_x.weight"), E, R + 2 * N);
+  add_matrix(w, s, name("ssm_dt.weight"), R, E);
+  add_floats(w, s, name("ssm_dt.bias"), {E}, -1.0f, 1.0f);
+  add_floats(w, s, name("ssm_a"), {N, E}, -1.0f, 0.9f);
+  add_floats(w, s, name("ssm_d"), {E}, 1.0f, 0.5f);
+  if (norms) {
+    add_floats(w, s, name("ssm_dt_norm.weight"), {R}, 1.0f, 0.1f);
+    add_floats(w, s, name("ssm_b_norm.weight"), {N}, 1.0f, 0.1f);
+    add_floats(w, s, name("ssm_c_norm.weight"), {N}, 1.0f, 0.1f);
+  }
+  add_matrix(w, s, name("ssm_out.weight"), E, D);
+}
+
+void write_file(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem::path& out, const gguf::Progress& progress) {
+  spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
+                out.string());
+  w.write(out, progress);
+}
+
 // Mamba and Mamba-2, as llama.cpp's converter writes them: d_inner = 2 dim, no heads and no
 // feed-forward (both 0); ssm_a holds A = -exp(A_log) itself; the convolution and A stay F32
 // whatever the dtype (llama.cpp's cpu ops read them so). Mamba-1: dt_rank = ceil(dim / 16).
 // Mamba-2: time_step_rank is the number of heads, dt's bias, A and D one per head, a group norm.
-// Values keep the scan alive over a short prompt: A in [-1.9, -0.1], dt biased to softplus(dt)
-// around 0.3.
 void write_mamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem::path& out,
                  const gguf::Progress& progress) {
   const std::string a = s.arch;
   const bool v2 = a == "mamba2";
   const int64_t D = s.dim, E = 2 * s.dim, N = s.d_state, K = s.d_conv, G = s.ssm_groups;
   const int64_t H = v2 ? E / (s.head_dim > 0 ? s.head_dim : 16) : 0, R = v2 ? H : (s.dim + 15) / 16;
-  const int64_t channels = v2 ? E + 2 * G * N : E;
+  const int64_t channels = E + 2 * G * N;  // Mamba-2's convolution covers x, B and C
   w.add_u32(a + ".feed_forward_length", 0);
   w.add_u32(a + ".attention.head_count", 0);
-  w.add_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(K));
-  w.add_u32(a + ".ssm.inner_size", static_cast<uint32_t>(E));
-  w.add_u32(a + ".ssm.state_size", static_cast<uint32_t>(N));
-  w.add_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(R));
+  add_ssm_sizes(w, a, K, E, N, R);
   if (v2) w.add_u32(a + ".ssm.group_count", static_cast<uint32_t>(G));
   if (s.dt_b_c_rms) w.add_bool(a + ".ssm.dt_b_c_rms", true);
   w.add_f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(s.eps));
-  const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
-  add_matrix(w, s, "token_embd.weight", D, vocab);
-  add_floats(w, s, "output_norm.weight", {D}, 1.0f, 0.1f);
-  if (!s.tied_output) add_matrix(w, s, "output.weight", D, vocab);
+  add_ends(w, s, D);
   for (int64_t l = 0; l < s.layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
     add_floats(w, s, name("attn_norm.weight"), {D}, 1.0f, 0.1f);
-    add_matrix(w, s, name("ssm_in.weight"), D, v2 ? 2 * E + 2 * G * N + H : 2 * E);
+    if (!v2) {
+      add_mamba1_mixer(w, s, l, D, K, E, N, R, false);
+      continue;
+    }
+    add_matrix(w, s, name("ssm_in.weight"), D, 2 * E + 2 * G * N + H);
     add_floats(w, s, name("ssm_conv1d.weight"), {K, channels}, 0.0f, std::sqrt(3.0f / static_cast<float>(K)));
     add_floats(w, s, name("ssm_conv1d.bias"), {channels}, 0.0f, 0.5f);
-    if (v2) {
-      add_floats(w, s, name("ssm_dt.bias"), {H}, -1.0f, 1.0f);
-      add_floats(w, s, name("ssm_a"), {1, H}, -1.0f, 0.9f);
-      add_floats(w, s, name("ssm_d"), {1, H}, 1.0f, 0.5f);
-      add_floats(w, s, name("ssm_norm.weight"), {E / G, G}, 1.0f, 0.1f);
-    } else {
-      add_matrix(w, s, name("ssm_x.weight"), E, R + 2 * N);
-      add_matrix(w, s, name("ssm_dt.weight"), R, E);
-      add_floats(w, s, name("ssm_dt.bias"), {E}, -1.0f, 1.0f);
-      add_floats(w, s, name("ssm_a"), {N, E}, -1.0f, 0.9f);
-      add_floats(w, s, name("ssm_d"), {E}, 1.0f, 0.5f);
-    }
+    add_floats(w, s, name("ssm_dt.bias"), {H}, -1.0f, 1.0f);
+    add_floats(w, s, name("ssm_a"), {1, H}, -1.0f, 0.9f);
+    add_floats(w, s, name("ssm_d"), {1, H}, 1.0f, 0.5f);
+    add_floats(w, s, name("ssm_norm.weight"), {E / G, G}, 1.0f, 0.1f);
     add_matrix(w, s, name("ssm_out.weight"), E, D);
   }
-  spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
-                out.string());
-  w.write(out, progress);
+  write_file(w, s, out, progress);
 }
 
 // Jamba as llama.cpp's converter writes it: attention (no RoPE, no biases) on the odd layers and
@@ -204,14 +236,8 @@ void write_jamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem:
     w.add_u32(a + ".expert_count", static_cast<uint32_t>(s.experts));
     w.add_u32(a + ".expert_used_count", static_cast<uint32_t>(s.experts_used));
   }
-  w.add_u32(a + ".ssm.conv_kernel", static_cast<uint32_t>(K));
-  w.add_u32(a + ".ssm.inner_size", static_cast<uint32_t>(E));
-  w.add_u32(a + ".ssm.state_size", static_cast<uint32_t>(N));
-  w.add_u32(a + ".ssm.time_step_rank", static_cast<uint32_t>(R));
-  const int64_t vocab = s.vocab_gguf.empty() ? add_generated_vocab(w, s.vocab) : copy_vocab(w, s.vocab_gguf);
-  add_matrix(w, s, "token_embd.weight", D, vocab);
-  add_floats(w, s, "output_norm.weight", {D}, 1.0f, 0.1f);
-  if (!s.tied_output) add_matrix(w, s, "output.weight", D, vocab);
+  add_ssm_sizes(w, a, K, E, N, R);
+  add_ends(w, s, D);
   for (int64_t l = 0; l < s.layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
     add_floats(w, s, name("attn_norm.weight"), {D}, 1.0f, 0.1f);
@@ -221,18 +247,7 @@ void write_jamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem:
       add_matrix(w, s, name("attn_v.weight"), D, KV);
       add_matrix(w, s, name("attn_output.weight"), Q, D);
     } else {
-      add_matrix(w, s, name("ssm_in.weight"), D, 2 * E);
-      add_floats(w, s, name("ssm_conv1d.weight"), {K, E}, 0.0f, std::sqrt(3.0f / static_cast<float>(K)));
-      add_floats(w, s, name("ssm_conv1d.bias"), {E}, 0.0f, 0.5f);
-      add_matrix(w, s, name("ssm_x.weight"), E, R + 2 * N);
-      add_matrix(w, s, name("ssm_dt.weight"), R, E);
-      add_floats(w, s, name("ssm_dt.bias"), {E}, -1.0f, 1.0f);
-      add_floats(w, s, name("ssm_a"), {N, E}, -1.0f, 0.9f);
-      add_floats(w, s, name("ssm_d"), {E}, 1.0f, 0.5f);
-      add_floats(w, s, name("ssm_dt_norm.weight"), {R}, 1.0f, 0.1f);
-      add_floats(w, s, name("ssm_b_norm.weight"), {N}, 1.0f, 0.1f);
-      add_floats(w, s, name("ssm_c_norm.weight"), {N}, 1.0f, 0.1f);
-      add_matrix(w, s, name("ssm_out.weight"), E, D);
+      add_mamba1_mixer(w, s, l, D, K, E, N, R, true);
     }
     add_floats(w, s, name("ffn_norm.weight"), {D}, 1.0f, 0.1f);
     if (s.experts > 0 && l % 2 == 0) {
@@ -248,9 +263,7 @@ void write_jamba(gguf::GgufWriter& w, const SynthSpec& s, const std::filesystem:
       add_matrix(w, s, name("ffn_up.weight"), D, F);
     }
   }
-  spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
-                out.string());
-  w.write(out, progress);
+  write_file(w, s, out, progress);
 }
 
 }  // namespace
@@ -458,9 +471,7 @@ void synth_write(const SynthSpec& s, const std::filesystem::path& out, const ggu
     }
     norm(part("ffn_norm"));
   }
-  spdlog::debug("synth: writing {} ({} bytes of weights, {}) to {}", s.name, w.tensor_bytes(), dtype_name(s.dtype),
-                out.string());
-  w.write(out, progress);
+  write_file(w, s, out, progress);
 }
 
 }  // namespace semline
