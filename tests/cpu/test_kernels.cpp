@@ -659,8 +659,9 @@ TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys as float64
   for (Isa isa : runnable_isas()) {
     INFO("isa " << isa_name(isa));
     const Kernels& kern = kernels_for(isa);
-    // Head sizes that keep the query in registers on some instruction set (32, 64, 128, 96 of
-    // 16-float vectors, 64 of 8-float ones) and ones that take a dot product per key (40, 256).
+    // Each head size both ways somewhere: 40 in AVX2's registers (5 vectors) but a dot product per
+    // key on AVX-512; 256 in AVX-512's registers (16) but per key on AVX2; 32 to 128 in registers
+    // on both; the scalar set and Q8_0 rows of 40 never in registers.
     for (int64_t hd : {32, 40, 64, 96, 128, 256}) {
       for (int64_t n : {1, 3, 4, 7, 16}) {  // whole groups of four keys and the rest
         INFO("hd " << hd << ", n " << n);

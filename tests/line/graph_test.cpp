@@ -77,6 +77,16 @@ std::string graph_error(const Config& c, const ModelView& m) {
   return "no error";
 }
 
+// A metadata value of type U32, as the GGUF reader gives it.
+MetaValue u32(uint64_t v) {
+  MetaValue m;
+  m.type = MetaType::U32;
+  m.u = v;
+  m.i = static_cast<int64_t>(v);
+  m.f = static_cast<double>(v);
+  return m;
+}
+
 }  // namespace
 
 TEST_CASE("the default line for stories260K: every station placed, blocks grouped") {
@@ -238,14 +248,6 @@ TEST_CASE("model mistakes: unknown architecture, missing tensor, wrong shape") {
                Contains("blk.1.attn_k.weight") && Contains("[64, 16]") && Contains("expected [64, 32]"));
   }
   SECTION("expert counts: both or neither, and used <= count") {
-    auto u32 = [](uint64_t v) {
-      MetaValue m;
-      m.type = MetaType::U32;
-      m.u = v;
-      m.i = static_cast<int64_t>(v);
-      m.f = static_cast<double>(v);
-      return m;
-    };
     m.meta_set["llama.expert_count"] = u32(8);
     CHECK_THAT(graph_error(config_with(""), m),
                Contains("altered.gguf: metadata has llama.expert_count but not llama.expert_used_count"));
@@ -348,14 +350,6 @@ TEST_CASE("Mamba and Jamba hyper-parameters: heads and feed-forward in a Mamba, 
   spec.experts = 4;
   spec.experts_used = 2;
   synth_write(spec, dir / "semline-graph-jamba.gguf");
-  auto u32 = [](uint64_t v) {
-    MetaValue m;
-    m.type = MetaType::U32;
-    m.u = v;
-    m.i = static_cast<int64_t>(v);
-    m.f = static_cast<double>(v);
-    return m;
-  };
   {
     auto base = gguf::GgufFile::open((dir / "semline-graph-mamba.gguf").string());
     AlteredModel m(*base);
