@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libboost1.81-dev libtomlplusplus-dev libspdlog-dev
           catch2 libcli11-dev nlohmann-json3-dev libvulkan-dev glslc mesa-vulkan-drivers gnuplot-nox clang
-          libclang-rt-14-dev libcpp-httplib-dev prometheus-cpp-dev)
+          libclang-rt-14-dev libcpp-httplib-dev prometheus-cpp-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

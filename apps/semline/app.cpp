@@ -56,11 +56,21 @@ std::unique_ptr<LoadedLine> load_line(Config config) {
   l->plugins = load_plugins(l->config.runtime.plugin_paths, l->config.runtime.prefer);
   l->model = open_model(l->config.model.path);
   l->graph = build_graph(l->config, *l->model, l->plugins->registry);
-  l->pipeline = std::make_unique<Pipeline>(l->graph, *l->model, l->plugins->registry, pipeline_options(l->config));
+  l->comm = make_communicator(l->config, l->plugins->registry);
+  PipelineOptions po = pipeline_options(l->config);
+  po.comm = l->comm.get();
+  l->pipeline = std::make_unique<Pipeline>(l->graph, *l->model, l->plugins->registry, po);
+  if (l->pipeline->follower()) return l;  // it runs the leader's steps only
   l->draft = load_draft(l->config, l->plugins->registry, *l->pipeline);
   // A proposer the config names wrongly fails here, before a command prints anything.
   make_proposer(l->engine_options().speculative, *l->pipeline, l->config.runtime.max_seqs);
   return l;
+}
+
+bool followed(Pipeline& line) {
+  if (!line.follower()) return false;
+  line.follow();
+  return true;
 }
 
 std::unique_ptr<ModelFile> open_model(const std::filesystem::path& path) {

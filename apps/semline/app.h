@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/config/config.h"
+#include "core/engine/communicator.h"
 #include "core/engine/draft_proposer.h"
 #include "core/engine/engine.h"
 #include "core/engine/pipeline.h"
@@ -52,12 +53,17 @@ struct LoadedLine {
   Config config;
   std::unique_ptr<Plugins> plugins;
   std::unique_ptr<ModelFile> model;
+  std::unique_ptr<Communicator> comm;  // [parallel] tensor > 1; outlives the pipeline
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
   std::unique_ptr<DraftLine> draft;  // speculative.proposer = "draft"
   EngineOptions engine_options() const { return semline::engine_options(config, draft ? draft->pipeline.get() : nullptr); }
 };
 std::unique_ptr<LoadedLine> load_line(Config config);
+// A line split across ranks: on a following rank, runs the leader's steps until its line ends and
+// returns true (the command then has nothing more to do on this rank); false on the leader or an
+// unsplit line.
+bool followed(Pipeline& line);
 
 // A progress bar on stderr for long work (convert, quantize, synth, load, bench); silent when
 // stderr is not a terminal or logging is quiet.
@@ -85,5 +91,6 @@ void add_bench_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_bench_serve_command(CLI::App& bench);  // semline bench serve
+void add_bench_comm_command(CLI::App& bench);   // semline bench comm
 
 }  // namespace semline::app

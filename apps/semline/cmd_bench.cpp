@@ -168,10 +168,17 @@ void print_profile(const std::string& test, const Pipeline& p) {
   for (const auto& [kind, m] : p.meters())
     std::fprintf(stderr, "profile %s: %-10s %6.1f%% %9.2f %9.2f\n", test.c_str(), stage_kind_name(kind),
                  100.0 * m.seconds / total, m.cost.flops / m.seconds / 1e9, m.cost.bytes / m.seconds / 1e9);
+  // A split line: the stages' share above includes none of the time between them spent in the
+  // communicator (the leader's step messages and the all-reduces, waiting for the slowest rank).
+  if (p.all_reduces() > 0)
+    std::fprintf(stderr, "profile %s: communication %.1f%% of the stages' time: %lld all-reduces, %.1f us each (step messages included)\n",
+                 test.c_str(), 100.0 * p.comm_seconds() / total, static_cast<long long>(p.all_reduces()),
+                 1e6 * p.comm_seconds() / static_cast<double>(p.all_reduces()));
 }
 
 void bench(const BenchOpts& o) {
   std::vector<Record> recs;
+  bool following = false;  // a following rank: the leader prints the records
   std::vector<std::string> models = o.models;
   if (models.empty()) models.push_back("");  // the config's model
   std::vector<int> threads = o.threads;
@@ -189,6 +196,7 @@ void bench(const BenchOpts& o) {
     auto plugins = load_plugins(c.runtime.plugin_paths, c.runtime.prefer);
     auto model = open_model(c.model.path);
     PipelineGraph g = build_graph(c, *model, plugins->registry);
+    const auto comm = make_communicator(c, plugins->registry);
     uint64_t size = 0, params = 0;
     for (const auto& t : model->tensors()) {
       size += t.bytes;
@@ -197,7 +205,12 @@ void bench(const BenchOpts& o) {
     for (int th : threads) {
       c.runtime.threads = th;
       PipelineOptions po = pipeline_options(c);
+      po.comm = comm.get();
       Pipeline p(g, *model, plugins->registry, po);
+      if (followed(p)) {
+        following = true;
+        continue;
+      }
       const int n_threads = th > 0 ? th : static_cast<int>(std::thread::hardware_concurrency());
       std::mt19937 rng(1234);
       struct Test {
@@ -216,7 +229,7 @@ void bench(const BenchOpts& o) {
         r.model_type = model_type(*model, g.hp, params);
         r.model_size = size;
         r.model_n_params = params;
-        r.backend = join(g.backends);
+        r.backend = join(g.backends) + (comm ? " tp" + std::to_string(comm->size()) : "");
         r.n_threads = n_threads;
         r.n_prompt = np;
         r.n_gen = ng;
@@ -247,6 +260,7 @@ void bench(const BenchOpts& o) {
       }
     }
   }
+  if (following) return;
   if (o.output == "json") {
     nlohmann::json j = nlohmann::json::array();
     for (const Record& r : recs) j.push_back(to_json(r));
@@ -288,8 +302,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--roofline-gflops", o->ab.roofline_gflops, "A/B: compute peak of this machine, GFLOP/s");
   cmd->add_option("--chart", o->ab.chart, "A/B: write a speed-vs-quality PNG chart here (gnuplot)");
   add_bench_serve_command(*cmd);
+  add_bench_comm_command(*cmd);
   cmd->callback([o, cmd] {
-    if (cmd->got_subcommand("serve")) return;  // the load generator ran
+    if (cmd->got_subcommand("serve") || cmd->got_subcommand("comm")) return;  // the subcommand ran
     std::vector<std::string> plain, grid;
     for (const std::string& s : o->line.sets) (is_grid_assignment(s) ? grid : plain).push_back(s);
     if (o->ab.vs.empty() && grid.empty()) {

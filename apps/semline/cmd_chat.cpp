@@ -39,6 +39,7 @@ void add_chat_command(CLI::App& app) {
   cmd->callback([o] {
     const auto loaded = load_line(make_config(o->line));
     Pipeline& line = *loaded->pipeline;
+    if (followed(line)) return;
     const serve::ChatFamily family =
         serve::choose_chat_family(o->chat_template, loaded->model->find_string("tokenizer.chat_template").value_or(""));
     const serve::ChatTemplate chat(family, line.tokenizer());

@@ -50,6 +50,11 @@ void print_plugins(const Plugins& p) {
       std::printf("    proposer %-23s %s\n", e->entry.name.c_str(), e->entry.description.c_str());
       print_params(e->entry.params);
     }
+    for (const RegisteredComm* e : r.comms()) {
+      if (e->plugin != rec.name) continue;
+      std::printf("    comm    %-24s %s\n", e->entry.name.c_str(), e->entry.description.c_str());
+      print_params(e->entry.params);
+    }
     for (const RegisteredStage* s : r.stages()) {
       if (s->plugin != rec.name) continue;
       std::string key = std::string(stage_kind_name(s->entry.kind)) + " " + s->entry.variant + "@" + s->entry.backend;

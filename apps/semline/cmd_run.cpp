@@ -85,6 +85,7 @@ void add_run_command(CLI::App& app) {
   cmd->callback([o] {
     const auto line = load_line(make_config(o->line));
     Pipeline& p = *line->pipeline;
+    if (followed(p)) return;
     const PipelineGraph& g = p.graph();
     std::vector<int32_t> prompt = p.tokenizer().encode(o->prompt, !o->no_bos, o->special);
     const SamplingParams sampling = sampling_of(*o);

@@ -94,6 +94,11 @@ void add_serve_command(CLI::App& app) {
     auto plugins = load_plugins(plugin_paths, prefer);
     drop_undeclared_params(configs, grid, plugins->registry);
     auto model = open_model(c.model.path);
+    // A line split across ranks ([parallel]): rank 0 serves, the others follow its steps.
+    const auto comm = make_communicator(c, plugins->registry);
+    if (comm && configs.size() > 1)
+      throw Error("[parallel] splits one line across ranks; serve the variants of an A/B ([[serve.variants]], "
+                  "--set a,b) in one process each");
     // One line per variant over the one model file (mapped once: its weights' pages are shared).
     std::vector<PipelineGraph> graphs;
     std::vector<std::unique_ptr<Pipeline>> lines;
@@ -103,7 +108,10 @@ void add_serve_command(CLI::App& app) {
     for (size_t i = 0; i < configs.size(); ++i) {
       const Config& vc = configs[i].second;
       graphs.push_back(build_graph(vc, *model, plugins->registry));
-      lines.push_back(std::make_unique<Pipeline>(graphs.back(), *model, plugins->registry, pipeline_options(vc)));
+      PipelineOptions po = pipeline_options(vc);
+      po.comm = comm.get();
+      lines.push_back(std::make_unique<Pipeline>(graphs.back(), *model, plugins->registry, po));
+      if (followed(*lines.back())) return;
       drafts.push_back(load_draft(vc, plugins->registry, *lines.back()));
       variants.push_back(serve::ServeVariant{configs[i].first, lines.back().get(), i < shares.size() ? shares[i] : 1.0,
                                              engine_options(vc, drafts.back() ? drafts.back()->pipeline.get() : nullptr)});

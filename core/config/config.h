@@ -103,6 +103,14 @@ struct Config {
     // makes it (the engine's own proposers take none).
     std::map<std::string, ConfigValue> params;
   } speculative;
+  struct {
+    int tensor = 1;            // ranks the blocks are split across (tensor parallelism); 1: none
+    int pipeline = 1;          // stages of consecutive blocks, one rank each (pipeline parallelism)
+    std::string comm = "mpi";  // the communicator that joins them (a plugin's)
+    SourcePos pos;             // the [parallel] table
+    // Every other key: the communicator's parameters, checked against its entry when it is made.
+    std::map<std::string, ConfigValue> params;
+  } parallel;
 };
 
 // Reads and checks a config file. Throws semline::Error with "file:line:col: message".

@@ -33,6 +33,7 @@ constexpr int64_t kMaxCacheMib = int64_t{1} << 24;  // 16 TiB
 constexpr int64_t kMaxCacheBlocks = int64_t{1} << 30;
 constexpr int64_t kMaxDraftTokens = 64;
 constexpr int64_t kMaxNgram = 64;
+constexpr int64_t kMaxRanks = 4096;
 
 // ---------------------------------------------------------------------------------------------
 // Describing keys and values in messages
@@ -530,6 +531,21 @@ void merge_speculative(Config& c, const toml::table& t, const Reader& r) {
                            std::to_string(c.speculative.ngram_max) + "; expected ngram_min <= ngram_max");
 }
 
+void merge_parallel(Config& c, const toml::table& t, const Reader& r) {
+  if (c.parallel.pos.file.empty()) c.parallel.pos = r.at(t);
+  for (auto&& [k, v] : t) {
+    const std::string key = sub_key("parallel", k.str());
+    if (k.str() == "tensor")
+      c.parallel.tensor = r.integer(key, v, 1, kMaxRanks);
+    else if (k.str() == "pipeline")
+      c.parallel.pipeline = r.integer(key, v, 1, kMaxRanks);
+    else if (k.str() == "comm")
+      c.parallel.comm = r.string(key, v);  // a plugin's: only the registry knows
+    else
+      c.parallel.params[std::string(k.str())] = {param_value(key, v, r), r.at(v)};
+  }
+}
+
 // [serve]: [[serve.variants]] tables, each { name, share, config, set }.
 void merge_serve(Config& c, const toml::table& t, const Reader& r) {
   for (auto&& [k, v] : t) {
@@ -624,8 +640,11 @@ void merge_toml(Config& c, std::string_view text, const std::string& source, con
       merge_serve(c, r.table(key, v, "[[serve.variants]] name = \"a\""), r);
     else if (k.str() == "speculative")
       merge_speculative(c, r.table(key, v, "[speculative] proposer = \"ngram\""), r);
+    else if (k.str() == "parallel")
+      merge_parallel(c, r.table(key, v, "[parallel] tensor = 2"), r);
     else
-      r.unknown_key(k, "the top level", {"model", "runtime", "stages", "kv_cache", "speculative", "backends", "serve"});
+      r.unknown_key(k, "the top level",
+                    {"model", "runtime", "stages", "kv_cache", "speculative", "parallel", "backends", "serve"});
   }
   check_layer_overlap(c);
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -20,6 +21,13 @@ std::string describe(const GraphNode& n) {
 // For the plugin's log: the station and the implementation serving it.
 std::string log_name(const GraphNode& n) {
   return describe(n) + " (" + n.impl->entry.variant + "@" + n.backend + ", plugin " + n.impl->plugin + ")";
+}
+
+// A step failed on this rank: the others wait in a collective they cannot finish, so the whole
+// job stops (a communicator whose abort returned breaks its contract; the process ends anyway).
+[[noreturn]] void stop_every_rank(Communicator& comm, std::string_view why) {
+  comm.abort(why);
+  std::abort();
 }
 
 }  // namespace
@@ -57,6 +65,8 @@ PipelineOptions pipeline_options(const Config& config) {
   o.kv.size_bytes = static_cast<int64_t>(config.kv_cache.size_mib) << 20;
   o.kv.prefix_caching = config.kv_cache.prefix_caching;
   o.backend_params = config.backends;
+  o.tensor = config.parallel.tensor;
+  o.pipeline = config.parallel.pipeline;
   return o;
 }
 
@@ -96,11 +106,42 @@ struct Pipeline::Activations {
   std::unique_ptr<Buffer> logits;
   Backend* logits_on = nullptr;
   std::vector<float> staging;
+  std::vector<float> zeros;  // tensor parallelism: a follower's h before its sub-layer adds
 };
 
 Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const StageRegistry& registry,
                    const PipelineOptions& options)
     : graph_(graph), registry_(registry), max_batch_(options.max_batch_tokens) {
+  block_hp_ = graph_.hp;
+  const int ranks = options.tensor * options.pipeline;
+  const std::string asked = "[parallel] tensor = " + std::to_string(options.tensor) +
+                            ", pipeline = " + std::to_string(options.pipeline);
+  if (ranks > 1 && (!options.comm || options.comm->size() != ranks))
+    throw Error(asked + ": this command runs the line in one process; semline run, chat, bench and serve split it "
+                        "across the ranks mpirun starts");
+  if (options.tensor > 1 && options.pipeline > 1)
+    throw Error(asked + ": a grid of ranks (tensor and pipeline together) is not built; split the line one way");
+  if (ranks > 1) {
+    comm_ = options.comm;
+    split_ = LineSplit{options.tensor, options.pipeline, comm_->rank()};
+  }
+  std::tie(layer_begin_, layer_end_) = split_.layers(graph_.hp.n_layer);
+  if (split_.tensor > 1) {
+    block_hp_ = shard_hparams(graph_, split_.tensor);
+    shard_ = std::make_unique<ShardedModel>(model, graph_, comm_->rank(), split_.tensor);
+    spdlog::info("tensor parallel: {}, this rank's share of the block weights {:.1f} MiB", comm_->describe(),
+                 shard_->shard_bytes() / 1048576.0);
+  }
+  if (split_.pipeline > 1) {
+    for (const auto& block : graph_.blocks)
+      for (const GraphSublayer& sub : block)
+        if (sub.op.kind == StageKind::Ssm)
+          throw Error(asked + ": block " + std::to_string(sub.op.layer) +
+                      " mixes with a recurrent state, which the stages do not pass on; run the model in one process");
+    if (graph_.hp.n_layer < split_.pipeline)  // every rank refuses alike
+      throw Error(asked + ": the model has " + std::to_string(graph_.hp.n_layer) + " blocks, fewer than the stages");
+    spdlog::info("pipeline parallel: {}, blocks {}..{}", comm_->describe(), layer_begin_, layer_end_ - 1);
+  }
   for (const std::string& name : graph_.backends) {
     const RegisteredBackend* rb = registry.find_backend(name);
     if (!rb) throw Error("backend '" + name + "' is not registered");
@@ -124,8 +165,8 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   auto context_for = [&](const GraphNode& n, Backend* b) {
     StageContext ctx;
     ctx.backend = b;
-    ctx.model = &model;
-    ctx.hp = &graph_.hp;
+    ctx.model = n.layer >= 0 && shard_ ? shard_.get() : &model;
+    ctx.hp = n.layer >= 0 ? &block_hp_ : &graph_.hp;
     ctx.layer = n.layer;
     ctx.station = n.station;
     ctx.tensors = n.tensors;
@@ -144,17 +185,21 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
 
   tokenizer_ = make_tokenizer(graph_.tokenizer, model);
 
-  std::vector<const GraphNode*> line = {&graph_.embedding};
+  // This rank's part of the line: every station unless the blocks are cut into stages.
+  std::vector<const GraphNode*> line;
+  if (split_.first_stage()) line.push_back(&graph_.embedding);
   bool post_norms = false;
-  for (const auto& block : graph_.blocks)
-    for (const GraphSublayer& sub : block) {
+  for (int32_t l = layer_begin_; l < layer_end_; ++l)
+    for (const GraphSublayer& sub : graph_.blocks[static_cast<size_t>(l)]) {
       line.push_back(&sub.norm);
       line.push_back(&sub.op);
       if (sub.post_norm) line.push_back(&*sub.post_norm);
       post_norms = post_norms || sub.post_norm;
     }
-  line.push_back(&graph_.output_norm);
-  line.push_back(&graph_.head);
+  if (split_.last_stage()) {
+    line.push_back(&graph_.output_norm);
+    line.push_back(&graph_.head);
+  }
   std::vector<Backend*> attention_backends(graph_.hp.n_layer, nullptr);
   std::vector<bool> mixes(graph_.hp.n_layer, false);
   state_ = std::make_unique<StatePool>(static_cast<int32_t>(graph_.hp.n_layer), std::max(options.kv.max_seqs, 1));
@@ -173,19 +218,30 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     if (n->kind == StageKind::Attention || s.stateful) mixes.at(n->layer) = true;
     stations_.push_back(std::move(s));
   }
-  for (int32_t l = 0; l < graph_.hp.n_layer; ++l)
+  for (int32_t l = layer_begin_; l < layer_end_; ++l)
     if (!mixes[l]) throw Error("block " + std::to_string(l) + " has neither an attention station nor a recurrent mixer");
 
   KvCacheOptions kvo = options.kv;
   if (kvo.context <= 0) kvo.context = static_cast<int32_t>(graph_.hp.n_ctx_train > 0 ? graph_.hp.n_ctx_train : 2048);
   kvo.window = kv_window();
+  if (comm_) {  // the leader releases blocks behind every rank's layers
+    std::vector<int32_t> windows(static_cast<size_t>(comm_->size()));
+    comm_->all_gather(&kvo.window, sizeof kvo.window, windows.data());
+    kvo.window = std::ranges::find(windows, 0) != windows.end() ? 0 : std::ranges::max(windows);
+  }
   kvo.max_step_tokens = max_batch_;
   if (recurrent() && kvo.prefix_caching) {
     // A cached block holds keys, not the recurrent state at its end: a prefix is not reusable.
     spdlog::debug("prefix caching off: the model's recurrent layers keep a state the cache does not hold");
     kvo.prefix_caching = false;
   }
-  kv_ = std::make_unique<KvCache>(kvo, attention_backends, graph_.hp.n_head_kv, graph_.hp.head_dim);
+  if (follower())  // the leader's block tables index a pool of the leader's size
+    comm_->broadcast(&kvo.n_blocks, sizeof kvo.n_blocks, 0, false);
+  kv_ = std::make_unique<KvCache>(kvo, attention_backends, block_hp_.n_head_kv, graph_.hp.head_dim);
+  if (comm_ && !follower()) {
+    int64_t n_blocks = kv_->blocks().n_blocks();
+    comm_->broadcast(&n_blocks, sizeof n_blocks, 0, false);
+  }
   if (recurrent())
     spdlog::debug("recurrent state: {} sequences, {:.2f} MiB", state_->slots(), state_->bytes() / 1048576.0);
   spdlog::debug("kv cache: {} tokens x {} layers, {} blocks of {}, {:.1f} MiB{}", kvo.context, graph_.hp.n_layer,
@@ -201,13 +257,23 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     if (graph_.hp.parallel_residual) ab.x2 = b->alloc(row_bytes * max_batch_);
     if (post_norms) ab.y = b->alloc(row_bytes * max_batch_);
   }
-  act_->logits_on = stations_.back().backend;
-  act_->logits = act_->logits_on->alloc(static_cast<size_t>(graph_.hp.n_vocab) * sizeof(float) * max_batch_);
+  if (split_.last_stage()) {
+    act_->logits_on = stations_.back().backend;
+    act_->logits = act_->logits_on->alloc(static_cast<size_t>(graph_.hp.n_vocab) * sizeof(float) * max_batch_);
+  }
   act_->staging.resize(static_cast<size_t>(graph_.hp.n_embd) * max_batch_);
+  if (follower() && split_.tensor > 1) act_->zeros.resize(act_->staging.size());
   logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
 }
 
 Pipeline::~Pipeline() {
+  if (comm_ && !follower()) {
+    try {
+      send_step(nullptr);
+    } catch (const std::exception& e) {
+      spdlog::error("tensor parallel: the followers were not told the line ends: {}", e.what());
+    }
+  }
   // Stages and buffers go before the backends that own their memory.
   stations_.clear();
   kv_.reset();
@@ -246,9 +312,8 @@ void Pipeline::run(Station& s, const Tensor& in, const Tensor& out, const Step& 
   }
 }
 
-std::span<const float> Pipeline::forward(const Batch& batch_in) {
-  Batch batch = batch_in;
-  batch.step = ++step_;
+std::span<const float> Pipeline::forward(const Batch& batch) {
+  if (follower()) throw Error("a following rank runs the leader's steps (Pipeline::follow), not steps of its own");
   if (batch.n_tokens <= 0 || batch.n_tokens > max_batch_)
     throw Error("a step carries " + std::to_string(batch.n_tokens) + " tokens; the line takes 1.." +
                 std::to_string(max_batch_) + " (runtime.max_batch_tokens)");
@@ -257,7 +322,111 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
     if (batch.tokens[t] < 0 || batch.tokens[t] >= graph_.hp.n_vocab)
       throw Error("token id " + std::to_string(batch.tokens[t]) + " is outside the vocabulary (0.." +
                   std::to_string(graph_.hp.n_vocab - 1) + ")");
+  if (!comm_) return run_step(batch);
+  send_step(&batch);
+  try {
+    return run_step(batch);
+  } catch (const std::exception& e) {
+    stop_every_rank(*comm_, e.what());
+  }
+}
 
+// A step as the followers receive it: a header {1, n_tokens, n_seqs, n_outputs, payload ints}
+// ({0, ...}: the line ends), then tokens, positions, seq, output rows and each sequence's n_past,
+// slot, block count and blocks.
+void Pipeline::send_step(const Batch* b) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int32_t header[5] = {b ? 1 : 0, 0, 0, 0, 0};
+  message_.clear();
+  if (b) {
+    message_.insert(message_.end(), b->tokens, b->tokens + b->n_tokens);
+    message_.insert(message_.end(), b->positions, b->positions + b->n_tokens);
+    message_.insert(message_.end(), b->seq, b->seq + b->n_tokens);
+    message_.insert(message_.end(), b->output_rows, b->output_rows + b->n_outputs);
+    for (int32_t s = 0; s < b->n_seqs; ++s) {
+      const SeqView& v = b->seqs[s];
+      message_.insert(message_.end(), {v.n_past, v.slot, v.n_blocks});
+      message_.insert(message_.end(), v.blocks, v.blocks + v.n_blocks);
+    }
+    header[1] = b->n_tokens;
+    header[2] = b->n_seqs;
+    header[3] = b->n_outputs;
+    header[4] = static_cast<int32_t>(message_.size());
+  }
+  comm_->broadcast(header, sizeof header, 0, false);
+  if (b) comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Pipeline::follow() {
+  if (!follower()) throw Error("only a following rank of a line split across ranks follows the leader's steps");
+  try {
+    while (true) {
+      int32_t header[5];
+      comm_->broadcast(header, sizeof header, 0, true);
+      if (header[0] == 0) return;
+      const int32_t n = header[1], n_seqs = header[2], n_out = header[3];
+      message_.resize(static_cast<size_t>(header[4]));
+      comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
+      StepArrays& a = received_;
+      a.clear();
+      const int32_t* p = message_.data();
+      a.tokens.assign(p, p + n), p += n;
+      a.positions.assign(p, p + n), p += n;
+      a.seq.assign(p, p + n), p += n;
+      a.output_rows.assign(p, p + n_out), p += n_out;
+      // The views point into the message, which stays unchanged until the step has run.
+      for (int32_t s = 0; s < n_seqs; ++s, p += 3 + p[2])
+        a.seqs.push_back(SeqView{.n_past = p[0], .blocks = p + 3, .n_blocks = p[2], .slot = p[1]});
+      run_step(a.batch());
+    }
+  } catch (const std::exception& e) {
+    stop_every_rank(*comm_, e.what());
+  }
+}
+
+void Pipeline::all_reduce(Backend* on, Buffer& buf, int64_t rows) {
+  const size_t count = static_cast<size_t>(rows * graph_.hp.n_embd);
+  on->stream().synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (buf.host()) {
+    comm_->all_reduce_sum(static_cast<float*>(buf.host()), count);
+  } else {
+    const Tensor t = make_tensor(DType::F32, {graph_.hp.n_embd, rows}, nullptr, &buf, 0);
+    on->copy_to_host(t, act_->staging.data(), count * sizeof(float), on->stream());
+    on->stream().synchronize();
+    comm_->all_reduce_sum(act_->staging.data(), count);
+    on->copy_to_device(act_->staging.data(), t, count * sizeof(float), on->stream());
+    on->stream().synchronize();
+  }
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++all_reduces_;
+}
+
+void Pipeline::exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send) {
+  const size_t bytes = static_cast<size_t>(floats) * sizeof(float);
+  on->stream().synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  const Tensor t = make_tensor(DType::F32, {floats}, buf.host(), &buf, 0);
+  float* host = buf.host() ? static_cast<float*>(buf.host()) : act_->staging.data();
+  if (send) {
+    if (!buf.host()) {
+      on->copy_to_host(t, host, bytes, on->stream());
+      on->stream().synchronize();
+    }
+    comm_->send(host, bytes, peer);
+  } else {
+    comm_->recv(host, bytes, peer);
+    if (!buf.host()) {
+      on->copy_to_device(host, t, bytes, on->stream());
+      on->stream().synchronize();
+    }
+  }
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::span<const float> Pipeline::run_step(Batch batch) {
+  batch.step = ++step_;
   const int64_t n = batch.n_tokens, d = graph_.hp.n_embd;
   auto rows = [&](Buffer& buf, int64_t width, int64_t count) {
     return make_tensor(DType::F32, {width, count}, buf.host(), &buf, 0);
@@ -276,10 +445,16 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
     where = to;
   };
 
+  const bool tp = split_.tensor > 1;
   size_t i = 0;
-  Station& emb = stations_[i++];
-  run(emb, h_on(emb.backend), h_on(emb.backend), Step{batch, emb.backend->stream()});
-  act_->h_on = emb.backend;
+  if (split_.first_stage()) {
+    Station& emb = stations_[i++];
+    run(emb, h_on(emb.backend), h_on(emb.backend), Step{batch, emb.backend->stream()});
+    act_->h_on = emb.backend;
+  } else {  // the previous stage's h
+    act_->h_on = stations_[0].backend;
+    exchange_rows(act_->h_on, *act_->per_backend.at(act_->h_on).h, n * d, split_.stage() - 1, false);
+  }
   if (recurrent()) state_->check_step(batch);
   auto run_op = [&](Station& op, const Tensor& x, const Tensor& out, OutMode mode) {
     Step step{batch, op.backend->stream()};
@@ -288,7 +463,8 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
     step.out = mode;
     run(op, x, out, step);
   };
-  for (const auto& block : graph_.blocks) {
+  for (int32_t l = layer_begin_; l < layer_end_; ++l) {
+    const auto& block = graph_.blocks[static_cast<size_t>(l)];
     if (graph_.hp.parallel_residual) {
       // h += op0(norm0(h)) + op1(norm1(h)): the second norm reads h before the first op adds to it.
       Station& norm1 = stations_[i + 2];
@@ -303,6 +479,7 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
         move(act_->x2_on, op.backend, x2_on);
         move(act_->h_on, op.backend, h_on);
         run_op(op, x2_on(op.backend), h_on(op.backend), OutMode::Natural);
+        if (tp) all_reduce(op.backend, *act_->per_backend.at(op.backend).h, n);
         continue;
       }
       move(act_->h_on, norm.backend, h_on);
@@ -311,12 +488,22 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
       move(act_->x_on, op.backend, x_on);
       if (!block[k].post_norm) {
         move(act_->h_on, op.backend, h_on);
+        // Tensor parallelism: each rank's op adds its partial result, so the leader's is added to h
+        // and a follower's to zeros; the all-reduce then sums h + every part on every rank. (A
+        // parallel-residual block sums once, after its second op.)
+        if (tp && follower()) {
+          const Tensor h = h_on(op.backend);
+          op.backend->copy_to_device(act_->zeros.data(), h, static_cast<size_t>(n * d) * sizeof(float),
+                                     op.backend->stream());
+        }
         run_op(op, x_on(op.backend), h_on(op.backend), OutMode::Natural);
+        if (tp && !graph_.hp.parallel_residual) all_reduce(op.backend, *act_->per_backend.at(op.backend).h, n);
         continue;
       }
       // h += post_norm(op(x)): the op writes y, the post norm adds its normed rows to h.
       Station& post = stations_[i++];
       run_op(op, x_on(op.backend), y_on(op.backend), OutMode::Write);
+      if (tp) all_reduce(op.backend, *act_->per_backend.at(op.backend).y, n);
       act_->y_on = op.backend;
       move(act_->y_on, post.backend, y_on);
       move(act_->h_on, post.backend, h_on);
@@ -325,13 +512,21 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
       run(post, y_on(post.backend), h_on(post.backend), add);
     }
   }
+  const int64_t v = graph_.hp.n_vocab;
+  const std::span<const float> logits_out{logits_.data(), static_cast<size_t>(batch.n_outputs * v)};
+  if (!split_.last_stage()) {  // on to the next stage; the leader then takes the last stage's logits
+    exchange_rows(act_->h_on, *act_->per_backend.at(act_->h_on).h, n * d, split_.stage() + 1, true);
+    if (follower() || batch.n_outputs == 0) return {};
+    comm_->recv(logits_.data(), logits_out.size_bytes(), comm_->size() - 1);
+    return logits_out;
+  }
+  if (tp && follower()) return {};  // the leader alone computes logits
   Station& onorm = stations_[i++];
   move(act_->h_on, onorm.backend, h_on);
   run(onorm, h_on(onorm.backend), x_on(onorm.backend), Step{batch, onorm.backend->stream()});
   act_->x_on = onorm.backend;
   Station& head = stations_[i++];
   move(act_->x_on, head.backend, x_on);
-  const int64_t v = graph_.hp.n_vocab;
   Tensor logits = rows(*act_->logits, v, batch.n_outputs > 0 ? batch.n_outputs : 1);
   if (batch.n_outputs > 0) {
     run(head, x_on(head.backend), logits, Step{batch, head.backend->stream()});
@@ -340,7 +535,8 @@ std::span<const float> Pipeline::forward(const Batch& batch_in) {
   }
   for (auto& [name, b] : backends_) b->stream().synchronize();
   if (recurrent()) state_->commit_step(batch);
-  return {logits_.data(), static_cast<size_t>(batch.n_outputs * v)};
+  if (follower() && batch.n_outputs > 0) comm_->send(logits_.data(), logits_out.size_bytes(), 0);  // the last stage
+  return logits_out;
 }
 
 }  // namespace semline

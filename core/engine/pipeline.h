@@ -8,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include <semline/comm.h>
+
 #include "core/engine/kv_cache.h"
 #include "core/engine/state_pool.h"
+#include "core/engine/parallel.h"
 #include "core/graph/graph.h"
 
 namespace semline {
@@ -19,6 +22,10 @@ struct PipelineOptions {
   int32_t max_batch_tokens = 512;
   KvCacheOptions kv;             // context 0 means the model's training context
   std::map<std::string, std::map<std::string, ConfigValue>> backend_params;  // [backends.<name>]
+  // Tensor or pipeline parallelism ([parallel]) over `comm`'s ranks (the caller keeps it alive longer
+  // than the pipeline): rank 0 leads, the others follow (Pipeline::follow).
+  int tensor = 1, pipeline = 1;  // [parallel]: comm's size is their product
+  Communicator* comm = nullptr;
 };
 
 PipelineOptions pipeline_options(const Config& config);
@@ -59,13 +66,28 @@ class Pipeline {
   StatePool& state() { return *state_; }
   int32_t max_batch_tokens() const { return max_batch_; }
 
-  // Runs one step. Returns logits [batch.n_outputs][n_vocab], valid until the next call.
+  // Runs one step. Returns logits [batch.n_outputs][n_vocab], valid until the next call. On a
+  // line split across ranks, only the leader calls it; every rank runs the step.
   std::span<const float> forward(const Batch& batch);
+
+  // A line split across ranks: whether this rank follows a leader (rank > 0), and the follower's loop:
+  // runs each step the leader's forward sends until the leader's pipeline is destroyed. A step
+  // that fails on any rank stops every rank (Communicator::abort).
+  bool follower() const { return comm_ && comm_->rank() > 0; }
+  void follow();
 
   // Per-kind time and cost, when metering is on (it synchronises after every stage).
   void set_metering(bool on) { metering_ = on; }
   const std::map<StageKind, StageMeter>& meters() const { return meters_; }
-  void reset_meters() { meters_.clear(); }
+  // A line split across ranks: time this rank spent sending steps and in all-reduces (waiting for
+  // the slowest rank included) and how many all-reduces, summed over steps like the meters.
+  double comm_seconds() const { return comm_seconds_; }
+  int64_t all_reduces() const { return all_reduces_; }
+  void reset_meters() {
+    meters_.clear();
+    comm_seconds_ = 0;
+    all_reduces_ = 0;
+  }
 
  private:
   struct Station;
@@ -73,9 +95,22 @@ class Pipeline {
   Backend& backend(const std::string& name);
   int32_t kv_window() const;  // what the KV cache may release behind (KvCacheOptions::window)
   void run(Station& s, const Tensor& in, const Tensor& out, const Step& step);
+  std::span<const float> run_step(Batch batch);
+  // Across ranks: the leader sends a step (or the end) to the followers; the sum of every rank's
+  // rows of an activation (tensor parallelism); rows to or from another rank (pipeline stages).
+  void send_step(const Batch* batch);
+  void all_reduce(Backend* on, Buffer& buf, int64_t rows);
+  void exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send);
 
   PipelineGraph graph_;
   const StageRegistry& registry_;
+  Communicator* comm_ = nullptr;         // non-null only when the line is split across ranks
+  LineSplit split_;
+  int32_t layer_begin_ = 0, layer_end_ = 0;  // this rank's blocks
+  HParams block_hp_;                     // what the block stations see (this rank's share)
+  std::unique_ptr<ShardedModel> shard_;  // this rank's share of the block weights
+  StepArrays received_;                  // a follower's copy of the leader's step
+  std::vector<int32_t> message_;
   int32_t max_batch_;
   std::map<std::string, std::unique_ptr<Backend>> backends_;
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -87,6 +122,8 @@ class Pipeline {
   uint64_t step_ = 0;
   bool metering_ = false;
   std::map<StageKind, StageMeter> meters_;
+  double comm_seconds_ = 0;
+  int64_t all_reduces_ = 0;
 };
 
 }  // namespace semline

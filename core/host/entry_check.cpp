@@ -161,6 +161,18 @@ void check_proposer_entry(const ProposerEntry& e) {
   if (!e.make) throw Error(subject + ": has no make function");
 }
 
+void check_comm_entry(const CommEntry& e) {
+  const std::string subject = "communicator '" + e.name + "'";
+  check_name("communicator name", e.name, "communicator entry");
+  check_line("description", e.description, subject);
+  check_params(e.params, subject);
+  // Its parameters are keys of [parallel], beside the core's own.
+  for (const ParamSpec& p : e.params)
+    for (const char* own : {"tensor", "pipeline", "comm"})
+      if (p.name == own) throw Error(subject + ": parameter '" + p.name + "' is a key of [parallel] already");
+  if (!e.create) throw Error(subject + ": has no create function");
+}
+
 void check_arch(const ArchTemplate& a) {
   const std::string subject = "architecture template '" + a.name + "'";
   check_name("architecture name", a.name, "architecture template");

@@ -14,5 +14,6 @@ void check_stage_entry(const StageEntry& e);
 void check_backend_entry(const BackendEntry& e);
 void check_arch(const ArchTemplate& a);
 void check_proposer_entry(const ProposerEntry& e);
+void check_comm_entry(const CommEntry& e);
 
 }  // namespace semline

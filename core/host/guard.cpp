@@ -171,4 +171,10 @@ void guard_proposer_entry(ProposerEntry& e, const std::string& key, const std::s
   guard_factory<GuardedProposer>(e.make, prefix_of(key, plugin));
 }
 
+void guard_comm_entry(CommEntry& e, const std::string& key, const std::string& plugin) {
+  const std::string p = prefix_of(key, plugin);
+  guard(e.probe, p);
+  guard(e.create, p);
+}
+
 }  // namespace semline

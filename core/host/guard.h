@@ -17,5 +17,6 @@ void guard_stage_entry(StageEntry& e, const std::string& key, const std::string&
 void guard_backend_entry(BackendEntry& e, const std::string& key, const std::string& plugin);
 void guard_arch(ArchTemplate& a, const std::string& key, const std::string& plugin);
 void guard_proposer_entry(ProposerEntry& e, const std::string& key, const std::string& plugin);
+void guard_comm_entry(CommEntry& e, const std::string& key, const std::string& plugin);
 
 }  // namespace semline

@@ -24,11 +24,13 @@ class Staging final : public Registry {
   void add_arch(ArchTemplate a) override { archs.push_back(std::move(a)); }
   void log(LogLevel level, std::string_view message) override { log_(level, message); }
   void add_proposer(ProposerEntry e) override { proposers.push_back(std::move(e)); }
+  void add_comm(CommEntry e) override { comms.push_back(std::move(e)); }
 
   std::vector<StageEntry> stages;
   std::vector<BackendEntry> backends;
   std::vector<ArchTemplate> archs;
   std::vector<ProposerEntry> proposers;
+  std::vector<CommEntry> comms;
 
  private:
   LogFn log_;
@@ -75,7 +77,7 @@ void StageRegistry::check_preferences() const {
       std::vector<std::string> keys;
       for (const auto& [k, who] : claimants_) keys.push_back(k);
       throw Error("[runtime.prefer] \"" + key + "\": no loaded plugin registers this key" + did_you_mean(key, keys) +
-                  "; keys look like \"attention.flash.cpu\", \"backend.cpu\", \"arch.llama\" or \"proposer.name\"");
+                  "; keys look like \"attention.flash.cpu\", \"backend.cpu\", \"arch.llama\", \"proposer.name\" or \"comm.mpi\"");
     }
     const auto& who = it->second;
     if (std::find(who.begin(), who.end(), plugin) == who.end())
@@ -119,6 +121,13 @@ std::vector<const RegisteredProposer*> StageRegistry::proposers() const {
   return values_of<RegisteredProposer>(proposers_);
 }
 
+const RegisteredComm* StageRegistry::find_comm(std::string_view name) const {
+  auto it = comms_.find(name);
+  return it == comms_.end() ? nullptr : &it->second;
+}
+
+std::vector<const RegisteredComm*> StageRegistry::comms() const { return values_of<RegisteredComm>(comms_); }
+
 const PluginRecord* StageRegistry::find_plugin(std::string_view name) const {
   for (const auto& p : plugins_)
     if (p.name == name) return &p;
@@ -161,6 +170,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   auto backend_key = [](const BackendEntry& e) { return "backend." + e.name; };
   auto arch_key = [](const ArchTemplate& a) { return "arch." + a.name; };
   auto proposer_key = [](const ProposerEntry& e) { return "proposer." + e.name; };
+  auto comm_key = [](const CommEntry& e) { return "comm." + e.name; };
 
   std::set<std::string> keys;
   auto check_all = [&](const auto& entries, auto check, auto key_of) {
@@ -173,6 +183,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   check_all(staged.backends, check_backend_entry, backend_key);
   check_all(staged.archs, check_arch, arch_key);
   check_all(staged.proposers, check_proposer_entry, proposer_key);
+  check_all(staged.comms, check_comm_entry, comm_key);
 
   // Decide every clash before changing anything, so a refusal leaves the registry as it was.
   auto decide = [&](const auto& map, const auto& entries, auto slot_of, auto key_of) {
@@ -187,6 +198,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   const auto take_backends = decide(backends_, staged.backends, name_slot, backend_key);
   const auto take_archs = decide(archs_, staged.archs, name_slot, arch_key);
   const auto take_proposers = decide(proposers_, staged.proposers, name_slot, proposer_key);
+  const auto take_comms = decide(comms_, staged.comms, name_slot, comm_key);
 
   auto commit = [&](auto& map, auto& entries, const std::vector<bool>& take, auto slot_of, auto key_of, auto guard) {
     using Registered = typename std::remove_reference_t<decltype(map)>::mapped_type;
@@ -215,6 +227,7 @@ void StageRegistry::register_plugin(const PluginRecord& rec, void (*register_all
   commit(backends_, staged.backends, take_backends, name_slot, backend_key, guard_backend_entry);
   commit(archs_, staged.archs, take_archs, name_slot, arch_key, guard_arch);
   commit(proposers_, staged.proposers, take_proposers, name_slot, proposer_key, guard_proposer_entry);
+  commit(comms_, staged.comms, take_comms, name_slot, comm_key, guard_comm_entry);
   plugins_.push_back(rec);
 }
 

@@ -1,8 +1,8 @@
-// The host's registry: every stage entry, backend, architecture template and proposer the loaded
+// The host's registry: every stage entry, backend, architecture template, proposer and communicator the loaded
 // plugins registered, each with the plugin and file it came from.
 //
 // Keys. A stage entry is keyed by (kind, variant, backend), written "attention.flash.cpu"; a
-// backend by "backend.<name>"; a template by "arch.<name>"; a proposer by "proposer.<name>". A key belongs to one plugin. When two
+// backend by "backend.<name>"; a template by "arch.<name>"; a proposer by "proposer.<name>"; a communicator by "comm.<name>". A key belongs to one plugin. When two
 // plugins register the same key, the preferences (the config's [runtime.prefer] table: key ->
 // plugin name) name the winner, and without one the plugin loaded first keeps it (built-in
 // plugins load first, see PluginHost::search_path); the other's entry alone is dropped, with one
@@ -44,6 +44,7 @@ using RegisteredStage = Registered<StageEntry>;
 using RegisteredBackend = Registered<BackendEntry>;
 using RegisteredArch = Registered<ArchTemplate>;
 using RegisteredProposer = Registered<ProposerEntry>;
+using RegisteredComm = Registered<CommEntry>;
 
 // "attention.flash.cpu"
 std::string stage_key_string(StageKind kind, std::string_view variant, std::string_view backend);
@@ -68,6 +69,8 @@ class StageRegistry {
   std::vector<const RegisteredArch*> archs() const;  // by name
   const RegisteredProposer* find_proposer(std::string_view name) const;
   std::vector<const RegisteredProposer*> proposers() const;  // by name
+  const RegisteredComm* find_comm(std::string_view name) const;
+  std::vector<const RegisteredComm*> comms() const;  // by name
   const std::vector<PluginRecord>& plugins() const { return plugins_; }  // in load order
 
   // Runs a plugin's register_all against a staging area, checks every entry, and commits all of
@@ -88,6 +91,7 @@ class StageRegistry {
   std::map<std::string, RegisteredBackend, std::less<>> backends_;
   std::map<std::string, RegisteredArch, std::less<>> archs_;
   std::map<std::string, RegisteredProposer, std::less<>> proposers_;
+  std::map<std::string, RegisteredComm, std::less<>> comms_;
   std::map<std::string, std::vector<std::string>> claimants_;  // key -> every plugin that registered it
   std::vector<PluginRecord> plugins_;
 };

@@ -77,7 +77,7 @@ TEST_CASE("semline plugins lists the built plugins with their entries and parame
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Contains("cpu") && Contains("attention flash@cpu") && Contains("tokenizer spm@any") &&
                         Contains("sampler top_p@any") && Contains("arch    llama") && Contains("arch    gemma2") &&
-                        Contains("(ABI 7.0)"));
+                        Contains("(ABI 8.0)"));
 }
 
 TEST_CASE("semline inspect shows hyper-parameters, tokenizer and tensors of stories260K") {

@@ -69,12 +69,14 @@ class RecordingRegistry final : public Registry {
   void add_arch(ArchTemplate a) override { archs.push_back(std::move(a)); }
   void log(LogLevel, std::string_view) override {}
   void add_proposer(ProposerEntry e) override { proposers.push_back(std::move(e)); }
+  void add_comm(CommEntry e) override { comms.push_back(std::move(e)); }
   const StageEntry& stage(StageKind kind, const std::string& variant) const;
 
   std::vector<StageEntry> stages;
   std::vector<BackendEntry> backends;
   std::vector<ArchTemplate> archs;
   std::vector<ProposerEntry> proposers;
+  std::vector<CommEntry> comms;
 };
 
 }  // namespace semline::testing

@@ -62,6 +62,7 @@ struct Collector : Registry {
   void add_backend(BackendEntry) override { FAIL("the sampler plugin registers no backend"); }
   void add_arch(ArchTemplate) override { FAIL("the sampler plugin registers no architecture"); }
   void add_proposer(ProposerEntry) override { FAIL("the sampler plugin registers no proposer"); }
+  void add_comm(CommEntry) override { FAIL("the sampler plugin registers no communicator"); }
   void log(LogLevel, std::string_view) override {}
 };
 

@@ -21,6 +21,7 @@ class CollectingRegistry : public Registry {
   void add_arch(ArchTemplate) override { FAIL("a tokenizer plugin adds no architecture"); }
   void log(LogLevel, std::string_view) override {}
   void add_proposer(ProposerEntry) override { FAIL("a tokenizer plugin adds no proposer"); }
+  void add_comm(CommEntry) override { FAIL("a tokenizer plugin adds no communicator"); }
   std::vector<StageEntry> stages;
 };
 

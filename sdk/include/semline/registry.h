@@ -1,5 +1,5 @@
 // semline SDK — what a plugin registers: stage entries, backends, architecture templates,
-// speculative decoding proposers.
+// speculative decoding proposers, communicators.
 #pragma once
 
 #include <functional>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "semline/backend.h"
+#include "semline/comm.h"
 #include "semline/model.h"
 #include "semline/params.h"
 #include "semline/proposer.h"
@@ -134,6 +135,7 @@ class Registry {
   virtual void add_arch(ArchTemplate a) = 0;
   virtual void log(LogLevel level, std::string_view message) = 0;
   virtual void add_proposer(ProposerEntry e) = 0;  // 3.0
+  virtual void add_comm(CommEntry e) = 0;  // 8.0
 };
 
 }  // namespace semline

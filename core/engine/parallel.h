@@ -1,0 +1,69 @@
+// One line across ranks: which part of the line a rank runs.
+//
+// Pipeline parallelism: the blocks are cut into consecutive stages, one per rank; the first stage
+// also embeds, the last also norms and projects to logits, and each sends its rows to the next.
+//
+// Tensor parallelism (Megatron's split): one rank's share of every block. Attention heads and kv
+// heads, and the feed-forward width (each expert's, in a mixture), are split evenly across the
+// ranks: the column-parallel products (q, k, v, gate, up) keep the rank's rows, the row-parallel
+// ones (o, down) the rank's columns, so each rank's sub-layer yields a partial sum of the whole
+// result and one all-reduce per sub-layer completes it (Pipeline::forward). Norms, the embedding,
+// the router and the head are whole on every rank.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <semline/model.h>
+
+#include "core/graph/graph.h"
+
+namespace semline {
+
+// A rank's place: `tensor` ranks share every block, or `pipeline` stages of consecutive blocks
+// (one of the two; both at once, a grid of ranks, is not built).
+struct LineSplit {
+  int tensor = 1, pipeline = 1;
+  int rank = 0;
+  int stage() const { return pipeline > 1 ? rank : 0; }
+  bool first_stage() const { return stage() == 0; }
+  bool last_stage() const { return stage() == pipeline - 1; }
+  // The stage's blocks [begin, end): n_layer / pipeline each, the first stages one more while the
+  // division leaves some.
+  std::pair<int32_t, int32_t> layers(int64_t n_layer) const;
+};
+
+// The hyper-parameters one rank's block stations see: n_head, n_head_kv and n_ff divided by the
+// number of ranks. Throws naming the number that does not divide, or the feature the split does
+// not cover.
+HParams shard_hparams(const PipelineGraph& graph, int ranks);
+
+// The model as one rank's block stations read it: each weight a block station splits is a copy of
+// the rank's share (read from the file, so a rank reads only its shard of those weights); every
+// other weight and all metadata are the file's own.
+class ShardedModel final : public ModelView {
+ public:
+  // Throws naming the station and role a split does not cover (a fused qkv product, an output
+  // bias, a recurrent mixer), or a share that would cut a quantised block.
+  ShardedModel(const ModelView& model, const PipelineGraph& graph, int rank, int ranks);
+
+  const MetaValue* meta(std::string_view key) const override { return model_.meta(key); }
+  const Tensor* weight(std::string_view name) const override;
+  std::string path() const override { return model_.path(); }
+  std::vector<std::string_view> meta_keys() const override { return model_.meta_keys(); }
+  std::vector<std::string_view> weight_names() const override { return model_.weight_names(); }
+
+  size_t shard_bytes() const;  // bytes copied for this rank
+
+ private:
+  struct Shard {
+    std::vector<unsigned char> bytes;
+    Tensor view;
+  };
+  const ModelView& model_;
+  std::map<std::string, Shard, std::less<>> shards_;
+};
+
+}  // namespace semline

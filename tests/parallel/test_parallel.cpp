@@ -1,0 +1,175 @@
+// A line split across two ranks over MPI (tensor parallelism: every block halved; pipeline
+// parallelism: two stages of blocks), run by ctest as `mpirun -np 2 test_parallel`: every rank runs
+// each test case. Rank 0 builds the one-process line and the split line and compares them; rank 1
+// builds its part of the split line and follows rank 0's steps until that line ends. The same
+// synthetic model files are written by each rank (synth is deterministic), so the ranks need no
+// shared folder.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/compare.h"
+#include "common/pipeline_logits.h"
+#include "common/test_plugins.h"
+#include "core/engine/communicator.h"
+#include "core/engine/engine.h"
+#include "core/model/model_file.h"
+#include "core/model/synth.h"
+#include "engine/engine_fixture.h"
+
+using namespace semline;
+namespace fs = std::filesystem;
+
+namespace {
+
+// One communicator for the process: MPI starts once and ends at exit.
+Communicator& world() {
+  static std::unique_ptr<Communicator> comm = [] {
+    Config c = parse_config("[model]\npath = \"unused\"\n[parallel]\ntensor = 2\ntimeout_s = 60\n", "parallel.toml");
+    // The same two ranks serve either split.
+    return make_communicator(c, testing::built_plugins());
+  }();
+  return *comm;
+}
+
+bool leader() { return world().rank() == 0; }
+
+// How a line is split: "tensor" or "pipeline" (over two ranks), or "" (one process).
+const char* const kSplits[] = {"tensor", "pipeline"};
+
+// A line over `path`, split across the ranks as `split` says.
+struct Line {
+  Config config;
+  std::unique_ptr<ModelFile> model;
+  PipelineGraph graph;
+  std::unique_ptr<Pipeline> pipeline;
+  Line(const std::string& path, const std::string& split) : model(open_model_file(path)) {
+    config = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 1\ncontext = 256\nmax_seqs = 8\n" +
+                              (split.empty() ? "" : "[parallel]\n" + split + " = 2\n"),
+                          "parallel.toml");
+    graph = build_graph(config, *model, testing::built_plugins());
+    PipelineOptions o = pipeline_options(config);
+    if (!split.empty()) o.comm = &world();
+    pipeline = std::make_unique<Pipeline>(graph, *model, testing::built_plugins(), o);
+  }
+};
+
+// The file of a synthetic model, written by this rank into a folder of its own.
+std::string synth_file(const engine_test::TempDir& dir, SynthSpec s, const std::string& name) {
+  const std::string out = dir.file(name + ".gguf");
+  synth_write(s, out);
+  return out;
+}
+
+// Rank 0: the largest relative logit difference between the one-process line and the split one,
+// over every position of `tokens` fed `chunk` at a time. Rank 1: follows, returns 0.
+double split_logit_error(const std::string& how, const std::string& path, const std::vector<int32_t>& tokens, int chunk) {
+  if (!leader()) {
+    Line split(path, how);
+    split.pipeline->follow();
+    return 0;
+  }
+  Line whole(path, "");
+  const auto want = testing::all_logits(*whole.pipeline, tokens, chunk);
+  Line split(path, how);
+  const auto got = testing::all_logits(*split.pipeline, tokens, chunk);
+  REQUIRE(got.size() == want.size());
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, testing::rel_err(got[i], want[i]));
+  return worst;
+}
+
+const std::vector<int32_t> kTokens = {1, 17, 300, 42, 99, 7, 260, 5, 311, 64, 2, 128};
+
+// Rank 0: 8 requests at once through the engine, on stories260K in one process and split `how`;
+// the greedy texts must agree. Rank 1 follows the split line.
+void check_batched_greedy(const std::string& how) {
+  const std::string path = engine_test::kStories;
+  if (!leader()) {
+    Line split(path, how);
+    split.pipeline->follow();
+    return;
+  }
+  auto texts = [](Pipeline& line) {
+    Engine engine(line, engine_test::seqs(8));
+    engine_test::Collector c;
+    std::vector<uint64_t> ids;
+    for (size_t i = 0; i < 8; ++i)
+      ids.push_back(engine.submit(
+          engine_test::request(line.tokenizer().encode(engine_test::kPrompts[i], true, false), 48), c.fn()));
+    engine.run();
+    std::vector<std::string> out;
+    for (uint64_t id : ids) out.push_back(c.of(id).text);
+    return out;
+  };
+  Line whole(path, "");
+  const std::vector<std::string> want = texts(*whole.pipeline);
+  Line split(path, how);
+  const std::vector<std::string> got = texts(*split.pipeline);
+  CHECK(got == want);
+  CHECK_THAT(got[0], Catch::StartsWith(", there was a little girl named Lily"));
+}
+
+}  // namespace
+
+TEST_CASE("a llama split across two ranks gives the one-process logits in every weight dtype") {
+  engine_test::TempDir dir;
+  for (DType dtype : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+    INFO(dtype_name(dtype));
+    // GQA (8 heads on 2 kv heads: each rank keeps 4 heads on their 1 kv head); each rank's share of
+    // the down and output products' inputs is whole 32-value blocks; 3 blocks: stages of 2 and 1.
+    SynthSpec s{.dim = 128, .ffn = 256, .layers = 3, .heads = 8, .kv_heads = 2, .vocab = 512, .dtype = dtype, .seed = 5};
+    const std::string path = synth_file(dir, s, std::string("llama-") + dtype_name(dtype));
+    for (const char* how : kSplits)
+      for (int chunk : {1, 5, 12}) {
+        INFO(how << ", chunk " << chunk);
+        const double err = split_logit_error(how, path, kTokens, chunk);
+        if (leader())
+          WARN(how << ", " << dtype_name(dtype) << ", " << chunk << " tokens a step: largest relative logit difference "
+                   << err);
+        // Tensor: each output product's row is summed in two halves, only the order of the additions
+        // differs (measured: below 1e-6). Pipeline: the same arithmetic on two ranks (measured: 0).
+        CHECK(err <= (std::string(how) == "tensor" ? 1e-5 : 0.0));
+      }
+  }
+}
+
+TEST_CASE("qwen2 (q, k, v biases), qwen3 (per-head q and k norms) and a Mixtral split across two ranks") {
+  engine_test::TempDir dir;
+  SynthSpec m = synth_preset("mixtral-tiny");
+  m.layers = 2;
+  m.seed = 48;
+  const std::string mixtral = synth_file(dir, m, "mixtral");
+  for (const char* how : kSplits) {
+    INFO(how);
+    for (const char* arch : {"qwen2", "qwen3"}) {
+      INFO(arch);
+      SynthSpec s{.arch = arch, .dim = 128, .ffn = 256, .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 512, .seed = 3};
+      CHECK(split_logit_error(how, synth_file(dir, s, arch), kTokens, 4) <= 1e-5);
+    }
+    // Tensor: each expert's width split; routing is computed whole on every rank from the same rows.
+    CHECK(split_logit_error(how, mixtral, kTokens, 3) <= 1e-5);
+  }
+}
+
+TEST_CASE("stories260K split across two ranks: 8 requests at once give the one-process greedy text") {
+  for (const char* how : kSplits) {
+    INFO(how);
+    check_batched_greedy(how);
+  }
+}
+TEST_CASE("a model the ranks cannot split is refused on every rank before any step, naming why") {
+  engine_test::TempDir dir;
+  // One kv head for two ranks; one block for two stages.
+  SynthSpec s{.dim = 64, .ffn = 128, .layers = 1, .heads = 2, .kv_heads = 1, .vocab = 512};
+  const std::string path = synth_file(dir, s, "mqa");
+  CHECK_THROWS_WITH(Line(path, "tensor"), Catch::Contains("n_head_kv = 1 does not divide among 2 ranks"));
+  CHECK_THROWS_WITH(Line(path, "pipeline"), Catch::Contains("the model has 1 blocks, fewer than the stages"));
+  SynthSpec mamba{.arch = "mamba", .dim = 64, .layers = 2, .vocab = 512};
+  CHECK_THROWS_WITH(Line(synth_file(dir, mamba, "mamba"), "pipeline"),
+                    Catch::Contains("block 0 mixes with a recurrent state, which the stages do not pass on"));
+  world().barrier();  // both ranks refused alike and go on together
+}
