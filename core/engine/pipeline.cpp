@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -21,13 +20,6 @@ std::string describe(const GraphNode& n) {
 // For the plugin's log: the station and the implementation serving it.
 std::string log_name(const GraphNode& n) {
   return describe(n) + " (" + n.impl->entry.variant + "@" + n.backend + ", plugin " + n.impl->plugin + ")";
-}
-
-// A step failed on this rank: the others wait in a collective they cannot finish, so the whole
-// job stops (a communicator whose abort returned breaks its contract; the process ends anyway).
-[[noreturn]] void stop_every_rank(Communicator& comm, std::string_view why) {
-  comm.abort(why);
-  std::abort();
 }
 
 }  // namespace
@@ -196,7 +188,7 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
       if (sub.post_norm) line.push_back(&*sub.post_norm);
       post_norms = post_norms || sub.post_norm;
     }
-  if (split_.last_stage()) {
+  if (computes_logits()) {
     line.push_back(&graph_.output_norm);
     line.push_back(&graph_.head);
   }
@@ -257,13 +249,14 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     if (graph_.hp.parallel_residual) ab.x2 = b->alloc(row_bytes * max_batch_);
     if (post_norms) ab.y = b->alloc(row_bytes * max_batch_);
   }
-  if (split_.last_stage()) {
+  if (computes_logits()) {
     act_->logits_on = stations_.back().backend;
     act_->logits = act_->logits_on->alloc(static_cast<size_t>(graph_.hp.n_vocab) * sizeof(float) * max_batch_);
   }
   act_->staging.resize(static_cast<size_t>(graph_.hp.n_embd) * max_batch_);
   if (follower() && split_.tensor > 1) act_->zeros.resize(act_->staging.size());
-  logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
+  if (comm_) rows_host_.resize(act_->staging.size());
+  if (computes_logits() || !follower()) logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
 }
 
 Pipeline::~Pipeline() {
@@ -271,7 +264,7 @@ Pipeline::~Pipeline() {
     try {
       send_step(nullptr);
     } catch (const std::exception& e) {
-      spdlog::error("tensor parallel: the followers were not told the line ends: {}", e.what());
+      spdlog::error("a line split across ranks: the followers were not told the line ends: {}", e.what());
     }
   }
   // Stages and buffers go before the backends that own their memory.
@@ -322,107 +315,7 @@ std::span<const float> Pipeline::forward(const Batch& batch) {
     if (batch.tokens[t] < 0 || batch.tokens[t] >= graph_.hp.n_vocab)
       throw Error("token id " + std::to_string(batch.tokens[t]) + " is outside the vocabulary (0.." +
                   std::to_string(graph_.hp.n_vocab - 1) + ")");
-  if (!comm_) return run_step(batch);
-  send_step(&batch);
-  try {
-    return run_step(batch);
-  } catch (const std::exception& e) {
-    stop_every_rank(*comm_, e.what());
-  }
-}
-
-// A step as the followers receive it: a header {1, n_tokens, n_seqs, n_outputs, payload ints}
-// ({0, ...}: the line ends), then tokens, positions, seq, output rows and each sequence's n_past,
-// slot, block count and blocks.
-void Pipeline::send_step(const Batch* b) {
-  const auto t0 = std::chrono::steady_clock::now();
-  int32_t header[5] = {b ? 1 : 0, 0, 0, 0, 0};
-  message_.clear();
-  if (b) {
-    message_.insert(message_.end(), b->tokens, b->tokens + b->n_tokens);
-    message_.insert(message_.end(), b->positions, b->positions + b->n_tokens);
-    message_.insert(message_.end(), b->seq, b->seq + b->n_tokens);
-    message_.insert(message_.end(), b->output_rows, b->output_rows + b->n_outputs);
-    for (int32_t s = 0; s < b->n_seqs; ++s) {
-      const SeqView& v = b->seqs[s];
-      message_.insert(message_.end(), {v.n_past, v.slot, v.n_blocks});
-      message_.insert(message_.end(), v.blocks, v.blocks + v.n_blocks);
-    }
-    header[1] = b->n_tokens;
-    header[2] = b->n_seqs;
-    header[3] = b->n_outputs;
-    header[4] = static_cast<int32_t>(message_.size());
-  }
-  comm_->broadcast(header, sizeof header, 0, false);
-  if (b) comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
-  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-void Pipeline::follow() {
-  if (!follower()) throw Error("only a following rank of a line split across ranks follows the leader's steps");
-  try {
-    while (true) {
-      int32_t header[5];
-      comm_->broadcast(header, sizeof header, 0, true);
-      if (header[0] == 0) return;
-      const int32_t n = header[1], n_seqs = header[2], n_out = header[3];
-      message_.resize(static_cast<size_t>(header[4]));
-      comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
-      StepArrays& a = received_;
-      a.clear();
-      const int32_t* p = message_.data();
-      a.tokens.assign(p, p + n), p += n;
-      a.positions.assign(p, p + n), p += n;
-      a.seq.assign(p, p + n), p += n;
-      a.output_rows.assign(p, p + n_out), p += n_out;
-      // The views point into the message, which stays unchanged until the step has run.
-      for (int32_t s = 0; s < n_seqs; ++s, p += 3 + p[2])
-        a.seqs.push_back(SeqView{.n_past = p[0], .blocks = p + 3, .n_blocks = p[2], .slot = p[1]});
-      run_step(a.batch());
-    }
-  } catch (const std::exception& e) {
-    stop_every_rank(*comm_, e.what());
-  }
-}
-
-void Pipeline::all_reduce(Backend* on, Buffer& buf, int64_t rows) {
-  const size_t count = static_cast<size_t>(rows * graph_.hp.n_embd);
-  on->stream().synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  if (buf.host()) {
-    comm_->all_reduce_sum(static_cast<float*>(buf.host()), count);
-  } else {
-    const Tensor t = make_tensor(DType::F32, {graph_.hp.n_embd, rows}, nullptr, &buf, 0);
-    on->copy_to_host(t, act_->staging.data(), count * sizeof(float), on->stream());
-    on->stream().synchronize();
-    comm_->all_reduce_sum(act_->staging.data(), count);
-    on->copy_to_device(act_->staging.data(), t, count * sizeof(float), on->stream());
-    on->stream().synchronize();
-  }
-  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ++all_reduces_;
-}
-
-void Pipeline::exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send) {
-  const size_t bytes = static_cast<size_t>(floats) * sizeof(float);
-  on->stream().synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  const Tensor t = make_tensor(DType::F32, {floats}, buf.host(), &buf, 0);
-  float* host = buf.host() ? static_cast<float*>(buf.host()) : act_->staging.data();
-  if (send) {
-    if (!buf.host()) {
-      on->copy_to_host(t, host, bytes, on->stream());
-      on->stream().synchronize();
-    }
-    comm_->send(host, bytes, peer);
-  } else {
-    comm_->recv(host, bytes, peer);
-    if (!buf.host()) {
-      on->copy_to_device(host, t, bytes, on->stream());
-      on->stream().synchronize();
-    }
-  }
-  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return comm_ ? lead_step(batch) : run_step(batch);
 }
 
 std::span<const float> Pipeline::run_step(Batch batch) {
@@ -520,7 +413,7 @@ std::span<const float> Pipeline::run_step(Batch batch) {
     comm_->recv(logits_.data(), logits_out.size_bytes(), comm_->size() - 1);
     return logits_out;
   }
-  if (tp && follower()) return {};  // the leader alone computes logits
+  if (!computes_logits()) return {};  // a tensor-parallel follower: the leader computes them
   Station& onorm = stations_[i++];
   move(act_->h_on, onorm.backend, h_on);
   run(onorm, h_on(onorm.backend), x_on(onorm.backend), Step{batch, onorm.backend->stream()});

@@ -98,9 +98,13 @@ class Pipeline {
   std::span<const float> run_step(Batch batch);
   // Across ranks: the leader sends a step (or the end) to the followers; the sum of every rank's
   // rows of an activation (tensor parallelism); rows to or from another rank (pipeline stages).
+  std::span<const float> lead_step(const Batch& batch);  // sends the step, runs it; a throw stops every rank
   void send_step(const Batch* batch);
   void all_reduce(Backend* on, Buffer& buf, int64_t rows);
   void exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send);
+  // Whether this rank runs the output norm and head: the last stage, but of a tensor split only
+  // the leader.
+  bool computes_logits() const { return split_.last_stage() && !(split_.tensor > 1 && follower()); }
 
   PipelineGraph graph_;
   const StageRegistry& registry_;
@@ -111,6 +115,7 @@ class Pipeline {
   std::unique_ptr<ShardedModel> shard_;  // this rank's share of the block weights
   StepArrays received_;                  // a follower's copy of the leader's step
   std::vector<int32_t> message_;
+  std::vector<float> rows_host_;  // a device activation's rows on their way to or from another rank
   int32_t max_batch_;
   std::map<std::string, std::unique_ptr<Backend>> backends_;
   std::unique_ptr<Tokenizer> tokenizer_;

@@ -1,0 +1,124 @@
+// The pipeline's part in a line split across ranks: the leader's step messages and the followers'
+// loop, the all-reduces of tensor parallelism and the rows passed between pipeline stages.
+#include <chrono>
+#include <cstdlib>
+
+#include "core/engine/pipeline.h"
+
+namespace semline {
+
+namespace {
+
+// A step failed on this rank: the others wait in a collective they cannot finish, so the whole
+// job stops (a communicator whose abort returned breaks its contract; the process ends anyway).
+[[noreturn]] void stop_every_rank(Communicator& comm, std::string_view why) {
+  comm.abort(why);
+  std::abort();
+}
+
+}  // namespace
+
+std::span<const float> Pipeline::lead_step(const Batch& batch) {
+  send_step(&batch);
+  try {
+    return run_step(batch);
+  } catch (const std::exception& e) {
+    stop_every_rank(*comm_, e.what());
+  }
+}
+
+// A step as the followers receive it: a header {1, n_tokens, n_seqs, n_outputs, payload ints}
+// ({0, ...}: the line ends), then tokens, positions, seq, output rows and each sequence's n_past,
+// slot, block count and blocks.
+void Pipeline::send_step(const Batch* b) {
+  const auto t0 = std::chrono::steady_clock::now();
+  int32_t header[5] = {b ? 1 : 0, 0, 0, 0, 0};
+  message_.clear();
+  if (b) {
+    message_.insert(message_.end(), b->tokens, b->tokens + b->n_tokens);
+    message_.insert(message_.end(), b->positions, b->positions + b->n_tokens);
+    message_.insert(message_.end(), b->seq, b->seq + b->n_tokens);
+    message_.insert(message_.end(), b->output_rows, b->output_rows + b->n_outputs);
+    for (int32_t s = 0; s < b->n_seqs; ++s) {
+      const SeqView& v = b->seqs[s];
+      message_.insert(message_.end(), {v.n_past, v.slot, v.n_blocks});
+      message_.insert(message_.end(), v.blocks, v.blocks + v.n_blocks);
+    }
+    header[1] = b->n_tokens;
+    header[2] = b->n_seqs;
+    header[3] = b->n_outputs;
+    header[4] = static_cast<int32_t>(message_.size());
+  }
+  comm_->broadcast(header, sizeof header, 0, false);
+  if (b) comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Pipeline::follow() {
+  if (!follower()) throw Error("only a following rank of a line split across ranks follows the leader's steps");
+  try {
+    while (true) {
+      int32_t header[5];
+      comm_->broadcast(header, sizeof header, 0, true);
+      if (header[0] == 0) return;
+      const int32_t n = header[1], n_seqs = header[2], n_out = header[3];
+      message_.resize(static_cast<size_t>(header[4]));
+      comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
+      StepArrays& a = received_;
+      a.clear();
+      const int32_t* p = message_.data();
+      a.tokens.assign(p, p + n), p += n;
+      a.positions.assign(p, p + n), p += n;
+      a.seq.assign(p, p + n), p += n;
+      a.output_rows.assign(p, p + n_out), p += n_out;
+      // The views point into the message, which stays unchanged until the step has run.
+      for (int32_t s = 0; s < n_seqs; ++s, p += 3 + p[2])
+        a.seqs.push_back(SeqView{.n_past = p[0], .blocks = p + 3, .n_blocks = p[2], .slot = p[1]});
+      run_step(a.batch());
+    }
+  } catch (const std::exception& e) {
+    stop_every_rank(*comm_, e.what());
+  }
+}
+
+void Pipeline::all_reduce(Backend* on, Buffer& buf, int64_t rows) {
+  const size_t count = static_cast<size_t>(rows * graph_.hp.n_embd);
+  on->stream().synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (buf.host()) {
+    comm_->all_reduce_sum(static_cast<float*>(buf.host()), count);
+  } else {
+    const Tensor t = make_tensor(DType::F32, {graph_.hp.n_embd, rows}, nullptr, &buf, 0);
+    on->copy_to_host(t, rows_host_.data(), count * sizeof(float), on->stream());
+    on->stream().synchronize();
+    comm_->all_reduce_sum(rows_host_.data(), count);
+    on->copy_to_device(rows_host_.data(), t, count * sizeof(float), on->stream());
+    on->stream().synchronize();
+  }
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++all_reduces_;
+}
+
+void Pipeline::exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send) {
+  const size_t bytes = static_cast<size_t>(floats) * sizeof(float);
+  on->stream().synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  const Tensor t = make_tensor(DType::F32, {floats}, buf.host(), &buf, 0);
+  float* host = buf.host() ? static_cast<float*>(buf.host()) : rows_host_.data();
+  if (send) {
+    if (!buf.host()) {
+      on->copy_to_host(t, host, bytes, on->stream());
+      on->stream().synchronize();
+    }
+    comm_->send(host, bytes, peer);
+  } else {
+    comm_->recv(host, bytes, peer);
+    if (!buf.host()) {
+      on->copy_to_device(host, t, bytes, on->stream());
+      on->stream().synchronize();
+    }
+  }
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace semline
