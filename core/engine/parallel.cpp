@@ -33,6 +33,7 @@ bool split_of(StageKind kind, std::string_view role, Split& split) {
       {StageKind::Ffn, "down", Split::Cols},            {StageKind::Ffn, "router", Split::Whole},
       {StageKind::Ffn, "gate_exps", Split::Rows},       {StageKind::Ffn, "up_exps", Split::Rows},
       {StageKind::Ffn, "down_exps", Split::Cols},
+      {StageKind::Head, "output", Split::Rows},         {StageKind::Head, "tokens", Split::Rows},
   };
   if (kind == StageKind::Norm) {
     split = Split::Whole;
@@ -46,7 +47,9 @@ bool split_of(StageKind kind, std::string_view role, Split& split) {
   return false;
 }
 
-std::string where(const GraphNode& n) { return "block " + std::to_string(n.layer) + " " + n.station; }
+std::string where(const GraphNode& n) {
+  return n.layer >= 0 ? "block " + std::to_string(n.layer) + " " + n.station : n.station;
+}
 
 std::string divides(const char* what, int64_t value, int ranks) {
   return std::string(what) + " = " + std::to_string(value) + " does not divide among " + std::to_string(ranks) +
@@ -73,58 +76,76 @@ HParams shard_hparams(const PipelineGraph& graph, int ranks) {
   return hp;
 }
 
-ShardedModel::ShardedModel(const ModelView& model, const PipelineGraph& graph, int rank, int ranks) : model_(model) {
+std::vector<const GraphNode*> block_nodes(const PipelineGraph& graph) {
+  std::vector<const GraphNode*> out;
   for (const auto& block : graph.blocks)
-    for (const GraphSublayer& sub : block)
-      for (const GraphNode* n : {&sub.norm, &sub.op, sub.post_norm ? &*sub.post_norm : nullptr}) {
-        if (!n) continue;
-        if (n->kind == StageKind::Ssm)
-          throw Error(where(*n) + ": tensor parallelism does not split a recurrent mixer's state; run the model "
-                                  "with [parallel] tensor = 1");
-        for (const auto& [role, name] : n->tensors) {
-          const Tensor* t = model.weight(name);
-          if (!t) continue;  // an optional role the file does not have
-          Split split{};
-          if (!split_of(n->kind, role, split))
-            throw Error(where(*n) + ": tensor parallelism cannot split tensor '" + name + "' (" + role +
-                        "): only separate q, k, v and o products (with q, k, v biases) and gate, up and down "
-                        "products (with gate and up biases) divide among ranks");
-          if (split == Split::Whole) continue;
-          const int dim = split == Split::Cols || t->ndim == 1 ? 0 : 1;
-          const int64_t whole = t->ne[dim], part = whole / ranks;
-          const int64_t block = dtype_block_size(t->dtype);
-          if (whole % ranks || (dim == 0 && part % block))
-            throw Error(where(*n) + ": tensor '" + name + "' " + tensor_shape_string(*t) + " has " +
-                        std::to_string(whole) + (dim == 0 ? " columns" : " rows") + ", which " +
-                        std::to_string(ranks) + " ranks cannot split evenly" +
-                        (block > 1 ? " into whole " + std::string(dtype_name(t->dtype)) + " blocks of " +
-                                         std::to_string(block)
-                                   : std::string()));
-          if (!t->host || !t->contiguous()) throw Error(where(*n) + ": tensor '" + name + "' is not a contiguous host view");
+    for (const GraphSublayer& sub : block) {
+      out.push_back(&sub.norm);
+      out.push_back(&sub.op);
+      if (sub.post_norm) out.push_back(&*sub.post_norm);
+    }
+  return out;
+}
 
-          Shard s;
-          s.view = *t;
-          s.view.ne[dim] = part;
-          s.view.nb[1] = s.view.row_bytes();
-          for (int d = 2; d < kMaxDims; ++d) s.view.nb[d] = s.view.nb[d - 1] * s.view.ne[d - 1];
-          s.bytes.resize(static_cast<size_t>(s.view.nb[kMaxDims - 1] * s.view.ne[kMaxDims - 1]));
-          const auto* src = static_cast<const unsigned char*>(t->host);
-          unsigned char* dst = s.bytes.data();
-          if (dim == 0) {  // the rank's columns of every row
-            const size_t skip = static_cast<size_t>(dtype_row_bytes(t->dtype, part * rank));
-            const size_t take = static_cast<size_t>(s.view.nb[1]);
-            for (int64_t r = 0; r < t->rows(); ++r) std::memcpy(dst + r * take, src + r * t->nb[1] + skip, take);
-          } else {  // the rank's rows of every matrix (expert)
-            const size_t take = static_cast<size_t>(part * t->nb[1]);
-            for (int64_t e = 0; e < t->ne[2] * t->ne[3]; ++e)
-              std::memcpy(dst + e * take, src + e * t->nb[2] + part * rank * t->nb[1], take);
-          }
-          s.view.host = dst;
-          s.view.buffer = nullptr;
-          s.view.offset = 0;
-          shards_.insert_or_assign(name, std::move(s));
-        }
-      }
+ShardedModel::ShardedModel(const ModelView& model, const std::vector<const GraphNode*>& nodes, int rank, int ranks)
+    : model_(model) {
+  auto bound = [&](const GraphNode& n, std::string_view role) {
+    for (const auto& [r, name] : n.tensors)
+      if (r == role && model.weight(name)) return true;
+    return false;
+  };
+  for (const GraphNode* n : nodes) {
+    if (n->kind == StageKind::Ssm)
+      throw Error(where(*n) + ": tensor parallelism does not split a recurrent mixer's state; run the model "
+                              "with [parallel] tensor = 1");
+    for (const auto& [role, name] : n->tensors) {
+      const Tensor* t = model.weight(name);
+      if (!t) continue;                                                                     // an optional role the file lacks
+      if (n->kind == StageKind::Head && role == "tokens" && bound(*n, "output")) continue;  // a head not tied
+      Split split{};
+      if (!split_of(n->kind, role, split))
+        throw Error(where(*n) + ": tensor parallelism cannot split tensor '" + name + "' (" + role +
+                    "): only separate q, k, v and o products (with q, k, v biases) and gate, up and down "
+                    "products (with gate and up biases) divide among ranks");
+      if (split == Split::Whole) continue;
+      const int dim = split == Split::Cols || t->ndim == 1 ? 0 : 1;
+      const int64_t whole = t->ne[dim], block = dtype_block_size(t->dtype);
+      if (whole % ranks || (dim == 0 && (whole / ranks) % block))
+        throw Error(where(*n) + ": tensor '" + name + "' " + tensor_shape_string(*t) + " has " + std::to_string(whole) +
+                    (dim == 0 ? " columns" : " rows") + ", which " + std::to_string(ranks) +
+                    " ranks cannot split evenly" +
+                    (block > 1 ? " into whole " + std::string(dtype_name(t->dtype)) + " blocks of " + std::to_string(block)
+                               : std::string()));
+      if (!t->host || !t->contiguous())
+        throw Error(where(*n) + ": tensor '" + name + "' is not a contiguous host view");
+      shards_.insert_or_assign(name, share_of(*t, dim, rank, ranks));
+    }
+  }
+}
+
+ShardedModel::Shard ShardedModel::share_of(const Tensor& t, int dim, int rank, int ranks) {
+  const int64_t part = t.ne[dim] / ranks;
+  Shard s;
+  s.view = t;
+  s.view.ne[dim] = part;
+  s.view.nb[1] = s.view.row_bytes();
+  for (int d = 2; d < kMaxDims; ++d) s.view.nb[d] = s.view.nb[d - 1] * s.view.ne[d - 1];
+  s.bytes.resize(static_cast<size_t>(s.view.nb[kMaxDims - 1] * s.view.ne[kMaxDims - 1]));
+  const auto* src = static_cast<const unsigned char*>(t.host);
+  unsigned char* dst = s.bytes.data();
+  if (dim == 0) {  // the rank's columns of every row
+    const size_t skip = static_cast<size_t>(dtype_row_bytes(t.dtype, part * rank));
+    const size_t take = static_cast<size_t>(s.view.nb[1]);
+    for (int64_t r = 0; r < t.rows(); ++r) std::memcpy(dst + r * take, src + r * t.nb[1] + skip, take);
+  } else {  // the rank's rows of every matrix (expert)
+    const size_t take = static_cast<size_t>(part * t.nb[1]);
+    for (int64_t e = 0; e < t.ne[2] * t.ne[3]; ++e)
+      std::memcpy(dst + e * take, src + e * t.nb[2] + part * rank * t.nb[1], take);
+  }
+  s.view.host = dst;  // the vector's storage stays put when the Shard moves
+  s.view.buffer = nullptr;
+  s.view.offset = 0;
+  return s;
 }
 
 const Tensor* ShardedModel::weight(std::string_view name) const {

@@ -7,8 +7,9 @@
 // heads, and the feed-forward width (each expert's, in a mixture), are split evenly across the
 // ranks: the column-parallel products (q, k, v, gate, up) keep the rank's rows, the row-parallel
 // ones (o, down) the rank's columns, so each rank's sub-layer yields a partial sum of the whole
-// result and one all-reduce per sub-layer completes it (Pipeline::forward). Norms, the embedding,
-// the router and the head are whole on every rank.
+// result and one all-reduce per sub-layer completes it (Pipeline::forward). Norms, the embedding
+// and the router are whole on every rank. The head is split by vocabulary where it divides: each
+// rank computes its share of the logits and the leader gathers them.
 #pragma once
 
 #include <map>
@@ -40,14 +41,18 @@ struct LineSplit {
 // not cover.
 HParams shard_hparams(const PipelineGraph& graph, int ranks);
 
-// The model as one rank's block stations read it: each weight a block station splits is a copy of
-// the rank's share (read from the file, so a rank reads only its shard of those weights); every
-// other weight and all metadata are the file's own.
+// The stations whose weights tensor parallelism splits: every block's norms, ops and post norms.
+std::vector<const GraphNode*> block_nodes(const PipelineGraph& graph);
+
+// The model as one rank's split stations read it: each weight such a station splits is a copy of
+// the rank's share (read from the file, so a rank reads only its share of those weights); every
+// other weight and all metadata are the file's own. The head's share: its rows of the output
+// matrix (of the token embedding when the head is tied to it).
 class ShardedModel final : public ModelView {
  public:
   // Throws naming the station and role a split does not cover (a fused qkv product, an output
   // bias, a recurrent mixer), or a share that would cut a quantised block.
-  ShardedModel(const ModelView& model, const PipelineGraph& graph, int rank, int ranks);
+  ShardedModel(const ModelView& model, const std::vector<const GraphNode*>& nodes, int rank, int ranks);
 
   const MetaValue* meta(std::string_view key) const override { return model_.meta(key); }
   const Tensor* weight(std::string_view name) const override;
@@ -62,6 +67,8 @@ class ShardedModel final : public ModelView {
     std::vector<unsigned char> bytes;
     Tensor view;
   };
+  // The rank's share of t along dim (0: columns of every row; 1: rows of every matrix).
+  static Shard share_of(const Tensor& t, int dim, int rank, int ranks);
   const ModelView& model_;
   std::map<std::string, Shard, std::less<>> shards_;
 };

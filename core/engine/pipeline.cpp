@@ -118,11 +118,20 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     split_ = LineSplit{options.tensor, options.pipeline, comm_->rank()};
   }
   std::tie(layer_begin_, layer_end_) = split_.layers(graph_.hp.n_layer);
+  head_hp_ = graph_.hp;
   if (split_.tensor > 1) {
     block_hp_ = shard_hparams(graph_, split_.tensor);
-    shard_ = std::make_unique<ShardedModel>(model, graph_, comm_->rank(), split_.tensor);
-    spdlog::info("tensor parallel: {}, this rank's share of the block weights {:.1f} MiB", comm_->describe(),
-                 shard_->shard_bytes() / 1048576.0);
+    shard_ = std::make_unique<ShardedModel>(model, block_nodes(graph_), comm_->rank(), split_.tensor);
+    head_split_ = graph_.hp.n_vocab % split_.tensor == 0;  // else the leader computes every logit
+    if (head_split_) {
+      head_shard_ = std::make_unique<ShardedModel>(model, std::vector<const GraphNode*>{&graph_.head}, comm_->rank(),
+                                                   split_.tensor);
+      head_hp_.n_vocab /= split_.tensor;
+    }
+    spdlog::info("tensor parallel: {}, this rank's share of the block weights {:.1f} MiB{}", comm_->describe(),
+                 shard_->shard_bytes() / 1048576.0,
+                 head_split_ ? fmt::format(", of the head {:.1f} MiB", head_shard_->shard_bytes() / 1048576.0)
+                             : std::string(", the head on the leader alone (n_vocab does not divide)"));
   }
   if (split_.pipeline > 1) {
     for (const auto& block : graph_.blocks)
@@ -157,8 +166,9 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   auto context_for = [&](const GraphNode& n, Backend* b) {
     StageContext ctx;
     ctx.backend = b;
-    ctx.model = n.layer >= 0 && shard_ ? shard_.get() : &model;
-    ctx.hp = n.layer >= 0 ? &block_hp_ : &graph_.hp;
+    const bool head = n.kind == StageKind::Head;
+    ctx.model = n.layer >= 0 && shard_ ? shard_.get() : head && head_shard_ ? head_shard_.get() : &model;
+    ctx.hp = n.layer >= 0 ? &block_hp_ : head ? &head_hp_ : &graph_.hp;
     ctx.layer = n.layer;
     ctx.station = n.station;
     ctx.tensors = n.tensors;
@@ -251,12 +261,16 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   }
   if (computes_logits()) {
     act_->logits_on = stations_.back().backend;
-    act_->logits = act_->logits_on->alloc(static_cast<size_t>(graph_.hp.n_vocab) * sizeof(float) * max_batch_);
+    act_->logits = act_->logits_on->alloc(static_cast<size_t>(head_hp_.n_vocab) * sizeof(float) * max_batch_);
+  }
+  if (head_split_) {
+    logits_part_.resize(static_cast<size_t>(head_hp_.n_vocab) * max_batch_);
+    if (!follower()) logits_gathered_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
   }
   act_->staging.resize(static_cast<size_t>(graph_.hp.n_embd) * max_batch_);
   if (follower() && split_.tensor > 1) act_->zeros.resize(act_->staging.size());
   if (comm_) rows_host_.resize(act_->staging.size());
-  if (computes_logits() || !follower()) logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
+  if (!follower() || (computes_logits() && !head_split_)) logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
 }
 
 Pipeline::~Pipeline() {
@@ -420,13 +434,18 @@ std::span<const float> Pipeline::run_step(Batch batch) {
   act_->x_on = onorm.backend;
   Station& head = stations_[i++];
   move(act_->x_on, head.backend, x_on);
-  Tensor logits = rows(*act_->logits, v, batch.n_outputs > 0 ? batch.n_outputs : 1);
+  const int64_t v_here = head_hp_.n_vocab;  // this rank's share of each row of logits
+  Tensor logits = rows(*act_->logits, v_here, batch.n_outputs > 0 ? batch.n_outputs : 1);
   if (batch.n_outputs > 0) {
     run(head, x_on(head.backend), logits, Step{batch, head.backend->stream()});
-    head.backend->copy_to_host(logits, logits_.data(), static_cast<size_t>(batch.n_outputs * v) * sizeof(float),
-                               head.backend->stream());
+    head.backend->copy_to_host(logits, head_split_ ? logits_part_.data() : logits_.data(),
+                               static_cast<size_t>(batch.n_outputs * v_here) * sizeof(float), head.backend->stream());
   }
   for (auto& [name, b] : backends_) b->stream().synchronize();
+  if (head_split_) {
+    if (batch.n_outputs > 0) gather_logits(batch.n_outputs);
+    if (follower()) return {};
+  }
   if (recurrent()) state_->commit_step(batch);
   if (follower() && batch.n_outputs > 0) comm_->send(logits_.data(), logits_out.size_bytes(), 0);  // the last stage
   return logits_out;

@@ -102,9 +102,10 @@ class Pipeline {
   void send_step(const Batch* batch);
   void all_reduce(Backend* on, Buffer& buf, int64_t rows);
   void exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send);
-  // Whether this rank runs the output norm and head: the last stage, but of a tensor split only
-  // the leader.
-  bool computes_logits() const { return split_.last_stage() && !(split_.tensor > 1 && follower()); }
+  // Whether this rank runs the output norm and head: the last stage; of a tensor split, every rank
+  // when the head is split by vocabulary, else the leader.
+  bool computes_logits() const { return split_.last_stage() && (split_.tensor == 1 || head_split_ || !follower()); }
+  void gather_logits(int32_t n_outputs);  // a vocabulary-split head's rows, onto the leader's logits
 
   PipelineGraph graph_;
   const StageRegistry& registry_;
@@ -113,6 +114,13 @@ class Pipeline {
   int32_t layer_begin_ = 0, layer_end_ = 0;  // this rank's blocks
   HParams block_hp_;                     // what the block stations see (this rank's share)
   std::unique_ptr<ShardedModel> shard_;  // this rank's share of the block weights
+  // Tensor parallelism's head, split by vocabulary where it divides: this rank's rows of the output
+  // matrix, the hyper-parameters it sees (n_vocab / ranks), the host rows of its logits and, on the
+  // leader, every rank's gathered.
+  bool head_split_ = false;
+  HParams head_hp_;
+  std::unique_ptr<ShardedModel> head_shard_;
+  std::vector<float> logits_part_, logits_gathered_;
   StepArrays received_;                  // a follower's copy of the leader's step
   std::vector<int32_t> message_;
   std::vector<float> rows_host_;  // a device activation's rows on their way to or from another rank

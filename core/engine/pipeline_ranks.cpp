@@ -1,5 +1,6 @@
 // The pipeline's part in a line split across ranks: the leader's step messages and the followers'
 // loop, the all-reduces of tensor parallelism and the rows passed between pipeline stages.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -17,6 +18,19 @@ namespace {
 }
 
 }  // namespace
+
+void Pipeline::gather_logits(int32_t n_outputs) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t part = static_cast<size_t>(head_hp_.n_vocab), rows = static_cast<size_t>(n_outputs);
+  comm_->gather(logits_part_.data(), rows * part * sizeof(float), logits_gathered_.data(), 0);
+  if (!follower()) {  // rank r's block [r][row][j] is row's logits r * part + j
+    const size_t v = static_cast<size_t>(graph_.hp.n_vocab);
+    for (size_t r = 0; r < static_cast<size_t>(split_.tensor); ++r)
+      for (size_t i = 0; i < rows; ++i)
+        std::copy_n(logits_gathered_.data() + (r * rows + i) * part, part, logits_.data() + i * v + r * part);
+  }
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 std::span<const float> Pipeline::lead_step(const Batch& batch) {
   send_step(&batch);

@@ -103,6 +103,13 @@ class MpiComm final : public Communicator {
     wait(r, "all_gather of " + std::to_string(bytes) + " bytes", false);
   }
 
+  void gather(const void* send, size_t bytes, void* recv, int root) override {
+    MPI_Request r;
+    const int n = count_of(bytes, "gather");
+    check(MPI_Igather(send, n, MPI_BYTE, recv, n, MPI_BYTE, root, MPI_COMM_WORLD, &r), "gather");
+    wait(r, "gather of " + std::to_string(bytes) + " bytes to rank " + std::to_string(root), false);
+  }
+
   void broadcast(void* data, size_t bytes, int root, bool patient) override {
     MPI_Request r;
     check(MPI_Ibcast(data, count_of(bytes, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD, &r), "broadcast");

@@ -52,7 +52,7 @@ TEST_CASE("each rank's share: its heads' q, k, v rows, its columns of o and down
     CHECK(hp.n_embd == 256);
     for (int rank : {0, 1}) {
       INFO("rank " << rank);
-      ShardedModel shard(*model, g, rank, 2);
+      ShardedModel shard(*model, block_nodes(g), rank, 2);
       auto whole = [&](const char* name) { return *model->weight(name); };
       auto part = [&](const char* name) { return *shard.weight(name); };
       // q: 8 heads of 32 -> rows [128 rank, 128 rank + 128); k: 4 kv heads -> rows [64 rank, +64).
@@ -75,6 +75,11 @@ TEST_CASE("each rank's share: its heads' q, k, v rows, its columns of o and down
               cut(gate, e, 256 * rank, 256, 0, static_cast<size_t>(gate.nb[1])));
         CHECK(cut(pd, e, 0, pd.ne[1], 0, dhalf) == cut(down, e, 0, down.ne[1], dhalf * rank, dhalf));
       }
+      // The head: the rank's 256 of the 512 rows of the output matrix; the embedding stays whole.
+      ShardedModel head(*model, {&g.head}, rank, 2);
+      const Tensor out = whole("output.weight");
+      CHECK(bytes_of(*head.weight("output.weight")) == cut(out, 0, 256 * rank, 256, 0, static_cast<size_t>(out.nb[1])));
+      CHECK(head.weight("token_embd.weight") == model->weight("token_embd.weight"));
       // Whole on every rank: the router, the norms, the embedding (the file's own views).
       for (const char* name : {"blk.0.ffn_gate_inp.weight", "blk.0.attn_norm.weight", "token_embd.weight"})
         CHECK(shard.weight(name) == model->weight(name));
@@ -106,7 +111,7 @@ TEST_CASE("what tensor parallelism refuses: uneven heads, a cut quantised block,
     const PipelineGraph g = graph_of(*model, path);
     try {
       shard_hparams(g, ranks);
-      ShardedModel shard(*model, g, 0, ranks);
+      ShardedModel shard(*model, block_nodes(g), 0, ranks);
     } catch (const Error& e) {
       return e.what();
     }

@@ -137,7 +137,7 @@ TEST_CASE("a llama split across two ranks gives the one-process logits in every 
   }
 }
 
-TEST_CASE("qwen2 (q, k, v biases), qwen3 (per-head q and k norms) and a Mixtral split across two ranks") {
+TEST_CASE("qwen2 (q, k, v biases), qwen3 (per-head q and k norms), a Mixtral and the head's split across two ranks") {
   engine_test::TempDir dir;
   SynthSpec m = synth_preset("mixtral-tiny");
   m.layers = 2;
@@ -153,6 +153,12 @@ TEST_CASE("qwen2 (q, k, v biases), qwen3 (per-head q and k norms) and a Mixtral 
     // Tensor: each expert's width split; routing is computed whole on every rank from the same rows.
     CHECK(split_logit_error(how, mixtral, kTokens, 3) <= 1e-5);
   }
+  // A vocabulary two ranks cannot halve: the leader computes every logit; a head tied to the
+  // embedding: each rank's share of the embedding's rows.
+  SynthSpec odd{.dim = 64, .ffn = 128, .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 515, .seed = 9};
+  CHECK(split_logit_error("tensor", synth_file(dir, odd, "odd-vocab"), kTokens, 4) <= 1e-5);
+  SynthSpec tied{.dim = 64, .ffn = 128, .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 512, .seed = 9, .tied_output = true};
+  CHECK(split_logit_error("tensor", synth_file(dir, tied, "tied"), kTokens, 4) <= 1e-5);
 }
 
 TEST_CASE("stories260K split across two ranks: 8 requests at once give the one-process greedy text") {

@@ -34,6 +34,8 @@ class Communicator {
   virtual void all_reduce_sum(float* data, size_t count) = 0;
   // recv[r * bytes .. (r + 1) * bytes) becomes rank r's send, on every rank.
   virtual void all_gather(const void* send, size_t bytes, void* recv) = 0;
+  // The same on root only; recv is not touched on the other ranks (may be null there).
+  virtual void gather(const void* send, size_t bytes, void* recv, int root) = 0;
   // data becomes root's data on every rank. patient: wait without the timeout (a follower waiting
   // for the next step, which comes when the next request does).
   virtual void broadcast(void* data, size_t bytes, int root, bool patient) = 0;
