@@ -13,6 +13,7 @@
 
 #include "common/compare.h"
 #include "common/pipeline_logits.h"
+#include "common/require.h"
 #include "common/test_plugins.h"
 #include "core/engine/communicator.h"
 #include "core/engine/engine.h"
@@ -46,9 +47,10 @@ struct Line {
   std::unique_ptr<ModelFile> model;
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
-  Line(const std::string& path, const std::string& split) : model(open_model_file(path)) {
+  Line(const std::string& path, const std::string& split, const std::string& backend = "cpu")
+      : model(open_model_file(path)) {
     config = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 1\ncontext = 256\nmax_seqs = 8\n" +
-                              (split.empty() ? "" : "[parallel]\n" + split + " = 2\n"),
+                              "backend = \"" + backend + "\"\n" + (split.empty() ? "" : "[parallel]\n" + split + " = 2\n"),
                           "parallel.toml");
     graph = build_graph(config, *model, testing::built_plugins());
     PipelineOptions o = pipeline_options(config);
@@ -66,15 +68,16 @@ std::string synth_file(const engine_test::TempDir& dir, SynthSpec s, const std::
 
 // Rank 0: the largest relative logit difference between the one-process line and the split one,
 // over every position of `tokens` fed `chunk` at a time. Rank 1: follows, returns 0.
-double split_logit_error(const std::string& how, const std::string& path, const std::vector<int32_t>& tokens, int chunk) {
+double split_logit_error(const std::string& how, const std::string& path, const std::vector<int32_t>& tokens, int chunk,
+                         const std::string& backend = "cpu") {
   if (!leader()) {
-    Line split(path, how);
+    Line split(path, how, backend);
     split.pipeline->follow();
     return 0;
   }
-  Line whole(path, "");
+  Line whole(path, "", backend);
   const auto want = testing::all_logits(*whole.pipeline, tokens, chunk);
-  Line split(path, how);
+  Line split(path, how, backend);
   const auto got = testing::all_logits(*split.pipeline, tokens, chunk);
   REQUIRE(got.size() == want.size());
   double worst = 0;
@@ -167,6 +170,16 @@ TEST_CASE("stories260K split across two ranks: 8 requests at once give the one-p
     check_batched_greedy(how);
   }
 }
+TEST_CASE("on the vulkan backend, whose activations live in device memory, both splits give the one-process logits") {
+  const RegisteredBackend* vk = testing::built_plugins().find_backend("vulkan");
+  if (!vk) SEMLINE_SKIP_TEST("vulkan", "the vulkan plugin is not built (it needs the Vulkan headers and glslc)");
+  if (const auto reasons = vk->entry.probe(); !reasons.empty()) SEMLINE_SKIP_TEST("vulkan", reasons.front());
+  for (const char* how : kSplits) {
+    INFO(how);
+    CHECK(split_logit_error(how, engine_test::kStories, kTokens, 3, "vulkan") <= 1e-5);
+  }
+}
+
 TEST_CASE("a model the ranks cannot split is refused on every rank before any step, naming why") {
   engine_test::TempDir dir;
   // One kv head for two ranks; one block for two stages.
