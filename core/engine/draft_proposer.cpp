@@ -142,7 +142,7 @@ std::unique_ptr<DraftLine> load_draft(const Config& config, const StageRegistry&
   c.model.path = config.speculative.draft_model;
   c.model.pos = config.speculative.draft_model_pos;
   c.runtime.context = target.kv().options().context;  // the draft follows every position the target reaches
-  c.parallel.tensor = 1;  // the leader drafts alone
+  c.parallel.tensor = c.parallel.pipeline = 1;  // the leader drafts alone
   auto d = std::make_unique<DraftLine>();
   try {
     d->model = open_model_file(c.model.path);

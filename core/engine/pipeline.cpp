@@ -109,8 +109,8 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   const std::string asked = "[parallel] tensor = " + std::to_string(options.tensor) +
                             ", pipeline = " + std::to_string(options.pipeline);
   if (ranks > 1 && (!options.comm || options.comm->size() != ranks))
-    throw Error(asked + ": this command runs the line in one process; semline run, chat, bench and serve split it "
-                        "across the ranks mpirun starts");
+    throw Error(asked + ": this line is built in one process; semline run, chat, serve and bench's speed tests "
+                        "split a line across the ranks mpirun starts (the A/B bench and draft models do not)");
   if (options.tensor > 1 && options.pipeline > 1)
     throw Error(asked + ": a grid of ranks (tensor and pipeline together) is not built; split the line one way");
   if (ranks > 1) {

@@ -133,7 +133,7 @@ TEST_CASE("[parallel]: a command that does not split the line, an unknown commun
   Line line(kStories);
   Config c = parse_config("[model]\npath = \"" + kStories + "\"\n[parallel]\ntensor = 2\n", "tp.toml");
   CHECK_THROWS_WITH(Pipeline(line.graph, *line.model, testing::built_plugins(), pipeline_options(c)),
-                    Contains("[parallel] tensor = 2, pipeline = 1: this command runs the line in one process"));
+                    Contains("[parallel] tensor = 2, pipeline = 1: this line is built in one process"));
   c.parallel.comm = "nccl";
   CHECK_THROWS_WITH(make_communicator(c, testing::built_plugins()),
                     Contains("tp.toml:3:1: [parallel] tensor = 2, pipeline = 1, comm = \"nccl\": no such communicator"));
