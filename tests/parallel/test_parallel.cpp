@@ -133,9 +133,13 @@ TEST_CASE("a llama split across two ranks gives the one-process logits in every 
         if (leader())
           WARN(how << ", " << dtype_name(dtype) << ", " << chunk << " tokens a step: largest relative logit difference "
                    << err);
-        // Tensor: each output product's row is summed in two halves, only the order of the additions
-        // differs (measured: below 1e-6). Pipeline: the same arithmetic on two ranks (measured: 0).
-        CHECK(err <= (std::string(how) == "tensor" ? 1e-5 : 0.0));
+        // Pipeline: the same arithmetic on two ranks (measured: 0). Tensor: each output product's
+        // row is summed in two halves, only the order of the additions differs (measured: below
+        // 1e-6); but Q8_0 and Q4_0 products round their inputs to 8 bits, and a 1e-7 difference
+        // puts a value on the other side of a rounding step now and then (measured: 0.8% where one
+        // does, in one build of four), as the line tests of quantised models allow (moe_test).
+        const bool rounds_inputs = dtype == DType::Q8_0 || dtype == DType::Q4_0;
+        CHECK(err <= (std::string(how) == "pipeline" ? 1e-6 : rounds_inputs ? 2e-2 : 1e-5));
       }
   }
 }
