@@ -87,20 +87,33 @@ int32_t BlockManager::attach_prefix(int32_t seq, std::span<const int32_t> tokens
   const size_t bt = static_cast<size_t>(opt_.block_tokens);
   const size_t whole = (tokens.size() - 1) / bt;  // at least one token is left to compute
   stats_.queried_tokens += static_cast<int64_t>(tokens.size());
+  std::vector<uint64_t> keys;  // of the cached blocks that start the tokens
+  std::vector<int32_t> found;
   uint64_t key = 0;
   for (size_t i = 0; i < whole; ++i) {
     const auto part = tokens.subspan(i * bt, bt);
-    const uint64_t k = block_key(key, part);
-    auto it = by_key_.find(k);
+    key = block_key(key, part);
+    auto it = by_key_.find(key);
     if (it == by_key_.end() || !std::equal(part.begin(), part.end(), blocks_[it->second].tokens.begin())) break;
-    hold(it->second);
-    s.table.push_back(it->second);
-    key = k;
+    keys.push_back(key);
+    found.push_back(it->second);
   }
-  s.last_key = key;
-  s.n_past = static_cast<int32_t>(s.table.size() * bt);
+  size_t n = found.size();
+  if (hook_)
+    while (n > 0 && !hook_(seq, keys[n - 1], static_cast<int32_t>(n * bt))) --n;
+  for (size_t i = 0; i < n; ++i) {
+    hold(found[i]);
+    s.table.push_back(found[i]);
+  }
+  s.last_key = n > 0 ? keys[n - 1] : 0;
+  s.n_past = static_cast<int32_t>(n * bt);
   stats_.hit_tokens += s.n_past;
   return s.n_past;
+}
+
+uint64_t BlockManager::prefix_key(int32_t seq) const {
+  const Seq& s = seqs_.at(static_cast<size_t>(seq));
+  return opt_.prefix_caching && s.cacheable && s.n_past > 0 && s.partial.empty() ? s.last_key : 0;
 }
 
 int64_t BlockManager::blocks_needed(int32_t seq, int32_t n_tokens) const {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <span>
 #include <unordered_map>
@@ -34,9 +35,16 @@ struct PrefixCacheStats {
   int64_t hit_tokens = 0;
 };
 
+// A line whose layers keep a recurrent state (Mamba) can continue a cached prefix only from the
+// state at its end: the hook puts back the state saved where the prefix of n_tokens ending in the
+// block keyed `key` ends, into sequence seq's row, and says whether it had one.
+using PrefixHook = std::function<bool(int32_t seq, uint64_t key, int32_t n_tokens)>;
+
 class BlockManager {
  public:
   explicit BlockManager(const BlockManagerOptions& opt);
+  // Set once by the line: from then on a prefix is attached only as far as the hook accepts.
+  void set_prefix_hook(PrefixHook hook) { hook_ = std::move(hook); }
 
   int32_t new_sequence();
   // Drops the sequence's hold on its blocks; full ones stay cached for later sequences.
@@ -44,8 +52,11 @@ class BlockManager {
 
   // For a new sequence: takes the longest cached prefix of `tokens` (whole blocks, leaving at
   // least one token to compute, whose logits the caller wants) and returns how many tokens it
-  // covers; the sequence's n_past starts there. Counted in prefix_stats().
+  // covers; the sequence's n_past starts there. With a prefix hook, the longest such prefix the
+  // hook accepts. Counted in prefix_stats().
   int32_t attach_prefix(int32_t seq, std::span<const int32_t> tokens);
+  // The key naming the sequence's computed tokens when they end on a cached block's end, else 0.
+  uint64_t prefix_key(int32_t seq) const;
 
   // Blocks the sequence must add to hold n_tokens more.
   int64_t blocks_needed(int32_t seq, int32_t n_tokens) const;
@@ -109,6 +120,7 @@ class BlockManager {
   std::unordered_map<uint64_t, int32_t> by_key_;
   std::vector<Seq> seqs_;
   PrefixCacheStats stats_;
+  PrefixHook hook_;
 };
 
 }  // namespace semline

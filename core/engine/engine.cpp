@@ -114,6 +114,9 @@ uint64_t Engine::submit(RequestOptions opt, UpdateFn on_update) {
     c->text = TextStream(opt.stop);
     c->tokens = opt.prompt;
     c->hold = i > 0;  // siblings wait for the first choice's prompt blocks
+    if (line_.recurrent() && line_.kv().options().prefix_caching)  // and, here, its state there
+      c->pause_at = static_cast<int32_t>((opt.prompt.size() - 1) / static_cast<size_t>(blocks.block_tokens())) *
+                    blocks.block_tokens();
     c->stats.n_prompt = static_cast<int32_t>(opt.prompt.size());
     c->stats.arrival = Clock::now();
     c->draft_len = DraftLength(opt_.speculative.k, opt_.speculative.adaptive);
@@ -168,6 +171,16 @@ void Engine::release_siblings() {
     const Choice& first = *r->choices[0];
     if (first.done || first.n_computed >= first.stats.n_prompt - 1)
       for (auto& c : r->choices) c->hold = false;
+  }
+}
+
+// A recurrent line's sequences that reached their pause point this step leave their state there
+// for later sequences with the same prefix (StatePool::keep).
+void Engine::keep_states(const StepPlan& plan) {
+  for (const StepItem& it : plan.items) {
+    const SchedSeq& s = *it.seq;
+    if (s.pause_at > 0 && s.n_computed == s.pause_at)
+      line_.state().keep(line_.kv().blocks().prefix_key(s.kv), s.kv);
   }
 }
 
@@ -369,6 +382,7 @@ bool Engine::step() {
       }
       sched_.commit(plan);
       ++counters_.steps;
+      keep_states(plan);
       for (Output& o : outputs) {
         Choice& c = *o.c;
         c.tokens.resize(c.tokens.size() - o.picks.size());

@@ -5,7 +5,8 @@
 //
 // A request has its prompt, sampling parameters, stop strings and limits, and asks for n choices:
 // n sequences that share the prompt's cached blocks (the first computes them; the others are
-// admitted once it has, and take them from the prefix cache). A choice ends at the end-of-sequence
+// admitted once it has, and take them from the prefix cache; on a line with recurrent layers the
+// first stops at its prompt's last whole block to leave its state there too). A choice ends at the end-of-sequence
 // token (unless ignore_eos), a stop string (not part of its text), max_tokens, or the context; a
 // request can be cancelled at any step, which gives its blocks back at once.
 //
@@ -144,6 +145,7 @@ class Engine {
   int32_t verify(Output& o, std::span<const float> logits);
   void accept(Choice& c, int32_t token);
   void release_siblings();
+  void keep_states(const StepPlan& plan);
 
   Pipeline& line_;
   SamplerFactory samplers_;

@@ -232,11 +232,6 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     kvo.window = std::ranges::find(windows, 0) != windows.end() ? 0 : std::ranges::max(windows);
   }
   kvo.max_step_tokens = max_batch_;
-  if (recurrent() && kvo.prefix_caching) {
-    // A cached block holds keys, not the recurrent state at its end: a prefix is not reusable.
-    spdlog::debug("prefix caching off: the model's recurrent layers keep a state the cache does not hold");
-    kvo.prefix_caching = false;
-  }
   if (follower())  // the leader's block tables index a pool of the leader's size
     comm_->broadcast(&kvo.n_blocks, sizeof kvo.n_blocks, 0, false);
   kv_ = std::make_unique<KvCache>(kvo, attention_backends, block_hp_.n_head_kv, graph_.hp.head_dim);
@@ -244,6 +239,9 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     int64_t n_blocks = kv_->blocks().n_blocks();
     comm_->broadcast(&n_blocks, sizeof n_blocks, 0, false);
   }
+  if (recurrent())  // a cached block holds keys, not the state at its end: that comes from the pool
+    kv_->blocks().set_prefix_hook(
+        [this](int32_t seq, uint64_t key, int32_t n_tokens) { return state_->resume(seq, key, n_tokens); });
   if (recurrent())
     spdlog::debug("recurrent state: {} sequences, {:.2f} MiB", state_->slots(), state_->bytes() / 1048576.0);
   spdlog::debug("kv cache: {} tokens x {} layers, {} blocks of {}, {:.1f} MiB{}", kvo.context, graph_.hp.n_layer,

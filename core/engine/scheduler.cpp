@@ -82,7 +82,7 @@ bool Scheduler::admit(SchedSeq* s, StepPlan& plan) {
   }
   s->kv = blocks_.new_sequence();
   s->n_computed = blocks_.attach_prefix(s->kv, s->tokens);
-  const int32_t n = std::min(n_tokens - s->n_computed, opt_.max_batch_tokens - plan.tokens);
+  const int32_t n = s->chunk(opt_.max_batch_tokens - plan.tokens);
   if (!blocks_.try_reserve(s->kv, n)) {
     blocks_.free_sequence(s->kv);
     s->kv = -1;
@@ -104,10 +104,8 @@ StepPlan Scheduler::plan() {
     const std::vector<SchedSeq*> snapshot = running_;
     for (SchedSeq* s : snapshot) {
       if (s->kv < 0 || s->decoding() != decodes) continue;  // preempted meanwhile, or the other pass
-      const int32_t budget = opt_.max_batch_tokens - plan.tokens;
-      const int32_t need = static_cast<int32_t>(s->tokens.size()) - s->n_computed;
-      if (need <= 0 || budget <= 0) continue;
-      const int32_t n = std::min(need, budget);
+      const int32_t n = s->chunk(opt_.max_batch_tokens - plan.tokens);
+      if (n <= 0) continue;
       if (!reserve(s, n, plan)) continue;
       plan.items.push_back({s, n});
       plan.tokens += n;

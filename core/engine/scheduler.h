@@ -11,6 +11,7 @@
 // a sequence that cannot fit even alone is failed rather than waiting for ever.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -28,8 +29,16 @@ struct SchedSeq {
   uint64_t admitted = 0;        // admission order (later admitted: preempted first)
   bool hold = false;            // not to be admitted yet (a sibling waiting for its prompt's blocks)
   int32_t n_draft = 0;          // the last n_draft tokens are drafts, to be verified this step
+  int32_t pause_at = 0;         // a step's chunk ends here, if it would pass it: a recurrent line
+                                // saves the state at its prompt's last whole block
   bool decoding() const {
     return n_computed > 0 && n_computed + 1 + n_draft >= static_cast<int32_t>(tokens.size());
+  }
+  // The tokens a step may compute of it: all it lacks, up to pause_at, within the budget.
+  int32_t chunk(int32_t budget) const {
+    int32_t n = static_cast<int32_t>(tokens.size()) - n_computed;
+    if (pause_at > n_computed) n = std::min(n, pause_at - n_computed);
+    return std::min(n, budget);
   }
 };
 

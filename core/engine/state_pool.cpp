@@ -92,4 +92,22 @@ void StatePool::restore(int32_t slot, const Snapshot& s) {
   position_.at(static_cast<size_t>(slot)) = s.position;
 }
 
+void StatePool::keep(uint64_t key, int32_t slot) {
+  if (key == 0 || kept(key)) return;
+  kept_.emplace_front(key, save(slot));
+  by_key_[key] = kept_.begin();
+  while (kept_.size() > static_cast<size_t>(n_slots_)) {
+    by_key_.erase(kept_.back().first);
+    kept_.pop_back();
+  }
+}
+
+bool StatePool::resume(int32_t slot, uint64_t key, int32_t n_tokens) {
+  const auto it = by_key_.find(key);
+  if (it == by_key_.end() || it->second->second.position != n_tokens) return false;
+  kept_.splice(kept_.begin(), kept_, it->second);
+  restore(slot, it->second->second);
+  return true;
+}
+
 }  // namespace semline

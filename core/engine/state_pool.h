@@ -7,7 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <memory>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <semline/backend.h>
@@ -40,6 +43,16 @@ class StatePool {
   Snapshot save(int32_t slot);
   void restore(int32_t slot, const Snapshot& s);
 
+  // Saved states at the ends of cached prefixes, named by the key of the prefix's last block
+  // (BlockManager::prefix_key): a later sequence that attaches that prefix (a repeated prompt, the
+  // other choices of n > 1) continues from the state instead of computing the prompt again. Up to
+  // slots() states are kept in host memory, the least recently used dropped first.
+  void keep(uint64_t key, int32_t slot);
+  bool kept(uint64_t key) const { return by_key_.count(key) != 0; }
+  // Puts the state kept under `key` into `slot` if there is one that stands at position n_tokens
+  // (the BlockManager's prefix hook).
+  bool resume(int32_t slot, uint64_t key, int32_t n_tokens);
+
  private:
   Tensor row(const Tensor& pool, int32_t slot) const;
   std::vector<std::unique_ptr<StateLayer>> layers_;  // null: no state in that layer
@@ -48,6 +61,8 @@ class StatePool {
   std::vector<int32_t> position_;  // per slot: the tokens its state has taken in
   int32_t n_slots_;
   size_t bytes_ = 0;
+  std::list<std::pair<uint64_t, Snapshot>> kept_;  // most recently used first
+  std::unordered_map<uint64_t, std::list<std::pair<uint64_t, Snapshot>>::iterator> by_key_;
 };
 
 }  // namespace semline

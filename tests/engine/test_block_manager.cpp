@@ -200,3 +200,41 @@ TEST_CASE("truncate behind a window that released positions starts the sequence 
   w.advance(t, tokens);
   CHECK(w.n_past(t) == 16);
 }
+
+TEST_CASE("a prefix hook attaches only as far as it accepts: the state at a prefix's end (recurrent lines)") {
+  BlockManager b({4, 16, 0, true});
+  const std::vector<int32_t> prompt = iota_tokens(14);  // 3 full blocks and 2 tokens
+  const int32_t a = computed(b, prompt);
+  CHECK(b.prefix_key(a) == 0);  // 14 tokens end inside a block
+  const int32_t twelve = b.new_sequence();
+  REQUIRE(b.attach_prefix(twelve, std::vector<int32_t>(prompt.begin(), prompt.begin() + 13)) == 12);
+  const uint64_t key12 = b.prefix_key(twelve);
+  CHECK(key12 != 0);
+  b.free_sequence(twelve);
+
+  // The hook saw the ends longest first and took the one with a state: 8 tokens.
+  std::vector<std::pair<uint64_t, int32_t>> asked;
+  uint64_t key8 = 0;
+  b.set_prefix_hook([&](int32_t, uint64_t key, int32_t n) {
+    asked.emplace_back(key, n);
+    if (n == 8) key8 = key;
+    return n == 8;
+  });
+  const int64_t hits = b.prefix_stats().hit_tokens;
+  const int32_t c = b.new_sequence();
+  CHECK(b.attach_prefix(c, prompt) == 8);
+  REQUIRE(asked.size() == 2);
+  CHECK(asked[0] == std::make_pair(key12, 12));
+  CHECK(asked[1].second == 8);
+  CHECK(b.prefix_key(c) == key8);
+  CHECK(table(b, c).size() == 2);  // the third cached block is not held
+  CHECK(b.refs(table(b, a)[2]) == 1);
+  CHECK(b.prefix_stats().hit_tokens == hits + 8);
+
+  // A hook that accepts nothing: the sequence starts at 0 and holds nothing.
+  b.set_prefix_hook([](int32_t, uint64_t, int32_t) { return false; });
+  const int32_t d = b.new_sequence();
+  CHECK(b.attach_prefix(d, prompt) == 0);
+  CHECK(table(b, d).empty());
+  CHECK(b.prefix_key(d) == 0);
+}

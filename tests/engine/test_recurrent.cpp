@@ -1,7 +1,8 @@
 // The engine over a line with recurrent layers (a synthetic Mamba, a Jamba hybrid): each
-// sequence's state is its own row, so many requests at once, preempted ones recomputed and n > 1 choices give what each
-// gives alone; what a recurrent state cannot do (go back: speculative decoding, a cut sequence,
-// reuse a cached prefix) is refused by name or switched off.
+// sequence's state is its own row, so many requests at once, preempted ones recomputed and n > 1
+// choices give what each gives alone; a cached prefix continues from the state kept at its end;
+// what a recurrent state cannot do (go back: speculative decoding, a cut sequence) is refused by
+// name.
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -34,6 +35,19 @@ double worst(const std::vector<std::vector<float>>& got, const std::vector<std::
   return w;
 }
 
+// A prompt of n tokens: the same for the same salt, another for another.
+std::vector<int32_t> long_prompt(int32_t n, int32_t salt) {
+  std::vector<int32_t> p = {1};
+  for (int32_t i = 1; i < n; ++i) p.push_back(2 + (salt * 37 + i * 13 + i * i) % 500);
+  return p;
+}
+
+std::vector<int32_t> joined(std::vector<int32_t> head, size_t keep, const std::vector<int32_t>& tail) {
+  head.resize(keep);
+  head.insert(head.end(), tail.begin(), tail.end());
+  return head;
+}
+
 std::vector<std::vector<int32_t>> prompts_of(int32_t n) {
   std::vector<std::vector<int32_t>> prompts;
   for (int32_t i = 0; i < n; ++i) prompts.push_back({1, 10 + i, 20 + 3 * i, 7, 99 - i, 5 + (i % 3) * 40});
@@ -61,18 +75,17 @@ std::vector<float> step_alone(Pipeline& p, int32_t seq, const std::vector<int32_
 
 }  // namespace
 
-TEST_CASE("a Mamba line: 16 requests at once give their solo greedy tokens, with no prefix cache") {
+TEST_CASE("a Mamba line: 16 requests at once give their solo greedy tokens") {
   TempDir dir;
   Line line(tiny_mamba(dir, 4), "max_seqs = 16\n");
   CHECK(line.pipeline->recurrent());
-  CHECK_FALSE(line.pipeline->kv().options().prefix_caching);
   const auto prompts = prompts_of(16);
   const std::vector<Received> solo = alone(line, prompts, 24);
   Engine engine(*line.pipeline, seqs(16));
   Collector c;
   std::vector<uint64_t> ids;
   for (const auto& p : prompts) ids.push_back(engine.submit(request(p, 24), c.fn()));
-  // And the first prompt again: computed anew, since no cached block holds a state.
+  // And the first prompt again: computed anew, since a prompt within one block keeps no state.
   ids.push_back(engine.submit(request(prompts[0], 24), c.fn()));
   int most_running = 0;
   while (engine.step()) most_running = std::max<int>(most_running, static_cast<int>(engine.counters().running));
@@ -112,6 +125,20 @@ TEST_CASE("a Jamba line (attention and Mamba layers): 8 requests at once give th
     CHECK(c.of(ids[i]).tokens == solo[i].tokens);
   }
   CHECK(line.pipeline->kv().blocks().held_blocks() == 0);
+
+  // A long prompt twice: the second takes the attention layers' cached blocks and the Mamba
+  // layers' state at their end, and gives the text of a line that keeps nothing.
+  Line fresh(path, "max_seqs = 8\n[kv_cache]\nprefix_caching = false\n");
+  const std::vector<int32_t> p = long_prompt(36, 8);
+  const std::vector<Received> want = alone(fresh, {p}, 16);
+  const uint64_t first = engine.submit(request(p, 16), c.fn());
+  engine.run();
+  const uint64_t second = engine.submit(request(p, 16), c.fn());
+  engine.run();
+  CHECK(c.of(first).stats.n_cached == 0);
+  CHECK(c.of(second).stats.n_cached == 32);
+  CHECK(c.of(first).tokens == want[0].tokens);
+  CHECK(c.of(second).tokens == want[0].tokens);
 }
 
 TEST_CASE("a Mamba line: preempted sequences start their state over and give the same tokens") {
@@ -140,12 +167,13 @@ TEST_CASE("a Mamba line: preempted sequences start their state over and give the
   }
 }
 
-TEST_CASE("a Mamba line: n > 1 choices each compute the prompt and draw with their own seeds") {
+TEST_CASE("a Mamba line: n > 1 choices continue from the first one's state and draw with their own seeds") {
   TempDir dir;
-  Line line(tiny_mamba(dir, 6), "max_seqs = 4\n");
+  const std::string model = tiny_mamba(dir, 6);
+  Line line(model, "max_seqs = 4\n");
   Engine engine(*line.pipeline, seqs(4));
   Collector c;
-  RequestOptions r = request(prompts_of(1)[0], 16);
+  RequestOptions r = request(long_prompt(40, 1), 16);
   r.n = 3;
   r.ignore_eos = true;
   r.sampling.temperature = 1.0;
@@ -154,21 +182,80 @@ TEST_CASE("a Mamba line: n > 1 choices each compute the prompt and draw with the
   engine.run();
   std::set<std::vector<int32_t>> distinct;
   for (int32_t i = 0; i < 3; ++i) {
+    INFO("choice " << i);
     CHECK(c.of(id, i).tokens.size() == 16);
-    CHECK(c.of(id, i).stats.n_cached == 0);
+    // The first computes the prompt and keeps its state at 32 (two blocks of 16); the others take it.
+    CHECK(c.of(id, i).stats.n_cached == (i == 0 ? 0 : 32));
     distinct.insert(c.of(id, i).tokens);
   }
   CHECK(distinct.size() == 3);
+  CHECK(engine.counters().prompt_tokens == 40 + 2 * 8);
+  // The third choice as a request of its own with its seed, on a line that keeps nothing.
+  Line fresh(model, "max_seqs = 1\n[kv_cache]\nprefix_caching = false\n");
   SamplingParams third = r.sampling;
   third.seed = 11;
-  Engine one(*line.pipeline, seqs(1));
+  Engine one(*fresh.pipeline, seqs(1));
   Collector c1;
-  RequestOptions r1 = request(prompts_of(1)[0], 16);
+  RequestOptions r1 = request(r.prompt, 16);
   r1.ignore_eos = true;
   r1.sampling = third;
   const uint64_t id1 = one.submit(r1, c1.fn());
   one.run();
+  CHECK(c1.of(id1).stats.n_cached == 0);
   CHECK(c1.of(id1).tokens == c.of(id, 2).tokens);
+}
+
+TEST_CASE("a Mamba line: a repeated prompt continues from the state kept at its last whole block") {
+  TempDir dir;
+  const std::string model = tiny_mamba(dir, 10);
+  Line line(model, "max_seqs = 4\n");
+  CHECK(line.pipeline->kv().options().prefix_caching);
+  Line fresh(model, "max_seqs = 4\n[kv_cache]\nprefix_caching = false\n");
+  const std::vector<int32_t> p = long_prompt(40, 2);
+  const std::vector<std::vector<int32_t>> prompts = {
+      p,
+      p,                                          // the same: from its state at 32
+      joined(p, 35, long_prompt(9, 3)),           // the same first 35 tokens: from 32
+      joined(p, 20, long_prompt(20, 4)),          // the same first block only: no state kept at 16
+      std::vector<int32_t>(p.begin(), p.begin() + 32),  // ends where the state is kept, but its last token's
+                                                        // logits need it computed: none kept at 16
+  };
+  const std::vector<Received> want = alone(fresh, prompts, 12);
+  Engine engine(*line.pipeline, seqs(4));
+  Collector c;
+  std::vector<uint64_t> ids = {engine.submit(request(prompts[0], 12), c.fn())};
+  engine.run();
+  for (size_t i = 1; i < prompts.size(); ++i) ids.push_back(engine.submit(request(prompts[i], 12), c.fn()));
+  engine.run();
+  const std::vector<int32_t> cached = {0, 32, 32, 0, 0};
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO("prompt " << i);
+    CHECK(c.of(ids[i]).stats.n_cached == cached[i]);
+    CHECK(c.of(ids[i]).tokens == want[i].tokens);
+  }
+  CHECK(engine.counters().prefix_hit_tokens == 32 + 32);
+  CHECK(line.pipeline->kv().blocks().held_blocks() == 0);
+}
+
+TEST_CASE("a Mamba line keeps as many states as it has sequences, the least recently used dropped first") {
+  TempDir dir;
+  const std::string model = tiny_mamba(dir, 11);
+  Line line(model, "max_seqs = 2\n");
+  Engine engine(*line.pipeline, seqs(2));
+  Collector c;
+  auto n_cached = [&](const std::vector<int32_t>& prompt) {
+    const uint64_t id = engine.submit(request(prompt, 4), c.fn());
+    engine.run();
+    return c.of(id).stats.n_cached;
+  };
+  const std::vector<int32_t> a = long_prompt(20, 5), b = long_prompt(20, 6), d = long_prompt(20, 7);
+  CHECK(n_cached(a) == 0);
+  CHECK(n_cached(b) == 0);
+  CHECK(n_cached(a) == 16);  // a is now the most recently used
+  CHECK(n_cached(d) == 0);   // b's state goes
+  CHECK(n_cached(b) == 0);   // and comes back, a's goes
+  CHECK(n_cached(d) == 16);
+  CHECK(n_cached(a) == 0);
 }
 
 TEST_CASE("a Mamba line refuses what would take its state back") {
