@@ -46,6 +46,14 @@ struct Engine::Output {
   std::string error;
 };
 
+// A step on its way through the line: its plan, the arrays its batch points into and the
+// choices whose logits it computes.
+struct Engine::Flight {
+  StepPlan plan;
+  StepArrays arrays;
+  std::vector<Output> outputs;
+};
+
 struct Engine::Request {
   uint64_t id = 0;
   RequestOptions opt;
@@ -76,6 +84,14 @@ Engine::Engine(Pipeline& line, const EngineOptions& opt)
       proposer_(make_proposer(opt.speculative, line, opt.max_seqs)) {}
 
 Engine::~Engine() {
+  // The steps in flight come back first: the line's stages finish what they hold.
+  for (; !flights_.empty(); flights_.pop_front()) {
+    try {
+      line_.collect();
+    } catch (const std::exception& e) {
+      spdlog::error("a step in flight did not come back: {}", e.what());
+    }
+  }
   // Sequences give their blocks back: the line and its cache outlive the engine.
   for (auto& r : requests_)
     for (auto& c : r->choices) sched_.remove(c.get());
@@ -159,10 +175,21 @@ void Engine::take_inbox() {
     }
     requests_.push_back(std::move(r));
   }
+  std::vector<uint64_t> later;  // requests with a choice in a step in flight: once it has landed
   for (uint64_t id : cancels)
     for (auto& r : requests_)
-      if (r->id == id)
-        for (auto& c : r->choices) finish(*c, FinishReason::Cancelled);
+      if (r->id == id) {
+        bool flying = false;
+        for (auto& c : r->choices) {
+          if (c->in_flight) flying = true;
+          else finish(*c, FinishReason::Cancelled);
+        }
+        if (flying) later.push_back(id);
+      }
+  if (!later.empty()) {
+    std::lock_guard lock(inbox_mutex_);
+    cancels_.insert(cancels_.end(), later.begin(), later.end());
+  }
 }
 
 void Engine::release_siblings() {
@@ -290,7 +317,7 @@ void Engine::propose() {
   drafting_.clear();
   for (auto& r : requests_)
     for (auto& c : r->choices) {
-      if (c->done || c->kv < 0 || c->n_draft > 0 || !c->decoding()) continue;
+      if (c->done || c->kv < 0 || c->in_flight || c->n_draft > 0 || !c->decoding()) continue;
       const int32_t size = static_cast<int32_t>(c->tokens.size());
       int32_t room = context - size;  // positions left before the context ends, the drafts' and the next token's
       if (r->opt.max_tokens >= 0) room = std::min(room, r->opt.max_tokens - (size - c->stats.n_prompt));
@@ -319,93 +346,143 @@ void Engine::propose() {
   }
 }
 
-bool Engine::step() {
-  take_inbox();
-  release_siblings();
+// The sequences a step may take: all of them on a line that holds one step; with micro-batches,
+// an even share of those no step in flight holds among the steps still to form, so that the
+// stages get work of like size.
+size_t Engine::share() const {
+  const int32_t depth = line_.depth(), free = depth - static_cast<int32_t>(flights_.size());
+  if (depth == 1) return SIZE_MAX;
+  int32_t ready = 0;
+  for (const auto& r : requests_)
+    for (const auto& c : r->choices) ready += !c->done && !c->in_flight && !c->hold;
+  return static_cast<size_t>(std::max(1, (ready + free - 1) / free));
+}
+
+// Plans a step over the sequences no step in flight holds and submits it to the line; false when
+// there was nothing to plan.
+bool Engine::launch() {
   propose();
-  StepPlan plan = sched_.plan();
+  StepPlan plan = sched_.plan(share());
   for (SchedSeq* s : plan.preempted) ++static_cast<Choice*>(s)->stats.preemptions;
   for (auto& [s, why] : plan.failed) finish(*static_cast<Choice*>(s), FinishReason::Error, why);
   // Drafts leave sequences that will not verify them this step (preempted, or cut by the budget).
   for (auto& r : requests_)
     for (auto& c : r->choices) {
-      if (c->n_draft == 0) continue;
+      if (c->n_draft == 0 || c->in_flight) continue;
       const auto item = std::find_if(plan.items.begin(), plan.items.end(), [&](const StepItem& it) { return it.seq == c.get(); });
       const int32_t real = static_cast<int32_t>(c->tokens.size()) - c->n_draft;  // tokens before the drafts
       const int32_t keep = item == plan.items.end() ? 0 : std::max(0, c->n_computed + item->n - real);
       c->tokens.resize(c->tokens.size() - static_cast<size_t>(c->n_draft - keep));
       c->n_draft = keep;
     }
+  if (plan.items.empty()) return false;
 
-  if (!plan.items.empty()) {
-    step_.clear();
-    std::vector<Output> outputs;
-    for (size_t i = 0; i < plan.items.size(); ++i) {
-      const StepItem& it = plan.items[i];
-      auto* c = static_cast<Choice*>(it.seq);
-      if (!c->seen) {
-        c->seen = true;
-        c->stats.scheduled = Clock::now();
-        c->stats.n_cached = c->n_computed;
-      }
-      for (int32_t t = c->n_computed; t < c->n_computed + it.n; ++t) {
-        step_.tokens.push_back(c->tokens[static_cast<size_t>(t)]);
-        step_.positions.push_back(t);
-        step_.seq.push_back(static_cast<int32_t>(i));
-      }
-      counters_.prompt_tokens += std::max(0, std::min(c->n_computed + it.n, c->stats.n_prompt) - c->n_computed);
-      step_.seqs.push_back(line_.kv().view(c->kv));
-      if (it.output()) {
-        // Logits of the last real token and of every draft after it.
-        Output o{c, i, step_.output_rows.size(), {}, {}, {}, {}};
-        o.draft.assign(c->tokens.end() - c->n_draft, c->tokens.end());
-        const auto last = static_cast<int32_t>(step_.tokens.size()) - 1;
-        for (int32_t d = c->n_draft; d >= 0; --d) step_.output_rows.push_back(last - d);
-        outputs.push_back(std::move(o));
-      }
+  auto f = std::make_unique<Flight>();
+  f->plan = std::move(plan);
+  StepArrays& a = f->arrays;
+  for (size_t i = 0; i < f->plan.items.size(); ++i) {
+    const StepItem& it = f->plan.items[i];
+    auto* c = static_cast<Choice*>(it.seq);
+    c->in_flight = true;
+    if (!c->seen) {
+      c->seen = true;
+      c->stats.scheduled = Clock::now();
+      c->stats.n_cached = c->n_computed;
     }
+    for (int32_t t = c->n_computed; t < c->n_computed + it.n; ++t) {
+      a.tokens.push_back(c->tokens[static_cast<size_t>(t)]);
+      a.positions.push_back(t);
+      a.seq.push_back(static_cast<int32_t>(i));
+    }
+    counters_.prompt_tokens += std::max(0, std::min(c->n_computed + it.n, c->stats.n_prompt) - c->n_computed);
+    a.seqs.push_back(line_.kv().view(c->kv));
+    if (it.output()) {
+      // Logits of the last real token and of every draft after it.
+      Output o{c, i, a.output_rows.size(), {}, {}, {}, {}};
+      o.draft.assign(c->tokens.end() - c->n_draft, c->tokens.end());
+      const auto last = static_cast<int32_t>(a.tokens.size()) - 1;
+      for (int32_t d = c->n_draft; d >= 0; --d) a.output_rows.push_back(last - d);
+      f->outputs.push_back(std::move(o));
+    }
+  }
+  try {
+    line_.submit(a.batch());
+  } catch (const std::exception& e) {
+    fail_step(*f, e.what());
+    return true;
+  }
+  if (!flights_.empty()) ++counters_.overlapped_steps;
+  flights_.push_back(std::move(f));
+  return true;
+}
+
+// The line failed a step: its sequences end with the reason; the engine goes on.
+void Engine::fail_step(Flight& f, const std::string& why) {
+  spdlog::error("{}", why);
+  for (const StepItem& it : f.plan.items) {
+    auto* c = static_cast<Choice*>(it.seq);
+    c->in_flight = false;
+    c->tokens.resize(c->tokens.size() - static_cast<size_t>(c->n_draft));
+    c->n_draft = 0;
+    finish(*c, FinishReason::Error, why);
+  }
+}
+
+// The oldest step in flight comes back: each output is sampled (and its drafts verified), the
+// tokens kept are committed to the cache, then accepted into the choices.
+void Engine::land() {
+  const std::unique_ptr<Flight> f = std::move(flights_.front());
+  flights_.pop_front();
+  StepPlan& plan = f->plan;
+  std::span<const float> logits;
+  try {
+    logits = line_.collect();
+  } catch (const std::exception& e) {
+    fail_step(*f, e.what());
+    return;
+  }
+  for (const StepItem& it : plan.items) it.seq->in_flight = false;
+  // Verify before the commit, which caches only the tokens kept.
+  for (Output& o : f->outputs) {
+    Choice& c = *o.c;
+    c.tokens.resize(c.tokens.size() - o.draft.size());
+    c.n_draft = 0;
     try {
-      const std::span<const float> logits = line_.forward(step_.batch());
-      // Verify before the commit, which caches only the tokens kept.
-      for (Output& o : outputs) {
-        Choice& c = *o.c;
-        c.tokens.resize(c.tokens.size() - o.draft.size());
-        c.n_draft = 0;
-        try {
-          plan.items[o.item].n -= static_cast<int32_t>(o.draft.size()) - verify(o, logits);
-        } catch (const std::exception& e) {
-          o.error = e.what();
-          plan.items[o.item].n -= static_cast<int32_t>(o.draft.size());
-          c.tokens.resize(c.tokens.size() - o.picks.size());
-          o.picks.clear();
-        }
-      }
-      sched_.commit(plan);
-      ++counters_.steps;
-      keep_states(plan);
-      for (Output& o : outputs) {
-        Choice& c = *o.c;
-        c.tokens.resize(c.tokens.size() - o.picks.size());
-        if (!o.error.empty()) finish(c, FinishReason::Error, o.error);
-        for (size_t i = 0; i < o.picks.size() && !c.done; ++i) {
-          if (i < o.logprobs.size()) c.pending.logprobs.push_back(std::move(o.logprobs[i]));
-          accept(c, o.picks[i]);
-        }
-      }
+      plan.items[o.item].n -= static_cast<int32_t>(o.draft.size()) - verify(o, logits);
     } catch (const std::exception& e) {
-      // The line failed this step: its sequences end with the reason; the engine goes on.
-      spdlog::error("{}", e.what());
-      for (const StepItem& it : plan.items) {
-        auto* c = static_cast<Choice*>(it.seq);
-        c->tokens.resize(c->tokens.size() - static_cast<size_t>(c->n_draft));
-        c->n_draft = 0;
-        finish(*c, FinishReason::Error, e.what());
-      }
+      o.error = e.what();
+      plan.items[o.item].n -= static_cast<int32_t>(o.draft.size());
+      c.tokens.resize(c.tokens.size() - o.picks.size());
+      o.picks.clear();
     }
+  }
+  sched_.commit(plan);
+  ++counters_.steps;
+  keep_states(plan);
+  for (Output& o : f->outputs) {
+    Choice& c = *o.c;
+    c.tokens.resize(c.tokens.size() - o.picks.size());
+    if (!o.error.empty()) finish(c, FinishReason::Error, o.error);
+    for (size_t i = 0; i < o.picks.size() && !c.done; ++i) {
+      if (i < o.logprobs.size()) c.pending.logprobs.push_back(std::move(o.logprobs[i]));
+      accept(c, o.picks[i]);
+    }
+  }
+}
+
+bool Engine::step() {
+  take_inbox();
+  release_siblings();
+  // As many steps in flight as the line holds (two on a line in pipeline stages), then the oldest
+  // comes back.
+  bool any = false;
+  while (static_cast<int32_t>(flights_.size()) < line_.depth() && launch()) any = true;
+  if (!flights_.empty()) {
+    land();
+    any = true;
   }
 
   // Updates, then the requests that have ended.
-  bool any = !plan.items.empty();
   for (auto it = requests_.begin(); it != requests_.end();) {
     Request& r = **it;
     for (auto& c : r.choices) {

@@ -10,6 +10,11 @@
 // token (unless ignore_eos), a stop string (not part of its text), max_tokens, or the context; a
 // request can be cancelled at any step, which gives its blocks back at once.
 //
+// A line in pipeline stages holds two steps at once (Pipeline::depth): the engine forms a step from
+// about half the sequences, submits it, forms the next from the others while the later stages
+// compute the first, and lands the oldest; so every stage has work (micro-batches). A sequence is in
+// at most one step in flight, and is neither preempted nor cancelled until that step has landed.
+//
 // With a proposer ([speculative]), a decoding choice carries drafts into the step: the model
 // computes the last token and the drafts together, each position is sampled as plain decoding
 // would sample it, and the drafts are kept up to the first one the sample disagrees with (see
@@ -18,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -96,6 +102,7 @@ EngineOptions engine_options(const Config& config, Pipeline* draft = nullptr);
 // Running totals, for the meters.
 struct EngineCounters {
   int64_t steps = 0;
+  int64_t overlapped_steps = 0;   // submitted while another step was in flight (micro-batches)
   int64_t prompt_tokens = 0;      // prompt tokens computed (prefix-cache hits not counted)
   int64_t generation_tokens = 0;
   int64_t preemptions = 0;
@@ -146,6 +153,11 @@ class Engine {
   void accept(Choice& c, int32_t token);
   void release_siblings();
   void keep_states(const StepPlan& plan);
+  struct Flight;
+  size_t share() const;
+  bool launch();
+  void land();
+  void fail_step(Flight& f, const std::string& why);
 
   Pipeline& line_;
   SamplerFactory samplers_;
@@ -159,8 +171,7 @@ class Engine {
 
   std::list<std::unique_ptr<Request>> requests_;  // admitted to the engine, not finished
   EngineCounters counters_;
-  // Step scratch, reused.
-  StepArrays step_;
+  std::deque<std::unique_ptr<Flight>> flights_;  // submitted to the line, oldest first
   std::unique_ptr<Proposer> proposer_;  // nullptr: no drafts
   std::vector<DraftRequest> drafts_;
   std::vector<Choice*> drafting_;

@@ -274,7 +274,9 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
 Pipeline::~Pipeline() {
   if (comm_ && !follower()) {
     try {
-      send_step(nullptr);
+      while (!in_stages_.empty()) collect();  // the stages finish what they hold first
+      encode_step(nullptr, message_);
+      send_step(message_);
     } catch (const std::exception& e) {
       spdlog::error("a line split across ranks: the followers were not told the line ends: {}", e.what());
     }
@@ -318,6 +320,31 @@ void Pipeline::run(Station& s, const Tensor& in, const Tensor& out, const Step& 
 }
 
 std::span<const float> Pipeline::forward(const Batch& batch) {
+  submit(batch);
+  return collect();
+}
+
+void Pipeline::submit(const Batch& batch) {
+  check_batch(batch);
+  if (depth() > 1) return submit_stage(batch);
+  if (has_landed_) throw Error("a step is in flight already: collect it before submitting another");
+  landed_ = comm_ ? lead_step(batch) : run_step(batch);
+  has_landed_ = true;
+}
+
+std::span<const float> Pipeline::collect() {
+  if (depth() > 1) return collect_stage();
+  if (!has_landed_) throw Error("no step in flight to collect");
+  has_landed_ = false;
+  return landed_;
+}
+
+void Pipeline::send_h(int32_t n_tokens) {
+  exchange_rows(act_->h_on, *act_->per_backend.at(act_->h_on).h, static_cast<int64_t>(n_tokens) * graph_.hp.n_embd,
+                split_.stage() + 1, true);
+}
+
+void Pipeline::check_batch(const Batch& batch) const {
   if (follower()) throw Error("a following rank runs the leader's steps (Pipeline::follow), not steps of its own");
   if (batch.n_tokens <= 0 || batch.n_tokens > max_batch_)
     throw Error("a step carries " + std::to_string(batch.n_tokens) + " tokens; the line takes 1.." +
@@ -327,7 +354,6 @@ std::span<const float> Pipeline::forward(const Batch& batch) {
     if (batch.tokens[t] < 0 || batch.tokens[t] >= graph_.hp.n_vocab)
       throw Error("token id " + std::to_string(batch.tokens[t]) + " is outside the vocabulary (0.." +
                   std::to_string(graph_.hp.n_vocab - 1) + ")");
-  return comm_ ? lead_step(batch) : run_step(batch);
 }
 
 std::span<const float> Pipeline::run_step(Batch batch) {
@@ -419,11 +445,9 @@ std::span<const float> Pipeline::run_step(Batch batch) {
   }
   const int64_t v = graph_.hp.n_vocab;
   const std::span<const float> logits_out{logits_.data(), static_cast<size_t>(batch.n_outputs * v)};
-  if (!split_.last_stage()) {  // on to the next stage; the leader then takes the last stage's logits
-    exchange_rows(act_->h_on, *act_->per_backend.at(act_->h_on).h, n * d, split_.stage() + 1, true);
-    if (follower() || batch.n_outputs == 0) return {};
-    comm_->recv(logits_.data(), logits_out.size_bytes(), comm_->size() - 1);
-    return logits_out;
+  if (!split_.last_stage()) {  // on to the next stage (the leader hands its steps on in hand_on)
+    if (follower()) send_h(static_cast<int32_t>(n));
+    return {};
   }
   if (!computes_logits()) return {};  // a tensor-parallel follower: the leader computes them
   Station& onorm = stations_[i++];

@@ -2,7 +2,9 @@
 // KV cache allocated. forward() runs one step (any batch) and returns the wanted logits on the host.
 #pragma once
 
+#include <deque>
 #include <map>
+#include <optional>
 #include <memory>
 #include <span>
 #include <string>
@@ -70,6 +72,15 @@ class Pipeline {
   // line split across ranks, only the leader calls it; every rank runs the step.
   std::span<const float> forward(const Batch& batch);
 
+  // Steps in flight (micro-batches). A line split into pipeline stages holds two: while the later
+  // stages compute one step, the leader's first stage computes the next, which goes on to them when
+  // the first one's logits have come back; any other line holds one. submit() starts a step (its
+  // batch may change once it returns); collect() ends the oldest step submitted and returns its
+  // logits, valid until the next collect or forward. forward() is the two at once.
+  int32_t depth() const { return comm_ && split_.pipeline > 1 ? 2 : 1; }
+  void submit(const Batch& batch);
+  std::span<const float> collect();
+
   // A line split across ranks: whether this rank follows a leader (rank > 0), and the follower's loop:
   // runs each step the leader's forward sends until the leader's pipeline is destroyed. A step
   // that fails on any rank stops every rank (Communicator::abort).
@@ -99,9 +110,23 @@ class Pipeline {
   // Across ranks: the leader sends a step (or the end) to the followers; the sum of every rank's
   // rows of an activation (tensor parallelism); rows to or from another rank (pipeline stages).
   std::span<const float> lead_step(const Batch& batch);  // sends the step, runs it; a throw stops every rank
-  void send_step(const Batch* batch);
+  // A step's message to the followers: a header and the step's arrays (see send_step).
+  struct StepMessage {
+    int32_t header[5] = {};
+    std::vector<int32_t> body;
+    int32_t n_tokens = 0, n_outputs = 0;
+  };
+  static void encode_step(const Batch* batch, StepMessage& m);
+  void send_step(StepMessage& m);
+  // Pipeline stages: the leader runs its stage of a step and hands it on (at once when no step is
+  // in flight, else once the step in flight has come back); collect_stage receives the logits.
+  void submit_stage(const Batch& batch);
+  std::span<const float> collect_stage();
+  void hand_on(StepMessage& m);
+  void check_batch(const Batch& batch) const;
   void all_reduce(Backend* on, Buffer& buf, int64_t rows);
   void exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send);
+  void send_h(int32_t n_tokens);  // this stage's rows of h, to the next stage
   // Whether this rank runs the output norm and head: the last stage; of a tensor split, every rank
   // when the head is split by vocabulary, else the leader.
   bool computes_logits() const { return split_.last_stage() && (split_.tensor == 1 || head_split_ || !follower()); }
@@ -122,7 +147,11 @@ class Pipeline {
   std::unique_ptr<ShardedModel> head_shard_;
   std::vector<float> logits_part_, logits_gathered_;
   StepArrays received_;                  // a follower's copy of the leader's step
-  std::vector<int32_t> message_;
+  StepMessage message_;
+  std::deque<StepMessage> in_stages_;  // handed on to the later stages; logits not yet back
+  std::optional<StepMessage> held_;    // run by the leader's stage, not yet handed on
+  std::span<const float> landed_;      // a one-stage line's submitted step's logits
+  bool has_landed_ = false;
   std::vector<float> rows_host_;  // a device activation's rows on their way to or from another rank
   int32_t max_batch_;
   std::map<std::string, std::unique_ptr<Backend>> backends_;

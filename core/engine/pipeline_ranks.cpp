@@ -33,7 +33,8 @@ void Pipeline::gather_logits(int32_t n_outputs) {
 }
 
 std::span<const float> Pipeline::lead_step(const Batch& batch) {
-  send_step(&batch);
+  encode_step(&batch, message_);
+  send_step(message_);
   try {
     return run_step(batch);
   } catch (const std::exception& e) {
@@ -44,28 +45,70 @@ std::span<const float> Pipeline::lead_step(const Batch& batch) {
 // A step as the followers receive it: a header {1, n_tokens, n_seqs, n_outputs, payload ints}
 // ({0, ...}: the line ends), then tokens, positions, seq, output rows and each sequence's n_past,
 // slot, block count and blocks.
-void Pipeline::send_step(const Batch* b) {
-  const auto t0 = std::chrono::steady_clock::now();
-  int32_t header[5] = {b ? 1 : 0, 0, 0, 0, 0};
-  message_.clear();
-  if (b) {
-    message_.insert(message_.end(), b->tokens, b->tokens + b->n_tokens);
-    message_.insert(message_.end(), b->positions, b->positions + b->n_tokens);
-    message_.insert(message_.end(), b->seq, b->seq + b->n_tokens);
-    message_.insert(message_.end(), b->output_rows, b->output_rows + b->n_outputs);
-    for (int32_t s = 0; s < b->n_seqs; ++s) {
-      const SeqView& v = b->seqs[s];
-      message_.insert(message_.end(), {v.n_past, v.slot, v.n_blocks});
-      message_.insert(message_.end(), v.blocks, v.blocks + v.n_blocks);
-    }
-    header[1] = b->n_tokens;
-    header[2] = b->n_seqs;
-    header[3] = b->n_outputs;
-    header[4] = static_cast<int32_t>(message_.size());
+void Pipeline::encode_step(const Batch* b, StepMessage& m) {
+  m = StepMessage{};
+  m.header[0] = b ? 1 : 0;
+  if (!b) return;
+  m.body.insert(m.body.end(), b->tokens, b->tokens + b->n_tokens);
+  m.body.insert(m.body.end(), b->positions, b->positions + b->n_tokens);
+  m.body.insert(m.body.end(), b->seq, b->seq + b->n_tokens);
+  m.body.insert(m.body.end(), b->output_rows, b->output_rows + b->n_outputs);
+  for (int32_t s = 0; s < b->n_seqs; ++s) {
+    const SeqView& v = b->seqs[s];
+    m.body.insert(m.body.end(), {v.n_past, v.slot, v.n_blocks});
+    m.body.insert(m.body.end(), v.blocks, v.blocks + v.n_blocks);
   }
-  comm_->broadcast(header, sizeof header, 0, false);
-  if (b) comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
+  m.header[1] = m.n_tokens = b->n_tokens;
+  m.header[2] = b->n_seqs;
+  m.header[3] = m.n_outputs = b->n_outputs;
+  m.header[4] = static_cast<int32_t>(m.body.size());
+}
+
+void Pipeline::send_step(StepMessage& m) {
+  const auto t0 = std::chrono::steady_clock::now();
+  comm_->broadcast(m.header, sizeof m.header, 0, false);
+  if (m.header[0]) comm_->broadcast(m.body.data(), m.body.size() * sizeof(int32_t), 0, false);
   comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Two steps in flight without a deadlock: the leader's blocking calls (the broadcast of a step,
+// its rows to stage 1, the logits from the last stage) always meet a follower that has finished
+// what it held. A step run while another is in the stages waits (held_) until that one's logits
+// are back, and is handed on then.
+void Pipeline::submit_stage(const Batch& batch) {
+  if (held_) throw Error("the line's stages hold two steps already: collect one before submitting another");
+  StepMessage m;
+  encode_step(&batch, m);
+  try {
+    run_step(batch);  // the first stage: up to the rows it hands on
+    if (in_stages_.empty()) hand_on(m);
+    else held_ = std::move(m);
+  } catch (const std::exception& e) {
+    stop_every_rank(*comm_, e.what());
+  }
+}
+
+void Pipeline::hand_on(StepMessage& m) {
+  send_step(m);
+  send_h(m.n_tokens);
+  in_stages_.push_back(std::move(m));
+}
+
+std::span<const float> Pipeline::collect_stage() {
+  if (in_stages_.empty()) throw Error("no step in flight to collect");
+  const int32_t n_outputs = in_stages_.front().n_outputs;
+  in_stages_.pop_front();
+  const std::span<const float> logits{logits_.data(), static_cast<size_t>(n_outputs * graph_.hp.n_vocab)};
+  try {
+    if (n_outputs > 0) comm_->recv(logits_.data(), logits.size_bytes(), comm_->size() - 1);
+    if (held_) {
+      hand_on(*held_);
+      held_.reset();
+    }
+  } catch (const std::exception& e) {
+    stop_every_rank(*comm_, e.what());
+  }
+  return logits;
 }
 
 void Pipeline::follow() {
@@ -76,11 +119,12 @@ void Pipeline::follow() {
       comm_->broadcast(header, sizeof header, 0, true);
       if (header[0] == 0) return;
       const int32_t n = header[1], n_seqs = header[2], n_out = header[3];
-      message_.resize(static_cast<size_t>(header[4]));
-      comm_->broadcast(message_.data(), message_.size() * sizeof(int32_t), 0, false);
+      std::vector<int32_t>& body = message_.body;
+      body.resize(static_cast<size_t>(header[4]));
+      comm_->broadcast(body.data(), body.size() * sizeof(int32_t), 0, false);
       StepArrays& a = received_;
       a.clear();
-      const int32_t* p = message_.data();
+      const int32_t* p = body.data();
       a.tokens.assign(p, p + n), p += n;
       a.positions.assign(p, p + n), p += n;
       a.seq.assign(p, p + n), p += n;

@@ -55,14 +55,19 @@ void Scheduler::preempt(SchedSeq* s, StepPlan& plan) {
 // sequences (s itself, if it is the most recent) until they fit.
 bool Scheduler::reserve(SchedSeq* s, int32_t n, StepPlan& plan) {
   while (!blocks_.try_reserve(s->kv, n)) {
-    if (running_.size() == 1) {
+    // Only a sequence no step in flight holds can give its blocks back.
+    std::vector<SchedSeq*> idle;
+    for (SchedSeq* r : running_)
+      if (!r->in_flight) idle.push_back(r);
+    if (idle.size() == 1 && running_.size() > 1) return false;  // waits for the steps in flight
+    if (idle.size() == 1) {
       fail(s, "the sequence has grown to " + std::to_string(s->tokens.size()) + " tokens and the KV cache pool (" +
                   std::to_string(blocks_.n_blocks()) + " blocks of " + std::to_string(blocks_.block_tokens()) +
                   ") holds no more, even with nothing else running (set kv_cache.size_mib or kv_cache.blocks)",
            plan);
       return false;
     }
-    SchedSeq* victim = *std::max_element(running_.begin(), running_.end(),
+    SchedSeq* victim = *std::max_element(idle.begin(), idle.end(),
                                          [](const SchedSeq* a, const SchedSeq* b) { return a->admitted < b->admitted; });
     preempt(victim, plan);
     if (victim == s) return false;
@@ -97,13 +102,15 @@ bool Scheduler::admit(SchedSeq* s, StepPlan& plan) {
   return true;
 }
 
-StepPlan Scheduler::plan() {
+StepPlan Scheduler::plan(size_t max_items) {
   StepPlan plan;
   // Decodes first, then prompt chunks of sequences already running, oldest first.
   for (const bool decodes : {true, false}) {
     const std::vector<SchedSeq*> snapshot = running_;
     for (SchedSeq* s : snapshot) {
-      if (s->kv < 0 || s->decoding() != decodes) continue;  // preempted meanwhile, or the other pass
+      if (plan.items.size() >= max_items) break;
+      // Preempted meanwhile, in a step in flight, or for the other pass.
+      if (s->kv < 0 || s->in_flight || s->decoding() != decodes) continue;
       const int32_t n = s->chunk(opt_.max_batch_tokens - plan.tokens);
       if (n <= 0) continue;
       if (!reserve(s, n, plan)) continue;
@@ -112,7 +119,8 @@ StepPlan Scheduler::plan() {
     }
   }
   // Then waiting sequences, in order, while there is room.
-  while (running_.size() < static_cast<size_t>(opt_.max_seqs) && plan.tokens < opt_.max_batch_tokens) {
+  while (running_.size() < static_cast<size_t>(opt_.max_seqs) && plan.tokens < opt_.max_batch_tokens &&
+         plan.items.size() < max_items) {
     auto next = std::find_if(waiting_.begin(), waiting_.end(), [](const SchedSeq* s) { return !s->hold; });
     if (next == waiting_.end() || !admit(*next, plan)) break;
   }

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstddef>
 #include <deque>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@ struct SchedSeq {
   uint64_t admitted = 0;        // admission order (later admitted: preempted first)
   bool hold = false;            // not to be admitted yet (a sibling waiting for its prompt's blocks)
   int32_t n_draft = 0;          // the last n_draft tokens are drafts, to be verified this step
+  bool in_flight = false;       // a step that computes it has not come back yet (micro-batches)
   int32_t pause_at = 0;         // a step's chunk ends here, if it would pass it: a recurrent line
                                 // saves the state at its prompt's last whole block
   bool decoding() const {
@@ -67,7 +69,9 @@ class Scheduler {
 
   void add(SchedSeq* s);     // waits for admission
   void remove(SchedSeq* s);  // finished or cancelled: leaves the queues, its blocks go back
-  StepPlan plan();           // reserves the blocks the plan's tokens need
+  // Reserves the blocks the plan's tokens need. Sequences a step in flight holds are left out,
+  // and at most max_items sequences are taken (micro-batches share the running ones out).
+  StepPlan plan(size_t max_items = SIZE_MAX);
   // After the step ran: the items' tokens are computed (and cached); blocks reserved past them
   // (for drafts the model rejected) go back.
   void commit(const StepPlan& plan);

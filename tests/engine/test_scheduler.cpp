@@ -126,3 +126,62 @@ TEST_CASE("what cannot fit even alone is failed with the reason, what fits alone
   CHECK_THAT(p2.failed[0].second, Catch::Contains("even with nothing else running"));
   CHECK(blocks.held_blocks() == 0);
 }
+
+TEST_CASE("micro-batches: a plan takes at most max_items, leaves sequences in flight out and never preempts them") {
+  BlockManager blocks({4, 6, 0, true});
+  Scheduler sched(blocks, {64, 8});
+  SchedSeq a = seq_of(8, 100), b = seq_of(8, 200), c = seq_of(8, 300);
+  for (SchedSeq* s : {&a, &b, &c}) sched.add(s);
+  StepPlan first = sched.plan(2);
+  CHECK(items(first) == std::vector<std::pair<const SchedSeq*, int32_t>>{{&a, 8}, {&b, 8}});
+  a.in_flight = b.in_flight = true;
+  StepPlan second = sched.plan(2);  // a and b are in flight: c alone
+  CHECK(items(second) == std::vector<std::pair<const SchedSeq*, int32_t>>{{&c, 8}});
+  c.in_flight = true;
+  CHECK(sched.plan().items.empty());
+  // The first lands; c is still in flight. a and b each need a third block and none is free:
+  // b, the most recent of those not in flight, gives its blocks back (c, admitted later, keeps them).
+  a.in_flight = b.in_flight = false;
+  ran(sched, first);
+  StepPlan third = sched.plan();
+  CHECK(third.preempted == std::vector<SchedSeq*>{&b});
+  CHECK(items(third) == std::vector<std::pair<const SchedSeq*, int32_t>>{{&a, 1}});
+  CHECK(c.kv >= 0);
+}
+
+TEST_CASE("micro-batches: a sequence short of blocks waits for the step in flight rather than failing") {
+  BlockManager blocks({4, 4, 0, true});  // two prompts of 8 fill the pool
+  Scheduler sched(blocks, {64, 8});
+  SchedSeq a = seq_of(8, 100), b = seq_of(8, 200);
+  sched.add(&a);
+  sched.add(&b);
+  StepPlan first = sched.plan(1);
+  a.in_flight = true;
+  StepPlan second = sched.plan(1);
+  CHECK(items(second) == std::vector<std::pair<const SchedSeq*, int32_t>>{{&b, 8}});
+  b.in_flight = true;
+  a.in_flight = false;
+  ran(sched, first);  // a's 9th token needs a block: only b, in flight, holds any
+  StepPlan waits = sched.plan();
+  CHECK(items(waits).empty());
+  CHECK(waits.failed.empty());
+  CHECK(waits.preempted.empty());
+  b.in_flight = false;
+  ran(sched, second);  // b has landed: now it can give its blocks back
+  StepPlan third = sched.plan();
+  CHECK(third.preempted == std::vector<SchedSeq*>{&b});
+  CHECK(items(third) == std::vector<std::pair<const SchedSeq*, int32_t>>{{&a, 1}});
+}
+
+TEST_CASE("a prompt chunk stops at the sequence's pause point (a recurrent line saves its state there)") {
+  BlockManager blocks({4, 64, 0, true});
+  Scheduler sched(blocks, {64, 4});
+  SchedSeq a = seq_of(11);
+  a.pause_at = 8;
+  sched.add(&a);
+  StepPlan p1 = sched.plan();
+  CHECK(items(p1) == std::vector<std::pair<const SchedSeq*, int32_t>>{{&a, 8}});
+  ran(sched, p1);
+  StepPlan p2 = sched.plan();
+  CHECK(items(p2) == std::vector<std::pair<const SchedSeq*, int32_t>>{{&a, 3}});
+}

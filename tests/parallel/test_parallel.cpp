@@ -47,10 +47,12 @@ struct Line {
   std::unique_ptr<ModelFile> model;
   PipelineGraph graph;
   std::unique_ptr<Pipeline> pipeline;
-  Line(const std::string& path, const std::string& split, const std::string& backend = "cpu")
+  Line(const std::string& path, const std::string& split, const std::string& backend = "cpu",
+       const std::string& extra = "")
       : model(open_model_file(path)) {
     config = parse_config("[model]\npath = \"" + path + "\"\n[runtime]\nthreads = 1\ncontext = 256\nmax_seqs = 8\n" +
-                              "backend = \"" + backend + "\"\n" + (split.empty() ? "" : "[parallel]\n" + split + " = 2\n"),
+                              "backend = \"" + backend + "\"\n" + (split.empty() ? "" : "[parallel]\n" + split + " = 2\n") +
+                              extra,
                           "parallel.toml");
     graph = build_graph(config, *model, testing::built_plugins());
     PipelineOptions o = pipeline_options(config);
@@ -88,32 +90,54 @@ double split_logit_error(const std::string& how, const std::string& path, const 
 const std::vector<int32_t> kTokens = {1, 17, 300, 42, 99, 7, 260, 5, 311, 64, 2, 128};
 
 // Rank 0: 8 requests at once through the engine, on stories260K in one process and split `how`;
-// the greedy texts must agree. Rank 1 follows the split line.
-void check_batched_greedy(const std::string& how) {
+// the greedy texts must agree. With `extra` settings (a small pool: preemptions), and a ninth
+// request cancelled after its first tokens. Rank 1 follows the split line.
+void check_batched_greedy(const std::string& how, const std::string& extra = "") {
   const std::string path = engine_test::kStories;
   if (!leader()) {
-    Line split(path, how);
+    Line split(path, how, "cpu", extra);
     split.pipeline->follow();
     return;
   }
-  auto texts = [](Pipeline& line) {
+  struct Run {
+    std::vector<std::string> texts;
+    EngineCounters counters;
+    FinishReason cancelled = FinishReason::None;
+  };
+  auto run = [](Pipeline& line) {
     Engine engine(line, engine_test::seqs(8));
     engine_test::Collector c;
     std::vector<uint64_t> ids;
     for (size_t i = 0; i < 8; ++i)
       ids.push_back(engine.submit(
           engine_test::request(line.tokenizer().encode(engine_test::kPrompts[i], true, false), 48), c.fn()));
+    uint64_t doomed = 0;
+    doomed = engine.submit(engine_test::request(line.tokenizer().encode(engine_test::kPrompts[8], true, false), 48),
+                           [&, collect = c.fn()](const Update& u) {
+                             collect(u);
+                             if (!u.tokens.empty()) engine.cancel(doomed);
+                           });
     engine.run();
-    std::vector<std::string> out;
-    for (uint64_t id : ids) out.push_back(c.of(id).text);
-    return out;
+    Run r;
+    for (uint64_t id : ids) r.texts.push_back(c.of(id).text);
+    r.counters = engine.counters();
+    r.cancelled = c.of(doomed).finish;
+    CHECK(line.kv().blocks().held_blocks() == 0);
+    return r;
   };
-  Line whole(path, "");
-  const std::vector<std::string> want = texts(*whole.pipeline);
-  Line split(path, how);
-  const std::vector<std::string> got = texts(*split.pipeline);
-  CHECK(got == want);
-  CHECK_THAT(got[0], Catch::StartsWith(", there was a little girl named Lily"));
+  Line whole(path, "", "cpu", extra);
+  const Run want = run(*whole.pipeline);
+  Line split(path, how, "cpu", extra);
+  const Run got = run(*split.pipeline);
+  CHECK(got.texts == want.texts);
+  CHECK_THAT(got.texts[0], Catch::StartsWith(", there was a little girl named Lily"));
+  CHECK(got.cancelled == FinishReason::Cancelled);
+  CHECK(want.counters.overlapped_steps == 0);
+  // Pipeline stages hold two steps (micro-batches): the leader's stage computes one while the
+  // other stage computes the other.
+  if (how == "pipeline") CHECK(got.counters.overlapped_steps > got.counters.steps / 2);
+  else CHECK(got.counters.overlapped_steps == 0);
+  if (!extra.empty()) CHECK(got.counters.preemptions > 0);
 }
 
 }  // namespace
@@ -173,6 +197,10 @@ TEST_CASE("stories260K split across two ranks: 8 requests at once give the one-p
     INFO(how);
     check_batched_greedy(how);
   }
+}
+
+TEST_CASE("stories260K in two pipeline stages: micro-batches through a pool that preempts give the one-process greedy text") {
+  check_batched_greedy("pipeline", "[kv_cache]\nblocks = 12\n");
 }
 TEST_CASE("on the vulkan backend, whose activations live in device memory, both splits give the one-process logits") {
   const RegisteredBackend* vk = testing::built_plugins().find_backend("vulkan");
