@@ -140,7 +140,8 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
           throw Error(asked + ": block " + std::to_string(sub.op.layer) +
                       " mixes with a recurrent state, which the stages do not pass on; run the model in one process");
     if (graph_.hp.n_layer < split_.pipeline)  // every rank refuses alike
-      throw Error(asked + ": the model has " + std::to_string(graph_.hp.n_layer) + " blocks, fewer than the stages");
+      throw Error(asked + ": the model has " + std::to_string(graph_.hp.n_layer) +
+                  (graph_.hp.n_layer == 1 ? " block" : " blocks") + ", fewer than the stages");
     spdlog::info("pipeline parallel: {}, blocks {}..{}", comm_->describe(), layer_begin_, layer_end_ - 1);
   }
   for (const std::string& name : graph_.backends) {

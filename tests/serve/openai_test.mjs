@@ -274,6 +274,31 @@ const cases = {
     }
   },
 
+  async recurrent_prefix() {
+    // A Mamba line: a repeated prompt continues from the state kept at its last whole block.
+    const model = path.join(os.tmpdir(), `semline-serve-mamba-${process.pid}.gguf`);
+    execFileSync(bin, ['synth', '--preset', 'tiny', '--arch', 'mamba', '-o', model]);
+    const s = await serve(['-m', model, '--set', 'runtime.context=256']);
+    try {
+      const name = path.parse(model).name;
+      const prompt = Array.from({ length: 40 }, (_, i) => (i === 0 ? 1 : 2 + ((i * 13 + i * i) % 500)));
+      const ask = (n) => s.client.completions.create({ model: name, prompt, max_tokens: 12, n, logprobs: 0 });
+      const first = await ask(1);
+      const again = await ask(1);
+      const two = await ask(2);
+      assert.equal(first.usage.prompt_tokens_details.cached_tokens, 0);
+      assert.equal(again.usage.prompt_tokens_details.cached_tokens, 32);
+      const tokens = (r, i = 0) => r.choices[i].logprobs.tokens.join('\u0001');
+      assert.equal(tokens(again), tokens(first));
+      assert.equal(tokens(two, 0), tokens(first));
+      assert.equal(tokens(two, 1), tokens(first));
+      assert.ok((await metric(s.url, 'prefix_cache_hits')) >= 64);
+    } finally {
+      assert.equal((await s.stop()).code, 0);
+      fs.rmSync(model, { force: true });
+    }
+  },
+
   async bad_input() {
     const s = await serve(['-c', config()]);
     try {
