@@ -218,7 +218,7 @@ TEST_CASE("a model the ranks cannot split is refused on every rank before any st
   SynthSpec s{.dim = 64, .ffn = 128, .layers = 1, .heads = 2, .kv_heads = 1, .vocab = 512};
   const std::string path = synth_file(dir, s, "mqa");
   CHECK_THROWS_WITH(Line(path, "tensor"), Catch::Contains("n_head_kv = 1 does not divide among 2 ranks"));
-  CHECK_THROWS_WITH(Line(path, "pipeline"), Catch::Contains("the model has 1 blocks, fewer than the stages"));
+  CHECK_THROWS_WITH(Line(path, "pipeline"), Catch::Contains("the model has 1 block, fewer than the stages"));
   SynthSpec mamba{.arch = "mamba", .dim = 64, .layers = 2, .vocab = 512};
   CHECK_THROWS_WITH(Line(synth_file(dir, mamba, "mamba"), "pipeline"),
                     Catch::Contains("block 0 mixes with a recurrent state, which the stages do not pass on"));
