@@ -107,6 +107,7 @@ struct Config {
     int tensor = 1;            // ranks the blocks are split across (tensor parallelism); 1: none
     int pipeline = 1;          // stages of consecutive blocks, one rank each (pipeline parallelism)
     std::string comm = "mpi";  // the communicator that joins them (a plugin's)
+    bool expert_parallel = false;  // a mixture's experts whole, split among the tensor ranks
     SourcePos pos;             // the [parallel] table
     // Every other key: the communicator's parameters, checked against its entry when it is made.
     std::map<std::string, ConfigValue> params;

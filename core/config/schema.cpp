@@ -541,6 +541,8 @@ void merge_parallel(Config& c, const toml::table& t, const Reader& r) {
       c.parallel.pipeline = r.integer(key, v, 1, kMaxRanks);
     else if (k.str() == "comm")
       c.parallel.comm = r.string(key, v);  // a plugin's: only the registry knows
+    else if (k.str() == "expert_parallel")
+      c.parallel.expert_parallel = r.boolean(key, v);
     else
       c.parallel.params[std::string(k.str())] = {param_value(key, v, r), r.at(v)};
   }

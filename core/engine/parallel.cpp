@@ -13,7 +13,8 @@ namespace {
 //   Rows: the rank keeps its share of the outputs (ne[1] of a matrix, each expert's; ne[0] of a bias)
 //   Cols: the rank keeps its share of the inputs (ne[0], every row)
 //   Whole: every rank reads the whole weight
-enum class Split { Rows, Cols, Whole };
+//   Experts: the rank keeps its share of the experts (ne[2]), each whole (expert parallelism)
+enum class Split { Rows, Cols, Whole, Experts };
 
 // The roles the split covers, per station kind; any other bound role refuses the split.
 bool split_of(StageKind kind, std::string_view role, Split& split) {
@@ -64,14 +65,22 @@ std::pair<int32_t, int32_t> LineSplit::layers(int64_t n_layer) const {
   return {static_cast<int32_t>(begin), static_cast<int32_t>(begin + base + (s < extra ? 1 : 0))};
 }
 
-HParams shard_hparams(const PipelineGraph& graph, int ranks) {
+HParams shard_hparams(const PipelineGraph& graph, int ranks, int rank, bool experts) {
   HParams hp = graph.hp;
   if (ranks == 1) return hp;
   if (hp.n_head % ranks) throw Error(graph.model_path + ": " + divides("n_head", hp.n_head, ranks));
   if (hp.n_head_kv % ranks) throw Error(graph.model_path + ": " + divides("n_head_kv", hp.n_head_kv, ranks));
-  if (hp.n_ff % ranks) throw Error(graph.model_path + ": " + divides("n_ff", hp.n_ff, ranks));
   hp.n_head /= ranks;
   hp.n_head_kv /= ranks;
+  if (experts) {
+    if (hp.n_expert < 1)
+      throw Error(graph.model_path + ": [parallel] expert_parallel = true, but the model has no mixture of experts");
+    if (hp.n_expert % ranks) throw Error(graph.model_path + ": " + divides("n_expert", hp.n_expert, ranks));
+    hp.extra["expert_count"] = static_cast<double>(hp.n_expert / ranks);
+    hp.extra["expert_first"] = static_cast<double>(rank * (hp.n_expert / ranks));
+    return hp;
+  }
+  if (hp.n_ff % ranks) throw Error(graph.model_path + ": " + divides("n_ff", hp.n_ff, ranks));
   hp.n_ff /= ranks;
   return hp;
 }
@@ -87,7 +96,8 @@ std::vector<const GraphNode*> block_nodes(const PipelineGraph& graph) {
   return out;
 }
 
-ShardedModel::ShardedModel(const ModelView& model, const std::vector<const GraphNode*>& nodes, int rank, int ranks)
+ShardedModel::ShardedModel(const ModelView& model, const std::vector<const GraphNode*>& nodes, int rank, int ranks,
+                           bool experts)
     : model_(model) {
   auto bound = [&](const GraphNode& n, std::string_view role) {
     for (const auto& [r, name] : n.tensors)
@@ -107,7 +117,20 @@ ShardedModel::ShardedModel(const ModelView& model, const std::vector<const Graph
         throw Error(where(*n) + ": tensor parallelism cannot split tensor '" + name + "' (" + role +
                     "): only separate q, k, v and o products (with q, k, v biases) and gate, up and down "
                     "products (with gate and up biases) divide among ranks");
+      if (experts && n->kind == StageKind::Ffn && !bound(*n, "router"))
+        throw Error(where(*n) + ": expert parallelism shares out a mixture's experts, and this feed-forward has "
+                                "none; leave [parallel] expert_parallel off to split its width");
+      if (experts && (role == "gate_exps" || role == "up_exps" || role == "down_exps")) split = Split::Experts;
       if (split == Split::Whole) continue;
+      if (split == Split::Experts) {
+        if (t->ne[2] % ranks)
+          throw Error(where(*n) + ": tensor '" + name + "' " + tensor_shape_string(*t) + " has " +
+                      std::to_string(t->ne[2]) + " experts, which " + std::to_string(ranks) + " ranks cannot share evenly");
+        if (!t->host || !t->contiguous())
+          throw Error(where(*n) + ": tensor '" + name + "' is not a contiguous host view");
+        shards_.insert_or_assign(name, share_of(*t, 2, rank, ranks));
+        continue;
+      }
       const int dim = split == Split::Cols || t->ndim == 1 ? 0 : 1;
       const int64_t whole = t->ne[dim], block = dtype_block_size(t->dtype);
       if (whole % ranks || (dim == 0 && (whole / ranks) % block))
@@ -133,7 +156,9 @@ ShardedModel::Shard ShardedModel::share_of(const Tensor& t, int dim, int rank, i
   s.bytes.resize(static_cast<size_t>(s.view.nb[kMaxDims - 1] * s.view.ne[kMaxDims - 1]));
   const auto* src = static_cast<const unsigned char*>(t.host);
   unsigned char* dst = s.bytes.data();
-  if (dim == 0) {  // the rank's columns of every row
+  if (dim == 2) {  // the rank's experts, one run of whole matrices
+    std::memcpy(dst, src + part * rank * t.nb[2], s.bytes.size());
+  } else if (dim == 0) {  // the rank's columns of every row
     const size_t skip = static_cast<size_t>(dtype_row_bytes(t.dtype, part * rank));
     const size_t take = static_cast<size_t>(s.view.nb[1]);
     for (int64_t r = 0; r < t.rows(); ++r) std::memcpy(dst + r * take, src + r * t.nb[1] + skip, take);

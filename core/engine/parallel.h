@@ -10,6 +10,11 @@
 // result and one all-reduce per sub-layer completes it (Pipeline::forward). Norms, the embedding
 // and the router are whole on every rank. The head is split by vocabulary where it divides: each
 // rank computes its share of the logits and the leader gathers them.
+//
+// Expert parallelism, an option of the tensor split: a mixture's experts stay whole and each rank
+// holds n_expert / ranks of them (HParams::extra expert_first, expert_count); every rank routes over
+// all experts and computes its own, and the same all-reduce sums the parts. Attention is split as
+// above.
 #pragma once
 
 #include <map>
@@ -38,9 +43,9 @@ struct LineSplit {
 };
 
 // The hyper-parameters one rank's block stations see: n_head, n_head_kv and n_ff divided by the
-// number of ranks. Throws naming the number that does not divide, or the feature the split does
-// not cover.
-HParams shard_hparams(const PipelineGraph& graph, int ranks);
+// number of ranks (with `experts`, n_ff whole and the rank's range of experts instead). Throws
+// naming the number that does not divide, or the feature the split does not cover.
+HParams shard_hparams(const PipelineGraph& graph, int ranks, int rank = 0, bool experts = false);
 
 // The stations whose weights tensor parallelism splits: every block's norms, ops and post norms.
 std::vector<const GraphNode*> block_nodes(const PipelineGraph& graph);
@@ -52,8 +57,11 @@ std::vector<const GraphNode*> block_nodes(const PipelineGraph& graph);
 class ShardedModel final : public ModelView {
  public:
   // Throws naming the station and role a split does not cover (a fused qkv product, an output
-  // bias, a recurrent mixer), or a share that would cut a quantised block.
-  ShardedModel(const ModelView& model, const std::vector<const GraphNode*>& nodes, int rank, int ranks);
+  // bias, a recurrent mixer), or a share that would cut a quantised block. `experts`: the rank's
+  // whole experts of each mixture instead of a share of every expert (a dense feed-forward is then
+  // refused: it has no experts to share out).
+  ShardedModel(const ModelView& model, const std::vector<const GraphNode*>& nodes, int rank, int ranks,
+               bool experts = false);
 
   const MetaValue* meta(std::string_view key) const override { return model_.meta(key); }
   const Tensor* weight(std::string_view name) const override;
@@ -68,7 +76,8 @@ class ShardedModel final : public ModelView {
     std::vector<unsigned char> bytes;
     Tensor view;
   };
-  // The rank's share of t along dim (0: columns of every row; 1: rows of every matrix).
+  // The rank's share of t along dim (0: columns of every row; 1: rows of every matrix; 2: whole
+  // matrices, the experts).
   static Shard share_of(const Tensor& t, int dim, int rank, int ranks);
   const ModelView& model_;
   std::map<std::string, Shard, std::less<>> shards_;

@@ -59,6 +59,7 @@ PipelineOptions pipeline_options(const Config& config) {
   o.backend_params = config.backends;
   o.tensor = config.parallel.tensor;
   o.pipeline = config.parallel.pipeline;
+  o.expert_parallel = config.parallel.expert_parallel;
   return o;
 }
 
@@ -113,6 +114,8 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
                         "split a line across the ranks mpirun starts (the A/B bench and draft models do not)");
   if (options.tensor > 1 && options.pipeline > 1)
     throw Error(asked + ": a grid of ranks (tensor and pipeline together) is not built; split the line one way");
+  if (options.expert_parallel && options.tensor == 1)
+    throw Error(asked + ", expert_parallel = true: the experts are split among the tensor ranks; set tensor = N too");
   if (ranks > 1) {
     comm_ = options.comm;
     split_ = LineSplit{options.tensor, options.pipeline, comm_->rank()};
@@ -120,16 +123,21 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   std::tie(layer_begin_, layer_end_) = split_.layers(graph_.hp.n_layer);
   head_hp_ = graph_.hp;
   if (split_.tensor > 1) {
-    block_hp_ = shard_hparams(graph_, split_.tensor);
-    shard_ = std::make_unique<ShardedModel>(model, block_nodes(graph_), comm_->rank(), split_.tensor);
+    block_hp_ = shard_hparams(graph_, split_.tensor, comm_->rank(), options.expert_parallel);
+    shard_ = std::make_unique<ShardedModel>(model, block_nodes(graph_), comm_->rank(), split_.tensor,
+                                            options.expert_parallel);
     head_split_ = graph_.hp.n_vocab % split_.tensor == 0;  // else the leader computes every logit
     if (head_split_) {
       head_shard_ = std::make_unique<ShardedModel>(model, std::vector<const GraphNode*>{&graph_.head}, comm_->rank(),
                                                    split_.tensor);
       head_hp_.n_vocab /= split_.tensor;
     }
-    spdlog::info("tensor parallel: {}, this rank's share of the block weights {:.1f} MiB{}", comm_->describe(),
+    spdlog::info("tensor parallel: {}, this rank's share of the block weights {:.1f} MiB{}{}", comm_->describe(),
                  shard_->shard_bytes() / 1048576.0,
+                 options.expert_parallel
+                     ? fmt::format(" (experts {}..{})", block_hp_.extra.at("expert_first"),
+                                   block_hp_.extra.at("expert_first") + block_hp_.extra.at("expert_count") - 1)
+                     : std::string(),
                  head_split_ ? fmt::format(", of the head {:.1f} MiB", head_shard_->shard_bytes() / 1048576.0)
                              : std::string(", the head on the leader alone (n_vocab does not divide)"));
   }

@@ -27,6 +27,7 @@ struct PipelineOptions {
   // Tensor or pipeline parallelism ([parallel]) over `comm`'s ranks (the caller keeps it alive longer
   // than the pipeline): rank 0 leads, the others follow (Pipeline::follow).
   int tensor = 1, pipeline = 1;  // [parallel]: comm's size is their product
+  bool expert_parallel = false;  // [parallel]: whole experts per tensor rank (ShardedModel)
   Communicator* comm = nullptr;
 };
 

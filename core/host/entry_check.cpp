@@ -168,7 +168,7 @@ void check_comm_entry(const CommEntry& e) {
   check_params(e.params, subject);
   // Its parameters are keys of [parallel], beside the core's own.
   for (const ParamSpec& p : e.params)
-    for (const char* own : {"tensor", "pipeline", "comm"})
+    for (const char* own : {"tensor", "pipeline", "comm", "expert_parallel"})
       if (p.name == own) throw Error(subject + ": parameter '" + p.name + "' is a key of [parallel] already");
   if (!e.create) throw Error(subject + ": has no create function");
 }

@@ -7,6 +7,11 @@
 //   out += sum_k w_k E_k(x),  E(x) = down(silu(gate x) * up x) with the expert's slices of the
 //   stacked ffn_{gate,up,down}_exps tensors.
 //
+// Expert parallelism (HParams::extra expert_first and expert_count, set for one rank of a split
+// line): the router still scores every expert and each token keeps its n_used best with the same
+// weights, but only this rank's experts [first, first + count) are bound and computed; the ranks'
+// partial sums meet in the all-reduce after the sub-layer.
+//
 // A step: the router product, the routing (each token's experts, the (token, expert) slots
 // grouped by expert), gate and up for every slot with the activation, down for every slot, and
 // the weighted slots added into out. How a backend groups the products (gathered rows per expert
@@ -29,13 +34,18 @@ class FfnMoe final : public Station {
     if (hp_.n_expert < 1 || hp_.n_expert_used < 1 || hp_.n_expert_used > hp_.n_expert)
       throw Error(label_ + ": n_expert " + std::to_string(hp_.n_expert) + " and n_expert_used " +
                   std::to_string(hp_.n_expert_used) + " must satisfy 1 <= n_expert_used <= n_expert");
+    first_ = static_cast<int64_t>(hp_.extra_or("expert_first", 0));
+    count_ = static_cast<int64_t>(hp_.extra_or("expert_count", static_cast<double>(hp_.n_expert)));
+    if (first_ < 0 || count_ < 1 || first_ + count_ > hp_.n_expert)
+      throw Error(label_ + ": experts " + std::to_string(first_) + ".." + std::to_string(first_ + count_ - 1) +
+                  " asked of a mixture of " + std::to_string(hp_.n_expert));
     const int64_t slots = static_cast<int64_t>(max_tokens_) * hp_.n_expert_used;
     router_ = bind_linear(ctx, k_, "router", hp_.n_embd, hp_.n_expert, "(n_embd, n_expert)", nullptr, max_tokens_);
     gate_ = experts(ctx, "gate_exps", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff, n_expert)", slots);
     up_ = experts(ctx, "up_exps", hp_.n_embd, hp_.n_ff, "(n_embd, n_ff, n_expert)", slots);
     down_ = experts(ctx, "down_exps", hp_.n_ff, hp_.n_embd, "(n_ff, n_embd, n_expert)", slots);
     routing_ = k_.bind_routing(label_, hp_.n_expert, hp_.n_expert_used, max_tokens_,
-                               hp_.extra_or("expert_weights_softmax", 0) == 0);
+                               hp_.extra_or("expert_weights_softmax", 0) == 0, first_, count_);
     logits_ = plan_.add_rows(hp_.n_expert, max_tokens_);
     h_ = plan_.add_rows(hp_.n_ff, slots);
     tmp_ = plan_.add_rows(hp_.n_ff, slots);
@@ -69,7 +79,7 @@ class FfnMoe final : public Station {
   StageCost cost(const Batch& b) const override {
     const double m = b.n_tokens, slots = m * static_cast<double>(hp_.n_expert_used);
     const int64_t seen = routed_tokens_ == b.n_tokens && routed_step_ == b.step ? k_.experts_used(*routing_) : -1;
-    const double used = seen >= 0 ? static_cast<double>(seen) : std::min(static_cast<double>(hp_.n_expert), slots);
+    const double used = seen >= 0 ? static_cast<double>(seen) : std::min(static_cast<double>(count_), slots);
     const double dm = static_cast<double>(hp_.n_embd), f = static_cast<double>(hp_.n_ff);
     const double flops = 2.0 * m * dm * static_cast<double>(hp_.n_expert) + slots * (6.0 * dm * f + 6.0 * f + 2.0 * dm);
     const double expert_bytes = gate_->bytes() + up_->bytes() + down_->bytes();
@@ -80,7 +90,7 @@ class FfnMoe final : public Station {
  private:
   std::unique_ptr<ExpertWeights> experts(const StageContext& ctx, const char* role, int64_t n_in, int64_t n_out,
                                          const char* dims, int64_t max_rows) {
-    return k_.bind_experts(ctx, role, weight_view(ctx, role, {n_in, n_out, hp_.n_expert}, dims), max_rows);
+    return k_.bind_experts(ctx, role, weight_view(ctx, role, {n_in, n_out, count_}, dims), max_rows);
   }
 
   std::unique_ptr<LinearWeight> router_;                // [n_expert][n_embd]
@@ -89,6 +99,7 @@ class FfnMoe final : public Station {
   // Router logits [max_tokens][n_expert]; per slot (max_tokens * n_used rows): h (silu(gate) * up)
   // and tmp [n_ff], down's output [n_embd].
   size_t logits_ = 0, h_ = 0, tmp_ = 0, d_ = 0;
+  int64_t first_ = 0, count_ = 0;  // the experts computed here
   uint64_t routed_step_ = 0;
   int64_t routed_tokens_ = -1;
 };

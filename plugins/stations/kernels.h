@@ -60,6 +60,9 @@ class ExpertRouting {
   virtual ~ExpertRouting() = default;
   int64_t n_expert = 0, n_used = 0;
   bool renormalize = true;  // the chosen experts' weights sum to 1; else each is its softmax over all
+  // The experts computed here, [first, first + count) (expert parallelism: this rank's); the slots
+  // are those of these experts only, and a token's other choices add nothing here.
+  int64_t first = 0, count = 0;
 };
 
 // Rows read by index (an embedding table): rows of `width` values in the file's dtype.
@@ -181,8 +184,10 @@ class Kernels {
   // The stack of `role` (view: its checked host view); max_rows: the most slot rows a product takes.
   virtual std::unique_ptr<ExpertWeights> bind_experts(const StageContext& ctx, std::string_view role,
                                                       const Tensor& view, int64_t max_rows) = 0;
+  // Experts [first, first + count) of n_expert are computed (bound by bind_experts, numbered from first).
   virtual std::unique_ptr<ExpertRouting> bind_routing(const std::string& label, int64_t n_expert, int64_t n_used,
-                                                      int32_t max_tokens, bool renormalize) = 0;
+                                                      int32_t max_tokens, bool renormalize, int64_t first,
+                                                      int64_t count) = 0;
   // From m rows of router logits: each token's n_used largest (equal logits: the lower expert
   // first), weighted by the softmax over the chosen logits alone (renormalize: Mixtral) or over
   // every expert (Jamba); the slots grouped by expert.

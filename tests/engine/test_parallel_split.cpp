@@ -87,6 +87,53 @@ TEST_CASE("each rank's share: its heads' q, k, v rows, its columns of o and down
   }
 }
 
+TEST_CASE("expert parallelism: each rank holds whole experts, its range in the hyper-parameters, n_ff whole") {
+  TempDir dir;
+  SynthSpec s = synth_preset("mixtral-tiny");  // 8 experts of width 512
+  s.layers = 1;
+  s.dtype = DType::Q8_0;
+  const std::string path = dir.file("mixtral-ep.gguf");
+  synth_write(s, path);
+  auto model = open_model_file(path);
+  const PipelineGraph g = graph_of(*model, path);
+  for (int rank : {0, 1}) {
+    INFO("rank " << rank);
+    const HParams hp = shard_hparams(g, 2, rank, true);
+    CHECK(hp.n_ff == 512);
+    CHECK(hp.n_head == 4);
+    CHECK(hp.n_expert == 8);
+    CHECK(hp.extra.at("expert_first") == 4 * rank);
+    CHECK(hp.extra.at("expert_count") == 4);
+    ShardedModel shard(*model, block_nodes(g), rank, 2, true);
+    for (const char* name : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight"}) {
+      INFO(name);
+      const Tensor whole = *model->weight(name), part = *shard.weight(name);
+      CHECK((part.ne[0] == whole.ne[0] && part.ne[1] == whole.ne[1] && part.ne[2] == 4));
+      for (int64_t e = 0; e < 4; ++e)
+        CHECK(cut(part, e, 0, part.ne[1], 0, static_cast<size_t>(part.nb[1])) ==
+              cut(whole, 4 * rank + e, 0, whole.ne[1], 0, static_cast<size_t>(whole.nb[1])));
+    }
+    // Attention is still split by heads; the router whole.
+    CHECK(shard.weight("blk.0.attn_q.weight")->ne[1] == 128);
+    CHECK(shard.weight("blk.0.ffn_gate_inp.weight") == model->weight("blk.0.ffn_gate_inp.weight"));
+  }
+  // Refused: experts the ranks cannot share, a model without experts.
+  SynthSpec six = s;
+  six.experts = 6;
+  const std::string six_path = dir.file("mixtral-six.gguf");
+  synth_write(six, six_path);
+  auto sm = open_model_file(six_path);
+  CHECK_THROWS_WITH(shard_hparams(graph_of(*sm, six_path), 4, 0, true), Contains("n_expert = 6 does not divide among 4 ranks"));
+  SynthSpec llama{.dim = 64, .ffn = 128, .layers = 1, .heads = 4, .kv_heads = 2, .vocab = 512};
+  const std::string dense = dir.file("dense.gguf");
+  synth_write(llama, dense);
+  auto dm = open_model_file(dense);
+  const PipelineGraph dg = graph_of(*dm, dense);
+  CHECK_THROWS_WITH(shard_hparams(dg, 2, 0, true), Contains("expert_parallel = true, but the model has no mixture"));
+  CHECK_THROWS_WITH(ShardedModel(*dm, block_nodes(dg), 0, 2, true),
+                    Contains("block 0 ffn: expert parallelism shares out a mixture's experts, and this feed-forward has none"));
+}
+
 TEST_CASE("pipeline stages take consecutive blocks, the first stages one more while the division leaves some") {
   auto stages = [](int64_t n_layer, int pipeline) {
     std::vector<std::pair<int32_t, int32_t>> out;
@@ -146,4 +193,9 @@ TEST_CASE("[parallel]: a command that does not split the line, an unknown commun
   }
   c.parallel.tensor = 1;
   CHECK(make_communicator(c, testing::built_plugins()) == nullptr);
+  const Config ep = parse_config("[model]\npath = \"" + kStories + "\"\n[parallel]\nexpert_parallel = true\n", "tp.toml");
+  CHECK(ep.parallel.expert_parallel);
+  CHECK_THROWS_WITH(Pipeline(line.graph, *line.model, testing::built_plugins(), pipeline_options(ep)),
+                    Contains("expert_parallel = true: the experts are split among the tensor ranks; set tensor = N too"));
+  CHECK_THROWS_WITH(parse_config("[parallel]\nexpert_parallel = 1\n", "tp.toml"), Contains("parallel.expert_parallel"));
 }

@@ -71,15 +71,15 @@ std::string synth_file(const engine_test::TempDir& dir, SynthSpec s, const std::
 // Rank 0: the largest relative logit difference between the one-process line and the split one,
 // over every position of `tokens` fed `chunk` at a time. Rank 1: follows, returns 0.
 double split_logit_error(const std::string& how, const std::string& path, const std::vector<int32_t>& tokens, int chunk,
-                         const std::string& backend = "cpu") {
+                         const std::string& backend = "cpu", const std::string& extra = "") {
   if (!leader()) {
-    Line split(path, how, backend);
+    Line split(path, how, backend, extra);
     split.pipeline->follow();
     return 0;
   }
   Line whole(path, "", backend);
   const auto want = testing::all_logits(*whole.pipeline, tokens, chunk);
-  Line split(path, how, backend);
+  Line split(path, how, backend, extra);
   const auto got = testing::all_logits(*split.pipeline, tokens, chunk);
   REQUIRE(got.size() == want.size());
   double worst = 0;
@@ -184,6 +184,12 @@ TEST_CASE("qwen2 (q, k, v biases), qwen3 (per-head q and k norms), a Mixtral and
     // Tensor: each expert's width split; routing is computed whole on every rank from the same rows.
     CHECK(split_logit_error(how, mixtral, kTokens, 3) <= 1e-5);
   }
+  // Expert parallelism: each rank computes its 4 whole experts of 8 for the tokens that chose them.
+  CHECK(split_logit_error("tensor", mixtral, kTokens, 3, "cpu", "expert_parallel = true\n") <= 1e-5);
+  CHECK(split_logit_error("tensor", mixtral, kTokens, 12, "cpu", "expert_parallel = true\n") <= 1e-5);
+  m.dtype = DType::Q8_0;
+  CHECK(split_logit_error("tensor", synth_file(dir, m, "mixtral-q8"), kTokens, 5, "cpu", "expert_parallel = true\n") <=
+        2e-2);
   // A vocabulary two ranks cannot halve: the leader computes every logit; a head tied to the
   // embedding: each rank's share of the embedding's rows.
   SynthSpec odd{.dim = 64, .ffn = 128, .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 515, .seed = 9};
@@ -222,5 +228,12 @@ TEST_CASE("a model the ranks cannot split is refused on every rank before any st
   SynthSpec mamba{.arch = "mamba", .dim = 64, .layers = 2, .vocab = 512};
   CHECK_THROWS_WITH(Line(synth_file(dir, mamba, "mamba"), "pipeline"),
                     Catch::Contains("block 0 mixes with a recurrent state, which the stages do not pass on"));
+  // The vulkan backend computes every expert of a mixture: expert parallelism is the cpu's.
+  if (const RegisteredBackend* vk = testing::built_plugins().find_backend("vulkan"); vk && vk->entry.probe().empty()) {
+    SynthSpec m = synth_preset("mixtral-tiny");
+    m.layers = 1;
+    CHECK_THROWS_WITH(Line(synth_file(dir, m, "mixtral"), "tensor", "vulkan", "expert_parallel = true\n"),
+                      Catch::Contains("expert parallelism ([parallel] expert_parallel) runs on the cpu backend"));
+  }
   world().barrier();  // both ranks refused alike and go on together
 }

@@ -22,15 +22,18 @@ struct CpuLinear final : stations::LinearWeight {
 struct CpuExperts final : stations::ExpertWeights {
   std::vector<Linear> e;  // one map per expert, at its offset in the stack
 };
-// The routing of the last step, sized once: slots grouped by expert (expert e owns slots
-// [start[e], start[e+1]); next[e] is the next one to fill while grouping) with their token and
-// weight; per token its chosen experts and their weights in rank order, and their slots.
+// The routing of the last step, sized once: slots grouped by expert (the e-th expert computed here
+// owns slots [start[e], start[e+1]); next[e] is the next one to fill while grouping) with their
+// token and weight; per token its chosen experts and their weights in rank order, and their slots
+// (-1: an expert computed elsewhere).
 struct CpuRouting final : stations::ExpertRouting {
   std::vector<int32_t> start, next, token, chosen, slot_of;
   std::vector<float> weight;
   std::vector<double> chosen_w;
   int32_t used_experts = 0;
   int64_t m = 0;
+  int64_t slots() const { return start.back(); }
+  bool here(int32_t e) const { return e >= first && e < first + count; }
 };
 struct CpuTable final : stations::RowTable {
   const char* data = nullptr;
@@ -317,14 +320,17 @@ class StationKernels final : public stations::Kernels {
   }
 
   std::unique_ptr<stations::ExpertRouting> bind_routing(const std::string&, int64_t n_expert, int64_t n_used,
-                                                        int32_t max_tokens, bool renormalize) override {
+                                                        int32_t max_tokens, bool renormalize, int64_t first,
+                                                        int64_t count) override {
     auto r = std::make_unique<CpuRouting>();
     r->n_expert = n_expert;
     r->n_used = n_used;
     r->renormalize = renormalize;
+    r->first = first;
+    r->count = count;
     const size_t slots = static_cast<size_t>(max_tokens * n_used);
-    r->start.resize(static_cast<size_t>(n_expert + 1));
-    r->next.resize(static_cast<size_t>(n_expert));
+    r->start.resize(static_cast<size_t>(count + 1));
+    r->next.resize(static_cast<size_t>(count));
     for (auto* v : {&r->token, &r->chosen, &r->slot_of}) v->resize(slots);
     r->weight.resize(slots);
     r->chosen_w.resize(slots);
@@ -360,18 +366,23 @@ class StationKernels final : public stations::Kernels {
       }
       for (int64_t k = 0; k < n_used; ++k) {
         w[k] /= sum;
-        ++r.start[pick[k] + 1];
+        if (r.here(pick[k])) ++r.start[pick[k] - r.first + 1];
       }
     }
     r.used_experts = 0;
-    for (int64_t e = 0; e < n_expert; ++e) {
+    for (int64_t e = 0; e < r.count; ++e) {
       r.used_experts += r.start[e + 1] > 0;
       r.start[e + 1] += r.start[e];
     }
     std::copy(r.start.begin(), r.start.end() - 1, r.next.begin());
     for (int64_t t = 0; t < m; ++t)
       for (int64_t k = 0; k < n_used; ++k) {
-        const int32_t slot = r.next[r.chosen[t * n_used + k]]++;
+        const int32_t e = r.chosen[t * n_used + k];
+        if (!r.here(e)) {
+          r.slot_of[t * n_used + k] = -1;
+          continue;
+        }
+        const int32_t slot = r.next[e - r.first]++;
         r.token[slot] = static_cast<int32_t>(t);
         r.weight[slot] = static_cast<float>(r.chosen_w[t * n_used + k]);
         r.slot_of[t * n_used + k] = slot;
@@ -387,7 +398,7 @@ class StationKernels final : public stations::Kernels {
     const CpuRouting& r = static_cast<const CpuRouting&>(routing);
     const std::vector<Linear>& g_w = static_cast<const CpuExperts&>(gate).e;
     const std::vector<Linear>& u_w = static_cast<const CpuExperts&>(up).e;
-    const int64_t slots = r.m * r.n_used, n_in = gate.n_in, n_ff = gate.n_out;
+    const int64_t slots = r.slots(), n_in = gate.n_in, n_ff = gate.n_out;
     float* rows = reinterpret_cast<float*>(gather_.data());
     const float* xp = rows_of(x);
     const int64_t xs = stride_of(x), grain = std::max<int64_t>(1, 16384 / n_in);
@@ -405,7 +416,7 @@ class StationKernels final : public stations::Kernels {
     float* hp = rows_of(h);
     float* up_out = rows_of(tmp);
     const int64_t hs = stride_of(h), us = stride_of(tmp);
-    for (int64_t e = 0; e < r.n_expert; ++e) {
+    for (int64_t e = 0; e < r.count; ++e) {
       const int64_t first = r.start[e], n = r.start[e + 1] - first;
       if (n == 0) continue;  // no token chose it: its weights stay unread
       QRows qe{};
@@ -428,14 +439,14 @@ class StationKernels final : public stations::Kernels {
                      const stations::ExpertRouting& routing, const Tensor& d) override {
     const CpuRouting& r = static_cast<const CpuRouting&>(routing);
     const std::vector<Linear>& maps = static_cast<const CpuExperts&>(w).e;
-    const int64_t slots = r.m * r.n_used;
+    const int64_t slots = r.slots();
     Workspace::Lease lease(quant_);
     QRows q{};
     Rows in{rows_of(h), stride_of(h), nullptr};
     if (maps[0].quantized() && prepared_rows_ == h.host && prepared_m_ == slots) in.q = &prepared_q_;
     else in = input_rows(h, slots, maps[0].quantized(), q);
     prepared_rows_ = nullptr;
-    for (int64_t e = 0; e < r.n_expert; ++e) {
+    for (int64_t e = 0; e < r.count; ++e) {
       const int64_t first = r.start[e], n = r.start[e + 1] - first;
       if (n == 0) continue;
       QRows qe{};
@@ -453,6 +464,7 @@ class StationKernels final : public stations::Kernels {
       for (int64_t t = t0; t < t1; ++t)
         for (int64_t k = 0; k < r.n_used; ++k) {
           const int32_t slot = r.slot_of[t * r.n_used + k];
+          if (slot < 0) continue;  // an expert computed on another rank
           kern_.axpy_f32(r.weight[slot], dp + slot * ds, yp + t * ys, n);
         }
     });

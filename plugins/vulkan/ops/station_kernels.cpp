@@ -306,11 +306,16 @@ class StationKernels final : public stations::Kernels {
   // Per slot its expert id and weight, per expert its slot count and the start of its run, and the
   // runs of slots grouped by expert: one buffer, as moe_route.comp writes it.
   std::unique_ptr<stations::ExpertRouting> bind_routing(const std::string& label, int64_t n_expert, int64_t n_used,
-                                                        int32_t max_tokens, bool renormalize) override {
+                                                        int32_t max_tokens, bool renormalize, int64_t first,
+                                                        int64_t count) override {
+    if (first != 0 || count != n_expert)
+      throw Error(label + ": the vulkan backend computes every expert of a mixture; expert parallelism ([parallel] "
+                          "expert_parallel) runs on the cpu backend");
     auto x = std::make_unique<VkRouting>();
     x->n_expert = n_expert;
     x->n_used = n_used;
     x->renormalize = renormalize;
+    x->count = n_expert;
     const size_t slots = static_cast<size_t>(max_tokens * n_used);
     x->r.ids = 0;
     x->r.weights = u32(static_cast<int64_t>(slots));
