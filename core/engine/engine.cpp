@@ -377,7 +377,10 @@ bool Engine::launch() {
     }
   if (plan.items.empty()) return false;
 
-  auto f = std::make_unique<Flight>();
+  // A landed step's arrays are reused: nothing is allocated per step once they have grown.
+  std::unique_ptr<Flight> f = spare_ ? std::move(spare_) : std::make_unique<Flight>();
+  f->arrays.clear();
+  f->outputs.clear();
   f->plan = std::move(plan);
   StepArrays& a = f->arrays;
   for (size_t i = 0; i < f->plan.items.size(); ++i) {
@@ -409,6 +412,7 @@ bool Engine::launch() {
     line_.submit(a.batch());
   } catch (const std::exception& e) {
     fail_step(*f, e.what());
+    spare_ = std::move(f);
     return true;
   }
   if (!flights_.empty()) ++counters_.overlapped_steps;
@@ -431,14 +435,16 @@ void Engine::fail_step(Flight& f, const std::string& why) {
 // The oldest step in flight comes back: each output is sampled (and its drafts verified), the
 // tokens kept are committed to the cache, then accepted into the choices.
 void Engine::land() {
-  const std::unique_ptr<Flight> f = std::move(flights_.front());
+  std::unique_ptr<Flight> f = std::move(flights_.front());
   flights_.pop_front();
+
   StepPlan& plan = f->plan;
   std::span<const float> logits;
   try {
     logits = line_.collect();
   } catch (const std::exception& e) {
     fail_step(*f, e.what());
+    spare_ = std::move(f);  // its arrays serve the next step
     return;
   }
   for (const StepItem& it : plan.items) it.seq->in_flight = false;
@@ -468,6 +474,7 @@ void Engine::land() {
       accept(c, o.picks[i]);
     }
   }
+  spare_ = std::move(f);
 }
 
 bool Engine::step() {

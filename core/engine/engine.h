@@ -172,6 +172,7 @@ class Engine {
   std::list<std::unique_ptr<Request>> requests_;  // admitted to the engine, not finished
   EngineCounters counters_;
   std::deque<std::unique_ptr<Flight>> flights_;  // submitted to the line, oldest first
+  std::unique_ptr<Flight> spare_;                // a landed step's, kept for its arrays
   std::unique_ptr<Proposer> proposer_;  // nullptr: no drafts
   std::vector<DraftRequest> drafts_;
   std::vector<Choice*> drafting_;

@@ -248,11 +248,11 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     int64_t n_blocks = kv_->blocks().n_blocks();
     comm_->broadcast(&n_blocks, sizeof n_blocks, 0, false);
   }
-  if (recurrent())  // a cached block holds keys, not the state at its end: that comes from the pool
+  if (recurrent()) {  // a cached block holds keys, not the state at its end: that comes from the pool
     kv_->blocks().set_prefix_hook(
         [this](int32_t seq, uint64_t key, int32_t n_tokens) { return state_->resume(seq, key, n_tokens); });
-  if (recurrent())
     spdlog::debug("recurrent state: {} sequences, {:.2f} MiB", state_->slots(), state_->bytes() / 1048576.0);
+  }
   spdlog::debug("kv cache: {} tokens x {} layers, {} blocks of {}, {:.1f} MiB{}", kvo.context, graph_.hp.n_layer,
                 kv_->free_blocks(), kvo.block_tokens, kv_->bytes() / 1048576.0,
                 kvo.window > 0 ? fmt::format(", blocks released behind a window of {}", kvo.window) : "");

@@ -115,7 +115,8 @@ class Pipeline {
   struct StepMessage {
     int32_t header[5] = {};
     std::vector<int32_t> body;
-    int32_t n_tokens = 0, n_outputs = 0;
+    int32_t n_tokens() const { return header[1]; }
+    int32_t n_outputs() const { return header[3]; }
   };
   static void encode_step(const Batch* batch, StepMessage& m);
   void send_step(StepMessage& m);

@@ -46,7 +46,8 @@ std::span<const float> Pipeline::lead_step(const Batch& batch) {
 // ({0, ...}: the line ends), then tokens, positions, seq, output rows and each sequence's n_past,
 // slot, block count and blocks.
 void Pipeline::encode_step(const Batch* b, StepMessage& m) {
-  m = StepMessage{};
+  std::fill(std::begin(m.header), std::end(m.header), 0);
+  m.body.clear();  // its capacity stays, step after step
   m.header[0] = b ? 1 : 0;
   if (!b) return;
   m.body.insert(m.body.end(), b->tokens, b->tokens + b->n_tokens);
@@ -58,9 +59,9 @@ void Pipeline::encode_step(const Batch* b, StepMessage& m) {
     m.body.insert(m.body.end(), {v.n_past, v.slot, v.n_blocks});
     m.body.insert(m.body.end(), v.blocks, v.blocks + v.n_blocks);
   }
-  m.header[1] = m.n_tokens = b->n_tokens;
+  m.header[1] = b->n_tokens;
   m.header[2] = b->n_seqs;
-  m.header[3] = m.n_outputs = b->n_outputs;
+  m.header[3] = b->n_outputs;
   m.header[4] = static_cast<int32_t>(m.body.size());
 }
 
@@ -90,13 +91,13 @@ void Pipeline::submit_stage(const Batch& batch) {
 
 void Pipeline::hand_on(StepMessage& m) {
   send_step(m);
-  send_h(m.n_tokens);
+  send_h(m.n_tokens());
   in_stages_.push_back(std::move(m));
 }
 
 std::span<const float> Pipeline::collect_stage() {
   if (in_stages_.empty()) throw Error("no step in flight to collect");
-  const int32_t n_outputs = in_stages_.front().n_outputs;
+  const int32_t n_outputs = in_stages_.front().n_outputs();
   in_stages_.pop_front();
   const std::span<const float> logits{logits_.data(), static_cast<size_t>(n_outputs * graph_.hp.n_vocab)};
   try {
