@@ -229,7 +229,10 @@ void bench(const BenchOpts& o) {
         r.model_type = model_type(*model, g.hp, params);
         r.model_size = size;
         r.model_n_params = params;
-        r.backend = join(g.backends) + (c.parallel.tensor > 1 ? " tp" + std::to_string(c.parallel.tensor) : "") +
+        r.backend = join(g.backends) +
+                    (c.parallel.tensor > 1 ? " tp" + std::to_string(c.parallel.tensor) +
+                                                 (c.parallel.expert_parallel ? " ep" : "")
+                                           : "") +
                     (c.parallel.pipeline > 1 ? " pp" + std::to_string(c.parallel.pipeline) : "");
         r.n_threads = n_threads;
         r.n_prompt = np;

@@ -1,7 +1,8 @@
 // One line across ranks: which part of the line a rank runs.
 //
-// Pipeline parallelism: the blocks are cut into consecutive stages, one per rank; the first stage
-// also embeds, the last also norms and projects to logits, and each sends its rows to the next.
+// Pipeline parallelism: the blocks are cut into consecutive stages; the first stage also embeds,
+// the last also norms and projects to logits, and each sends its rows to the next (each of a
+// stage's tensor ranks to its peer in the next stage).
 //
 // Tensor parallelism (Megatron's split): one rank's share of every block. Attention heads and kv
 // heads, and the feed-forward width (each expert's, in a mixture), are split evenly across the
@@ -29,12 +30,17 @@
 
 namespace semline {
 
-// A rank's place: `tensor` ranks share every block, or `pipeline` stages of consecutive blocks
-// (one of the two; both at once, a grid of ranks, is not built).
+// A rank's place: `pipeline` stages of consecutive blocks, each shared by `tensor` ranks (a grid of
+// ranks when both are above 1). Rank r runs stage r / tensor as its tensor rank r % tensor, so a
+// stage's ranks are neighbours (on one host, where mpirun fills hosts in order) and its tensor
+// rank 0 leads it.
 struct LineSplit {
   int tensor = 1, pipeline = 1;
-  int rank = 0;
-  int stage() const { return pipeline > 1 ? rank : 0; }
+  int rank = 0;  // among all tensor x pipeline ranks
+  int stage() const { return rank / tensor; }
+  int tensor_rank() const { return rank % tensor; }
+  // The rank of the same tensor rank in another stage.
+  int rank_in_stage(int s) const { return s * tensor + tensor_rank(); }
   bool first_stage() const { return stage() == 0; }
   bool last_stage() const { return stage() == pipeline - 1; }
   // The stage's blocks [begin, end): n_layer / pipeline each, the first stages one more while the

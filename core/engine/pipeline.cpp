@@ -112,34 +112,36 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   if (ranks > 1 && (!options.comm || options.comm->size() != ranks))
     throw Error(asked + ": this line is built in one process; semline run, chat, serve and bench's speed tests "
                         "split a line across the ranks mpirun starts (the A/B bench and draft models do not)");
-  if (options.tensor > 1 && options.pipeline > 1)
-    throw Error(asked + ": a grid of ranks (tensor and pipeline together) is not built; split the line one way");
   if (options.expert_parallel && options.tensor == 1)
     throw Error(asked + ", expert_parallel = true: the experts are split among the tensor ranks; set tensor = N too");
   if (ranks > 1) {
     comm_ = options.comm;
     split_ = LineSplit{options.tensor, options.pipeline, comm_->rank()};
   }
+  if (split_.tensor > 1) {  // every rank splits alike, so the collective split meets every rank
+    if (split_.pipeline > 1) stage_comm_ = comm_->split(split_.stage(), split_.tensor_rank());
+    tp_ = stage_comm_ ? stage_comm_.get() : comm_;
+  }
   std::tie(layer_begin_, layer_end_) = split_.layers(graph_.hp.n_layer);
   head_hp_ = graph_.hp;
   if (split_.tensor > 1) {
-    block_hp_ = shard_hparams(graph_, split_.tensor, comm_->rank(), options.expert_parallel);
-    shard_ = std::make_unique<ShardedModel>(model, block_nodes(graph_), comm_->rank(), split_.tensor,
+    block_hp_ = shard_hparams(graph_, split_.tensor, split_.tensor_rank(), options.expert_parallel);
+    shard_ = std::make_unique<ShardedModel>(model, block_nodes(graph_), split_.tensor_rank(), split_.tensor,
                                             options.expert_parallel);
     head_split_ = graph_.hp.n_vocab % split_.tensor == 0;  // else the leader computes every logit
     if (head_split_) {
-      head_shard_ = std::make_unique<ShardedModel>(model, std::vector<const GraphNode*>{&graph_.head}, comm_->rank(),
-                                                   split_.tensor);
+      head_shard_ = std::make_unique<ShardedModel>(model, std::vector<const GraphNode*>{&graph_.head},
+                                                   split_.tensor_rank(), split_.tensor);
       head_hp_.n_vocab /= split_.tensor;
     }
-    spdlog::info("tensor parallel: {}, this rank's share of the block weights {:.1f} MiB{}{}", comm_->describe(),
+    spdlog::info("tensor parallel: {}, this rank's share of the block weights {:.1f} MiB{}{}", tp_->describe(),
                  shard_->shard_bytes() / 1048576.0,
                  options.expert_parallel
                      ? fmt::format(" (experts {}..{})", block_hp_.extra.at("expert_first"),
                                    block_hp_.extra.at("expert_first") + block_hp_.extra.at("expert_count") - 1)
                      : std::string(),
                  head_split_ ? fmt::format(", of the head {:.1f} MiB", head_shard_->shard_bytes() / 1048576.0)
-                             : std::string(", the head on the leader alone (n_vocab does not divide)"));
+                             : std::string(", the head on tensor rank 0 alone (n_vocab does not divide)"));
   }
   if (split_.pipeline > 1) {
     for (const auto& block : graph_.blocks)
@@ -150,7 +152,8 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     if (graph_.hp.n_layer < split_.pipeline)  // every rank refuses alike
       throw Error(asked + ": the model has " + std::to_string(graph_.hp.n_layer) +
                   (graph_.hp.n_layer == 1 ? " block" : " blocks") + ", fewer than the stages");
-    spdlog::info("pipeline parallel: {}, blocks {}..{}", comm_->describe(), layer_begin_, layer_end_ - 1);
+    spdlog::info("pipeline parallel: {}, stage {} of {}: blocks {}..{}", comm_->describe(), split_.stage() + 1,
+                 split_.pipeline, layer_begin_, layer_end_ - 1);
   }
   for (const std::string& name : graph_.backends) {
     const RegisteredBackend* rb = registry.find_backend(name);
@@ -272,12 +275,13 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
   }
   if (head_split_) {
     logits_part_.resize(static_cast<size_t>(head_hp_.n_vocab) * max_batch_);
-    if (!follower()) logits_gathered_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
+    if (split_.tensor_rank() == 0) logits_gathered_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
   }
   act_->staging.resize(static_cast<size_t>(graph_.hp.n_embd) * max_batch_);
-  if (follower() && split_.tensor > 1) act_->zeros.resize(act_->staging.size());
+  if (split_.tensor_rank() > 0) act_->zeros.resize(act_->staging.size());
   if (comm_) rows_host_.resize(act_->staging.size());
-  if (!follower() || (computes_logits() && !head_split_)) logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
+  if (!follower() || (computes_logits() && split_.tensor_rank() == 0))
+    logits_.resize(static_cast<size_t>(graph_.hp.n_vocab) * max_batch_);
 }
 
 Pipeline::~Pipeline() {
@@ -285,7 +289,8 @@ Pipeline::~Pipeline() {
     try {
       while (!in_stages_.empty()) collect();  // the stages finish what they hold first
       encode_step(nullptr, message_);
-      send_step(message_);
+      share_step(message_, false);
+      if (split_.pipeline > 1) pass_step(message_);
     } catch (const std::exception& e) {
       spdlog::error("a line split across ranks: the followers were not told the line ends: {}", e.what());
     }
@@ -350,7 +355,7 @@ std::span<const float> Pipeline::collect() {
 
 void Pipeline::send_h(int32_t n_tokens) {
   exchange_rows(act_->h_on, *act_->per_backend.at(act_->h_on).h, static_cast<int64_t>(n_tokens) * graph_.hp.n_embd,
-                split_.stage() + 1, true);
+                split_.rank_in_stage(split_.stage() + 1), true);
 }
 
 void Pipeline::check_batch(const Batch& batch) const {
@@ -393,7 +398,7 @@ std::span<const float> Pipeline::run_step(Batch batch) {
     act_->h_on = emb.backend;
   } else {  // the previous stage's h
     act_->h_on = stations_[0].backend;
-    exchange_rows(act_->h_on, *act_->per_backend.at(act_->h_on).h, n * d, split_.stage() - 1, false);
+    exchange_rows(act_->h_on, *act_->per_backend.at(act_->h_on).h, n * d, split_.rank_in_stage(split_.stage() - 1), false);
   }
   if (recurrent()) state_->check_step(batch);
   auto run_op = [&](Station& op, const Tensor& x, const Tensor& out, OutMode mode) {
@@ -428,10 +433,10 @@ std::span<const float> Pipeline::run_step(Batch batch) {
       move(act_->x_on, op.backend, x_on);
       if (!block[k].post_norm) {
         move(act_->h_on, op.backend, h_on);
-        // Tensor parallelism: each rank's op adds its partial result, so the leader's is added to h
-        // and a follower's to zeros; the all-reduce then sums h + every part on every rank. (A
+        // Tensor parallelism: each rank's op adds its partial result, so tensor rank 0's is added to
+        // h and another's to zeros; the all-reduce then sums h + every part on every rank. (A
         // parallel-residual block sums once, after its second op.)
-        if (tp && follower()) {
+        if (split_.tensor_rank() > 0) {
           const Tensor h = h_on(op.backend);
           op.backend->copy_to_device(act_->zeros.data(), h, static_cast<size_t>(n * d) * sizeof(float),
                                      op.backend->stream());
@@ -454,11 +459,8 @@ std::span<const float> Pipeline::run_step(Batch batch) {
   }
   const int64_t v = graph_.hp.n_vocab;
   const std::span<const float> logits_out{logits_.data(), static_cast<size_t>(batch.n_outputs * v)};
-  if (!split_.last_stage()) {  // on to the next stage (the leader hands its steps on in hand_on)
-    if (follower()) send_h(static_cast<int32_t>(n));
-    return {};
-  }
-  if (!computes_logits()) return {};  // a tensor-parallel follower: the leader computes them
+  if (!split_.last_stage()) return {};  // the rows go on to the next stage in hand_on or follow
+  if (!computes_logits()) return {};    // another tensor rank: the stage's tensor rank 0 computes them
   Station& onorm = stations_[i++];
   move(act_->h_on, onorm.backend, h_on);
   run(onorm, h_on(onorm.backend), x_on(onorm.backend), Step{batch, onorm.backend->stream()});
@@ -475,10 +477,13 @@ std::span<const float> Pipeline::run_step(Batch batch) {
   for (auto& [name, b] : backends_) b->stream().synchronize();
   if (head_split_) {
     if (batch.n_outputs > 0) gather_logits(batch.n_outputs);
-    if (follower()) return {};
+    if (split_.tensor_rank() > 0) return {};
   }
   if (recurrent()) state_->commit_step(batch);
-  if (follower() && batch.n_outputs > 0) comm_->send(logits_.data(), logits_out.size_bytes(), 0);  // the last stage
+  if (follower()) {  // the last stage's tensor rank 0, after the leader's stage
+    if (batch.n_outputs > 0) comm_->send(logits_.data(), logits_out.size_bytes(), 0);
+    return {};
+  }
   return logits_out;
 }
 

@@ -24,8 +24,8 @@ struct PipelineOptions {
   int32_t max_batch_tokens = 512;
   KvCacheOptions kv;             // context 0 means the model's training context
   std::map<std::string, std::map<std::string, ConfigValue>> backend_params;  // [backends.<name>]
-  // Tensor or pipeline parallelism ([parallel]) over `comm`'s ranks (the caller keeps it alive longer
-  // than the pipeline): rank 0 leads, the others follow (Pipeline::follow).
+  // Tensor or pipeline parallelism, or a grid of both ([parallel]), over `comm`'s ranks (the caller
+  // keeps it alive longer than the pipeline): rank 0 leads, the others follow (Pipeline::follow).
   int tensor = 1, pipeline = 1;  // [parallel]: comm's size is their product
   bool expert_parallel = false;  // [parallel]: whole experts per tensor rank (ShardedModel)
   Communicator* comm = nullptr;
@@ -111,7 +111,7 @@ class Pipeline {
   // Across ranks: the leader sends a step (or the end) to the followers; the sum of every rank's
   // rows of an activation (tensor parallelism); rows to or from another rank (pipeline stages).
   std::span<const float> lead_step(const Batch& batch);  // sends the step, runs it; a throw stops every rank
-  // A step's message to the followers: a header and the step's arrays (see send_step).
+  // A step's message to the other ranks: a header and the step's arrays (see encode_step).
   struct StepMessage {
     int32_t header[5] = {};
     std::vector<int32_t> body;
@@ -119,7 +119,12 @@ class Pipeline {
     int32_t n_outputs() const { return header[3]; }
   };
   static void encode_step(const Batch* batch, StepMessage& m);
-  void send_step(StepMessage& m);
+  // The step from this stage's tensor rank 0 to the stage's other tensor ranks (patient: as a
+  // follower waiting for the next step); to the next stage's tensor rank 0; a follower's, from
+  // whichever of the two sends it.
+  void share_step(StepMessage& m, bool patient);
+  void pass_step(const StepMessage& m);
+  void receive_step(StepMessage& m);
   // Pipeline stages: the leader runs its stage of a step and hands it on (at once when no step is
   // in flight, else once the step in flight has come back); collect_stage receives the logits.
   void submit_stage(const Batch& batch);
@@ -130,26 +135,32 @@ class Pipeline {
   void exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer, bool send);
   void send_h(int32_t n_tokens);  // this stage's rows of h, to the next stage
   // Whether this rank runs the output norm and head: the last stage; of a tensor split, every rank
-  // when the head is split by vocabulary, else the leader.
-  bool computes_logits() const { return split_.last_stage() && (split_.tensor == 1 || head_split_ || !follower()); }
-  void gather_logits(int32_t n_outputs);  // a vocabulary-split head's rows, onto the leader's logits
+  // when the head is split by vocabulary, else the stage's tensor rank 0.
+  bool computes_logits() const {
+    return split_.last_stage() && (split_.tensor == 1 || head_split_ || split_.tensor_rank() == 0);
+  }
+  // A vocabulary-split head's rows, onto the logits of the stage's tensor rank 0.
+  void gather_logits(int32_t n_outputs);
 
   PipelineGraph graph_;
   const StageRegistry& registry_;
   Communicator* comm_ = nullptr;         // non-null only when the line is split across ranks
   LineSplit split_;
+  // Tensor parallelism's ranks: comm_ itself, or in a grid this stage's ranks (split from comm_).
+  std::unique_ptr<Communicator> stage_comm_;
+  Communicator* tp_ = nullptr;
   int32_t layer_begin_ = 0, layer_end_ = 0;  // this rank's blocks
   HParams block_hp_;                     // what the block stations see (this rank's share)
   std::unique_ptr<ShardedModel> shard_;  // this rank's share of the block weights
   // Tensor parallelism's head, split by vocabulary where it divides: this rank's rows of the output
   // matrix, the hyper-parameters it sees (n_vocab / ranks), the host rows of its logits and, on the
-  // leader, every rank's gathered.
+  // stage's tensor rank 0, every rank's gathered.
   bool head_split_ = false;
   HParams head_hp_;
   std::unique_ptr<ShardedModel> head_shard_;
   std::vector<float> logits_part_, logits_gathered_;
   StepArrays received_;                  // a follower's copy of the leader's step
-  StepMessage message_;
+  StepMessage message_;                  // the step being run (lead_step, follow)
   std::deque<StepMessage> in_stages_;  // handed on to the later stages; logits not yet back
   std::optional<StepMessage> held_;    // run by the leader's stage, not yet handed on
   std::span<const float> landed_;      // a one-stage line's submitted step's logits

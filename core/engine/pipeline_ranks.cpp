@@ -1,5 +1,10 @@
-// The pipeline's part in a line split across ranks: the leader's step messages and the followers'
-// loop, the all-reduces of tensor parallelism and the rows passed between pipeline stages.
+// The pipeline's part in a line split across ranks: the step messages and the followers' loop, the
+// all-reduces of tensor parallelism and the rows passed between pipeline stages.
+//
+// A step travels with the rows: the leader (rank 0, the first stage's tensor rank 0) shares it with
+// its stage's other tensor ranks, and each stage's tensor rank 0 passes it to the next stage's
+// before the stage's ranks send their rows; so a rank never waits for a step it cannot run yet, and
+// stages run different steps at once (micro-batches).
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -22,8 +27,8 @@ namespace {
 void Pipeline::gather_logits(int32_t n_outputs) {
   const auto t0 = std::chrono::steady_clock::now();
   const size_t part = static_cast<size_t>(head_hp_.n_vocab), rows = static_cast<size_t>(n_outputs);
-  comm_->gather(logits_part_.data(), rows * part * sizeof(float), logits_gathered_.data(), 0);
-  if (!follower()) {  // rank r's block [r][row][j] is row's logits r * part + j
+  tp_->gather(logits_part_.data(), rows * part * sizeof(float), logits_gathered_.data(), 0);
+  if (split_.tensor_rank() == 0) {  // tensor rank r's block [r][row][j] is row's logits r * part + j
     const size_t v = static_cast<size_t>(graph_.hp.n_vocab);
     for (size_t r = 0; r < static_cast<size_t>(split_.tensor); ++r)
       for (size_t i = 0; i < rows; ++i)
@@ -34,7 +39,7 @@ void Pipeline::gather_logits(int32_t n_outputs) {
 
 std::span<const float> Pipeline::lead_step(const Batch& batch) {
   encode_step(&batch, message_);
-  send_step(message_);
+  share_step(message_, false);
   try {
     return run_step(batch);
   } catch (const std::exception& e) {
@@ -42,7 +47,7 @@ std::span<const float> Pipeline::lead_step(const Batch& batch) {
   }
 }
 
-// A step as the followers receive it: a header {1, n_tokens, n_seqs, n_outputs, payload ints}
+// A step as the other ranks receive it: a header {1, n_tokens, n_seqs, n_outputs, payload ints}
 // ({0, ...}: the line ends), then tokens, positions, seq, output rows and each sequence's n_past,
 // slot, block count and blocks.
 void Pipeline::encode_step(const Batch* b, StepMessage& m) {
@@ -65,22 +70,48 @@ void Pipeline::encode_step(const Batch* b, StepMessage& m) {
   m.header[4] = static_cast<int32_t>(m.body.size());
 }
 
-void Pipeline::send_step(StepMessage& m) {
+void Pipeline::share_step(StepMessage& m, bool patient) {
+  if (!tp_) return;
   const auto t0 = std::chrono::steady_clock::now();
-  comm_->broadcast(m.header, sizeof m.header, 0, false);
-  if (m.header[0]) comm_->broadcast(m.body.data(), m.body.size() * sizeof(int32_t), 0, false);
+  tp_->broadcast(m.header, sizeof m.header, 0, patient);
+  if (m.header[0]) {
+    m.body.resize(static_cast<size_t>(m.header[4]));
+    tp_->broadcast(m.body.data(), m.body.size() * sizeof(int32_t), 0, false);
+  }
   comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Two steps in flight without a deadlock: the leader's blocking calls (the broadcast of a step,
-// its rows to stage 1, the logits from the last stage) always meet a follower that has finished
-// what it held. A step run while another is in the stages waits (held_) until that one's logits
-// are back, and is handed on then.
+void Pipeline::pass_step(const StepMessage& m) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int to = (split_.stage() + 1) * split_.tensor;
+  comm_->send(m.header, sizeof m.header, to);
+  if (m.header[0]) comm_->send(m.body.data(), m.body.size() * sizeof(int32_t), to);
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Pipeline::receive_step(StepMessage& m) {
+  if (split_.tensor_rank() == 0) {  // a later stage's first rank: from the stage before
+    const int from = (split_.stage() - 1) * split_.tensor;
+    comm_->recv(m.header, sizeof m.header, from, true);
+    if (m.header[0]) {
+      m.body.resize(static_cast<size_t>(m.header[4]));
+      comm_->recv(m.body.data(), m.body.size() * sizeof(int32_t), from, false);
+    }
+  }
+  share_step(m, split_.tensor_rank() > 0);
+}
+
+// Two steps in flight without a deadlock: the leader's blocking calls (the step to its stage's
+// tensor ranks and to stage 1, its rows to stage 1, the logits from the last stage) always meet
+// ranks that have finished what they held. A step run while another is in the stages waits
+// (held_) until that one's logits are back, and is handed on then; the first stage's other tensor
+// ranks wait meanwhile in the send of their rows, which stage 1 takes once the step reaches it.
 void Pipeline::submit_stage(const Batch& batch) {
   if (held_) throw Error("the line's stages hold two steps already: collect one before submitting another");
   StepMessage m;
   encode_step(&batch, m);
   try {
+    share_step(m, false);
     run_step(batch);  // the first stage: up to the rows it hands on
     if (in_stages_.empty()) hand_on(m);
     else held_ = std::move(m);
@@ -90,7 +121,7 @@ void Pipeline::submit_stage(const Batch& batch) {
 }
 
 void Pipeline::hand_on(StepMessage& m) {
-  send_step(m);
+  pass_step(m);
   send_h(m.n_tokens());
   in_stages_.push_back(std::move(m));
 }
@@ -101,7 +132,7 @@ std::span<const float> Pipeline::collect_stage() {
   in_stages_.pop_front();
   const std::span<const float> logits{logits_.data(), static_cast<size_t>(n_outputs * graph_.hp.n_vocab)};
   try {
-    if (n_outputs > 0) comm_->recv(logits_.data(), logits.size_bytes(), comm_->size() - 1);
+    if (n_outputs > 0) comm_->recv(logits_.data(), logits.size_bytes(), (split_.pipeline - 1) * split_.tensor, false);
     if (held_) {
       hand_on(*held_);
       held_.reset();
@@ -114,18 +145,19 @@ std::span<const float> Pipeline::collect_stage() {
 
 void Pipeline::follow() {
   if (!follower()) throw Error("only a following rank of a line split across ranks follows the leader's steps");
+  const bool passes = !split_.last_stage() && split_.tensor_rank() == 0;  // the step, to the next stage
   try {
     while (true) {
-      int32_t header[5];
-      comm_->broadcast(header, sizeof header, 0, true);
-      if (header[0] == 0) return;
-      const int32_t n = header[1], n_seqs = header[2], n_out = header[3];
-      std::vector<int32_t>& body = message_.body;
-      body.resize(static_cast<size_t>(header[4]));
-      comm_->broadcast(body.data(), body.size() * sizeof(int32_t), 0, false);
+      StepMessage& m = message_;
+      receive_step(m);
+      if (m.header[0] == 0) {
+        if (passes) pass_step(m);
+        return;
+      }
+      const int32_t n = m.n_tokens(), n_seqs = m.header[2], n_out = m.n_outputs();
       StepArrays& a = received_;
       a.clear();
-      const int32_t* p = body.data();
+      const int32_t* p = m.body.data();
       a.tokens.assign(p, p + n), p += n;
       a.positions.assign(p, p + n), p += n;
       a.seq.assign(p, p + n), p += n;
@@ -134,6 +166,8 @@ void Pipeline::follow() {
       for (int32_t s = 0; s < n_seqs; ++s, p += 3 + p[2])
         a.seqs.push_back(SeqView{.n_past = p[0], .blocks = p + 3, .n_blocks = p[2], .slot = p[1]});
       run_step(a.batch());
+      if (passes) pass_step(m);
+      if (!split_.last_stage()) send_h(n);
     }
   } catch (const std::exception& e) {
     stop_every_rank(*comm_, e.what());
@@ -145,12 +179,12 @@ void Pipeline::all_reduce(Backend* on, Buffer& buf, int64_t rows) {
   on->stream().synchronize();
   const auto t0 = std::chrono::steady_clock::now();
   if (buf.host()) {
-    comm_->all_reduce_sum(static_cast<float*>(buf.host()), count);
+    tp_->all_reduce_sum(static_cast<float*>(buf.host()), count);
   } else {
     const Tensor t = make_tensor(DType::F32, {graph_.hp.n_embd, rows}, nullptr, &buf, 0);
     on->copy_to_host(t, rows_host_.data(), count * sizeof(float), on->stream());
     on->stream().synchronize();
-    comm_->all_reduce_sum(rows_host_.data(), count);
+    tp_->all_reduce_sum(rows_host_.data(), count);
     on->copy_to_device(rows_host_.data(), t, count * sizeof(float), on->stream());
     on->stream().synchronize();
   }
@@ -171,7 +205,7 @@ void Pipeline::exchange_rows(Backend* on, Buffer& buf, int64_t floats, int peer,
     }
     comm_->send(host, bytes, peer);
   } else {
-    comm_->recv(host, bytes, peer);
+    comm_->recv(host, bytes, peer, false);
     if (!buf.host()) {
       on->copy_to_device(host, t, bytes, on->stream());
       on->stream().synchronize();

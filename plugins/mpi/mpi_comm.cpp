@@ -1,6 +1,7 @@
 // The MPI communicator: the ranks are the processes mpirun started (MPI_COMM_WORLD), on one host
-// or many. Each call starts MPI's non-blocking operation and tests it until it completes or the
-// timeout passes, so a lost or stuck peer ends in an error naming the call, never a hang.
+// or many, or some of them (split: MPI_Comm_split). Each call starts MPI's non-blocking operation
+// and tests it until it completes or the timeout passes, so a lost or stuck peer ends in an error
+// naming the call, never a hang.
 #include "mpi_comm.h"
 
 #include <dlfcn.h>
@@ -56,6 +57,7 @@ void make_mpi_symbols_global() {
 
 class MpiComm final : public Communicator {
  public:
+  // MPI_COMM_WORLD, initialising MPI unless the process did.
   MpiComm(double timeout_s, LogFn log) : timeout_(timeout_s), log_(std::move(log)) {
     make_mpi_symbols_global();
     int initialised = 0;
@@ -69,29 +71,47 @@ class MpiComm final : public Communicator {
         throw Error("mpi: the MPI library gives thread level " + std::to_string(provided) +
                     ", below MPI_THREAD_SERIALIZED, which the engine's step thread needs");
     }
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
     char host[256] = {};
     gethostname(host, sizeof host - 1);
     host_ = host;
+    join(MPI_COMM_WORLD);
+  }
+
+  // Some of the ranks: `part`, which this communicator frees.
+  MpiComm(const MpiComm& whole, MPI_Comm part, int color)
+      : timeout_(whole.timeout_), log_(whole.log_), host_(whole.host_), owns_comm_(true) {
+    join(part);
+    world_rank_ = whole.world_rank_;
+    what_ = " (group " + std::to_string(color) + ", world rank " + std::to_string(world_rank_) + ")";
   }
 
   ~MpiComm() override {
     int finalised = 0;
     MPI_Finalized(&finalised);
-    if (owns_mpi_ && !finalised) MPI_Finalize();
+    if (finalised) return;
+    if (owns_comm_) MPI_Comm_free(&comm_);
+    if (owns_mpi_) MPI_Finalize();
   }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string describe() const override {
-    return "mpi: rank " + std::to_string(rank_) + " of " + std::to_string(size_) + " on " + host_;
+    return "mpi: rank " + std::to_string(rank_) + " of " + std::to_string(size_) + what_ + " on " + host_;
+  }
+
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    if (color < 0) throw Error("mpi: split: color " + std::to_string(color) + " is negative; colors are 0 or more");
+    // MPI_Comm_split blocks without a timeout: a barrier first, which has one, finds a rank that
+    // never comes.
+    barrier();
+    MPI_Comm part = MPI_COMM_NULL;
+    check(MPI_Comm_split(comm_, color, key, &part), "split");
+    return std::make_unique<MpiComm>(*this, part, color);
   }
 
   void all_reduce_sum(float* data, size_t count) override {
     MPI_Request r;
-    check(MPI_Iallreduce(MPI_IN_PLACE, data, count_of(count, "all_reduce"), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &r),
+    check(MPI_Iallreduce(MPI_IN_PLACE, data, count_of(count, "all_reduce"), MPI_FLOAT, MPI_SUM, comm_, &r),
           "all_reduce");
     wait(r, "all_reduce of " + std::to_string(count) + " floats", false);
   }
@@ -99,43 +119,43 @@ class MpiComm final : public Communicator {
   void all_gather(const void* send, size_t bytes, void* recv) override {
     MPI_Request r;
     const int n = count_of(bytes, "all_gather");
-    check(MPI_Iallgather(send, n, MPI_BYTE, recv, n, MPI_BYTE, MPI_COMM_WORLD, &r), "all_gather");
+    check(MPI_Iallgather(send, n, MPI_BYTE, recv, n, MPI_BYTE, comm_, &r), "all_gather");
     wait(r, "all_gather of " + std::to_string(bytes) + " bytes", false);
   }
 
   void gather(const void* send, size_t bytes, void* recv, int root) override {
     MPI_Request r;
     const int n = count_of(bytes, "gather");
-    check(MPI_Igather(send, n, MPI_BYTE, recv, n, MPI_BYTE, root, MPI_COMM_WORLD, &r), "gather");
+    check(MPI_Igather(send, n, MPI_BYTE, recv, n, MPI_BYTE, root, comm_, &r), "gather");
     wait(r, "gather of " + std::to_string(bytes) + " bytes to rank " + std::to_string(root), false);
   }
 
   void broadcast(void* data, size_t bytes, int root, bool patient) override {
     MPI_Request r;
-    check(MPI_Ibcast(data, count_of(bytes, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD, &r), "broadcast");
+    check(MPI_Ibcast(data, count_of(bytes, "broadcast"), MPI_BYTE, root, comm_, &r), "broadcast");
     wait(r, "broadcast of " + std::to_string(bytes) + " bytes from rank " + std::to_string(root), patient);
   }
 
   void send(const void* data, size_t bytes, int to) override {
     MPI_Request r;
-    check(MPI_Isend(data, count_of(bytes, "send"), MPI_BYTE, to, kTag, MPI_COMM_WORLD, &r), "send");
+    check(MPI_Isend(data, count_of(bytes, "send"), MPI_BYTE, to, kTag, comm_, &r), "send");
     wait(r, "send of " + std::to_string(bytes) + " bytes to rank " + std::to_string(to), false);
   }
 
-  void recv(void* data, size_t bytes, int from) override {
+  void recv(void* data, size_t bytes, int from, bool patient) override {
     MPI_Request r;
-    check(MPI_Irecv(data, count_of(bytes, "recv"), MPI_BYTE, from, kTag, MPI_COMM_WORLD, &r), "recv");
-    wait(r, "receive of " + std::to_string(bytes) + " bytes from rank " + std::to_string(from), false);
+    check(MPI_Irecv(data, count_of(bytes, "recv"), MPI_BYTE, from, kTag, comm_, &r), "recv");
+    wait(r, "receive of " + std::to_string(bytes) + " bytes from rank " + std::to_string(from), patient);
   }
 
   void barrier() override {
     MPI_Request r;
-    check(MPI_Ibarrier(MPI_COMM_WORLD, &r), "barrier");
+    check(MPI_Ibarrier(comm_, &r), "barrier");
     wait(r, "barrier", false);
   }
 
   [[noreturn]] void abort(std::string_view why) override {
-    log_(LogLevel::Error, "rank " + std::to_string(rank_) + " stops every rank: " + std::string(why));
+    log_(LogLevel::Error, "rank " + std::to_string(world_rank_) + " stops every rank: " + std::string(why));
     MPI_Abort(MPI_COMM_WORLD, 1);
     std::_Exit(1);  // MPI_Abort does not return; should it, the process still ends
   }
@@ -156,7 +176,7 @@ class MpiComm final : public Communicator {
       if (done) return;
       const auto waited = Clock::now() - start;
       if (!patient && waited > limit)
-        throw Error("mpi: rank " + std::to_string(rank_) + " waited " + std::to_string(static_cast<int>(timeout_)) +
+        throw Error("mpi: rank " + std::to_string(world_rank_) + " waited " + std::to_string(static_cast<int>(timeout_)) +
                     " s for the " + what + " (timeout_s): a rank is lost or stuck");
       if (waited < spin)
         sched_yield();
@@ -165,11 +185,21 @@ class MpiComm final : public Communicator {
     }
   }
 
+  void join(MPI_Comm comm) {
+    comm_ = comm;
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    world_rank_ = rank_;
+  }
+
   double timeout_;
   LogFn log_;
-  bool owns_mpi_ = false;
-  int rank_ = 0, size_ = 1;
   std::string host_;
+  bool owns_mpi_ = false, owns_comm_ = false;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1, world_rank_ = 0;  // world_rank_: in MPI_COMM_WORLD, for messages
+  std::string what_;                          // describe()'s note on a split communicator
 };
 
 }  // namespace

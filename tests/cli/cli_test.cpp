@@ -15,6 +15,7 @@
 #include <random>
 
 #include <nlohmann/json.hpp>
+#include <semline/plugin.h>
 
 #include "common/hf_writer.h"
 #include "common/seed.h"
@@ -77,7 +78,8 @@ TEST_CASE("semline plugins lists the built plugins with their entries and parame
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Contains("cpu") && Contains("attention flash@cpu") && Contains("tokenizer spm@any") &&
                         Contains("sampler top_p@any") && Contains("arch    llama") && Contains("arch    gemma2") &&
-                        Contains("(ABI 8.0)"));
+                        Contains("(ABI " + std::to_string(SEMLINE_ABI_MAJOR) + "." +
+                                 std::to_string(SEMLINE_ABI_MINOR) + ")"));
 }
 
 TEST_CASE("semline inspect shows hyper-parameters, tokenizer and tensors of stories260K") {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The CLI split across two ranks: `mpirun -np 2 semline run` prints the one-process greedy text
-# with the blocks split (tensor) and cut into two stages (pipeline),
+# The CLI split across ranks: `mpirun -np 2 semline run` prints the one-process greedy text
+# with the blocks split (tensor) and cut into two stages (pipeline), `mpirun -np 4` on a 2 x 2 grid,
 # and a rank whose line differs from the leader's (a model with another layer count) stops every
 # rank with one message naming the collective it waited for, within the timeout, never hanging.
 #   tests/parallel/cli_tp.sh MPIRUN SEMLINE MODELS_DIR
@@ -19,6 +19,11 @@ for how in tensor pipeline; do
   diff "$work/one.txt" "$work/two.txt" > /dev/null || fail "$how: the split line's text differs: $(cat "$work/two.txt")"
   echo "ok: two ranks ($how) print the one-process text"
 done
+# A 2 x 2 grid: two stages of two tensor ranks.
+"$mpirun" --oversubscribe -np 4 "$semline" "${args[@]}" --set parallel.tensor=2 --set parallel.pipeline=2 \
+  > "$work/four.txt" 2> "$work/four.err" || { cat "$work/four.err" >&2; fail "mpirun -np 4 semline run (2 x 2) exited $?"; }
+diff "$work/one.txt" "$work/four.txt" > /dev/null || fail "2 x 2: the split line's text differs: $(cat "$work/four.txt")"
+echo "ok: a 2 x 2 grid of ranks prints the one-process text"
 
 # Rank 1 runs a 2-layer model, rank 0 a 3-layer one: rank 0 waits for an all-reduce rank 1 never
 # joins, and after timeout_s every rank stops.

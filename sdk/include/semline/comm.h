@@ -1,9 +1,12 @@
-// semline SDK — communicators: how the processes ("ranks") of one line move activations (8.0).
+// semline SDK — communicators: how the processes ("ranks") of one line move activations (8.0;
+// split and recv's patience 9.0).
 //
 // A line split across ranks (tensor parallelism: [parallel] tensor = N) runs the same stations on
-// every rank, each over its shard of the weights, and sums their partial results. The core names no
-// transport: it asks the registry for the communicator the config names ([parallel] comm), made by
-// a plugin (comm/mpi: MPI's collectives between the processes mpirun started).
+// every rank, each over its shard of the weights, and sums their partial results; pipeline stages
+// ([parallel] pipeline = M) pass rows from rank to rank; a grid of both sums within each stage's
+// ranks, a communicator split from the whole. The core names no transport: it asks the registry for
+// the communicator the config names ([parallel] comm), made by a plugin (comm/mpi: MPI's
+// collectives between the processes mpirun started).
 //
 // Every call blocks until it is complete on this rank and waits at most the communicator's own
 // timeout for the other ranks, then throws naming the call and what it waited for: a lost or stuck
@@ -40,8 +43,13 @@ class Communicator {
   // for the next step, which comes when the next request does).
   virtual void broadcast(void* data, size_t bytes, int root, bool patient) = 0;
   virtual void send(const void* data, size_t bytes, int to) = 0;
-  virtual void recv(void* data, size_t bytes, int from) = 0;
+  // patient: as broadcast's (a later stage waiting for the next step).
+  virtual void recv(void* data, size_t bytes, int from, bool patient) = 0;
   virtual void barrier() = 0;
+  // Every rank calls it at once (a collective): the ranks that pass the same color form a new
+  // communicator, ranked by key (ties by their rank here), with this one's timeout. The result
+  // lives no longer than this communicator. 9.0.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
   // Stops every rank of the job at once (after an error on this one that the others cannot learn
   // through a collective), after logging why. Does not return.
   [[noreturn]] virtual void abort(std::string_view why) = 0;
