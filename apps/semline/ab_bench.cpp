@@ -133,10 +133,12 @@ void drop_undeclared(Config& c, const std::string& stage, const StageRegistry& r
   });
 }
 
-void build(Variant& v, const Plugins& plugins, int context) {
+void build(Variant& v, const Plugins& plugins, int context, bool depth) {
   if (v.config.runtime.context < context) v.config.runtime.context = context;
-  // Every repetition feeds the same prompt: a cached prefix would time the cache, not the line.
-  v.config.kv_cache.prefix_caching = false;
+  // Without a depth every repetition feeds the same prompt, and a cached prefix would time the
+  // cache, not the line. With one, the cache is what holds the context for every repetition (each
+  // brings prompt tokens of its own after it).
+  v.config.kv_cache.prefix_caching = depth;
   v.config.runtime.max_seqs = 1;
   v.model = open_model(v.config.model.path);
   v.graph = build_graph(v.config, *v.model, plugins.registry);
@@ -144,12 +146,14 @@ void build(Variant& v, const Plugins& plugins, int context) {
   v.draft = load_draft(v.config, plugins.registry, *v.pipeline);
 }
 
-// One request through the engine with the variant's chain: the prompt's prefill and first token,
-// then n_gen more tokens, each a step of its own.
-void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
+// One request through the engine with the variant's chain: the prompt's prefill (after the
+// context, which the prefix cache holds from the first request on) and first token, then n_gen
+// more tokens, each a step of its own.
+void measure(Variant& v, std::span<const int32_t> context, const std::vector<int32_t>& prompt, int n_gen) {
   Engine engine(*v.pipeline, engine_options(v.config, v.draft ? v.draft->pipeline.get() : nullptr));
   RequestOptions r;
-  r.prompt = prompt;
+  r.prompt.assign(context.begin(), context.end());
+  r.prompt.insert(r.prompt.end(), prompt.begin(), prompt.end());
   r.max_tokens = n_gen + 1;
   r.ignore_eos = true;
   ChoiceStats stats;
@@ -163,7 +167,9 @@ void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
   if (!error.empty()) throw Error("variant " + v.name + ": " + error);
   const double pp_s = std::chrono::duration<double>(stats.first_token - t0).count();
   const double tg_s = std::chrono::duration<double>(stats.finished - stats.first_token).count();
-  v.pp_tps.push_back(prompt.size() / pp_s);
+  // The tokens computed: a context's last partial block is computed again (only whole blocks
+  // are cached), and the first request computes all of it.
+  v.pp_tps.push_back((stats.n_prompt - stats.n_cached) / pp_s);
   v.draft_steps += stats.draft_steps;
   v.draft_tokens += stats.draft_tokens;
   v.accepted_tokens += stats.accepted_tokens;
@@ -174,11 +180,15 @@ void measure(Variant& v, const std::vector<int32_t>& prompt, int n_gen) {
   }
 }
 
-// Decode cost per token from the stages' own counts, over a few metered steps.
-void meter_decode(Variant& v, const std::vector<int32_t>& prompt) {
+// Decode cost per token from the stages' own counts, over a few metered steps after the context
+// and the prompt (the context from the prefix cache, where measure left it).
+void meter_decode(Variant& v, std::span<const int32_t> context, const std::vector<int32_t>& prompt) {
   Pipeline& p = *v.pipeline;
   const int32_t seq = p.kv().new_sequence();
-  prefill(p, seq, prompt);
+  std::vector<int32_t> tokens(context.begin(), context.end());
+  tokens.insert(tokens.end(), prompt.begin(), prompt.end());
+  const int32_t cached = p.kv().blocks().attach_prefix(seq, tokens);
+  prefill(p, seq, std::span<const int32_t>(tokens).subspan(static_cast<size_t>(cached)));
   p.reset_meters();
   p.set_metering(true);
   const int steps = 4;
@@ -210,6 +220,7 @@ std::string fmt(double x, const char* f = "%.2f") {
 nlohmann::json to_json(const Variant& v, const AbOptions& o) {
   nlohmann::json j = {{"variant", v.name},
                       {"model", v.config.model.path.string()},
+                      {"n_depth", o.n_depth},
                       {"pp_tps", mean(v.pp_tps)},
                       {"pp_tps_stddev", stddev(v.pp_tps)},
                       {"tg_tps", mean(v.tg_tps)},
@@ -238,8 +249,9 @@ nlohmann::json to_json(const Variant& v, const AbOptions& o) {
 }
 
 void print_table(const std::vector<Variant>& vs, const AbOptions& o) {
-  std::printf("| variant | pp%d t/s | tg%d t/s | TTFT ms | ITL ms | peak MiB | MFLOP/tok | MB/tok | %% bw | %s J/tok | ppl | KL | top-1 |\n",
-              o.n_prompt, o.n_gen, o.roofline_gflops > 0 ? "% compute |" : "");
+  const std::string at = o.n_depth > 0 ? " @ d" + std::to_string(o.n_depth) : "";  // as the plain bench's tests
+  std::printf("| variant | pp%d%s t/s | tg%d%s t/s | TTFT ms | ITL ms | peak MiB | MFLOP/tok | MB/tok | %% bw | %s J/tok | ppl | KL | top-1 |\n",
+              o.n_prompt, at.c_str(), o.n_gen, at.c_str(), o.roofline_gflops > 0 ? "% compute |" : "");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|%s---:|---:|---:|---:|\n", o.roofline_gflops > 0 ? "---:|" : "");
   for (const Variant& v : vs) {
     const double tg = mean(v.tg_tps);
@@ -276,7 +288,8 @@ void draw_chart(const std::vector<Variant>& vs, const AbOptions& o) {
   }
   std::string script = "set terminal pngcairo size 900,600 noenhanced\nset output '" + o.chart + "'\n" +
                        "set title 'semline A/B: speed vs " + (have_quality ? "quality" : "prefill") + "'\n" +
-                       "set xlabel 'decode tokens/s (tg" + std::to_string(o.n_gen) + ")'\n" +
+                       "set xlabel 'decode tokens/s (tg" + std::to_string(o.n_gen) +
+                       (o.n_depth > 0 ? " @ d" + std::to_string(o.n_depth) : "") + ")'\n" +
                        "set ylabel '" + (have_quality ? "mean KL divergence vs " + vs.front().name : "prefill tokens/s") +
                        "'\nset grid\nset offsets graph 0.1, graph 0.1, graph 0.1, graph 0.1\n" +
                        "plot '" + data.string() + "' using 1:2 with points pt 7 ps 2 notitle, '' using 1:2:3 with labels offset 0,1.5 notitle\n";
@@ -346,17 +359,29 @@ void run_ab(const AbOptions& o) {
   std::vector<std::pair<std::string, Config>> gridded(configs.begin(), configs.end() - static_cast<std::ptrdiff_t>(o.vs.size()));
   drop_undeclared_params(gridded, o.grid, plugins->registry);
   std::copy(gridded.begin(), gridded.end(), configs.begin());
-  const int context = std::max(o.n_prompt + o.n_gen + 8, o.text.empty() ? 0 : o.window);
+  const bool deep = o.n_depth > 0;
+  if (deep && !o.prompt_file.empty())
+    throw Error("--prompt-file with --n-depth: the A/B bench at a depth times new random tokens after the context in "
+                "every repetition (one text would be served from the prefix cache from the second on); drop one of them");
+  // Room for the context and, once, the prompt of a repetition and its tokens.
+  const int context = std::max(o.n_depth + o.n_prompt + o.n_gen + 8, o.text.empty() ? 0 : o.window);
 
   std::vector<Variant> vs(configs.size());
   std::mt19937 rng(1234);
-  std::vector<int32_t> prompt;
+  std::vector<int32_t> prompt, depth_context;
+  std::uniform_int_distribution<int32_t> tok;  // over the first variant's vocabulary
+  // At a depth each request brings new tokens after the context; without one, the same prompt.
+  auto next_prompt = [&] {
+    if (deep)
+      for (auto& t : prompt) t = tok(rng);
+    return prompt;
+  };
   // Pass 1, one variant alive at a time: its peak memory and its decode cost.
   for (size_t i = 0; i < vs.size(); ++i) {
     vs[i].name = configs[i].first;
     vs[i].config = configs[i].second;
     reset_peak_memory();
-    build(vs[i], *plugins, context);
+    build(vs[i], *plugins, context, deep);
     if (prompt.empty() && !o.prompt_file.empty()) {
       // The file's text, cut at n_prompt tokens: variants whose speed depends on what the text
       // says (speculative drafts) are timed on text, not on random tokens.
@@ -366,14 +391,16 @@ void run_ab(const AbOptions& o) {
       if (prompt.size() > static_cast<size_t>(std::max(o.n_prompt, 1))) prompt.resize(static_cast<size_t>(std::max(o.n_prompt, 1)));
       if (prompt.size() < 2) throw Error(o.prompt_file + ": the prompt file holds no text");
     }
+    if (i == 0) tok = std::uniform_int_distribution<int32_t>(0, static_cast<int32_t>(vs[i].graph.hp.n_vocab - 1));
     if (prompt.empty()) {
-      std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(vs[i].graph.hp.n_vocab - 1));
       prompt.resize(std::max(o.n_prompt, 1));
       for (auto& t : prompt) t = tok(rng);
+      depth_context.resize(static_cast<size_t>(o.n_depth));
+      for (auto& t : depth_context) t = tok(rng);
     }
-    measure(vs[i], prompt, o.n_gen);  // also the warm-up
+    measure(vs[i], depth_context, next_prompt(), o.n_gen);  // also the warm-up
     vs[i].peak_mib = peak_memory_mib();
-    meter_decode(vs[i], prompt);
+    meter_decode(vs[i], depth_context, prompt);
     vs[i].pp_tps.clear(), vs[i].tg_tps.clear(), vs[i].ttft_ms.clear(), vs[i].itl_ms.clear();
     vs[i].draft_steps = vs[i].draft_tokens = vs[i].accepted_tokens = 0;
     // Nothing of it stays resident while the next one is measured: the model's mapped pages
@@ -383,18 +410,29 @@ void run_ab(const AbOptions& o) {
     vs[i].graph = PipelineGraph{};
     vs[i].model.reset();
   }
-  for (Variant& v : vs) build(v, *plugins, context);
-  // Pass 2, interleaved: every repetition runs every variant, so drift hits all alike.
+  // Pass 2, interleaved: every repetition runs every variant, so drift hits all alike. At a depth,
+  // each variant first computes the context once (untimed) into its prefix cache.
   Progress bar("A/B bench");
-  for (int r = 0; r < o.reps; ++r)
+  const size_t warm = deep ? vs.size() : 0, runs = warm + static_cast<size_t>(o.reps) * vs.size();
+  for (size_t i = 0; i < vs.size(); ++i) {
+    build(vs[i], *plugins, context, deep);
+    if (!deep) continue;
+    measure(vs[i], depth_context, next_prompt(), 0);
+    vs[i].pp_tps.clear(), vs[i].ttft_ms.clear();
+    vs[i].draft_steps = vs[i].draft_tokens = vs[i].accepted_tokens = 0;
+    bar(i + 1, runs);
+  }
+  for (int r = 0; r < o.reps; ++r) {
+    const std::vector<int32_t> timed = next_prompt();  // every variant times the same tokens
     for (size_t i = 0; i < vs.size(); ++i) {
       auto e0 = rapl_joules();
-      measure(vs[i], prompt, o.n_gen);
+      measure(vs[i], depth_context, timed, o.n_gen);
       auto e1 = rapl_joules();
       if (e0 && e1 && *e1 > *e0 && o.n_gen > 0)
         vs[i].joules_per_token = (vs[i].joules_per_token.value_or(0) * r + (*e1 - *e0) / (o.n_prompt + o.n_gen)) / (r + 1);
-      bar(r * vs.size() + i + 1, o.reps * vs.size());
+      bar(warm + static_cast<size_t>(r) * vs.size() + i + 1, runs);
     }
+  }
   // Quality against the first variant on the same tokens.
   if (!o.text.empty()) {
     std::vector<int32_t> text = read_text_tokens(o.text, vs.front().pipeline->tokenizer(), "quality text file");

@@ -15,6 +15,7 @@ struct AbOptions {
   std::vector<std::string> grid;   // --set KEY=a,b,c: one variant per value (cartesian over keys)
   int n_prompt = 512;
   int n_gen = 128;
+  int n_depth = 0;                 // tokens of context each timed request continues from (-d)
   int reps = 3;
   std::string text;                // text file for perplexity / KL / top-1 (optional)
   std::string prompt_file;         // the timed prompt: this text, cut at n_prompt tokens (default: random tokens)

@@ -323,9 +323,9 @@ void add_bench_command(CLI::App& app) {
       bench(*o);
       return;
     }
-    if (o->n_depth != std::vector<int>{0})
-      throw Error("--n-depth is for the plain bench (llama-bench's -d); the A/B bench times prompts and decodes from "
-                  "an empty context");
+    if (o->n_depth.size() > 1)
+      throw Error("the A/B bench compares its variants at one --n-depth; got " + std::to_string(o->n_depth.size()) +
+                  " (run it once per depth, or the plain bench for several)");
     AbOptions ab = o->ab;
     ab.base = o->line;
     ab.base.sets = plain;
@@ -334,6 +334,7 @@ void add_bench_command(CLI::App& app) {
     ab.grid = grid;
     ab.n_prompt = o->n_prompt.front();
     ab.n_gen = o->n_gen.front();
+    ab.n_depth = o->n_depth.front();
     ab.reps = o->reps;
     ab.output = o->output;
     run_ab(ab);

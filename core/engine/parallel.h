@@ -10,7 +10,8 @@
 // ones (o, down) the rank's columns, so each rank's sub-layer yields a partial sum of the whole
 // result and one all-reduce per sub-layer completes it (Pipeline::forward). Norms, the embedding
 // and the router are whole on every rank. The head is split by vocabulary where it divides: each
-// rank computes its share of the logits and the leader gathers them.
+// rank computes its share of the logits and the stage's tensor rank 0 gathers them (the leader,
+// unless a grid's last stage holds the head; that rank sends the logits to the leader).
 //
 // Expert parallelism, an option of the tensor split: a mixture's experts stay whole and each rank
 // holds n_expert / ranks of them (HParams::extra expert_first, expert_count); every rank routes over

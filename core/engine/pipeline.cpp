@@ -128,7 +128,8 @@ Pipeline::Pipeline(const PipelineGraph& graph, const ModelView& model, const Sta
     block_hp_ = shard_hparams(graph_, split_.tensor, split_.tensor_rank(), options.expert_parallel);
     shard_ = std::make_unique<ShardedModel>(model, block_nodes(graph_), split_.tensor_rank(), split_.tensor,
                                             options.expert_parallel);
-    head_split_ = graph_.hp.n_vocab % split_.tensor == 0;  // else the leader computes every logit
+    // Where the vocabulary does not divide, the last stage's tensor rank 0 computes every logit.
+    head_split_ = graph_.hp.n_vocab % split_.tensor == 0;
     if (head_split_) {
       head_shard_ = std::make_unique<ShardedModel>(model, std::vector<const GraphNode*>{&graph_.head},
                                                    split_.tensor_rank(), split_.tensor);

@@ -239,9 +239,31 @@ TEST_CASE("semline bench speaks llama-bench's JSON") {
                             " -p 0 -n 16 -d 24 -r 3 -t 1");
   CHECK(windowed.code == 0);
   CHECK_THAT(windowed.out, Contains("tg16 @ d24"));
-  Result ab = run_cli("bench -m " + kStories + " --set kv_cache.dtype=f32,f16 -d 40 -r 1");
-  CHECK(ab.code == 1);
-  CHECK_THAT(ab.out, Contains("--n-depth is for the plain bench"));
+  // The A/B bench at one depth: each variant computes the context once into its prefix cache and
+  // every repetition continues from it, so a decode step reads the context's keys and values.
+  auto ab_rows = [](const std::string& args) {
+    Result ab = run_cli("-q bench -m " + kStories + " --set kv_cache.dtype=f32,f16 -p 4 -n 4 -r 2 -t 1 -o json " + args);
+    REQUIRE(ab.code == 0);
+    return nlohmann::json::parse(ab.out.substr(ab.out.find('[')));
+  };
+  const auto flat = ab_rows(""), at_depth = ab_rows("-d 200");
+  REQUIRE(at_depth.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    INFO(at_depth[i].dump());
+    CHECK(at_depth[i]["n_depth"] == 200);
+    CHECK(flat[i]["n_depth"] == 0);
+    CHECK(at_depth[i]["tg_tps"].get<double>() > 0);
+    CHECK(at_depth[i]["bytes_per_token"].get<double>() > flat[i]["bytes_per_token"].get<double>());
+  }
+  Result ab_md = run_cli("bench -m " + kStories + " --set kv_cache.dtype=f32,f16 -p 4 -n 4 -d 40 -r 1 -t 1");
+  CHECK_THAT(ab_md.out, Contains("tg4 @ d40 t/s"));
+  Result two = run_cli("bench -m " + kStories + " --set kv_cache.dtype=f32,f16 -d 0,40 -r 1");
+  CHECK(two.code == 1);
+  CHECK_THAT(two.out, Contains("the A/B bench compares its variants at one --n-depth; got 2"));
+  Result file = run_cli("bench -m " + kStories + " --set kv_cache.dtype=f32,f16 -d 40 -r 1 --prompt-file " +
+                        std::string(SEMLINE_SOURCE_DIR) + "/tests/data/story.txt");
+  CHECK(file.code == 1);
+  CHECK_THAT(file.out, Contains("--prompt-file with --n-depth"));
 }
 
 TEST_CASE("bad input is one clear line and exit code 1") {

@@ -128,24 +128,36 @@ std::vector<Vec> RefAttention::step(const std::vector<Vec>& x, const std::vector
   const int64_t hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
   for (size_t t = 0; t < x.size(); ++t) {
     Vec attn(static_cast<size_t>(hp.n_head * hd), 0.0);
-    const auto& cache = kv.at(seq[t]);
+    const auto& seq_kv = kv.at(seq[t]);  // position -> (keys, values)
+    const double scale = hp.extra_or("attention_scale", 1.0 / std::sqrt(static_cast<double>(hd)));
     for (int64_t h = 0; h < hp.n_head; ++h) {
       const int64_t g = h / group;
+      Vec qh(q[t].begin() + h * hd, q[t].begin() + (h + 1) * hd);
+      double after = scale;  // the scale still to apply to a score
+      if (cache == DType::Q8_0 && q8_query) {
+        for (int64_t b = 0; b < hd; b += 32) {
+          double amax = 0;
+          for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(qh[i] * scale));
+          const double d = amax / 127;
+          for (int64_t i = b; i < b + 32; ++i) qh[i] = d > 0 ? d * std::nearbyint(qh[i] * scale / d) : 0.0;
+        }
+        after = 1;
+      }
       std::vector<std::pair<int32_t, double>> s;  // (key position, score) of the keys the mask keeps
       double mx = -INFINITY, sum = 0;
       for (int32_t p = 0; p <= pos[t]; ++p) {
         if (!mask(pos[t], p)) continue;
-        const Vec& k = cache.at(p).first;
+        const Vec& k = seq_kv.at(p).first;
         double d = 0;
-        for (int64_t i = 0; i < hd; ++i) d += q[t][h * hd + i] * k[g * hd + i];
-        double score = d * hp.extra_or("attention_scale", 1.0 / std::sqrt(static_cast<double>(hd)));
+        for (int64_t i = 0; i < hd; ++i) d += qh[i] * k[g * hd + i];
+        double score = d * after;
         if (const double cap = hp.extra_or("attn_logit_softcap", 0.0); cap > 0) score = cap * std::tanh(score / cap);
         s.emplace_back(p, score);
         mx = std::max(mx, s.back().second);
       }
       for (auto& e : s) sum += e.second = std::exp(e.second - mx);
       for (const auto& [p, e] : s)
-        for (int64_t i = 0; i < hd; ++i) attn[h * hd + i] += e / sum * cache.at(p).second[g * hd + i];
+        for (int64_t i = 0; i < hd; ++i) attn[h * hd + i] += e / sum * seq_kv.at(p).second[g * hd + i];
     }
     out[t] = plus(matvec(wo, attn), o_bias);
   }

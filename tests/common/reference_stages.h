@@ -67,6 +67,9 @@ struct RefAttention {
   DType cache;  // F32, F16 (keys and values rounded to F16) or Q8_0 (to its blocks, as round_like_kv_q8)
   std::map<int, std::map<int32_t, std::pair<Vec, Vec>>> kv;
   Mask mask = causal_mask();
+  // With a Q8_0 cache: the scaled query rounded to 8 bits per block of 32 (d = max / 127) before
+  // it meets the keys, as the cpu's attention cores round it (round_q8_blocks).
+  bool q8_query = false;
 
   // Contributions (the stage adds them to out) for the batch rows x.
   std::vector<Vec> step(const std::vector<Vec>& x, const std::vector<int32_t>& pos, const std::vector<int>& seq);

@@ -659,14 +659,14 @@ TEST_CASE("the Q8_0 KV cache kernels: to_q8_0 writes ggml's blocks, gemm, dot, a
   }
 }
 
-TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys as float64 does", "[kernels]") {
+TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys (an 8-bit query) as float64 does", "[kernels]") {
   for (Isa isa : runnable_isas()) {
     INFO("isa " << isa_name(isa));
     const Kernels& kern = kernels_for(isa);
     // Each head size both ways somewhere: 40 in AVX2's registers (5 vectors) but a dot product per
     // key on AVX-512; 256 in AVX-512's registers (16) but per key on AVX2; 32 to 128 in registers
     // on both; the scalar set and Q8_0 rows of 40 never in registers.
-    for (int64_t hd : {32, 40, 64, 96, 128, 256}) {
+    for (int64_t hd : {32, 40, 64, 96, 128, 192, 256}) {
       for (int64_t n : {1, 3, 4, 7, 16}) {  // whole groups of four keys and the rest
         INFO("hd " << hd << ", n " << n);
         const int64_t stride = hd * 4 + 20;  // bytes between rows, wider than any row
@@ -688,22 +688,46 @@ TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys as float64
             for (int i = 0; i < 32; ++i) deq8[j * hd + b * 32 + i] = static_cast<double>(f16_to_f32(blk.d)) * blk.qs[i];
           }
         }
-        auto check = [&](Kernels::QkRowFn fn, const std::vector<char>& keys, auto value) {
+        // Q8_0 keys meet the query rounded to 8 bits per block of 32 (d = max / 127), in float64
+        // here; a zero block stays zero.
+        std::vector<float> q_zero_block = q;
+        std::vector<double> q8q(static_cast<size_t>(hd));
+        if (hd % 32 == 0) {
+          std::fill(q_zero_block.begin(), q_zero_block.begin() + 32, 0.0f);
+          for (int64_t b = 0; b < hd; b += 32) {
+            float amax = 0;
+            for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(q[i]));
+            const float d = amax / 127.0f;
+            for (int64_t i = b; i < b + 32; ++i) q8q[i] = static_cast<double>(d) * std::nearbyint(q[i] / d);
+          }
+        }
+        auto check = [&](Kernels::QkRowFn fn, const std::vector<char>& keys, auto value, const float* qin,
+                         auto qval) {
           std::vector<float> s(static_cast<size_t>(n) + 1, -7.0f);
-          fn(q.data(), keys.data(), static_cast<size_t>(stride), n, hd, s.data());
+          fn(qin, keys.data(), static_cast<size_t>(stride), n, hd, s.data());
           REQUIRE(s[static_cast<size_t>(n)] == -7.0f);  // nothing past the n scores
           for (int64_t j = 0; j < n; ++j) {
             double want = 0, scale = 0;
             for (int64_t i = 0; i < hd; ++i) {
-              want += value(j * hd + i) * q[i];
-              scale += std::fabs(value(j * hd + i) * q[i]);
+              want += value(j * hd + i) * qval(i);
+              scale += std::fabs(value(j * hd + i) * qval(i));
             }
             REQUIRE(std::fabs(s[j] - want) <= 1e-5 * scale);
           }
         };
-        check(kern.qk_row(DType::F32), f32, [&](int64_t i) { return static_cast<double>(x[i]); });
-        check(kern.qk_row(DType::F16), f16, [&](int64_t i) { return deq16[i]; });
-        if (hd % 32 == 0) check(kern.qk_row(DType::Q8_0), q8, [&](int64_t i) { return deq8[i]; });
+        auto as_is = [&](int64_t i) { return static_cast<double>(q[i]); };
+        check(kern.qk_row(DType::F32), f32, [&](int64_t i) { return static_cast<double>(x[i]); }, q.data(), as_is);
+        check(kern.qk_row(DType::F16), f16, [&](int64_t i) { return deq16[i]; }, q.data(), as_is);
+        if (hd % 32 == 0) {
+          auto deq = [&](int64_t i) { return deq8[i]; };
+          check(kern.qk_row(DType::Q8_0), q8, deq, q.data(), [&](int64_t i) { return q8q[i]; });
+          check(kern.qk_row(DType::Q8_0), q8, deq, q_zero_block.data(),
+                [&](int64_t i) { return i < 32 ? 0.0 : q8q[i]; });
+          // A query rounded already (as the tiled core rounds it) comes through unchanged.
+          std::vector<float> pre = q;
+          round_q8_blocks(pre.data(), hd);
+          check(kern.qk_row(DType::Q8_0), q8, deq, pre.data(), [&](int64_t i) { return q8q[i]; });
+        }
       }
     }
   }

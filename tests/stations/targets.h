@@ -49,6 +49,7 @@ struct Cpu {
   // multiples of kQ8KvHead.
   static bool kv_cache(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::Q8_0; }
   static constexpr int64_t kQ8KvHead = 32;
+  static constexpr bool kQ8Query = true;  // its cores meet Q8_0 keys with an 8-bit query
   static const testing::RecordingRegistry& entries();  // the plugin's registrations
   static const std::vector<Setup>& setups();
 };
@@ -59,6 +60,7 @@ struct Vulkan {
   static bool quantized_input(DType) { return false; }  // every dtype dequantised exactly
   static bool kv_cache(DType dt) { return dt == DType::F32 || dt == DType::F16 || dt == DType::Q8_0; }
   static constexpr int64_t kQ8KvHead = 64;  // a row of whole 32-bit words
+  static constexpr bool kQ8Query = false;
   static const testing::RecordingRegistry& entries();
   static const std::vector<Setup>& setups();
 };

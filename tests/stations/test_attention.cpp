@@ -14,6 +14,7 @@
 
 using namespace semline;
 using namespace semline::stationtest;
+using testing::causal_mask;
 using testing::fused;
 using testing::matvec;
 using testing::Project;
@@ -32,9 +33,10 @@ struct Script {
 // round apart (8e-3 seen over many seeds; two such steps in one output could double it).
 double kv_tol(DType cache) { return cache == DType::F16 ? 2e-3 : cache == DType::Q8_0 ? 2e-2 : 0.0; }
 
-RefAttention llama_reference(const Layer& l, DType cache) {
+// q8_query: the backend's cores meet Q8_0 keys with an 8-bit query (the target's kQ8Query).
+RefAttention llama_reference(const Layer& l, DType cache, bool q8_query = false) {
   return RefAttention{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")),
-                      l.model.values("o"), nullptr, cache, {}};
+                      l.model.values("o"), nullptr, cache, {}, causal_mask(), q8_query};
 }
 
 // Runs a script of steps through the variants side by side, each on a cache of its own (4-position
@@ -115,7 +117,7 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
     auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
     auto flash = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors), {{"block", int64_t{3}}});
     auto flash64 = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
-    RefAttention ref = llama_reference(l, c.cache);
+    RefAttention ref = llama_reference(l, c.cache, TestType::kQ8Query);
     const double tol = std::max(l.weight_tol(c.weights), kv_tol(c.cache));
     run_script(l, script, tables, {dense.get(), flash.get(), flash64.get()}, c.cache, 16, ref, tol,
                l.weight_tol(c.weights), [&](size_t s) {
@@ -210,7 +212,7 @@ TEMPLATE_TEST_CASE("attention: a fused qkv map, biases, no rotary embedding, and
     }
     auto dense = l.build(StageKind::Attention, "dense", l.context("attn", tensors));
     auto flash = l.build(StageKind::Attention, "flash", l.context("attn", tensors), {{"block", int64_t{3}}});
-    RefAttention ref{l.hp, project, wo, &bo, c.cache, {}};
+    RefAttention ref{l.hp, project, wo, &bo, c.cache, {}, causal_mask(), TestType::kQ8Query};
     const double tol = std::max(l.weight_tol(c.weights), c.cache == DType::F16 ? 2e-3 : 0.0);
     run_script(l, script, tables, {dense.get(), flash.get()}, c.cache, 8, ref, tol, l.weight_tol(c.weights));
   }

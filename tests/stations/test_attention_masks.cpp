@@ -51,7 +51,9 @@ struct Variant {
 struct Errors {
   double vs_reference = 0, vs_dense = 0;
 };
-Errors run_script(const Setup& setup, const Variant& var, DType cache, int64_t model_window = 0, Heads heads = {}) {
+// q8_query: the backend's cores meet Q8_0 keys with an 8-bit query (the target's kQ8Query).
+Errors run_script(const Setup& setup, const Variant& var, DType cache, int64_t model_window = 0, Heads heads = {},
+                  bool q8_query = false) {
   Layer l(setup, RopeType::Normal, heads);
   l.add_attention_weights(DType::F32);
   l.hp.sliding_window = model_window;
@@ -60,7 +62,7 @@ Errors run_script(const Setup& setup, const Variant& var, DType cache, int64_t m
   auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
   Cache cv(l.be, l.hp, cache, 4, 16), cd(l.be, l.hp, cache, 4, 16);
   RefAttention ref{l.hp, separate(l.model.values("q"), l.model.values("k"), l.model.values("v")), l.model.values("o"), nullptr,
-                   cache, {}, var.mask};
+                   cache, {}, var.mask, q8_query};
   Errors e;
   for (const Script& step : kScript) {
     StepData sd;
@@ -117,7 +119,7 @@ TEMPLATE_TEST_CASE("sliding_window and block_sparse match the float64 reference 
     const double tol = cache == DType::F32 ? 1e-5 : cache == DType::F16 ? 2e-3 : 2e-2;
     for (const Variant& v : variants) {
       INFO(setup.name << ", cache " << dtype_name(cache) << ", " << describe(v));
-      const Errors e = run_script(setup, v, cache, 0, heads);
+      const Errors e = run_script(setup, v, cache, 0, heads, TestType::kQ8Query);
       CHECK(e.vs_reference <= tol);
       CHECK(e.vs_dense > 1e-3);  // none of these patterns covers the context
     }
@@ -130,7 +132,7 @@ TEMPLATE_TEST_CASE("sliding_window matches the float64 reference with its window
   for (DType cache : {DType::F32, DType::F16})
     for (const Variant& v : {sliding(1, 64), sliding(3, 2), sliding(7, 5), sliding(12, 4)}) {
       INFO(setup.name << ", cache " << dtype_name(cache) << ", " << describe(v));
-      const Errors e = run_script(setup, v, cache);
+      const Errors e = run_script(setup, v, cache, 0, {}, TestType::kQ8Query);
       CHECK(e.vs_reference <= (cache == DType::F16 ? 2e-3 : 1e-5));
       CHECK(e.vs_dense > 1e-3);
     }

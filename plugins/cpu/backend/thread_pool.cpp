@@ -2,6 +2,9 @@
 
 #include <chrono>
 #include <cstdint>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 namespace semline::cpu {
 namespace {
@@ -29,6 +32,29 @@ class AsWorker {
  private:
   const ThreadPool* pool_;
   int worker_;
+};
+
+// The kernels run with denormal floats flushed to zero (x86's FTZ and DAZ), for the scope of a
+// job on the caller and for a worker's life. Attention at depth weighs most keys by a probability
+// near exp(-87); times a Q8_0 block's scale or a value that is a denormal, and every operation on
+// a denormal costs the core a microcode assist of a hundred cycles or more — at a 4k context that
+// made a q8_0 cache's decode 2.3x slower. What is flushed is below 1.2e-38 of the output.
+class FlushDenormals {
+ public:
+#if defined(__x86_64__) || defined(__i386__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | kFtz | kDaz); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+#else
+  FlushDenormals() = default;  // elsewhere the defaults stand
+#endif
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+#if defined(__x86_64__) || defined(__i386__)
+ private:
+  static constexpr unsigned kFtz = 0x8000, kDaz = 0x0040;
+  unsigned saved_;
+#endif
 };
 
 // How long an idle worker spins before it sleeps: long enough to bridge the serial gaps between
@@ -73,6 +99,7 @@ void ThreadPool::run(int64_t n, int64_t grain, Body body) {
   }
   std::lock_guard<std::mutex> lock(submit_);
   AsWorker caller(this, 0);
+  FlushDenormals flush;
   if (workers_.empty() || n <= grain) {
     run_inline(n, grain, body, 0);
     return;
@@ -136,6 +163,7 @@ void ThreadPool::work(uint32_t gen, int index) {
 
 void ThreadPool::worker_main(int index) {
   AsWorker self(this, index);
+  FlushDenormals flush;
   uint32_t seen = 0;
   for (;;) {
     uint32_t g = generation_.load(std::memory_order_acquire);

@@ -2,13 +2,15 @@
 // layer and kv head, one query row's scores against every cached key (qk_row), the softmax of a
 // tile, and the values weighted into the output row (pv), over a pool laid out as the KV cache
 // lays it out (blocks of positions, one kv head's rows together within a block, the blocks
-// scattered). It isolates what a q8_0 cache changes from the rest of a decode step. Each figure
-// is the best of several runs, since other processes only ever slow one down; ns per key and head
-// is thread time (wall time times threads).
+// scattered) in memory mapped as the cpu backend maps it (huge pages where granted; `--pages
+// small` for 4 KiB pages, which slow the f16 cache far more than the q8_0 one). It isolates what a
+// q8_0 cache changes from the rest of a decode step. Each figure is the best of several runs,
+// since other processes only ever slow one down; ns per key and head is thread time (wall time
+// times threads).
 //
 //   semline-kv-bench [--isa scalar|avx2|avx512|amx] [--depth N] [--layers L] [--heads H]
 //                    [--head-dim D] [--block N] [--tile N] [--order shuffled|sequential] [--threads N]
-//                    [--seconds S]
+//                    [--pages huge|small] [--seconds S]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/cpu_backend.h"
 #include "kernels/kernels.h"
 
 using namespace semline;
@@ -30,17 +33,21 @@ namespace {
 struct Shape {
   int64_t depth = 16384, layers = 12, heads = 12, hd = 64, block = 16, tile = 64, threads = 1;
   bool shuffled = true;  // the blocks in a random order, else one after the other
+  bool huge = true;      // the cache's memory as the cpu backend maps it (huge pages where granted)
 };
 
 // A pool of blocks, each holding `heads` kv heads' rows of `block` positions, handed out in order
 // (a fresh cache) or shuffled (a cache after a while of serving).
 struct Pool {
   size_t row = 0, head_bytes = 0, block_bytes = 0;
-  std::vector<char> bytes;
+  std::vector<char> small;  // 4 KiB pages
+  AlignedBlock huge;
+  char* base = nullptr;
+  size_t size = 0;
   std::vector<int64_t> order;  // block of each run of positions, per layer
   const char* rows(const Shape& s, int64_t layer, int64_t b, int64_t head) const {
     const int64_t blocks = s.depth / s.block;
-    return bytes.data() + static_cast<size_t>(order[static_cast<size_t>(layer * blocks + b)]) * block_bytes +
+    return base + static_cast<size_t>(order[static_cast<size_t>(layer * blocks + b)]) * block_bytes +
            static_cast<size_t>(head) * head_bytes;
   }
 };
@@ -51,12 +58,19 @@ Pool make_pool(const Kernels& kern, const Shape& s, DType dtype, std::mt19937& r
   p.head_bytes = p.row * static_cast<size_t>(s.block);
   p.block_bytes = p.head_bytes * static_cast<size_t>(s.heads);
   const int64_t n_blocks = s.layers * (s.depth / s.block);
-  p.bytes.resize(p.block_bytes * static_cast<size_t>(n_blocks));
+  p.size = p.block_bytes * static_cast<size_t>(n_blocks);
+  if (s.huge) {
+    p.huge = AlignedBlock(p.size);
+    p.base = static_cast<char*>(p.huge.data());
+  } else {
+    p.small.resize(p.size);
+    p.base = p.small.data();
+  }
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(s.hd));
-  for (size_t off = 0; off < p.bytes.size(); off += p.row) {
+  for (size_t off = 0; off < p.size; off += p.row) {
     for (float& v : x) v = nd(rng);
-    char* dst = p.bytes.data() + off;
+    char* dst = p.base + off;
     if (dtype == DType::Q8_0) kern.to_q8_0(x.data(), dst, s.hd);
     else if (dtype == DType::F16) kern.to_f16(x.data(), reinterpret_cast<uint16_t*>(dst), s.hd);
     else std::copy(x.begin(), x.end(), reinterpret_cast<float*>(dst));
@@ -144,6 +158,13 @@ int main(int argc, char** argv) {
       }
       s.shuffled = std::string(val) == "shuffled";
     }
+    else if (key == "--pages") {
+      if (std::string(val) != "huge" && std::string(val) != "small") {
+        std::fprintf(stderr, "--pages %s: expected huge or small\n", val);
+        return 2;
+      }
+      s.huge = std::string(val) == "huge";
+    }
     else if (key == "--threads") s.threads = std::atoll(val);
     else if (key == "--seconds") budget = std::atof(val);
     else {
@@ -186,7 +207,7 @@ int main(int argc, char** argv) {
     const double keys = static_cast<double>(s.depth * s.layers * s.heads);
     std::printf("%-6s %12.2f %14.2f %12.2f\n", dtype_name(dtype), best * 1e3,
                 best * 1e9 * static_cast<double>(s.threads) / keys,
-                static_cast<double>(k.bytes.size() + v.bytes.size()) / best / 1e9);
+                static_cast<double>(k.size + v.size) / best / 1e9);
   }
   return 0;
 }

@@ -14,6 +14,7 @@ constexpr Kernels make_table() {
   k.gemm_bf16 = &avx512::gemm_bf16;
   k.gemm_q8_0 = &avx512::gemm_q8_0;
   k.gemm_q4_0 = &avx512::gemm_q4_0;
+  k.qk_row_q8_0 = &avx512::qk_row_q8_0;
   k.repacked_quant = true;
   return k;
 }

@@ -1,5 +1,5 @@
-// The AVX-512 linear maps that are not generic: defined in avx512_quant.cpp and
-// avx512_float.cpp, gathered into the table by avx512.cpp.
+// The AVX-512 linear maps (and scores over a Q8_0 cache) that are not generic: defined in
+// avx512_quant.cpp and avx512_float.cpp, gathered into the table by avx512.cpp.
 #pragma once
 
 #include <immintrin.h>
@@ -26,5 +26,6 @@ void gemm_q4_0(const GemmArgs& a);
 void gemm_f32(const GemmArgs& a);
 void gemm_f16(const GemmArgs& a);
 void gemm_bf16(const GemmArgs& a);
+void qk_row_q8_0(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, float* s);
 
 }  // namespace semline::cpu::avx512

@@ -208,4 +208,74 @@ void gemm(const GemmArgs& a) {
 void avx512::gemm_q8_0(const GemmArgs& a) { gemm<Q8>(a); }
 void avx512::gemm_q4_0(const GemmArgs& a) { gemm<Q4>(a); }
 
+// ---------------------------------------------------------------------------------------------
+// One query row against Q8_0 keys (a decode step over a q8_0 cache), in integers: the query
+// rounded to 8 bits per block as round_q8_blocks does, a key's two blocks in one register of 64
+// int8 offset to unsigned (+128), one vpdpbusd per 64 values, the offset taken back out by
+// starting each sum at -128 sum q, and a lane's int32 sum scaled by its block's two scales. About
+// a dozen instructions a key where the float kernel converts 64 int8 to floats: a decode step at
+// depth is bound by the instructions between its loads, not by the bytes.
+
+namespace {
+
+template <int NZ>  // registers of 64 values: hd = 64 NZ
+void qk_row_q8_0_int(const float* q, const char* k, size_t ks, int64_t n, float* s) {
+  __m512i qz[NZ], start[NZ];
+  __m512 qd[NZ];  // lanes 0-7: the first block's query scale, 8-15: the second's
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int z = 0; z < NZ; ++z) {
+    __m128i bytes[4];
+    float d[2];
+    for (int b = 0; b < 2; ++b) {
+      const __m512 x0 = _mm512_loadu_ps(q + 64 * z + 32 * b), x1 = _mm512_loadu_ps(q + 64 * z + 32 * b + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+      d[b] = amax / 127.0f;
+      const __m512 dv = _mm512_set1_ps(d[b] > 0 ? d[b] : 1.0f);  // a zero block rounds to zeros
+      bytes[2 * b] = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_div_ps(x0, dv)));
+      bytes[2 * b + 1] = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_div_ps(x1, dv)));
+    }
+    qz[z] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(bytes[1], bytes[0])),
+                               _mm256_set_m128i(bytes[3], bytes[2]), 1);
+    start[z] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, qz[z]));
+    qd[z] = _mm512_insertf32x8(_mm512_set1_ps(d[0]), _mm256_set1_ps(d[1]), 1);
+  }
+  // The scores of one key: sum over its lanes (hsum4 takes four keys at once).
+  auto key = [&](const char* row) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int z = 0; z < NZ; ++z) {
+      const char* blk = row + 68 * z;  // blocks 2z and 2z + 1, 34 bytes each
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36));
+      const __m512i kz = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), offset);
+      const __m512i dot = _mm512_dpbusd_epi32(start[z], kz, qz[z]);
+      uint16_t d0, d1;
+      std::memcpy(&d0, blk, 2);
+      std::memcpy(&d1, blk + 34, 2);
+      const __m512 dk = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(static_cast<short>(d0))),
+                                                                _mm_set1_epi16(static_cast<short>(d1)), 1));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dk, qd[z]), acc);
+    }
+    return acc;
+  };
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const char* r = k + j * ks;
+    V::hsum4(key(r), key(r + ks), key(r + 2 * ks), key(r + 3 * ks), s + j);
+  }
+  for (; j < n; ++j) s[j] = _mm512_reduce_add_ps(key(k + j * ks));
+}
+
+}  // namespace
+
+void avx512::qk_row_q8_0(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, float* s) {
+  const char* kb = static_cast<const char*>(k);
+  switch (hd) {
+    case 64: return qk_row_q8_0_int<1>(q, kb, ks, n, s);
+    case 128: return qk_row_q8_0_int<2>(q, kb, ks, n, s);
+    case 192: return qk_row_q8_0_int<3>(q, kb, ks, n, s);
+    case 256: return qk_row_q8_0_int<4>(q, kb, ks, n, s);
+    default: return generic::qk_row<V, generic::LoadQ8<V>>(q, k, ks, n, hd, s);
+  }
+}
+
 }  // namespace semline::cpu

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "kernels/kernels.h"
 
@@ -633,6 +634,14 @@ constexpr bool qk_row_fits = 2 * NC <= V::kRegs && (!L::kBlockScaled || NC * V::
 template <class V, class L>
 void qk_row(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, float* s) {
   const char* kb = static_cast<const char*>(k);
+  float rounded[256];  // Q8_0 keys meet the query rounded to 8 bits (kernels.h)
+  std::vector<float> longer;
+  if constexpr (L::kBlockScaled) {
+    float* r = hd <= 256 ? rounded : (longer.resize(static_cast<size_t>(hd)), longer.data());
+    std::copy(q, q + hd, r);
+    round_q8_blocks(r, hd);
+    q = r;
+  }
   void (*fn)(const float*, const char*, size_t, int64_t, float*) = nullptr;
   auto pick = [&]<int NC>() {
     if constexpr (qk_row_fits<V, L, NC>)

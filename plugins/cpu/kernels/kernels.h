@@ -4,6 +4,8 @@
 // no ISA-specific code.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -117,7 +119,10 @@ struct Kernels {
                  size_t v_stride, int64_t hd, float* o, int64_t o_stride);
 
   // s[j] = q . k_j for j < n: one query row against n keys (F32, F16 or Q8_0 rows k_stride bytes
-  // apart, of hd values), the decode step of attention whose query heads share no kv head.
+  // apart, of hd values), the decode step of attention whose query heads share no kv head. Against
+  // Q8_0 keys the query is first rounded as round_q8_blocks does (ggml's vec_dot_q8_0_q8_0 meets
+  // such a cache with an 8-bit query too), so the products can be integer ones: a query rounded so
+  // already comes through unchanged.
   using QkRowFn = void (*)(const float* q, const void* k, size_t k_stride, int64_t n, int64_t hd, float* s);
   QkRowFn qk_row_f32, qk_row_f16, qk_row_q8_0;
   QkRowFn qk_row(DType t) const { return t == DType::Q8_0 ? qk_row_q8_0 : t == DType::F16 ? qk_row_f16 : qk_row_f32; }
@@ -150,5 +155,17 @@ struct Kernels {
 
 // The table of an instruction set; isa_supported(isa) must hold before any of it is called.
 const Kernels& kernels_for(Isa isa);
+
+// Each block of 32 values of x (n a multiple of 32) to d * m: d = max |x| / 127 and m = x / d
+// rounded to the nearest integer (ties to even), so |m| <= 127 — the 8 bits a query has where it
+// meets a Q8_0 cache's keys (qk_row). Every kernel rounds so, to the same d and m.
+inline void round_q8_blocks(float* x, int64_t n) {
+  for (int64_t b = 0; b < n; b += 32) {
+    float amax = 0;
+    for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    for (int64_t i = b; i < b + 32; ++i) x[i] = d > 0 ? d * std::nearbyint(x[i] / d) : 0.0f;
+  }
+}
 
 }  // namespace semline::cpu

@@ -51,12 +51,12 @@ class DenseCore final : public stations::AttentionCore {
   void run(const Step& step, const Tensor& q, const Tensor& attn) override;
 
  private:
-  size_t scores_bytes() const { return static_cast<size_t>(be_.host_threads() * capacity_) * 4; }
+  size_t scores_bytes() const { return static_cast<size_t>(be_.host_threads() * (capacity_ + hd_)) * 4; }
 
   CpuBackend& be_;
   int64_t n_head_, hd_, group_;
   float scale_, softcap_;  // softcap_ 0: none
-  size_t scores_;         // per worker: [capacity] floats, from here in the workspace
+  size_t scores_;  // per worker: [capacity + hd] floats (scores, a rounded query), from here in the workspace
   int64_t capacity_ = 0;  // longest score row the scratch holds
 };
 

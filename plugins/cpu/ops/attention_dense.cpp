@@ -31,16 +31,22 @@ void DenseCore::run(const Step& step, const Tensor& q, const Tensor& attn) {
   const Kernels& kern = be_.kernels();
   const Batch& b = w.batch;
   be_.pool().run(b.n_tokens * n_head_, 4, [&](int64_t i0, int64_t i1, int worker) {
-    float* sc = reinterpret_cast<float*>(w.scratch + scores_) + worker * capacity_;
+    float* sc = reinterpret_cast<float*>(w.scratch + scores_) + worker * (capacity_ + hd_);
+    float* q8 = sc + capacity_;  // the scaled query rounded to 8 bits, where the keys are Q8_0
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t t = i / n_head_, h = i % n_head_, g = h / group_;
       const int32_t pos = b.positions[t];
       const SeqView& sv = b.seqs[b.seq[t]];
       const float* qr = w.q + t * w.q_stride + h * hd_;
+      // Q8_0 keys meet the query as the tiled core's do: scaled, then rounded to 8 bits per block.
+      if (w.k.dtype == DType::Q8_0) {
+        for (int64_t d = 0; d < hd_; ++d) q8[d] = qr[d] * scale_;
+        round_q8_blocks(q8, hd_);
+      }
       for (int32_t p = 0; p <= pos; ++p) {
         const char* kr = w.k.row_at(sv, p, w.block_tokens, g);
-        sc[p] = scale_ * (w.k.dtype == DType::Q8_0 ? kern.dot_q8_0(kr, qr, hd_)
-                          : w.k.dtype == DType::F16 ? kern.dot_f16(reinterpret_cast<const uint16_t*>(kr), qr, hd_)
+        sc[p] = w.k.dtype == DType::Q8_0 ? kern.dot_q8_0(kr, q8, hd_)
+                : scale_ * (w.k.dtype == DType::F16 ? kern.dot_f16(reinterpret_cast<const uint16_t*>(kr), qr, hd_)
                                                     : kern.dot_f32(reinterpret_cast<const float*>(kr), qr, hd_));
         if (softcap_ > 0) sc[p] = softcap_ * std::tanh(sc[p] / softcap_);
       }

@@ -117,6 +117,8 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
     const int64_t t = t0 + r / group_, h = g * group_ + r % group_;
     const float* q = w.q + t * w.q_stride + h * hd_;
     for (int64_t d = 0; d < hd_; ++d) qp[r * hd_ + d] = q[d] * scale_;
+    // Q8_0 keys meet an 8-bit query in qk_row; rounded here, every row of a run meets them so.
+    if (w.k.dtype == DType::Q8_0) round_q8_blocks(qp + r * hd_, hd_);
     pos[r] = b.positions[t];
     last = std::max(last, pos[r]);
     first = std::min(first, mask_.first_key(pos[r]));
