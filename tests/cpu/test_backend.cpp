@@ -175,6 +175,24 @@ TEST_CASE("chunked runs give each worker index to one thread at a time", "[backe
   REQUIRE_FALSE(clash.load());
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+TEST_CASE("pool jobs flush denormals to zero on every thread, and the caller's mode comes back", "[backend]") {
+  // A probability near exp(-87) times a small scale: a denormal unless flushed (thread_pool.cpp).
+  volatile float p = 1.6e-38f, scale = 1e-3f;
+  REQUIRE(p * scale != 0.0f);  // the caller's default: gradual underflow
+  for (int threads : {1, 2}) {
+    INFO(threads << " thread(s)");
+    CpuBackend be(threads, best_isa());
+    std::atomic<int> kept{0};
+    be.pool().run(64, 1, [&](int64_t, int64_t, int) {
+      if (p * scale != 0.0f) ++kept;
+    });
+    CHECK(kept.load() == 0);
+    CHECK(p * scale != 0.0f);
+  }
+}
+#endif
+
 TEST_CASE("the shared scratch area refuses a second user while leased", "[backend]") {
   CpuBackend be(1, best_isa());
   be.workspace().reserve(1024);
