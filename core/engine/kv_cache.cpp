@@ -28,16 +28,19 @@ std::string lower(std::string s) {
   return s;
 }
 
-// A pool [head_dim, n_kv, block_tokens, n_blocks] stored head-major within a block: one kv head's
-// rows of a block lie together (nb[2], the slot stride, is one row; nb[1], the head stride, a
-// block's rows of it). A decode step reads one head's keys position after position, so it streams
-// contiguous bytes; with the heads of a position together instead, a Q8_0 row (34 bytes per 32
-// values, 68 for a head of 64) straddles two cache lines per key.
+// A pool [head_dim, n_kv, block_tokens, n_blocks] stored head-outermost: each kv head has its own
+// run of blocks, and within it a block's rows follow one another (nb[2], the slot stride, is one
+// row; nb[3], the block stride, a block's rows; nb[1], the head stride, all of them). A decode step
+// reads one head's keys position after position: within a block they are contiguous, and so are
+// consecutive blocks, which a long sequence in a fresh pool gets (the free list hands blocks out in
+// ascending order), so the hardware prefetcher streams a head's whole context instead of starting
+// over at every block's 1 KiB. With the heads of a position together instead, a Q8_0 row (34
+// bytes per 32 values, 68 for a head of 64) would straddle two cache lines per key.
 Tensor pool_tensor(DType t, int64_t head_dim, int64_t n_kv, int32_t block_tokens, int64_t n_blocks) {
   Tensor x = make_tensor(t, {head_dim, n_kv, block_tokens, n_blocks});
   x.nb[2] = x.row_bytes();
-  x.nb[1] = x.nb[2] * block_tokens;
-  x.nb[3] = x.nb[1] * n_kv;
+  x.nb[3] = x.nb[2] * block_tokens;
+  x.nb[1] = x.nb[3] * n_blocks;
   return x;
 }
 
@@ -55,7 +58,7 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
   const Tensor one = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, 1);
   const size_t cached_layers = static_cast<size_t>(
       std::count_if(layer_backends.begin(), layer_backends.end(), [](const Backend* b) { return b != nullptr; }));
-  block_bytes_ = static_cast<size_t>(one.nb[3]) * 2 * cached_layers;
+  block_bytes_ = static_cast<size_t>(one.nb[1] * n_head_kv) * 2 * cached_layers;
 
   int64_t blocks_per_seq = (opt.context + opt.block_tokens - 1) / opt.block_tokens;
   if (opt.window > 0) {
@@ -93,7 +96,7 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
     if (!b) continue;
     for (Tensor* t : {&layers_.back().k, &layers_.back().v}) {
       *t = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, n_blocks);
-      const size_t bytes = static_cast<size_t>(t->nb[3] * n_blocks);
+      const size_t bytes = static_cast<size_t>(t->nb[1] * n_head_kv);
       buffers_.push_back(b->alloc(bytes));
       t->buffer = buffers_.back().get();
       t->host = t->buffer->host();

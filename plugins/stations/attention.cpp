@@ -13,6 +13,8 @@
 // and soft-capped where it says (attn_logit_softcap, Gemma 2).
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <utility>
 
 #include <semline/error.h>
 
@@ -191,13 +193,18 @@ class Attention final : public Station {
                     std::to_string(a_.head_dim) + ", " +
                     std::to_string(a_.n_kv) + ", " + std::to_string(kv.block_tokens) +
                     " (block_tokens), n_blocks], got " + tensor_shape_string(t));
-      // Rows of a block nest either way: the heads of a slot together, or the slots of a head.
-      const int64_t row = dtype_row_bytes(t.dtype, a_.head_dim);
-      const bool slot_major = t.nb[1] >= row && t.nb[2] >= a_.n_kv * t.nb[1];
-      const bool head_major = t.nb[2] >= row && t.nb[1] >= kv.block_tokens * t.nb[2];
-      if (t.nb[0] != dtype_block_bytes(t.dtype) || !(slot_major || head_major) ||
-          t.nb[3] < a_.n_kv * t.nb[1] ||
-          t.nb[3] < kv.block_tokens * t.nb[2])
+      // Heads, slots and blocks may nest in any order (the host keeps each head's blocks together),
+      // as long as no two rows meet: each dimension's stride clears everything the ones inside it span.
+      std::pair<int64_t, int64_t> dims[3] = {{t.nb[1], t.ne[1]}, {t.nb[2], t.ne[2]}, {t.nb[3], t.ne[3]}};
+      std::sort(std::begin(dims), std::end(dims));
+      int64_t inner = dtype_row_bytes(t.dtype, a_.head_dim);
+      bool apart = t.nb[0] == dtype_block_bytes(t.dtype);
+      for (const auto& [stride, n] : dims) {
+        if (n == 1) continue;
+        apart = apart && stride >= inner;
+        inner = stride * n;
+      }
+      if (!apart)
         throw Error(label_ + ": KV cache " + name + " " + tensor_shape_string(t) + " has overlapping strides");
     }
     if (kv.k.ne[3] != kv.v.ne[3])

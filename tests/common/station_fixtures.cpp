@@ -44,7 +44,8 @@ std::unique_ptr<Stage> build_stage(const RecordingRegistry& entries, StageKind k
   return e.make_stage(ctx);
 }
 
-Cache::Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks) {
+Cache::Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks,
+             CacheLayout layout) {
   const size_t bytes = static_cast<size_t>(hp.head_dim * hp.n_head_kv * block_tokens * n_blocks) *
                        static_cast<size_t>(dtype_block_bytes(dt));
   kbuf = be.alloc(bytes);
@@ -53,6 +54,16 @@ Cache::Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int
   layer.k = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, kbuf->host(), kbuf.get());
   layer.v = make_tensor(dt, {hp.head_dim, hp.n_head_kv, block_tokens, n_blocks}, vbuf->host(), vbuf.get());
   layer.block_tokens = block_tokens;
+  for (Tensor* t : {&layer.k, &layer.v}) {
+    if (layout == CacheLayout::HeadMajor) {
+      t->nb[2] = t->row_bytes();
+      t->nb[1] = t->nb[2] * block_tokens;
+    } else if (layout == CacheLayout::HeadsApart) {
+      t->nb[2] = t->row_bytes();
+      t->nb[3] = t->nb[2] * block_tokens;
+      t->nb[1] = t->nb[3] * n_blocks;
+    }
+  }
 }
 
 void add_attention_weights(FakeModel& model, const HParams& hp, DType dt) {

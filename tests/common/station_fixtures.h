@@ -34,11 +34,19 @@ StageContext layer_context(Backend& be, const FakeModel& model, const HParams& h
 std::unique_ptr<Stage> build_stage(const RecordingRegistry& entries, StageKind kind, const std::string& variant,
                                    StageContext ctx, std::map<std::string, ParamValue> params);
 
+// How a cache nests its rows; stations read the strides, so each is valid.
+enum class CacheLayout {
+  SlotMajor,   // a position's heads together, blocks outermost
+  HeadMajor,   // within a block, a head's positions together; blocks outermost
+  HeadsApart,  // each kv head's blocks together, one after another (the host's pools)
+};
+
 // A KV cache of one layer allocated on a backend.
 struct Cache {
   std::unique_ptr<Buffer> kbuf, vbuf;
   KvLayer layer;
-  Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks);
+  Cache(Backend& be, const HParams& hp, DType dt, int32_t block_tokens, int64_t n_blocks,
+        CacheLayout layout = CacheLayout::SlotMajor);
 };
 
 // q, k, v and o of the layer's attention, in dtype dt; kAttnTensors binds them.

@@ -14,6 +14,7 @@
 
 using namespace semline;
 using namespace semline::stationtest;
+using testing::CacheLayout;
 using testing::causal_mask;
 using testing::fused;
 using testing::matvec;
@@ -40,13 +41,16 @@ RefAttention llama_reference(const Layer& l, DType cache, bool q8_query = false)
 }
 
 // Runs a script of steps through the variants side by side, each on a cache of its own (4-position
-// blocks, `blocks` of them, in `cache` dtype), every one against the reference within tol and
-// against the first within same_tol. before(s) runs ahead of step s.
+// blocks, `blocks` of them, in `cache` dtype and layout), every one
+// against the reference within tol and against the first within same_tol. before(s) runs ahead of
+// step s.
 void run_script(Layer& l, const std::vector<Script>& script, const std::vector<std::vector<int32_t>>& tables,
                 const std::vector<Stage*>& variants, DType cache, int64_t blocks, RefAttention& ref, double tol,
-                double same_tol, const std::function<void(size_t)>& before = {}) {
+                double same_tol, const std::function<void(size_t)>& before = {},
+                CacheLayout layout = CacheLayout::SlotMajor) {
   std::vector<std::unique_ptr<Cache>> caches;
-  for (size_t v = 0; v < variants.size(); ++v) caches.push_back(std::make_unique<Cache>(l.be, l.hp, cache, 4, blocks));
+  for (size_t v = 0; v < variants.size(); ++v)
+    caches.push_back(std::make_unique<Cache>(l.be, l.hp, cache, 4, blocks, layout));
   for (size_t s = 0; s < script.size(); ++s) {
     INFO("step " << s);
     if (before) before(s);
@@ -86,7 +90,10 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
       {{17}, {0}},
       {{8, 9}, {2, 2}},  // positions 0..7 come from sequence 0's blocks
   };
-  const std::vector<std::vector<int32_t>> tables = {{5, 2, 7, 0, 9}, {1, 3, 11, 4}, {5, 2, 13}};
+  // Scattered tables, and tables with runs of consecutive blocks (which a core may read as one
+  // stretch where the layout lets it), each on a cache of every layout.
+  const std::vector<std::vector<int32_t>> scattered = {{5, 2, 7, 0, 9}, {1, 3, 11, 4}, {5, 2, 13}},
+                                          in_runs = {{2, 3, 4, 9, 10}, {5, 6, 11, 12}, {2, 3, 13}};
   struct Case {
     RopeType rope;
     Heads heads;
@@ -108,10 +115,13 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
   }
 
   FOR_EACH_SETUP(setup)
-  for (const Case& c : cases) {
+  for (const Case& c : cases)
+  for (const bool runs : {false, true})
+  for (const CacheLayout layout : {CacheLayout::SlotMajor, CacheLayout::HeadMajor, CacheLayout::HeadsApart}) {
     INFO(setup.name << ", rope " << (c.rope == RopeType::NeoX ? "neox" : "normal") << " dim " << c.heads.rope_dim
                     << ", " << c.heads.n_head << " heads over " << c.heads.n_kv << " of " << c.heads.head_dim
-                    << ", weights " << dtype_name(c.weights) << ", cache " << dtype_name(c.cache));
+                    << ", weights " << dtype_name(c.weights) << ", cache " << dtype_name(c.cache)
+                    << (runs ? ", blocks in runs" : ", scattered blocks") << ", layout " << static_cast<int>(layout));
     Layer l(setup, c.rope, c.heads);
     l.add_attention_weights(c.weights);
     auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
@@ -119,11 +129,14 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
     auto flash64 = l.build(StageKind::Attention, "flash", l.context("attn", kAttnTensors));
     RefAttention ref = llama_reference(l, c.cache, TestType::kQ8Query);
     const double tol = std::max(l.weight_tol(c.weights), kv_tol(c.cache));
-    run_script(l, script, tables, {dense.get(), flash.get(), flash64.get()}, c.cache, 16, ref, tol,
-               l.weight_tol(c.weights), [&](size_t s) {
-                 if (s == 5)
-                   for (int32_t p = 0; p < 8; ++p) ref.kv[2][p] = ref.kv.at(0).at(p);
-               });
+    run_script(
+        l, script, runs ? in_runs : scattered, {dense.get(), flash.get(), flash64.get()}, c.cache, 16, ref, tol,
+        l.weight_tol(c.weights),
+        [&](size_t s) {
+          if (s == 5)
+            for (int32_t p = 0; p < 8; ++p) ref.kv[2][p] = ref.kv.at(0).at(p);
+        },
+        layout);
   }
 }
 
@@ -291,6 +304,10 @@ TEMPLATE_TEST_CASE("attention refuses bad steps with one clear error and stays u
     Cache wrong(l.be, l.hp, DType::F32, 4, 4);
     wrong.layer.k.ne[1] = 1;
     CHECK_THROWS_WITH(run({0}, {0}, {{0}}, &wrong.layer), Catch::Contains("KV cache k must be F32, F16 or Q8_0"));
+    Cache overlapping(l.be, l.hp, DType::F32, 4, 4, CacheLayout::HeadsApart);
+    overlapping.layer.v.nb[3] = overlapping.layer.v.nb[2];  // each block would start one row after the last
+    CHECK_THROWS_WITH(run({0}, {0}, {{0}}, &overlapping.layer), Catch::Contains("KV cache v F32 [") &&
+                                                                   Catch::Contains("has overlapping strides"));
     run({0, 1}, {0, 0}, {{0}}, &c.layer);  // still usable after the errors
     l.be.stream().synchronize();
   }

@@ -3,6 +3,7 @@
 // online softmax under the variant's mask (flash, sliding_window, block_sparse).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -25,6 +26,16 @@ struct KvPool {
   // The cache row of a sequence's position (positions are checked by the station).
   const char* row_at(const SeqView& sv, int32_t pos, int32_t block_tokens, int64_t kv_head) const {
     return row(sv.blocks[pos / block_tokens], pos % block_tokens, kv_head);
+  }
+  // How many of positions [pos, end) lie one slot after another from pos's row, so one stride
+  // reads them all: the rest of its block, and the blocks after it while the sequence holds the
+  // pool's next block and a block is block_tokens slots long (the host's pools, each head's
+  // blocks together, and slot-major ones; not blocks that keep a run of each head inside them).
+  int32_t run_at(const SeqView& sv, int32_t pos, int32_t block_tokens, int32_t end) const {
+    int32_t b = pos / block_tokens, p = (b + 1) * block_tokens;
+    if (block == block_tokens * slot)
+      while (p < end && sv.blocks[b + 1] == sv.blocks[b] + 1) ++b, p += block_tokens;
+    return std::min(p, end) - pos;
   }
 };
 KvPool kv_pool(const Tensor& t);

@@ -22,13 +22,13 @@ namespace {
 constexpr int64_t kMaxRows = 32;  // query rows (tokens x heads of a group) per work item
 
 // Asks for the cache lines of one kv head's rows at positions [p0, p1) ahead of their use. A
-// head's rows are contiguous only within a cache block (16 positions by default), and each block
-// lies elsewhere: the hardware prefetcher starts over at every block and a decode step, which does
-// little work per key, waits on the first lines of each. The lines are asked for one tile ahead.
+// head's rows are contiguous only while the sequence's blocks follow one another in the pool; at
+// every other block the hardware prefetcher starts over, and a decode step, which does little work
+// per key, would wait on its first lines. The lines are asked for one tile ahead.
 void prefetch_rows(const KvPool& pool, const SeqView& sv, int32_t block_tokens, int64_t g, int32_t p0, int32_t p1,
                    size_t row_bytes) {
   for (int32_t p = p0; p < p1;) {
-    const int32_t seg = std::min(block_tokens - p % block_tokens, p1 - p);
+    const int32_t seg = pool.run_at(sv, p, block_tokens, p1);
     const char* row = pool.row_at(sv, p, block_tokens, g);
     for (int32_t s = 0; s < seg; ++s, row += pool.slot)
       for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(row + off);
@@ -151,11 +151,11 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
     // This tile's values (read after its scores) and the next tile's keys.
     prefetch_rows(w.v, sv, w.block_tokens, g, p0, p1, v_row);
     prefetch_rows(w.k, sv, w.block_tokens, g, p1, static_cast<int32_t>(std::min<int64_t>(p1 + tile_, last + 1)), k_row);
-    // Keys are contiguous only within a cache block: the tile is taken in segments, each with
-    // a uniform stride, which share one online-softmax update.
+    // Keys are contiguous only within runs of consecutive cache blocks: the tile is taken in
+    // segments, each with a uniform stride, which share one online-softmax update.
     for (int64_t off = 0; off < len;) {
       const int32_t p = p0 + static_cast<int32_t>(off);
-      const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
+      const int64_t seg = w.k.run_at(sv, p, w.block_tokens, p1);
       const char* keys = w.k.row_at(sv, p, w.block_tokens, g);
       if (rows == 1) {  // the query in registers while the keys stream past
         qk_row(qp, keys, w.k.slot, seg, hd_, s + off);
@@ -193,7 +193,7 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
     }
     for (int64_t off = 0; off < len;) {
       const int32_t p = p0 + static_cast<int32_t>(off);
-      const int64_t seg = std::min<int64_t>(w.block_tokens - p % w.block_tokens, len - off);
+      const int64_t seg = w.v.run_at(sv, p, w.block_tokens, p1);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t k = nv[r] - off;
         nv_seg[r] = static_cast<int32_t>(k < 0 ? 0 : (k > seg ? seg : k));

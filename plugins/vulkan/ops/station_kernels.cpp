@@ -232,7 +232,7 @@ class StationKernels final : public stations::Kernels {
       // F16 values are written in pairs, one 32-bit word each.
       if (t.nb[1] % 4 != 0 || t.nb[2] % 4 != 0 || t.nb[3] % 4 != 0 || t.offset % 4 != 0)
         throw Error(label + ": " + name + " " + tensor_shape_string(t) + " needs strides and offset in whole 32-bit words");
-      const double end = static_cast<double>(t.offset) + static_cast<double>(t.nb[3]) * static_cast<double>(t.ne[3]);
+      const double end = static_cast<double>(t.offset) + static_cast<double>(t.span_bytes());
       if (end > static_cast<double>(b.size()))
         throw Error(label + ": " + name + " " + tensor_shape_string(t) + " reaches past its buffer");
     }

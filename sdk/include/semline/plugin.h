@@ -36,13 +36,13 @@
 // 4.0: Tokenizer::encode's parse_special and is_eog, ArchTemplate's metadata keys, ModelView's listings,
 // HParams' rope_freq_scale and parallel_residual; see
 // docs/plugin-authoring.md, "ABI history".
-#define SEMLINE_ABI_MAJOR 9u
+#define SEMLINE_ABI_MAJOR 10u
 #define SEMLINE_ABI_MINOR 0u
 
 extern "C" {
 
 struct semline_plugin_info {
-  // -- ABI 9.0 (unchanged since 2.0) --
+  // -- ABI 10.0 (unchanged since 2.0) --
   uint32_t abi_major;        // must stay the first field
   uint32_t abi_minor;
   const char* name;          // unique among plugins, e.g. "cpu"
@@ -54,7 +54,7 @@ struct semline_plugin_info {
 }  // extern "C"
 
 static_assert(offsetof(semline_plugin_info, abi_major) == 0, "abi_major must come first");
-static_assert(sizeof(semline_plugin_info) == 8 + 4 * sizeof(void*), "ABI 9.0 descriptor layout");
+static_assert(sizeof(semline_plugin_info) == 8 + 4 * sizeof(void*), "ABI 10.0 descriptor layout");
 
 #define SEMLINE_PLUGIN_ENTRY_SYMBOL "semline_plugin_entry"
 

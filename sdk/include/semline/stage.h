@@ -68,10 +68,12 @@ struct Batch {
 
 // One layer's KV cache: pools of blocks, each holding block_tokens positions.
 //   k, v: ne = {head_dim, n_head_kv, block_tokens, n_blocks}, dtype F32, F16 or Q8_0 (ggml's
-//   blocks of 32 values; head_dim a multiple of 32). Read the strides: the rows of a block nest
-//   either way (nb[1] the kv head, nb[2] the position); the host stores them head-major, one
-//   head's positions together (nb[2] = one row, nb[1] = block_tokens rows). A stage that reads
-//   another dtype than it computes refuses it, naming the dtype.
+//   blocks of 32 values; head_dim a multiple of 32). Read the strides: heads (nb[1]), positions
+//   (nb[2]) and blocks (nb[3]) may nest in any order, no two rows overlapping. The host keeps each
+//   kv head's blocks together, one after another (nb[2] = one row, nb[3] = block_tokens rows,
+//   nb[1] = n_blocks blocks), so a sequence holding consecutive blocks has a head's keys in one
+//   stretch; Tensor::span_bytes is how far a pool reaches. A stage that reads another dtype than
+//   it computes refuses it, naming the dtype.
 struct KvLayer {
   Tensor k;
   Tensor v;

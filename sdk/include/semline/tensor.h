@@ -97,6 +97,12 @@ struct Tensor {
     }
     return true;
   }
+  // Bytes from element 0 to the end of the last row, whatever order the strides nest in.
+  int64_t span_bytes() const {
+    int64_t s = row_bytes();
+    for (int d = 1; d < kMaxDims; ++d) s += (ne[d] - 1) * nb[d];
+    return s;
+  }
   template <class T>
   T* data() const { return static_cast<T*>(host); }
 };
