@@ -1,8 +1,8 @@
 // Micro-benchmark of one decode step's attention over a deep KV cache, per cache dtype: for each
 // layer and kv head, one query row's scores against every cached key (qk_row), the softmax of a
 // tile, and the values weighted into the output row (pv), over a pool laid out as the KV cache
-// lays it out (blocks of positions, one kv head's rows together within a block, the blocks
-// scattered) in memory mapped as the cpu backend maps it (huge pages where granted; `--pages
+// lays it out (blocks of positions, each kv head's blocks together, the blocks handed out in
+// order or scattered) in memory mapped as the cpu backend maps it (huge pages where granted; `--pages
 // small` for 4 KiB pages, which slow the f16 cache far more than the q8_0 one). It isolates what a
 // q8_0 cache changes from the rest of a decode step. Each figure is the best of several runs,
 // since other processes only ever slow one down; ns per key and head is thread time (wall time
@@ -36,10 +36,11 @@ struct Shape {
   bool huge = true;      // the cache's memory as the cpu backend maps it (huge pages where granted)
 };
 
-// A pool of blocks, each holding `heads` kv heads' rows of `block` positions, handed out in order
-// (a fresh cache) or shuffled (a cache after a while of serving).
+// A pool of blocks of `block` positions, each kv head's blocks of a layer one after another (as
+// the KV cache keeps them), handed out in order (a fresh cache) or shuffled (a cache after a while
+// of serving).
 struct Pool {
-  size_t row = 0, head_bytes = 0, block_bytes = 0;
+  size_t row = 0, head_bytes = 0;  // head_bytes: one head's rows of one block
   std::vector<char> small;  // 4 KiB pages
   AlignedBlock huge;
   char* base = nullptr;
@@ -47,8 +48,15 @@ struct Pool {
   std::vector<int64_t> order;  // block of each run of positions, per layer
   const char* rows(const Shape& s, int64_t layer, int64_t b, int64_t head) const {
     const int64_t blocks = s.depth / s.block;
-    return base + static_cast<size_t>(order[static_cast<size_t>(layer * blocks + b)]) * block_bytes +
-           static_cast<size_t>(head) * head_bytes;
+    return base + static_cast<size_t>((layer * s.heads + head) * blocks + order[static_cast<size_t>(layer * blocks + b)]) *
+                      head_bytes;
+  }
+  // Blocks from b (before end) that follow one another in the pool: one stretch to read.
+  int64_t run(const Shape& s, int64_t layer, int64_t b, int64_t end) const {
+    const size_t at = static_cast<size_t>(layer * (s.depth / s.block));
+    int64_t n = 1;
+    while (b + n < end && order[at + b + n] == order[at + b + n - 1] + 1) ++n;
+    return n;
   }
 };
 
@@ -56,9 +64,8 @@ Pool make_pool(const Kernels& kern, const Shape& s, DType dtype, std::mt19937& r
   Pool p;
   p.row = static_cast<size_t>(dtype == DType::Q8_0 ? s.hd / 32 * 34 : s.hd * (dtype == DType::F16 ? 2 : 4));
   p.head_bytes = p.row * static_cast<size_t>(s.block);
-  p.block_bytes = p.head_bytes * static_cast<size_t>(s.heads);
   const int64_t n_blocks = s.layers * (s.depth / s.block);
-  p.size = p.block_bytes * static_cast<size_t>(n_blocks);
+  p.size = p.head_bytes * static_cast<size_t>(s.heads * n_blocks);
   if (s.huge) {
     p.huge = AlignedBlock(p.size);
     p.base = static_cast<char*>(p.huge.data());
@@ -75,9 +82,14 @@ Pool make_pool(const Kernels& kern, const Shape& s, DType dtype, std::mt19937& r
     else if (dtype == DType::F16) kern.to_f16(x.data(), reinterpret_cast<uint16_t*>(dst), s.hd);
     else std::copy(x.begin(), x.end(), reinterpret_cast<float*>(dst));
   }
+  // Each layer's blocks numbered 0..blocks-1 within it (a layer's pool of its own).
+  const int64_t blocks = s.depth / s.block;
   p.order.resize(static_cast<size_t>(n_blocks));
-  std::iota(p.order.begin(), p.order.end(), 0);
-  if (s.shuffled) std::shuffle(p.order.begin(), p.order.end(), rng);
+  for (int64_t l = 0; l < s.layers; ++l) {
+    const auto first = p.order.begin() + l * blocks;
+    std::iota(first, first + blocks, 0);
+    if (s.shuffled) std::shuffle(first, first + blocks, rng);
+  }
   return p;
 }
 
@@ -90,14 +102,13 @@ void prefetch(const Shape& s, const Pool& pool, int64_t layer, int64_t head, int
 
 // One decode step's heads h = first, first + every, ... of every layer over every position, as the
 // tiled core walks them: tiles of `tile` positions, this tile's values and the next tile's keys
-// asked for ahead, the scores of a tile taken block by block, one online-softmax update per tile,
-// then its values.
+// asked for ahead, the scores of a tile taken a run of consecutive blocks at a time, one
+// online-softmax update per tile, then its values.
 void walk(const Kernels& kern, const Shape& s, DType dtype, const Pool& k, const Pool& v, const float* q, float* scores,
           float* out, int64_t first, int64_t every) {
   const Kernels::QkRowFn qk = kern.qk_row(dtype);
   const auto pv = dtype == DType::Q8_0 ? kern.pv_q8_0 : dtype == DType::F16 ? kern.pv_f16 : kern.pv_f32;
   const int64_t per_tile = std::max<int64_t>(1, s.tile / s.block), blocks = s.depth / s.block;
-  const int32_t nv = static_cast<int32_t>(s.block);
   for (int64_t l = 0; l < s.layers; ++l)
     for (int64_t h = first; h < s.heads; h += every) {
       float* o = out + h * s.hd;
@@ -107,14 +118,20 @@ void walk(const Kernels& kern, const Shape& s, DType dtype, const Pool& k, const
         const int64_t b1 = std::min(blocks, b0 + per_tile), n = (b1 - b0) * s.block;
         prefetch(s, v, l, h, b0, b1);
         prefetch(s, k, l, h, b1, std::min(blocks, b1 + per_tile));
-        for (int64_t b = b0; b < b1; ++b) qk(q + h * s.hd, k.rows(s, l, b, h), k.row, s.block, s.hd, scores + (b - b0) * s.block);
+        for (int64_t b = b0, r; b < b1; b += r) {
+          r = k.run(s, l, b, b1);
+          qk(q + h * s.hd, k.rows(s, l, b, h), k.row, r * s.block, s.hd, scores + (b - b0) * s.block);
+        }
         const float tile_max = kern.max(scores, n), m_new = std::max(m, tile_max);
         const float c = std::exp(m - m_new);
         sum = sum * c + kern.exp_sum(scores, n, m_new);
         if (c != 1.0f) kern.scale(o, c, s.hd);
         m = m_new;
-        for (int64_t b = b0; b < b1; ++b)
-          pv(scores + (b - b0) * s.block, s.block, &nv, 1, v.rows(s, l, b, h), v.row, s.hd, o, s.hd);
+        for (int64_t b = b0, r; b < b1; b += r) {
+          r = v.run(s, l, b, b1);
+          const int32_t nv = static_cast<int32_t>(r * s.block);
+          pv(scores + (b - b0) * s.block, nv, &nv, 1, v.rows(s, l, b, h), v.row, s.hd, o, s.hd);
+        }
       }
     }
 }
