@@ -58,7 +58,7 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
   const Tensor one = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, 1);
   const size_t cached_layers = static_cast<size_t>(
       std::count_if(layer_backends.begin(), layer_backends.end(), [](const Backend* b) { return b != nullptr; }));
-  block_bytes_ = static_cast<size_t>(one.nb[1] * n_head_kv) * 2 * cached_layers;
+  block_bytes_ = static_cast<size_t>(one.span_bytes()) * 2 * cached_layers;
 
   int64_t blocks_per_seq = (opt.context + opt.block_tokens - 1) / opt.block_tokens;
   if (opt.window > 0) {
@@ -96,7 +96,7 @@ KvCache::KvCache(const KvCacheOptions& opt, const std::vector<Backend*>& layer_b
     if (!b) continue;
     for (Tensor* t : {&layers_.back().k, &layers_.back().v}) {
       *t = pool_tensor(opt.dtype, head_dim, n_head_kv, opt.block_tokens, n_blocks);
-      const size_t bytes = static_cast<size_t>(t->nb[1] * n_head_kv);
+      const size_t bytes = static_cast<size_t>(t->span_bytes());
       buffers_.push_back(b->alloc(bytes));
       t->buffer = buffers_.back().get();
       t->host = t->buffer->host();

@@ -121,7 +121,10 @@ TEMPLATE_TEST_CASE("attention: prefill, decodes, mixed sequences, shared prefixe
     INFO(setup.name << ", rope " << (c.rope == RopeType::NeoX ? "neox" : "normal") << " dim " << c.heads.rope_dim
                     << ", " << c.heads.n_head << " heads over " << c.heads.n_kv << " of " << c.heads.head_dim
                     << ", weights " << dtype_name(c.weights) << ", cache " << dtype_name(c.cache)
-                    << (runs ? ", blocks in runs" : ", scattered blocks") << ", layout " << static_cast<int>(layout));
+                    << (runs ? ", blocks in runs" : ", scattered blocks") << ", "
+                    << (layout == CacheLayout::SlotMajor   ? "slot-major"
+                        : layout == CacheLayout::HeadMajor ? "head-major blocks"
+                                                           : "heads apart"));
     Layer l(setup, c.rope, c.heads);
     l.add_attention_weights(c.weights);
     auto dense = l.build(StageKind::Attention, "dense", l.context("attn", kAttnTensors));
