@@ -25,7 +25,6 @@ struct Engine::Choice : SchedSeq {
   int32_t index = 0;
   std::vector<std::unique_ptr<Sampler>> chain;
   TextStream text;
-  Candidates cand;
   ChoiceStats stats;
   bool seen = false;  // scheduled at least once
   bool done = false;
@@ -260,7 +259,7 @@ int32_t Engine::verify(Output& o, std::span<const float> logits) {
   const int32_t top = c.req->opt.logprobs;
   for (size_t i = 0; i <= o.draft.size(); ++i) {
     const std::span<const float> row = logits.subspan((o.first + i) * v, v);
-    const int32_t tok = sample_chain(c.chain, row, c.tokens, c.cand);
+    const int32_t tok = sample_chain(c.chain, row, c.tokens, cand_);
     if (c.stats.first_token == Clock::time_point{}) c.stats.first_token = Clock::now();
     if (top >= 0) o.logprobs.push_back(logprob(row, tok, top));
     o.picks.push_back(tok);

@@ -173,6 +173,9 @@ class Engine {
   EngineCounters counters_;
   std::deque<std::unique_ptr<Flight>> flights_;  // submitted to the line, oldest first
   std::unique_ptr<Flight> spare_;                // a landed step's, kept for its arrays
+  // The chains' working set, made anew for every row sampled: one for all choices, so that a
+  // batch of rows fills the same vocabulary-long array, which stays in cache, not one each.
+  Candidates cand_;
   std::unique_ptr<Proposer> proposer_;  // nullptr: no drafts
   std::vector<DraftRequest> drafts_;
   std::vector<Choice*> drafting_;

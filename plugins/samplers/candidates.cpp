@@ -50,16 +50,29 @@ void softmax(Candidates& c) {
 }
 
 int32_t best_index(const Candidates& c) {
-  if (c.items.empty()) return -1;
+  const auto n = static_cast<int32_t>(c.items.size());
+  if (n == 0) return -1;
   if (c.sorted) return 0;
-  // The best key kept in a register: a batch of greedy streams scans a vocabulary each per step.
-  int32_t best = 0;
-  float top = rank_key(c.items[0].logit);
-  for (int32_t i = 1; i < static_cast<int32_t>(c.items.size()); ++i) {
-    const float key = rank_key(c.items[i].logit);
-    if (key > top) top = key, best = i;
+  // The top key first, in four maxima that carry no index (a batch of greedy streams scans a
+  // vocabulary each per step, and a running best index would chain every comparison), then the
+  // first candidate that holds it. A NaN compares false, so the maxima pass over it as rank_key
+  // would rank it (-inf).
+  constexpr float kLow = -std::numeric_limits<float>::infinity();
+  float top4[4] = {kLow, kLow, kLow, kLow};
+  int32_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) {
+      const float key = c.items[static_cast<size_t>(i + k)].logit;
+      top4[k] = top4[k] < key ? key : top4[k];
+    }
+  for (; i < n; ++i) {
+    const float key = c.items[static_cast<size_t>(i)].logit;
+    top4[0] = top4[0] < key ? key : top4[0];
   }
-  return best;
+  const float top = std::max(std::max(top4[0], top4[1]), std::max(top4[2], top4[3]));
+  i = 0;
+  while (rank_key(c.items[static_cast<size_t>(i)].logit) != top) ++i;
+  return i;
 }
 
 std::string shown(double v) {

@@ -19,6 +19,49 @@ using namespace semline::cputest;
 
 namespace {
 
+// Rows of a cache as the attention core hands them to qk_row and pv: runs of rows one stride
+// apart. Runs::whole takes n rows from base as one run; Runs::scattered copies them into a buffer
+// of its own in runs of 1, 3, 2, 1, 3, ... rows laid out in the reverse order, with gaps between,
+// as a sequence's blocks lie in a pool that many sequences share.
+struct Runs {
+  std::vector<char> copy;
+  std::vector<const char*> first;
+  std::vector<int32_t> len;
+  size_t stride = 0;
+  RowRuns view() const { return RowRuns{first.data(), len.data(), static_cast<int32_t>(first.size()), stride}; }
+
+  static Runs whole(const void* base, int64_t n, size_t stride) {
+    Runs r;
+    r.first = {static_cast<const char*>(base)};
+    r.len = {static_cast<int32_t>(n)};
+    r.stride = stride;
+    return r;
+  }
+  static Runs scattered(const void* base, int64_t n, size_t stride) {
+    Runs r;
+    r.stride = stride;
+    for (int64_t j = 0, i = 0; j < n; ++i) {
+      r.len.push_back(static_cast<int32_t>(std::min<int64_t>(n - j, 1 + (i * 2) % 3)));
+      j += r.len.back();
+    }
+    const size_t gap = 3 * stride;
+    r.copy.assign(static_cast<size_t>(n) * stride + r.len.size() * gap, 0x6b);
+    size_t at = r.copy.size();
+    const char* src = static_cast<const char*>(base);
+    for (int32_t l : r.len) {  // the first run last in the buffer
+      at -= static_cast<size_t>(l) * stride + gap;
+      std::memcpy(r.copy.data() + at, src, static_cast<size_t>(l) * stride);
+      src += static_cast<size_t>(l) * stride;
+    }
+    at = r.copy.size();
+    for (int32_t l : r.len) {
+      at -= static_cast<size_t>(l) * stride + gap;
+      r.first.push_back(r.copy.data() + at);
+    }
+    return r;
+  }
+};
+
 struct QStore {
   std::vector<int8_t> q;
   std::vector<float> d;
@@ -545,7 +588,7 @@ TEST_CASE("dequantize_row and to_f16 agree with the SDK codecs exactly", "[kerne
   }
 }
 
-TEST_CASE("pv accumulates probability-weighted value rows over each row's causal keys", "[kernels]") {
+TEST_CASE("pv accumulates probability-weighted value rows over each row's causal keys, the rows whole or in scattered runs", "[kernels]") {
   for (Isa isa : runnable_isas()) {
     const Kernels& kern = kernels_for(isa);
     for (int64_t hd : {8, 13, 64, 200})
@@ -559,8 +602,13 @@ TEST_CASE("pv accumulates probability-weighted value rows over each row's causal
         const int32_t nv[rows] = {9, 0, 1, 5, 8};
         std::vector<float> o = random_floats(rows * hd);
         const std::vector<float> o0 = o;
-        if (f16) kern.pv_f16(p.data(), keys, nv, rows, vh.data(), vs * 2, hd, o.data(), hd);
-        else kern.pv_f32(p.data(), keys, nv, rows, vf.data(), vs * 4, hd, o.data(), hd);
+        const Runs whole = f16 ? Runs::whole(vh.data(), keys, vs * 2) : Runs::whole(vf.data(), keys, vs * 4);
+        const Runs scattered = Runs::scattered(whole.first[0], keys, whole.stride);
+        const Kernels::PvFn pv = f16 ? kern.pv_f16 : kern.pv_f32;
+        std::vector<float> o_runs = o;
+        pv(p.data(), keys, nv, rows, whole.view(), hd, o.data(), hd);
+        pv(p.data(), keys, nv, rows, scattered.view(), hd, o_runs.data(), hd);
+        REQUIRE(o_runs == o);  // the same sums in the same order, wherever the rows lie
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t d = 0; d < hd; ++d) {
             double want = o0[r * hd + d], scale = std::fabs(want);
@@ -645,7 +693,11 @@ TEST_CASE("the Q8_0 KV cache kernels: to_q8_0 writes ggml's blocks, gemm, dot, a
       const int32_t nv[pr] = {7, 0, 1, 5};
       std::vector<float> o = random_floats(pr * hd);
       const std::vector<float> o0 = o;
-      kern.pv_q8_0(p.data(), rows, nv, pr, v.data(), static_cast<size_t>(stride), hd, o.data(), hd);
+      std::vector<float> o_runs = o;
+      kern.pv_q8_0(p.data(), rows, nv, pr, Runs::whole(v.data(), rows, static_cast<size_t>(stride)).view(), hd, o.data(), hd);
+      const Runs scattered = Runs::scattered(v.data(), rows, static_cast<size_t>(stride));
+      kern.pv_q8_0(p.data(), rows, nv, pr, scattered.view(), hd, o_runs.data(), hd);
+      REQUIRE(o_runs == o);
       for (int64_t r = 0; r < pr; ++r)
         for (int64_t d = 0; d < hd; ++d) {
           double want = o0[r * hd + d], scale = std::fabs(want);
@@ -659,7 +711,7 @@ TEST_CASE("the Q8_0 KV cache kernels: to_q8_0 writes ggml's blocks, gemm, dot, a
   }
 }
 
-TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys (an 8-bit query) as float64 does", "[kernels]") {
+TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys (an 8-bit query) as float64 does, whole or in runs", "[kernels]") {
   for (Isa isa : runnable_isas()) {
     INFO("isa " << isa_name(isa));
     const Kernels& kern = kernels_for(isa);
@@ -703,9 +755,17 @@ TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys (an 8-bit 
         }
         auto check = [&](Kernels::QkRowFn fn, const std::vector<char>& keys, auto value, const float* qin,
                          auto qval) {
-          std::vector<float> s(static_cast<size_t>(n) + 1, -7.0f);
-          fn(qin, keys.data(), static_cast<size_t>(stride), n, hd, s.data());
+          std::vector<float> s(static_cast<size_t>(n) + 1, -7.0f), s_runs = s;
+          fn(qin, Runs::whole(keys.data(), n, static_cast<size_t>(stride)).view(), hd, s.data());
           REQUIRE(s[static_cast<size_t>(n)] == -7.0f);  // nothing past the n scores
+          // Runs in one call: each run's scores as a call of their own gives them (a key's sum
+          // may take another order in a group of four keys than alone, so not those of one run).
+          const Runs scattered = Runs::scattered(keys.data(), n, static_cast<size_t>(stride));
+          fn(qin, scattered.view(), hd, s_runs.data());
+          std::vector<float> s_each(s.size(), -7.0f);
+          for (size_t i = 0, at = 0; i < scattered.len.size(); at += static_cast<size_t>(scattered.len[i++]))
+            fn(qin, RowRuns{&scattered.first[i], &scattered.len[i], 1, scattered.stride}, hd, s_each.data() + at);
+          REQUIRE(s_runs == s_each);
           for (int64_t j = 0; j < n; ++j) {
             double want = 0, scale = 0;
             for (int64_t i = 0; i < hd; ++i) {
@@ -713,6 +773,7 @@ TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys (an 8-bit 
               scale += std::fabs(value(j * hd + i) * qval(i));
             }
             REQUIRE(std::fabs(s[j] - want) <= 1e-5 * scale);
+            REQUIRE(std::fabs(s_runs[j] - want) <= 1e-5 * scale);
           }
         };
         auto as_is = [&](int64_t i) { return static_cast<double>(q[i]); };

@@ -127,6 +127,29 @@ TEST_CASE("greedy selects the highest logit") {
   CHECK(selected_of(g, {}) == -1);
 }
 
+TEST_CASE("greedy over a longer row: the first of the best in any lane of its scan, NaN ranked last") {
+  Greedy g;
+  for (size_t n : {4u, 7u, 37u, 64u})
+    for (size_t best = 0; best < n; ++best) {
+      INFO("n " << n << ", best at " << best);
+      std::vector<float> row(n);
+      for (size_t i = 0; i < n; ++i) row[i] = -static_cast<float>((i * 7) % 5);  // 0 and below
+      row[best] = 2.0f;
+      CHECK(selected_of(g, row) == static_cast<int32_t>(best));
+      for (size_t later = best + 1; later < n; ++later) {  // a tie after it, in another lane or the same
+        std::vector<float> tie = row;
+        tie[later] = 2.0f;
+        REQUIRE(selected_of(g, tie) == static_cast<int32_t>(best));
+      }
+      std::vector<float> nans(n, kNaN);
+      nans[best] = -1e30f;
+      CHECK(selected_of(g, nans) == static_cast<int32_t>(best));
+    }
+  CHECK(selected_of(g, std::vector<float>(9, kNaN)) == 0);
+  CHECK(selected_of(g, {kNaN, kNaN, kNaN, kNaN, kNaN, -kInf, kNaN, 3.0f, kNaN}) == 7);
+  CHECK(selected_of(g, {-kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -kInf, -1.0f}) == 8);
+}
+
 TEST_CASE("temperature divides the logits, zero keeps only the best") {
   Candidates c = make(kLogits);
   Temperature(0.7).apply(c, {});

@@ -102,13 +102,25 @@ void prefetch(const Shape& s, const Pool& pool, int64_t layer, int64_t head, int
 
 // One decode step's heads h = first, first + every, ... of every layer over every position, as the
 // tiled core walks them: tiles of `tile` positions, this tile's values and the next tile's keys
-// asked for ahead, the scores of a tile taken a run of consecutive blocks at a time, one
+// asked for ahead, the scores of a tile over its runs of consecutive blocks in one call, one
 // online-softmax update per tile, then its values.
 void walk(const Kernels& kern, const Shape& s, DType dtype, const Pool& k, const Pool& v, const float* q, float* scores,
           float* out, int64_t first, int64_t every) {
   const Kernels::QkRowFn qk = kern.qk_row(dtype);
   const auto pv = dtype == DType::Q8_0 ? kern.pv_q8_0 : dtype == DType::F16 ? kern.pv_f16 : kern.pv_f32;
   const int64_t per_tile = std::max<int64_t>(1, s.tile / s.block), blocks = s.depth / s.block;
+  std::vector<const char*> starts(static_cast<size_t>(per_tile));
+  std::vector<int32_t> len(static_cast<size_t>(per_tile));
+  // A tile's runs of one head's rows in pool p.
+  auto runs = [&](const Pool& p, int64_t l, int64_t h, int64_t b0, int64_t b1) {
+    int32_t n = 0;
+    for (int64_t b = b0, r; b < b1; b += r, ++n) {
+      r = p.run(s, l, b, b1);
+      starts[static_cast<size_t>(n)] = p.rows(s, l, b, h);
+      len[static_cast<size_t>(n)] = static_cast<int32_t>(r * s.block);
+    }
+    return RowRuns{starts.data(), len.data(), n, p.row};
+  };
   for (int64_t l = 0; l < s.layers; ++l)
     for (int64_t h = first; h < s.heads; h += every) {
       float* o = out + h * s.hd;
@@ -118,20 +130,14 @@ void walk(const Kernels& kern, const Shape& s, DType dtype, const Pool& k, const
         const int64_t b1 = std::min(blocks, b0 + per_tile), n = (b1 - b0) * s.block;
         prefetch(s, v, l, h, b0, b1);
         prefetch(s, k, l, h, b1, std::min(blocks, b1 + per_tile));
-        for (int64_t b = b0, r; b < b1; b += r) {
-          r = k.run(s, l, b, b1);
-          qk(q + h * s.hd, k.rows(s, l, b, h), k.row, r * s.block, s.hd, scores + (b - b0) * s.block);
-        }
+        qk(q + h * s.hd, runs(k, l, h, b0, b1), s.hd, scores);
         const float tile_max = kern.max(scores, n), m_new = std::max(m, tile_max);
         const float c = std::exp(m - m_new);
         sum = sum * c + kern.exp_sum(scores, n, m_new);
         if (c != 1.0f) kern.scale(o, c, s.hd);
         m = m_new;
-        for (int64_t b = b0, r; b < b1; b += r) {
-          r = v.run(s, l, b, b1);
-          const int32_t nv = static_cast<int32_t>(r * s.block);
-          pv(scores + (b - b0) * s.block, nv, &nv, 1, v.rows(s, l, b, h), v.row, s.hd, o, s.hd);
-        }
+        const int32_t nv = static_cast<int32_t>(n);
+        pv(scores, nv, &nv, 1, runs(v, l, h, b0, b1), s.hd, o, s.hd);
       }
     }
 }

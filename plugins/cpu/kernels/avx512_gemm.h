@@ -26,6 +26,6 @@ void gemm_q4_0(const GemmArgs& a);
 void gemm_f32(const GemmArgs& a);
 void gemm_f16(const GemmArgs& a);
 void gemm_bf16(const GemmArgs& a);
-void qk_row_q8_0(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, float* s);
+void qk_row_q8_0(const float* q, const RowRuns& k, int64_t hd, float* s);
 
 }  // namespace semline::cpu::avx512

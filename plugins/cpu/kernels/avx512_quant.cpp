@@ -219,7 +219,7 @@ void avx512::gemm_q4_0(const GemmArgs& a) { gemm<Q4>(a); }
 namespace {
 
 template <int NZ>  // registers of 64 values: hd = 64 NZ
-void qk_row_q8_0_int(const float* q, const char* k, size_t ks, int64_t n, float* s) {
+void qk_row_q8_0_int(const float* q, const RowRuns& k, float* s) {
   __m512i qz[NZ], start[NZ];
   __m512 qd[NZ];  // lanes 0-7: the first block's query scale, 8-15: the second's
   const __m512i offset = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -257,24 +257,25 @@ void qk_row_q8_0_int(const float* q, const char* k, size_t ks, int64_t n, float*
     }
     return acc;
   };
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const char* r = k + j * ks;
-    V::hsum4(key(r), key(r + ks), key(r + 2 * ks), key(r + 3 * ks), s + j);
+  const size_t ks = k.stride;
+  for (int32_t i = 0; i < k.n; s += k.len[i], ++i) {
+    const char* r = k.first[i];
+    const int64_t n = k.len[i];
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4, r += 4 * ks) V::hsum4(key(r), key(r + ks), key(r + 2 * ks), key(r + 3 * ks), s + j);
+    for (; j < n; ++j, r += ks) s[j] = _mm512_reduce_add_ps(key(r));
   }
-  for (; j < n; ++j) s[j] = _mm512_reduce_add_ps(key(k + j * ks));
 }
 
 }  // namespace
 
-void avx512::qk_row_q8_0(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, float* s) {
-  const char* kb = static_cast<const char*>(k);
+void avx512::qk_row_q8_0(const float* q, const RowRuns& k, int64_t hd, float* s) {
   switch (hd) {
-    case 64: return qk_row_q8_0_int<1>(q, kb, ks, n, s);
-    case 128: return qk_row_q8_0_int<2>(q, kb, ks, n, s);
-    case 192: return qk_row_q8_0_int<3>(q, kb, ks, n, s);
-    case 256: return qk_row_q8_0_int<4>(q, kb, ks, n, s);
-    default: return generic::qk_row<V, generic::LoadQ8<V>>(q, k, ks, n, hd, s);
+    case 64: return qk_row_q8_0_int<1>(q, k, s);
+    case 128: return qk_row_q8_0_int<2>(q, k, s);
+    case 192: return qk_row_q8_0_int<3>(q, k, s);
+    case 256: return qk_row_q8_0_int<4>(q, k, s);
+    default: return generic::qk_row<V, generic::LoadQ8<V>>(q, k, hd, s);
   }
 }
 

@@ -609,20 +609,25 @@ void qk_keys(const typename V::R* qv, const char* row, size_t ks, typename V::R*
 }
 
 template <class V, class L, int NC>
-void qk_row_regs(const float* q, const char* k, size_t ks, int64_t n, float* s) {
+void qk_row_regs(const float* q, const RowRuns& k, float* s) {
   using R = typename V::R;
   R qv[NC];
   for (int c = 0; c < NC; ++c) qv[c] = V::load(q + c * V::W);
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    R acc[4];
-    qk_keys<V, L, NC, 4>(qv, k + j * ks, ks, acc);
-    V::hsum4(acc[0], acc[1], acc[2], acc[3], s + j);
-  }
-  for (; j < n; ++j) {
-    R acc[1];
-    qk_keys<V, L, NC, 1>(qv, k + j * ks, ks, acc);
-    s[j] = V::hsum(acc[0]);
+  const size_t ks = k.stride;
+  for (int32_t i = 0; i < k.n; s += k.len[i], ++i) {
+    const char* row = k.first[i];
+    const int64_t n = k.len[i];
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      R acc[4];
+      qk_keys<V, L, NC, 4>(qv, row + j * ks, ks, acc);
+      V::hsum4(acc[0], acc[1], acc[2], acc[3], s + j);
+    }
+    for (; j < n; ++j) {
+      R acc[1];
+      qk_keys<V, L, NC, 1>(qv, row + j * ks, ks, acc);
+      s[j] = V::hsum(acc[0]);
+    }
   }
 }
 
@@ -632,8 +637,7 @@ template <class V, class L, int NC>
 constexpr bool qk_row_fits = 2 * NC <= V::kRegs && (!L::kBlockScaled || NC * V::W % 32 == 0);
 
 template <class V, class L>
-void qk_row(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, float* s) {
-  const char* kb = static_cast<const char*>(k);
+void qk_row(const float* q, const RowRuns& k, int64_t hd, float* s) {
   float rounded[256];  // Q8_0 keys meet the query rounded to 8 bits (kernels.h)
   std::vector<float> longer;
   if constexpr (L::kBlockScaled) {
@@ -642,7 +646,7 @@ void qk_row(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, flo
     round_q8_blocks(r, hd);
     q = r;
   }
-  void (*fn)(const float*, const char*, size_t, int64_t, float*) = nullptr;
+  void (*fn)(const float*, const RowRuns&, float*) = nullptr;
   auto pick = [&]<int NC>() {
     if constexpr (qk_row_fits<V, L, NC>)
       if (hd == NC * V::W) fn = &qk_row_regs<V, L, NC>;
@@ -650,8 +654,9 @@ void qk_row(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, flo
   [&]<int... NC>(std::integer_sequence<int, NC...>) {
     (pick.template operator()<NC + 1>(), ...);
   }(std::make_integer_sequence<int, 16>{});
-  if (fn) return fn(q, kb, ks, n, s);
-  for (int64_t j = 0; j < n; ++j) s[j] = dot<V, L>(kb + j * ks, q, hd);
+  if (fn) return fn(q, k, s);
+  for (int32_t i = 0; i < k.n; s += k.len[i], ++i)
+    for (int32_t j = 0; j < k.len[i]; ++j) s[j] = dot<V, L>(k.first[i] + j * k.stride, q, hd);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -660,8 +665,7 @@ void qk_row(const float* q, const void* k, size_t ks, int64_t n, int64_t hd, flo
 // RR output rows at once share each loaded value row; rows whose causal range ends early take
 // zero weights past it.
 template <class V, class L, int NV, int RR>
-void pv_block(const float* p, int64_t ps, const int32_t* nv, const char* v, size_t vs, int64_t c0, float* o,
-              int64_t os) {
+void pv_block(const float* p, int64_t ps, const int32_t* nv, const RowRuns& v, int64_t c0, float* o, int64_t os) {
   using R = typename V::R;
   R acc[RR][NV];
   int32_t common = nv[0], longest = nv[0];
@@ -671,8 +675,7 @@ void pv_block(const float* p, int64_t ps, const int32_t* nv, const char* v, size
     longest = nv[rr] > longest ? nv[rr] : longest;
   }
   // acc[rr] += pw[rr] * value row j.
-  auto add = [&](int32_t j, const float* pw) {
-    const char* row = v + j * vs;
+  auto add = [&](const char* row, const float* pw) {
     R vj[NV];
     if constexpr (L::kBlockScaled) {  // the weight times a block's scale once, then its raw values
       float d[NV];
@@ -697,33 +700,36 @@ void pv_block(const float* p, int64_t ps, const int32_t* nv, const char* v, size
   };
   float pw[RR];
   int32_t j = 0;
-  for (; j < common; ++j) {
-    for (int rr = 0; rr < RR; ++rr) pw[rr] = p[rr * ps + j];
-    add(j, pw);
-  }
-  for (; j < longest; ++j) {
-    for (int rr = 0; rr < RR; ++rr) pw[rr] = j < nv[rr] ? p[rr * ps + j] : 0.0f;
-    add(j, pw);
+  for (int32_t i = 0; i < v.n && j < longest; ++i) {
+    const char* row = v.first[i];
+    const int32_t end = lo(j + v.len[i], longest), both = lo(end, common);
+    for (; j < both; ++j, row += v.stride) {
+      for (int rr = 0; rr < RR; ++rr) pw[rr] = p[rr * ps + j];
+      add(row, pw);
+    }
+    for (; j < end; ++j, row += v.stride) {
+      for (int rr = 0; rr < RR; ++rr) pw[rr] = j < nv[rr] ? p[rr * ps + j] : 0.0f;
+      add(row, pw);
+    }
   }
   for (int rr = 0; rr < RR; ++rr)
     for (int c = 0; c < NV; ++c) V::store(o + rr * os + c0 + c * V::W, acc[rr][c]);
 }
 
 template <class V, class L, int RR>
-void pv_rows(const float* p, int64_t ps, const int32_t* nv, const char* v, size_t vs, int64_t hd, float* o,
-             int64_t os) {
+void pv_rows(const float* p, int64_t ps, const int32_t* nv, const RowRuns& v, int64_t hd, float* o, int64_t os) {
   using R = typename V::R;
   constexpr int NV = RR > 1 ? 4 : 8;  // accumulators RR x NV, plus NV value registers
   int64_t c0 = 0;
-  for (; c0 + NV * V::W <= hd; c0 += NV * V::W) pv_block<V, L, NV, RR>(p, ps, nv, v, vs, c0, o, os);
+  for (; c0 + NV * V::W <= hd; c0 += NV * V::W) pv_block<V, L, NV, RR>(p, ps, nv, v, c0, o, os);
   switch ((hd - c0) / V::W) {
-    case 7: pv_block<V, L, 7, RR>(p, ps, nv, v, vs, c0, o, os); break;
-    case 6: pv_block<V, L, 6, RR>(p, ps, nv, v, vs, c0, o, os); break;
-    case 5: pv_block<V, L, 5, RR>(p, ps, nv, v, vs, c0, o, os); break;
-    case 4: pv_block<V, L, 4, RR>(p, ps, nv, v, vs, c0, o, os); break;
-    case 3: pv_block<V, L, 3, RR>(p, ps, nv, v, vs, c0, o, os); break;
-    case 2: pv_block<V, L, 2, RR>(p, ps, nv, v, vs, c0, o, os); break;
-    case 1: pv_block<V, L, 1, RR>(p, ps, nv, v, vs, c0, o, os); break;
+    case 7: pv_block<V, L, 7, RR>(p, ps, nv, v, c0, o, os); break;
+    case 6: pv_block<V, L, 6, RR>(p, ps, nv, v, c0, o, os); break;
+    case 5: pv_block<V, L, 5, RR>(p, ps, nv, v, c0, o, os); break;
+    case 4: pv_block<V, L, 4, RR>(p, ps, nv, v, c0, o, os); break;
+    case 3: pv_block<V, L, 3, RR>(p, ps, nv, v, c0, o, os); break;
+    case 2: pv_block<V, L, 2, RR>(p, ps, nv, v, c0, o, os); break;
+    case 1: pv_block<V, L, 1, RR>(p, ps, nv, v, c0, o, os); break;
     default: break;
   }
   c0 += (hd - c0) / V::W * V::W;
@@ -731,21 +737,24 @@ void pv_rows(const float* p, int64_t ps, const int32_t* nv, const char* v, size_
     const int t = static_cast<int>(hd - c0);
     for (int rr = 0; rr < RR; ++rr) {
       R acc = V::load_n(o + rr * os + c0, t);
-      for (int32_t j = 0; j < nv[rr]; ++j) acc = V::fma(V::set1(p[rr * ps + j]), L::load_n(v + j * vs, c0, t), acc);
+      int32_t j = 0;
+      for (int32_t i = 0; i < v.n && j < nv[rr]; ++i) {
+        const int32_t end = lo(j + v.len[i], nv[rr]);
+        for (const char* row = v.first[i]; j < end; ++j, row += v.stride)
+          acc = V::fma(V::set1(p[rr * ps + j]), L::load_n(row, c0, t), acc);
+      }
       V::store_n(o + rr * os + c0, acc, t);
     }
   }
 }
 
 template <class V, class L>
-void pv(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v, size_t v_stride,
-        int64_t hd, float* o, int64_t o_stride) {
-  const char* vb = static_cast<const char*>(v);
+void pv(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const RowRuns& v, int64_t hd, float* o,
+        int64_t o_stride) {
   int64_t r = 0;
   if constexpr (V::kRegs >= 32)
-    for (; r + 4 <= rows; r += 4)
-      pv_rows<V, L, 4>(p + r * p_stride, p_stride, nv + r, vb, v_stride, hd, o + r * o_stride, o_stride);
-  for (; r < rows; ++r) pv_rows<V, L, 1>(p + r * p_stride, p_stride, nv + r, vb, v_stride, hd, o + r * o_stride, o_stride);
+    for (; r + 4 <= rows; r += 4) pv_rows<V, L, 4>(p + r * p_stride, p_stride, nv + r, v, hd, o + r * o_stride, o_stride);
+  for (; r < rows; ++r) pv_rows<V, L, 1>(p + r * p_stride, p_stride, nv + r, v, hd, o + r * o_stride, o_stride);
 }
 
 // The parts of a table every instruction set shares.

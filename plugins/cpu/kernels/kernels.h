@@ -24,6 +24,21 @@ enum class Isa : int {
 };
 inline constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx};
 
+// Rows of a cache met one after another, lying in runs: run i is len[i] rows `stride` bytes apart
+// from first[i] (one kv head's rows in the cache's blocks, a run of consecutive blocks as one).
+// A kernel takes a tile's runs in one call, so a cache of small blocks costs no call per block.
+struct RowRuns {
+  const char* const* first;
+  const int32_t* len;
+  int32_t n;
+  size_t stride;
+  int64_t rows() const {
+    int64_t r = 0;
+    for (int32_t i = 0; i < n; ++i) r += len[i];
+    return r;
+  }
+};
+
 // How a linear map with few activation rows (decode) streams its weights from memory, where the
 // two CPU families we measured want opposite things (docs/benchmarks.md):
 //   Software: several rows (or repacked tiles) side by side, each prefetched ahead in software;
@@ -111,19 +126,19 @@ struct Kernels {
   void (*to_f16)(const float* x, uint16_t* y, int64_t n);
   // One row of n elements of any weight dtype to float (n a multiple of the block size).
   void (*dequantize_row)(DType t, const void* src, float* y, int64_t n);
-  // o[r][:hd] += sum_{j < nv[r]} p[r][j] * v_j for r < rows; v_j at v + j * v_stride bytes, F32
+  // o[r][:hd] += sum_{j < nv[r]} p[r][j] * v_j for r < rows; v_j the j-th row of v's runs, F32
   // (pv_f32) or F16 (pv_f16). Rows of p are p_stride floats apart, rows of o o_stride floats.
-  void (*pv_f32)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
-                 size_t v_stride, int64_t hd, float* o, int64_t o_stride);
-  void (*pv_f16)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
-                 size_t v_stride, int64_t hd, float* o, int64_t o_stride);
+  // Each output row's sum runs in j's order, one row at a time or several: the same floats.
+  using PvFn = void (*)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const RowRuns& v,
+                        int64_t hd, float* o, int64_t o_stride);
+  PvFn pv_f32, pv_f16;
 
-  // s[j] = q . k_j for j < n: one query row against n keys (F32, F16 or Q8_0 rows k_stride bytes
-  // apart, of hd values), the decode step of attention whose query heads share no kv head. Against
+  // s[j] = q . k_j for j < k.rows(): one query row against the keys of k's runs (F32, F16 or Q8_0
+  // rows of hd values), the decode step of attention whose query heads share no kv head. Against
   // Q8_0 keys the query is first rounded as round_q8_blocks does (ggml's vec_dot_q8_0_q8_0 meets
   // such a cache with an 8-bit query too), so the products can be integer ones: a query rounded so
   // already comes through unchanged.
-  using QkRowFn = void (*)(const float* q, const void* k, size_t k_stride, int64_t n, int64_t hd, float* s);
+  using QkRowFn = void (*)(const float* q, const RowRuns& k, int64_t hd, float* s);
   QkRowFn qk_row_f32, qk_row_f16, qk_row_q8_0;
   QkRowFn qk_row(DType t) const { return t == DType::Q8_0 ? qk_row_q8_0 : t == DType::F16 ? qk_row_f16 : qk_row_f32; }
 
@@ -134,8 +149,7 @@ struct Kernels {
   GemmFn gemm_q8_0_rows;
   float (*dot_q8_0)(const void* a, const float* b, int64_t n);
   void (*axpy_q8_0)(float a, const void* x, float* y, int64_t n);
-  void (*pv_q8_0)(const float* p, int64_t p_stride, const int32_t* nv, int64_t rows, const void* v,
-                  size_t v_stride, int64_t hd, float* o, int64_t o_stride);
+  PvFn pv_q8_0;
   void (*to_q8_0)(const float* x, void* y, int64_t n);
 
   // Whether gemm(t) reads weights of dtype t repacked.

@@ -37,6 +37,17 @@ struct KvPool {
       while (p < end && sv.blocks[b + 1] == sv.blocks[b] + 1) ++b, p += block_tokens;
     return std::min(p, end) - pos;
   }
+  // A kv head's rows at positions [p0, p1) as runs (run_at), written to first and len (room for
+  // p1 - p0 runs).
+  RowRuns runs(const SeqView& sv, int32_t block_tokens, int64_t kv_head, int32_t p0, int32_t p1, const char** first,
+               int32_t* len) const {
+    int32_t n = 0;
+    for (int32_t p = p0; p < p1; p += len[n++]) {
+      first[n] = row_at(sv, p, block_tokens, kv_head);
+      len[n] = run_at(sv, p, block_tokens, p1);
+    }
+    return RowRuns{first, len, n, slot};
+  }
 };
 KvPool kv_pool(const Tensor& t);
 
@@ -90,9 +101,10 @@ class TiledCore final : public stations::AttentionCore {
   size_t tiles_ = 0;     // [max_tokens][2] int32: first token and count of each run
   size_t workers_ = 0, worker_bytes_ = 0;
   // Inside a worker's area: packed scaled queries [rows][hd], scores [rows][tile], output
-  // accumulators [rows][hd], per row the first and end key of the tile it meets and the end in
-  // one of its segments, position, running max and sum.
-  size_t qp_ = 0, s_ = 0, o_ = 0, lo_ = 0, nv_ = 0, nv_seg_ = 0, pos_ = 0, m_ = 0, l_ = 0;
+  // accumulators [rows][hd], per row the first and end key of the tile it meets, position,
+  // running max and sum; the runs of the tile's keys and values (first rows, lengths).
+  size_t qp_ = 0, s_ = 0, o_ = 0, lo_ = 0, nv_ = 0, pos_ = 0, m_ = 0, l_ = 0;
+  size_t k_first_ = 0, k_len_ = 0, v_first_ = 0, v_len_ = 0;
 };
 
 }  // namespace semline::cpu

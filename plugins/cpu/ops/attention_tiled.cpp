@@ -56,10 +56,13 @@ TiledCore::TiledCore(CpuBackend& be, const StageContext& ctx, const stations::At
   o_ = per.add(static_cast<size_t>(rows_ * hd_) * 4);
   lo_ = per.add(static_cast<size_t>(rows_) * 4);
   nv_ = per.add(static_cast<size_t>(rows_) * 4);
-  nv_seg_ = per.add(static_cast<size_t>(rows_) * 4);
   pos_ = per.add(static_cast<size_t>(rows_) * 4);
   m_ = per.add(static_cast<size_t>(rows_) * 4);
   l_ = per.add(static_cast<size_t>(rows_) * 4);
+  k_first_ = per.add(static_cast<size_t>(tile_) * sizeof(const char*));
+  k_len_ = per.add(static_cast<size_t>(tile_) * 4);
+  v_first_ = per.add(static_cast<size_t>(tile_) * sizeof(const char*));
+  v_len_ = per.add(static_cast<size_t>(tile_) * 4);
   worker_bytes_ = per.total();
   workers_ = layout.add(worker_bytes_ * static_cast<size_t>(be_.host_threads()));
   be_.workspace().reserve(layout.total());
@@ -107,7 +110,10 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
   float* o = reinterpret_cast<float*>(scratch + o_);
   int32_t* lo = reinterpret_cast<int32_t*>(scratch + lo_);
   int32_t* nv = reinterpret_cast<int32_t*>(scratch + nv_);
-  int32_t* nv_seg = reinterpret_cast<int32_t*>(scratch + nv_seg_);
+  const char** k_first = reinterpret_cast<const char**>(scratch + k_first_);
+  const char** v_first = reinterpret_cast<const char**>(scratch + v_first_);
+  int32_t* k_len = reinterpret_cast<int32_t*>(scratch + k_len_);
+  int32_t* v_len = reinterpret_cast<int32_t*>(scratch + v_len_);
   int32_t* pos = reinterpret_cast<int32_t*>(scratch + pos_);
   float* mx = reinterpret_cast<float*>(scratch + m_);
   float* l = reinterpret_cast<float*>(scratch + l_);
@@ -135,7 +141,6 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
 
   for (int32_t p0 = first; p0 <= last;) {
     const int32_t p1 = static_cast<int32_t>(std::min<int64_t>((p0 / tile_ + 1) * tile_, last + 1));
-    const int64_t len = p1 - p0;  // keys of this tile
     bool any = false;
     for (int64_t r = 0; r < rows; ++r) {  // row r meets keys p0 + j, lo[r] <= j < nv[r]
       const stations::KeyRange k = mask_.keys_in_tile(pos[r], p0, p1);
@@ -151,30 +156,26 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
     // This tile's values (read after its scores) and the next tile's keys.
     prefetch_rows(w.v, sv, w.block_tokens, g, p0, p1, v_row);
     prefetch_rows(w.k, sv, w.block_tokens, g, p1, static_cast<int32_t>(std::min<int64_t>(p1 + tile_, last + 1)), k_row);
-    // Keys are contiguous only within runs of consecutive cache blocks: the tile is taken in
-    // segments, each with a uniform stride, which share one online-softmax update.
-    for (int64_t off = 0; off < len;) {
-      const int32_t p = p0 + static_cast<int32_t>(off);
-      const int64_t seg = w.k.run_at(sv, p, w.block_tokens, p1);
-      const char* keys = w.k.row_at(sv, p, w.block_tokens, g);
-      if (rows == 1) {  // the query in registers while the keys stream past
-        qk_row(qp, keys, w.k.slot, seg, hd_, s + off);
-        off += seg;
-        continue;
+    // Keys are contiguous only within runs of consecutive cache blocks: the tile is taken as its
+    // runs, each with a uniform stride, which share one online-softmax update.
+    const RowRuns keys = w.k.runs(sv, w.block_tokens, g, p0, p1, k_first, k_len);
+    if (rows == 1) {  // the query in registers while the keys stream past
+      qk_row(qp, keys, hd_, s);
+    } else {
+      for (int32_t i = 0, off = 0; i < keys.n; off += keys.len[i++]) {
+        GemmArgs a;
+        a.w = keys.first[i];
+        a.w_stride = keys.stride;
+        a.x = qp;
+        a.x_stride = hd_;
+        a.m = rows;
+        a.k = hd_;
+        a.j0 = 0;
+        a.j1 = keys.len[i];
+        a.y = s + off;
+        a.y_stride = tile_;
+        qk(a);
       }
-      GemmArgs a;
-      a.w = keys;
-      a.w_stride = w.k.slot;
-      a.x = qp;
-      a.x_stride = hd_;
-      a.m = rows;
-      a.k = hd_;
-      a.j0 = 0;
-      a.j1 = seg;
-      a.y = s + off;
-      a.y_stride = tile_;
-      qk(a);
-      off += seg;
     }
     for (int64_t r = 0; r < rows; ++r) {
       if (nv[r] == 0) continue;
@@ -191,16 +192,7 @@ void TiledCore::attend(const CoreStep& w, int32_t t0, int32_t nt, int64_t g, cha
       if (c != 1.0f) kern.scale(o + r * hd_, c, hd_);
       mx[r] = m_new;
     }
-    for (int64_t off = 0; off < len;) {
-      const int32_t p = p0 + static_cast<int32_t>(off);
-      const int64_t seg = w.v.run_at(sv, p, w.block_tokens, p1);
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t k = nv[r] - off;
-        nv_seg[r] = static_cast<int32_t>(k < 0 ? 0 : (k > seg ? seg : k));
-      }
-      pv(s + off, tile_, nv_seg, rows, w.v.row_at(sv, p, w.block_tokens, g), w.v.slot, hd_, o, hd_);
-      off += seg;
-    }
+    pv(s, tile_, nv, rows, w.v.runs(sv, w.block_tokens, g, p0, p1, v_first, v_len), hd_, o, hd_);
     p0 = p1;
   }
   for (int64_t r = 0; r < rows; ++r) {
