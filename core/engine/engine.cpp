@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -64,6 +65,8 @@ struct Engine::Request {
 EngineOptions engine_options(const Config& config, Pipeline* draft) {
   EngineOptions o;
   o.max_seqs = config.runtime.max_seqs;
+  o.threads = config.runtime.threads > 0 ? config.runtime.threads
+                                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   o.speculative.proposer = config.speculative.proposer;
   o.speculative.proposer_pos = config.speculative.proposer_pos;
   o.speculative.params = config.speculative.params;
@@ -80,6 +83,8 @@ Engine::Engine(Pipeline& line, const EngineOptions& opt)
       samplers_(line.graph(), line.registry(), line.tokenizer()),
       opt_(opt),
       sched_(line.kv().blocks(), SchedulerOptions{line.max_batch_tokens(), opt.max_seqs}),
+      workers_(std::max(1, opt.threads)),
+      cands_(static_cast<size_t>(workers_.size())),
       proposer_(make_proposer(opt.speculative, line, opt.max_seqs)) {}
 
 Engine::~Engine() {
@@ -253,13 +258,13 @@ TokenLogprob Engine::logprob(std::span<const float> logits, int32_t token, int32
 // Samples the output's rows in order, each with the history plain decoding would have had, while
 // the sample agrees with the draft; returns the drafts accepted. The picks stay appended to the
 // choice's tokens until accept() takes them (the scheduler's commit reads the accepted ones there).
-int32_t Engine::verify(Output& o, std::span<const float> logits) {
+int32_t Engine::verify(Output& o, std::span<const float> logits, Candidates& cand) {
   Choice& c = *o.c;
   const size_t v = static_cast<size_t>(line_.hp().n_vocab);
   const int32_t top = c.req->opt.logprobs;
   for (size_t i = 0; i <= o.draft.size(); ++i) {
     const std::span<const float> row = logits.subspan((o.first + i) * v, v);
-    const int32_t tok = sample_chain(c.chain, row, c.tokens, cand_);
+    const int32_t tok = sample_chain(c.chain, row, c.tokens, cand);
     if (c.stats.first_token == Clock::time_point{}) c.stats.first_token = Clock::now();
     if (top >= 0) o.logprobs.push_back(logprob(row, tok, top));
     o.picks.push_back(tok);
@@ -271,9 +276,6 @@ int32_t Engine::verify(Output& o, std::span<const float> logits) {
     ++c.stats.draft_steps;
     c.stats.draft_tokens += static_cast<int32_t>(o.draft.size());
     c.stats.accepted_tokens += accepted;
-    ++counters_.spec_drafts;
-    counters_.spec_draft_tokens += static_cast<int64_t>(o.draft.size());
-    counters_.spec_accepted_tokens += accepted;
     c.draft_len.update(static_cast<int32_t>(o.draft.size()), accepted);
   }
   return accepted;
@@ -447,20 +449,29 @@ void Engine::land() {
     return;
   }
   for (const StepItem& it : plan.items) it.seq->in_flight = false;
-  // Verify before the commit, which caches only the tokens kept.
-  for (Output& o : f->outputs) {
+  // Verify before the commit, which caches only the tokens kept. Each output touches its own
+  // choice and plan item only, so the rows are sampled on all the workers at once.
+  workers_.run(static_cast<int64_t>(f->outputs.size()), [&](int64_t i, int worker) {
+    Output& o = f->outputs[static_cast<size_t>(i)];
     Choice& c = *o.c;
     c.tokens.resize(c.tokens.size() - o.draft.size());
     c.n_draft = 0;
     try {
-      plan.items[o.item].n -= static_cast<int32_t>(o.draft.size()) - verify(o, logits);
+      plan.items[o.item].n -= static_cast<int32_t>(o.draft.size()) -
+                              verify(o, logits, cands_[static_cast<size_t>(worker)]);
     } catch (const std::exception& e) {
       o.error = e.what();
       plan.items[o.item].n -= static_cast<int32_t>(o.draft.size());
       c.tokens.resize(c.tokens.size() - o.picks.size());
       o.picks.clear();
     }
-  }
+  });
+  for (const Output& o : f->outputs)
+    if (!o.draft.empty() && o.error.empty()) {
+      ++counters_.spec_drafts;
+      counters_.spec_draft_tokens += static_cast<int64_t>(o.draft.size());
+      counters_.spec_accepted_tokens += static_cast<int64_t>(o.picks.size()) - 1;
+    }
   sched_.commit(plan);
   ++counters_.steps;
   keep_states(plan);

@@ -37,6 +37,7 @@
 #include "core/engine/scheduler.h"
 #include "core/engine/speculative.h"
 #include "core/engine/text_stream.h"
+#include "core/engine/workers.h"
 
 namespace semline {
 
@@ -93,6 +94,7 @@ using UpdateFn = std::function<void(const Update&)>;
 
 struct EngineOptions {
   int32_t max_seqs = 16;  // sequences running at once; runtime.max_seqs
+  int threads = 1;        // host threads that sample a step's rows; runtime.threads (0: every core)
   SpeculativeOptions speculative;  // [speculative]
 };
 
@@ -149,7 +151,7 @@ class Engine {
   void propose();
   void proposer_failed(const std::string& why);
   TokenLogprob logprob(std::span<const float> logits, int32_t token, int32_t top) const;
-  int32_t verify(Output& o, std::span<const float> logits);
+  int32_t verify(Output& o, std::span<const float> logits, Candidates& cand);
   void accept(Choice& c, int32_t token);
   void release_siblings();
   void keep_states(const StepPlan& plan);
@@ -173,9 +175,10 @@ class Engine {
   EngineCounters counters_;
   std::deque<std::unique_ptr<Flight>> flights_;  // submitted to the line, oldest first
   std::unique_ptr<Flight> spare_;                // a landed step's, kept for its arrays
-  // The chains' working set, made anew for every row sampled: one for all choices, so that a
-  // batch of rows fills the same vocabulary-long array, which stays in cache, not one each.
-  Candidates cand_;
+  // The threads that sample a step's rows, and each one's working set for the chains, made anew
+  // for every row: one per thread, not per choice, so that it stays in that core's cache.
+  Workers workers_;
+  std::vector<Candidates> cands_;
   std::unique_ptr<Proposer> proposer_;  // nullptr: no drafts
   std::vector<DraftRequest> drafts_;
   std::vector<Choice*> drafting_;

@@ -188,7 +188,9 @@ struct Candidates {
 };
 
 // One member of a sampler chain. A sampler belongs to one sequence (the engine makes one chain
-// per sequence it generates), so it may keep state between steps: reset() starts it over.
+// per sequence it generates), so it may keep state between steps: reset() starts it over. The
+// chains of different sequences may run at the same time on different threads: what samplers
+// share is read-only.
 class Sampler {
  public:
   virtual ~Sampler() = default;
