@@ -12,7 +12,8 @@ BlockManager::BlockManager(const BlockManagerOptions& opt) : opt_(opt) {
     throw Error("kv cache: block_tokens and the block count must be > 0 (got " + std::to_string(opt.block_tokens) +
                 " and " + std::to_string(opt.n_blocks) + ")");
   blocks_.resize(static_cast<size_t>(opt.n_blocks));
-  for (int64_t i = opt.n_blocks - 1; i >= 0; --i) free_.push_back(static_cast<int32_t>(i));
+  free_.assign(static_cast<size_t>(opt.n_blocks), 1);
+  n_free_ = opt.n_blocks;
 }
 
 // splitmix64 over the parent key and each token: a key names the whole prefix ending at its block.
@@ -52,15 +53,42 @@ void BlockManager::drop(int32_t b) {
     idle_.push_back(b);
     blk.lru = std::prev(idle_.end());
   } else {
-    free_.push_back(b);
+    free_[static_cast<size_t>(b)] = 1;
+    ++n_free_;
   }
 }
 
-int32_t BlockManager::take_block() {
+// The block right after the sequence's last one when it is free: a sequence's blocks then follow
+// one another in the pool, and attention reads its keys and values as one run instead of a run
+// per block. Else one with room after it: the start of the longest free run when that run begins
+// the pool, otherwise its middle, so that sequences started together (a batch of requests) each
+// have free blocks ahead of them and the one before has the half behind.
+int32_t BlockManager::take_free(int32_t after) {
+  const auto n = static_cast<int32_t>(free_.size());
+  int32_t b = after >= 0 && after + 1 < n && free_[static_cast<size_t>(after) + 1] ? after + 1 : -1;
+  if (b < 0) {
+    int32_t start = 0, longest = 0;
+    for (int32_t i = 0; i < n;) {
+      if (!free_[static_cast<size_t>(i)]) {
+        ++i;
+        continue;
+      }
+      int32_t j = i + 1;
+      while (j < n && free_[static_cast<size_t>(j)]) ++j;
+      if (j - i > longest) start = i, longest = j - i;
+      i = j;
+    }
+    b = start == 0 ? 0 : start + longest / 2;
+  }
+  free_[static_cast<size_t>(b)] = 0;
+  --n_free_;
+  return b;
+}
+
+int32_t BlockManager::take_block(int32_t after) {
   int32_t b;
-  if (!free_.empty()) {
-    b = free_.back();
-    free_.pop_back();
+  if (n_free_ > 0) {
+    b = take_free(after);
   } else {
     b = idle_.front();  // the least recently used cached block: its prefix is forgotten
     idle_.pop_front();
@@ -126,7 +154,7 @@ bool BlockManager::try_reserve(int32_t seq, int32_t n_tokens) {
   const int64_t need = blocks_needed(seq, n_tokens);
   if (need > available_blocks()) return false;
   Seq& s = seqs_.at(static_cast<size_t>(seq));
-  for (int64_t i = 0; i < need; ++i) s.table.push_back(take_block());
+  for (int64_t i = 0; i < need; ++i) s.table.push_back(take_block(s.table.empty() ? -1 : s.table.back()));
   return true;
 }
 
@@ -221,7 +249,7 @@ SeqView BlockManager::view(int32_t seq) const {
 
 int32_t BlockManager::n_past(int32_t seq) const { return seqs_.at(static_cast<size_t>(seq)).n_past; }
 
-int64_t BlockManager::available_blocks() const { return static_cast<int64_t>(free_.size() + idle_.size()); }
+int64_t BlockManager::available_blocks() const { return n_free_ + static_cast<int64_t>(idle_.size()); }
 
 int64_t BlockManager::held_blocks() const { return n_blocks() - available_blocks(); }
 

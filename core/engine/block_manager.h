@@ -108,14 +108,18 @@ class BlockManager {
   };
 
   static uint64_t block_key(uint64_t parent, std::span<const int32_t> tokens);
-  int32_t take_block();          // a free block, else the least recently used idle cached one
+  // A block for a sequence whose last block is `after` (-1: none): a free one (take_free), else
+  // the least recently used idle cached one.
+  int32_t take_block(int32_t after);
+  int32_t take_free(int32_t after);
   void hold(int32_t block);
   void drop(int32_t block);
   void release_before(Seq& s, int32_t first_needed);
 
   BlockManagerOptions opt_;
   std::vector<Block> blocks_;
-  std::vector<int32_t> free_;   // unkeyed, unheld
+  std::vector<uint8_t> free_;   // per block, 1 when unkeyed and unheld
+  int64_t n_free_ = 0;
   std::list<int32_t> idle_;     // keyed, unheld: least recently used first
   std::unordered_map<uint64_t, int32_t> by_key_;
   std::vector<Seq> seqs_;

@@ -32,9 +32,9 @@ std::string lower(std::string s) {
 // run of blocks, and within it a block's rows follow one another (nb[2], the slot stride, is one
 // row; nb[3], the block stride, a block's rows; nb[1], the head stride, all of them). A decode step
 // reads one head's keys position after position: within a block they are contiguous, and so are
-// consecutive blocks, which a long sequence in a fresh pool gets (the free list hands blocks out in
-// ascending order), so the hardware prefetcher streams a head's whole context instead of starting
-// over at every block's 1 KiB. With the heads of a position together instead, a Q8_0 row (34
+// consecutive blocks, which the block manager gives a sequence while its next block is free, so
+// the hardware prefetcher streams a head's whole context instead of starting over at every
+// block's 1 KiB. With the heads of a position together instead, a Q8_0 row (34
 // bytes per 32 values, 68 for a head of 64) would straddle two cache lines per key.
 Tensor pool_tensor(DType t, int64_t head_dim, int64_t n_kv, int32_t block_tokens, int64_t n_blocks) {
   Tensor x = make_tensor(t, {head_dim, n_kv, block_tokens, n_blocks});

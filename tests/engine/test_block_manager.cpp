@@ -1,6 +1,7 @@
 // The block manager alone: reference counts, prefix keys, the LRU of idle cached blocks, windows.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <numeric>
 #include <vector>
 
@@ -237,4 +238,50 @@ TEST_CASE("a prefix hook attaches only as far as it accepts: the state at a pref
   CHECK(b.attach_prefix(d, prompt) == 0);
   CHECK(table(b, d).empty());
   CHECK(b.prefix_key(d) == 0);
+}
+
+TEST_CASE("a sequence's blocks follow one another in the pool while the next one is free") {
+  BlockManager b({.block_tokens = 4, .n_blocks = 64, .window = 0, .prefix_caching = true});
+  // Four sequences started together, then growing a block at a time in turn, as a batch of
+  // decodes does: each one's blocks stay consecutive.
+  std::vector<int32_t> seqs;
+  for (int i = 0; i < 4; ++i) {
+    seqs.push_back(b.new_sequence());
+    REQUIRE(b.try_reserve(seqs.back(), 4));
+  }
+  for (int step = 0; step < 6; ++step)
+    for (int32_t s : seqs) {
+      b.advance(s, iota_tokens(4, 1000 * s + 4 * step));
+      REQUIRE(b.try_reserve(s, 4));
+    }
+  std::vector<int32_t> starts;
+  for (int32_t s : seqs) {
+    const std::vector<int32_t> t = table(b, s);
+    REQUIRE(t.size() == 7);
+    for (size_t i = 1; i < t.size(); ++i) REQUIRE(t[i] == t[i - 1] + 1);
+    starts.push_back(t[0]);
+  }
+  // The first starts the pool; each later one the middle of the longest free run then.
+  CHECK(starts == std::vector<int32_t>{0, 32, 16, 48});
+
+  // A sequence whose next block is held goes on in the middle of the longest free run.
+  const int32_t next_of_first = table(b, seqs[0]).back() + 1;  // 7: free
+  const int32_t blocker = b.new_sequence();
+  REQUIRE(b.try_reserve(blocker, 1));  // the middle of [7, 16): 11
+  CHECK(table(b, blocker) == std::vector<int32_t>{11});
+  b.advance(seqs[0], iota_tokens(4, 50));
+  REQUIRE(b.try_reserve(seqs[0], 20));  // blocks 7..10, then the middle of [23, 32), the first longest
+  const std::vector<int32_t> t = table(b, seqs[0]);
+  CHECK(std::vector<int32_t>(t.begin() + 7, t.end()) == std::vector<int32_t>{next_of_first, 8, 9, 10, 27});
+
+  // Every block can still be handed out, each once.
+  for (int32_t s : seqs) b.free_sequence(s);
+  b.free_sequence(blocker);
+  std::vector<int32_t> taken;
+  const int32_t all = b.new_sequence();
+  REQUIRE(b.try_reserve(all, 4 * static_cast<int32_t>(b.available_blocks())));
+  taken = table(b, all);
+  std::sort(taken.begin(), taken.end());
+  CHECK(std::adjacent_find(taken.begin(), taken.end()) == taken.end());
+  CHECK(b.available_blocks() == 0);
 }
