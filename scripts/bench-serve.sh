@@ -8,10 +8,11 @@
 #   usage: scripts/bench-serve.sh MODEL.gguf [LLAMA_BIN_DIR]
 #     LLAMA_BIN_DIR  llama.cpp's build/bin (llama-batched-bench, llama-server); without it only
 #                    semline is measured
-#   THREADS=2 REQUESTS=2 MAX_TOKENS=128 PROMPT_WORDS=48 scripts/bench-serve.sh ...   (the defaults)
+#   THREADS=2 REQUESTS=2 MAX_TOKENS=128 PROMPT_WORDS=48 KV=f16 scripts/bench-serve.sh ...   (the defaults)
+#   KV=q8_0 ...   both engines' KV cache in Q8_0 (llama.cpp: -ctk/-ctv q8_0 with flash attention)
 #   SET=backends.cpu.isa=avx512 ...   a --set override for semline's own runs
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n "2,12p" "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n "2,13p" "$0"; exit 2; }
 model=$1
 llama=${2:-}
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ threads=${THREADS:-2}
 per=${REQUESTS:-2}          # requests per client and round
 max_tokens=${MAX_TOKENS:-128}
 words=${PROMPT_WORDS:-48}
+kv=${KV:-f16}
+llama_kv=()
+[ "$kv" = f16 ] || llama_kv=(-ctk "$kv" -ctv "$kv" -fa on)
 port=18431
 name=$(basename "$model" .gguf)
 extra=()
@@ -37,13 +41,13 @@ load() {  # URL: one round per concurrency
   done
 }
 
-echo "## $name, $threads threads, ${SET:-} $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "## $name, $threads threads, KV $kv ${SET:-} $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "### semline bench (single stream)"
-"$semline" -q bench -m "$model" -p 0 -n "$max_tokens" -r 3 -t "$threads" "${extra[@]}"
+"$semline" -q bench -m "$model" -p 0 -n "$max_tokens" -r 3 -t "$threads" --set kv_cache.dtype="$kv" "${extra[@]}"
 
 echo "### semline serve --parallel 32, semline bench serve"
 "$semline" -q serve -m "$model" --port "$port" --parallel 32 --set runtime.threads="$threads" \
-  --set runtime.context=2048 --set kv_cache.dtype=f16 "${extra[@]}" >/dev/null &
+  --set runtime.context=2048 --set kv_cache.dtype="$kv" "${extra[@]}" >/dev/null &
 pid=$!
 wait_up "http://127.0.0.1:$port"
 load "http://127.0.0.1:$port"
@@ -60,10 +64,10 @@ kill -TERM "$pid"; wait "$pid" || true
 [ -n "$llama" ] || exit 0
 echo "### llama-batched-bench -npl 1,8,32"
 "$llama/llama-batched-bench" -m "$model" -c 16384 -b 2048 -ub 512 -npp 64 -ntg "$max_tokens" -npl 1,8,32 \
-  -t "$threads" 2>/dev/null | grep -E '^\|'
+  -t "$threads" "${llama_kv[@]}" 2>/dev/null | grep -E '^\|'
 
 echo "### llama-server -np 32, semline bench serve"
-"$llama/llama-server" -m "$model" --port $((port + 1)) -np 32 -c $((32 * 512)) -t "$threads" >/dev/null 2>&1 &
+"$llama/llama-server" -m "$model" --port $((port + 1)) -np 32 -c $((32 * 512)) -t "$threads" "${llama_kv[@]}" >/dev/null 2>&1 &
 pid=$!
 wait_up "http://127.0.0.1:$((port + 1))"
 load "http://127.0.0.1:$((port + 1))"
