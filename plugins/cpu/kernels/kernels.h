@@ -32,11 +32,6 @@ struct RowRuns {
   const int32_t* len;
   int32_t n;
   size_t stride;
-  int64_t rows() const {
-    int64_t r = 0;
-    for (int32_t i = 0; i < n; ++i) r += len[i];
-    return r;
-  }
 };
 
 // How a linear map with few activation rows (decode) streams its weights from memory, where the
@@ -133,8 +128,10 @@ struct Kernels {
                         int64_t hd, float* o, int64_t o_stride);
   PvFn pv_f32, pv_f16;
 
-  // s[j] = q . k_j for j < k.rows(): one query row against the keys of k's runs (F32, F16 or Q8_0
-  // rows of hd values), the decode step of attention whose query heads share no kv head. Against
+  // s[j] = q . k_j for every row k_j of k's runs, in order: one query row against keys (F32, F16
+  // or Q8_0 rows of hd values), the decode step of attention whose query heads share no kv head
+  // (a run's keys go four at a time, so a key's sum may differ in its last bit with where its run
+  // starts: the core starts runs at block boundaries, the same for a sequence alone or batched). Against
   // Q8_0 keys the query is first rounded as round_q8_blocks does (ggml's vec_dot_q8_0_q8_0 meets
   // such a cache with an 8-bit query too), so the products can be integer ones: a query rounded so
   // already comes through unchanged.
