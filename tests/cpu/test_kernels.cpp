@@ -758,14 +758,10 @@ TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys (an 8-bit 
           std::vector<float> s(static_cast<size_t>(n) + 1, -7.0f), s_runs = s;
           fn(qin, Runs::whole(keys.data(), n, static_cast<size_t>(stride)).view(), hd, s.data());
           REQUIRE(s[static_cast<size_t>(n)] == -7.0f);  // nothing past the n scores
-          // Runs in one call: each run's scores as a call of their own gives them (a key's sum
-          // may take another order in a group of four keys than alone, so not those of one run).
-          const Runs scattered = Runs::scattered(keys.data(), n, static_cast<size_t>(stride));
-          fn(qin, scattered.view(), hd, s_runs.data());
-          std::vector<float> s_each(s.size(), -7.0f);
-          for (size_t i = 0, at = 0; i < scattered.len.size(); at += static_cast<size_t>(scattered.len[i++]))
-            fn(qin, RowRuns{&scattered.first[i], &scattered.len[i], 1, scattered.stride}, hd, s_each.data() + at);
-          REQUIRE(s_runs == s_each);
+          // The same keys in runs of 1 to 3 scattered over memory: the same scores, bit for bit
+          // (a sequence's blocks lie differently alone and among others).
+          fn(qin, Runs::scattered(keys.data(), n, static_cast<size_t>(stride)).view(), hd, s_runs.data());
+          REQUIRE(s_runs == s);
           for (int64_t j = 0; j < n; ++j) {
             double want = 0, scale = 0;
             for (int64_t i = 0; i < hd; ++i) {
@@ -773,7 +769,6 @@ TEST_CASE("qk_row scores one query row against F32, F16 and Q8_0 keys (an 8-bit 
               scale += std::fabs(value(j * hd + i) * qval(i));
             }
             REQUIRE(std::fabs(s[j] - want) <= 1e-5 * scale);
-            REQUIRE(std::fabs(s_runs[j] - want) <= 1e-5 * scale);
           }
         };
         auto as_is = [&](int64_t i) { return static_cast<double>(q[i]); };

@@ -263,7 +263,12 @@ void qk_row_q8_0_int(const float* q, const RowRuns& k, float* s) {
     const int64_t n = k.len[i];
     int64_t j = 0;
     for (; j + 4 <= n; j += 4, r += 4 * ks) V::hsum4(key(r), key(r + ks), key(r + 2 * ks), key(r + 3 * ks), s + j);
-    for (; j < n; ++j, r += ks) s[j] = _mm512_reduce_add_ps(key(r));
+    if (j < n) {  // the same sum tree as four: a key's score whatever its place in the run
+      const __m512 z = _mm512_setzero_ps();
+      float last[4];
+      V::hsum4(key(r), n - j > 1 ? key(r + ks) : z, n - j > 2 ? key(r + 2 * ks) : z, z, last);
+      std::copy(last, last + (n - j), s + j);
+    }
   }
 }
 

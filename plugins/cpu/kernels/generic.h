@@ -623,10 +623,15 @@ void qk_row_regs(const float* q, const RowRuns& k, float* s) {
       qk_keys<V, L, NC, 4>(qv, row + j * ks, ks, acc);
       V::hsum4(acc[0], acc[1], acc[2], acc[3], s + j);
     }
-    for (; j < n; ++j) {
-      R acc[1];
-      qk_keys<V, L, NC, 1>(qv, row + j * ks, ks, acc);
-      s[j] = V::hsum(acc[0]);
+    // The last keys of a run through the same sum tree as four (hsum4 sums each argument on its
+    // own): a key's score does not depend on where its run starts, so on how the cache's blocks
+    // happen to lie.
+    if (j < n) {
+      R acc[4] = {V::zero(), V::zero(), V::zero(), V::zero()};
+      for (int64_t u = 0; j + u < n; ++u) qk_keys<V, L, NC, 1>(qv, row + (j + u) * ks, ks, acc + u);
+      float last[4];
+      V::hsum4(acc[0], acc[1], acc[2], acc[3], last);
+      std::copy(last, last + (n - j), s + j);
     }
   }
 }

@@ -129,9 +129,9 @@ struct Kernels {
   PvFn pv_f32, pv_f16;
 
   // s[j] = q . k_j for every row k_j of k's runs, in order: one query row against keys (F32, F16
-  // or Q8_0 rows of hd values), the decode step of attention whose query heads share no kv head
-  // (a run's keys go four at a time, so a key's sum may differ in its last bit with where its run
-  // starts: the core starts runs at block boundaries, the same for a sequence alone or batched). Against
+  // or Q8_0 rows of hd values), the decode step of attention whose query heads share no kv head.
+  // A key's score is the same wherever it lies in its run (so however the cache's blocks lie: a
+  // sequence alone or among others gets the same floats). Against
   // Q8_0 keys the query is first rounded as round_q8_blocks does (ggml's vec_dot_q8_0_q8_0 meets
   // such a cache with an 8-bit query too), so the products can be integer ones: a query rounded so
   // already comes through unchanged.
